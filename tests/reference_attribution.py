@@ -1,0 +1,87 @@
+"""An independent, slow reference of the attribution rule: per device, per elementary interval, plain loops.
+
+Written from the rule's text (README, "How energy is attributed"), not from the kernel: it scans samples and
+requests for every interval instead of sweeping with prefix sums. For small inputs only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+
+def reference_attribution(requests, samples, *, max_gap_s=5.0, bucket_s=3600):
+    """requests: list of (request_id, device_id, start_s, end_s, weight); samples: (device_id, ts_s, power_w,
+    window_s). Times are float seconds. Returns (energy by request_id, idle by device, metered by device,
+    unmetered seconds by request_id)."""
+    by_dev = defaultdict(list)
+    for d, ts, p, w in samples:
+        if p is None or not math.isfinite(p) or p < 0:
+            continue
+        by_dev[d].append((ts, p, w))
+    segments = defaultdict(list)  # device -> [(a, b, p)]
+    for d, rows in by_dev.items():
+        merged = {}
+        for ts, p, w in rows:
+            merged.setdefault(ts, []).append((p, w))
+        pts = sorted((ts, sum(p for p, _ in v) / len(v), max(w for _, w in v)) for ts, v in merged.items())
+        prev_end = -math.inf
+        for i, (ts, p, w) in enumerate(pts):
+            if w > 0:
+                b = ts
+                if i > 0 and ts - pts[i - 1][0] <= max_gap_s:
+                    a = pts[i - 1][0]
+                else:
+                    a = ts - w
+            else:
+                a = ts
+                b = min(pts[i + 1][0], ts + max_gap_s) if i + 1 < len(pts) else ts
+            a = max(a, prev_end)
+            prev_end = b
+            if b > a:
+                segments[d].append((a, b, p))
+
+    def power_at(d, t):
+        for a, b, p in segments[d]:
+            if a <= t < b:
+                return p
+        return None
+
+    energy = defaultdict(float)
+    unmetered = defaultdict(float)
+    idle = defaultdict(float)
+    metered = defaultdict(float)
+    devices = set(segments) | {r[1] for r in requests}
+    for d in devices:
+        reqs = [r for r in requests if r[1] == d]
+        pts = set()
+        for _, _, s, e, _ in reqs:
+            pts.update((s, e))
+        for a, b, _ in segments[d]:
+            pts.update((a, b))
+        if not pts:
+            continue
+        lo, hi = min(pts), max(pts)
+        k = math.floor(lo / bucket_s) + 1
+        while k * bucket_s < hi:
+            pts.add(k * bucket_s)
+            k += 1
+        pts = sorted(pts)
+        for t0, t1 in zip(pts, pts[1:]):
+            mid = (t0 + t1) / 2
+            p = power_at(d, mid)
+            active = [r for r in reqs if r[2] <= mid < r[3] and r[3] > r[2]]
+            rates = {r[0]: r[4] / (r[3] - r[2]) for r in active}
+            total_rate = sum(rates.values())
+            if p is None:
+                for r in active:
+                    unmetered[r[0]] += t1 - t0
+                continue
+            e_int = p * (t1 - t0)
+            metered[d] += e_int
+            if total_rate > 0:
+                for rid, rate in rates.items():
+                    energy[rid] += e_int * rate / total_rate
+            else:
+                idle[d] += e_int
+    return dict(energy), dict(idle), dict(metered), dict(unmetered)

@@ -1,0 +1,254 @@
+"""The attribution kernel: hand-computed cases, documented edge cases, conservation, and a slow reference."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from pipelines.lib.attribution import TS_TYPE, _exclusive_segmented_cumsum, attribute_energy
+from tests.reference_attribution import reference_attribution
+
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=timezone.utc)
+
+
+def ts(seconds: float) -> datetime:
+    return T0 + timedelta(microseconds=round(seconds * 1e6))
+
+
+def req_table(rows):
+    """rows: (request_id, device_id, start_s, end_s, weight)"""
+    return pa.table(
+        {
+            "request_id": [r[0] for r in rows],
+            "device_id": [r[1] for r in rows],
+            "started_at": pa.array([ts(r[2]) for r in rows], TS_TYPE),
+            "ended_at": pa.array([ts(r[3]) for r in rows], TS_TYPE),
+            "weight": pa.array([float(r[4]) for r in rows], pa.float64()),
+        }
+    )
+
+
+def tel_table(rows):
+    """rows: (device_id, ts_s, power_w, window_s)"""
+    return pa.table(
+        {
+            "device_id": [r[0] for r in rows],
+            "ts": pa.array([ts(r[1]) for r in rows], TS_TYPE),
+            "power_w": pa.array([r[2] for r in rows], pa.float64()),
+            "power_window_s": pa.array([float(r[3]) for r in rows], pa.float64()),
+        }
+    )
+
+
+def energies(result):
+    return dict(zip(result.per_request["request_id"].to_pylist(), result.per_request["energy_j"].to_pylist()))
+
+
+def assert_conserved(result, rel=1e-9):
+    total = result.metered_energy_j
+    assert result.attributed_energy_j + result.idle_energy_j == pytest.approx(total, rel=rel, abs=1e-9)
+
+
+def test_single_request_on_flat_power():
+    tel = tel_table([("g0", t, 100.0, 0) for t in range(11)])
+    res = attribute_energy(req_table([("r1", "g0", 2, 6, 1)]), tel)
+    assert energies(res)["r1"] == pytest.approx(400.0)
+    # instantaneous samples at 0..10 s: the last one covers nothing, so 10 s are metered
+    assert res.metered_energy_j == pytest.approx(1000.0)
+    assert res.idle_energy_j == pytest.approx(600.0)
+    assert_conserved(res)
+
+
+def test_overlapping_requests_share_by_rate():
+    tel = tel_table([("g0", t, 100.0, 0) for t in range(7)])
+    res = attribute_energy(req_table([("a", "g0", 0, 4, 4), ("b", "g0", 2, 6, 4)]), tel)
+    e = energies(res)
+    assert e["a"] == pytest.approx(300.0)  # 200 alone + half of 200
+    assert e["b"] == pytest.approx(300.0)
+    assert res.idle_energy_j == pytest.approx(0.0)
+
+
+def test_unequal_rates_split_in_proportion():
+    tel = tel_table([("g0", t, 90.0, 0) for t in range(3)])
+    # a: rate 2/s, b: rate 1/s over the same 2 s -> 2/3 and 1/3 of 180 J
+    res = attribute_energy(req_table([("a", "g0", 0, 2, 4), ("b", "g0", 0, 2, 2)]), tel)
+    e = energies(res)
+    assert e["a"] == pytest.approx(120.0)
+    assert e["b"] == pytest.approx(60.0)
+
+
+def test_trailing_average_samples_cover_the_second_before():
+    tel = tel_table([("g0", 1, 100.0, 1), ("g0", 2, 200.0, 1), ("g0", 3, 300.0, 1)])
+    res = attribute_energy(req_table([("r", "g0", 0.5, 2.5, 1)]), tel)
+    assert energies(res)["r"] == pytest.approx(50 + 200 + 150)
+    assert res.metered_energy_j == pytest.approx(600.0)
+
+
+def test_gap_longer_than_max_gap_is_unmetered():
+    tel = tel_table([("g0", 0, 100.0, 0), ("g0", 10, 100.0, 0), ("g0", 11, 100.0, 0)])
+    res = attribute_energy(req_table([("r", "g0", 2, 8, 1)]), tel, max_gap_s=5)
+    assert energies(res)["r"] == pytest.approx(300.0)  # metered 2..5 only
+    row = res.per_request.to_pylist()[0]
+    assert row["unmetered_s"] == pytest.approx(3.0)
+    dev = res.per_device_bucket.to_pylist()
+    assert sum(r["unmetered_s"] for r in dev) == pytest.approx(5.0)
+    assert_conserved(res)
+
+
+def test_pieces_split_at_bucket_boundaries():
+    # 10:59:00 .. 11:01:00 at 60 W, one request over the boundary
+    tel = tel_table([("g0", t, 60.0, 0) for t in range(3540, 3662)])
+    res = attribute_energy(req_table([("r", "g0", 3570, 3630, 1)]), tel, bucket_s=3600)
+    pieces = res.per_request_bucket.to_pylist()
+    assert len(pieces) == 2
+    by_bucket = {p["bucket_start"].hour: p["energy_j"] for p in pieces}
+    assert by_bucket == {10: pytest.approx(1800.0), 11: pytest.approx(1800.0)}
+    assert {p["bucket_start"].minute for p in pieces} == {0}
+
+
+def test_tensor_parallel_request_draws_from_every_device():
+    tel = tel_table([(d, t, p, 0) for d, p in (("g0", 100.0), ("g1", 50.0)) for t in range(5)])
+    res = attribute_energy(req_table([("r", "g0", 0, 4, 1), ("r", "g1", 0, 4, 1)]), tel)
+    assert energies(res)["r"] == pytest.approx(600.0)
+    assert res.per_request.num_rows == 1
+    assert res.per_request["device_s"][0].as_py() == pytest.approx(8.0)
+    assert res.per_request["device_share_s"][0].as_py() == pytest.approx(8.0)
+
+
+def test_documented_edge_cases():
+    tel = tel_table(
+        [("g0", t, 100.0, 0) for t in (5, 3, 4, 0, 1, 2)]  # unsorted
+        + [("g0", 2, 300.0, 0)]  # duplicate timestamp: averaged with 100 -> 200
+        + [("g0", 6, float("nan"), 0), ("g0", 7, -5.0, 0), ("g0", 8, 100.0, 0)]  # dropped samples
+    )
+    reqs = req_table(
+        [
+            ("zero_len", "g0", 1, 1, 5),
+            ("zero_w", "g0", 0, 1, 0),
+            ("r", "g0", 1, 3, 1),
+            ("outside", "g9", 0, 4, 1),
+        ]
+    )
+    res = attribute_energy(reqs, tel, max_gap_s=5)
+    e = energies(res)
+    assert res.dropped_samples == 2
+    assert e["zero_len"] == 0.0
+    assert e["zero_w"] == 0.0
+    assert e["r"] == pytest.approx(200.0 + 100.0)  # [1,2) at 100 W... see below
+    assert e["outside"] == 0.0
+    out = {r["request_id"]: r for r in res.per_request.to_pylist()}
+    assert out["outside"]["unmetered_s"] == pytest.approx(4.0)
+    assert out["zero_len"]["device_share_s"] == 0.0
+    # [0,1) only the zero-weight request runs: idle. Samples 0..5 then 8 (NaN, negative dropped): sample 5 holds
+    # to 8 (3 s <= max_gap), sample 8 is last and covers nothing. Metered [0,8): 100,100,200,100,100,100x3 = 900
+    assert res.metered_energy_j == pytest.approx(900.0)
+    assert_conserved(res)
+
+
+def test_requests_must_not_end_before_they_start():
+    tel = tel_table([("g0", 0, 1.0, 0)])
+    with pytest.raises(ValueError, match="ended_at before started_at"):
+        attribute_energy(req_table([("r", "g0", 3, 2, 1)]), tel)
+
+
+def test_default_weight_is_output_plus_prompt_factor():
+    tel = tel_table([("g0", t, 100.0, 0) for t in range(3)])
+    reqs = req_table([("a", "g0", 0, 2, 0), ("b", "g0", 0, 2, 0)]).drop_columns(["weight"])
+    reqs = reqs.append_column("completion_tokens", pa.array([10, 0])).append_column(
+        "prompt_tokens", pa.array([0, 100])
+    )
+    e = energies(attribute_energy(reqs, tel, prompt_token_weight=0.1))
+    assert e["a"] == pytest.approx(e["b"])
+
+
+def random_case(rng, n_dev=3, n_req=40, horizon=200.0, windows=(0.0, 1.0)):
+    samples = []
+    for d in range(n_dev):
+        t = rng.uniform(0, 2)
+        w = windows[d % len(windows)]
+        while t < horizon:
+            p = float(rng.uniform(60, 700))
+            if rng.random() < 0.03:
+                p = float("nan")
+            samples.append((f"g{d}", round(t, 3), p, w))
+            t += float(rng.choice([0.1, 0.5, 1.0, 1.0, 1.0, 7.0]))
+    reqs = []
+    for i in range(n_req):
+        s = round(float(rng.uniform(-5, horizon)), 3)
+        e = round(s + float(rng.choice([0.0, rng.exponential(15)])), 3)
+        reqs.append((f"r{i}", f"g{int(rng.integers(0, n_dev + 1))}", s, e, float(rng.integers(0, 50))))
+    return reqs, samples
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_agrees_with_slow_reference(seed):
+    rng = np.random.default_rng(seed)
+    reqs, samples = random_case(rng)
+    bucket_s = 60
+    res = attribute_energy(req_table(reqs), tel_table(samples), max_gap_s=5, bucket_s=bucket_s)
+    ref_e, ref_idle, ref_metered, ref_unmet = reference_attribution(
+        [(r[0], r[1], r[2], r[3], r[4]) for r in reqs], samples, max_gap_s=5, bucket_s=bucket_s
+    )
+    got = energies(res)
+    for rid, *_ in reqs:
+        assert got[rid] == pytest.approx(ref_e.get(rid, 0.0), rel=1e-9, abs=1e-6), rid
+    unmet = dict(zip(res.per_request["request_id"].to_pylist(), res.per_request["unmetered_s"].to_pylist()))
+    for rid, *_ in reqs:
+        assert unmet[rid] == pytest.approx(ref_unmet.get(rid, 0.0), abs=1e-6)
+    assert res.idle_energy_j == pytest.approx(sum(ref_idle.values()), rel=1e-9, abs=1e-6)
+    assert res.metered_energy_j == pytest.approx(sum(ref_metered.values()), rel=1e-9)
+    assert_conserved(res)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_conservation_on_a_large_random_fleet(seed):
+    """Many devices over a day: sums are large, conservation must still hold to 1e-9."""
+    rng = np.random.default_rng(100 + seed)
+    n_dev, n_req, day = 20, 20_000, 86_400
+    dev = rng.integers(0, n_dev, n_req)
+    start = rng.uniform(0, day, n_req)
+    length = rng.exponential(8.0, n_req)
+    t = np.arange(0, day, 1.0)
+    tel = pa.table(
+        {
+            "device_id": pa.array(np.repeat([f"g{i}" for i in range(n_dev)], len(t))),
+            "ts": pa.array(((np.tile(t, n_dev) * 1e6).astype(np.int64) + int(T0.timestamp() * 1e6))).cast(TS_TYPE),
+            "power_w": rng.uniform(70, 700, n_dev * len(t)),
+            "power_window_s": np.ones(n_dev * len(t)),
+        }
+    )
+    base = int(T0.timestamp() * 1e6)
+    reqs = pa.table(
+        {
+            "request_id": pa.array([f"r{i}" for i in range(n_req)]),
+            "device_id": pa.array([f"g{i}" for i in dev]),
+            "started_at": pa.array((start * 1e6).astype(np.int64) + base).cast(TS_TYPE),
+            "ended_at": pa.array(((start + length) * 1e6).astype(np.int64) + base).cast(TS_TYPE),
+            "weight": rng.integers(1, 500, n_req).astype(float),
+        }
+    )
+    res = attribute_energy(reqs, tel)
+    attributed = math.fsum(res.per_request_bucket["energy_j"].to_pylist())
+    idle = math.fsum(res.per_device_bucket["idle_energy_j"].to_pylist())
+    metered = math.fsum(res.per_device_bucket["metered_energy_j"].to_pylist())
+    assert abs(attributed + idle - metered) <= 1e-9 * metered
+    assert min(res.per_request["energy_j"].to_pylist()) >= 0
+
+
+def test_segmented_cumsum_keeps_digits_at_scale():
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0, 1e4, 2_000_000)
+    starts = np.zeros(len(x), dtype=bool)
+    starts[::3600] = True
+    got = _exclusive_segmented_cumsum(x, starts)
+    # check the last segment against an exact sum
+    first = np.flatnonzero(starts)[-1]
+    exact = [math.fsum(x[first:k]) for k in range(first, len(x))]
+    np.testing.assert_allclose(got[first:], exact, rtol=1e-14, atol=1e-9)
+    plain = np.cumsum(x) - x
+    plain = plain - plain[first]
+    assert np.max(np.abs(plain[first:] - exact)) > np.max(np.abs(got[first:] - exact))
