@@ -1,0 +1,97 @@
+"""The data contracts in schemas/*.yaml: the one place canonical columns, types and units are written down."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import yaml
+
+SCHEMAS_DIR = Path(os.environ.get("INFERCOST_SCHEMAS_DIR", Path(__file__).resolve().parents[2] / "schemas"))
+
+_ARROW = {
+    "VARCHAR": pa.string(),
+    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "DOUBLE": pa.float64(),
+    "BIGINT": pa.int64(),
+    "BOOLEAN": pa.bool_(),
+    "DATE": pa.date32(),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    required: bool
+    description: str = ""
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple | None = None
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    version: int
+    description: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    partition_by: str | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, _ARROW[c.type], nullable=not c.required) for c in self.columns])
+
+    def ddl_columns(self) -> str:
+        return ", ".join(f"{c.name} {c.type}" for c in self.columns)
+
+
+@functools.cache
+def load_contract(name: str) -> Contract:
+    path = SCHEMAS_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no data contract {name!r} at {path}")
+    raw = yaml.safe_load(path.read_text())
+    cols = tuple(
+        Column(
+            name=c["name"],
+            type=c["type"],
+            required=bool(c.get("required", False)),
+            description=c.get("description", ""),
+            unit=c.get("unit"),
+            min=c.get("min"),
+            max=c.get("max"),
+            allowed=tuple(c["allowed"]) if c.get("allowed") else None,
+        )
+        for c in raw["columns"]
+    )
+    unknown = {c.type for c in cols} - set(_ARROW)
+    if unknown:
+        raise ValueError(f"{path}: unknown column types {sorted(unknown)}")
+    return Contract(
+        name=raw["name"],
+        version=int(raw["version"]),
+        description=raw.get("description", ""),
+        columns=cols,
+        key=tuple(raw.get("key", ())),
+        partition_by=raw.get("partition_by"),
+    )
+
+
+FEEDS = ("requests", "telemetry", "prices")
+FLEET_TABLES = ("inventory", "deployments", "models", "fx_rates", "regions")

@@ -1,0 +1,142 @@
+"""Run the attribution kernel for one UTC day of the warehouse and store its results.
+
+Requests are mapped to devices through the deployments table (every device of a tensor-parallel replica), or by
+their own device_id. The kernel sees every request that overlaps the day (including those that started the day
+before) and the telemetry around it; only pieces and device buckets inside the day are kept, so a request that
+runs over midnight is split between two partitions and nothing is counted twice.
+
+Pure DuckDB, Arrow and numpy; imports no Dagster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.lib.attribution import attribute_energy
+from pipelines.lib.warehouse import scalar
+
+PIECES_DDL = """
+CREATE TABLE IF NOT EXISTS request_energy_pieces (
+    partition_date DATE, request_id VARCHAR, device_id VARCHAR, bucket_start TIMESTAMPTZ,
+    energy_j DOUBLE, device_share_s DOUBLE, unmetered_s DOUBLE
+)"""
+DEVICE_BUCKETS_DDL = """
+CREATE TABLE IF NOT EXISTS device_energy_buckets (
+    partition_date DATE, device_id VARCHAR, bucket_start TIMESTAMPTZ, span_s DOUBLE, metered_s DOUBLE,
+    busy_s DOUBLE, unmetered_s DOUBLE, metered_energy_j DOUBLE, busy_energy_j DOUBLE, idle_energy_j DOUBLE
+)"""
+UNATTRIBUTED_DDL = """
+CREATE TABLE IF NOT EXISTS unattributed_requests (
+    partition_date DATE, request_id VARCHAR, replica_id VARCHAR, device_id VARCHAR, reason VARCHAR
+)"""
+
+
+@dataclass
+class DayAttribution:
+    day: date
+    requests: int
+    request_device_rows: int
+    telemetry_rows: int
+    unattributed: int
+    metered_energy_j: float
+    attributed_energy_j: float
+    idle_energy_j: float
+    dropped_samples: int
+
+    def summary(self) -> str:
+        return (f"attribution {self.day}: {self.requests:,} requests on {self.request_device_rows:,} request-devices,"
+                f" {self.telemetry_rows:,} samples; metered {self.metered_energy_j / 3.6e6:,.2f} kWh = attributed "
+                f"{self.attributed_energy_j / 3.6e6:,.2f} + idle {self.idle_energy_j / 3.6e6:,.2f}; "
+                f"{self.unattributed:,} requests without a device")
+
+
+def bucket_seconds(con: duckdb.DuckDBPyConnection) -> int:
+    """The shortest price interval of any region, so that every bucket falls inside one price interval."""
+    minutes = scalar(con, "SELECT min(interval_minutes) FROM raw_regions")
+    return int(minutes or 60) * 60
+
+
+def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float = 5.0,
+                  prompt_token_weight: float = 0.1) -> DayAttribution:
+    for ddl in (PIECES_DDL, DEVICE_BUCKETS_DDL, UNATTRIBUTED_DDL):
+        con.execute(ddl)
+    lo = datetime.combine(day, time(), tzinfo=timezone.utc)
+    hi = lo + timedelta(days=1)
+    margin = timedelta(seconds=max_gap_s + 60)
+    # requests overlapping the day, one row per device they ran on
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _day_requests AS
+        SELECT r.request_id, r.replica_id, r.device_id AS logged_device_id, r.started_at, r.ended_at,
+               r.prompt_tokens, r.completion_tokens,
+               coalesce(d.device_id, r.device_id) AS device_id
+        FROM raw_requests r
+        LEFT JOIN raw_deployments d
+          ON r.replica_id = d.replica_id AND r.started_at >= d.valid_from
+         AND (d.valid_to IS NULL OR r.started_at < d.valid_to)
+        WHERE r.started_at < $hi AND (r.ended_at > $lo OR r.started_at >= $lo)
+          AND r.partition_date BETWEEN $lo::DATE - 2 AND $lo::DATE
+        """,
+        {"lo": lo, "hi": hi},
+    ).fetchall()
+    con.execute("DELETE FROM unattributed_requests WHERE partition_date = ?", [day]).fetchall()
+    con.execute(
+        """
+        INSERT INTO unattributed_requests
+        SELECT ?, request_id, replica_id, logged_device_id,
+               CASE WHEN replica_id IS NOT NULL THEN 'replica has no deployment at started_at'
+                    ELSE 'no device' END
+        FROM _day_requests WHERE device_id IS NULL AND started_at >= ?
+        """,
+        [day, lo],
+    ).fetchall()
+    requests = con.sql(
+        "SELECT request_id, device_id, started_at, ended_at, completion_tokens, prompt_tokens "
+        "FROM _day_requests WHERE device_id IS NOT NULL ORDER BY device_id, started_at"
+    ).to_arrow_table()
+    telemetry = con.sql(
+        "SELECT device_id, ts, power_w, power_window_s FROM raw_telemetry WHERE ts >= $lo AND ts <= $hi "
+        "AND partition_date BETWEEN $d - 1 AND $d + 1",
+        params={"lo": lo - margin, "hi": hi + margin, "d": day},
+    ).to_arrow_table()
+    result = attribute_energy(
+        requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_seconds(con),
+        prompt_token_weight=prompt_token_weight,
+    )
+    def in_day(t: pa.Table) -> pa.Table:
+        start = t["bucket_start"]
+        return t.filter(pc.and_(pc.greater_equal(start, pa.scalar(lo, start.type)),
+                                pc.less(start, pa.scalar(hi, start.type))))
+
+    pieces = in_day(result.per_request_bucket)
+    buckets = in_day(result.per_device_bucket)
+    con.register("_pieces", pieces)
+    con.register("_buckets", buckets)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM request_energy_pieces WHERE partition_date = ?", [day])
+        con.execute("INSERT INTO request_energy_pieces SELECT ?, * FROM _pieces", [day])
+        con.execute("DELETE FROM device_energy_buckets WHERE partition_date = ?", [day])
+        con.execute("INSERT INTO device_energy_buckets SELECT ?, * FROM _buckets", [day])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("_pieces")
+        con.unregister("_buckets")
+    n_unattributed = scalar(con, "SELECT count(*) FROM unattributed_requests WHERE partition_date = ?", [day])
+    n_requests = scalar(con, "SELECT count(DISTINCT request_id) FROM _day_requests")
+    return DayAttribution(
+        day=day, requests=n_requests, request_device_rows=requests.num_rows, telemetry_rows=telemetry.num_rows,
+        unattributed=n_unattributed,
+        metered_energy_j=float(pc.sum(buckets["metered_energy_j"]).as_py() or 0.0),
+        attributed_energy_j=float(pc.sum(pieces["energy_j"]).as_py() or 0.0),
+        idle_energy_j=float(pc.sum(buckets["idle_energy_j"]).as_py() or 0.0),
+        dropped_samples=result.dropped_samples,
+    )

@@ -1,0 +1,319 @@
+"""Parsers from the file formats fleets write to the canonical columns of schemas/.
+
+Each parser maps a file's lines to, for every canonical column ``c``, a typed ``c`` and the raw text ``c__raw`` it
+came from; the contract then decides each row's fate in one place (:func:`validation_sql`): missing required
+values, unparseable values, values outside the contract's bounds or allowed set, plus the feed's own rules
+(ended_at before started_at, a request with neither replica nor device, an implausible date).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.lib.contracts import Contract, load_contract
+
+_counter = itertools.count()
+
+# a timestamp before this or more than a day after the load is implausible (a clock reset or a unit mix-up)
+EARLIEST_PLAUSIBLE = "2000-01-01"
+
+
+@dataclass
+class ParseContext:
+    con: duckdb.DuckDBPyConnection
+    landing: Path
+    day: date | None
+    options: dict
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) -> str:
+    """A CASE expression giving the first reason a row breaks the contract, or NULL when it is valid.
+
+    Rows carry ``pre_reason`` (a reason found while parsing, e.g. malformed JSON), then each column's typed value
+    and its raw text ``<name>__raw``. extra_rules: (condition, reason expression) checked after the columns.
+    """
+    whens = ["WHEN pre_reason IS NOT NULL THEN pre_reason"]
+    for c in contract.columns:
+        raw = f"{c.name}__raw"
+        if c.required:
+            whens.append(f"WHEN {raw} IS NULL THEN 'missing {c.name}'")
+        whens.append(
+            f"WHEN {raw} IS NOT NULL AND {c.name} IS NULL THEN 'unparseable {c.name}: ' || left({raw}, 80)"
+        )
+        if c.type in ("DOUBLE", "BIGINT"):
+            whens.append(f"WHEN isnan({c.name}::DOUBLE) OR isinf({c.name}::DOUBLE) THEN '{c.name} is not finite'")
+        if c.min is not None:
+            whens.append(f"WHEN {c.name} < {c.min} THEN '{c.name} below {c.min}: ' || {c.name}")
+        if c.max is not None:
+            whens.append(f"WHEN {c.name} > {c.max} THEN '{c.name} above {c.max}: ' || {c.name}")
+        if c.allowed:
+            allowed = ", ".join(_sql_str(a) for a in c.allowed)
+            whens.append(f"WHEN {c.name} NOT IN ({allowed}) THEN '{c.name} not one of {'|'.join(c.allowed)}: ' "
+                         f"|| {c.name}")
+        if c.type == "TIMESTAMPTZ":
+            whens.append(
+                f"WHEN {c.name} < TIMESTAMPTZ '{EARLIEST_PLAUSIBLE}' OR {c.name} > now() + INTERVAL 1 DAY "
+                f"THEN 'implausible {c.name}: ' || {c.name}"
+            )
+    whens += [f"WHEN {cond} THEN {reason}" for cond, reason in extra_rules]
+    return "CASE " + " ".join(whens) + " END"
+
+
+def _finish(ctx: ParseContext, contract: Contract, mapped_sql: str, extra_rules=(), event_date_sql: str = None) -> str:
+    """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table."""
+    name = f"_parsed_{next(_counter)}"
+    part = contract.partition_by
+    event_date = event_date_sql or (f"{part}::DATE" if part else "NULL::DATE")
+    cols = ", ".join(f"{c.name}::{c.type} AS {c.name}" for c in contract.columns)
+    ctx.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {name} AS
+        WITH mapped AS ({mapped_sql})
+        SELECT {cols}, source_file, source_line, raw_text,
+               {validation_sql(contract, list(extra_rules))} AS reason,
+               {event_date} AS event_date
+        FROM mapped
+    """)
+    return name
+
+
+def _register(ctx: ParseContext, table: pa.Table) -> str:
+    name = f"_lines_{next(_counter)}"
+    ctx.con.register(name, table)
+    return name
+
+
+class OpenAIJsonl:
+    """JSONL request logs with an OpenAI-style usage object (gateways, vLLM's OpenAI server), one object a line.
+
+    Field paths: id (or request_id); started_at, first_token_at, ended_at as ISO-8601 (or start_time/end_time);
+    model; replica_id, device_id, host; usage.prompt_tokens, usage.completion_tokens,
+    usage.prompt_tokens_details.cached_tokens; status (missing means ok); metadata.tenant (or user),
+    metadata.quantization, metadata.speculative, metadata.batching.
+    """
+
+    patterns = ("*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz")
+
+    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        src = _register(ctx, lines)
+        contract = load_contract("requests")
+
+        def field(expr: str, typ: str, name: str) -> str:
+            return f"{expr} AS {name}__raw, TRY_CAST({expr} AS {typ}) AS {name}"
+
+        mapped = f"""
+            WITH l AS (SELECT *, json_valid(raw_text) AS ok FROM {src}),
+            j AS (SELECT *, CASE WHEN ok THEN raw_text::JSON END AS j FROM l)
+            SELECT source_file, source_line, raw_text,
+                CASE WHEN NOT ok THEN 'malformed JSON'
+                     WHEN json_type(j) <> 'OBJECT' THEN 'not a JSON object' END AS pre_reason,
+                {field("coalesce(j->>'$.id', j->>'$.request_id')", "VARCHAR", "request_id")},
+                {field("coalesce(j->>'$.started_at', j->>'$.start_time')", "TIMESTAMPTZ", "started_at")},
+                {field("coalesce(j->>'$.ended_at', j->>'$.end_time')", "TIMESTAMPTZ", "ended_at")},
+                {field("j->>'$.first_token_at'", "TIMESTAMPTZ", "first_token_at")},
+                {field("j->>'$.model'", "VARCHAR", "model")},
+                {field("j->>'$.replica_id'", "VARCHAR", "replica_id")},
+                {field("j->>'$.device_id'", "VARCHAR", "device_id")},
+                {field("j->>'$.host'", "VARCHAR", "host")},
+                {field("j->>'$.usage.prompt_tokens'", "BIGINT", "prompt_tokens")},
+                {field("j->>'$.usage.completion_tokens'", "BIGINT", "completion_tokens")},
+                {field("j->>'$.usage.prompt_tokens_details.cached_tokens'", "BIGINT", "cached_prompt_tokens")},
+                {field("j->>'$.metadata.quantization'", "VARCHAR", "quantization")},
+                {field("j->>'$.metadata.speculative'", "VARCHAR", "speculative")},
+                {field("j->>'$.metadata.batching'", "VARCHAR", "batching")},
+                {field("coalesce(j->>'$.metadata.tenant', j->>'$.user')", "VARCHAR", "tenant")},
+                {field("coalesce(j->>'$.status', 'ok')", "VARCHAR", "status")},
+                TRY_CAST(j->>'$.created' AS DOUBLE) AS created_s
+            FROM j
+        """
+        rules = [
+            ("ended_at < started_at", "'ended_at before started_at'"),
+            ("first_token_at < started_at OR first_token_at > ended_at",
+             "'first_token_at outside [started_at, ended_at]'"),
+            ("replica_id IS NULL AND device_id IS NULL", "'missing replica_id and device_id'"),
+            ("cached_prompt_tokens > prompt_tokens", "'cached_prompt_tokens above prompt_tokens'"),
+        ]
+        event_date = "coalesce(started_at, to_timestamp(created_s))::DATE"
+        return _finish(ctx, contract, mapped, rules, event_date)
+
+
+_NVSMI_FIELDS = {
+    "timestamp": "ts",
+    "uuid": "uuid",
+    "index": "index",
+    "pci.bus_id": "pci_bus_id",
+    "power.draw": "power_draw",
+    "power.draw.average": "power_draw_average",
+    "power.draw.instant": "power_draw_instant",
+    "utilization.gpu": "util_pct",
+    "memory.used": "mem_used_mib",
+}
+
+
+class NvidiaSmiCsv:
+    """``nvidia-smi --query-gpu=... --format=csv[,nounits]`` output, fields in any subset and order.
+
+    Device id: uuid, else pci.bus_id, else <host>:<index>. Host: the file name up to its first ``_`` (or the
+    ``host`` option). Power: power.draw.instant (an instantaneous reading, window 0) when present, else
+    power.draw.average or power.draw, read as the trailing average over ``power_draw_window_s`` seconds (default 1,
+    as the driver reports on Ampere and newer). Timestamps are ``YYYY/MM/DD HH:MM:SS.fff`` in the ``timezone``
+    option (default UTC). Values may carry units ("160.5 W"); "[N/A]" and "[Not Supported]" read as missing.
+    """
+
+    patterns = ("*.csv", "*.csv.gz")
+
+    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        if lines.num_rows == 0:
+            return _finish(ctx, load_contract("telemetry"), _empty_mapped(load_contract("telemetry")))
+        header = lines["raw_text"][0].as_py()
+        names = [re.sub(r"\s*\[.*\]$", "", h.strip()) for h in header.split(",")]
+        pos = {}
+        for i, n in enumerate(names, start=1):
+            if n in _NVSMI_FIELDS:
+                pos[_NVSMI_FIELDS[n]] = i
+        if "ts" not in pos or not ({"power_draw", "power_draw_average", "power_draw_instant"} & set(pos)):
+            raise ValueError(f"{path}: not an nvidia-smi CSV with timestamp and power.draw (header: {header!r})")
+        tz = ctx.options.get("timezone", "UTC")
+        window = float(ctx.options.get("power_draw_window_s", 1.0))
+        host = ctx.options.get("host") or path.name.split("_")[0].removesuffix(".csv").removesuffix(".gz")
+        src = _register(ctx, lines.slice(1))
+
+        def val(key):
+            if key not in pos:
+                return "NULL::VARCHAR"
+            return (f"nullif(nullif(regexp_replace(trim(parts[{pos[key]}]), '\\s*(W|%|MiB|MHz|J)$', ''), '[N/A]'),"
+                    f" '[Not Supported]')")
+
+        if "power_draw_instant" in pos:
+            power_key, window_s = "power_draw_instant", 0.0
+        else:
+            power_key = "power_draw_average" if "power_draw_average" in pos else "power_draw"
+            window_s = window
+        if "uuid" in pos:
+            device = val("uuid")
+        elif "pci_bus_id" in pos:
+            device = val("pci_bus_id")
+        else:
+            device = f"{_sql_str(host)} || ':' || {val('index')}"
+        ts_fmt = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']"
+        mapped = f"""
+            WITH s AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src})
+            SELECT source_file, source_line, raw_text,
+                CASE WHEN trim(raw_text) = {_sql_str(header.strip())} THEN 'repeated header line'
+                     WHEN len(parts) <> {len(names)} THEN 'expected {len(names)} fields, got ' || len(parts)
+                END AS pre_reason,
+                {device} AS device_id__raw, {device} AS device_id,
+                {val('ts')} AS ts__raw,
+                timezone({_sql_str(tz)}, try_strptime({val('ts')}, {ts_fmt})) AS ts,
+                {val(power_key)} AS power_w__raw, TRY_CAST({val(power_key)} AS DOUBLE) AS power_w,
+                '{window_s}' AS power_window_s__raw, {window_s}::DOUBLE AS power_window_s,
+                NULL AS energy_counter_j__raw, NULL::DOUBLE AS energy_counter_j,
+                {val('util_pct')} AS util_pct__raw, TRY_CAST({val('util_pct')} AS DOUBLE) AS util_pct,
+                {val('mem_used_mib')} AS mem_used_mib__raw,
+                TRY_CAST({val('mem_used_mib')} AS DOUBLE) AS mem_used_mib,
+                {_sql_str(host)} AS host__raw, {_sql_str(host)} AS host
+            FROM s
+        """
+        return _finish(ctx, load_contract("telemetry"), mapped)
+
+
+class MarketPriceCsv:
+    """Hourly or sub-hourly prices as ``Datetime,Price (<CUR>/MWh)``, one file per region named <region>_*.csv.
+
+    The region's row in fleet/regions.csv gives the market, the zone of the naive timestamps (UTC or local) and
+    the interval length; each timestamp is the start of its interval.
+    """
+
+    patterns = ("*.csv", "*.csv.gz")
+
+    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        contract = load_contract("prices")
+        region = path.name.split("_")[0].removesuffix(".csv").removesuffix(".gz")
+        found = ctx.con.execute(
+            "SELECT market, price_timezone, interval_minutes FROM raw_regions WHERE region = ?", [region]
+        ).fetchall()
+        if not found:
+            raise ValueError(f"{path}: region {region!r} (from the file name) is not in fleet/regions.csv")
+        market, tz, minutes = found[0]
+        if lines.num_rows == 0:
+            return _finish(ctx, contract, _empty_mapped(contract))
+        header = lines["raw_text"][0].as_py()
+        m = re.search(r"\(([A-Z]{3})/MWh\)", header)
+        if not m:
+            raise ValueError(f"{path}: header {header!r} does not name a currency as 'Price (CUR/MWh)'")
+        src = _register(ctx, lines.slice(1))
+        mapped = f"""
+            WITH s AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
+            t AS (SELECT *, timezone({_sql_str(tz)}, try_strptime(trim(parts[1]),
+                        ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%dT%H:%M:%S'])) AS start_ts FROM s)
+            SELECT source_file, source_line, raw_text,
+                CASE WHEN len(parts) <> 2 THEN 'expected 2 fields, got ' || len(parts) END AS pre_reason,
+                {_sql_str(region)} AS region__raw, {_sql_str(region)} AS region,
+                trim(parts[1]) AS interval_start__raw, start_ts AS interval_start,
+                trim(parts[1]) AS interval_end__raw, start_ts + INTERVAL {int(minutes)} MINUTE AS interval_end,
+                trim(parts[2]) AS price_per_mwh__raw, TRY_CAST(trim(parts[2]) AS DOUBLE) AS price_per_mwh,
+                {_sql_str(m.group(1))} AS currency__raw, {_sql_str(m.group(1))} AS currency,
+                {_sql_str(market)} AS market__raw, {_sql_str(market)} AS market
+            FROM t
+        """
+        return _finish(ctx, contract, mapped)
+
+
+class FleetCsv:
+    """A version-controlled fleet file (inventory, deployments, models, fx_rates, regions): a CSV whose header
+    names the contract's columns; empty cells are missing values."""
+
+    patterns = ("*.csv",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        contract = load_contract(self.name)
+        raws = lines["raw_text"].to_pylist()
+        if not raws:
+            raise ValueError(f"{path}: empty fleet file")
+        header = next(csv.reader([raws[0]]))
+        missing = [c for c in contract.required if c not in header]
+        if missing:
+            raise ValueError(f"{path}: header lacks required columns {missing}")
+        cols = {c.name: [] for c in contract.columns}
+        pre = []
+        for raw in raws[1:]:
+            row = next(csv.reader(io.StringIO(raw)), [])
+            pre.append(None if len(row) == len(header) else f"expected {len(header)} fields, got {len(row)}")
+            rec = dict(zip(header, row))
+            for c in contract.columns:
+                v = rec.get(c.name, "").strip()
+                cols[c.name].append(v or None)
+        data = {"source_file": lines["source_file"].slice(1), "source_line": lines["source_line"].slice(1),
+                "raw_text": lines["raw_text"].slice(1), "pre_reason": pa.array(pre, pa.string())}
+        data.update({f"{k}__raw": pa.array(v, pa.string()) for k, v in cols.items()})
+        src = _register(ctx, pa.table(data))
+        casts = ", ".join(f"TRY_CAST({c.name}__raw AS {c.type}) AS {c.name}" for c in contract.columns)
+        return _finish(ctx, contract, f"SELECT *, {casts} FROM {src}")
+
+
+def _empty_mapped(contract: Contract) -> str:
+    cols = ", ".join(f"NULL::{c.type} AS {c.name}, NULL::VARCHAR AS {c.name}__raw" for c in contract.columns)
+    return (f"SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, "
+            f"NULL::VARCHAR AS pre_reason, {cols} WHERE false")
+
+
+FORMATS = {
+    "openai_jsonl": OpenAIJsonl(),
+    "nvidia_smi_csv": NvidiaSmiCsv(),
+    "market_csv": MarketPriceCsv(),
+}

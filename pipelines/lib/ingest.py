@@ -1,0 +1,267 @@
+"""Load one day of each feed from a landing directory into DuckDB raw tables, losing nothing.
+
+Every line of every file is either loaded into ``raw_<feed>`` or written to ``ingest_quarantine`` with its file,
+line number, raw text and reason; ``ingest_file_stats`` records rows read = rows loaded + rows quarantined for each
+file of each run. Re-running a partition replaces that day (delete + insert in one transaction).
+
+Which day a row belongs to is the UTC date of its event time (``partition_by`` in its contract). A row whose time
+cannot be parsed takes the day of the nearest parseable row before it in the same file (else after it, else the
+day being loaded), so it is quarantined exactly once. Files whose name holds a date (YYYY-MM-DD) more than one day
+away from the day being loaded are not opened for it.
+
+Pure DuckDB and Python; imports no Dagster.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.lib.contracts import load_contract
+from pipelines.lib.formats import FORMATS, FleetCsv, ParseContext
+from pipelines.lib.warehouse import ensure_raw_tables
+
+_DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+
+class IngestError(RuntimeError):
+    """A file that cannot be read at all; the message names the file and the problem."""
+
+
+@dataclass
+class FileReport:
+    source_file: str
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+
+
+@dataclass
+class IngestReport:
+    feed: str
+    partition_date: date | None
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows_read for f in self.files)
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+    def summary(self) -> str:
+        day = f" {self.partition_date}" if self.partition_date else ""
+        return (f"{self.feed}{day}: {len(self.files)} files, {self.rows_read:,} rows read, "
+                f"{self.rows_loaded:,} loaded, {self.rows_quarantined:,} quarantined")
+
+
+def read_lines(path: Path) -> tuple[pa.Table, str | None]:
+    """All non-blank lines of a (possibly gzipped) text file with 1-based line numbers.
+
+    CRLF endings are normalized; bytes that are not UTF-8 are replaced (U+FFFD) and the row is loaded or
+    quarantined as its content decides. A truncated gzip stream keeps the lines before the damage and returns a
+    problem text that becomes a quarantine row of its own.
+    """
+    problem = None
+    try:
+        if path.suffix == ".gz":
+            data = b""
+            try:
+                with gzip.open(path, "rb") as f:
+                    chunks = []
+                    while chunk := f.read(1 << 20):
+                        chunks.append(chunk)
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                if not chunks:
+                    raise IngestError(f"{path}: not a readable gzip file ({exc})") from exc
+                problem = f"truncated gzip stream: {exc}"
+            data = b"".join(chunks)
+        else:
+            data = path.read_bytes()
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot be read ({exc})") from exc
+    text = data.decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    if problem and lines and lines[-1]:
+        problem += f"; last partial line dropped: {lines[-1][:200]!r}"
+        lines = lines[:-1]
+    nums, raws = [], []
+    for i, line in enumerate(lines, start=1):
+        line = line.rstrip("\r")
+        if line.strip():
+            nums.append(i)
+            raws.append(line)
+    table = pa.table(
+        {
+            "source_file": pa.array([str(path)] * len(raws), pa.string()),
+            "source_line": pa.array(nums, pa.int64()),
+            "raw_text": pa.array(raws, pa.string()),
+        }
+    )
+    return table, problem
+
+
+def _files_for(folder: Path, patterns: tuple[str, ...], day: date | None) -> list[Path]:
+    files = sorted({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
+    if day is None:
+        return files
+    keep = []
+    for p in files:
+        m = _DATE_IN_NAME.search(p.name)
+        if m:
+            try:
+                if abs((date.fromisoformat(m.group(1)) - day).days) > 1:
+                    continue
+            except ValueError:
+                pass
+        keep.append(p)
+    return keep
+
+
+def ingest_feed(con: duckdb.DuckDBPyConnection, feed: str, landing: Path, day: date, *,
+                fmt: str | None = None, options: dict | None = None) -> IngestReport:
+    """Load the rows of ``day`` from every file of ``landing/<feed>/`` into raw_<feed>."""
+    ensure_raw_tables(con)
+    parser = FORMATS[fmt or {"requests": "openai_jsonl", "telemetry": "nvidia_smi_csv",
+                             "prices": "market_csv"}[feed]]
+    folder = Path(landing) / feed
+    if not folder.is_dir():
+        raise IngestError(f"{folder}: landing folder for {feed} does not exist")
+    files = _files_for(folder, parser.patterns, day)
+    ctx = ParseContext(con=con, landing=Path(landing), day=day, options=options or {})
+    parsed_parts = []
+    for path in files:
+        lines, problem = read_lines(path)
+        rel = parser.parse(ctx, path, lines)
+        parsed_parts.append(rel)
+        if problem:
+            parsed_parts.append(_problem_row(con, feed, path, len(lines) + 1, problem))
+    return _load(con, feed, parsed_parts, day)
+
+
+def ingest_fleet_table(con: duckdb.DuckDBPyConnection, name: str, landing: Path) -> IngestReport:
+    """Load fleet/<name>.csv (a version-controlled file) into raw_<name>, replacing what was there."""
+    ensure_raw_tables(con)
+    path = Path(landing) / "fleet" / f"{name}.csv"
+    if not path.exists():
+        raise IngestError(f"{path}: fleet file for {name} is missing")
+    lines, problem = read_lines(path)
+    if problem:
+        raise IngestError(f"{path}: {problem}")
+    rel = FleetCsv(name).parse(ParseContext(con=con, landing=Path(landing), day=None, options={}), path, lines)
+    return _load(con, name, [rel], None)
+
+
+def _problem_row(con, feed, path: Path, line: int, problem: str) -> str:
+    contract = load_contract(feed)
+    cols = ", ".join(f"NULL::{c.type} AS {c.name}" for c in contract.columns)
+    name = f"problem_{abs(hash((str(path), line))) % 10**9}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, ?::VARCHAR AS source_file, ?::BIGINT AS source_line,"
+        f" ''::VARCHAR AS raw_text, ?::VARCHAR AS reason, NULL::DATE AS event_date",
+        [str(path), line, problem],
+    )
+    return name
+
+
+def _load(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], day: date | None) -> IngestReport:
+    contract = load_contract(feed)
+    cols = contract.names
+    report = IngestReport(feed=feed, partition_date=day)
+    if parsed_parts:
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts)
+    else:
+        union = (f"SELECT {', '.join(f'NULL::{c.type} AS {c.name}' for c in contract.columns)}, NULL::VARCHAR AS "
+                 "source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, NULL::VARCHAR AS reason, "
+                 "NULL::DATE AS event_date WHERE false")
+    day_sql = f"DATE '{day.isoformat()}'" if day else "NULL::DATE"
+    key = contract.key
+    dedupe = ""
+    if key:
+        # a key seen twice within the day: the first (by file, line) loads, the others are quarantined
+        part = ", ".join(key)
+        dedupe = f"""
+        , ranked AS (
+            SELECT *, CASE WHEN reason IS NULL THEN row_number() OVER (
+                PARTITION BY reason IS NULL, {part} ORDER BY source_file, source_line) END AS key_rank,
+                first_value(source_file || ':' || source_line) OVER (
+                PARTITION BY reason IS NULL, {part} ORDER BY source_file, source_line) AS first_seen
+            FROM assigned
+        )"""
+        if feed == "telemetry":  # duplicate samples are averaged by the kernel (documented), not quarantined
+            dedupe = ", ranked AS (SELECT *, 1 AS key_rank, NULL AS first_seen FROM assigned)"
+    else:
+        dedupe = ", ranked AS (SELECT *, 1 AS key_rank, NULL AS first_seen FROM assigned)"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _ingest_batch AS
+        WITH parsed AS ({union}),
+        assigned AS (
+            SELECT *, coalesce(
+                event_date,
+                last_value(event_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+                first_value(event_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
+                    ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
+                {day_sql}) AS partition_date
+            FROM parsed
+        ){dedupe}
+        SELECT * EXCLUDE (key_rank, first_seen, reason),
+            CASE WHEN reason IS NOT NULL THEN reason
+                 WHEN key_rank > 1 THEN 'duplicate {"/".join(key) or "row"} (first loaded from ' || first_seen || ')'
+            END AS reason
+        FROM ranked
+        WHERE {"partition_date = " + day_sql if day else "true"}
+    """)
+    where_day = f"partition_date = {day_sql}" if day else "true"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM raw_{feed} WHERE {where_day}")
+        con.execute(
+            f"INSERT INTO raw_{feed} ({', '.join(cols)}, source_file, source_line, partition_date, loaded_at) "
+            f"SELECT {', '.join(cols)}, source_file, source_line, partition_date, now() FROM _ingest_batch "
+            f"WHERE reason IS NULL ORDER BY source_file, source_line"
+        )
+        con.execute(f"DELETE FROM ingest_quarantine WHERE feed = ? AND "
+                    f"{'partition_date = ' + day_sql if day else 'true'}", [feed])
+        con.execute(
+            "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, reason, "
+            "now() FROM _ingest_batch WHERE reason IS NOT NULL ORDER BY source_file, source_line",
+            [feed],
+        )
+        con.execute(f"DELETE FROM ingest_file_stats WHERE feed = ? AND "
+                    f"{'partition_date = ' + day_sql if day else 'true'}", [feed])
+        con.execute(
+            f"INSERT INTO ingest_file_stats SELECT ?, {day_sql}, source_file, count(*), "
+            "count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL), now() "
+            "FROM _ingest_batch GROUP BY source_file ORDER BY source_file",
+            [feed],
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    for f, read, loaded, quarantined in con.execute(
+        "SELECT source_file, count(*), count(*) FILTER (WHERE reason IS NULL), "
+        "count(*) FILTER (WHERE reason IS NOT NULL) FROM _ingest_batch GROUP BY 1 ORDER BY 1"
+    ).fetchall():
+        report.files.append(FileReport(f, read, loaded, quarantined))
+    con.execute("DROP TABLE _ingest_batch")
+    for p in parsed_parts:
+        con.execute(f"DROP TABLE IF EXISTS {p}")
+    return report
+
+
+def day_range(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]

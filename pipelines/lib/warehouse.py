@@ -1,0 +1,63 @@
+"""Where the warehouse lives and how its raw tables are laid out (from the contracts in schemas/)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from pipelines.lib.contracts import FEEDS, FLEET_TABLES, load_contract
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# lineage columns every raw table carries beside its contract's columns
+LINEAGE_DDL = "source_file VARCHAR, source_line BIGINT, partition_date DATE, loaded_at TIMESTAMPTZ"
+
+QUARANTINE_DDL = """
+CREATE TABLE IF NOT EXISTS ingest_quarantine (
+    feed VARCHAR, partition_date DATE, source_file VARCHAR, source_line BIGINT, raw_text VARCHAR,
+    reason VARCHAR, loaded_at TIMESTAMPTZ
+)"""
+FILE_STATS_DDL = """
+CREATE TABLE IF NOT EXISTS ingest_file_stats (
+    feed VARCHAR, partition_date DATE, source_file VARCHAR, rows_read BIGINT, rows_loaded BIGINT,
+    rows_quarantined BIGINT, loaded_at TIMESTAMPTZ
+)"""
+
+
+def infercost_home() -> Path:
+    return Path(os.environ.get("INFERCOST_HOME", Path.cwd() / ".infercost")).resolve()
+
+
+def warehouse_path() -> Path:
+    """The DuckDB file Dagster and dbt share: $INFERCOST_WAREHOUSE, else $INFERCOST_HOME/warehouse.duckdb."""
+    explicit = os.environ.get("INFERCOST_WAREHOUSE")
+    return Path(explicit).resolve() if explicit else infercost_home() / "warehouse.duckdb"
+
+
+def landing_dir() -> Path:
+    return Path(os.environ.get("INFERCOST_LANDING", REPO_ROOT / "sample_logs")).resolve()
+
+
+def connect(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path = Path(path) if path else warehouse_path()
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for name in FEEDS + FLEET_TABLES:
+        contract = load_contract(name)
+        con.execute(f"CREATE TABLE IF NOT EXISTS raw_{name} ({contract.ddl_columns()}, {LINEAGE_DDL})")
+    con.execute(QUARANTINE_DDL)
+    con.execute(FILE_STATS_DDL)
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params=None):
+    """The first value of a query's single row (fetchall, so no result is left open on the connection)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
