@@ -1,0 +1,94 @@
+{#
+  Daily cost rollup of fct_request_cost by request_date and the given columns, with utilization and idle share
+  of the devices that served each group that day (a device serving two groups counts for both).
+#}
+{% macro daily_cost_rollup(group_columns) %}
+with requests as (
+    select * from {{ ref('fct_request_cost') }}
+),
+
+pieces as (
+    select * from {{ ref('int_request_cost_pieces') }}
+),
+
+device_days as (
+    select * from {{ ref('int_device_days') }}
+),
+
+group_devices as (
+    select distinct
+        pieces.partition_date,
+        pieces.device_id,
+        {% for c in group_columns %}requests.{{ c }}{{ "," if not loop.last }}{% endfor %}
+    from pieces
+    inner join requests on pieces.request_id = requests.request_id
+),
+
+device_usage as (
+    select
+        group_devices.partition_date as request_date,
+        {% for c in group_columns %}group_devices.{{ c }},{% endfor %}
+        count(*) as devices,
+        sum(device_days.busy_s) as busy_s,
+        sum(device_days.day_s) as device_day_s,
+        sum(device_days.idle_energy_j) as idle_energy_j,
+        sum(device_days.metered_energy_j) as metered_energy_j
+    from group_devices
+    inner join device_days
+        on group_devices.partition_date = device_days.partition_date
+        and group_devices.device_id = device_days.device_id
+    group by all
+),
+
+request_totals as (
+    select
+        request_date,
+        {% for c in group_columns %}{{ c }},{% endfor %}
+        count(*) as requests,
+        count(*) filter (where cost_caveat is not null) as requests_with_caveat,
+        sum(prompt_tokens) as prompt_tokens,
+        sum(completion_tokens) as completion_tokens,
+        sum(energy_j) as energy_j,
+        sum(facility_energy_j) as facility_energy_j,
+        sum(energy_cost_usd) as energy_cost_usd,
+        sum(capex_cost_usd) as capex_cost_usd,
+        sum(overhead_cost_usd) as overhead_cost_usd,
+        sum(total_cost_usd) as total_cost_usd,
+        sum(idle_cost_allocated_usd) as idle_cost_allocated_usd,
+        sum(fully_loaded_cost_usd) as fully_loaded_cost_usd,
+        median(time_to_first_token_s) as p50_time_to_first_token_s,
+        quantile_cont(duration_s, 0.95) as p95_duration_s
+    from requests
+    group by all
+)
+
+select
+    request_totals.request_date,
+    {% for c in group_columns %}request_totals.{{ c }},{% endfor %}
+    request_totals.requests,
+    request_totals.requests_with_caveat,
+    request_totals.prompt_tokens,
+    request_totals.completion_tokens,
+    request_totals.energy_j / 3.6e6 as energy_kwh,
+    request_totals.facility_energy_j / 3.6e6 as facility_energy_kwh,
+    request_totals.energy_cost_usd,
+    request_totals.capex_cost_usd,
+    request_totals.overhead_cost_usd,
+    request_totals.total_cost_usd,
+    request_totals.idle_cost_allocated_usd,
+    request_totals.fully_loaded_cost_usd,
+    1e6 * request_totals.fully_loaded_cost_usd / nullif(request_totals.completion_tokens, 0)
+        as cost_per_1m_output_tokens_usd,
+    1e6 * request_totals.fully_loaded_cost_usd
+        / nullif(request_totals.prompt_tokens + request_totals.completion_tokens, 0) as cost_per_1m_tokens_usd,
+    request_totals.energy_j / nullif(request_totals.completion_tokens, 0) as j_per_output_token,
+    device_usage.devices,
+    device_usage.busy_s / nullif(device_usage.device_day_s, 0) as utilization,
+    device_usage.idle_energy_j / nullif(device_usage.metered_energy_j, 0) as idle_share,
+    request_totals.p50_time_to_first_token_s,
+    request_totals.p95_duration_s
+from request_totals
+left join device_usage
+    on request_totals.request_date = device_usage.request_date
+    {% for c in group_columns %}and request_totals.{{ c }} is not distinct from device_usage.{{ c }} {% endfor %}
+{% endmacro %}

@@ -1,0 +1,46 @@
+-- idle cost of each device-day handed to the requests that ran on it, by the idle_sharing_policy var
+{% set policy = var('idle_sharing_policy') %}
+{% if policy not in ['none', 'proportional', 'even'] %}
+    {{ exceptions.raise_compiler_error("idle_sharing_policy must be none, proportional or even, not " ~ policy) }}
+{% endif %}
+
+with pieces as (
+    select * from {{ ref('int_request_cost_pieces') }}
+),
+
+device_days as (
+    select * from {{ ref('int_device_days') }}
+),
+
+request_device_days as (
+    select
+        partition_date,
+        device_id,
+        request_id,
+        sum(coalesce(energy_cost_usd, 0) + capex_cost_usd + overhead_cost_usd) as direct_cost_usd
+    from pieces
+    group by all
+),
+
+shares as (
+    select
+        request_device_days.*,
+        {% if policy == 'proportional' %}
+        direct_cost_usd / nullif(sum(direct_cost_usd) over (partition by partition_date, device_id), 0)
+        {% elif policy == 'even' %}
+        1.0 / count(*) over (partition by partition_date, device_id)
+        {% else %}
+        0.0
+        {% endif %} as idle_share
+    from request_device_days
+)
+
+select
+    shares.request_id,
+    sum(coalesce(shares.idle_share, 0) * (device_days.idle_energy_cost_usd + device_days.idle_capex_cost_usd
+        + device_days.idle_overhead_cost_usd)) as idle_cost_allocated_usd
+from shares
+inner join device_days
+    on shares.partition_date = device_days.partition_date
+    and shares.device_id = device_days.device_id
+group by all

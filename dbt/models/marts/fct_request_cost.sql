@@ -1,0 +1,104 @@
+-- one row per request: its energy and what it cost, by component
+with requests as (
+    select * from {{ ref('stg_requests') }}
+),
+
+pieces as (
+    select * from {{ ref('int_request_cost_pieces') }}
+),
+
+idle_allocation as (
+    select * from {{ ref('int_request_idle_allocation') }}
+),
+
+unattributed as (
+    select request_id, any_value(reason) as reason
+    from {{ source('raw', 'unattributed_requests') }}
+    group by all
+),
+
+request_totals as (
+    select
+        request_id,
+        count(distinct device_id) as devices,
+        sum(energy_j) as energy_j,
+        sum(facility_energy_j) as facility_energy_j,
+        sum(device_share_s) as device_share_s,
+        sum(unmetered_s) as unmetered_s,
+        sum(energy_cost_usd) as energy_cost_usd,
+        sum(capex_cost_usd) as capex_cost_usd,
+        sum(overhead_cost_usd) as overhead_cost_usd,
+        bool_and(priced) as priced,
+        bool_and(device_known) as devices_known
+    from pieces
+    group by all
+),
+
+costed as (
+    select
+        requests.*,
+        request_totals.devices,
+        request_totals.energy_j,
+        request_totals.facility_energy_j,
+        request_totals.device_share_s,
+        request_totals.unmetered_s,
+        request_totals.energy_cost_usd,
+        request_totals.capex_cost_usd,
+        request_totals.overhead_cost_usd,
+        request_totals.energy_cost_usd + request_totals.capex_cost_usd + request_totals.overhead_cost_usd
+            as total_cost_usd,
+        coalesce(idle_allocation.idle_cost_allocated_usd, 0) as idle_cost_allocated_usd,
+        case
+            when request_totals.request_id is null then coalesce(unattributed.reason, 'not attributed yet')
+            when not request_totals.devices_known then 'device missing from inventory'
+            when not request_totals.priced then 'no price for part of the request'
+            when request_totals.unmetered_s > 0 then 'partly unmetered: energy is a lower bound'
+        end as cost_caveat,
+        -- the weight the kernel split by: output tokens + prompt_token_weight x prompt tokens
+        {{ var('prompt_token_weight') }} * requests.prompt_tokens
+            / nullif(requests.completion_tokens + {{ var('prompt_token_weight') }} * requests.prompt_tokens, 0)
+            as input_weight_share
+    from requests
+    left join request_totals on requests.request_id = request_totals.request_id
+    left join idle_allocation on requests.request_id = idle_allocation.request_id
+    left join unattributed on requests.request_id = unattributed.request_id
+)
+
+select
+    request_id,
+    request_date,
+    started_at,
+    ended_at,
+    duration_s,
+    time_to_first_token_s,
+    model,
+    family,
+    technique,
+    baseline_model,
+    precision,
+    speculative,
+    batching,
+    tenant,
+    status,
+    replica_id,
+    devices,
+    prompt_tokens,
+    completion_tokens,
+    cached_prompt_tokens,
+    energy_j,
+    facility_energy_j,
+    energy_j / nullif(completion_tokens, 0) as energy_j_per_output_token,
+    device_share_s,
+    unmetered_s,
+    energy_cost_usd,
+    capex_cost_usd,
+    overhead_cost_usd,
+    total_cost_usd,
+    idle_cost_allocated_usd,
+    total_cost_usd + idle_cost_allocated_usd as fully_loaded_cost_usd,
+    1000 * (total_cost_usd + idle_cost_allocated_usd) * input_weight_share / nullif(prompt_tokens, 0)
+        as cost_per_1k_input_tokens_usd,
+    1000 * (total_cost_usd + idle_cost_allocated_usd) * (1 - coalesce(input_weight_share, 0))
+        / nullif(completion_tokens, 0) as cost_per_1k_output_tokens_usd,
+    cost_caveat
+from costed

@@ -1,0 +1,54 @@
+-- each technique's cost per 1M output tokens against its baseline model's untreated requests
+with requests as (
+    select * from {{ ref('fct_request_cost') }}
+),
+
+by_technique as (
+    select
+        family,
+        model,
+        technique,
+        baseline_model,
+        count(*) as requests,
+        sum(completion_tokens) as completion_tokens,
+        sum(fully_loaded_cost_usd) as fully_loaded_cost_usd,
+        sum(energy_j) as energy_j,
+        median(time_to_first_token_s) as p50_time_to_first_token_s,
+        quantile_cont(duration_s, 0.95) as p95_duration_s
+    from requests
+    where fully_loaded_cost_usd is not null
+    group by all
+),
+
+measures as (
+    select
+        *,
+        1e6 * fully_loaded_cost_usd / nullif(completion_tokens, 0) as cost_per_1m_output_tokens_usd,
+        energy_j / nullif(completion_tokens, 0) as j_per_output_token
+    from by_technique
+),
+
+baselines as (
+    select * from measures where technique = 'baseline'
+)
+
+select
+    measures.family,
+    measures.model,
+    measures.technique,
+    measures.baseline_model,
+    measures.requests,
+    baselines.requests as baseline_requests,
+    measures.cost_per_1m_output_tokens_usd,
+    baselines.cost_per_1m_output_tokens_usd as baseline_cost_per_1m_output_tokens_usd,
+    100 * (1 - measures.cost_per_1m_output_tokens_usd / baselines.cost_per_1m_output_tokens_usd)
+        as cost_saving_pct,
+    measures.j_per_output_token,
+    baselines.j_per_output_token as baseline_j_per_output_token,
+    100 * (1 - measures.j_per_output_token / baselines.j_per_output_token) as energy_saving_pct,
+    measures.p50_time_to_first_token_s,
+    baselines.p50_time_to_first_token_s as baseline_p50_time_to_first_token_s,
+    measures.p95_duration_s,
+    baselines.p95_duration_s as baseline_p95_duration_s
+from measures
+left join baselines on measures.baseline_model = baselines.model

@@ -1,0 +1,8 @@
+with fx_rates as (
+    select * from {{ source('raw', 'raw_fx_rates') }}
+)
+
+select
+    currency,
+    usd_per_unit
+from fx_rates

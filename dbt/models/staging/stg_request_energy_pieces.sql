@@ -1,0 +1,13 @@
+with pieces as (
+    select * from {{ source('raw', 'request_energy_pieces') }}
+)
+
+select
+    partition_date,
+    request_id,
+    device_id,
+    bucket_start,
+    energy_j,
+    device_share_s,
+    unmetered_s
+from pieces

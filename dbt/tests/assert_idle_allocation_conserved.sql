@@ -1,0 +1,16 @@
+-- with a sharing policy, the idle cost handed to requests equals the idle cost of devices that served requests
+{% if var('idle_sharing_policy') != 'none' %}
+with allocated as (
+    select sum(idle_cost_allocated_usd) as usd from {{ ref('int_request_idle_allocation') }}
+),
+idle as (
+    select sum(idle_energy_cost_usd + idle_capex_cost_usd + idle_overhead_cost_usd) as usd
+    from {{ ref('int_device_days') }}
+    where requests > 0
+)
+select allocated.usd, idle.usd
+from allocated, idle
+where abs(allocated.usd - idle.usd) > 1e-9 * greatest(abs(idle.usd), 1)
+{% else %}
+select 1 where false
+{% endif %}
