@@ -344,7 +344,7 @@ def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, star
             dyn = (power_w(batch, p_eff) - 71.0) * m.power_scale * dt.power_scale
             p = np.minimum(dt.idle_w + dyn * rng.lognormal(0, 0.02, n_seconds), dt.tdp_w)
             util = np.round(100 * busy)
-            mem = np.round(mem_base + 900 * batch + rng.normal(0, 20, n_seconds))
+            mem = np.round(mem_base + 900 * batch)  # allocator-rounded: no sample noise
             host_power.setdefault(rep.host, {})[dev_index] = (rep.devices[j], np.round(p, 2), util, mem,
                                                                dt.marketing_name)
         counts["requests"] += len(ids)

@@ -61,3 +61,26 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params=None):
     """The first value of a query's single row (fetchall, so no result is left open on the connection)."""
     rows = con.execute(sql, params or []).fetchall()
     return rows[0][0] if rows else None
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    try:
+        return float(value) if value not in (None, "") else default
+    except ValueError as exc:
+        raise ValueError(f"{name}={value!r} is not a number") from exc
+
+
+def attribution_settings() -> dict:
+    """Kernel settings shared by Dagster and the CLI; dbt receives prompt_token_weight as a var too."""
+    return {
+        "max_gap_s": env_float("INFERCOST_MAX_GAP_S", 5.0),
+        "prompt_token_weight": env_float("INFERCOST_PROMPT_TOKEN_WEIGHT", 0.1),
+    }
+
+
+def dbt_vars() -> dict:
+    return {
+        "prompt_token_weight": attribution_settings()["prompt_token_weight"],
+        "idle_sharing_policy": os.environ.get("INFERCOST_IDLE_SHARING_POLICY", "proportional"),
+    }

@@ -1,0 +1,29 @@
+# The two front doors: `make run` (build the warehouse from sample_logs and print the rollups) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: setup run test manifest clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/infercost demo
+
+# @dbt_assets reads dbt's manifest at import time: prepare it before anything imports the definitions
+manifest: setup
+	$(BIN)/dagster-dbt project prepare-and-package --file pipelines/dbt_project.py
+
+test: manifest
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf .infercost dbt/target dbt/logs .pytest_cache

@@ -1,0 +1,262 @@
+"""The infercost command: demo, generate, ingest, materialize, sql, dev."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from pipelines.lib.warehouse import REPO_ROOT, infercost_home, landing_dir, warehouse_path
+
+_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _prepare_environment() -> None:
+    """One data directory: the warehouse, Dagster's instance, dbt's target all resolve from INFERCOST_HOME."""
+    home = infercost_home()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("INFERCOST_WAREHOUSE", str(warehouse_path()))
+    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home / "dagster")))
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").touch()
+    # the dbt executable lives beside this Python
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def _ensure_manifest() -> None:
+    from pipelines.dbt_project import dbt_project
+
+    if not dbt_project.manifest_path.exists():
+        _say("preparing the dbt manifest (dbt parse) ...")
+        dbt_project.preparer.prepare(dbt_project)
+
+
+def _parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise SystemExit(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def _days_arg(args) -> tuple[date, date]:
+    if args.partition:
+        d = _parse_day(args.partition)
+        return d, d
+    if args.start and args.end:
+        start, end = _parse_day(args.start), _parse_day(args.end)
+        if end < start:
+            raise SystemExit("--to is before --from")
+        return start, end
+    raise SystemExit("give --partition DATE, or --from DATE --to DATE")
+
+
+def landing_days(landing: Path) -> list[date]:
+    """Days named in the request log file names of a landing directory."""
+    days = set()
+    for p in (landing / "requests").glob("*"):
+        m = _DATE.search(p.name)
+        if m:
+            days.add(date.fromisoformat(m.group(1)))
+    return sorted(days)
+
+
+def materialize(start: date, end: date) -> None:
+    """Run the daily job over [start, end] as one run in the local Dagster instance."""
+    _prepare_environment()
+    _ensure_manifest()
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    job = defs.get_job_def("daily_cost_job")
+    tags = {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": end.isoformat(),
+    }
+    _say(f"materializing {start} .. {end} into {os.environ['INFERCOST_WAREHOUSE']} (landing: {landing_dir()})")
+    t0 = time.time()
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
+    if not result.success:
+        for event in result.all_events:
+            if event.is_failure:
+                _say(f"FAILED: {event.message}")
+        raise SystemExit("materialization failed (see the messages above, or `infercost dev` for the run)")
+    _say(f"materialized in {time.time() - t0:.1f} s")
+
+
+def cmd_materialize(args) -> None:
+    materialize(*_days_arg(args))
+
+
+def cmd_generate(args) -> None:
+    from pipelines.lib.generate import generate
+
+    t0 = time.time()
+    counts = generate(Path(args.out), devices=args.devices, days=args.days, seed=args.seed,
+                      start=_parse_day(args.start), load=args.load, progress=_say)
+    _say(f"wrote {counts['requests']:,} requests and {counts['telemetry_rows']:,} telemetry rows to {args.out} "
+         f"in {time.time() - t0:.1f} s")
+
+
+def cmd_ingest(args) -> None:
+    _prepare_environment()
+    from pipelines.lib.contracts import FEEDS, FLEET_TABLES
+    from pipelines.lib.ingest import day_range, ingest_feed, ingest_fleet_table
+    from pipelines.lib.warehouse import connect
+
+    landing = Path(args.landing).resolve() if args.landing else landing_dir()
+    start, end = _days_arg(args)
+    feeds = [args.feed] if args.feed else list(FEEDS)
+    with connect() as con:
+        for name in FLEET_TABLES:
+            _say(ingest_fleet_table(con, name, landing).summary())
+        for day in day_range(start, end):
+            for feed in feeds:
+                t0 = time.time()
+                report = ingest_feed(con, feed, landing, day)
+                _say(f"{report.summary()} ({time.time() - t0:.1f} s)")
+
+
+def _print_query(con, sql: str, max_rows: int = 50) -> None:
+    rel = con.sql(sql)
+    if rel is None:
+        return
+    table = rel.to_arrow_table()
+    cols = table.column_names
+    rows = table.slice(0, max_rows).to_pylist()
+
+    def fmt(v):
+        if isinstance(v, float):
+            text = f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:.0f}"
+            return text
+        return "" if v is None else str(v)
+
+    cells = [[fmt(r[c]) for c in cols] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.rjust(w) if v[:1].isdigit() or v[:1] == "-" else v.ljust(w) for v, w in zip(row, widths)))
+    if table.num_rows > max_rows:
+        print(f"... {table.num_rows - max_rows} more rows")
+
+
+_WRITES = re.compile(r"^\s*(insert|update|delete|create|drop|alter|attach|detach|copy|install|load|"
+                     r"pragma|set|call|checkpoint|vacuum|export|import)\b", re.IGNORECASE)
+
+
+def cmd_sql(args) -> None:
+    from pipelines.lib.warehouse import connect
+
+    if _WRITES.match(args.query):
+        raise SystemExit("infercost sql runs read-only queries; statements that write are refused")
+    path = warehouse_path()
+    if not path.exists():
+        raise SystemExit(f"no warehouse at {path}: run `infercost demo` or `infercost materialize` first")
+    with connect(path, read_only=True) as con:
+        _print_query(con, args.query, args.max_rows)
+
+
+def cmd_demo(args) -> None:
+    landing = Path(args.landing).resolve() if args.landing else REPO_ROOT / "sample_logs"
+    os.environ["INFERCOST_LANDING"] = str(landing)
+    days = landing_days(landing)
+    if not days:
+        raise SystemExit(f"no dated request logs under {landing}/requests")
+    materialize(days[0], days[-1])
+    from pipelines.lib.warehouse import connect
+
+    with connect(warehouse_path(), read_only=True) as con:
+        _say("\nDaily cost per model (agg_daily_model_cost):")
+        _print_query(con, "SELECT request_date, model, requests, completion_tokens, round(energy_kwh, 2) AS "
+                          "energy_kwh, round(fully_loaded_cost_usd, 2) AS cost_usd, round(cost_per_1m_output_"
+                          "tokens_usd, 3) AS usd_per_1m_out, round(j_per_output_token, 2) AS j_per_out_token, "
+                          "round(utilization, 3) AS utilization, round(idle_share, 3) AS idle_share "
+                          "FROM agg_daily_model_cost ORDER BY request_date, model")
+        _say("\nDaily cost per technique (agg_daily_technique_cost):")
+        _print_query(con, "SELECT request_date, model, technique, requests, round(energy_kwh, 2) AS energy_kwh, "
+                          "round(cost_per_1m_output_tokens_usd, 3) AS usd_per_1m_out, round(j_per_output_token, 2)"
+                          " AS j_per_out_token FROM agg_daily_technique_cost ORDER BY request_date, model, "
+                          "technique")
+        _say("\nTechnique savings against each baseline (technique_savings):")
+        _print_query(con, "SELECT model, technique, requests, round(cost_saving_pct, 1) AS cost_saving_pct, "
+                          "round(energy_saving_pct, 1) AS energy_saving_pct FROM technique_savings "
+                          "WHERE technique <> 'baseline' ORDER BY model, technique")
+    _say(f"\nwarehouse: {warehouse_path()}  (query it: infercost sql \"SELECT * FROM fct_request_cost LIMIT 5\")")
+
+
+def cmd_dev(args) -> None:
+    _prepare_environment()
+    _ensure_manifest()
+    cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
+           "-h", "127.0.0.1", "-p", str(args.port)]
+    _say("serving the Dagster UI on http://127.0.0.1:%d (Ctrl-C stops it)" % args.port)
+    os.environ["DAGSTER_IS_DEV_CLI"] = "1"
+    raise SystemExit(subprocess.call(cmd, cwd=REPO_ROOT))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="infercost", description="What each inference request, token, model and "
+                                "technique really costs, from the fleet's own logs.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("demo", help="ingest sample_logs, materialize everything, print the daily rollups")
+    s.add_argument("--landing", help="landing directory (default: the repo's sample_logs/)")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("generate", help="write a seeded synthetic fleet in real file formats")
+    s.add_argument("--devices", type=int, default=24, help="accelerators, a multiple of 8 (default 24)")
+    s.add_argument("--days", type=int, default=1)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--start", default="2026-11-02", help="first UTC day (default 2026-11-02)")
+    s.add_argument("--load", type=float, default=1.0, help="relative load; 1.0 gives batch ~7 at peak")
+    s.add_argument("--out", required=True, help="landing directory to write")
+    s.set_defaults(func=cmd_generate)
+
+    def days(s):
+        s.add_argument("--partition", help="one UTC day, YYYY-MM-DD")
+        s.add_argument("--from", dest="start", help="first day of a range")
+        s.add_argument("--to", dest="end", help="last day of a range (inclusive)")
+
+    s = sub.add_parser("ingest", help="load feeds into the warehouse's raw tables (no Dagster)")
+    days(s)
+    s.add_argument("--landing", help="landing directory (default $INFERCOST_LANDING or sample_logs/)")
+    s.add_argument("--feed", choices=["requests", "telemetry", "prices"], help="one feed only")
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("materialize", help="run the daily job (ingest, attribution, dbt) for a day or range")
+    days(s)
+    s.set_defaults(func=cmd_materialize)
+
+    s = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")
+    s.add_argument("query")
+    s.add_argument("--max-rows", type=int, default=50)
+    s.set_defaults(func=cmd_sql)
+
+    s = sub.add_parser("dev", help="serve the Dagster UI on 127.0.0.1")
+    s.add_argument("--port", type=int, default=3000)
+    s.set_defaults(func=cmd_dev)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""The attribution kernel as a daily partitioned asset."""
+
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from pipelines.defs.partitions import daily_partitions, single_run
+from pipelines.defs.resources import warehouse_connection
+from pipelines.lib.energy import attribute_day
+from pipelines.lib.ingest import day_range
+from pipelines.lib.warehouse import attribution_settings
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("request_energy_pieces", group_name="attribution", kinds={"duckdb", "python"},
+                     deps=["raw_requests", "raw_telemetry", "raw_deployments", "raw_regions"],
+                     description="Energy and device-seconds of each request per device and price bucket."),
+        dg.AssetSpec("device_energy_buckets", group_name="attribution", kinds={"duckdb", "python"},
+                     deps=["raw_requests", "raw_telemetry"],
+                     description="Metered, busy, idle and unmetered time and energy per device and bucket."),
+        dg.AssetSpec("unattributed_requests", group_name="attribution", kinds={"duckdb"},
+                     deps=["raw_requests", "raw_deployments"],
+                     description="Requests that could not be placed on a device, with the reason."),
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+)
+def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    """Split each device's measured energy across the requests running on it (pipelines/lib/attribution.py)."""
+    window = context.partition_time_window
+    days = day_range(window.start.date(), window.end.date().fromordinal(window.end.date().toordinal() - 1))
+    settings = attribution_settings()
+    totals = {"metered_kwh": 0.0, "attributed_kwh": 0.0, "idle_kwh": 0.0, "requests": 0, "unattributed": 0}
+    with warehouse_connection(duckdb) as con:
+        for day in days:
+            result = attribute_day(con, day, **settings)
+            context.log.info(result.summary())
+            totals["metered_kwh"] += result.metered_energy_j / 3.6e6
+            totals["attributed_kwh"] += result.attributed_energy_j / 3.6e6
+            totals["idle_kwh"] += result.idle_energy_j / 3.6e6
+            totals["requests"] += result.requests
+            totals["unattributed"] += result.unattributed
+    yield dg.MaterializeResult(asset_key="request_energy_pieces", metadata={**totals, **settings})
+    yield dg.MaterializeResult(asset_key="device_energy_buckets", metadata={"idle_kwh": totals["idle_kwh"]})
+    yield dg.MaterializeResult(asset_key="unattributed_requests", metadata={"rows": totals["unattributed"]})

@@ -1,0 +1,22 @@
+import contextlib
+import os
+
+from dagster_dbt import DbtCliResource
+from dagster_duckdb import DuckDBResource
+
+from pipelines.dbt_project import dbt_project
+from pipelines.lib.warehouse import warehouse_path
+
+# Dagster and dbt read the same file: dbt's profiles.yml reads INFERCOST_WAREHOUSE
+os.environ.setdefault("INFERCOST_WAREHOUSE", str(warehouse_path()))
+
+duckdb_resource = DuckDBResource(database=os.environ["INFERCOST_WAREHOUSE"])
+dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.profiles_dir))
+
+
+@contextlib.contextmanager
+def warehouse_connection(duckdb: DuckDBResource):
+    """A connection with the session time zone set to UTC (dates of timestamps are UTC dates)."""
+    with duckdb.get_connection() as con:
+        con.execute("SET TimeZone = 'UTC'").fetchall()
+        yield con
