@@ -78,7 +78,7 @@ def materialize(start: date, end: date) -> None:
 
     from pipelines.definitions import defs
 
-    job = defs.get_job_def("daily_cost_job")
+    job = defs.resolve_job_def("daily_cost_job")
     tags = {
         "dagster/asset_partition_range_start": start.isoformat(),
         "dagster/asset_partition_range_end": end.isoformat(),

@@ -168,7 +168,8 @@ class NvidiaSmiCsv:
     Device id: uuid, else pci.bus_id, else <host>:<index>. Host: the file name up to its first ``_`` (or the
     ``host`` option). Power: power.draw.instant (an instantaneous reading, window 0) when present, else
     power.draw.average or power.draw, read as the trailing average over ``power_draw_window_s`` seconds (default 1,
-    as the driver reports on Ampere and newer). Timestamps are ``YYYY/MM/DD HH:MM:SS.fff`` in the ``timezone``
+    as the driver reports on Ampere and newer). A file with no uuid, pci.bus_id or index is one device named by its
+    host. Timestamps are ``YYYY/MM/DD HH:MM:SS.fff`` in the ``timezone``
     option (default UTC). Values may carry units ("160.5 W"); "[N/A]" and "[Not Supported]" read as missing.
     """
 
@@ -205,8 +206,10 @@ class NvidiaSmiCsv:
             device = val("uuid")
         elif "pci_bus_id" in pos:
             device = val("pci_bus_id")
-        else:
+        elif "index" in pos:
             device = f"{_sql_str(host)} || ':' || {val('index')}"
+        else:  # a file of one device: the host names it
+            device = _sql_str(host)
         ts_fmt = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']"
         mapped = f"""
             WITH s AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src})

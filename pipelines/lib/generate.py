@@ -96,18 +96,19 @@ MODELS = {
               12_000, 180),
         Model("llama-3.2-3b-distill", "llama-3.1", 3.2, 3.2, False, "llama-3.1-8b-instruct", "llama-3.1-8b-instruct",
               1, 0.75, 0.55, 25_000, 170),
-        Model("mixtral-8x7b-instruct", "mixtral", 46.7, 12.9, True, None, "llama-3.1-70b-instruct", 2, 1.28, 1.25,
+        Model("mixtral-8x7b-instruct", "mixtral", 46.7, 12.9, True, None, "llama-3.1-70b-instruct", 2, 1.36, 1.25,
               8_000, 200),
     )
 }
 
-# engine configurations: (quantization, speculative, batching) -> (power factor, J/token factor at batch 1)
+# engine configurations: (quantization, speculative, batching) -> (factor on dynamic power above idle, factor on
+# J/token), both at batch 1, fading towards batch 32
 _CONFIG_EFFECT = {
     (None, None, "continuous"): (1.0, 1.0),
     ("int8", None, "continuous"): (0.95, 0.72),
     ("fp8", None, "continuous"): (0.97, 0.70),
     ("int4", None, "continuous"): (0.92, 0.62),
-    (None, "prompt_lookup", "continuous"): (190 / 160, 6 / 9),
+    (None, "prompt_lookup", "continuous"): ((190 - 71) / (160 - 71), 6 / 9),  # 190 W and 6 J/token at batch 1
     (None, None, "static"): (0.95, 1.35),
 }
 

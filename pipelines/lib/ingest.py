@@ -4,9 +4,9 @@ Every line of every file is either loaded into ``raw_<feed>`` or written to ``in
 line number, raw text and reason; ``ingest_file_stats`` records rows read = rows loaded + rows quarantined for each
 file of each run. Re-running a partition replaces that day (delete + insert in one transaction).
 
-Which day a row belongs to is the UTC date of its event time (``partition_by`` in its contract). A row whose time
-cannot be parsed takes the day of the nearest parseable row before it in the same file (else after it, else the
-day being loaded), so it is quarantined exactly once. Files whose name holds a date (YYYY-MM-DD) more than one day
+Which day a row belongs to is the UTC date of its event time (``partition_by`` in its contract). A row that is
+quarantined takes the day of the nearest valid row before it in the same file (else after it, else the date in
+the file name, else the day being loaded), so that it is quarantined once, beside the rows it came with. Files whose name holds a date (YYYY-MM-DD) more than one day
 away from the day being loaded are not opened for it.
 
 Pure DuckDB and Python; imports no Dagster.
@@ -14,7 +14,6 @@ Pure DuckDB and Python; imports no Dagster.
 
 from __future__ import annotations
 
-import gzip
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -29,6 +28,9 @@ from pipelines.lib.formats import FORMATS, FleetCsv, ParseContext
 from pipelines.lib.warehouse import ensure_raw_tables
 
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+
+DEFAULT_FORMATS = {"requests": "openai_jsonl", "telemetry": "nvidia_smi_csv", "prices": "market_csv"}
 
 
 class IngestError(RuntimeError):
@@ -76,22 +78,27 @@ def read_lines(path: Path) -> tuple[pa.Table, str | None]:
     """
     problem = None
     try:
-        if path.suffix == ".gz":
-            data = b""
-            try:
-                with gzip.open(path, "rb") as f:
-                    chunks = []
-                    while chunk := f.read(1 << 20):
-                        chunks.append(chunk)
-            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-                if not chunks:
-                    raise IngestError(f"{path}: not a readable gzip file ({exc})") from exc
-                problem = f"truncated gzip stream: {exc}"
-            data = b"".join(chunks)
-        else:
-            data = path.read_bytes()
+        raw = path.read_bytes()
     except OSError as exc:
         raise IngestError(f"{path}: cannot be read ({exc})") from exc
+    if path.suffix == ".gz":
+        parts = []
+        while raw:  # one decompressor per gzip member
+            d = zlib.decompressobj(wbits=31)
+            try:
+                parts.append(d.decompress(raw))
+            except zlib.error as exc:
+                if not parts:
+                    raise IngestError(f"{path}: not a readable gzip file ({exc})") from exc
+                problem = f"corrupt gzip member: {exc}"
+                break
+            if not d.eof:
+                problem = "truncated gzip stream (no end-of-stream marker)"
+                break
+            raw = d.unused_data
+        data = b"".join(parts)
+    else:
+        data = raw
     text = data.decode("utf-8", errors="replace")
     lines = text.split("\n")
     if problem and lines and lines[-1]:
@@ -134,13 +141,20 @@ def ingest_feed(con: duckdb.DuckDBPyConnection, feed: str, landing: Path, day: d
                 fmt: str | None = None, options: dict | None = None) -> IngestReport:
     """Load the rows of ``day`` from every file of ``landing/<feed>/`` into raw_<feed>."""
     ensure_raw_tables(con)
-    parser = FORMATS[fmt or {"requests": "openai_jsonl", "telemetry": "nvidia_smi_csv",
-                             "prices": "market_csv"}[feed]]
+    parser = FORMATS[fmt or DEFAULT_FORMATS[feed]]
     folder = Path(landing) / feed
     if not folder.is_dir():
         raise IngestError(f"{folder}: landing folder for {feed} does not exist")
     files = _files_for(folder, parser.patterns, day)
-    ctx = ParseContext(con=con, landing=Path(landing), day=day, options=options or {})
+    return ingest_files(con, feed, files, day, fmt=fmt, options=options, landing=Path(landing))
+
+
+def ingest_files(con: duckdb.DuckDBPyConnection, feed: str, files: list[Path], day: date, *,
+                 fmt: str | None = None, options: dict | None = None, landing: Path | None = None) -> IngestReport:
+    """Load the rows of ``day`` from the given files (read in place) into raw_<feed>."""
+    ensure_raw_tables(con)
+    parser = FORMATS[fmt or DEFAULT_FORMATS[feed]]
+    ctx = ParseContext(con=con, landing=landing, day=day, options=options or {})
     parsed_parts = []
     for path in files:
         lines, problem = read_lines(path)
@@ -209,15 +223,16 @@ def _load(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], da
         WITH parsed AS ({union}),
         assigned AS (
             SELECT *, coalesce(
-                event_date,
-                last_value(event_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
+                valid_date,
+                last_value(valid_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
-                first_value(event_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
+                first_value(valid_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
                     ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
+                TRY_CAST(regexp_extract(regexp_extract(source_file, '[^/]*$'), '\d{{4}}-\d{{2}}-\d{{2}}') AS DATE),
                 {day_sql}) AS partition_date
-            FROM parsed
+            FROM (SELECT *, CASE WHEN reason IS NULL THEN event_date END AS valid_date FROM parsed)
         ){dedupe}
-        SELECT * EXCLUDE (key_rank, first_seen, reason),
+        SELECT * EXCLUDE (key_rank, first_seen, reason, valid_date),
             CASE WHEN reason IS NOT NULL THEN reason
                  WHEN key_rank > 1 THEN 'duplicate {"/".join(key) or "row"} (first loaded from ' || first_seen || ')'
             END AS reason

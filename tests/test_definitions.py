@@ -1,0 +1,45 @@
+"""The Dagster code location loads, with the expected assets, checks, job and schedule (a snapshot)."""
+
+import dagster as dg
+
+from pipelines.definitions import defs
+
+EXPECTED_ASSETS = {
+    # ingest
+    "raw_requests", "raw_telemetry", "raw_prices",
+    "raw_inventory", "raw_deployments", "raw_models", "raw_fx_rates", "raw_regions",
+    # attribution
+    "request_energy_pieces", "device_energy_buckets", "unattributed_requests",
+    # dbt
+    "stg_requests", "stg_prices", "stg_inventory", "stg_models", "stg_fx_rates", "stg_request_energy_pieces",
+    "stg_device_energy_buckets", "int_request_cost_pieces", "int_device_days", "int_request_idle_allocation",
+    "fct_request_cost", "agg_daily_model_cost", "agg_daily_technique_cost", "agg_idle_cost", "technique_savings",
+}
+
+
+def test_asset_graph_snapshot():
+    graph = defs.get_repository_def().asset_graph
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == EXPECTED_ASSETS
+    # the dbt models hang off the Python assets, not off loose source keys
+    fct = graph.get(dg.AssetKey("stg_request_energy_pieces"))
+    assert dg.AssetKey("request_energy_pieces") in fct.parent_keys
+
+
+def test_dbt_tests_are_asset_checks():
+    checks = defs.get_repository_def().asset_graph.asset_check_keys
+    by_name = {c.name: c.asset_key.to_user_string() for c in checks}
+    assert len(checks) > 50
+    # the reconciliations are checks on the models they reconcile
+    assert by_name["assert_energy_conserved"] == "int_device_days"
+    assert by_name["assert_capex_conserved"] == "int_device_days"
+    assert by_name["assert_cost_components_add_up"] == "fct_request_cost"
+    assert "accepted_range_fct_request_cost_energy_j__0" in by_name
+
+
+def test_daily_job_and_schedule_for_the_previous_day():
+    job = defs.resolve_job_def("daily_cost_job")
+    assert job.partitions_def is not None
+    schedule = defs.get_schedule_def("daily_cost_job_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone in (None, "UTC")

@@ -1,0 +1,209 @@
+"""Ingest: every line loaded or quarantined with a reason, per-file row identity, idempotent re-runs."""
+
+import gzip
+import json
+import shutil
+from datetime import date
+
+import pytest
+
+from pipelines.lib.ingest import IngestError, ingest_feed, ingest_fleet_table
+from pipelines.lib.contracts import FLEET_TABLES
+from pipelines.lib.warehouse import connect
+from tests.conftest import REPO
+
+DAY = date(2026, 11, 2)
+
+
+def good_request(i, **over):
+    obj = {
+        "id": f"req-{i}", "model": "llama-3.1-8b-instruct",
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "prompt_tokens_details": {"cached_tokens": 10}},
+        "started_at": "2026-11-02T10:00:00.000001Z", "first_token_at": "2026-11-02T10:00:00.2Z",
+        "ended_at": "2026-11-02T10:00:03Z", "replica_id": "r0", "host": "h0", "status": "ok",
+        "metadata": {"tenant": "team-a", "quantization": "int8", "speculative": None, "batching": "continuous"},
+    }
+    obj.update(over)
+    return json.dumps(obj)
+
+
+@pytest.fixture
+def landing(tmp_path):
+    land = tmp_path / "landing"
+    shutil.copytree(REPO / "sample_logs" / "fleet", land / "fleet")
+    for sub in ("requests", "telemetry", "prices"):
+        (land / sub).mkdir(parents=True)
+    return land
+
+
+@pytest.fixture
+def con(tmp_path, landing):
+    c = connect(tmp_path / "w.duckdb")
+    for name in FLEET_TABLES:
+        ingest_fleet_table(c, name, landing)
+    yield c
+    c.close()
+
+
+def quarantine(con, feed):
+    return {line: reason for line, reason in con.execute(
+        "SELECT source_line, reason FROM ingest_quarantine WHERE feed = ? ORDER BY source_line", [feed]).fetchall()}
+
+
+def assert_row_identity(con, feed):
+    for f, read, loaded, quarantined in con.execute(
+            "SELECT source_file, rows_read, rows_loaded, rows_quarantined FROM ingest_file_stats WHERE feed = ?",
+            [feed]).fetchall():
+        assert read == loaded + quarantined, f
+    loaded = con.execute(f"SELECT count(*) FROM raw_{feed}").fetchall()[0][0]
+    stats = con.execute("SELECT sum(rows_loaded) FROM ingest_file_stats WHERE feed = ?", [feed]).fetchall()[0][0]
+    assert loaded == stats
+
+
+def test_requests_bad_lines_are_quarantined_with_reasons(con, landing):
+    lines = [
+        good_request(1),                                            # 1 ok
+        "{not json",                                                # 2
+        good_request(3, usage={"prompt_tokens": -5, "completion_tokens": 3}),   # 3 negative
+        good_request(4, ended_at="2026-11-02T09:00:00Z"),           # 4 ends before start
+        json.dumps({"id": "req-5", "model": "m"}),                  # 5 missing started_at
+        good_request(1),                                            # 6 duplicate of line 1
+        "",                                                         # 7 blank: not a row
+        good_request(8, started_at="yesterday"),                    # 8 unparseable
+        good_request(9, replica_id=None),                           # 9 no replica, no device
+        good_request(10, metadata={"quantization": "int3"}),        # 10 not an allowed value
+        good_request(11, started_at="2090-01-01T00:00:00Z", ended_at="2090-01-01T00:00:01Z",
+                     created=1793620800),                           # 11 far future, dated by created
+        "[1, 2]",                                                   # 12 not an object
+    ]
+    body = "\r\n".join(lines) + "\r\n"
+    (landing / "requests" / "2026-11-02.jsonl").write_bytes(body.encode() + b"\xff\xfe broken utf8\n")
+    report = ingest_feed(con, "requests", landing, DAY)
+    q = quarantine(con, "requests")
+    assert report.rows_loaded == 1
+    assert report.rows_read == report.rows_loaded + report.rows_quarantined == 12
+    assert q[2] == "malformed JSON"
+    assert q[3].startswith("prompt_tokens below 0")
+    assert q[4] == "ended_at before started_at"
+    assert q[5] == "missing started_at"
+    assert q[6].startswith("duplicate request_id (first loaded from ") and q[6].endswith(":1)")
+    assert q[8] == "unparseable started_at: yesterday"
+    assert q[9] == "missing replica_id and device_id"
+    assert q[10].startswith("quantization not one of")
+    assert q[11].startswith("implausible started_at")
+    assert q[12] == "not a JSON object"
+    assert q[13] == "malformed JSON"  # the non-UTF-8 line, bytes replaced, kept as raw text
+    raw = con.execute("SELECT raw_text FROM ingest_quarantine WHERE source_line = 13").fetchall()[0][0]
+    assert "broken utf8" in raw
+    row = con.execute("SELECT request_id, started_at, prompt_tokens, cached_prompt_tokens, quantization, tenant "
+                      "FROM raw_requests").fetchall()[0]
+    assert row[0] == "req-1" and row[1].microsecond == 1 and row[2:] == (100, 10, "int8", "team-a")
+    assert_row_identity(con, "requests")
+
+
+def test_rerunning_a_partition_replaces_it(con, landing):
+    (landing / "requests" / "a.jsonl").write_text("\n".join(good_request(i) for i in range(5)) + "\n{bad\n")
+    first = ingest_feed(con, "requests", landing, DAY)
+    second = ingest_feed(con, "requests", landing, DAY)
+    assert (first.rows_loaded, first.rows_quarantined) == (second.rows_loaded, second.rows_quarantined) == (5, 1)
+    assert con.execute("SELECT count(*) FROM raw_requests").fetchall()[0][0] == 5
+    assert con.execute("SELECT count(*) FROM ingest_quarantine").fetchall()[0][0] == 1
+    assert con.execute("SELECT count(*) FROM ingest_file_stats WHERE feed = 'requests'").fetchall()[0][0] == 1
+
+
+def test_rows_of_other_days_wait_for_their_partition(con, landing):
+    other = good_request(2, started_at="2026-11-03T01:00:00Z", first_token_at=None, ended_at="2026-11-03T01:00:05Z")
+    (landing / "requests" / "mixed.jsonl").write_text(good_request(1) + "\n" + other + "\n{broken after day 3\n")
+    r2 = ingest_feed(con, "requests", landing, DAY)
+    r3 = ingest_feed(con, "requests", landing, date(2026, 11, 3))
+    assert (r2.rows_read, r2.rows_loaded) == (1, 1)
+    # the unparseable line takes the day of the line before it: quarantined once, in day 3
+    assert (r3.rows_read, r3.rows_loaded, r3.rows_quarantined) == (2, 1, 1)
+
+
+def test_gzip_truncated_and_unreadable_files(con, landing):
+    data = gzip.compress(("\n".join(good_request(i) for i in range(200)) + "\n").encode())
+    (landing / "requests" / "cut.jsonl.gz").write_bytes(data[: len(data) // 2])
+    report = ingest_feed(con, "requests", landing, DAY)
+    reasons = [r for (r,) in con.execute("SELECT reason FROM ingest_quarantine").fetchall()]
+    assert report.rows_loaded > 0
+    assert any(r.startswith("truncated gzip stream") for r in reasons)
+    assert_row_identity(con, "requests")
+    (landing / "requests" / "junk.jsonl.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(IngestError, match="junk.jsonl.gz"):
+        ingest_feed(con, "requests", landing, DAY)
+
+
+def test_empty_file_reads_zero_rows(con, landing):
+    (landing / "requests" / "empty.jsonl").write_text("")
+    report = ingest_feed(con, "requests", landing, DAY)
+    assert report.rows_read == 0
+
+
+NVSMI_HEADER = "timestamp, index, uuid, name, power.draw [W], utilization.gpu [%], memory.used [MiB]"
+
+
+def test_nvidia_smi_csv_with_units_missing_values_and_bad_rows(con, landing):
+    rows = [
+        NVSMI_HEADER,
+        "2026/11/02 00:00:01.003, 0, GPU-a, NVIDIA H100 80GB HBM3, 71.50 W, 0 %, 1024 MiB",
+        "2026/11/02 00:00:02.004, 0, GPU-a, NVIDIA H100 80GB HBM3, 160.25 W, 55 %, 2048 MiB",
+        "2026/11/02 00:00:03.004, 0, GPU-a, NVIDIA H100 80GB HBM3, [N/A], 55 %, 2048 MiB",
+        "2026/11/02 00:00:04.004, 0, GPU-a, NVIDIA H100 80GB HBM3, -3.0 W, 55 %, 2048 MiB",
+        "2026/11/02 00:00:05.004, 0, GPU-a, NVIDIA H100",
+        NVSMI_HEADER,
+        "2026/11/02 00:00:06.004, 0, GPU-a, NVIDIA H100 80GB HBM3, 170.00, [Not Supported], 2048",
+    ]
+    (landing / "telemetry" / "host1_2026-11-02.csv").write_text("\n".join(rows) + "\n")
+    report = ingest_feed(con, "telemetry", landing, DAY, options={"timezone": "UTC"})
+    q = quarantine(con, "telemetry")
+    assert report.rows_read == 7 and report.rows_loaded == 3
+    assert q[4] == "missing power_w"  # [N/A]
+    assert q[5].startswith("power_w below 0")
+    assert q[6] == "expected 7 fields, got 4"
+    assert q[7] == "repeated header line"
+    got = con.execute("SELECT device_id, ts, power_w, power_window_s, util_pct, mem_used_mib, host FROM "
+                      "raw_telemetry ORDER BY ts").fetchall()
+    assert got[0][0] == "GPU-a" and got[0][1].microsecond == 3000 and got[0][2:] == (71.5, 1.0, 0.0, 1024.0, "host1")
+    assert got[2][4] is None  # [Not Supported] utilization is a missing optional value
+    assert_row_identity(con, "telemetry")
+
+
+def test_nvidia_smi_local_time_zone_option(con, landing):
+    rows = ["timestamp, power.draw.instant [W]", "2026/11/02 01:30:00.000, 100.0"]
+    (landing / "telemetry" / "gpu7.csv").write_text("\n".join(rows) + "\n")
+    ingest_feed(con, "telemetry", landing, DAY, options={"timezone": "Europe/Berlin"})
+    ts, window, device = con.execute("SELECT ts, power_window_s, device_id FROM raw_telemetry").fetchall()[0]
+    assert (ts.hour, ts.minute) == (0, 30)  # CET is UTC+1 in November
+    assert window == 0.0  # power.draw.instant is an instantaneous reading
+    assert device == "gpu7"
+
+
+def test_prices_local_time_currency_and_duplicates(con, landing):
+    rows = ["Datetime,Price (EUR/MWh)", "2026-11-02 01:00:00,50.5", "2026-11-02 02:00:00,-3.25",
+            "2026-11-02 02:00:00,99", "2026-11-02 03:00:00,abc"]
+    (landing / "prices" / "eu-central_x.csv").write_text("\n".join(rows) + "\n")
+    report = ingest_feed(con, "prices", landing, DAY)
+    assert (report.rows_loaded, report.rows_quarantined) == (2, 2)
+    got = con.execute("SELECT interval_start, interval_end, price_per_mwh, currency, market FROM raw_prices "
+                      "ORDER BY 1").fetchall()
+    assert got[0][0].hour == 0 and got[0][1].hour == 1  # 01:00 Berlin = 00:00 UTC
+    assert got[1][2] == -3.25 and got[1][3] == "EUR" and got[1][4] == "EPEX-DA-DE-LU"
+    q = quarantine(con, "prices")
+    assert q[4].startswith("duplicate region/interval_start")
+    assert q[5] == "unparseable price_per_mwh: abc"
+
+
+def test_price_file_of_unknown_region_names_the_file(con, landing):
+    (landing / "prices" / "mars_2026.csv").write_text("Datetime,Price (USD/MWh)\n2026-11-02 00:00:00,1\n")
+    with pytest.raises(ValueError, match="mars_2026.csv.*not in fleet/regions.csv"):
+        ingest_feed(con, "prices", landing, DAY)
+
+
+def test_fleet_file_bad_rows_are_quarantined(con, landing):
+    inv = (landing / "fleet" / "inventory.csv").read_text().splitlines()
+    inv.append(inv[-1].replace("GPU-", "GPU-X", 1).rsplit(",", 1)[0] + ",-1")  # negative overhead
+    (landing / "fleet" / "inventory.csv").write_text("\n".join(inv) + "\n")
+    report = ingest_fleet_table(con, "inventory", landing)
+    assert report.rows_quarantined == 1
+    assert quarantine(con, "inventory")[len(inv)].startswith("overhead_per_hour below 0")

@@ -1,0 +1,121 @@
+"""The whole pipeline on the shipped sample day, through the CLI and Dagster, into a fresh warehouse."""
+
+import os
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    home = tmp_path_factory.mktemp("infercost_home")
+    env = {**os.environ, "INFERCOST_HOME": str(home)}
+    env.pop("INFERCOST_WAREHOUSE", None)
+    env.pop("DAGSTER_HOME", None)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    demo = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    # materializing the same day again replaces it, never doubles it
+    again = subprocess.run([sys.executable, "-m", "pipelines.cli", "materialize", "--partition", "2026-11-02"],
+                           cwd=REPO, env={**env, "INFERCOST_LANDING": str(REPO / "sample_logs")},
+                           capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    path = home / "warehouse.duckdb"
+    con = duckdb.connect(str(path), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    yield {"con": con, "demo_output": demo.stdout, "home": home}
+    con.close()
+
+
+def one(con, sql):
+    return con.execute(sql).fetchall()[0]
+
+
+def test_demo_prints_the_rollups(warehouse):
+    out = warehouse["demo_output"]
+    assert "Daily cost per model (agg_daily_model_cost)" in out
+    assert "llama-3.1-70b-instruct" in out and "spec:prompt_lookup" in out
+
+
+def test_every_ingested_line_is_loaded_or_quarantined(warehouse):
+    con = warehouse["con"]
+    bad = con.execute("SELECT * FROM ingest_file_stats WHERE rows_read <> rows_loaded + rows_quarantined")
+    assert bad.fetchall() == []
+    for feed in ("requests", "telemetry", "prices"):
+        loaded, = one(con, f"SELECT count(*) FROM raw_{feed}")
+        stats, = one(con, f"SELECT sum(rows_loaded) FROM ingest_file_stats WHERE feed = '{feed}'")
+        assert loaded == stats > 0
+    # re-materializing did not double anything
+    dupes, = one(con, "SELECT count(*) - count(DISTINCT request_id) FROM raw_requests")
+    assert dupes == 0
+
+
+def test_energy_is_conserved_per_device_day(warehouse):
+    con = warehouse["con"]
+    metered, attributed, idle = one(con, "SELECT sum(metered_energy_j), sum(request_energy_j), sum(idle_energy_j) "
+                                         "FROM int_device_days")
+    assert metered > 0 and attributed > 0 and idle > 0
+    assert attributed + idle == pytest.approx(metered, rel=1e-9)
+    pieces, = one(con, "SELECT sum(energy_j) FROM request_energy_pieces")
+    assert pieces == pytest.approx(attributed, rel=1e-12)
+
+
+def test_request_costs_add_up_and_cover_every_request(warehouse):
+    con = warehouse["con"]
+    n_raw, = one(con, "SELECT count(*) FROM raw_requests")
+    n_fct, n_costed = one(con, "SELECT count(*), count(total_cost_usd) FROM fct_request_cost")
+    assert n_raw == n_fct == n_costed
+    worst, = one(con, "SELECT max(abs(total_cost_usd - energy_cost_usd - capex_cost_usd - overhead_cost_usd)) "
+                      "FROM fct_request_cost")
+    assert worst < 1e-12
+    # capex: requests + idle = every device's day of amortization
+    req, idle, day = one(con, "SELECT sum(request_capex_cost_usd), sum(idle_capex_cost_usd), "
+                              "sum(day_capex_cost_usd) FROM int_device_days")
+    assert req + idle == pytest.approx(day, rel=1e-9)
+    caveats, = one(con, "SELECT count(*) FROM fct_request_cost WHERE cost_caveat IS NOT NULL")
+    assert caveats == 0
+
+
+def test_tensor_parallel_requests_draw_from_four_devices(warehouse):
+    con = warehouse["con"]
+    devices, = one(con, "SELECT min(devices) FROM fct_request_cost WHERE model = 'llama-3.1-70b-instruct'")
+    assert devices == 4
+
+
+def test_rollups_cover_models_and_techniques_with_plausible_energy(warehouse):
+    con = warehouse["con"]
+    models = dict(con.execute("SELECT model, j_per_output_token FROM agg_daily_model_cost").fetchall())
+    assert len(models) >= 4
+    # calibrated to an H100: 8B decode spans 9 J (batch 1) to 1.2 J (batch 32) per output token
+    assert 1.2 < models["llama-3.1-8b-instruct"] < 9.0
+    assert models["llama-3.1-70b-instruct"] > models["llama-3.1-8b-instruct"]
+    techniques = {t for (t,) in con.execute("SELECT DISTINCT technique FROM agg_daily_technique_cost").fetchall()}
+    assert {"baseline", "quant:int8", "spec:prompt_lookup", "batching:static", "moe", "distilled"} <= techniques
+    saving = dict(con.execute("SELECT technique, cost_saving_pct FROM technique_savings "
+                              "WHERE model = 'llama-3.1-8b-instruct'").fetchall())
+    assert saving["baseline"] == 0
+    assert saving["quant:int8"] > 0 > saving["batching:static"]
+
+
+def test_idle_cost_is_reported_and_shared(warehouse):
+    con = warehouse["con"]
+    idle_usd, = one(con, "SELECT sum(idle_cost_usd) FROM agg_idle_cost WHERE requests > 0")
+    allocated, = one(con, "SELECT sum(idle_cost_allocated_usd) FROM fct_request_cost")
+    assert idle_usd > 0
+    assert allocated == pytest.approx(idle_usd, rel=1e-9)  # the default policy is proportional
+
+
+def test_sql_command_reads_the_warehouse_and_refuses_writes(warehouse):
+    env = {**os.environ, "INFERCOST_HOME": str(warehouse["home"])}
+    env.pop("INFERCOST_WAREHOUSE", None)
+    ok = subprocess.run([sys.executable, "-m", "pipelines.cli", "sql", "SELECT count(*) AS n FROM fct_request_cost"],
+                        cwd=REPO, env=env, capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.splitlines()[0].strip() == "n"
+    bad = subprocess.run([sys.executable, "-m", "pipelines.cli", "sql", "DELETE FROM fct_request_cost"],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "read-only" in bad.stderr
