@@ -7,8 +7,8 @@ buckets as (
     select * from {{ ref('stg_device_energy_buckets') }}
 ),
 
-prices as (
-    select * from {{ ref('stg_prices') }}
+rates as (
+    select * from {{ ref('int_device_bucket_rates') }}
 ),
 
 pieces as (
@@ -23,21 +23,13 @@ loaded_days as (
 
 priced_buckets as (
     select
-        buckets.partition_date,
-        buckets.device_id,
-        buckets.metered_s,
-        buckets.busy_s,
-        buckets.unmetered_s,
-        buckets.metered_energy_j,
-        buckets.busy_energy_j,
-        buckets.idle_energy_j,
-        buckets.idle_energy_j * inventory.pue / 3.6e9 * prices.price_usd_per_mwh as idle_energy_cost_usd
+        buckets.*,
+        buckets.idle_energy_j * rates.pue / 3.6e9 * rates.price_usd_per_mwh as idle_energy_cost_usd
     from buckets
-    inner join inventory on buckets.device_id = inventory.device_id
-    left join prices
-        on inventory.region = prices.region
-        and buckets.bucket_start >= prices.interval_start
-        and buckets.bucket_start < prices.interval_end
+    inner join rates
+        on buckets.device_id = rates.device_id
+        and buckets.bucket_start = rates.bucket_start
+    where rates.device_known
 ),
 
 bucket_totals as (
@@ -76,12 +68,7 @@ device_days as (
         inventory.host,
         inventory.region,
         inventory.device_type,
-        case
-            when loaded_days.partition_date >= inventory.in_service_from
-                and loaded_days.partition_date < inventory.amortized_until
-                then inventory.capex_usd_per_s
-            else 0
-        end as capex_usd_per_s,
+        {{ capex_usd_per_s_on('loaded_days.partition_date') }} as capex_usd_per_s,
         inventory.overhead_usd_per_s
     from inventory
     cross join loaded_days

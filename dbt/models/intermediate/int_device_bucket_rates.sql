@@ -1,0 +1,30 @@
+-- what one device-second and one joule cost on each device in each price bucket
+with buckets as (
+    select * from {{ ref('stg_device_energy_buckets') }}
+),
+
+inventory as (
+    select * from {{ ref('stg_inventory') }}
+),
+
+prices as (
+    select * from {{ ref('stg_prices') }}
+)
+
+select
+    buckets.partition_date,
+    buckets.device_id,
+    buckets.bucket_start,
+    inventory.device_id is not null as device_known,
+    inventory.region,
+    inventory.device_type,
+    inventory.pue,
+    prices.price_usd_per_mwh,
+    {{ capex_usd_per_s_on('buckets.partition_date') }} as capex_usd_per_s,
+    inventory.overhead_usd_per_s
+from buckets
+left join inventory on buckets.device_id = inventory.device_id
+left join prices
+    on inventory.region = prices.region
+    and buckets.bucket_start >= prices.interval_start
+    and buckets.bucket_start < prices.interval_end
