@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
-run: setup
+run: manifest
 	$(BIN)/infercost demo
 
 # @dbt_assets reads dbt's manifest at import time: prepare it before anything imports the definitions

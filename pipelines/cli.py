@@ -34,9 +34,15 @@ def _prepare_environment() -> None:
 
 
 def _ensure_manifest() -> None:
+    """(Re)parse the dbt project when its manifest is missing or older than any of its files."""
     from pipelines.dbt_project import dbt_project
 
-    if not dbt_project.manifest_path.exists():
+    manifest = dbt_project.manifest_path
+    project_dir = Path(dbt_project.project_dir)
+    sources = [p for sub in ("models", "macros", "tests") for p in (project_dir / sub).rglob("*") if p.is_file()]
+    sources += [project_dir / "dbt_project.yml", project_dir / "profiles.yml"]
+    newest = max(p.stat().st_mtime for p in sources)
+    if not manifest.exists() or manifest.stat().st_mtime < newest:
         _say("preparing the dbt manifest (dbt parse) ...")
         dbt_project.preparer.prepare(dbt_project)
 
