@@ -25,17 +25,20 @@ def reference_attribution(requests, samples, *, max_gap_s=5.0, bucket_s=3600):
         for ts, p, w in rows:
             merged.setdefault(ts, []).append((p, w))
         pts = sorted((ts, sum(p for p, _ in v) / len(v), max(w for _, w in v)) for ts, v in merged.items())
+        def own_start(i):
+            ts, _, w = pts[i]
+            if w > 0:
+                return pts[i - 1][0] if i > 0 and ts - pts[i - 1][0] <= max_gap_s else ts - w
+            return ts
+
         prev_end = -math.inf
         for i, (ts, p, w) in enumerate(pts):
             if w > 0:
-                b = ts
-                if i > 0 and ts - pts[i - 1][0] <= max_gap_s:
-                    a = pts[i - 1][0]
-                else:
-                    a = ts - w
+                a, b = own_start(i), ts
             else:
                 a = ts
-                b = min(pts[i + 1][0], ts + max_gap_s) if i + 1 < len(pts) else ts
+                # hold until the next sample or what it covers, at most max_gap
+                b = min(own_start(i + 1), ts + max_gap_s) if i + 1 < len(pts) else ts
             a = max(a, prev_end)
             prev_end = b
             if b > a:

@@ -252,3 +252,26 @@ def test_segmented_cumsum_keeps_digits_at_scale():
     plain = np.cumsum(x) - x
     plain = plain - plain[first]
     assert np.max(np.abs(plain[first:] - exact)) > np.max(np.abs(got[first:] - exact))
+
+
+def test_energy_counter_deltas_are_the_energy_of_each_interval():
+    # power readings say 100 W, the counter says 150 J per second from 1 s to 3 s: the counter wins
+    tel = tel_table([("g0", t, 100.0, 0) for t in range(5)]).append_column(
+        "energy_counter_j", pa.array([0.0, 10.0, 160.0, 310.0, None]))
+    res = attribute_energy(req_table([("r", "g0", 1, 3, 1)]), tel)
+    assert energies(res)["r"] == pytest.approx(300.0)
+    assert res.counter_intervals == 3 and res.counter_resets == 0
+    # [0,1): 10 J by counter (it takes precedence over the reading held from 0); [1,3): 300 J; sample 4 has no
+    # counter and is the last instantaneous reading: it covers nothing
+    assert res.metered_energy_j == pytest.approx(10 + 300)
+
+
+def test_counter_reset_falls_back_to_power():
+    # 1 s trailing power readings (power.draw on a modern GPU) beside the counter
+    tel = tel_table([("g0", t, 100.0, 1) for t in range(4)]).append_column(
+        "energy_counter_j", pa.array([1000.0, 1200.0, 5.0, 205.0]))
+    res = attribute_energy(req_table([("r", "g0", 0, 3, 1)]), tel)
+    assert res.counter_resets == 1
+    # [0,1): 200 J counter; [1,2): the reading at 2 (counter reset); [2,3): 200 J counter
+    assert energies(res)["r"] == pytest.approx(200 + 100 + 200)
+    assert_conserved(res)

@@ -207,3 +207,17 @@ def test_fleet_file_bad_rows_are_quarantined(con, landing):
     report = ingest_fleet_table(con, "inventory", landing)
     assert report.rows_quarantined == 1
     assert quarantine(con, "inventory")[len(inv)].startswith("overhead_per_hour below 0")
+
+
+def test_power_draw_meaning_follows_the_device_type(con, landing):
+    inv = {r[0]: r[1] for r in con.execute("SELECT device_type, device_id FROM raw_inventory").fetchall()}
+    rows = ["timestamp, uuid, power.draw [W]",
+            f"2026/11/02 00:00:01.000, {inv['H100-SXM']}, 200.0",
+            f"2026/11/02 00:00:01.000, {inv['A100-SXM4']}, 200.0",
+            "2026/11/02 00:00:01.000, GPU-not-in-inventory, 200.0"]
+    (landing / "telemetry" / "mixed.csv").write_text("\n".join(rows) + "\n")
+    ingest_feed(con, "telemetry", landing, DAY)
+    got = dict(con.execute("SELECT device_id, power_window_s FROM raw_telemetry").fetchall())
+    assert got[inv["H100-SXM"]] == 1.0  # Hopper: a 1 s average
+    assert got[inv["A100-SXM4"]] == 0.0  # GA100: instantaneous
+    assert got["GPU-not-in-inventory"] == 1.0

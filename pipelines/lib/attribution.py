@@ -23,6 +23,11 @@ Documented edge cases (all tested):
   ``dropped_samples`` (the time they covered falls to their neighbours under the rules above);
 * the last instantaneous sample of a device covers no time (there is no next sample to hold until).
 
+Energy counters: when telemetry has ``energy_counter_j`` (NVML total energy, DCGM TOTAL_ENERGY_CONSUMPTION), the
+counter delta between two consecutive samples of a device at most ``max_gap_s`` apart is the energy of that
+interval: the sample becomes a trailing average over exactly that interval. Where a counter is missing, or goes
+backwards (a reset, or a wrap of a narrower counter; counted in ``counter_resets``), the power reading fills in.
+
 Computed as one sorted sweep over merged breakpoints of all devices at once, with prefix sums that restart at
 every (device, bucket) segment, so that no long running sum loses digits: O((N+M) log(N+M)).
 """
@@ -50,6 +55,10 @@ class AttributionResult:
     idle_energy_j."""
     dropped_samples: int
     """Telemetry samples dropped for NaN, null or negative power."""
+    counter_intervals: int = 0
+    """Intervals whose energy came from an energy counter delta."""
+    counter_resets: int = 0
+    """Counter deltas that went backwards (resets or wraps), where power filled in."""
 
     @property
     def metered_energy_j(self) -> float:
@@ -137,13 +146,37 @@ def _device_codes(req_dev: pa.ChunkedArray, tel_dev: pa.ChunkedArray) -> tuple[p
     )
 
 
-def _power_segments(dev, ts, power, window_us, max_gap_us):
-    """Sorted, deduplicated, non-overlapping power segments (dev, start, end, power_w) and the dropped count."""
+def _apply_counters(dev, ts, power, window_us, counter, max_gap_us):
+    """On samples sorted by (device, ts): where two consecutive counters of a device give a non-negative delta over
+    at most max_gap, replace the sample's power by delta / dt and its window by dt. Returns (power, window, used,
+    resets)."""
+    n = len(ts)
+    if n < 2:
+        return power, window_us, 0, 0
+    prev_ok = np.zeros(n, dtype=bool)
+    prev_ok[1:] = (dev[1:] == dev[:-1]) & np.isfinite(counter[1:]) & np.isfinite(counter[:-1])
+    d_e = np.zeros(n)
+    d_t = np.zeros(n, dtype=np.int64)
+    d_e[1:] = counter[1:] - counter[:-1]
+    d_t[1:] = ts[1:] - ts[:-1]
+    use = prev_ok & (d_t > 0) & (d_t <= max_gap_us) & (d_e >= 0)
+    resets = prev_ok & (d_e < 0)
+    power = np.where(use, d_e / np.where(use, d_t, 1) * US_PER_S, power)
+    window_us = np.where(use, d_t, window_us)
+    return power, window_us, int(use.sum()), int(resets.sum())
+
+
+def _power_segments(dev, ts, power, window_us, max_gap_us, counter=None):
+    """Sorted, deduplicated, non-overlapping power segments (dev, start, end, power_w), the dropped count and the
+    counter statistics."""
+    order = np.lexsort((ts, dev))
+    dev, ts, power, window_us = dev[order], ts[order], power[order], window_us[order]
+    used = resets = 0
+    if counter is not None:
+        power, window_us, used, resets = _apply_counters(dev, ts, power, window_us, counter[order], max_gap_us)
     valid = np.isfinite(power) & (power >= 0)
     dropped = int(np.count_nonzero(~valid))
     dev, ts, power, window_us = dev[valid], ts[valid], power[valid], window_us[valid]
-    order = np.lexsort((ts, dev))
-    dev, ts, power, window_us = dev[order], ts[order], power[order], window_us[order]
     if len(ts):
         new = np.ones(len(ts), dtype=bool)
         new[1:] = (dev[1:] != dev[:-1]) | (ts[1:] != ts[:-1])
@@ -160,14 +193,16 @@ def _power_segments(dev, ts, power, window_us, max_gap_us):
     prev_ts = np.where(same_prev, np.roll(ts, 1), np.iinfo(np.int64).min // 2)
     next_ts = np.where(same_next, np.roll(ts, -1), ts)
     trailing = window_us > 0
-    # instantaneous: hold forward until the next sample, at most max_gap
-    end = np.where(trailing, ts, np.minimum(next_ts, ts + max_gap_us))
     # trailing average: back to the previous sample if close enough, else its own window
     start = np.where(trailing, np.where(ts - prev_ts <= max_gap_us, prev_ts, ts - window_us), ts)
+    # instantaneous: hold forward until the next sample (or the start of what the next sample covers), at most
+    # max_gap: a measured average (or counter interval) takes precedence over a held reading
+    next_start = np.where(same_next, np.roll(start, -1), ts)
+    end = np.where(trailing, ts, np.minimum(np.minimum(next_ts, next_start), ts + max_gap_us))
     prev_end = np.where(same_prev, np.roll(end, 1), np.iinfo(np.int64).min // 2)
     start = np.maximum(start, prev_end)
     keep = end > start
-    return dev[keep], start[keep], end[keep], power[keep], dropped
+    return dev[keep], start[keep], end[keep], power[keep], dropped, used, resets
 
 
 def attribute_energy(
@@ -183,7 +218,7 @@ def attribute_energy(
     requests: request_id, device_id, started_at, ended_at and weight (or completion_tokens and prompt_tokens,
     from which the default weight is computed). A request on several devices (a tensor-parallel replica) has one
     row per device under the same request_id.
-    telemetry: device_id, ts, power_w and optionally power_window_s.
+    telemetry: device_id, ts, power_w and optionally power_window_s and energy_counter_j.
     """
     if bucket_s <= 0 or 86400 % bucket_s and bucket_s % 86400:
         raise ValueError("bucket_s must divide a day (or be a whole number of days)")
@@ -212,7 +247,13 @@ def attribute_energy(
         t_w = np.round(_float(telemetry["power_window_s"], 0.0) * US_PER_S).astype(np.int64)
     else:
         t_w = np.zeros(len(t_ts), dtype=np.int64)
-    g_dev, g_a, g_b, g_p, dropped = _power_segments(t_dev, t_ts, t_p, t_w, max_gap_us)
+    counter = None
+    if "energy_counter_j" in telemetry.column_names:
+        counter = _float(telemetry["energy_counter_j"])
+        if not np.isfinite(counter).any():
+            counter = None
+    g_dev, g_a, g_b, g_p, dropped, counter_used, counter_resets = _power_segments(
+        t_dev, t_ts, t_p, t_w, max_gap_us, counter)
 
     ndev = len(devices)
     all_t = [s, e, g_a, g_b]
@@ -359,4 +400,5 @@ def attribute_energy(
             "idle_energy_j": seg_sum(np.where(busy_w, 0.0, energy)),
         }
     )
-    return AttributionResult(per_request, per_request_bucket, per_device_bucket, dropped)
+    return AttributionResult(per_request, per_request_bucket, per_device_bucket, dropped, counter_used,
+                             counter_resets)

@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.lib.contracts import Contract, load_contract
+from pipelines.lib.device_power import power_draw_window_sql
 
 _counter = itertools.count()
 
@@ -167,8 +168,9 @@ class NvidiaSmiCsv:
 
     Device id: uuid, else pci.bus_id, else <host>:<index>. Host: the file name up to its first ``_`` (or the
     ``host`` option). Power: power.draw.instant (an instantaneous reading, window 0) when present, else
-    power.draw.average or power.draw, read as the trailing average over ``power_draw_window_s`` seconds (default 1,
-    as the driver reports on Ampere and newer). A file with no uuid, pci.bus_id or index is one device named by its
+    power.draw.average (a 1 s average), else power.draw, whose meaning depends on the device type in the inventory
+    (pipelines/lib/device_power.py: a 1 s average on Ampere and newer except GA100, instantaneous on GA100 and
+    Volta and older) unless the ``power_draw_window_s`` option says. A file with no uuid, pci.bus_id or index is one device named by its
     host. Timestamps are ``YYYY/MM/DD HH:MM:SS.fff`` in the ``timezone``
     option (default UTC). Values may carry units ("160.5 W"); "[N/A]" and "[Not Supported]" read as missing.
     """
@@ -187,7 +189,7 @@ class NvidiaSmiCsv:
         if "ts" not in pos or not ({"power_draw", "power_draw_average", "power_draw_instant"} & set(pos)):
             raise ValueError(f"{path}: not an nvidia-smi CSV with timestamp and power.draw (header: {header!r})")
         tz = ctx.options.get("timezone", "UTC")
-        window = float(ctx.options.get("power_draw_window_s", 1.0))
+        window = ctx.options.get("power_draw_window_s")
         host = ctx.options.get("host") or path.name.split("_")[0].removesuffix(".csv").removesuffix(".gz")
         src = _register(ctx, lines.slice(1))
 
@@ -198,10 +200,13 @@ class NvidiaSmiCsv:
                     f" '[Not Supported]')")
 
         if "power_draw_instant" in pos:
-            power_key, window_s = "power_draw_instant", 0.0
-        else:
-            power_key = "power_draw_average" if "power_draw_average" in pos else "power_draw"
-            window_s = window
+            power_key, window_sql = "power_draw_instant", "0.0"
+        elif "power_draw_average" in pos:
+            power_key, window_sql = "power_draw_average", "1.0"
+        else:  # power.draw: its meaning depends on the device type (pipelines/lib/device_power.py)
+            power_key = "power_draw"
+            window_sql = (str(float(window)) if window is not None else
+                          f"coalesce(power_draw_window_s, {power_draw_window_sql('device_type')})")
         if "uuid" in pos:
             device = val("uuid")
         elif "pci_bus_id" in pos:
@@ -212,7 +217,9 @@ class NvidiaSmiCsv:
             device = _sql_str(host)
         ts_fmt = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']"
         mapped = f"""
-            WITH s AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src})
+            WITH s0 AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
+            s AS (SELECT s0.*, inv.device_type, inv.power_draw_window_s FROM s0
+                  LEFT JOIN raw_inventory inv ON inv.device_id = {device.replace("parts[", "s0.parts[")})
             SELECT source_file, source_line, raw_text,
                 CASE WHEN trim(raw_text) = {_sql_str(header.strip())} THEN 'repeated header line'
                      WHEN len(parts) <> {len(names)} THEN 'expected {len(names)} fields, got ' || len(parts)
@@ -221,7 +228,7 @@ class NvidiaSmiCsv:
                 {val('ts')} AS ts__raw,
                 timezone({_sql_str(tz)}, try_strptime({val('ts')}, {ts_fmt})) AS ts,
                 {val(power_key)} AS power_w__raw, TRY_CAST({val(power_key)} AS DOUBLE) AS power_w,
-                '{window_s}' AS power_window_s__raw, {window_s}::DOUBLE AS power_window_s,
+                {window_sql}::VARCHAR AS power_window_s__raw, ({window_sql})::DOUBLE AS power_window_s,
                 NULL AS energy_counter_j__raw, NULL::DOUBLE AS energy_counter_j,
                 {val('util_pct')} AS util_pct__raw, TRY_CAST({val('util_pct')} AS DOUBLE) AS util_pct,
                 {val('mem_used_mib')} AS mem_used_mib__raw,

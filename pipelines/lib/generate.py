@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.lib.device_power import power_draw_window_s
+
 DAY_S = 86_400
 
 # H100 SXM, 8B bf16, continuous batching: (batch, board W) and (batch, J per output token)
@@ -359,7 +361,9 @@ def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, star
             prices = _price_day(region, t_start + d * DAY_S, rng)
             _write_prices(out / "prices" / f"{region.region}_{day.isoformat()}.csv", region, day, prices)
     for host, devs in host_power.items():
-        counts["telemetry_rows"] += _write_telemetry(out / "telemetry", host, devs, t_start, days, rng)
+        device_type = next(d["device_type"] for d in inventory if d["host"] == host)
+        counts["telemetry_rows"] += _write_telemetry(out / "telemetry", host, devs, t_start, days, rng,
+                                                     instantaneous=power_draw_window_s(device_type) == 0)
         progress(f"  wrote telemetry for {host}")
     return counts
 
@@ -399,16 +403,18 @@ def _write_prices(path: Path, region: Region, day: date, prices: np.ndarray) -> 
     path.write_text("\n".join(lines) + "\n")
 
 
-def _write_telemetry(folder: Path, host: str, devs: dict, t_start: float, days: int, rng) -> int:
+def _write_telemetry(folder: Path, host: str, devs: dict, t_start: float, days: int, rng,
+                     instantaneous: bool) -> int:
     """nvidia-smi CSV (nounits), one sample per device per second, sampled at the end of each second."""
     rows = 0
     header = "timestamp, index, uuid, name, power.draw [W], utilization.gpu [%], memory.used [MiB]"
     for d in range(days):
         lo, hi = d * DAY_S, (d + 1) * DAY_S
-        # the sample stamped at k+1 (+ a few ms of polling jitter) is the average over second k
+        # a 1 s average (power.draw on Hopper) is stamped at the end of its second k+1; an instantaneous reading
+        # (power.draw on GA100) at the start, k (+ a few ms of polling jitter either way)
         secs = np.arange(lo, hi)
         jitter = np.round(rng.uniform(0.001, 0.012, len(secs)), 3)
-        stamps = t_start + secs + 1 + jitter
+        stamps = t_start + secs + (0 if instantaneous else 1) + jitter
         keep = stamps < t_start + hi
         text_ts = [s.replace("T", " ").replace("-", "/")[:23] for s in
                    np.datetime_as_string(np.round(stamps * 1e3).astype("int64").astype("datetime64[ms]"), unit="ms")]
