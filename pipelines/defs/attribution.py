@@ -19,6 +19,10 @@ from pipelines.lib.warehouse import attribution_settings
         dg.AssetSpec("device_energy_buckets", group_name="attribution", kinds={"duckdb", "python"},
                      deps=["raw_requests", "raw_telemetry"],
                      description="Metered, busy, idle and unmetered time and energy per device and bucket."),
+        dg.AssetSpec("clock_skew_checks", group_name="attribution", kinds={"duckdb"},
+                     deps=["raw_requests", "raw_telemetry", "raw_clock_offsets"],
+                     description="Per host and day, the lag between request logs and power that fits best, and "
+                                 "whether the host's clocks look skewed (fleet/clock_offsets.csv corrects them)."),
         dg.AssetSpec("unattributed_requests", group_name="attribution", kinds={"duckdb"},
                      deps=["raw_requests", "raw_deployments"],
                      description="Requests that could not be placed on a device, with the reason."),
@@ -32,6 +36,7 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     days = day_range(window.start.date(), window.end.date().fromordinal(window.end.date().toordinal() - 1))
     settings = attribution_settings()
     totals = {"metered_kwh": 0.0, "attributed_kwh": 0.0, "idle_kwh": 0.0, "requests": 0, "unattributed": 0}
+    skewed = set()
     with warehouse_connection(duckdb) as con:
         for day in days:
             result = attribute_day(con, day, **settings)
@@ -41,6 +46,10 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             totals["idle_kwh"] += result.idle_energy_j / 3.6e6
             totals["requests"] += result.requests
             totals["unattributed"] += result.unattributed
+            skewed.update(result.skewed_hosts)
+            if result.skewed_hosts:
+                context.log.warning(f"{day}: likely clock skew on {result.skewed_hosts}; see clock_skew_checks")
     yield dg.MaterializeResult(asset_key="request_energy_pieces", metadata={**totals, **settings})
     yield dg.MaterializeResult(asset_key="device_energy_buckets", metadata={"idle_kwh": totals["idle_kwh"]})
+    yield dg.MaterializeResult(asset_key="clock_skew_checks", metadata={"likely_skewed_hosts": sorted(skewed)})
     yield dg.MaterializeResult(asset_key="unattributed_requests", metadata={"rows": totals["unattributed"]})

@@ -94,4 +94,5 @@ def load_contract(name: str) -> Contract:
 
 
 FEEDS = ("requests", "telemetry", "prices")
-FLEET_TABLES = ("inventory", "deployments", "models", "fx_rates", "regions")
+FLEET_TABLES = ("inventory", "deployments", "models", "fx_rates", "regions", "clock_offsets")
+OPTIONAL_FLEET_TABLES = ("clock_offsets",)  # an absent file loads as an empty table

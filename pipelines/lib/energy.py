@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.lib.attribution import attribute_energy
-from pipelines.lib.warehouse import scalar
+from pipelines.lib.skew import detect_clock_skew
+from pipelines.lib.warehouse import ensure_raw_tables, scalar
 
 PIECES_DDL = """
 CREATE TABLE IF NOT EXISTS request_energy_pieces (
@@ -29,6 +30,11 @@ DEVICE_BUCKETS_DDL = """
 CREATE TABLE IF NOT EXISTS device_energy_buckets (
     partition_date DATE, device_id VARCHAR, bucket_start TIMESTAMPTZ, span_s DOUBLE, metered_s DOUBLE,
     busy_s DOUBLE, unmetered_s DOUBLE, metered_energy_j DOUBLE, busy_energy_j DOUBLE, idle_energy_j DOUBLE
+)"""
+SKEW_DDL = """
+CREATE TABLE IF NOT EXISTS clock_skew_checks (
+    partition_date DATE, host VARCHAR, best_lag_s DOUBLE, suggested_offset_s DOUBLE, corr_at_best DOUBLE,
+    corr_at_zero DOUBLE, likely_skew BOOLEAN, applied_offset_s DOUBLE
 )"""
 UNATTRIBUTED_DDL = """
 CREATE TABLE IF NOT EXISTS unattributed_requests (
@@ -47,12 +53,15 @@ class DayAttribution:
     attributed_energy_j: float
     idle_energy_j: float
     dropped_samples: int
+    skewed_hosts: list
 
     def summary(self) -> str:
         return (f"attribution {self.day}: {self.requests:,} requests on {self.request_device_rows:,} request-devices,"
                 f" {self.telemetry_rows:,} samples; metered {self.metered_energy_j / 3.6e6:,.2f} kWh = attributed "
                 f"{self.attributed_energy_j / 3.6e6:,.2f} + idle {self.idle_energy_j / 3.6e6:,.2f}; "
-                f"{self.unattributed:,} requests without a device")
+                f"{self.unattributed:,} requests without a device"
+                + (f"; likely clock skew on {', '.join(self.skewed_hosts)} (see clock_skew_checks)"
+                   if self.skewed_hosts else ""))
 
 
 def bucket_seconds(con: duckdb.DuckDBPyConnection) -> int:
@@ -63,7 +72,8 @@ def bucket_seconds(con: duckdb.DuckDBPyConnection) -> int:
 
 def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float = 5.0,
                   prompt_token_weight: float = 0.1) -> DayAttribution:
-    for ddl in (PIECES_DDL, DEVICE_BUCKETS_DDL, UNATTRIBUTED_DDL):
+    ensure_raw_tables(con)
+    for ddl in (PIECES_DDL, DEVICE_BUCKETS_DDL, UNATTRIBUTED_DDL, SKEW_DDL):
         con.execute(ddl)
     lo = datetime.combine(day, time(), tzinfo=timezone.utc)
     hi = lo + timedelta(days=1)
@@ -72,10 +82,20 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _day_requests AS
+        WITH shifted AS (
+            -- request-log clocks moved onto the telemetry clock (fleet/clock_offsets.csv)
+            SELECT r.* REPLACE (
+                       r.started_at + to_microseconds(CAST(round(coalesce(o.offset_s, 0) * 1e6) AS BIGINT))
+                           AS started_at,
+                       r.ended_at + to_microseconds(CAST(round(coalesce(o.offset_s, 0) * 1e6) AS BIGINT))
+                           AS ended_at),
+                   coalesce(o.offset_s, 0) AS applied_offset_s
+            FROM raw_requests r LEFT JOIN raw_clock_offsets o ON r.host = o.host
+        )
         SELECT r.request_id, r.replica_id, r.device_id AS logged_device_id, r.started_at, r.ended_at,
-               r.prompt_tokens, r.completion_tokens,
+               r.prompt_tokens, r.completion_tokens, r.host, r.applied_offset_s,
                coalesce(d.device_id, r.device_id) AS device_id
-        FROM raw_requests r
+        FROM shifted r
         LEFT JOIN raw_deployments d
           ON r.replica_id = d.replica_id AND r.started_at >= d.valid_from
          AND (d.valid_to IS NULL OR r.started_at < d.valid_to)
@@ -108,6 +128,13 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
         requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_seconds(con),
         prompt_token_weight=prompt_token_weight,
     )
+    skew_requests = con.sql(
+        "SELECT host, device_id, started_at, ended_at, applied_offset_s FROM _day_requests "
+        "WHERE device_id IS NOT NULL AND host IS NOT NULL").to_arrow_table()
+    offsets = dict(zip(skew_requests["host"].to_pylist(), skew_requests["applied_offset_s"].to_pylist()))
+    skew = [{**row, "applied_offset_s": offsets.get(row["host"], 0.0)}
+            for row in detect_clock_skew(skew_requests, telemetry, max_gap_s=max_gap_s)]
+
     def in_day(t: pa.Table) -> pa.Table:
         start = t["bucket_start"]
         return t.filter(pc.and_(pc.greater_equal(start, pa.scalar(lo, start.type)),
@@ -123,6 +150,13 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
         con.execute("INSERT INTO request_energy_pieces SELECT ?, * FROM _pieces", [day])
         con.execute("DELETE FROM device_energy_buckets WHERE partition_date = ?", [day])
         con.execute("INSERT INTO device_energy_buckets SELECT ?, * FROM _buckets", [day])
+        con.execute("DELETE FROM clock_skew_checks WHERE partition_date = ?", [day])
+        if skew:
+            con.executemany(
+                "INSERT INTO clock_skew_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [[day, r["host"], r["best_lag_s"], r["suggested_offset_s"], r["corr_at_best"], r["corr_at_zero"],
+                  r["likely_skew"], r["applied_offset_s"]] for r in skew],
+            )
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -139,4 +173,5 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
         attributed_energy_j=float(pc.sum(pieces["energy_j"]).as_py() or 0.0),
         idle_energy_j=float(pc.sum(buckets["idle_energy_j"]).as_py() or 0.0),
         dropped_samples=result.dropped_samples,
+        skewed_hosts=[r["host"] for r in skew if r["likely_skew"]],
     )

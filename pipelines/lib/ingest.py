@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.lib.contracts import load_contract
+from pipelines.lib.contracts import OPTIONAL_FLEET_TABLES, load_contract
 from pipelines.lib.formats import FORMATS, FleetCsv, ParseContext
 from pipelines.lib.warehouse import ensure_raw_tables
 
@@ -170,6 +170,8 @@ def ingest_fleet_table(con: duckdb.DuckDBPyConnection, name: str, landing: Path)
     ensure_raw_tables(con)
     path = Path(landing) / "fleet" / f"{name}.csv"
     if not path.exists():
+        if name in OPTIONAL_FLEET_TABLES:
+            return _load(con, name, [], None)
         raise IngestError(f"{path}: fleet file for {name} is missing")
     lines, problem = read_lines(path)
     if problem:

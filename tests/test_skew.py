@@ -1,0 +1,63 @@
+"""Clock skew between request logs and telemetry: detected per host, corrected by fleet/clock_offsets.csv."""
+
+from datetime import date, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from pipelines.lib.contracts import FLEET_TABLES
+from pipelines.lib.energy import attribute_day
+from pipelines.lib.generate import generate
+from pipelines.lib.ingest import ingest_feed, ingest_fleet_table
+from pipelines.lib.skew import detect_clock_skew
+from pipelines.lib.warehouse import connect
+
+DAY = date(2026, 11, 2)
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    root = tmp_path_factory.mktemp("skew")
+    generate(root / "landing", devices=8, days=1, seed=5, load=0.3, progress=lambda m: None)
+    return root / "landing"
+
+
+def load(landing, db):
+    con = connect(db)
+    for name in FLEET_TABLES:
+        ingest_fleet_table(con, name, landing)
+    for feed in ("requests", "telemetry", "prices"):
+        ingest_feed(con, feed, landing, DAY)
+    return con
+
+
+def test_a_planted_skew_is_found_and_sized(fleet, tmp_path):
+    con = load(fleet, tmp_path / "w.duckdb")
+    req = con.sql("SELECT r.host, d.device_id, r.started_at, r.ended_at FROM raw_requests r "
+                  "JOIN raw_deployments d USING (replica_id)").to_arrow_table()
+    tel = con.sql("SELECT device_id, ts, power_w, power_window_s FROM raw_telemetry").to_arrow_table()
+    clean = detect_clock_skew(req, tel)
+    assert clean and not any(r["likely_skew"] for r in clean)
+    ahead = pa.scalar(timedelta(seconds=3))
+    skewed = req.set_column(2, "started_at", pc.add(req["started_at"], ahead)).set_column(
+        3, "ended_at", pc.add(req["ended_at"], ahead))
+    found = detect_clock_skew(skewed, tel)
+    assert all(r["likely_skew"] for r in found)
+    assert all(r["best_lag_s"] == pytest.approx(3.0, abs=0.5) for r in found)
+    assert all(r["suggested_offset_s"] == pytest.approx(-3.0, abs=0.5) for r in found)
+
+
+def test_clock_offsets_are_applied_before_attribution(fleet, tmp_path):
+    host = "us-west-h100-large-000"
+    (fleet / "fleet" / "clock_offsets.csv").write_text(f"host,offset_s\n{host},4.0\n")
+    try:
+        con = load(fleet, tmp_path / "w.duckdb")
+        result = attribute_day(con, DAY)
+    finally:
+        (fleet / "fleet" / "clock_offsets.csv").unlink()
+    row = con.execute("SELECT applied_offset_s, best_lag_s, likely_skew FROM clock_skew_checks WHERE host = ?",
+                      [host]).fetchall()[0]
+    # the (wrong) correction moves requests 4 s late against the power: the check sees it
+    assert row[0] == 4.0 and row[1] == pytest.approx(4.0, abs=0.5) and row[2]
+    assert host in result.skewed_hosts
