@@ -1,4 +1,4 @@
-"""The infercost command: demo, generate, ingest, materialize, sql, dev."""
+"""The infercost command: demo, generate, ingest, materialize, sql, validate-energy, dev."""
 
 from __future__ import annotations
 
@@ -177,6 +177,20 @@ def cmd_sql(args) -> None:
         _print_query(con, args.query, args.max_rows)
 
 
+def cmd_validate_energy(args) -> None:
+    from pipelines.lib.validation import validate_energy
+    from pipelines.lib.warehouse import attribution_settings, connect
+
+    path = warehouse_path()
+    if not path.exists():
+        raise SystemExit(f"no warehouse at {path}: run `infercost materialize` first")
+    with connect(path, read_only=True) as con:
+        report = validate_energy(con, Path(args.ground_truth), max_gap_s=attribution_settings()["max_gap_s"])
+    _say(report.text())
+    if not report.rows:
+        raise SystemExit("nothing to compare: no ground-truth row matched attributed energy")
+
+
 def cmd_demo(args) -> None:
     landing = Path(args.landing).resolve() if args.landing else REPO_ROOT / "sample_logs"
     os.environ["INFERCOST_LANDING"] = str(landing)
@@ -252,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("query")
     s.add_argument("--max-rows", type=int, default=50)
     s.set_defaults(func=cmd_sql)
+
+    s = sub.add_parser("validate-energy", help="compare attributed energy with measured ground truth")
+    s.add_argument("--ground-truth", required=True, help="CSV: energy_j with request_id, or with device_id, "
+                   "window_start, window_end; optional group")
+    s.set_defaults(func=cmd_validate_energy)
 
     s = sub.add_parser("dev", help="serve the Dagster UI on 127.0.0.1")
     s.add_argument("--port", type=int, default=3000)

@@ -34,32 +34,42 @@ request_totals as (
     group by all
 ),
 
+measured as (
+    -- no telemetry covered any of the request: its energy is unknown (null), not zero
+    select
+        *,
+        unmetered_s >= duration_s * devices - 1e-6 and duration_s > 0 as fully_unmetered
+    from request_totals
+    inner join (select request_id, duration_s from requests) using (request_id)
+),
+
 costed as (
     select
         requests.*,
-        request_totals.devices,
-        request_totals.energy_j,
-        request_totals.facility_energy_j,
-        request_totals.device_share_s,
-        request_totals.unmetered_s,
-        request_totals.energy_cost_usd,
-        request_totals.capex_cost_usd,
-        request_totals.overhead_cost_usd,
-        request_totals.energy_cost_usd + request_totals.capex_cost_usd + request_totals.overhead_cost_usd
-            as total_cost_usd,
+        measured.devices,
+        case when not measured.fully_unmetered then measured.energy_j end as energy_j,
+        case when not measured.fully_unmetered then measured.facility_energy_j end as facility_energy_j,
+        measured.device_share_s,
+        measured.unmetered_s,
+        case when not measured.fully_unmetered then measured.energy_cost_usd end as energy_cost_usd,
+        measured.capex_cost_usd,
+        measured.overhead_cost_usd,
+        case when not measured.fully_unmetered then measured.energy_cost_usd else 0 end
+            + measured.capex_cost_usd + measured.overhead_cost_usd as total_cost_usd,
         coalesce(idle_allocation.idle_cost_allocated_usd, 0) as idle_cost_allocated_usd,
         case
-            when request_totals.request_id is null then coalesce(unattributed.reason, 'not attributed yet')
-            when not request_totals.devices_known then 'device missing from inventory'
-            when not request_totals.priced then 'no price for part of the request'
-            when request_totals.unmetered_s > 0 then 'partly unmetered: energy is a lower bound'
+            when measured.request_id is null then coalesce(unattributed.reason, 'not attributed yet')
+            when not measured.devices_known then 'device missing from inventory'
+            when measured.fully_unmetered then 'unmetered: no telemetry covered the request; energy unknown'
+            when not measured.priced then 'no price for part of the request'
+            when measured.unmetered_s > 0 then 'partly unmetered: energy is a lower bound'
         end as cost_caveat,
         -- the weight the kernel split by: output tokens + prompt_token_weight x prompt tokens
         {{ var('prompt_token_weight') }} * requests.prompt_tokens
             / nullif(requests.completion_tokens + {{ var('prompt_token_weight') }} * requests.prompt_tokens, 0)
             as input_weight_share
     from requests
-    left join request_totals on requests.request_id = request_totals.request_id
+    left join measured on requests.request_id = measured.request_id
     left join idle_allocation on requests.request_id = idle_allocation.request_id
     left join unattributed on requests.request_id = unattributed.request_id
 )
