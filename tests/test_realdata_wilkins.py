@@ -124,4 +124,6 @@ def test_validate_energy_command_on_real_windows(realdata, tmp_path):
     assert report.median_abs_error < 0.005 and report.p90_abs_error < 0.01
     groups = {g["group"]: g for g in report.groups}
     assert set("ABCDEFGHI") <= set(groups) and abs(groups["(all)"]["error"]) < 0.005
+    # totals per workload phase (prompt length A..I) within 2 %
+    assert all(abs(g["error"]) < 0.02 for g in report.groups)
     assert "median" in report.text() and "(all)" in report.text()
