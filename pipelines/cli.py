@@ -1,4 +1,4 @@
-"""The infercost command: demo, generate, ingest, materialize, sql, validate-energy, dev."""
+"""The infercost command: demo, generate, ingest, materialize, sql, validate-energy, alerts, dev."""
 
 from __future__ import annotations
 
@@ -191,6 +191,29 @@ def cmd_validate_energy(args) -> None:
         raise SystemExit("nothing to compare: no ground-truth row matched attributed energy")
 
 
+def cmd_alerts(args) -> None:
+    from pipelines.lib.alerts import collect, deliver, sinks_from_env
+    from pipelines.lib.warehouse import connect
+
+    path = warehouse_path()
+    if not path.exists():
+        raise SystemExit(f"no warehouse at {path}: run `infercost materialize` first")
+    with connect(path, read_only=True) as con:
+        alerts = collect(con)
+    if args.action == "list":
+        for a in alerts:
+            _say(f"{a.day}  {a.title}\n    {a.text}")
+        _say(f"{len(alerts)} alert(s)")
+        return
+    sinks = sinks_from_env()
+    if not sinks:
+        raise SystemExit("no alert sinks configured: set INFERCOST_ALERT_* environment variables (see README)")
+    report = deliver(alerts, sinks, log=_say)
+    _say(report.text())
+    if report.failed:
+        raise SystemExit(1)
+
+
 def cmd_demo(args) -> None:
     landing = Path(args.landing).resolve() if args.landing else REPO_ROOT / "sample_logs"
     os.environ["INFERCOST_LANDING"] = str(landing)
@@ -271,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ground-truth", required=True, help="CSV: energy_j with request_id, or with device_id, "
                    "window_start, window_end; optional group")
     s.set_defaults(func=cmd_validate_energy)
+
+    s = sub.add_parser("alerts", help="list alerts, or send new ones to the configured sinks")
+    s.add_argument("action", choices=["list", "send"])
+    s.set_defaults(func=cmd_alerts)
 
     s = sub.add_parser("dev", help="serve the Dagster UI on 127.0.0.1")
     s.add_argument("--port", type=int, default=3000)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from pipelines.defs.alerts import alert_sensor, cost_anomalies
 from pipelines.defs.attribution import energy_attribution
 from pipelines.defs.dbt import cost_models
 from pipelines.defs.ingest import fleet_files, raw_prices, raw_requests, raw_telemetry
@@ -9,9 +10,10 @@ from pipelines.defs.jobs import daily_cost_job, daily_cost_schedule
 from pipelines.defs.resources import dbt_resource, duckdb_resource
 
 defs = dg.Definitions(
-    assets=[fleet_files, raw_requests, raw_telemetry, raw_prices, energy_attribution, cost_models],
+    assets=[fleet_files, raw_requests, raw_telemetry, raw_prices, energy_attribution, cost_models, cost_anomalies],
     jobs=[daily_cost_job],
     schedules=[daily_cost_schedule],
+    sensors=[alert_sensor],
     resources={"duckdb": duckdb_resource, "dbt": dbt_resource},
     # one DuckDB writer at a time: steps run one after another in one process
     executor=dg.in_process_executor,

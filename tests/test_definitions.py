@@ -14,7 +14,9 @@ EXPECTED_ASSETS = {
     "stg_requests", "stg_prices", "stg_inventory", "stg_models", "stg_fx_rates", "stg_request_energy_pieces",
     "stg_device_energy_buckets", "int_device_bucket_rates", "int_request_cost_pieces", "int_device_days", "int_request_idle_allocation",
     "fct_request_cost", "agg_daily_model_cost", "agg_daily_technique_cost", "agg_idle_cost", "technique_savings",
-    "agg_telemetry_coverage",
+    "agg_telemetry_coverage", "agg_daily_device_type_cost",
+    # alerts
+    "cost_anomalies",
 }
 
 

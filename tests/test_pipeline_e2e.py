@@ -119,3 +119,13 @@ def test_sql_command_reads_the_warehouse_and_refuses_writes(warehouse):
     bad = subprocess.run([sys.executable, "-m", "pipelines.cli", "sql", "DELETE FROM fct_request_cost"],
                          cwd=REPO, env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "read-only" in bad.stderr
+
+
+def test_clean_sample_day_raises_no_alert_and_passes_every_check(warehouse):
+    from pipelines.lib.alerts import collect
+
+    con = warehouse["con"]
+    assert collect(con) == []
+    checks, failed = one(con, "SELECT count(DISTINCT check_name), count(*) FILTER (WHERE NOT success) "
+                              "FROM quality_check_results")
+    assert checks >= 15 and failed == 0

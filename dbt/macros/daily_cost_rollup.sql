@@ -56,6 +56,7 @@ request_totals as (
         sum(total_cost_usd) as total_cost_usd,
         sum(idle_cost_allocated_usd) as idle_cost_allocated_usd,
         sum(fully_loaded_cost_usd) as fully_loaded_cost_usd,
+        sum(duration_s - coalesce(time_to_first_token_s, 0)) as decode_s,
         median(time_to_first_token_s) as p50_time_to_first_token_s,
         quantile_cont(duration_s, 0.95) as p95_duration_s
     from requests
@@ -82,6 +83,11 @@ select
     1e6 * request_totals.fully_loaded_cost_usd
         / nullif(request_totals.prompt_tokens + request_totals.completion_tokens, 0) as cost_per_1m_tokens_usd,
     request_totals.energy_j / nullif(request_totals.completion_tokens, 0) as j_per_output_token,
+    1e6 * request_totals.energy_cost_usd / nullif(request_totals.completion_tokens, 0)
+        as energy_cost_per_1m_output_tokens_usd,
+    request_totals.energy_cost_usd / nullif(request_totals.facility_energy_j / 3.6e9, 0)
+        as effective_price_usd_per_mwh,
+    request_totals.decode_s / nullif(request_totals.completion_tokens, 0) as s_per_output_token,
     device_usage.devices,
     device_usage.busy_s / nullif(device_usage.device_day_s, 0) as utilization,
     device_usage.idle_energy_j / nullif(device_usage.metered_energy_j, 0) as idle_share,

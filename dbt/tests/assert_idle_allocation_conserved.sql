@@ -1,3 +1,4 @@
+{{ config(meta={"dagster": {"ref": {"name": "int_request_idle_allocation"}}}) }}
 -- with a sharing policy, the idle cost handed to requests equals the idle cost of devices that served requests
 {% if var('idle_sharing_policy') != 'none' %}
 with allocated as (

@@ -4,10 +4,11 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipelines.defs.partitions import daily_partitions, single_run
+from pipelines.defs.partitions import daily_partitions, partition_days, single_run
+from pipelines.defs.quality import check_results, suite_check_specs
 from pipelines.defs.resources import warehouse_connection
 from pipelines.lib.energy import attribute_day
-from pipelines.lib.ingest import day_range
+from pipelines.lib.quality import run_suite
 from pipelines.lib.warehouse import attribution_settings
 
 
@@ -29,17 +30,19 @@ from pipelines.lib.warehouse import attribution_settings
     ],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    check_specs=suite_check_specs("attribution", "request_energy_pieces"),
 )
 def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     """Split each device's measured energy across the requests running on it (pipelines/lib/attribution.py)."""
-    window = context.partition_time_window
-    days = day_range(window.start.date(), window.end.date().fromordinal(window.end.date().toordinal() - 1))
+    days = partition_days(context)
     settings = attribution_settings()
     totals = {"metered_kwh": 0.0, "attributed_kwh": 0.0, "idle_kwh": 0.0, "requests": 0, "unattributed": 0}
     skewed = set()
+    outcomes = []
     with warehouse_connection(duckdb) as con:
         for day in days:
             result = attribute_day(con, day, **settings)
+            outcomes += run_suite(con, "attribution", day)
             context.log.info(result.summary())
             totals["metered_kwh"] += result.metered_energy_j / 3.6e6
             totals["attributed_kwh"] += result.attributed_energy_j / 3.6e6
@@ -53,3 +56,4 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     yield dg.MaterializeResult(asset_key="device_energy_buckets", metadata={"idle_kwh": totals["idle_kwh"]})
     yield dg.MaterializeResult(asset_key="clock_skew_checks", metadata={"likely_skewed_hosts": sorted(skewed)})
     yield dg.MaterializeResult(asset_key="unattributed_requests", metadata={"rows": totals["unattributed"]})
+    yield from check_results(outcomes, "request_energy_pieces")

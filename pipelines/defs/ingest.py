@@ -4,10 +4,12 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipelines.defs.partitions import daily_partitions, single_run
+from pipelines.defs.partitions import daily_partitions, partition_days, single_run
+from pipelines.defs.quality import check_results, suite_check_specs
 from pipelines.defs.resources import warehouse_connection
 from pipelines.lib.contracts import FLEET_TABLES, load_contract
-from pipelines.lib.ingest import IngestReport, day_range, ingest_feed, ingest_fleet_table
+from pipelines.lib.ingest import IngestReport, ingest_feed, ingest_fleet_table
+from pipelines.lib.quality import run_suite
 from pipelines.lib.warehouse import landing_dir
 
 FLEET_KEYS = [dg.AssetKey(f"raw_{name}") for name in FLEET_TABLES]
@@ -37,19 +39,25 @@ def build_feed_asset(feed: str) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=single_run,
         deps=FLEET_KEYS,
+        check_specs=suite_check_specs(feed, f"raw_{feed}"),
         description=f"{contract.description} Files: <landing>/{feed}/. Contract: schemas/{feed}.yaml "
         f"(v{contract.version}). Bad rows go to ingest_quarantine; per-file counts to ingest_file_stats.",
     )
-    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
-        window = context.partition_time_window
-        days = day_range(window.start.date(), (window.end.date()).fromordinal(window.end.date().toordinal() - 1))
-        reports = []
+    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+        reports, outcomes = [], []
         with warehouse_connection(duckdb) as con:
-            for day in days:
+            for day in partition_days(context):
                 report = ingest_feed(con, feed, landing_dir(), day)
                 context.log.info(report.summary())
                 reports.append(report)
-        return dg.MaterializeResult(metadata=report_metadata(reports))
+            # checks run after every day is loaded (freshness and cross-day checks see the whole range)
+            for day in partition_days(context):
+                outcomes += run_suite(con, feed, day)
+        yield dg.MaterializeResult(metadata=report_metadata(reports))
+        for o in outcomes:
+            if not o.success:
+                context.log.warning(f"{o.day} {o.summary()}")
+        yield from check_results(outcomes, f"raw_{feed}")
 
     return _asset
 
@@ -70,6 +78,7 @@ raw_prices = build_feed_asset("prices")
         )
         for key, name in zip(FLEET_KEYS, FLEET_TABLES)
     ],
+    check_specs=suite_check_specs("inventory", "raw_inventory"),
 )
 def fleet_files(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     """The version-controlled fleet files: inventory, deployments, models, fx_rates, regions."""
@@ -78,3 +87,4 @@ def fleet_files(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
             report = ingest_fleet_table(con, name, landing_dir())
             context.log.info(report.summary())
             yield dg.MaterializeResult(asset_key=key, metadata=report_metadata([report]))
+        yield from check_results(run_suite(con, "inventory", None), "raw_inventory")

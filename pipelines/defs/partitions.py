@@ -1,4 +1,5 @@
 import os
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -9,6 +10,13 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone=
 
 # a range backfill runs as one run (ingest and attribution loop over its days, dbt builds once)
 single_run = dg.BackfillPolicy.single_run()
+
+
+def partition_days(context: dg.AssetExecutionContext) -> list[date]:
+    """The UTC days of the run's partition or partition range."""
+    window = context.partition_time_window
+    first, end = window.start.date(), window.end.date()
+    return [first + timedelta(days=i) for i in range((end - first).days)]
 
 import warnings  # noqa: E402
 

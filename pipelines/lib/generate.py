@@ -240,8 +240,10 @@ def _busy_per_second(starts: np.ndarray, ends: np.ndarray, n_seconds: int) -> np
     return _coverage_per_second(ms, me, n_seconds)
 
 
-def simulate_replica(rep: Replica, t0: float, n_seconds: int, rng: np.random.Generator, load: float):
-    """Requests (dict of arrays, seconds since t0) and per-second decode batch of one replica."""
+def simulate_replica(rep: Replica, t0: float, n_seconds: int, rng: np.random.Generator, load: float,
+                     slowdown: np.ndarray | None = None):
+    """Requests (dict of arrays, seconds since t0) and per-second decode batch of one replica. ``slowdown`` is a
+    per-second factor on time per token (a throttled GPU)."""
     m = MODELS[rep.model]
     region = REGIONS[rep.region]
     dt = DEVICE_TYPES[rep.device_type]
@@ -252,6 +254,8 @@ def simulate_replica(rep: Replica, t0: float, n_seconds: int, rng: np.random.Gen
     rel = _diurnal(t0 + grid, region.utc_offset_h)
     batch_exp = np.maximum(target_peak_batch * rel, 0.3)
     tpot_exp = time_per_token_s(batch_exp, rep.config) * m.speed_scale * dt.speed_scale
+    if slowdown is not None:
+        tpot_exp = tpot_exp * slowdown
     lam = batch_exp / (mean_out * tpot_exp + 0.4)
     cum = np.concatenate([[0.0], np.cumsum(lam)])
     n = rng.poisson(cum[-1])
@@ -300,8 +304,18 @@ def _price_day(region: Region, day_start: float, rng: np.random.Generator) -> np
     return np.round(p, 2)
 
 
+@dataclass(frozen=True)
+class Plant:
+    """Anomalies to plant on one day (0-based), for testing checks and alerts."""
+
+    day: int
+    throttle_replica: str | None = None  # replica_id whose GPUs run at half speed and 60 % dynamic power
+    price_spike_region: str | None = None  # region whose prices 17:00-20:59 UTC are multiplied (x60)
+    price_spike_factor: float = 60.0
+
+
 def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, start: date = date(2026, 11, 2),
-             load: float = 1.0, progress=print) -> dict:
+             load: float = 1.0, progress=print, plant: Plant | None = None) -> dict:
     """Write a fleet of ``devices`` accelerators over ``days`` days into ``out``. Returns counts."""
     rng = np.random.default_rng(seed)
     out = Path(out)
@@ -316,7 +330,12 @@ def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, star
     host_power: dict[str, dict[int, tuple]] = {}
     counts = {"requests": 0, "telemetry_rows": 0}
     for i, rep in enumerate(replicas):
-        reqs, batch, busy = simulate_replica(rep, t_start, n_seconds, rng, load)
+        throttled = None
+        if plant and plant.throttle_replica == rep.replica_id:
+            throttled = np.zeros(n_seconds, dtype=bool)
+            throttled[plant.day * DAY_S:(plant.day + 1) * DAY_S] = True
+        reqs, batch, busy = simulate_replica(rep, t_start, n_seconds, rng, load,
+                                             None if throttled is None else np.where(throttled, 2.0, 1.0))
         quant, spec, batching = rep.config
         m = MODELS[rep.model]
         dt = DEVICE_TYPES[rep.device_type]
@@ -345,6 +364,8 @@ def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, star
                            / m.tp + 3)
         for j, dev_index in enumerate(rep.indices):
             dyn = (power_w(batch, p_eff) - 71.0) * m.power_scale * dt.power_scale
+            if throttled is not None:
+                dyn = np.where(throttled, 0.6 * dyn, dyn)
             p = np.minimum(dt.idle_w + dyn * rng.lognormal(0, 0.02, n_seconds), dt.tdp_w)
             util = np.round(100 * busy)
             mem = np.round(mem_base + 900 * batch)  # allocator-rounded: no sample noise
@@ -359,6 +380,8 @@ def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, star
         _write_gz(out / "requests" / f"{day.isoformat()}.jsonl.gz", "\n".join(lines) + "\n")
         for region in REGIONS.values():
             prices = _price_day(region, t_start + d * DAY_S, rng)
+            if plant and plant.day == d and plant.price_spike_region == region.region:
+                prices[17:21] = np.round(prices[17:21] * plant.price_spike_factor, 2)
             _write_prices(out / "prices" / f"{region.region}_{day.isoformat()}.csv", region, day, prices)
     for host, devs in host_power.items():
         device_type = next(d["device_type"] for d in inventory if d["host"] == host)

@@ -21,6 +21,7 @@ request_totals as (
     select
         request_id,
         count(distinct device_id) as devices,
+        any_value(device_type) as device_type,
         sum(energy_j) as energy_j,
         sum(facility_energy_j) as facility_energy_j,
         sum(device_share_s) as device_share_s,
@@ -47,6 +48,7 @@ costed as (
     select
         requests.*,
         measured.devices,
+        measured.device_type,
         case when not measured.fully_unmetered then measured.energy_j end as energy_j,
         case when not measured.fully_unmetered then measured.facility_energy_j end as facility_energy_j,
         measured.device_share_s,
@@ -91,6 +93,7 @@ select
     tenant,
     status,
     replica_id,
+    device_type,
     devices,
     prompt_tokens,
     completion_tokens,

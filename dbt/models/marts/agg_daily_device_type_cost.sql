@@ -1,0 +1,1 @@
+{{ daily_cost_rollup(['device_type']) }}

@@ -1,0 +1,48 @@
+"""Cost anomalies as a daily asset, and the sensor that delivers anomalies and failed checks to people."""
+
+import dagster as dg
+import duckdb as duckdb_module
+from dagster_duckdb import DuckDBResource
+
+from pipelines.defs.partitions import daily_partitions, partition_days, single_run
+from pipelines.defs.resources import warehouse_connection
+from pipelines.lib.alerts import collect, deliver, sinks_from_env
+from pipelines.lib.anomalies import detect_and_store
+from pipelines.lib.warehouse import connect, warehouse_path
+
+
+@dg.asset(
+    group_name="alerts",
+    kinds={"duckdb", "python"},
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    deps=["agg_daily_model_cost", "agg_daily_technique_cost", "agg_daily_device_type_cost"],
+    description="Days whose cost per 1M output tokens, J per output token, idle share or total cost left their "
+    "trailing range (median and MAD, weekday aware), with a likely cause (pipelines/lib/anomalies.py).",
+)
+def cost_anomalies(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    with warehouse_connection(duckdb) as con:
+        found = detect_and_store(con, partition_days(context))
+    for row in found.itertuples():
+        context.log.warning(f"{row.day} {row.dimension} {row.series_key}: {row.metric} {row.observed:.4g} vs "
+                            f"{row.expected:.4g} expected ({row.effect_pct:+.0f} %), likely {row.likely_cause}")
+    return dg.MaterializeResult(metadata={"anomalies": len(found)})
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Sends new cost anomalies and failed data-quality checks to the sinks configured by "
+           "INFERCOST_ALERT_* environment variables; each alert reaches each sink once.")
+def alert_sensor(context: dg.SensorEvaluationContext):
+    sinks = sinks_from_env()
+    if not sinks:
+        return dg.SkipReason("no alert sinks configured (INFERCOST_ALERT_* environment variables)")
+    path = warehouse_path()
+    if not path.exists():
+        return dg.SkipReason("no warehouse yet")
+    try:
+        with connect(path, read_only=True) as con:
+            alerts = collect(con)
+    except duckdb_module.IOException:
+        return dg.SkipReason("the warehouse is being written; will try again")
+    report = deliver(alerts, sinks, log=context.log.info)
+    return dg.SkipReason(report.text())
