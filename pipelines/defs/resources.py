@@ -1,5 +1,7 @@
 import contextlib
 import os
+import sys
+from pathlib import Path
 
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
@@ -11,7 +13,10 @@ from pipelines.lib.warehouse import warehouse_path
 os.environ.setdefault("INFERCOST_WAREHOUSE", str(warehouse_path()))
 
 duckdb_resource = DuckDBResource(database=os.environ["INFERCOST_WAREHOUSE"])
-dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.profiles_dir))
+# the dbt installed beside this Python, whatever PATH says
+_dbt = Path(sys.executable).parent / "dbt"
+dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.profiles_dir),
+                              dbt_executable=str(_dbt) if _dbt.exists() else "dbt")
 
 
 @contextlib.contextmanager
