@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup run test manifest clean
+.PHONY: setup run test manifest bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ manifest: setup
 
 test: manifest
 	$(BIN)/python -m pytest
+
+# the kernel against exact DuckDB SQL and the floor, side by side (SCALE=S|M|L)
+SCALE ?= M
+bench: setup
+	$(BIN)/infercost bench --scale $(SCALE)
 
 clean:
 	rm -rf .infercost dbt/target dbt/logs .pytest_cache

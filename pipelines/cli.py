@@ -1,4 +1,4 @@
-"""The infercost command: demo, generate, ingest, materialize, sql, validate-energy, alerts, dev."""
+"""The infercost command: demo, generate, ingest, materialize, sql, validate-energy, alerts, bench, dev."""
 
 from __future__ import annotations
 
@@ -166,15 +166,23 @@ _WRITES = re.compile(r"^\s*(insert|update|delete|create|drop|alter|attach|detach
 
 
 def cmd_sql(args) -> None:
+    import duckdb
+
     from pipelines.lib.warehouse import connect
+
+    from pipelines.lib.publish import published_path
 
     if _WRITES.match(args.query):
         raise SystemExit("infercost sql runs read-only queries; statements that write are refused")
-    path = warehouse_path()
+    # the published copy: readable while a run holds the live warehouse
+    path = published_path() if not args.live else warehouse_path()
     if not path.exists():
         raise SystemExit(f"no warehouse at {path}: run `infercost demo` or `infercost materialize` first")
     with connect(path, read_only=True) as con:
-        _print_query(con, args.query, args.max_rows)
+        try:
+            _print_query(con, args.query, args.max_rows)
+        except duckdb.Error as exc:
+            raise SystemExit(f"query failed: {exc}") from None
 
 
 def cmd_validate_energy(args) -> None:
@@ -223,7 +231,9 @@ def cmd_demo(args) -> None:
     materialize(days[0], days[-1])
     from pipelines.lib.warehouse import connect
 
-    with connect(warehouse_path(), read_only=True) as con:
+    from pipelines.lib.publish import published_path
+
+    with connect(published_path(), read_only=True) as con:
         _say("\nDaily cost per model (agg_daily_model_cost):")
         _print_query(con, "SELECT request_date, model, requests, completion_tokens, round(energy_kwh, 2) AS "
                           "energy_kwh, round(fully_loaded_cost_usd, 2) AS cost_usd, round(cost_per_1m_output_"
@@ -239,7 +249,8 @@ def cmd_demo(args) -> None:
         _print_query(con, "SELECT model, technique, requests, round(cost_saving_pct, 1) AS cost_saving_pct, "
                           "round(energy_saving_pct, 1) AS energy_saving_pct FROM technique_savings "
                           "WHERE technique <> 'baseline' ORDER BY model, technique")
-    _say(f"\nwarehouse: {warehouse_path()}  (query it: infercost sql \"SELECT * FROM fct_request_cost LIMIT 5\")")
+    _say(f"\nwarehouse: {warehouse_path()}\npublished copy for queries: {published_path()}  "
+         f"(infercost sql \"SELECT * FROM fct_request_cost LIMIT 5\")")
 
 
 def cmd_dev(args) -> None:
@@ -288,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sql", help="run a read-only SQL query against the warehouse")
     s.add_argument("query")
     s.add_argument("--max-rows", type=int, default=50)
+    s.add_argument("--live", action="store_true", help="query the live warehouse instead of the published copy "
+                   "(fails while a run is writing)")
     s.set_defaults(func=cmd_sql)
 
     s = sub.add_parser("validate-energy", help="compare attributed energy with measured ground truth")
@@ -298,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("alerts", help="list alerts, or send new ones to the configured sinks")
     s.add_argument("action", choices=["list", "send"])
     s.set_defaults(func=cmd_alerts)
+
+    s = sub.add_parser("bench", help="time the kernel against exact DuckDB SQL and the floor")
+    s.add_argument("--scale", choices=["S", "M", "L"], default="M")
+    s.add_argument("--repeat", type=int, default=3)
+    s.set_defaults(func=lambda a: __import__("pipelines.bench", fromlist=["run"]).run(a.scale, a.repeat))
 
     s = sub.add_parser("dev", help="serve the Dagster UI on 127.0.0.1")
     s.add_argument("--port", type=int, default=3000)

@@ -17,6 +17,8 @@ EXPECTED_ASSETS = {
     "agg_telemetry_coverage", "agg_daily_device_type_cost",
     # alerts
     "cost_anomalies",
+    # publish
+    "published_warehouse",
 }
 
 

@@ -129,3 +129,45 @@ def test_clean_sample_day_raises_no_alert_and_passes_every_check(warehouse):
     checks, failed = one(con, "SELECT count(DISTINCT check_name), count(*) FILTER (WHERE NOT success) "
                               "FROM quality_check_results")
     assert checks >= 15 and failed == 0
+
+
+def test_analysts_query_the_published_copy_while_a_run_writes(warehouse):
+    home = warehouse["home"]
+    assert (home / "published" / "warehouse.duckdb").exists()
+    warehouse["con"].close()  # let a writer take the live file, as a running pipeline does
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "c.execute('CREATE TABLE IF NOT EXISTS _busy(x INT)'); print('writing', flush=True); "
+                               "time.sleep(120)", str(home / "warehouse.duckdb")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "writing"
+        env = {**os.environ, "INFERCOST_HOME": str(home)}
+        env.pop("INFERCOST_WAREHOUSE", None)
+        ok = subprocess.run([sys.executable, "-m", "pipelines.cli", "sql",
+                             "SELECT model, sum(requests) AS n FROM agg_daily_model_cost GROUP BY 1 ORDER BY 1"],
+                            cwd=REPO, env=env, capture_output=True, text=True)
+        assert ok.returncode == 0, ok.stderr
+        assert "llama-3.1-8b-instruct" in ok.stdout
+        live = subprocess.run([sys.executable, "-m", "pipelines.cli", "sql", "--live", "SELECT 1"],
+                              cwd=REPO, env=env, capture_output=True, text=True)
+        assert live.returncode != 0  # the live file is locked: exactly why the published copy exists
+    finally:
+        holder.kill()
+        holder.wait()
+        warehouse["con"] = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+
+
+def readme_queries():
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Ten analyst queries", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0].strip() for block in section.split("```sql")[1:]]
+
+
+def test_the_readme_analyst_queries_run_as_written(warehouse):
+    queries = readme_queries()
+    assert len(queries) == 10
+    con = duckdb.connect(str(warehouse["home"] / "published" / "warehouse.duckdb"), read_only=True)
+    try:
+        for q in queries:
+            assert con.execute(q).fetchall(), q
+    finally:
+        con.close()

@@ -277,9 +277,9 @@ def attribute_energy(
     bd, bt = _bucket_edges(dev_min[has], dev_max[has], bucket_us)
     bd = np.flatnonzero(has)[bd]
 
-    keys = np.unique(
-        np.concatenate([key(r_dev, s), key(r_dev, e), key(g_dev, g_a), key(g_dev, g_b), key(bd, bt)])
-    )
+    keys = np.sort(np.concatenate([key(r_dev, s), key(r_dev, e), key(g_dev, g_a), key(g_dev, g_b), key(bd, bt)]))
+    if len(keys) > 1:  # unique without np.unique's hashing (several times slower than a sort here)
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
     k_dev = keys // span
     k_t = keys % span + t_min
     nk = len(keys)
@@ -341,8 +341,16 @@ def attribute_energy(
     b = np.repeat(first_b, npieces) + (np.arange(npieces.sum()) - np.repeat(np.cumsum(npieces) - npieces, npieces))
     ps = np.maximum(s[row], b * bucket_us)
     pe = np.minimum(e[row], (b + 1) * bucket_us)
-    p_lo = np.searchsorted(keys, key(r_dev[row], ps))
-    p_hi = np.searchsorted(keys, key(r_dev[row], pe))
+    # a piece that starts (ends) where its request does reuses the request's position; only the bucket edges of
+    # requests that cross a bucket boundary are searched
+    p_lo = pos_s[row]
+    p_hi = pos_e[row]
+    inner_lo = ps != s[row]
+    inner_hi = pe != e[row]
+    if inner_lo.any():
+        p_lo[inner_lo] = np.searchsorted(keys, key(r_dev[row][inner_lo], ps[inner_lo]))
+    if inner_hi.any():
+        p_hi[inner_hi] = np.searchsorted(keys, key(r_dev[row][inner_hi], pe[inner_hi]))
     has_len = p_hi > p_lo
     last_in = np.where(has_len, p_hi - 1, p_lo)  # last elementary interval inside the piece
 

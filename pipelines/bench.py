@@ -1,0 +1,240 @@
+"""Kernel benchmark: pipelines.lib.attribution against the strongest exact DuckDB SQL we can write, and a floor.
+
+Inputs are synthetic fleets like those of issue 6 (1 s instantaneous telemetry, continuous batching with a mean
+concurrency about 6), generated once per scale with a fixed seed and cached as Parquet under bench_data/.
+
+* kernel: ``attribute_energy`` (one bucket per day, so its output is per request like the SQL's);
+* sql: a window-function sweep over a unioned event table in DuckDB (rates summed per device in time order,
+  power joined ASOF, prefix sums of P/D per device, request energy = rate x (G(end) - G(start)));
+* floor: reading the input columns plus one argsort and one cumsum over the N+M packed keys.
+
+Each method runs in its own process (so peak memory is its own), ``--repeat`` times; the table shows the median.
+Run: ``infercost bench --scale S|M|L`` or ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.lib.warehouse import REPO_ROOT
+
+# requests, devices, seconds of telemetry per device (1 s samples): M and L as in issue 6
+SCALES = {"S": (100_000, 10, 16_300), "M": (1_000_000, 100, 16_300), "L": (9_900_000, 1_000, 16_300)}
+T0_US = 1_793_577_600 * 1_000_000  # 2026-11-02 00:00 UTC
+
+
+def bench_dir(scale: str) -> Path:
+    return Path(os.environ.get("INFERCOST_BENCH_DATA", REPO_ROOT / "bench_data")) / scale
+
+
+def synthetic_inputs(n_requests: int, n_devices: int, horizon_s: int, seed: int = 1) -> tuple[pa.Table, pa.Table]:
+    rng = np.random.default_rng(seed)
+    per_dev = n_requests // n_devices
+    dev = np.repeat(np.arange(n_devices), per_dev)
+    n = len(dev)
+    mean_len = 6.0 * horizon_s / per_dev  # Little's law for a mean concurrency of 6
+    start = rng.uniform(0, horizon_s - 4 * mean_len, n)
+    length = np.minimum(rng.exponential(mean_len, n), 4 * mean_len) + 0.05
+    names = np.array([f"gpu-{i:04d}" for i in range(n_devices)])
+    requests = pa.table({
+        "request_id": pa.array(np.char.add("r", np.arange(n).astype(str))),
+        "device_id": pa.array(names[dev]),
+        "started_at": pa.array(T0_US + np.round(start * 1e6).astype(np.int64)).cast(pa.timestamp("us", "UTC")),
+        "ended_at": pa.array(T0_US + np.round((start + length) * 1e6).astype(np.int64)).cast(
+            pa.timestamp("us", "UTC")),
+        "weight": rng.integers(1, 1000, n).astype(np.float64),
+    })
+    t = np.arange(horizon_s + 1)
+    telemetry = pa.table({
+        "device_id": pa.array(np.repeat(names, len(t))),
+        "ts": pa.array(T0_US + np.tile(t, n_devices).astype(np.int64) * 1_000_000).cast(pa.timestamp("us", "UTC")),
+        "power_w": np.round(rng.uniform(70, 700, n_devices * len(t)), 2),
+    })
+    return requests, telemetry
+
+
+def ensure_data(scale: str) -> Path:
+    folder = bench_dir(scale)
+    if not (folder / "requests.parquet").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        requests, telemetry = synthetic_inputs(*SCALES[scale])
+        pq.write_table(requests, folder / "requests.parquet")
+        pq.write_table(telemetry, folder / "telemetry.parquet")
+    return folder
+
+
+def load(folder: Path) -> tuple[pa.Table, pa.Table]:
+    return pq.read_table(folder / "requests.parquet"), pq.read_table(folder / "telemetry.parquet")
+
+
+def run_kernel(requests: pa.Table, telemetry: pa.Table) -> pa.Table:
+    from pipelines.lib.attribution import attribute_energy
+
+    return attribute_energy(requests, telemetry, max_gap_s=10.0, bucket_s=86_400).per_request.select(
+        ["request_id", "energy_j"])
+
+
+SWEEP_SQL = """
+WITH req AS (
+    SELECT request_id, device_id, epoch_us(started_at) AS s, epoch_us(ended_at) AS e,
+           weight / ((epoch_us(ended_at) - epoch_us(started_at)) / 1e6) AS rate
+    FROM requests WHERE ended_at > started_at
+),
+seg AS (  -- instantaneous samples held until the next one
+    SELECT device_id, epoch_us(ts) AS a, power_w FROM telemetry
+),
+events AS (
+    SELECT device_id, t, sum(d_rate) AS d_rate, sum(d_count) AS d_count FROM (
+        SELECT device_id, s AS t, rate AS d_rate, 1 AS d_count FROM req
+        UNION ALL SELECT device_id, e, -rate, -1 FROM req
+        UNION ALL SELECT device_id, a, 0, 0 FROM seg
+    ) GROUP BY ALL
+),
+sweep AS (
+    SELECT device_id, t,
+           lead(t) OVER w AS t_next,
+           sum(d_rate) OVER (w ROWS UNBOUNDED PRECEDING) AS d,
+           sum(d_count) OVER (w ROWS UNBOUNDED PRECEDING) AS active
+    FROM events WINDOW w AS (PARTITION BY device_id ORDER BY t)
+),
+intervals AS (
+    SELECT sweep.*, seg.power_w
+    FROM sweep ASOF LEFT JOIN seg ON sweep.device_id = seg.device_id AND sweep.t >= seg.a
+),
+x AS (
+    SELECT device_id, t,
+           CASE WHEN active > 0 AND t_next IS NOT NULL AND power_w IS NOT NULL
+                THEN power_w * ((t_next - t) / 1e6) / d ELSE 0 END AS x
+    FROM intervals
+),
+g AS (
+    SELECT device_id, t, sum(x) OVER (PARTITION BY device_id ORDER BY t ROWS UNBOUNDED PRECEDING) - x AS g
+    FROM x
+)
+SELECT req.request_id, req.rate * (ge.g - gs.g) AS energy_j
+FROM req
+JOIN g gs ON gs.device_id = req.device_id AND gs.t = req.s
+JOIN g ge ON ge.device_id = req.device_id AND ge.t = req.e
+"""
+
+
+def run_sql(requests: pa.Table, telemetry: pa.Table) -> pa.Table:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("requests", requests)
+    con.register("telemetry", telemetry)
+    return con.sql(SWEEP_SQL).to_arrow_table()
+
+
+def run_floor(requests: pa.Table, telemetry: pa.Table) -> pa.Table:
+    """Read the columns, pack (device, time) keys, one argsort and one cumsum over N+M: no kernel can be faster."""
+    import pyarrow.compute as pc
+
+    devices = pc.unique(telemetry["device_id"])
+    r_dev = pc.index_in(requests["device_id"], devices).to_numpy(zero_copy_only=False).astype(np.int64)
+    t_dev = pc.index_in(telemetry["device_id"], devices).to_numpy(zero_copy_only=False).astype(np.int64)
+    s = pc.cast(requests["started_at"], pa.int64()).to_numpy(zero_copy_only=False)
+    e = pc.cast(requests["ended_at"], pa.int64()).to_numpy(zero_copy_only=False)
+    ts = pc.cast(telemetry["ts"], pa.int64()).to_numpy(zero_copy_only=False)
+    w = requests["weight"].to_numpy(zero_copy_only=False)
+    p = telemetry["power_w"].to_numpy(zero_copy_only=False)
+    t0 = min(s.min(), ts.min())
+    span = max(e.max(), ts.max()) - t0 + 1
+    keys = np.concatenate([r_dev * span + (s - t0), t_dev * span + (ts - t0)])
+    order = np.argsort(keys)
+    acc = np.cumsum(np.concatenate([w, p])[order])
+    return pa.table({"n": [len(acc)], "total": [float(acc[-1])]})
+
+
+METHODS = {"kernel": run_kernel, "sql": run_sql, "floor": run_floor}
+
+
+def _child(method: str, scale: str, check: bool) -> None:
+    """One timed run in this process: prints JSON with seconds, peak RSS, and (optionally) the result's digest."""
+    requests, telemetry = load(bench_dir(scale))
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    out = METHODS[method](requests, telemetry)
+    seconds = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {"method": method, "seconds": seconds, "peak_mb": peak_mb, "input_mb": base_rss / 1024}
+    if check and method in ("kernel", "sql"):
+        folder = bench_dir(scale)
+        pq.write_table(out.sort_by("request_id"), folder / f"result_{method}.parquet")
+    print(json.dumps(result))
+
+
+def compare_results(scale: str) -> float:
+    """Largest relative difference between the kernel's and the SQL's energy per request."""
+    folder = bench_dir(scale)
+    k = pq.read_table(folder / "result_kernel.parquet")
+    s = pq.read_table(folder / "result_sql.parquet")
+    ks = dict(zip(k["request_id"].to_pylist(), k["energy_j"].to_numpy()))
+    diffs = [abs(ks[r] - v) / max(abs(v), 1e-12) for r, v in zip(s["request_id"].to_pylist(), s["energy_j"].to_numpy())]
+    return max(diffs) if diffs else 0.0
+
+
+def run(scale: str, repeat: int = 3, methods=("floor", "kernel", "sql"), say=print) -> dict:
+    t0 = time.perf_counter()
+    folder = ensure_data(scale)
+    requests, telemetry = load(folder)
+    n_req, n_tel = requests.num_rows, telemetry.num_rows
+    del requests, telemetry
+    say(f"scale {scale}: {n_req:,} requests, {n_tel:,} telemetry rows (data ready in {time.perf_counter() - t0:.1f} s)")
+    figures = {}
+    for method in methods:
+        runs = []
+        for i in range(repeat):
+            proc = subprocess.run([sys.executable, "-m", "pipelines.bench", "--child", method, "--scale", scale]
+                                  + (["--check"] if i == 0 else []), capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{method} failed: {proc.stderr[-2000:]}")
+            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            say(f"  {method} run {i + 1}: {runs[-1]['seconds']:.2f} s, peak {runs[-1]['peak_mb']:,.0f} MB")
+        figures[method] = {"seconds": statistics.median(r["seconds"] for r in runs),
+                           "peak_mb": max(r["peak_mb"] for r in runs)}
+    agreement = compare_results(scale) if {"kernel", "sql"} <= set(methods) else float("nan")
+    rows = n_req + n_tel
+    say("")
+    say(f"{'method':8} {'seconds':>9} {'rows/s':>14} {'peak MB':>9} {'vs kernel':>10}")
+    for method, f in figures.items():
+        ratio = f["seconds"] / figures["kernel"]["seconds"] if "kernel" in figures else float("nan")
+        say(f"{method:8} {f['seconds']:9.2f} {rows / f['seconds']:14,.0f} {f['peak_mb']:9,.0f} {ratio:9.2f}x")
+    summary = (f"summary {scale}: kernel {figures['kernel']['seconds']:.2f} s is "
+               f"{figures['sql']['seconds'] / figures['kernel']['seconds']:.1f}x faster than exact SQL and "
+               f"{figures['kernel']['seconds'] / figures['floor']['seconds']:.2f}x the floor; peak "
+               f"{figures['kernel']['peak_mb']:,.0f} MB; max relative difference to SQL {agreement:.1e}"
+               if {"kernel", "sql", "floor"} <= set(figures) else "")
+    say(summary)
+    return {"scale": scale, "requests": n_req, "telemetry_rows": n_tel, "figures": figures, "agreement": agreement}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="infercost bench", description=__doc__.split("\n")[0])
+    p.add_argument("--scale", choices=sorted(SCALES), default="M")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--child", choices=sorted(METHODS), help=argparse.SUPPRESS)
+    p.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        _child(args.child, args.scale, args.check)
+    else:
+        run(args.scale, args.repeat)
+
+
+if __name__ == "__main__":
+    main()

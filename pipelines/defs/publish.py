@@ -1,0 +1,25 @@
+"""The analysts' copy of the warehouse, published after each run."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from pipelines.defs.partitions import daily_partitions, single_run
+from pipelines.defs.resources import warehouse_connection
+from pipelines.lib.publish import publish
+
+
+@dg.asset(
+    group_name="publish",
+    kinds={"duckdb"},
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    deps=["fct_request_cost", "agg_daily_model_cost", "agg_daily_technique_cost", "agg_daily_device_type_cost",
+          "agg_idle_cost", "agg_telemetry_coverage", "technique_savings", "cost_anomalies"],
+    description="A read-only copy of the whole warehouse for analysts ($INFERCOST_HOME/published/), replaced "
+    "atomically after each run, so queries never wait on the pipeline's write lock.",
+)
+def published_warehouse(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    with warehouse_connection(duckdb) as con:
+        path = publish(con)
+    context.log.info(f"published {path}")
+    return dg.MaterializeResult(metadata={"path": str(path), "size_mb": round(path.stat().st_size / 1e6, 1)})
