@@ -1,4 +1,4 @@
-"""The infercost command: demo, generate, ingest, materialize, sql, validate-energy, alerts, bench, dev."""
+"""The infercost command: demo, generate, ingest, materialize, sql, compare, validate-energy, alerts, bench, dev."""
 
 from __future__ import annotations
 
@@ -199,6 +199,19 @@ def cmd_validate_energy(args) -> None:
         raise SystemExit("nothing to compare: no ground-truth row matched attributed energy")
 
 
+def cmd_compare(args) -> None:
+    from pipelines.lib.publish import published_path
+    from pipelines.lib.warehouse import connect
+
+    path = published_path()
+    if not path.exists():
+        raise SystemExit(f"no published warehouse at {path}: run `infercost demo` or `infercost materialize` first")
+    with connect(path, read_only=True) as con:
+        for (line,) in con.execute("SELECT summary FROM technique_comparison ORDER BY family, model, technique"
+                                   ).fetchall():
+            _say(line)
+
+
 def cmd_alerts(args) -> None:
     from pipelines.lib.alerts import collect, deliver, sinks_from_env
     from pipelines.lib.warehouse import connect
@@ -245,10 +258,10 @@ def cmd_demo(args) -> None:
                           "round(cost_per_1m_output_tokens_usd, 3) AS usd_per_1m_out, round(j_per_output_token, 2)"
                           " AS j_per_out_token FROM agg_daily_technique_cost ORDER BY request_date, model, "
                           "technique")
-        _say("\nTechnique savings against each baseline (technique_savings):")
-        _print_query(con, "SELECT model, technique, requests, round(cost_saving_pct, 1) AS cost_saving_pct, "
-                          "round(energy_saving_pct, 1) AS energy_saving_pct FROM technique_savings "
-                          "WHERE technique <> 'baseline' ORDER BY model, technique")
+        _say("\nTechniques against their baselines (technique_comparison, 95 % bootstrap intervals):")
+        for (line,) in con.execute("SELECT summary FROM technique_comparison ORDER BY family, model, technique"
+                                   ).fetchall():
+            _say("  " + line)
     _say(f"\nwarehouse: {warehouse_path()}\npublished copy for queries: {published_path()}  "
          f"(infercost sql \"SELECT * FROM fct_request_cost LIMIT 5\")")
 
@@ -307,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ground-truth", required=True, help="CSV: energy_j with request_id, or with device_id, "
                    "window_start, window_end; optional group")
     s.set_defaults(func=cmd_validate_energy)
+
+    s = sub.add_parser("compare", help="each technique against its baseline, with 95 %% intervals and latency")
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("alerts", help="list alerts, or send new ones to the configured sinks")
     s.add_argument("action", choices=["list", "send"])

@@ -18,7 +18,7 @@ EXPECTED_ASSETS = {
     # alerts
     "cost_anomalies",
     # publish
-    "published_warehouse",
+    "published_warehouse", "technique_comparison",
 }
 
 

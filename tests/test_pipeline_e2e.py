@@ -171,3 +171,16 @@ def test_the_readme_analyst_queries_run_as_written(warehouse):
             assert con.execute(q).fetchall(), q
     finally:
         con.close()
+
+
+def test_technique_comparison_has_intervals_and_sizes(warehouse):
+    con = warehouse["con"]
+    rows = con.execute("SELECT technique, cost_change_pct, cost_change_ci_low_pct, cost_change_ci_high_pct, requests, "
+                       "summary FROM technique_comparison WHERE model = 'llama-3.1-8b-instruct'").fetchall()
+    by = {r[0]: r for r in rows}
+    assert {"quant:int8", "spec:prompt_lookup", "batching:static"} <= set(by)
+    tech, change, low, high, n, summary = by["quant:int8"]
+    assert low < change < high < 0 and n > 1000
+    assert "% cost per 1M output tokens [" in summary and "p95 latency" in summary
+    assert by["batching:static"][2] > 0  # static batching costs more, with confidence
+    assert "Techniques against their baselines" in warehouse["demo_output"]

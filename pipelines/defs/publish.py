@@ -1,11 +1,29 @@
-"""The analysts' copy of the warehouse, published after each run."""
+"""What analysts read: the technique comparison, and the copy of the warehouse published after each run."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from pipelines.defs.partitions import daily_partitions, single_run
 from pipelines.defs.resources import warehouse_connection
+from pipelines.lib.compare import compare_and_store
 from pipelines.lib.publish import publish
+
+
+@dg.asset(
+    group_name="publish",
+    kinds={"duckdb", "python"},
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    deps=["fct_request_cost"],
+    description="Each technique's change in cost per 1M output tokens against its baseline, with a 95 % bootstrap "
+    "interval, sample sizes and the latency trade-off (pipelines/lib/compare.py).",
+)
+def technique_comparison(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    with warehouse_connection(duckdb) as con:
+        result = compare_and_store(con)
+    for line in result["summary"] if len(result) else []:
+        context.log.info(line)
+    return dg.MaterializeResult(metadata={"comparisons": len(result)})
 
 
 @dg.asset(
@@ -14,7 +32,7 @@ from pipelines.lib.publish import publish
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     deps=["fct_request_cost", "agg_daily_model_cost", "agg_daily_technique_cost", "agg_daily_device_type_cost",
-          "agg_idle_cost", "agg_telemetry_coverage", "technique_savings", "cost_anomalies"],
+          "agg_idle_cost", "agg_telemetry_coverage", "technique_savings", "cost_anomalies", "technique_comparison"],
     description="A read-only copy of the whole warehouse for analysts ($INFERCOST_HOME/published/), replaced "
     "atomically after each run, so queries never wait on the pipeline's write lock.",
 )

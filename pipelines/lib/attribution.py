@@ -205,57 +205,11 @@ def _power_segments(dev, ts, power, window_us, max_gap_us, counter=None):
     return dev[keep], start[keep], end[keep], power[keep], dropped, used, resets
 
 
-def attribute_energy(
-    requests: pa.Table,
-    telemetry: pa.Table,
-    *,
-    max_gap_s: float = 5.0,
-    bucket_s: int = 3600,
-    prompt_token_weight: float = 0.1,
-) -> AttributionResult:
-    """Attribute measured device energy to requests; see the module docstring for the rule.
-
-    requests: request_id, device_id, started_at, ended_at and weight (or completion_tokens and prompt_tokens,
-    from which the default weight is computed). A request on several devices (a tensor-parallel replica) has one
-    row per device under the same request_id.
-    telemetry: device_id, ts, power_w and optionally power_window_s and energy_counter_j.
-    """
-    if bucket_s <= 0 or 86400 % bucket_s and bucket_s % 86400:
-        raise ValueError("bucket_s must divide a day (or be a whole number of days)")
-    bucket_us = int(bucket_s) * US_PER_S
-    max_gap_us = int(round(max_gap_s * US_PER_S))
-
-    rid = requests["request_id"]
-    s = _ts_us(requests["started_at"])
-    e = _ts_us(requests["ended_at"])
-    if np.any(e < s):
-        raise ValueError("requests with ended_at before started_at must be quarantined before attribution")
-    if "weight" in requests.column_names:
-        w = _float(requests["weight"], 0.0)
-    elif "completion_tokens" in requests.column_names:
-        prompt = requests["prompt_tokens"] if "prompt_tokens" in requests.column_names else pa.nulls(len(s))
-        w = request_weights(_float(requests["completion_tokens"], 0.0), _float(prompt, 0.0), prompt_token_weight)
-    else:
-        w = np.ones(len(s))
-    if np.any(~np.isfinite(w) | (w < 0)):
-        raise ValueError("request weights must be finite and >= 0")
-
-    devices, r_dev, t_dev = _device_codes(requests["device_id"], telemetry["device_id"])
-    t_ts = _ts_us(telemetry["ts"])
-    t_p = _float(telemetry["power_w"])
-    if "power_window_s" in telemetry.column_names:
-        t_w = np.round(_float(telemetry["power_window_s"], 0.0) * US_PER_S).astype(np.int64)
-    else:
-        t_w = np.zeros(len(t_ts), dtype=np.int64)
-    counter = None
-    if "energy_counter_j" in telemetry.column_names:
-        counter = _float(telemetry["energy_counter_j"])
-        if not np.isfinite(counter).any():
-            counter = None
+def _sweep(r_dev, s, e, w, t_dev, t_ts, t_p, t_w, counter, ndev, bucket_us, max_gap_us) -> dict:
+    """The attribution of one group of devices (device codes 0..ndev-1), as numpy arrays."""
     g_dev, g_a, g_b, g_p, dropped, counter_used, counter_resets = _power_segments(
         t_dev, t_ts, t_p, t_w, max_gap_us, counter)
 
-    ndev = len(devices)
     all_t = [s, e, g_a, g_b]
     t_min = min((int(a.min()) for a in all_t if len(a)), default=0)
     t_min = (t_min // bucket_us) * bucket_us  # keep bucket boundaries representable
@@ -361,7 +315,114 @@ def attribute_energy(
     piece_share = rate[row] * piece(g_share, x_share)
     piece_unmet = np.where(has_len, (g_unmet[last_in] + unmetered_us[last_in]) - g_unmet[p_lo], 0) / US_PER_S
 
-    rid_arr = pc.cast(rid, pa.string()).combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
+    # per (device, bucket) totals
+    seg_id = np.cumsum(seg_start) - 1
+    nseg = int(seg_id[-1]) + 1 if nk else 0
+    first = np.flatnonzero(seg_start)
+
+    def seg_sum(v):
+        return np.bincount(seg_id, weights=v, minlength=nseg)
+
+    busy = (cnt > 0) & (dt > 0)
+    return {
+        "row": row, "bucket": b, "energy_j": piece_energy, "device_share_s": piece_share,
+        "unmetered_s": piece_unmet,
+        "seg_dev": k_dev[first], "seg_bucket": k_bucket[first],
+        "span_s": seg_sum(dt_s),
+        "metered_s": seg_sum(np.where(metered, dt_s, 0.0)),
+        "busy_s": seg_sum(np.where(busy, dt_s, 0.0)),
+        "seg_unmetered_s": seg_sum(unmetered_us / US_PER_S),
+        "metered_energy_j": seg_sum(energy),
+        "busy_energy_j": seg_sum(np.where(busy_w, energy, 0.0)),
+        "idle_energy_j": seg_sum(np.where(busy_w, 0.0, energy)),
+        "dropped": dropped, "counter_used": counter_used, "counter_resets": counter_resets,
+    }
+
+
+def _chunks(r_dev: np.ndarray, t_dev: np.ndarray, ndev: int, max_events: int) -> list[tuple[int, int]]:
+    """Consecutive device ranges [lo, hi) of at most about max_events breakpoints each (a device is never split)."""
+    events = 2 * np.bincount(r_dev, minlength=ndev) + 2 * np.bincount(t_dev, minlength=ndev)
+    group = np.cumsum(events) // max(max_events, 1)
+    edges = np.flatnonzero(np.diff(group)) + 1
+    bounds = np.concatenate(([0], edges, [ndev]))
+    return [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+
+def attribute_energy(
+    requests: pa.Table,
+    telemetry: pa.Table,
+    *,
+    max_gap_s: float = 5.0,
+    bucket_s: int = 3600,
+    prompt_token_weight: float = 0.1,
+    max_events_per_chunk: int = 4_000_000,
+) -> AttributionResult:
+    """Attribute measured device energy to requests; see the module docstring for the rule.
+
+    requests: request_id, device_id, started_at, ended_at and weight (or completion_tokens and prompt_tokens,
+    from which the default weight is computed). A request on several devices (a tensor-parallel replica) has one
+    row per device under the same request_id.
+    telemetry: device_id, ts, power_w and optionally power_window_s and energy_counter_j.
+    Devices are swept in groups of about ``max_events_per_chunk`` breakpoints, so memory stays bounded.
+    """
+    if bucket_s <= 0 or 86400 % bucket_s and bucket_s % 86400:
+        raise ValueError("bucket_s must divide a day (or be a whole number of days)")
+    bucket_us = int(bucket_s) * US_PER_S
+    max_gap_us = int(round(max_gap_s * US_PER_S))
+
+    rid = requests["request_id"]
+    s = _ts_us(requests["started_at"])
+    e = _ts_us(requests["ended_at"])
+    if np.any(e < s):
+        raise ValueError("requests with ended_at before started_at must be quarantined before attribution")
+    if "weight" in requests.column_names:
+        w = _float(requests["weight"], 0.0)
+    elif "completion_tokens" in requests.column_names:
+        prompt = requests["prompt_tokens"] if "prompt_tokens" in requests.column_names else pa.nulls(len(s))
+        w = request_weights(_float(requests["completion_tokens"], 0.0), _float(prompt, 0.0), prompt_token_weight)
+    else:
+        w = np.ones(len(s))
+    if np.any(~np.isfinite(w) | (w < 0)):
+        raise ValueError("request weights must be finite and >= 0")
+
+    devices, r_dev, t_dev = _device_codes(requests["device_id"], telemetry["device_id"])
+    t_ts = _ts_us(telemetry["ts"])
+    t_p = _float(telemetry["power_w"])
+    if "power_window_s" in telemetry.column_names:
+        t_w = np.round(_float(telemetry["power_window_s"], 0.0) * US_PER_S).astype(np.int64)
+    else:
+        t_w = np.zeros(len(t_ts), dtype=np.int64)
+    counter = None
+    if "energy_counter_j" in telemetry.column_names:
+        counter = _float(telemetry["energy_counter_j"])
+        if not np.isfinite(counter).any():
+            counter = None
+    ndev = len(devices)
+    r_order = np.argsort(r_dev, kind="stable")
+    t_order = np.argsort(t_dev, kind="stable")
+    r_first = np.searchsorted(r_dev[r_order], np.arange(ndev + 1))
+    t_first = np.searchsorted(t_dev[t_order], np.arange(ndev + 1))
+    parts = []
+    # devices are independent: sweep them in groups so that memory stays bounded whatever the input size
+    for lo, hi in _chunks(r_dev, t_dev, ndev, max_events_per_chunk):
+        ri = r_order[r_first[lo]:r_first[hi]]
+        ti = t_order[t_first[lo]:t_first[hi]]
+        part = _sweep(r_dev[ri] - lo, s[ri], e[ri], w[ri], t_dev[ti] - lo, t_ts[ti], t_p[ti], t_w[ti],
+                      None if counter is None else counter[ti], hi - lo, bucket_us, max_gap_us)
+        part["row"] = ri[part["row"]]
+        part["seg_dev"] = part["seg_dev"] + lo
+        parts.append(part)
+
+    def cat(name, dtype=np.float64):
+        return np.concatenate([p[name] for p in parts]) if parts else np.zeros(0, dtype=dtype)
+
+    row = cat("row", np.int64)
+    b = cat("bucket", np.int64)
+    piece_energy, piece_share, piece_unmet = cat("energy_j"), cat("device_share_s"), cat("unmetered_s")
+    length_s = (e - s) / US_PER_S
+
+    rid_arr = pc.cast(rid, pa.string())
+    rid_arr = rid_arr.combine_chunks() if isinstance(rid_arr, pa.ChunkedArray) else rid_arr
     per_request_bucket = pa.table(
         {
             "request_id": pc.take(rid_arr, pa.array(row)),
@@ -385,28 +446,19 @@ def attribute_energy(
             "device_s": np.bincount(codes, weights=length_s, minlength=nreq),
         }
     )
-
-    # per (device, bucket) totals
-    seg_id = np.cumsum(seg_start) - 1
-    nseg = int(seg_id[-1]) + 1 if nk else 0
-    first = np.flatnonzero(seg_start)
-
-    def seg_sum(v):
-        return np.bincount(seg_id, weights=v, minlength=nseg)
-
-    busy = (cnt > 0) & (dt > 0)
     per_device_bucket = pa.table(
         {
-            "device_id": pc.take(devices, pa.array(k_dev[first])),
-            "bucket_start": pa.array(k_bucket[first] * bucket_us, pa.int64()).cast(TS_TYPE),
-            "span_s": seg_sum(dt_s),
-            "metered_s": seg_sum(np.where(metered, dt_s, 0.0)),
-            "busy_s": seg_sum(np.where(busy, dt_s, 0.0)),
-            "unmetered_s": seg_sum(unmetered_us / US_PER_S),
-            "metered_energy_j": seg_sum(energy),
-            "busy_energy_j": seg_sum(np.where(busy_w, energy, 0.0)),
-            "idle_energy_j": seg_sum(np.where(busy_w, 0.0, energy)),
+            "device_id": pc.take(devices, pa.array(cat("seg_dev", np.int64))),
+            "bucket_start": pa.array(cat("seg_bucket", np.int64) * bucket_us, pa.int64()).cast(TS_TYPE),
+            "span_s": cat("span_s"),
+            "metered_s": cat("metered_s"),
+            "busy_s": cat("busy_s"),
+            "unmetered_s": cat("seg_unmetered_s"),
+            "metered_energy_j": cat("metered_energy_j"),
+            "busy_energy_j": cat("busy_energy_j"),
+            "idle_energy_j": cat("idle_energy_j"),
         }
     )
-    return AttributionResult(per_request, per_request_bucket, per_device_bucket, dropped, counter_used,
-                             counter_resets)
+    return AttributionResult(per_request, per_request_bucket, per_device_bucket,
+                             sum(p["dropped"] for p in parts), sum(p["counter_used"] for p in parts),
+                             sum(p["counter_resets"] for p in parts))
