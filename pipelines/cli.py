@@ -1,4 +1,5 @@
-"""The infercost command: demo, generate, ingest, materialize, sql, compare, validate-energy, alerts, bench, dev."""
+"""The infercost command: demo, generate, ingest, materialize, sql, compare, docs, validate-energy, alerts, bench,
+dev."""
 
 from __future__ import annotations
 
@@ -199,6 +200,31 @@ def cmd_validate_energy(args) -> None:
         raise SystemExit("nothing to compare: no ground-truth row matched attributed energy")
 
 
+def cmd_docs(args) -> None:
+    """dbt docs for the marts, generated offline from a copy of the published warehouse."""
+    import shutil
+
+    from pipelines.lib.publish import published_path
+
+    _prepare_environment()
+    _ensure_manifest()
+    source = published_path()
+    if not source.exists():
+        raise SystemExit(f"no published warehouse at {source}: run `infercost demo` or `infercost materialize` first")
+    out = infercost_home() / "docs"
+    out.mkdir(parents=True, exist_ok=True)
+    catalog_db = out / "catalog.duckdb"
+    shutil.copyfile(source, catalog_db)  # dbt opens its database for writing: never the published copy itself
+    env = {**os.environ, "INFERCOST_WAREHOUSE": str(catalog_db)}
+    cmd = [str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--static", "--project-dir",
+           str(REPO_ROOT / "dbt"), "--profiles-dir", str(REPO_ROOT / "dbt"), "--target-path", str(out / "site")]
+    rc = subprocess.call(cmd, env=env)
+    catalog_db.unlink(missing_ok=True)
+    if rc != 0:
+        raise SystemExit("dbt docs generate failed")
+    _say(f"docs: {out / 'site' / 'static_index.html'} (one self-contained file; open it in a browser)")
+
+
 def cmd_compare(args) -> None:
     from pipelines.lib.publish import published_path
     from pipelines.lib.warehouse import connect
@@ -320,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ground-truth", required=True, help="CSV: energy_j with request_id, or with device_id, "
                    "window_start, window_end; optional group")
     s.set_defaults(func=cmd_validate_energy)
+
+    s = sub.add_parser("docs", help="generate the dbt docs of every model and column, offline")
+    s.set_defaults(func=cmd_docs)
 
     s = sub.add_parser("compare", help="each technique against its baseline, with 95 %% intervals and latency")
     s.set_defaults(func=cmd_compare)

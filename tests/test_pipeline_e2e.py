@@ -1,5 +1,6 @@
 """The whole pipeline on the shipped sample day, through the CLI and Dagster, into a fresh warehouse."""
 
+import json
 import os
 import subprocess
 import sys
@@ -184,3 +185,17 @@ def test_technique_comparison_has_intervals_and_sizes(warehouse):
     assert "% cost per 1M output tokens [" in summary and "p95 latency" in summary
     assert by["batching:static"][2] > 0  # static batching costs more, with confidence
     assert "Techniques against their baselines" in warehouse["demo_output"]
+
+
+def test_docs_are_generated_offline_with_every_mart(warehouse):
+    env = {**os.environ, "INFERCOST_HOME": str(warehouse["home"])}
+    env.pop("INFERCOST_WAREHOUSE", None)
+    env.pop("DAGSTER_HOME", None)
+    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "docs"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    site = warehouse["home"] / "docs" / "site"
+    catalog = json.loads((site / "catalog.json").read_text())
+    assert "model.infercost.fct_request_cost" in catalog["nodes"]
+    html = (site / "static_index.html").read_text()
+    assert "fct_request_cost" in html and "https://cdn" not in html.split("<script")[0]
