@@ -200,6 +200,12 @@ def cmd_validate_energy(args) -> None:
         raise SystemExit("nothing to compare: no ground-truth row matched attributed energy")
 
 
+def cmd_bench(args) -> None:
+    from pipelines.bench import run
+
+    run(args.scale, args.repeat, say=_say)
+
+
 def cmd_docs(args) -> None:
     """dbt docs for the marts, generated offline from a copy of the published warehouse."""
     import shutil
@@ -360,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="time the kernel against exact DuckDB SQL and the floor")
     s.add_argument("--scale", choices=["S", "M", "L"], default="M")
     s.add_argument("--repeat", type=int, default=3)
-    s.set_defaults(func=lambda a: __import__("pipelines.bench", fromlist=["run"]).run(a.scale, a.repeat))
+    s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("dev", help="serve the Dagster UI on 127.0.0.1")
     s.add_argument("--port", type=int, default=3000)
