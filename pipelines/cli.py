@@ -1,5 +1,5 @@
-"""The infercost command: demo, generate, ingest, materialize, sql, compare, docs, validate-energy, alerts, bench,
-dev."""
+"""The infercost command: demo, generate, ingest, materialize, sql, compare, export, docs, validate-energy,
+alerts, bench, dev."""
 
 from __future__ import annotations
 
@@ -231,6 +231,21 @@ def cmd_docs(args) -> None:
     _say(f"docs: {out / 'site' / 'static_index.html'} (one self-contained file; open it in a browser)")
 
 
+def cmd_export(args) -> None:
+    from pipelines.lib.focus import export_focus
+    from pipelines.lib.publish import published_path
+    from pipelines.lib.warehouse import connect
+
+    path = published_path()
+    if not path.exists():
+        raise SystemExit(f"no published warehouse at {path}: run `infercost demo` or `infercost materialize` first")
+    start = _parse_day(args.start) if args.start else None
+    end = _parse_day(args.end) if args.end else None
+    with connect(path, read_only=True) as con:
+        n = export_focus(con, Path(args.out), start, end)
+    _say(f"wrote {n:,} FOCUS 1.2 rows to {args.out}")
+
+
 def cmd_compare(args) -> None:
     from pipelines.lib.publish import published_path
     from pipelines.lib.warehouse import connect
@@ -352,6 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ground-truth", required=True, help="CSV: energy_j with request_id, or with device_id, "
                    "window_start, window_end; optional group")
     s.set_defaults(func=cmd_validate_energy)
+
+    s = sub.add_parser("export", help="export inference cost in a standard format (FOCUS 1.2)")
+    s.add_argument("format", choices=["focus"])
+    s.add_argument("--out", required=True, help="file to write: .csv or .parquet")
+    s.add_argument("--from", dest="start", help="first day (default: all)")
+    s.add_argument("--to", dest="end", help="last day, inclusive")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("docs", help="generate the dbt docs of every model and column, offline")
     s.set_defaults(func=cmd_docs)

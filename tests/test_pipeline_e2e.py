@@ -199,3 +199,45 @@ def test_docs_are_generated_offline_with_every_mart(warehouse):
     assert "model.infercost.fct_request_cost" in catalog["nodes"]
     html = (site / "static_index.html").read_text()
     assert "fct_request_cost" in html and "https://cdn" not in html.split("<script")[0]
+
+
+def test_focus_export_follows_the_column_rules(warehouse, tmp_path):
+    import csv
+    import re
+    from datetime import datetime
+
+    from pipelines.lib.focus import CUSTOM_COLUMNS, FOCUS_COLUMNS
+
+    env = {**os.environ, "INFERCOST_HOME": str(warehouse["home"])}
+    env.pop("INFERCOST_WAREHOUSE", None)
+    out = tmp_path / "focus.csv"
+    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "export", "focus", "--out", str(out)], cwd=REPO,
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(open(out)))
+    assert rows
+    header = list(rows[0])
+    assert header == FOCUS_COLUMNS + CUSTOM_COLUMNS
+    # FOCUS naming: PascalCase columns, provider-specific ones prefixed x_
+    assert all(re.fullmatch(r"[A-Z][A-Za-z]+", c) for c in FOCUS_COLUMNS)
+    assert all(c.startswith("x_") for c in CUSTOM_COLUMNS)
+    ts = lambda v: datetime.fromisoformat(v)  # noqa: E731
+    for r in rows:
+        assert r["ChargeCategory"] in {"Usage", "Purchase", "Tax", "Credit", "Adjustment"}
+        assert r["ChargeClass"] in ("", "Correction")
+        assert r["ChargeFrequency"] in {"One-Time", "Recurring", "Usage-Based"}
+        assert r["ServiceCategory"] == "AI and Machine Learning"
+        assert re.fullmatch(r"[A-Z]{3}", r["BillingCurrency"]) and re.fullmatch(r"[A-Z]{3}", r["PricingCurrency"])
+        for cost in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost"):
+            assert r[cost] != "" and float(r[cost]) >= 0
+        assert float(r["EffectiveCost"]) == float(r["BilledCost"])
+        assert ts(r["ChargePeriodStart"]) < ts(r["ChargePeriodEnd"])
+        assert ts(r["BillingPeriodStart"]) <= ts(r["ChargePeriodStart"]) < ts(r["BillingPeriodEnd"])
+        # usage rows carry what was consumed
+        assert float(r["ConsumedQuantity"]) > 0 and r["ConsumedUnit"] == "Tokens"
+        assert float(r["ListUnitPrice"]) * float(r["PricingQuantity"]) == pytest.approx(float(r["ListCost"]))
+        assert json.loads(r["Tags"])["model"] == r["x_Model"]
+    total, = one(warehouse["con"], "SELECT sum(fully_loaded_cost_usd) FROM fct_request_cost")
+    assert sum(float(r["BilledCost"]) for r in rows) == pytest.approx(total, rel=1e-9)
+    tokens, = one(warehouse["con"], "SELECT sum(prompt_tokens + completion_tokens) FROM fct_request_cost")
+    assert sum(float(r["ConsumedQuantity"]) for r in rows) == tokens
