@@ -1,5 +1,5 @@
-"""The infercost command: demo, generate, ingest, materialize, sql, compare, export, docs, validate-energy,
-alerts, bench, dev."""
+"""The infercost command: demo, generate, ingest, materialize, sql, compare, whatif, export, docs,
+validate-energy, alerts, bench, dev."""
 
 from __future__ import annotations
 
@@ -246,6 +246,27 @@ def cmd_export(args) -> None:
     _say(f"wrote {n:,} FOCUS 1.2 rows to {args.out}")
 
 
+def cmd_whatif(args) -> None:
+    from pipelines.lib import whatif
+    from pipelines.lib.publish import published_path
+    from pipelines.lib.warehouse import connect
+
+    path = published_path()
+    if not path.exists():
+        raise SystemExit(f"no published warehouse at {path}: run `infercost demo` or `infercost materialize` first")
+    with connect(path, read_only=True) as con:
+        try:
+            if args.kind == "technique":
+                projection = whatif.technique(con, args.model, args.technique)
+            elif args.kind == "prices":
+                projection = whatif.prices(con, args.region, args.price_region)
+            else:
+                projection = whatif.device(con, args.model, args.device_type)
+        except whatif.NoMeasurement as exc:
+            raise SystemExit(f"cannot project: {exc}") from None
+    _say(projection.text())
+
+
 def cmd_compare(args) -> None:
     from pipelines.lib.publish import published_path
     from pipelines.lib.warehouse import connect
@@ -374,6 +395,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--from", dest="start", help="first day (default: all)")
     s.add_argument("--to", dest="end", help="last day, inclusive")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("whatif", help="project cost under a technique, another price feed or device type")
+    wsub = s.add_subparsers(dest="kind", required=True)
+    w = wsub.add_parser("technique", help="a model's baseline requests with a technique")
+    w.add_argument("--model", required=True)
+    w.add_argument("--technique", required=True, help="as in technique_comparison, e.g. quant:int8")
+    w = wsub.add_parser("prices", help="a region's energy at another region's prices")
+    w.add_argument("--region", required=True)
+    w.add_argument("--price-region", required=True)
+    w = wsub.add_parser("device", help="a model's requests on another device type")
+    w.add_argument("--model", required=True)
+    w.add_argument("--device-type", required=True)
+    s.set_defaults(func=cmd_whatif)
 
     s = sub.add_parser("docs", help="generate the dbt docs of every model and column, offline")
     s.set_defaults(func=cmd_docs)

@@ -5,13 +5,13 @@ import dagster as dg
 from pipelines.defs.alerts import alert_sensor, cost_anomalies
 from pipelines.defs.attribution import energy_attribution
 from pipelines.defs.dbt import cost_models
-from pipelines.defs.ingest import fleet_files, raw_prices, raw_requests, raw_telemetry
+from pipelines.defs.ingest import fleet_files, raw_carbon, raw_prices, raw_requests, raw_telemetry
 from pipelines.defs.jobs import daily_cost_job, daily_cost_schedule
 from pipelines.defs.publish import published_warehouse, technique_comparison
 from pipelines.defs.resources import dbt_resource, duckdb_resource
 
 defs = dg.Definitions(
-    assets=[fleet_files, raw_requests, raw_telemetry, raw_prices, energy_attribution, cost_models, cost_anomalies,
+    assets=[fleet_files, raw_requests, raw_telemetry, raw_prices, raw_carbon, energy_attribution, cost_models, cost_anomalies,
             technique_comparison, published_warehouse],
     jobs=[daily_cost_job],
     schedules=[daily_cost_schedule],

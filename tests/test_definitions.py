@@ -6,12 +6,12 @@ from pipelines.definitions import defs
 
 EXPECTED_ASSETS = {
     # ingest
-    "raw_requests", "raw_telemetry", "raw_prices",
+    "raw_requests", "raw_telemetry", "raw_prices", "raw_carbon",
     "raw_inventory", "raw_deployments", "raw_models", "raw_fx_rates", "raw_regions", "raw_clock_offsets",
     # attribution
     "request_energy_pieces", "device_energy_buckets", "unattributed_requests", "clock_skew_checks",
     # dbt
-    "stg_requests", "stg_prices", "stg_inventory", "stg_models", "stg_fx_rates", "stg_request_energy_pieces",
+    "stg_requests", "stg_prices", "stg_carbon_intensity", "stg_inventory", "stg_models", "stg_fx_rates", "stg_request_energy_pieces",
     "stg_device_energy_buckets", "int_device_bucket_rates", "int_request_cost_pieces", "int_device_days", "int_request_idle_allocation",
     "fct_request_cost", "agg_daily_model_cost", "agg_daily_technique_cost", "agg_idle_cost", "technique_savings",
     "agg_telemetry_coverage", "agg_daily_device_type_cost",

@@ -241,3 +241,47 @@ def test_focus_export_follows_the_column_rules(warehouse, tmp_path):
     assert sum(float(r["BilledCost"]) for r in rows) == pytest.approx(total, rel=1e-9)
     tokens, = one(warehouse["con"], "SELECT sum(prompt_tokens + completion_tokens) FROM fct_request_cost")
     assert sum(float(r["ConsumedQuantity"]) for r in rows) == tokens
+
+
+def test_whatif_projections_rest_on_measurements(warehouse):
+    from pipelines.lib import whatif
+
+    con = duckdb.connect(str(warehouse["home"] / "published" / "warehouse.duckdb"), read_only=True)
+    try:
+        p = whatif.technique(con, "llama-3.1-8b-instruct", "quant:int8")
+        base, = one(con, "SELECT sum(fully_loaded_cost_usd) FROM fct_request_cost "
+                         "WHERE model = 'llama-3.1-8b-instruct' AND technique = 'baseline'")
+        change, = one(con, "SELECT cost_change_pct FROM technique_comparison "
+                           "WHERE model = 'llama-3.1-8b-instruct' AND technique = 'quant:int8'")
+        assert p.current_usd == pytest.approx(base) and p.projected_usd == pytest.approx(base * (1 + change / 100))
+        assert p.low_usd < p.projected_usd < p.high_usd < p.current_usd
+        assert "n=" in p.rests_on[0] and "bootstrap" in p.rests_on[0]
+        q = whatif.prices(con, "us-west", "eu-central")
+        expected, = one(con, """SELECT sum(p.facility_energy_j / 3.6e9 * s.price_usd_per_mwh)
+            FROM int_request_cost_pieces p JOIN stg_prices s ON s.region = 'eu-central'
+             AND p.bucket_start >= s.interval_start AND p.bucket_start < s.interval_end WHERE p.region = 'us-west'""")
+        assert q.projected_usd == pytest.approx(expected) and q.current_usd > 0
+        with pytest.raises(whatif.NoMeasurement, match="never served it there"):
+            whatif.device(con, "llama-3.1-8b-instruct", "A100-SXM4")
+    finally:
+        con.close()
+    env = {**os.environ, "INFERCOST_HOME": str(warehouse["home"])}
+    env.pop("INFERCOST_WAREHOUSE", None)
+    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "whatif", "technique", "--model",
+                          "llama-3.1-8b-instruct", "--technique", "quant:int8"], cwd=REPO, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "rests on:" in run.stdout
+
+
+def test_emissions_follow_energy_and_the_hourly_grid_intensity(warehouse):
+    con = warehouse["con"]
+    got, = one(con, "SELECT sum(emissions_g_co2e) FROM fct_request_cost")
+    expected, = one(con, """
+        SELECT sum(p.facility_energy_j / 3.6e6 * c.g_co2e_per_kwh)
+        FROM int_request_cost_pieces p JOIN stg_carbon_intensity c ON c.region = p.region
+         AND p.bucket_start >= c.interval_start AND p.bucket_start < c.interval_end""")
+    assert got > 0 and got == pytest.approx(expected, rel=1e-9)
+    missing, = one(con, "SELECT count(*) FROM fct_request_cost WHERE emissions_g_co2e IS NULL")
+    assert missing == 0
+    kg, = one(con, "SELECT sum(emissions_kg_co2e) FROM agg_daily_model_cost")
+    assert kg == pytest.approx(got / 1000, rel=1e-9)

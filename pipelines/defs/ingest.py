@@ -65,6 +65,7 @@ def build_feed_asset(feed: str) -> dg.AssetsDefinition:
 raw_requests = build_feed_asset("requests")
 raw_telemetry = build_feed_asset("telemetry")
 raw_prices = build_feed_asset("prices")
+raw_carbon = build_feed_asset("carbon")
 
 
 @dg.multi_asset(

@@ -93,6 +93,7 @@ def load_contract(name: str) -> Contract:
     )
 
 
-FEEDS = ("requests", "telemetry", "prices")
+FEEDS = ("requests", "telemetry", "prices", "carbon")
+OPTIONAL_FEEDS = ("carbon",)  # a landing folder that does not exist loads nothing
 FLEET_TABLES = ("inventory", "deployments", "models", "fx_rates", "regions", "clock_offsets")
 OPTIONAL_FLEET_TABLES = ("clock_offsets",)  # an absent file loads as an empty table

@@ -239,17 +239,22 @@ class NvidiaSmiCsv:
         return _finish(ctx, load_contract("telemetry"), mapped)
 
 
-class MarketPriceCsv:
-    """Hourly or sub-hourly prices as ``Datetime,Price (<CUR>/MWh)``, one file per region named <region>_*.csv.
-
-    The region's row in fleet/regions.csv gives the market, the zone of the naive timestamps (UTC or local) and
-    the interval length; each timestamp is the start of its interval.
-    """
+class RegionSeriesCsv:
+    """An hourly or sub-hourly series per region, one file per region named <region>_*.csv, as
+    ``Datetime,<Label> (<unit>)``. The region's row in fleet/regions.csv gives the zone of the naive timestamps
+    (UTC or local) and the interval length; each timestamp is the start of its interval."""
 
     patterns = ("*.csv", "*.csv.gz")
+    feed = ""
+
+    def header_columns(self, path: Path, header: str, market: str) -> dict:
+        """Constant canonical columns read from the header (name -> value)."""
+        return {}
+
+    value_column = ""
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
-        contract = load_contract("prices")
+        contract = load_contract(self.feed)
         region = path.name.split("_")[0].removesuffix(".csv").removesuffix(".gz")
         found = ctx.con.execute(
             "SELECT market, price_timezone, interval_minutes FROM raw_regions WHERE region = ?", [region]
@@ -260,10 +265,10 @@ class MarketPriceCsv:
         if lines.num_rows == 0:
             return _finish(ctx, contract, _empty_mapped(contract))
         header = lines["raw_text"][0].as_py()
-        m = re.search(r"\(([A-Z]{3})/MWh\)", header)
-        if not m:
-            raise ValueError(f"{path}: header {header!r} does not name a currency as 'Price (CUR/MWh)'")
+        constants = self.header_columns(path, header, market)
         src = _register(ctx, lines.slice(1))
+        const_sql = "".join(f", {_sql_str(v)} AS {k}__raw, {_sql_str(v)} AS {k}" for k, v in constants.items())
+        v = self.value_column
         mapped = f"""
             WITH s AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
             t AS (SELECT *, timezone({_sql_str(tz)}, try_strptime(trim(parts[1]),
@@ -273,12 +278,36 @@ class MarketPriceCsv:
                 {_sql_str(region)} AS region__raw, {_sql_str(region)} AS region,
                 trim(parts[1]) AS interval_start__raw, start_ts AS interval_start,
                 trim(parts[1]) AS interval_end__raw, start_ts + INTERVAL {int(minutes)} MINUTE AS interval_end,
-                trim(parts[2]) AS price_per_mwh__raw, TRY_CAST(trim(parts[2]) AS DOUBLE) AS price_per_mwh,
-                {_sql_str(m.group(1))} AS currency__raw, {_sql_str(m.group(1))} AS currency,
-                {_sql_str(market)} AS market__raw, {_sql_str(market)} AS market
+                trim(parts[2]) AS {v}__raw, TRY_CAST(trim(parts[2]) AS DOUBLE) AS {v}{const_sql}
             FROM t
         """
         return _finish(ctx, contract, mapped)
+
+
+class MarketPriceCsv(RegionSeriesCsv):
+    """Hourly or sub-hourly prices as ``Datetime,Price (<CUR>/MWh)`` (the market and its time zone come from
+    fleet/regions.csv)."""
+
+    feed = "prices"
+    value_column = "price_per_mwh"
+
+    def header_columns(self, path, header, market):
+        m = re.search(r"\(([A-Z]{3})/MWh\)", header)
+        if not m:
+            raise ValueError(f"{path}: header {header!r} does not name a currency as 'Price (CUR/MWh)'")
+        return {"currency": m.group(1), "market": market}
+
+
+class CarbonIntensityCsv(RegionSeriesCsv):
+    """Grid carbon intensity as ``Datetime,Carbon Intensity (gCO2eq/kWh)``, one file per region under carbon/."""
+
+    feed = "carbon"
+    value_column = "g_co2e_per_kwh"
+
+    def header_columns(self, path, header, market):
+        if not re.search(r"gCO2(eq|e)?/kWh", header):
+            raise ValueError(f"{path}: header {header!r} does not give gCO2eq/kWh")
+        return {}
 
 
 class FleetCsv:
@@ -326,4 +355,5 @@ FORMATS = {
     "openai_jsonl": OpenAIJsonl(),
     "nvidia_smi_csv": NvidiaSmiCsv(),
     "market_csv": MarketPriceCsv(),
+    "carbon_csv": CarbonIntensityCsv(),
 }

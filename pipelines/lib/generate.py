@@ -6,6 +6,7 @@
   utilization.gpu,memory.used --format=csv,nounits -lms 1000`` output, one file per host and day, timestamps in
   UTC; power.draw is the 1 s average the driver reports;
 * prices/<region>_<date>.csv: hourly day-ahead prices as ``Datetime,Price (<CUR>/MWh)``;
+* carbon/<region>_<date>.csv: hourly grid carbon intensity as ``Datetime,Carbon Intensity (gCO2eq/kWh)``;
 * fleet/*.csv: inventory, deployments, models, regions and fx_rates (the version-controlled fleet files).
 
 Power and speed are calibrated to figures measured on an H100 SXM 80GB: idle about 71 W; an 8B model decoding at
@@ -319,7 +320,7 @@ def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, star
     """Write a fleet of ``devices`` accelerators over ``days`` days into ``out``. Returns counts."""
     rng = np.random.default_rng(seed)
     out = Path(out)
-    for sub in ("requests", "telemetry", "prices", "fleet"):
+    for sub in ("requests", "telemetry", "prices", "carbon", "fleet"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     inventory, replicas = build_fleet(devices, rng)
     t_start = datetime(start.year, start.month, start.day, tzinfo=timezone.utc).timestamp()
@@ -383,6 +384,7 @@ def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, star
             if plant and plant.day == d and plant.price_spike_region == region.region:
                 prices[17:21] = np.round(prices[17:21] * plant.price_spike_factor, 2)
             _write_prices(out / "prices" / f"{region.region}_{day.isoformat()}.csv", region, day, prices)
+            _write_carbon(out / "carbon" / f"{region.region}_{day.isoformat()}.csv", region, day, rng)
     for host, devs in host_power.items():
         device_type = next(d["device_type"] for d in inventory if d["host"] == host)
         counts["telemetry_rows"] += _write_telemetry(out / "telemetry", host, devs, t_start, days, rng,
@@ -411,18 +413,35 @@ def _write_fleet_files(fleet: Path, inventory, replicas, t_start) -> None:
     write("fx_rates", [{"currency": "USD", "usd_per_unit": 1.0}, {"currency": "EUR", "usd_per_unit": 1.08}])
 
 
+def _hour_stamps(region: Region, day: date) -> list[datetime]:
+    """The 24 UTC hours of a day as naive timestamps in the region's price_timezone (as its feeds publish them)."""
+    utc0 = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    if region.price_timezone == "UTC":
+        return [(utc0 + timedelta(hours=h)).replace(tzinfo=None) for h in range(24)]
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(region.price_timezone)
+    return [(utc0 + timedelta(hours=h)).astimezone(tz).replace(tzinfo=None) for h in range(24)]
+
+
 def _write_prices(path: Path, region: Region, day: date, prices: np.ndarray) -> None:
     """Hourly prices; naive timestamps in the region's price_timezone (UTC or local, as markets publish)."""
     lines = [f"Datetime,Price ({region.currency}/MWh)"]
-    if region.price_timezone == "UTC":
-        stamps = [datetime(day.year, day.month, day.day) + timedelta(hours=h) for h in range(24)]
-    else:
-        from zoneinfo import ZoneInfo
+    lines += [f"{s:%Y-%m-%d %H:%M:%S},{p:.2f}" for s, p in zip(_hour_stamps(region, day), prices)]
+    path.write_text("\n".join(lines) + "\n")
 
-        tz = ZoneInfo(region.price_timezone)
-        utc0 = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-        stamps = [(utc0 + timedelta(hours=h)).astimezone(tz).replace(tzinfo=None) for h in range(24)]
-    lines += [f"{s:%Y-%m-%d %H:%M:%S},{p:.2f}" for s, p in zip(stamps, prices)]
+
+def _write_carbon(path: Path, region: Region, day: date, rng) -> None:
+    """Hourly grid carbon intensity: solar lowers California's midday; Germany follows its coal and gas peaks."""
+    hours = np.arange(24)
+    local = (hours + region.utc_offset_h) % 24
+    if region.region == "us-west":
+        g = 290 - 120 * np.exp(-0.5 * ((local - 12.5) / 2.5) ** 2)
+    else:
+        g = 380 + 60 * np.exp(-0.5 * ((local - 8) / 2.0) ** 2) + 80 * np.exp(-0.5 * ((local - 19) / 2.0) ** 2)
+    g = np.round(g * rng.lognormal(0, 0.04, 24), 1)
+    lines = ["Datetime,Carbon Intensity (gCO2eq/kWh)"]
+    lines += [f"{s:%Y-%m-%d %H:%M:%S},{v:.1f}" for s, v in zip(_hour_stamps(region, day), g)]
     path.write_text("\n".join(lines) + "\n")
 
 

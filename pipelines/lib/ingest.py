@@ -23,14 +23,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.lib.contracts import OPTIONAL_FLEET_TABLES, load_contract
+from pipelines.lib.contracts import OPTIONAL_FEEDS, OPTIONAL_FLEET_TABLES, load_contract
 from pipelines.lib.formats import FORMATS, FleetCsv, ParseContext
 from pipelines.lib.warehouse import ensure_raw_tables
 
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
 
-DEFAULT_FORMATS = {"requests": "openai_jsonl", "telemetry": "nvidia_smi_csv", "prices": "market_csv"}
+DEFAULT_FORMATS = {"requests": "openai_jsonl", "telemetry": "nvidia_smi_csv", "prices": "market_csv",
+                   "carbon": "carbon_csv"}
 
 
 class IngestError(RuntimeError):
@@ -144,6 +145,8 @@ def ingest_feed(con: duckdb.DuckDBPyConnection, feed: str, landing: Path, day: d
     parser = FORMATS[fmt or DEFAULT_FORMATS[feed]]
     folder = Path(landing) / feed
     if not folder.is_dir():
+        if feed in OPTIONAL_FEEDS:
+            return _load(con, feed, [], day)
         raise IngestError(f"{folder}: landing folder for {feed} does not exist")
     files = _files_for(folder, parser.patterns, day)
     return ingest_files(con, feed, files, day, fmt=fmt, options=options, landing=Path(landing))

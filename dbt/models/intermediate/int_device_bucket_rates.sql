@@ -9,6 +9,10 @@ inventory as (
 
 prices as (
     select * from {{ ref('stg_prices') }}
+),
+
+carbon as (
+    select * from {{ ref('stg_carbon_intensity') }}
 )
 
 select
@@ -20,6 +24,7 @@ select
     inventory.device_type,
     inventory.pue,
     prices.price_usd_per_mwh,
+    carbon.g_co2e_per_kwh,
     {{ capex_usd_per_s_on('buckets.partition_date') }} as capex_usd_per_s,
     inventory.overhead_usd_per_s
 from buckets
@@ -28,3 +33,7 @@ left join prices
     on inventory.region = prices.region
     and buckets.bucket_start >= prices.interval_start
     and buckets.bucket_start < prices.interval_end
+left join carbon
+    on inventory.region = carbon.region
+    and buckets.bucket_start >= carbon.interval_start
+    and buckets.bucket_start < carbon.interval_end

@@ -24,7 +24,9 @@ select
     -- J -> MWh is / 3.6e9
     pieces.energy_j * rates.pue / 3.6e9 * rates.price_usd_per_mwh as energy_cost_usd,
     pieces.device_share_s * rates.capex_usd_per_s as capex_cost_usd,
-    pieces.device_share_s * rates.overhead_usd_per_s as overhead_cost_usd
+    pieces.device_share_s * rates.overhead_usd_per_s as overhead_cost_usd,
+    -- facility energy in kWh x grid intensity
+    pieces.energy_j * rates.pue / 3.6e6 * rates.g_co2e_per_kwh as emissions_g_co2e
 from pieces
 left join rates
     on pieces.device_id = rates.device_id

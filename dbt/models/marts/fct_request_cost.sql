@@ -29,6 +29,7 @@ request_totals as (
         sum(energy_cost_usd) as energy_cost_usd,
         sum(capex_cost_usd) as capex_cost_usd,
         sum(overhead_cost_usd) as overhead_cost_usd,
+        sum(emissions_g_co2e) as emissions_g_co2e,
         bool_and(priced) as priced,
         bool_and(device_known) as devices_known
     from pieces
@@ -54,6 +55,7 @@ costed as (
         measured.device_share_s,
         measured.unmetered_s,
         case when not measured.fully_unmetered then measured.energy_cost_usd end as energy_cost_usd,
+        case when not measured.fully_unmetered then measured.emissions_g_co2e end as emissions_g_co2e,
         measured.capex_cost_usd,
         measured.overhead_cost_usd,
         case when not measured.fully_unmetered then measured.energy_cost_usd else 0 end
@@ -101,6 +103,7 @@ select
     energy_j,
     facility_energy_j,
     energy_j / nullif(completion_tokens, 0) as energy_j_per_output_token,
+    emissions_g_co2e,
     device_share_s,
     unmetered_s,
     energy_cost_usd,
