@@ -1,4 +1,4 @@
-"""The infercost command: demo, generate, ingest, materialize, sql, compare, whatif, export, docs,
+"""The infercost command: demo, generate, ingest, materialize, sql, compare, whatif, report, export, docs,
 validate-energy, alerts, bench, dev."""
 
 from __future__ import annotations
@@ -231,6 +231,20 @@ def cmd_docs(args) -> None:
     _say(f"docs: {out / 'site' / 'static_index.html'} (one self-contained file; open it in a browser)")
 
 
+def cmd_report(args) -> None:
+    from pipelines.lib.publish import published_path
+    from pipelines.lib.report import write_report
+    from pipelines.lib.warehouse import connect
+
+    path = published_path()
+    if not path.exists():
+        raise SystemExit(f"no published warehouse at {path}: run `infercost demo` or `infercost materialize` first")
+    start, end = _parse_day(args.start), _parse_day(args.end)
+    with connect(path, read_only=True) as con:
+        out = write_report(con, start, end, Path(args.out))
+    _say(f"wrote {out} (self-contained; opens offline)")
+
+
 def cmd_export(args) -> None:
     from pipelines.lib.focus import export_focus
     from pipelines.lib.publish import published_path
@@ -388,6 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ground-truth", required=True, help="CSV: energy_j with request_id, or with device_id, "
                    "window_start, window_end; optional group")
     s.set_defaults(func=cmd_validate_energy)
+
+    s = sub.add_parser("report", help="write a self-contained HTML cost report with charts")
+    s.add_argument("--from", dest="start", required=True)
+    s.add_argument("--to", dest="end", required=True)
+    s.add_argument("--out", required=True, help="HTML file to write")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("export", help="export inference cost in a standard format (FOCUS 1.2)")
     s.add_argument("format", choices=["focus"])

@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import REPO
 
-COMMANDS = ["demo", "generate", "ingest", "materialize", "sql", "compare", "whatif", "export", "docs", "validate-energy", "alerts",
+COMMANDS = ["demo", "generate", "ingest", "materialize", "sql", "compare", "whatif", "report", "export", "docs", "validate-energy", "alerts",
             "bench", "dev"]
 
 

@@ -1,6 +1,8 @@
 """The whole pipeline on the shipped sample day, through the CLI and Dagster, into a fresh warehouse."""
 
 import json
+import re
+import shutil
 import os
 import subprocess
 import sys
@@ -285,3 +287,36 @@ def test_emissions_follow_energy_and_the_hourly_grid_intensity(warehouse):
     assert missing == 0
     kg, = one(con, "SELECT sum(emissions_kg_co2e) FROM agg_daily_model_cost")
     assert kg == pytest.approx(got / 1000, rel=1e-9)
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def test_report_renders_offline_in_a_headless_browser(warehouse, tmp_path):
+    browser = chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: .ci/run installs Debian's chromium")
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    env = {**os.environ, "INFERCOST_HOME": str(warehouse["home"])}
+    env.pop("INFERCOST_WAREHOUSE", None)
+    out = tmp_path / "report.html"
+    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "report", "--from", "2026-11-02", "--to",
+                          "2026-11-02", "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    page = out.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "the report must not fetch anything"
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", out.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    body = re.search(r"<body[^>]*>", dom.stdout)
+    assert body, dom.stderr[-2000:]
+    assert 'data-errors="0"' in body.group(0)
+    assert 'data-charts="7"' in body.group(0)  # every chart drew
+    assert dom.stdout.count("<polyline") >= 3 and dom.stdout.count("<rect") >= 10
