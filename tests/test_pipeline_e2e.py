@@ -320,3 +320,24 @@ def test_report_renders_offline_in_a_headless_browser(warehouse, tmp_path):
     assert 'data-errors="0"' in body.group(0)
     assert 'data-charts="7"' in body.group(0)  # every chart drew
     assert dom.stdout.count("<polyline") >= 3 and dom.stdout.count("<rect") >= 10
+
+
+def test_every_mart_column_is_documented(warehouse):
+    import yaml
+
+    con = warehouse["con"]
+    models = {}
+    for path in (REPO / "dbt" / "models").rglob("*.yml"):
+        for model in yaml.safe_load(path.read_text()).get("models", []):
+            assert model.get("description"), f"{model['name']} has no description"
+            models[model["name"]] = {c["name"]: c.get("description") for c in model.get("columns", [])}
+    for name, documented in models.items():
+        built = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
+        assert set(built) == set(documented), f"{name}: undocumented {set(built) - set(documented)}, " \
+                                              f"stale {set(documented) - set(built)}"
+        assert all(documented.values()), f"{name}: a column without a description"
+
+
+def test_comparison_carries_utilization(warehouse):
+    rows = warehouse["con"].execute("SELECT utilization, baseline_utilization FROM technique_comparison").fetchall()
+    assert rows and all(0 < u <= 1 and 0 < b <= 1 for u, b in rows)

@@ -4,7 +4,8 @@ interval and sample sizes, beside the latency side of the trade-off.
 The statistic is the change of fully loaded cost per 1M output tokens (a ratio of sums) of a model's technique
 against the untreated requests of its baseline model. Its 95 % interval comes from a Poisson bootstrap over
 requests (each request drawn with a Poisson(1) weight, 1,000 resamples, seeded), resampling the technique and the
-baseline independently. Latency: p50 and p95 time to first token and end-to-end latency, and their change.
+baseline independently. Beside it: p50 and p95 time to first token and end-to-end latency, their change, and
+the utilization of the devices that served each side.
 
 Pure numpy and DuckDB; imports no Dagster.
 """
@@ -22,7 +23,7 @@ CREATE OR REPLACE TABLE technique_comparison (
     cost_change_pct DOUBLE, cost_change_ci_low_pct DOUBLE, cost_change_ci_high_pct DOUBLE,
     p50_ttft_s DOUBLE, baseline_p50_ttft_s DOUBLE, p95_ttft_s DOUBLE, baseline_p95_ttft_s DOUBLE,
     p50_latency_s DOUBLE, p95_latency_s DOUBLE, baseline_p95_latency_s DOUBLE, p95_latency_change_pct DOUBLE,
-    summary VARCHAR
+    summary VARCHAR, utilization DOUBLE, baseline_utilization DOUBLE
 )"""
 
 
@@ -82,6 +83,17 @@ def compare_and_store(con: duckdb.DuckDBPyConnection, *, n_boot: int = 1000, see
     con.execute(COMPARISON_DDL)
     if len(result):
         con.register("_cmp", result)
-        con.execute("INSERT INTO technique_comparison SELECT * FROM _cmp")
+        # utilization of the devices that served each side, device-day weighted (agg_daily_technique_cost)
+        con.execute("""
+            INSERT INTO technique_comparison
+            WITH util AS (
+                SELECT model, technique, sum(utilization * devices) / nullif(sum(devices), 0) AS utilization
+                FROM agg_daily_technique_cost GROUP BY ALL
+            )
+            SELECT c.*, u.utilization, b.utilization
+            FROM _cmp c
+            LEFT JOIN util u ON u.model = c.model AND u.technique = c.technique
+            LEFT JOIN util b ON b.model = c.baseline_model AND b.technique = 'baseline'
+        """)
         con.unregister("_cmp")
     return result
