@@ -22,6 +22,18 @@ def _kahan(total, comp, x):
 
 
 @njit(cache=True)
+def _emit_piece(r, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0, r_ge0c, r_gs0,
+                r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet):
+    """Request r's piece in this bucket: its rate times the compensated growth of the segment sums since it began."""
+    k = r_pieces_start[r] + r_next_piece[r]
+    p_bucket[k] = bucket
+    p_energy[k] = r_rate[r] * ((ge - r_ge0[r]) - (ge_c - r_ge0c[r]))
+    p_share[k] = r_rate[r] * ((gs - r_gs0[r]) - (gs_c - r_gs0c[r]))
+    p_unmet[k] = (gu - r_gu0[r]) / 1e6
+    r_next_piece[r] += 1
+
+
+@njit(cache=True)
 def _run(ev_dev, ev_t, ev_kind, ev_idx, r_rate, r_weighted, r_positive, r_pieces_start, r_npieces, g_p,
          bucket_us, n_pieces, n_segments):
     # outputs: pieces (indexed through r_pieces_start + piece number of the request) and device-bucket rows
@@ -72,12 +84,8 @@ def _run(ev_dev, ev_t, ev_kind, ev_idx, r_rate, r_weighted, r_positive, r_pieces
                     # close the bucket: pieces of active requests, then the device-bucket row
                     for a in range(n_active):
                         r = active[a]
-                        k = r_pieces_start[r] + r_next_piece[r]
-                        p_bucket[k] = bucket
-                        p_energy[k] = r_rate[r] * ((ge - r_ge0[r]) - (ge_c - r_ge0c[r]))
-                        p_share[k] = r_rate[r] * ((gs - r_gs0[r]) - (gs_c - r_gs0c[r]))
-                        p_unmet[k] = (gu - r_gu0[r]) / 1e6
-                        r_next_piece[r] += 1
+                        _emit_piece(r, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0,
+                                    r_ge0c, r_gs0, r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet)
                         r_ge0[r] = 0.0
                         r_ge0c[r] = 0.0
                         r_gs0[r] = 0.0
@@ -144,12 +152,8 @@ def _run(ev_dev, ev_t, ev_kind, ev_idx, r_rate, r_weighted, r_positive, r_pieces
                         n_active += 1
                 else:  # END (a request ending exactly at a bucket boundary got its last piece at the close)
                     if r_next_piece[j] < r_npieces[j]:
-                        k = r_pieces_start[j] + r_next_piece[j]
-                        p_bucket[k] = bucket
-                        p_energy[k] = r_rate[j] * ((ge - r_ge0[j]) - (ge_c - r_ge0c[j]))
-                        p_share[k] = r_rate[j] * ((gs - r_gs0[j]) - (gs_c - r_gs0c[j]))
-                        p_unmet[k] = (gu - r_gu0[j]) / 1e6
-                        r_next_piece[j] += 1
+                        _emit_piece(j, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0,
+                                    r_ge0c, r_gs0, r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet)
                     if r_positive[j]:
                         cnt -= 1
                         if r_weighted[j]:
