@@ -128,13 +128,22 @@ def cmd_ingest(args) -> None:
     landing = Path(args.landing).resolve() if args.landing else landing_dir()
     start, end = _days_arg(args)
     feeds = [args.feed] if args.feed else list(FEEDS)
+    options = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--option takes KEY=VALUE, not {item!r}")
+        options[key] = value
+    if (args.format or options) and not args.feed:
+        raise SystemExit("--format and --option apply to one feed: give --feed too")
     with connect() as con:
         for name in FLEET_TABLES:
             _say(ingest_fleet_table(con, name, landing).summary())
         for day in day_range(start, end):
             for feed in feeds:
                 t0 = time.time()
-                report = ingest_feed(con, feed, landing, day)
+                report = ingest_feed(con, feed, landing, day, fmt=args.format,
+                                     options=options if feed == args.feed else None)
                 _say(f"{report.summary()} ({time.time() - t0:.1f} s)")
 
 
@@ -384,7 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ingest", help="load feeds into the warehouse's raw tables (no Dagster)")
     days(s)
     s.add_argument("--landing", help="landing directory (default $INFERCOST_LANDING or sample_logs/)")
-    s.add_argument("--feed", choices=["requests", "telemetry", "prices"], help="one feed only")
+    s.add_argument("--feed", choices=["requests", "telemetry", "prices", "carbon"], help="one feed only")
+    s.add_argument("--format", help="reader for the feed's files (openai_jsonl, azure_trace_csv, mooncake_jsonl, "
+                   "nvidia_smi_csv, market_csv, carbon_csv); default from <landing>/formats.yaml or the feed")
+    s.add_argument("--option", action="append", metavar="KEY=VALUE", help="a reader option, repeatable (e.g. "
+                   "model=llama-3.1-8b-instruct, replicas=r0,r1, timezone=America/New_York)")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("materialize", help="run the daily job (ingest, attribution, dbt) for a day or range")

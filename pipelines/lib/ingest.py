@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import yaml
 
 from pipelines.lib.contracts import OPTIONAL_FEEDS, OPTIONAL_FLEET_TABLES, load_contract
 from pipelines.lib.formats import FORMATS, FleetCsv, ParseContext
@@ -140,8 +141,17 @@ def _files_for(folder: Path, patterns: tuple[str, ...], day: date | None) -> lis
 
 def ingest_feed(con: duckdb.DuckDBPyConnection, feed: str, landing: Path, day: date, *,
                 fmt: str | None = None, options: dict | None = None) -> IngestReport:
-    """Load the rows of ``day`` from every file of ``landing/<feed>/`` into raw_<feed>."""
+    """Load the rows of ``day`` from every file of ``landing/<feed>/`` into raw_<feed>.
+
+    The format and its options come from the arguments, else from ``<landing>/formats.yaml`` (``<feed>: {format:
+    ..., options: {...}}``), else the feed's default format.
+    """
     ensure_raw_tables(con)
+    configured = landing_formats(Path(landing)).get(feed, {})
+    fmt = fmt or configured.get("format")
+    options = {**configured.get("options", {}), **(options or {})}
+    if (fmt or DEFAULT_FORMATS[feed]) not in FORMATS:
+        raise IngestError(f"unknown format {fmt!r} for {feed}; known: {', '.join(sorted(FORMATS))}")
     parser = FORMATS[fmt or DEFAULT_FORMATS[feed]]
     folder = Path(landing) / feed
     if not folder.is_dir():
@@ -150,6 +160,17 @@ def ingest_feed(con: duckdb.DuckDBPyConnection, feed: str, landing: Path, day: d
         raise IngestError(f"{folder}: landing folder for {feed} does not exist")
     files = _files_for(folder, parser.patterns, day)
     return ingest_files(con, feed, files, day, fmt=fmt, options=options, landing=Path(landing))
+
+
+def landing_formats(landing: Path) -> dict:
+    """The landing directory's formats.yaml: which reader (and options) each feed's files need."""
+    path = Path(landing) / "formats.yaml"
+    if not path.exists():
+        return {}
+    config = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(config, dict):
+        raise IngestError(f"{path}: expected a mapping of feed -> {{format, options}}")
+    return config
 
 
 def ingest_files(con: duckdb.DuckDBPyConnection, feed: str, files: list[Path], day: date, *,

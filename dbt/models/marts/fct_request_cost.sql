@@ -116,5 +116,6 @@ select
         as cost_per_1k_input_tokens_usd,
     1000 * (total_cost_usd + idle_cost_allocated_usd) * (1 - coalesce(input_weight_share, 0))
         / nullif(completion_tokens, 0) as cost_per_1k_output_tokens_usd,
-    cost_caveat
+    cost_caveat,
+    estimated_fields
 from costed

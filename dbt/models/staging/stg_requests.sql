@@ -38,6 +38,7 @@ select
     ), ''), 'baseline') as technique,
     coalesce(models.baseline_model, requests.model) as baseline_model,
     requests.tenant,
-    requests.status
+    requests.status,
+    requests.estimated_fields
 from requests
 left join models on requests.model = models.model
