@@ -349,8 +349,10 @@ class NvidiaSmiCsv:
 
 class RegionSeriesCsv:
     """An hourly or sub-hourly series per region, one file per region named <region>_*.csv, as
-    ``Datetime,<Label> (<unit>)``. The region's row in fleet/regions.csv gives the zone of the naive timestamps
-    (UTC or local) and the interval length; each timestamp is the start of its interval."""
+    ``Datetime,<Label> (<unit>)``. The region's row in fleet/regions.csv gives the zone of naive timestamps (UTC
+    or local) and the interval length; each timestamp is the start of its interval. Timestamps with a UTC offset
+    are read as such. Options: ``value_column`` (a header name, for files with several value columns) and
+    ``currency`` (when the header does not say)."""
 
     patterns = ("*.csv", "*.csv.gz")
     feed = ""
@@ -373,20 +375,37 @@ class RegionSeriesCsv:
         if lines.num_rows == 0:
             return _finish(ctx, contract, _empty_mapped(contract))
         header = lines["raw_text"][0].as_py()
+        names = [h.strip() for h in header.split(",")]
         constants = self.header_columns(path, header, market)
+        if ctx.options.get("currency"):
+            constants["currency"] = ctx.options["currency"]
+        if "currency" in constants and not constants["currency"]:
+            raise ValueError(f"{path}: header {header!r} names no currency as 'Price (CUR/MWh)'; "
+                             "give the currency option")
+        # the value column: the option's name, else the second column (e.g. "Real price" in epftoolbox files)
+        wanted = ctx.options.get("value_column")
+        if wanted and wanted not in names:
+            raise ValueError(f"{path}: no column {wanted!r} in header {header!r}")
+        pos = names.index(wanted) + 1 if wanted else 2
         src = _register(ctx, lines.slice(1))
         const_sql = "".join(f", {_sql_str(v)} AS {k}__raw, {_sql_str(v)} AS {k}" for k, v in constants.items())
         v = self.value_column
         mapped = f"""
-            WITH s AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
-            t AS (SELECT *, timezone({_sql_str(tz)}, try_strptime(trim(parts[1]),
-                        ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%dT%H:%M:%S'])) AS start_ts FROM s)
+            WITH s0 AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
+            s AS (SELECT s0.* REPLACE (list_transform(parts, lambda x: trim(x)) AS parts) FROM s0),
+            t AS (SELECT *, CASE
+                        -- an explicit UTC offset (ERCOT's -06:00/-05:00) says which instant is meant
+                        WHEN regexp_matches(parts[1], '[+-]\\d{{2}}:?\\d{{2}}$') THEN TRY_CAST(parts[1] AS TIMESTAMPTZ)
+                        -- naive: local time in the region's zone (a time the spring DST gap skips maps forward)
+                        ELSE timezone({_sql_str(tz)}, try_strptime(parts[1],
+                            ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%dT%H:%M:%S'])) END AS start_ts FROM s)
             SELECT source_file, source_line, raw_text,
-                CASE WHEN len(parts) <> 2 THEN 'expected 2 fields, got ' || len(parts) END AS pre_reason,
+                CASE WHEN len(parts) <> {len(names)} THEN 'expected {len(names)} fields, got ' || len(parts)
+                END AS pre_reason,
                 {_sql_str(region)} AS region__raw, {_sql_str(region)} AS region,
-                trim(parts[1]) AS interval_start__raw, start_ts AS interval_start,
-                trim(parts[1]) AS interval_end__raw, start_ts + INTERVAL {int(minutes)} MINUTE AS interval_end,
-                trim(parts[2]) AS {v}__raw, TRY_CAST(trim(parts[2]) AS DOUBLE) AS {v}{const_sql}
+                parts[1] AS interval_start__raw, start_ts AS interval_start,
+                parts[1] AS interval_end__raw, start_ts + INTERVAL {int(minutes)} MINUTE AS interval_end,
+                parts[{pos}] AS {v}__raw, TRY_CAST(parts[{pos}] AS DOUBLE) AS {v}{const_sql}
             FROM t
         """
         return _finish(ctx, contract, mapped)
@@ -401,9 +420,7 @@ class MarketPriceCsv(RegionSeriesCsv):
 
     def header_columns(self, path, header, market):
         m = re.search(r"\(([A-Z]{3})/MWh\)", header)
-        if not m:
-            raise ValueError(f"{path}: header {header!r} does not name a currency as 'Price (CUR/MWh)'")
-        return {"currency": m.group(1), "market": market}
+        return {"currency": m.group(1) if m else "", "market": market}
 
 
 class CarbonIntensityCsv(RegionSeriesCsv):
