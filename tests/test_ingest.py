@@ -221,3 +221,41 @@ def test_power_draw_meaning_follows_the_device_type(con, landing):
     assert got[inv["H100-SXM"]] == 1.0  # Hopper: a 1 s average
     assert got[inv["A100-SXM4"]] == 0.0  # GA100: instantaneous
     assert got["GPU-not-in-inventory"] == 1.0
+
+
+LITELLM_HEADER = ("request_id,startTime,endTime,completionStartTime,model,model_group,api_base,prompt_tokens,"
+                  "completion_tokens,team_id,end_user,request_tags,cache_hit,status")
+
+
+def test_litellm_spend_logs_csv_and_jsonl(con, landing):
+    rows = [
+        LITELLM_HEADER,
+        'll-1,2026-11-02T10:00:00.000001,2026-11-02T10:00:04,2026-11-02T10:00:00.3,hosted_vllm/llama-8b,'
+        'llama-3.1-8b-instruct,http://10.0.0.5:8000,120,40,team-search,u1,"[""prod"",""eu""]",False,success',
+        'll-2,2026-11-02T10:00:01,2026-11-02T10:00:01.01,,hosted_vllm/llama-8b,llama-3.1-8b-instruct,'
+        'http://10.0.0.5:8000,120,40,,u2,[],True,success',
+        'll-3,2026-11-02T10:00:05,2026-11-02T10:00:02,,m,llama-3.1-8b-instruct,http://10.0.0.5:8000,1,1,t,u,[],'
+        'False,success',
+        "ll-4,only,three",
+    ]
+    (landing / "requests" / "spend.csv").write_text("\n".join(rows) + "\n")
+    jsonl = [json.dumps({"request_id": "ll-5", "startTime": "2026-11-02T11:00:00Z", "endTime": "2026-11-02T11:00:02Z",
+                         "model_group": "llama-3.1-8b-instruct", "api_base": "http://10.0.0.6:8000",
+                         "prompt_tokens": 10, "completion_tokens": 5, "end_user": "acme", "cache_hit": False,
+                         "status": "success"}),
+             "{broken"]
+    (landing / "requests" / "spend.jsonl").write_text("\n".join(jsonl) + "\n")
+    report = ingest_feed(con, "requests", landing, DAY, fmt="litellm")
+    assert report.rows_read == 6 and report.rows_loaded == 3
+    got = {r[0]: r[1:] for r in con.execute(
+        "SELECT request_id, model, replica_id, tenant, status, started_at, first_token_at FROM raw_requests").fetchall()}
+    assert got["ll-1"][:4] == ("llama-3.1-8b-instruct", "http://10.0.0.5:8000", "team-search", "success")
+    assert got["ll-1"][4].microsecond == 1 and got["ll-1"][5] is not None
+    assert got["ll-2"][2:4] == ("u2", "cache_hit")  # answered from LiteLLM's cache, not by a GPU
+    assert got["ll-5"][2] == "acme"
+    q = {(f.rsplit("/", 1)[-1], line): reason for f, line, reason in con.execute(
+        "SELECT source_file, source_line, reason FROM ingest_quarantine").fetchall()}
+    assert q[("spend.csv", 4)] == "ended_at before started_at"
+    assert q[("spend.csv", 5)] == "expected 14 fields, got 3"
+    assert q[("spend.jsonl", 2)] == "malformed JSON"
+    assert_row_identity(con, "requests")

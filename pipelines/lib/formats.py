@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -453,21 +454,79 @@ class FleetCsv:
         missing = [c for c in contract.required if c not in header]
         if missing:
             raise ValueError(f"{path}: header lacks required columns {missing}")
-        cols = {c.name: [] for c in contract.columns}
-        pre = []
+        records, pre = [], []
         for raw in raws[1:]:
             row = next(csv.reader(io.StringIO(raw)), [])
             pre.append(None if len(row) == len(header) else f"expected {len(header)} fields, got {len(row)}")
-            rec = dict(zip(header, row))
-            for c in contract.columns:
-                v = rec.get(c.name, "").strip()
-                cols[c.name].append(v or None)
-        data = {"source_file": lines["source_file"].slice(1), "source_line": lines["source_line"].slice(1),
-                "raw_text": lines["raw_text"].slice(1), "pre_reason": pa.array(pre, pa.string())}
-        data.update({f"{k}__raw": pa.array(v, pa.string()) for k, v in cols.items()})
-        src = _register(ctx, pa.table(data))
-        casts = ", ".join(f"TRY_CAST({c.name}__raw AS {c.type}) AS {c.name}" for c in contract.columns)
-        return _finish(ctx, contract, f"SELECT *, {casts} FROM {src}")
+            records.append(dict(zip(header, row)))
+        return _records(ctx, contract, lines.slice(1), records, pre)
+
+
+def _records(ctx: ParseContext, contract: Contract, lines: pa.Table, records: list[dict], pre: list,
+             extra_rules=(), event_date_sql: str | None = None) -> str:
+    """Rows given as dicts of canonical field -> raw value (one per line of ``lines``), cast by the contract."""
+    cols = {c.name: [] for c in contract.columns}
+    for rec in records:
+        for c in contract.columns:
+            v = rec.get(c.name)
+            v = "" if v is None else str(v).strip()
+            cols[c.name].append(v or None)
+    data = {"source_file": lines["source_file"], "source_line": lines["source_line"], "raw_text": lines["raw_text"],
+            "pre_reason": pa.array(pre, pa.string())}
+    data.update({f"{k}__raw": pa.array(v, pa.string()) for k, v in cols.items()})
+    src = _register(ctx, pa.table(data))
+    casts = ", ".join(f"TRY_CAST({c.name}__raw AS {c.type}) AS {c.name}" for c in contract.columns)
+    return _finish(ctx, contract, f"SELECT *, {casts} FROM {src}", extra_rules, event_date_sql)
+
+
+class LiteLlmSpendLogs:
+    """LiteLLM spend-log rows, as CSV (a header naming the fields) or JSONL: request_id, startTime, endTime,
+    completionStartTime, model, model_group, api_base, prompt_tokens, completion_tokens, team_id, end_user,
+    request_tags, cache_hit, status.
+
+    The model is ``model_group`` (the public name; option ``model_field`` to use ``model``), the replica is the
+    deployment's ``api_base`` (name it in deployments.csv), the tenant is ``team_id`` else ``end_user``. A row with
+    cache_hit true is loaded with status ``cache_hit``: it was answered from LiteLLM's cache, not by a GPU.
+    Naive times are read as UTC.
+    """
+
+    patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz")
+
+    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        contract = load_contract("requests")
+        raws = lines["raw_text"].to_pylist()
+        is_csv = ".csv" in path.suffixes
+        header = next(csv.reader([raws[0]])) if is_csv and raws else []
+        body = lines.slice(1) if is_csv and raws else lines
+        model_field = ctx.options.get("model_field", "model_group")
+        records, pre = [], []
+        for raw in raws[1:] if is_csv else raws:
+            reason, rec = None, {}
+            try:
+                if is_csv:
+                    row = next(csv.reader(io.StringIO(raw)), [])
+                    if len(row) != len(header):
+                        reason = f"expected {len(header)} fields, got {len(row)}"
+                    rec = dict(zip(header, row))
+                else:
+                    rec = json.loads(raw)
+                    if not isinstance(rec, dict):
+                        reason, rec = "not a JSON object", {}
+            except (ValueError, csv.Error):
+                reason = "malformed JSON" if not is_csv else "malformed CSV row"
+            cache_hit = str(rec.get("cache_hit", "")).strip().lower() in ("true", "1", "yes")
+            records.append({
+                "request_id": rec.get("request_id"), "started_at": rec.get("startTime"),
+                "ended_at": rec.get("endTime"), "first_token_at": rec.get("completionStartTime") or None,
+                "model": rec.get(model_field) or rec.get("model"), "replica_id": rec.get("api_base"),
+                "prompt_tokens": rec.get("prompt_tokens"), "completion_tokens": rec.get("completion_tokens"),
+                "tenant": rec.get("team_id") or rec.get("end_user"),
+                "status": "cache_hit" if cache_hit else (rec.get("status") or "ok") if rec else None,
+            })
+            pre.append(reason)
+        rules = [("ended_at < started_at", "'ended_at before started_at'"),
+                 ("replica_id IS NULL AND device_id IS NULL", "'missing replica_id and device_id'")]
+        return _records(ctx, contract, body, records, pre, rules)
 
 
 def _empty_mapped(contract: Contract) -> str:
@@ -483,4 +542,5 @@ FORMATS = {
     "carbon_csv": CarbonIntensityCsv(),
     "azure_trace_csv": AzureTraceCsv(),
     "mooncake_jsonl": MooncakeJsonl(),
+    "litellm": LiteLlmSpendLogs(),
 }
