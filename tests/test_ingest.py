@@ -259,3 +259,10 @@ def test_litellm_spend_logs_csv_and_jsonl(con, landing):
     assert q[("spend.csv", 5)] == "expected 14 fields, got 3"
     assert q[("spend.jsonl", 2)] == "malformed JSON"
     assert_row_identity(con, "requests")
+
+
+def test_duplicate_telemetry_samples_all_load_for_the_kernel_to_average(con, landing):
+    rows = [NVSMI_HEADER] + ["2026/11/02 00:00:01.000, 0, GPU-a, NVIDIA H100 80GB HBM3, 100.0, 5, 10"] * 2
+    (landing / "telemetry" / "h_2026-11-02.csv").write_text("\n".join(rows) + "\n")
+    report = ingest_feed(con, "telemetry", landing, DAY)
+    assert (report.rows_loaded, report.rows_quarantined) == (2, 0)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.lib.warehouse import infercost_home
+from pipelines.lib.warehouse import infercost_home, table_exists
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,7 @@ class Alert:
 def collect(con: duckdb.DuckDBPyConnection) -> list[Alert]:
     """Every alertable finding in the warehouse (anomalies and failed checks), oldest first."""
     alerts = []
-    tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if "cost_anomalies" in tables:
+    if table_exists(con, "cost_anomalies"):
         for row in con.execute(
             "SELECT anomaly_id, day, dimension, series_key, metric, expected, observed, score, effect_pct, "
             "likely_cause FROM cost_anomalies ORDER BY day, dimension, series_key, metric"
@@ -64,7 +63,7 @@ def collect(con: duckdb.DuckDBPyConnection) -> list[Alert]:
                 details={"dimension": dim, "series_key": key, "metric": metric, "expected": expected,
                          "observed": observed, "score": score, "effect_pct": effect, "likely_cause": cause},
             ))
-    if "quality_check_results" in tables:
+    if table_exists(con, "quality_check_results"):
         for day, check, description, failures in con.execute(
             "SELECT partition_date, check_name, any_value(description), "
             "string_agg(expectation || coalesce('(' || column_name || ')', '') || ': ' || "

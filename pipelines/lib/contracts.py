@@ -42,6 +42,9 @@ class Contract:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     partition_by: str | None = None
+    on_duplicate_key: str = "quarantine"
+    """What a second row with the same key within a day gets: "quarantine" (the first by file and line loads) or
+    "keep" (all load; telemetry duplicates are averaged by the kernel)."""
 
     @property
     def names(self) -> list[str]:
@@ -90,6 +93,7 @@ def load_contract(name: str) -> Contract:
         columns=cols,
         key=tuple(raw.get("key", ())),
         partition_by=raw.get("partition_by"),
+        on_duplicate_key=raw.get("on_duplicate_key", "quarantine"),
     )
 
 

@@ -227,8 +227,7 @@ def _load(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], da
                  "source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, NULL::VARCHAR AS reason, "
                  "NULL::DATE AS event_date WHERE false")
     day_sql = f"DATE '{day.isoformat()}'" if day else "NULL::DATE"
-    key = contract.key
-    dedupe = ""
+    key = contract.key if contract.on_duplicate_key == "quarantine" else ()
     if key:
         # a key seen twice within the day: the first (by file, line) loads, the others are quarantined
         part = ", ".join(key)
@@ -240,8 +239,6 @@ def _load(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], da
                 PARTITION BY reason IS NULL, {part} ORDER BY source_file, source_line) AS first_seen
             FROM assigned
         )"""
-        if feed == "telemetry":  # duplicate samples are averaged by the kernel (documented), not quarantined
-            dedupe = ", ranked AS (SELECT *, 1 AS key_rank, NULL AS first_seen FROM assigned)"
     else:
         dedupe = ", ranked AS (SELECT *, 1 AS key_rank, NULL AS first_seen FROM assigned)"
     con.execute(f"""

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.lib.warehouse import table_exists
+
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params=()) -> list[dict]:
     rel = con.execute(sql, list(params))
@@ -50,18 +52,14 @@ def report_data(con: duckdb.DuckDBPyConnection, start: date, end: date) -> dict:
         "anomalies": _rows(con, """
             SELECT day::VARCHAR AS day, dimension, series_key, metric, expected, observed, effect_pct, likely_cause
             FROM cost_anomalies WHERE day BETWEEN ? AND ? ORDER BY day DESC, abs(score) DESC LIMIT 20""", p)
-        if _has(con, "cost_anomalies") else [],
+        if table_exists(con, "cost_anomalies") else [],
         "comparison": _rows(con, "SELECT summary FROM technique_comparison ORDER BY family, model, technique")
-        if _has(con, "technique_comparison") else [],
+        if table_exists(con, "technique_comparison") else [],
         "totals": _rows(con, """
             SELECT count(*) AS requests, sum(fully_loaded_cost_usd) AS cost_usd, sum(energy_j) / 3.6e6 AS energy_kwh,
                    sum(completion_tokens) AS output_tokens, sum(emissions_g_co2e) / 1000 AS emissions_kg
             FROM fct_request_cost WHERE request_date BETWEEN ? AND ?""", p)[0],
     }
-
-
-def _has(con, table: str) -> bool:
-    return bool(con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = ?", [table]).fetchall())
 
 
 _SCRIPT = r"""

@@ -84,3 +84,7 @@ def dbt_vars() -> dict:
         "prompt_token_weight": attribution_settings()["prompt_token_weight"],
         "idle_sharing_policy": os.environ.get("INFERCOST_IDLE_SHARING_POLICY", "proportional"),
     }
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = ?", [name]).fetchall())
