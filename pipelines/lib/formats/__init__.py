@@ -1,0 +1,22 @@
+"""Parsers from the file formats fleets write to the canonical columns of schemas/, one module per feed.
+
+``FORMATS`` names every reader ``infercost ingest --format`` and ``<landing>/formats.yaml`` accept.
+"""
+
+from pipelines.lib.formats.common import ParseContext, validation_sql
+from pipelines.lib.formats.fleet import FleetCsv
+from pipelines.lib.formats.prices import CarbonIntensityCsv, MarketPriceCsv
+from pipelines.lib.formats.requests import AzureTraceCsv, LiteLlmSpendLogs, MooncakeJsonl, OpenAIJsonl
+from pipelines.lib.formats.telemetry import NvidiaSmiCsv
+
+FORMATS = {
+    "openai_jsonl": OpenAIJsonl(),
+    "nvidia_smi_csv": NvidiaSmiCsv(),
+    "market_csv": MarketPriceCsv(),
+    "carbon_csv": CarbonIntensityCsv(),
+    "azure_trace_csv": AzureTraceCsv(),
+    "mooncake_jsonl": MooncakeJsonl(),
+    "litellm": LiteLlmSpendLogs(),
+}
+
+__all__ = ["FORMATS", "FleetCsv", "ParseContext", "validation_sql"]

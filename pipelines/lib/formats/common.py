@@ -1,0 +1,117 @@
+"""What the parsers of every feed share: the parse context, the contract's validation, typed casting of records.
+
+Each parser maps a file's lines to, for every canonical column ``c``, a typed ``c`` and the raw text ``c__raw`` it
+came from; the contract then decides each row's fate in one place (:func:`validation_sql`): missing required
+values, unparseable values, values outside the contract's bounds or allowed set, plus the feed's own rules
+(ended_at before started_at, a request with neither replica nor device, an implausible date).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.lib.contracts import Contract
+
+_counter = itertools.count()
+
+# a timestamp before this or more than a day after the load is implausible (a clock reset or a unit mix-up)
+EARLIEST_PLAUSIBLE = "2000-01-01"
+
+
+@dataclass
+class ParseContext:
+    con: duckdb.DuckDBPyConnection
+    landing: Path
+    day: date | None
+    options: dict
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) -> str:
+    """A CASE expression giving the first reason a row breaks the contract, or NULL when it is valid.
+
+    Rows carry ``pre_reason`` (a reason found while parsing, e.g. malformed JSON), then each column's typed value
+    and its raw text ``<name>__raw``. extra_rules: (condition, reason expression) checked after the columns.
+    """
+    whens = ["WHEN pre_reason IS NOT NULL THEN pre_reason"]
+    for c in contract.columns:
+        raw = f"{c.name}__raw"
+        if c.required:
+            whens.append(f"WHEN {raw} IS NULL THEN 'missing {c.name}'")
+        whens.append(
+            f"WHEN {raw} IS NOT NULL AND {c.name} IS NULL THEN 'unparseable {c.name}: ' || left({raw}, 80)"
+        )
+        if c.type in ("DOUBLE", "BIGINT"):
+            whens.append(f"WHEN isnan({c.name}::DOUBLE) OR isinf({c.name}::DOUBLE) THEN '{c.name} is not finite'")
+        if c.min is not None:
+            whens.append(f"WHEN {c.name} < {c.min} THEN '{c.name} below {c.min}: ' || {c.name}")
+        if c.max is not None:
+            whens.append(f"WHEN {c.name} > {c.max} THEN '{c.name} above {c.max}: ' || {c.name}")
+        if c.allowed:
+            allowed = ", ".join(_sql_str(a) for a in c.allowed)
+            whens.append(f"WHEN {c.name} NOT IN ({allowed}) THEN '{c.name} not one of {'|'.join(c.allowed)}: ' "
+                         f"|| {c.name}")
+        if c.type == "TIMESTAMPTZ":
+            whens.append(
+                f"WHEN {c.name} < TIMESTAMPTZ '{EARLIEST_PLAUSIBLE}' OR {c.name} > now() + INTERVAL 1 DAY "
+                f"THEN 'implausible {c.name}: ' || {c.name}"
+            )
+    whens += [f"WHEN {cond} THEN {reason}" for cond, reason in extra_rules]
+    return "CASE " + " ".join(whens) + " END"
+
+
+def _finish(ctx: ParseContext, contract: Contract, mapped_sql: str, extra_rules=(), event_date_sql: str = None) -> str:
+    """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table."""
+    name = f"_parsed_{next(_counter)}"
+    part = contract.partition_by
+    event_date = event_date_sql or (f"{part}::DATE" if part else "NULL::DATE")
+    cols = ", ".join(f"{c.name}::{c.type} AS {c.name}" for c in contract.columns)
+    ctx.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {name} AS
+        WITH mapped AS ({mapped_sql})
+        SELECT {cols}, source_file, source_line, raw_text,
+               {validation_sql(contract, list(extra_rules))} AS reason,
+               {event_date} AS event_date
+        FROM mapped
+    """)
+    return name
+
+
+def _register(ctx: ParseContext, table: pa.Table) -> str:
+    name = f"_lines_{next(_counter)}"
+    ctx.con.register(name, table)
+    return name
+
+
+def _records(ctx: ParseContext, contract: Contract, lines: pa.Table, records: list[dict], pre: list,
+             extra_rules=(), event_date_sql: str | None = None) -> str:
+    """Rows given as dicts of canonical field -> raw value (one per line of ``lines``), cast by the contract."""
+    cols = {c.name: [] for c in contract.columns}
+    for rec in records:
+        for c in contract.columns:
+            v = rec.get(c.name)
+            v = "" if v is None else str(v).strip()
+            cols[c.name].append(v or None)
+    data = {"source_file": lines["source_file"], "source_line": lines["source_line"], "raw_text": lines["raw_text"],
+            "pre_reason": pa.array(pre, pa.string())}
+    data.update({f"{k}__raw": pa.array(v, pa.string()) for k, v in cols.items()})
+    src = _register(ctx, pa.table(data))
+    casts = ", ".join(f"TRY_CAST({c.name}__raw AS {c.type}) AS {c.name}" for c in contract.columns)
+    return _finish(ctx, contract, f"SELECT *, {casts} FROM {src}", extra_rules, event_date_sql)
+
+
+def _empty_mapped(contract: Contract) -> str:
+    cols = ", ".join(f"NULL::{c.type} AS {c.name}, NULL::VARCHAR AS {c.name}__raw" for c in contract.columns)
+    return (f"SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, "
+            f"NULL::VARCHAR AS pre_reason, {cols} WHERE false")
+
+

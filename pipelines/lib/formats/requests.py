@@ -1,0 +1,226 @@
+"""Request-log formats: OpenAI-style JSONL, LiteLLM spend logs, OpenTelemetry GenAI spans, arrival-only traces."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipelines.lib.contracts import load_contract
+from pipelines.lib.formats.common import ParseContext, _finish, _records, _register, _sql_str
+
+class OpenAIJsonl:
+    """JSONL request logs with an OpenAI-style usage object (gateways, vLLM's OpenAI server), one object a line.
+
+    Field paths: id (or request_id); started_at, first_token_at, ended_at as ISO-8601 (or start_time/end_time);
+    model; replica_id, device_id, host; usage.prompt_tokens, usage.completion_tokens,
+    usage.prompt_tokens_details.cached_tokens; status (missing means ok); metadata.tenant (or user),
+    metadata.quantization, metadata.speculative, metadata.batching.
+    """
+
+    patterns = ("*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz")
+
+    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        src = _register(ctx, lines)
+        contract = load_contract("requests")
+
+        def field(expr: str, typ: str, name: str) -> str:
+            return f"{expr} AS {name}__raw, TRY_CAST({expr} AS {typ}) AS {name}"
+
+        mapped = f"""
+            WITH l AS (SELECT *, json_valid(raw_text) AS ok FROM {src}),
+            j AS (SELECT *, CASE WHEN ok THEN raw_text::JSON END AS j FROM l)
+            SELECT source_file, source_line, raw_text,
+                CASE WHEN NOT ok THEN 'malformed JSON'
+                     WHEN json_type(j) <> 'OBJECT' THEN 'not a JSON object' END AS pre_reason,
+                {field("coalesce(j->>'$.id', j->>'$.request_id')", "VARCHAR", "request_id")},
+                {field("coalesce(j->>'$.started_at', j->>'$.start_time')", "TIMESTAMPTZ", "started_at")},
+                {field("coalesce(j->>'$.ended_at', j->>'$.end_time')", "TIMESTAMPTZ", "ended_at")},
+                {field("j->>'$.first_token_at'", "TIMESTAMPTZ", "first_token_at")},
+                {field("j->>'$.model'", "VARCHAR", "model")},
+                {field("j->>'$.replica_id'", "VARCHAR", "replica_id")},
+                {field("j->>'$.device_id'", "VARCHAR", "device_id")},
+                {field("j->>'$.host'", "VARCHAR", "host")},
+                {field("j->>'$.usage.prompt_tokens'", "BIGINT", "prompt_tokens")},
+                {field("j->>'$.usage.completion_tokens'", "BIGINT", "completion_tokens")},
+                {field("j->>'$.usage.prompt_tokens_details.cached_tokens'", "BIGINT", "cached_prompt_tokens")},
+                {field("j->>'$.metadata.quantization'", "VARCHAR", "quantization")},
+                {field("j->>'$.metadata.speculative'", "VARCHAR", "speculative")},
+                {field("j->>'$.metadata.batching'", "VARCHAR", "batching")},
+                {field("coalesce(j->>'$.metadata.tenant', j->>'$.user')", "VARCHAR", "tenant")},
+                {field("coalesce(j->>'$.status', 'ok')", "VARCHAR", "status")},
+                NULL AS estimated_fields__raw, NULL::VARCHAR AS estimated_fields,
+                TRY_CAST(j->>'$.created' AS DOUBLE) AS created_s
+            FROM j
+        """
+        rules = [
+            ("ended_at < started_at", "'ended_at before started_at'"),
+            ("first_token_at < started_at OR first_token_at > ended_at",
+             "'first_token_at outside [started_at, ended_at]'"),
+            ("replica_id IS NULL AND device_id IS NULL", "'missing replica_id and device_id'"),
+            ("cached_prompt_tokens > prompt_tokens", "'cached_prompt_tokens above prompt_tokens'"),
+        ]
+        event_date = "coalesce(started_at, to_timestamp(created_s))::DATE"
+        return _finish(ctx, contract, mapped, rules, event_date)
+
+
+class ArrivalTrace:
+    """Arrival-only request traces (Azure LLM inference trace CSV; Mooncake JSONL): arrival time and token counts,
+    no end time, device or model. The user supplies the rest as options, and every filled-in field is named in
+    ``estimated_fields``:
+
+    - ``model`` (required) and ``replicas`` (comma-separated; requests are spread over them round-robin);
+    - a latency model: ``prefill_tokens_per_s`` (default 10000) and ``decode_s_per_token`` (default 0.03), so that
+      first_token_at = arrival + prompt / prefill rate and ended_at = first_token_at + output x decode time;
+    - ``start`` (ISO time) for traces whose times are relative (Mooncake), ``timezone`` for naive ones (Azure,
+      default UTC).
+    """
+
+    patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz")
+    kind = ""
+
+    def arrival_sql(self, ctx: ParseContext, path: Path, header: str) -> tuple[str, str, str, str]:
+        """(arrival timestamp expression, prompt tokens raw, output tokens raw, pre_reason) over the lines."""
+        raise NotImplementedError
+
+    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        contract = load_contract("requests")
+        opts = ctx.options
+        if not opts.get("model"):
+            raise ValueError(f"{path}: an arrival-only trace needs the model option (--option model=NAME)")
+        replicas = [r.strip() for r in str(opts.get("replicas", "")).split(",") if r.strip()]
+        if not replicas:
+            raise ValueError(f"{path}: an arrival-only trace needs the replicas option (--option replicas=a,b)")
+        prefill = float(opts.get("prefill_tokens_per_s", 10_000))
+        decode = float(opts.get("decode_s_per_token", 0.03))
+        header = lines["raw_text"][0].as_py() if lines.num_rows else ""
+        arrival, prompt_raw, output_raw, pre = self.arrival_sql(ctx, path, header)
+        body = lines.slice(1) if self.kind == "csv" else lines
+        src = _register(ctx, body)
+        replica_list = "[" + ", ".join(_sql_str(r) for r in replicas) + "]"
+        stem = path.name.split(".")[0]
+        filled = "request_id,ended_at,first_token_at,model,replica_id,status"
+        mapped = f"""
+            WITH base AS (
+                SELECT *, {arrival} AS arrival, {prompt_raw} AS prompt_raw, {output_raw} AS output_raw, {pre} AS pre
+                FROM {src}
+            ),
+            typed AS (
+                SELECT *, TRY_CAST(prompt_raw AS BIGINT) AS prompt, TRY_CAST(output_raw AS BIGINT) AS output,
+                       row_number() OVER (ORDER BY source_line) - 1 AS n
+                FROM base
+            )
+            SELECT source_file, source_line, raw_text, pre AS pre_reason,
+                {_sql_str(stem)} || ':' || source_line AS request_id__raw,
+                {_sql_str(stem)} || ':' || source_line AS request_id,
+                CAST(arrival AS VARCHAR) AS started_at__raw, arrival AS started_at,
+                CAST(arrival AS VARCHAR) AS first_token_at__raw,
+                arrival + to_microseconds(CAST(round(prompt / {prefill} * 1e6) AS BIGINT)) AS first_token_at,
+                CAST(arrival AS VARCHAR) AS ended_at__raw,
+                arrival + to_microseconds(CAST(round((prompt / {prefill} + output * {decode}) * 1e6) AS BIGINT))
+                    AS ended_at,
+                {_sql_str(opts["model"])} AS model__raw, {_sql_str(opts["model"])} AS model,
+                {replica_list}[n % {len(replicas)} + 1] AS replica_id__raw,
+                {replica_list}[n % {len(replicas)} + 1] AS replica_id,
+                NULL AS device_id__raw, NULL::VARCHAR AS device_id, NULL AS host__raw, NULL::VARCHAR AS host,
+                prompt_raw AS prompt_tokens__raw, prompt AS prompt_tokens,
+                output_raw AS completion_tokens__raw, output AS completion_tokens,
+                NULL AS cached_prompt_tokens__raw, NULL::BIGINT AS cached_prompt_tokens,
+                NULL AS quantization__raw, NULL::VARCHAR AS quantization,
+                NULL AS speculative__raw, NULL::VARCHAR AS speculative,
+                NULL AS batching__raw, NULL::VARCHAR AS batching,
+                NULL AS tenant__raw, NULL::VARCHAR AS tenant,
+                'ok' AS status__raw, 'ok' AS status,
+                {_sql_str(filled)} AS estimated_fields__raw, {_sql_str(filled)} AS estimated_fields
+            FROM typed
+        """
+        return _finish(ctx, contract, mapped, [("ended_at < started_at", "'ended_at before started_at'")])
+
+
+class AzureTraceCsv(ArrivalTrace):
+    """Azure LLM inference trace: TIMESTAMP (naive, 7 fractional digits), ContextTokens, GeneratedTokens."""
+
+    kind = "csv"
+
+    def arrival_sql(self, ctx, path, header):
+        cols = [c.strip() for c in header.split(",")]
+        if cols[:3] != ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]:
+            raise ValueError(f"{path}: not an Azure LLM trace (header {header!r})")
+        tz = ctx.options.get("timezone", "UTC")
+        parts = "string_split(raw_text, ',')"
+        arrival = (f"timezone({_sql_str(tz)}, try_strptime(left(trim({parts}[1]), 26), "
+                   "['%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']))")
+        pre = f"CASE WHEN len({parts}) <> 3 THEN 'expected 3 fields, got ' || len({parts}) END"
+        return arrival, f"trim({parts}[2])", f"trim({parts}[3])", pre
+
+
+class MooncakeJsonl(ArrivalTrace):
+    """Mooncake trace: one JSON object a line with timestamp (ms from the trace start), input_length,
+    output_length and hash_ids; needs the ``start`` option (an ISO time for timestamp 0)."""
+
+    kind = "jsonl"
+
+    def arrival_sql(self, ctx, path, header):
+        start = ctx.options.get("start")
+        if not start:
+            raise ValueError(f"{path}: a Mooncake trace has relative times; give --option start=2026-11-02T00:00:00Z")
+        arrival = (f"CASE WHEN json_valid(raw_text) THEN TIMESTAMPTZ {_sql_str(start)} + to_microseconds("
+                   "CAST(round(TRY_CAST(raw_text::JSON->>'$.timestamp' AS DOUBLE) * 1000) AS BIGINT)) END")
+        pre = "CASE WHEN NOT json_valid(raw_text) THEN 'malformed JSON' END"
+        return (arrival, "CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>'$.input_length' END",
+                "CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>'$.output_length' END", pre)
+
+
+class LiteLlmSpendLogs:
+    """LiteLLM spend-log rows, as CSV (a header naming the fields) or JSONL: request_id, startTime, endTime,
+    completionStartTime, model, model_group, api_base, prompt_tokens, completion_tokens, team_id, end_user,
+    request_tags, cache_hit, status.
+
+    The model is ``model_group`` (the public name; option ``model_field`` to use ``model``), the replica is the
+    deployment's ``api_base`` (name it in deployments.csv), the tenant is ``team_id`` else ``end_user``. A row with
+    cache_hit true is loaded with status ``cache_hit``: it was answered from LiteLLM's cache, not by a GPU.
+    Naive times are read as UTC.
+    """
+
+    patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz")
+
+    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        contract = load_contract("requests")
+        raws = lines["raw_text"].to_pylist()
+        is_csv = ".csv" in path.suffixes
+        header = next(csv.reader([raws[0]])) if is_csv and raws else []
+        body = lines.slice(1) if is_csv and raws else lines
+        model_field = ctx.options.get("model_field", "model_group")
+        records, pre = [], []
+        for raw in raws[1:] if is_csv else raws:
+            reason, rec = None, {}
+            try:
+                if is_csv:
+                    row = next(csv.reader(io.StringIO(raw)), [])
+                    if len(row) != len(header):
+                        reason = f"expected {len(header)} fields, got {len(row)}"
+                    rec = dict(zip(header, row))
+                else:
+                    rec = json.loads(raw)
+                    if not isinstance(rec, dict):
+                        reason, rec = "not a JSON object", {}
+            except (ValueError, csv.Error):
+                reason = "malformed JSON" if not is_csv else "malformed CSV row"
+            cache_hit = str(rec.get("cache_hit", "")).strip().lower() in ("true", "1", "yes")
+            records.append({
+                "request_id": rec.get("request_id"), "started_at": rec.get("startTime"),
+                "ended_at": rec.get("endTime"), "first_token_at": rec.get("completionStartTime") or None,
+                "model": rec.get(model_field) or rec.get("model"), "replica_id": rec.get("api_base"),
+                "prompt_tokens": rec.get("prompt_tokens"), "completion_tokens": rec.get("completion_tokens"),
+                "tenant": rec.get("team_id") or rec.get("end_user"),
+                "status": "cache_hit" if cache_hit else (rec.get("status") or "ok") if rec else None,
+            })
+            pre.append(reason)
+        rules = [("ended_at < started_at", "'ended_at before started_at'"),
+                 ("replica_id IS NULL AND device_id IS NULL", "'missing replica_id and device_id'")]
+        return _records(ctx, contract, body, records, pre, rules)
+
+
