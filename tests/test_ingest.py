@@ -2,15 +2,12 @@
 
 import gzip
 import json
-import shutil
 from datetime import date
 
 import pytest
 
 from pipelines.lib.ingest import IngestError, ingest_feed, ingest_fleet_table
-from pipelines.lib.contracts import FLEET_TABLES
-from pipelines.lib.warehouse import connect
-from tests.conftest import REPO
+from tests.conftest import REPO, assert_row_identity, quarantine  # noqa: F401
 
 DAY = date(2026, 11, 2)
 
@@ -25,39 +22,6 @@ def good_request(i, **over):
     }
     obj.update(over)
     return json.dumps(obj)
-
-
-@pytest.fixture
-def landing(tmp_path):
-    land = tmp_path / "landing"
-    shutil.copytree(REPO / "sample_logs" / "fleet", land / "fleet")
-    for sub in ("requests", "telemetry", "prices"):
-        (land / sub).mkdir(parents=True)
-    return land
-
-
-@pytest.fixture
-def con(tmp_path, landing):
-    c = connect(tmp_path / "w.duckdb")
-    for name in FLEET_TABLES:
-        ingest_fleet_table(c, name, landing)
-    yield c
-    c.close()
-
-
-def quarantine(con, feed):
-    return {line: reason for line, reason in con.execute(
-        "SELECT source_line, reason FROM ingest_quarantine WHERE feed = ? ORDER BY source_line", [feed]).fetchall()}
-
-
-def assert_row_identity(con, feed):
-    for f, read, loaded, quarantined in con.execute(
-            "SELECT source_file, rows_read, rows_loaded, rows_quarantined FROM ingest_file_stats WHERE feed = ?",
-            [feed]).fetchall():
-        assert read == loaded + quarantined, f
-    loaded = con.execute(f"SELECT count(*) FROM raw_{feed}").fetchall()[0][0]
-    stats = con.execute("SELECT sum(rows_loaded) FROM ingest_file_stats WHERE feed = ?", [feed]).fetchall()[0][0]
-    assert loaded == stats
 
 
 def test_requests_bad_lines_are_quarantined_with_reasons(con, landing):

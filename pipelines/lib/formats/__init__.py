@@ -6,7 +6,8 @@
 from pipelines.lib.formats.common import ParseContext, validation_sql
 from pipelines.lib.formats.fleet import FleetCsv
 from pipelines.lib.formats.prices import CarbonIntensityCsv, MarketPriceCsv
-from pipelines.lib.formats.requests import AzureTraceCsv, LiteLlmSpendLogs, MooncakeJsonl, OpenAIJsonl
+from pipelines.lib.formats.requests import (AzureTraceCsv, LiteLlmSpendLogs, MooncakeJsonl, OpenAIJsonl,
+                                            OtelGenAiSpans)
 from pipelines.lib.formats.telemetry import NvidiaSmiCsv
 
 FORMATS = {
@@ -17,6 +18,7 @@ FORMATS = {
     "azure_trace_csv": AzureTraceCsv(),
     "mooncake_jsonl": MooncakeJsonl(),
     "litellm": LiteLlmSpendLogs(),
+    "otel_genai_json": OtelGenAiSpans(),
 }
 
 __all__ = ["FORMATS", "FleetCsv", "ParseContext", "validation_sql"]

@@ -92,9 +92,26 @@ def _register(ctx: ParseContext, table: pa.Table) -> str:
     return name
 
 
+_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": None}
+
+
+def epoch_sql(raw: str, unit: str) -> str:
+    """A TIMESTAMPTZ from a unix epoch number in ``unit`` (s, ms, us or ns), exact to the microsecond."""
+    if unit not in _US_PER_UNIT:
+        raise ValueError(f"unknown epoch unit {unit!r}; one of s, ms, us, ns")
+    if unit == "ns":  # integers past 2^53: divide exactly, fall back to a double for "1.7e18"-style text
+        micros = f"coalesce(TRY_CAST({raw} AS HUGEINT) // 1000, CAST(round(TRY_CAST({raw} AS DOUBLE) / 1e3) AS HUGEINT))"
+    else:
+        micros = f"round(TRY_CAST({raw} AS DOUBLE) * {_US_PER_UNIT[unit]})"
+    return f"(to_timestamp(0) + to_microseconds(TRY_CAST({micros} AS BIGINT)))"
+
+
 def _records(ctx: ParseContext, contract: Contract, lines: pa.Table, records: list[dict], pre: list,
-             extra_rules=(), event_date_sql: str | None = None) -> str:
-    """Rows given as dicts of canonical field -> raw value (one per line of ``lines``), cast by the contract."""
+             extra_rules=(), event_date_sql: str | None = None, casts: dict[str, str] | None = None) -> str:
+    """Rows given as dicts of canonical field -> raw value (one per row of ``lines``, which holds their
+    source_file, source_line and raw_text), typed by the contract. ``casts`` gives a column's own SQL over its raw
+    text (``{raw}`` in the template), e.g. an epoch in nanoseconds, instead of a plain cast."""
+    casts = casts or {}
     cols = {c.name: [] for c in contract.columns}
     for rec in records:
         for c in contract.columns:
@@ -105,8 +122,11 @@ def _records(ctx: ParseContext, contract: Contract, lines: pa.Table, records: li
             "pre_reason": pa.array(pre, pa.string())}
     data.update({f"{k}__raw": pa.array(v, pa.string()) for k, v in cols.items()})
     src = _register(ctx, pa.table(data))
-    casts = ", ".join(f"TRY_CAST({c.name}__raw AS {c.type}) AS {c.name}" for c in contract.columns)
-    return _finish(ctx, contract, f"SELECT *, {casts} FROM {src}", extra_rules, event_date_sql)
+    typed = ", ".join(
+        (casts[c.name].format(raw=f"{c.name}__raw") if c.name in casts else f"TRY_CAST({c.name}__raw AS {c.type})")
+        + f" AS {c.name}"
+        for c in contract.columns)
+    return _finish(ctx, contract, f"SELECT *, {typed} FROM {src}", extra_rules, event_date_sql)
 
 
 def _empty_mapped(contract: Contract) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from pipelines.lib.contracts import load_contract
-from pipelines.lib.formats.common import ParseContext, _finish, _records, _register, _sql_str
+from pipelines.lib.formats.common import ParseContext, _finish, _records, _register, _sql_str, epoch_sql
 
 class OpenAIJsonl:
     """JSONL request logs with an OpenAI-style usage object (gateways, vLLM's OpenAI server), one object a line.
@@ -224,3 +224,117 @@ class LiteLlmSpendLogs:
         return _records(ctx, contract, body, records, pre, rules)
 
 
+
+
+def _otlp_value(v):
+    """The Python value of an OTLP AnyValue ({"stringValue": ...}, {"intValue": "12"}, ...)."""
+    if not isinstance(v, dict):
+        return v
+    for k in ("stringValue", "intValue", "doubleValue", "boolValue"):
+        if k in v:
+            return v[k]
+    if "arrayValue" in v:
+        return ",".join(str(_otlp_value(x)) for x in v["arrayValue"].get("values", []))
+    return None
+
+
+def _otlp_attributes(attrs) -> dict:
+    """OTLP's [{key, value}] list, or an already flat {key: value} dict, as a flat dict."""
+    if isinstance(attrs, dict):
+        return attrs
+    return {a.get("key"): _otlp_value(a.get("value")) for a in attrs or [] if isinstance(a, dict)}
+
+
+class OtelGenAiSpans:
+    """OpenTelemetry GenAI spans exported as JSON: OTLP/JSON export requests (``{"resourceSpans": [...]}``, one a
+    line as the collector's file exporter writes them, or one pretty-printed document a file), or flat span
+    objects one a line (``attributes`` as a dict, ``start_time_unix_nano``/``end_time_unix_nano``).
+
+    Each span is one row: request_id is gen_ai.response.id, else the span id; started_at and ended_at are the
+    span's start and end (unix nanoseconds); model is gen_ai.response.model, else gen_ai.request.model; tokens are
+    gen_ai.usage.input_tokens and gen_ai.usage.output_tokens (cached: gen_ai.usage.cache_read.input_tokens);
+    first_token_at is start + gen_ai.server.time_to_first_token (seconds) when given. The replica is the attribute
+    named by the ``replica_attribute`` option (default server.address), looked up on the span then its resource;
+    the host is the resource's host.name; the tenant is user.id or enduser.id; a span with status code 2 (ERROR)
+    has status ``error``. A span with no gen_ai.* attribute is not an inference request and is quarantined as such.
+    """
+
+    patterns = ("*.json", "*.json.gz", "*.jsonl", "*.jsonl.gz")
+
+    def spans(self, lines: pa.Table) -> tuple[list[tuple[int, str, dict | None, dict, str | None]], str]:
+        """(source_line, raw text, span, resource attributes, problem) for every span, and the file's shape."""
+        raws = lines["raw_text"].to_pylist()
+        nums = lines["source_line"].to_pylist()
+        docs: list[tuple[int, str, object, str | None]] = []
+        for n, raw in zip(nums, raws):
+            try:
+                docs.append((n, raw, json.loads(raw), None))
+            except ValueError:
+                docs.append((n, raw, None, "malformed JSON"))
+        if raws and docs[0][3] and len(raws) > 1:  # maybe one pretty-printed document
+            try:
+                docs = [(nums[0], "\n".join(raws), json.loads("\n".join(raws)), None)]
+            except ValueError:
+                pass
+        out = []
+        for n, raw, doc, problem in docs:
+            if problem or not isinstance(doc, dict):
+                out.append((n, raw, None, {}, problem or "not a JSON object"))
+                continue
+            if "resourceSpans" not in doc:
+                out.append((n, raw, doc, {}, None))
+                continue
+            found = False
+            for rs in doc.get("resourceSpans") or []:
+                resource = _otlp_attributes((rs.get("resource") or {}).get("attributes"))
+                for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []:
+                    for span in ss.get("spans") or []:
+                        found = True
+                        out.append((n, json.dumps(span, separators=(",", ":")), span, resource, None))
+            if not found:
+                out.append((n, raw, None, {}, "export request holds no spans"))
+        return out
+
+    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        contract = load_contract("requests")
+        replica_attr = ctx.options.get("replica_attribute", "server.address")
+        nums, raw_texts, records, pre = [], [], [], []
+        for n, raw, span, resource, problem in self.spans(lines):
+            nums.append(n)
+            raw_texts.append(raw)
+            if span is None:
+                records.append({})
+                pre.append(problem)
+                continue
+            a = _otlp_attributes(span.get("attributes"))
+            status = span.get("status") or {}
+            code = status.get("code") if isinstance(status, dict) else None
+            start = span.get("startTimeUnixNano", span.get("start_time_unix_nano"))
+            ttft = a.get("gen_ai.server.time_to_first_token")
+            records.append({
+                "request_id": a.get("gen_ai.response.id") or span.get("spanId") or span.get("span_id"),
+                "started_at": start,
+                "ended_at": span.get("endTimeUnixNano", span.get("end_time_unix_nano")),
+                "first_token_at": None if ttft is None or start is None else f"{start}+{ttft}",
+                "model": a.get("gen_ai.response.model") or a.get("gen_ai.request.model"),
+                "replica_id": a.get(replica_attr) or resource.get(replica_attr),
+                "device_id": a.get("infercost.device_id") or resource.get("infercost.device_id"),
+                "host": resource.get("host.name") or a.get("host.name"),
+                "prompt_tokens": a.get("gen_ai.usage.input_tokens"),
+                "completion_tokens": a.get("gen_ai.usage.output_tokens"),
+                "cached_prompt_tokens": a.get("gen_ai.usage.cache_read.input_tokens"),
+                "tenant": a.get("user.id") or a.get("enduser.id"),
+                "status": "error" if code in (2, "2", "STATUS_CODE_ERROR") else "ok",
+            })
+            pre.append(None if any(str(k).startswith("gen_ai.") for k in a)
+                       else "not a GenAI span (no gen_ai.* attributes)")
+        spans = pa.table({"source_file": pa.array([str(path)] * len(nums), pa.string()),
+                          "source_line": pa.array(nums, pa.int64()), "raw_text": pa.array(raw_texts, pa.string())})
+        ns = epoch_sql("{raw}", "ns")
+        first_token = (f"{epoch_sql('split_part({raw}, chr(43), 1)', 'ns')} + to_microseconds(CAST(round("
+                       "TRY_CAST(split_part({raw}, chr(43), 2) AS DOUBLE) * 1e6) AS BIGINT))")
+        rules = [("ended_at < started_at", "'ended_at before started_at'"),
+                 ("replica_id IS NULL AND device_id IS NULL",
+                  f"'missing replica_id and device_id (no {replica_attr} attribute)'")]
+        return _records(ctx, contract, spans, records, pre, rules,
+                        casts={"started_at": ns, "ended_at": ns, "first_token_at": first_token})
