@@ -122,7 +122,7 @@ def test_nvidia_smi_csv_with_units_missing_values_and_bad_rows(con, landing):
     report = ingest_feed(con, "telemetry", landing, DAY, options={"timezone": "UTC"})
     q = quarantine(con, "telemetry")
     assert report.rows_read == 7 and report.rows_loaded == 3
-    assert q[4] == "missing power_w"  # [N/A]
+    assert q[4] == "missing power_w and energy_counter_j"  # [N/A]
     assert q[5].startswith("power_w below 0")
     assert q[6] == "expected 7 fields, got 4"
     assert q[7] == "repeated header line"

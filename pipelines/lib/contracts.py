@@ -45,6 +45,8 @@ class Contract:
     on_duplicate_key: str = "quarantine"
     """What a second row with the same key within a day gets: "quarantine" (the first by file and line loads) or
     "keep" (all load; telemetry duplicates are averaged by the kernel)."""
+    rules: tuple[tuple[str, str], ...] = ()
+    """Row rules beyond single columns: (SQL condition over the mapped row, SQL expression giving the reason)."""
 
     @property
     def names(self) -> list[str]:
@@ -94,6 +96,7 @@ def load_contract(name: str) -> Contract:
         key=tuple(raw.get("key", ())),
         partition_by=raw.get("partition_by"),
         on_duplicate_key=raw.get("on_duplicate_key", "quarantine"),
+        rules=tuple((r["when"], r["reason"]) for r in raw.get("rules", ())),
     )
 
 

@@ -120,7 +120,7 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
         "FROM _day_requests WHERE device_id IS NOT NULL ORDER BY device_id, started_at"
     ).to_arrow_table()
     telemetry = con.sql(
-        "SELECT device_id, ts, power_w, power_window_s FROM raw_telemetry WHERE ts >= $lo AND ts <= $hi "
+        "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry WHERE ts >= $lo AND ts <= $hi "
         "AND partition_date BETWEEN $d - 1 AND $d + 1",
         params={"lo": lo - margin, "hi": hi + margin, "d": day},
     ).to_arrow_table()

@@ -8,7 +8,7 @@ from pipelines.lib.formats.fleet import FleetCsv
 from pipelines.lib.formats.prices import CarbonIntensityCsv, MarketPriceCsv
 from pipelines.lib.formats.requests import (AzureTraceCsv, LiteLlmSpendLogs, MooncakeJsonl, OpenAIJsonl,
                                             OtelGenAiSpans)
-from pipelines.lib.formats.telemetry import NvidiaSmiCsv
+from pipelines.lib.formats.telemetry import DcgmPrometheusText, NvidiaSmiCsv, PrometheusRangeJson
 
 FORMATS = {
     "openai_jsonl": OpenAIJsonl(),
@@ -19,6 +19,8 @@ FORMATS = {
     "mooncake_jsonl": MooncakeJsonl(),
     "litellm": LiteLlmSpendLogs(),
     "otel_genai_json": OtelGenAiSpans(),
+    "dcgm_prometheus": DcgmPrometheusText(),
+    "prometheus_range_json": PrometheusRangeJson(),
 }
 
 __all__ = ["FORMATS", "FleetCsv", "ParseContext", "validation_sql"]

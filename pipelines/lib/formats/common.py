@@ -65,7 +65,7 @@ def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) 
                 f"WHEN {c.name} < TIMESTAMPTZ '{EARLIEST_PLAUSIBLE}' OR {c.name} > now() + INTERVAL 1 DAY "
                 f"THEN 'implausible {c.name}: ' || {c.name}"
             )
-    whens += [f"WHEN {cond} THEN {reason}" for cond, reason in extra_rules]
+    whens += [f"WHEN {cond} THEN {reason}" for cond, reason in list(contract.rules) + list(extra_rules)]
     return "CASE " + " ".join(whens) + " END"
 
 
