@@ -14,7 +14,9 @@ Pure DuckDB and Python; imports no Dagster.
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -74,7 +76,7 @@ class IngestReport:
 def read_lines(path: Path) -> tuple[pa.Table, str | None]:
     """All non-blank lines of a (possibly gzipped) text file with 1-based line numbers.
 
-    CRLF endings are normalized; bytes that are not UTF-8 are replaced (U+FFFD) and the row is loaded or
+    A .tar.gz (or .tar) holding one file is read as that file. CRLF endings are normalized; bytes that are not UTF-8 are replaced (U+FFFD) and the row is loaded or
     quarantined as its content decides. A truncated gzip stream keeps the lines before the damage and returns a
     problem text that becomes a quarantine row of its own.
     """
@@ -101,6 +103,8 @@ def read_lines(path: Path) -> tuple[pa.Table, str | None]:
         data = b"".join(parts)
     else:
         data = raw
+    if path.name.endswith((".tar.gz", ".tgz", ".tar")):  # a published archive of one CSV (e.g. Alibaba's traces)
+        data = _single_tar_member(path, data)
     text = data.decode("utf-8", errors="replace")
     lines = text.split("\n")
     if problem and lines and lines[-1]:
@@ -120,6 +124,18 @@ def read_lines(path: Path) -> tuple[pa.Table, str | None]:
         }
     )
     return table, problem
+
+
+def _single_tar_member(path: Path, data: bytes) -> bytes:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            members = [m for m in tar.getmembers() if m.isfile()]
+            if len(members) != 1:
+                raise IngestError(f"{path}: an archive is read when it holds one file; it holds {len(members)} "
+                                  "(extract it into the landing folder)")
+            return tar.extractfile(members[0]).read()
+    except tarfile.TarError as exc:
+        raise IngestError(f"{path}: not a readable tar archive ({exc})") from exc
 
 
 def _files_for(folder: Path, patterns: tuple[str, ...], day: date | None) -> list[Path]:

@@ -4,7 +4,10 @@
 """
 
 from pipelines.lib.formats.common import ParseContext, validation_sql
+from pathlib import Path
+
 from pipelines.lib.formats.fleet import FleetCsv
+from pipelines.lib.formats.mapping import MappedFile
 from pipelines.lib.formats.prices import CarbonIntensityCsv, MarketPriceCsv
 from pipelines.lib.formats.requests import (AzureTraceCsv, LiteLlmSpendLogs, MooncakeJsonl, OpenAIJsonl,
                                             OtelGenAiSpans)
@@ -21,6 +24,9 @@ FORMATS = {
     "otel_genai_json": OtelGenAiSpans(),
     "dcgm_prometheus": DcgmPrometheusText(),
     "prometheus_range_json": PrometheusRangeJson(),
+    "mapped": MappedFile(),  # any other shape, through the user's mapping file (option mapping=...)
 }
+# formats that are a mapping file shipped here (formats/mappings/<name>.yaml)
+FORMATS.update({p.stem: MappedFile(p) for p in sorted((Path(__file__).parent / "mappings").glob("*.yaml"))})
 
 __all__ = ["FORMATS", "FleetCsv", "ParseContext", "validation_sql"]

@@ -56,15 +56,8 @@ class OpenAIJsonl:
                 TRY_CAST(j->>'$.created' AS DOUBLE) AS created_s
             FROM j
         """
-        rules = [
-            ("ended_at < started_at", "'ended_at before started_at'"),
-            ("first_token_at < started_at OR first_token_at > ended_at",
-             "'first_token_at outside [started_at, ended_at]'"),
-            ("replica_id IS NULL AND device_id IS NULL", "'missing replica_id and device_id'"),
-            ("cached_prompt_tokens > prompt_tokens", "'cached_prompt_tokens above prompt_tokens'"),
-        ]
         event_date = "coalesce(started_at, to_timestamp(created_s))::DATE"
-        return _finish(ctx, contract, mapped, rules, event_date)
+        return _finish(ctx, contract, mapped, event_date_sql=event_date)
 
 
 class ArrivalTrace:
@@ -137,7 +130,7 @@ class ArrivalTrace:
                 {_sql_str(filled)} AS estimated_fields__raw, {_sql_str(filled)} AS estimated_fields
             FROM typed
         """
-        return _finish(ctx, contract, mapped, [("ended_at < started_at", "'ended_at before started_at'")])
+        return _finish(ctx, contract, mapped)
 
 
 class AzureTraceCsv(ArrivalTrace):
@@ -219,9 +212,7 @@ class LiteLlmSpendLogs:
                 "status": "cache_hit" if cache_hit else (rec.get("status") or "ok") if rec else None,
             })
             pre.append(reason)
-        rules = [("ended_at < started_at", "'ended_at before started_at'"),
-                 ("replica_id IS NULL AND device_id IS NULL", "'missing replica_id and device_id'")]
-        return _records(ctx, contract, body, records, pre, rules)
+        return _records(ctx, contract, body, records, pre)
 
 
 
@@ -333,8 +324,5 @@ class OtelGenAiSpans:
         ns = epoch_sql("{raw}", "ns")
         first_token = (f"{epoch_sql('split_part({raw}, chr(43), 1)', 'ns')} + to_microseconds(CAST(round("
                        "TRY_CAST(split_part({raw}, chr(43), 2) AS DOUBLE) * 1e6) AS BIGINT))")
-        rules = [("ended_at < started_at", "'ended_at before started_at'"),
-                 ("replica_id IS NULL AND device_id IS NULL",
-                  f"'missing replica_id and device_id (no {replica_attr} attribute)'")]
-        return _records(ctx, contract, spans, records, pre, rules,
+        return _records(ctx, contract, spans, records, pre,
                         casts={"started_at": ns, "ended_at": ns, "first_token_at": first_token})
