@@ -24,6 +24,7 @@ select
     inventory.device_type,
     inventory.pue,
     prices.price_usd_per_mwh,
+    coalesce(prices.price_filled, false) as price_filled,
     carbon.g_co2e_per_kwh,
     {{ capex_usd_per_s_on('buckets.partition_date') }} as capex_usd_per_s,
     inventory.overhead_usd_per_s

@@ -16,6 +16,7 @@ select
     rates.device_type,
     coalesce(rates.device_known, false) as device_known,
     rates.price_usd_per_mwh is not null as priced,
+    coalesce(rates.price_filled, false) as price_filled,
     pieces.energy_j,
     pieces.energy_j * rates.pue as facility_energy_j,
     pieces.device_share_s,

@@ -31,6 +31,7 @@ request_totals as (
         sum(overhead_cost_usd) as overhead_cost_usd,
         sum(emissions_g_co2e) as emissions_g_co2e,
         bool_and(priced) as priced,
+        bool_or(price_filled) as price_filled,
         bool_and(device_known) as devices_known
     from pieces
     group by all
@@ -67,6 +68,7 @@ costed as (
             when measured.fully_unmetered then 'unmetered: no telemetry covered the request; energy unknown'
             when not measured.priced then 'no price for part of the request'
             when measured.unmetered_s > 0 then 'partly unmetered: energy is a lower bound'
+            when measured.price_filled then 'priced partly at a filled-in price (an interval no price file published)'
         end as cost_caveat,
         -- the weight the kernel split by: output tokens + prompt_token_weight x prompt tokens
         {{ var('prompt_token_weight') }} * requests.prompt_tokens

@@ -26,4 +26,7 @@ select
     inventory.idle_w,
     inventory.pue
 from inventory
-left join fx_rates on inventory.currency = fx_rates.currency
+left join fx_rates
+    on inventory.currency = fx_rates.currency
+    and inventory.in_service_from >= fx_rates.valid_from
+    and inventory.in_service_from < fx_rates.valid_to
