@@ -394,10 +394,13 @@ def build_parser() -> argparse.ArgumentParser:
     days(s)
     s.add_argument("--landing", help="landing directory (default $INFERCOST_LANDING or sample_logs/)")
     s.add_argument("--feed", choices=["requests", "telemetry", "prices", "carbon"], help="one feed only")
-    s.add_argument("--format", help="reader for the feed's files (openai_jsonl, azure_trace_csv, mooncake_jsonl, "
-                   "nvidia_smi_csv, market_csv, carbon_csv); default from <landing>/formats.yaml or the feed")
+    from pipelines.lib.formats import FORMATS
+
+    s.add_argument("--format", choices=sorted(FORMATS), metavar="FORMAT",
+                   help=f"reader for the feed's files ({', '.join(sorted(FORMATS))}); default from "
+                   "<landing>/formats.yaml, else the feed's own (README: Input formats)")
     s.add_argument("--option", action="append", metavar="KEY=VALUE", help="a reader option, repeatable (e.g. "
-                   "model=llama-3.1-8b-instruct, replicas=r0,r1, timezone=America/New_York)")
+                   "model=llama-3.1-8b-instruct, replicas=r0,r1, timezone=America/New_York, mapping=my_logs.yaml)")
     s.set_defaults(func=cmd_ingest)
 
     s = sub.add_parser("materialize", help="run the daily job (ingest, attribution, dbt) for a day or range")
