@@ -230,3 +230,21 @@ def test_duplicate_telemetry_samples_all_load_for_the_kernel_to_average(con, lan
     (landing / "telemetry" / "h_2026-11-02.csv").write_text("\n".join(rows) + "\n")
     report = ingest_feed(con, "telemetry", landing, DAY)
     assert (report.rows_loaded, report.rows_quarantined) == (2, 0)
+
+
+def test_a_request_id_loaded_for_another_day_is_quarantined_as_a_duplicate(con, landing):
+    # a replayed id a few days later (files a day apart are read together and deduplicated in one batch)
+    day1 = good_request(1, started_at="2026-10-30T10:00:00Z", ended_at="2026-10-30T10:00:02Z",
+                        first_token_at="2026-10-30T10:00:01Z")
+    (landing / "requests" / "a_2026-10-30.jsonl").write_text(day1 + "\n")
+    (landing / "requests" / "b_2026-11-02.jsonl").write_text(good_request(1) + "\n" + good_request(2) + "\n")
+    ingest_feed(con, "requests", landing, date(2026, 10, 30))
+    report = ingest_feed(con, "requests", landing, DAY)
+    assert (report.rows_loaded, report.rows_quarantined) == (1, 1)
+    reason = con.execute("SELECT reason FROM ingest_quarantine WHERE partition_date = ?", [DAY]).fetchall()[0][0]
+    assert reason.startswith("duplicate request_id (already loaded for 2026-10-30 from ")
+    assert reason.endswith("a_2026-10-30.jsonl:1)")
+    # re-running the first day keeps it, and the later day's copy stays quarantined
+    ingest_feed(con, "requests", landing, date(2026, 10, 30))
+    assert con.execute("SELECT count(*) FROM raw_requests WHERE request_id = 'req-1'").fetchall()[0][0] == 1
+    assert_row_identity(con, "requests")

@@ -278,6 +278,15 @@ def _load(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], da
         FROM ranked
         WHERE {"partition_date = " + day_sql if day else "true"}
     """)
+    if key and day:
+        # the same key already loaded for another day (a retried or replayed id): the row loaded first keeps it
+        on = " AND ".join(f"b.{k} = r.{k}" for k in key)
+        con.execute(f"""
+            UPDATE _ingest_batch b SET reason = 'duplicate {"/".join(key)} (already loaded for '
+                || r.partition_date || ' from ' || r.source_file || ':' || r.source_line || ')'
+            FROM raw_{feed} r
+            WHERE b.reason IS NULL AND {on} AND r.partition_date <> {day_sql}
+        """)
     where_day = f"partition_date = {day_sql}" if day else "true"
     con.execute("BEGIN TRANSACTION")
     try:
