@@ -101,23 +101,58 @@ def expected_rows(data: bytes, header: bool) -> int:
     return n - (1 if header else 0)
 
 
+def otel_lines():
+    from tests.test_formats_requests import GENAI, T0_NS, span
+    export = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [
+        span(f"s{i}", T0_NS + i, T0_NS + 10**9 + i, {**GENAI, "gen_ai.response.id": f"r{i}"}) for i in range(3)]}]}]}
+    return None, [json.dumps(export)]
+
+
+def dcgm_lines():
+    from tests.test_formats_telemetry import scrape
+    t0 = 1_793_613_600_000
+    return None, [line for i in range(20) for line in scrape(300 + i, 10**6 + i * 3 * 10**5, 50, 10, t0 + 1000 * i)]
+
+
+def litellm_lines():
+    from tests.test_ingest import LITELLM_HEADER
+    row = ("ll-{i},2026-11-02T10:00:0{d},2026-11-02T10:00:05,2026-11-02T10:00:04,m,llama-3.1-8b-instruct,"
+           "http://10.0.0.5:8000,120,40,team,u1,[],False,success")
+    return LITELLM_HEADER, [row.format(i=i, d=i % 4) for i in range(20)]
+
+
+def counter_lines():
+    return ("timestamp,gpu_uuid,total_energy_mj,power_mw,hostname",
+            [f"{1793613600 + i},GPU-500320d4-f8f2-4545-b2d7-e6de5793354a,{10**6 + 3 * 10**5 * i},300000,h"
+             for i in range(20)])
+
+
 FORMATS = {
-    # feed, format, file name, where valid lines come from, whether the first line is a header
+    # feed, format, file name, where valid lines come from, whether the first line is a header, and whether one
+    # line is one row (so that rows read must equal the lines written)
     "openai_jsonl": ("requests", None, "fuzz.jsonl", REPO / "sample_logs" / "requests" / "2026-11-02.jsonl.gz",
-                     False),
+                     False, True),
     "nvidia_smi_csv": ("telemetry", None, "us-west-h100-large-000_fuzz.csv",
-                       REPO / "sample_logs" / "telemetry" / "us-west-h100-large-000_2026-11-02.csv.gz", True),
+                       REPO / "sample_logs" / "telemetry" / "us-west-h100-large-000_2026-11-02.csv.gz", True, True),
     "market_csv": ("prices", None, "us-west_fuzz.csv", REPO / "sample_logs" / "prices" / "us-west_2026-11-02.csv",
-                   True),
+                   True, True),
 }
-TOTALS: dict[str, int] = {}
+# the other readers, fewer examples each: no exception, and every row they make is loaded or quarantined
+MORE_FORMATS = {
+    "otel_genai_json": ("requests", "otel_genai_json", "fuzz.jsonl", otel_lines, False, False),
+    "litellm": ("requests", "litellm", "fuzz.csv", litellm_lines, True, True),
+    "dcgm_prometheus": ("telemetry", "dcgm_prometheus", "fuzz.prom", dcgm_lines, False, False),
+    # a quoted field may span lines in a mapped CSV: a stray quote can join a few lines into one record
+    "energy_counter_csv": ("telemetry", "energy_counter_csv", "fuzz.csv", counter_lines, True, False),
+}
 
 
 def run_example(con, tmp_path, name, seed, compress):
-    feed, fmt, file_name, source, header = FORMATS[name]
-    head, valid = sample_lines(source)
+    feed, fmt, file_name, source, header, line_is_row = {**FORMATS, **MORE_FORMATS}[name]
+    head, valid = source() if callable(source) else sample_lines(source)
     rng = random.Random(seed)
-    data, mutations = build_file(rng, head if header else None, valid if header else [head] + valid)
+    lines = valid if header or head is None else [head] + valid
+    data, mutations = build_file(rng, head if header else None, lines)
     path = tmp_path / (file_name + (".gz" if compress else ""))
     truncated = False
     if compress:
@@ -143,7 +178,7 @@ def run_example(con, tmp_path, name, seed, compress):
     assert con.execute(f"SELECT count(*) FROM raw_{feed}").fetchall()[0][0] == report.rows_loaded
     assert con.execute("SELECT count(*) FROM ingest_quarantine WHERE reason IS NULL OR reason = ''"
                        ).fetchall()[0][0] == 0
-    if not truncated:
+    if line_is_row and not truncated:
         assert report.rows_read == expected_rows(data, header)
     path.unlink()
     return mutations
@@ -161,6 +196,17 @@ def test_mutated_lines_never_raise_and_every_line_is_accounted_for(name, con, tm
 
     check()
     assert sum(seen) >= 10_000, sum(seen)
+
+
+@pytest.mark.parametrize("name", sorted(MORE_FORMATS))
+def test_other_readers_survive_mutations(name, con, tmp_path):
+    @settings(max_examples=8, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(seed=st.integers(0, 2**32 - 1), compress=st.sampled_from([None, "gzip", "truncated"]))
+    def check(seed, compress):
+        run_example(con, tmp_path, name, seed, compress)
+
+    check()
 
 
 def test_a_damaged_gzip_header_fails_with_the_file_named(con, tmp_path):

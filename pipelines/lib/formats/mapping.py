@@ -64,32 +64,35 @@ def load_mapping(path: Path) -> dict:
     return mapping
 
 
+MAX_LINES_PER_RECORD = 20
+
+
 def _csv_records(lines: pa.Table, delimiter: str) -> tuple[list[int], list[str], list[list[str]], list]:
-    """CSV records with their first line number and raw text; a quoted field may span lines."""
+    """CSV records with their first line number and raw text. A quoted field may span lines (up to
+    MAX_LINES_PER_RECORD); a quote that no later line closes makes its own line a malformed record, so that one
+    stray quote never swallows the lines after it."""
+    nums_in = lines["source_line"].to_pylist()
+    raws_in = lines["raw_text"].to_pylist()
     nums, raws, rows, problems = [], [], [], []
-    pending_num, pending = None, []
-    for num, raw in zip(lines["source_line"].to_pylist(), lines["raw_text"].to_pylist()):
-        if pending_num is None:
-            pending_num = num
-        pending.append(raw)
-        text = "\n".join(pending)
-        if text.count('"') % 2 == 1:  # inside a quoted field: the record goes on
-            continue
+    i = 0
+    while i < len(raws_in):
+        j, quotes = i, raws_in[i].count('"')
+        while quotes % 2 == 1 and j + 1 < len(raws_in) and j - i + 1 < MAX_LINES_PER_RECORD:
+            j += 1
+            quotes += raws_in[j].count('"')
+        if quotes % 2 == 1:  # never closed: this line alone is the bad record
+            j = i
+        text = "\n".join(raws_in[i:j + 1])
+        problem = "unbalanced quote (a quoted field no later line closes)" if quotes % 2 == 1 else None
         try:
             row = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
-            problem = None
         except csv.Error as exc:
             row, problem = [], f"malformed CSV row ({exc})"
-        nums.append(pending_num)
+        nums.append(nums_in[i])
         raws.append(text)
         rows.append(row)
         problems.append(problem)
-        pending_num, pending = None, []
-    if pending:
-        nums.append(pending_num)
-        raws.append("\n".join(pending))
-        rows.append([])
-        problems.append("unterminated quoted field at the end of the file")
+        i = j + 1
     return nums, raws, rows, problems
 
 
