@@ -50,9 +50,17 @@ def connect(path: Path | str | None = None, read_only: bool = False) -> duckdb.D
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw tables from the contracts; a warehouse made under an older contract gains its new columns
+    (empty for the rows already loaded)."""
     for name in FEEDS + FLEET_TABLES:
         contract = load_contract(name)
         con.execute(f"CREATE TABLE IF NOT EXISTS raw_{name} ({contract.ddl_columns()}, {LINEAGE_DDL})")
+        have = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'",
+            [f"raw_{name}"]).fetchall()}
+        for c in contract.columns:
+            if c.name not in have:
+                con.execute(f"ALTER TABLE raw_{name} ADD COLUMN {c.name} {c.type}")
     con.execute(QUARANTINE_DDL)
     con.execute(FILE_STATS_DDL)
 
