@@ -36,7 +36,8 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     """Split each device's measured energy across the requests running on it (pipelines/lib/attribution.py)."""
     days = partition_days(context)
     settings = attribution_settings()
-    totals = {"metered_kwh": 0.0, "attributed_kwh": 0.0, "idle_kwh": 0.0, "requests": 0, "unattributed": 0}
+    totals = {"metered_kwh": 0.0, "attributed_kwh": 0.0, "idle_kwh": 0.0, "requests": 0, "unattributed": 0,
+              "dropped_samples": 0, "counter_intervals": 0, "counter_resets": 0}
     skewed = set()
     outcomes = []
     with warehouse_connection(duckdb) as con:
@@ -49,6 +50,8 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             totals["idle_kwh"] += result.idle_energy_j / 3.6e6
             totals["requests"] += result.requests
             totals["unattributed"] += result.unattributed
+            for key in ("dropped_samples", "counter_intervals", "counter_resets"):
+                totals[key] += getattr(result, key)
             skewed.update(result.skewed_hosts)
             if result.skewed_hosts:
                 context.log.warning(f"{day}: likely clock skew on {result.skewed_hosts}; see clock_skew_checks")

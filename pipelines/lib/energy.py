@@ -54,12 +54,16 @@ class DayAttribution:
     idle_energy_j: float
     dropped_samples: int
     skewed_hosts: list
+    counter_intervals: int = 0
+    counter_resets: int = 0
 
     def summary(self) -> str:
         return (f"attribution {self.day}: {self.requests:,} requests on {self.request_device_rows:,} request-devices,"
                 f" {self.telemetry_rows:,} samples; metered {self.metered_energy_j / 3.6e6:,.2f} kWh = attributed "
                 f"{self.attributed_energy_j / 3.6e6:,.2f} + idle {self.idle_energy_j / 3.6e6:,.2f}; "
-                f"{self.unattributed:,} requests without a device"
+                f"{self.unattributed:,} requests without a device; {self.dropped_samples:,} samples without a "
+                f"usable power; {self.counter_intervals:,} intervals from energy counters, "
+                f"{self.counter_resets:,} counter resets or wraps (power readings used there)"
                 + (f"; likely clock skew on {', '.join(self.skewed_hosts)} (see clock_skew_checks)"
                    if self.skewed_hosts else ""))
 
@@ -173,5 +177,6 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
         attributed_energy_j=float(pc.sum(pieces["energy_j"]).as_py() or 0.0),
         idle_energy_j=float(pc.sum(buckets["idle_energy_j"]).as_py() or 0.0),
         dropped_samples=result.dropped_samples,
+        counter_intervals=result.counter_intervals, counter_resets=result.counter_resets,
         skewed_hosts=[r["host"] for r in skew if r["likely_skew"]],
     )
