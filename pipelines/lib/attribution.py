@@ -36,7 +36,7 @@ passes (here); they agree to 1e-11 and both are checked against a slow reference
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -48,8 +48,6 @@ TS_TYPE = pa.timestamp("us", tz="UTC")
 
 @dataclass
 class AttributionResult:
-    per_request: pa.Table
-    """request_id, energy_j, device_share_s, unmetered_s, device_s (one row per distinct request_id)."""
     per_request_bucket: pa.Table
     """request_id, device_id, bucket_start, energy_j, device_share_s, unmetered_s (one row per piece)."""
     per_device_bucket: pa.Table
@@ -61,6 +59,15 @@ class AttributionResult:
     """Intervals whose energy came from an energy counter delta."""
     counter_resets: int = 0
     """Counter deltas that went backwards (resets or wraps), where power filled in."""
+    _per_request: object = field(default=None, repr=False)
+
+    @property
+    def per_request(self) -> pa.Table:
+        """request_id, energy_j, device_share_s, unmetered_s, device_s (one row per distinct request_id); built
+        on first use (the warehouse keeps the pieces, so the daily run never needs it)."""
+        if callable(self._per_request):
+            self._per_request = self._per_request()
+        return self._per_request
 
     @property
     def metered_energy_j(self) -> float:
@@ -84,16 +91,17 @@ def request_weights(completion_tokens, prompt_tokens, prompt_token_weight: float
 
 def _ts_us(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A timestamp column as int64 microseconds since the UTC epoch (whatever its unit or zone)."""
-    if pc.any(pc.is_null(col)).as_py():
+    if col.null_count:
         raise ValueError("timestamps must not be null")
     col = pc.cast(col, TS_TYPE)
     return pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
 def _float(col, default: float | None = None) -> np.ndarray:
-    return pc.fill_null(pc.cast(col, pa.float64()), np.nan if default is None else default).to_numpy(
-        zero_copy_only=False
-    )
+    col = pc.cast(col, pa.float64())
+    if col.null_count:
+        col = pc.fill_null(col, np.nan if default is None else default)
+    return col.to_numpy(zero_copy_only=False)
 
 
 def _exclusive_segmented_cumsum(x: np.ndarray, seg_start: np.ndarray) -> np.ndarray:
@@ -168,14 +176,23 @@ def _apply_counters(dev, ts, power, window_us, counter, max_gap_us):
     return power, window_us, int(use.sum()), int(resets.sum())
 
 
-def _power_segments(dev, ts, power, window_us, max_gap_us, counter=None):
+def _power_segments(dev, ts, power, window_us, max_gap_us, counter=None, engine="numpy"):
     """Sorted, deduplicated, non-overlapping power segments (dev, start, end, power_w), the dropped count and the
     counter statistics."""
-    order = np.lexsort((ts, dev))
-    dev, ts, power, window_us = dev[order], ts[order], power[order], window_us[order]
+    if len(ts) and not (np.all(dev[1:] >= dev[:-1]) and np.all((ts[1:] >= ts[:-1]) | (dev[1:] != dev[:-1]))):
+        order = np.lexsort((ts, dev))  # telemetry usually comes in (device, time) order already
+        dev, ts, power, window_us = dev[order], ts[order], power[order], window_us[order]
+        counter = None if counter is None else counter[order]
     used = resets = 0
     if counter is not None:
-        power, window_us, used, resets = _apply_counters(dev, ts, power, window_us, counter[order], max_gap_us)
+        power, window_us, used, resets = _apply_counters(dev, ts, power, window_us, counter, max_gap_us)
+    if engine == "compiled":
+        from pipelines.lib.sweep_compiled import power_segments
+
+        g_dev, g_a, g_b, g_p, dropped = power_segments(
+            dev.astype(np.int64, copy=False), ts.astype(np.int64, copy=False), power.astype(np.float64, copy=False),
+            window_us.astype(np.int64, copy=False), np.int64(max_gap_us))
+        return g_dev, g_a, g_b, g_p, dropped, used, resets
     valid = np.isfinite(power) & (power >= 0)
     dropped = int(np.count_nonzero(~valid))
     dev, ts, power, window_us = dev[valid], ts[valid], power[valid], window_us[valid]
@@ -210,11 +227,11 @@ def _power_segments(dev, ts, power, window_us, max_gap_us, counter=None):
 def _sweep(r_dev, s, e, w, t_dev, t_ts, t_p, t_w, counter, ndev, bucket_us, max_gap_us, engine="numpy") -> dict:
     """The attribution of one group of devices (device codes 0..ndev-1), as numpy arrays."""
     g_dev, g_a, g_b, g_p, dropped, counter_used, counter_resets = _power_segments(
-        t_dev, t_ts, t_p, t_w, max_gap_us, counter)
+        t_dev, t_ts, t_p, t_w, max_gap_us, counter, engine)
     if engine == "compiled":
         from pipelines.lib.sweep_compiled import sweep
 
-        out = sweep(r_dev, s, e, w, g_dev, g_a, g_b, g_p, bucket_us)
+        out = sweep(r_dev, s, e, w, g_dev, g_a, g_b, g_p, bucket_us, ndev)
         out.update(dropped=dropped, counter_used=counter_used, counter_resets=counter_resets)
         return out
 
@@ -371,7 +388,7 @@ def attribute_energy(
     max_gap_s: float = 5.0,
     bucket_s: int = 3600,
     prompt_token_weight: float = 0.1,
-    max_events_per_chunk: int = 4_000_000,
+    max_events_per_chunk: int | None = None,
     engine: str | None = None,
 ) -> AttributionResult:
     """Attribute measured device energy to requests; see the module docstring for the rule.
@@ -380,13 +397,16 @@ def attribute_energy(
     from which the default weight is computed). A request on several devices (a tensor-parallel replica) has one
     row per device under the same request_id.
     telemetry: device_id, ts, power_w and optionally power_window_s and energy_counter_j.
-    Devices are swept in groups of about ``max_events_per_chunk`` breakpoints, so memory stays bounded.
+    Devices are swept in groups of about ``max_events_per_chunk`` breakpoints, so memory stays bounded (default:
+    4M for the numpy engine, whose arrays grow with the events of a group, 32M for the compiled one).
     engine: "compiled" (one numba pass per group, the default when numba is installed) or "numpy" (vectorized
     passes); both implement the same rule and are tested against each other and the slow reference.
     """
     engine = engine or default_engine()
     if engine not in ("compiled", "numpy"):
         raise ValueError(f"engine must be 'compiled' or 'numpy', not {engine!r}")
+    if max_events_per_chunk is None:
+        max_events_per_chunk = 32_000_000 if engine == "compiled" else 4_000_000
     if bucket_s <= 0 or 86400 % bucket_s and bucket_s % 86400:
         raise ValueError("bucket_s must divide a day (or be a whole number of days)")
     bucket_us = int(bucket_s) * US_PER_S
@@ -420,22 +440,27 @@ def attribute_energy(
         if not np.isfinite(counter).any():
             counter = None
     ndev = len(devices)
-    r_order = np.argsort(r_dev, kind="stable")
-    t_order = np.argsort(t_dev, kind="stable")
-    r_first = np.searchsorted(r_dev[r_order], np.arange(ndev + 1))
-    t_first = np.searchsorted(t_dev[t_order], np.arange(ndev + 1))
+    # rows usually come grouped by device already: then a group of devices is a slice (a view), not a gather
+    r_sorted = bool(np.all(r_dev[1:] >= r_dev[:-1]))
+    t_sorted = bool(np.all(t_dev[1:] >= t_dev[:-1]))
+    r_order = None if r_sorted else np.argsort(r_dev, kind="stable")
+    t_order = None if t_sorted else np.argsort(t_dev, kind="stable")
+    r_first = np.searchsorted(r_dev if r_sorted else r_dev[r_order], np.arange(ndev + 1))
+    t_first = np.searchsorted(t_dev if t_sorted else t_dev[t_order], np.arange(ndev + 1))
     parts = []
     # devices are independent: sweep them in groups so that memory stays bounded whatever the input size
     for lo, hi in _chunks(r_dev, t_dev, ndev, max_events_per_chunk):
-        ri = r_order[r_first[lo]:r_first[hi]]
-        ti = t_order[t_first[lo]:t_first[hi]]
+        ri = slice(r_first[lo], r_first[hi]) if r_sorted else r_order[r_first[lo]:r_first[hi]]
+        ti = slice(t_first[lo], t_first[hi]) if t_sorted else t_order[t_first[lo]:t_first[hi]]
         part = _sweep(r_dev[ri] - lo, s[ri], e[ri], w[ri], t_dev[ti] - lo, t_ts[ti], t_p[ti], t_w[ti],
                       None if counter is None else counter[ti], hi - lo, bucket_us, max_gap_us, engine)
-        part["row"] = ri[part["row"]]
+        part["row"] = part["row"] + r_first[lo] if r_sorted else r_order[r_first[lo]:r_first[hi]][part["row"]]
         part["seg_dev"] = part["seg_dev"] + lo
         parts.append(part)
 
     def cat(name, dtype=np.float64):
+        if len(parts) == 1:
+            return parts[0][name]
         return np.concatenate([p[name] for p in parts]) if parts else np.zeros(0, dtype=dtype)
 
     row = cat("row", np.int64)
@@ -445,9 +470,11 @@ def attribute_energy(
 
     rid_arr = pc.cast(rid, pa.string())
     rid_arr = rid_arr.combine_chunks() if isinstance(rid_arr, pa.ChunkedArray) else rid_arr
+    # one piece per request row, in row order (one bucket, rows grouped by device): no gather needed
+    identity = len(row) == len(s) and (len(row) == 0 or (row[0] == 0 and bool(np.all(row[1:] > row[:-1]))))
     per_request_bucket = pa.table(
         {
-            "request_id": pc.take(rid_arr, pa.array(row)),
+            "request_id": rid_arr if identity else pc.take(rid_arr, pa.array(row)),
             "device_id": pc.take(devices, pa.array(r_dev[row])),
             "bucket_start": pa.array(b * bucket_us, pa.int64()).cast(TS_TYPE),
             "energy_j": pa.array(piece_energy, pa.float64()),
@@ -456,18 +483,19 @@ def attribute_energy(
         }
     )
 
-    enc = pc.dictionary_encode(rid_arr)
-    codes = enc.indices.to_numpy(zero_copy_only=False)
-    nreq = len(enc.dictionary)
-    per_request = pa.table(
-        {
-            "request_id": enc.dictionary,
-            "energy_j": np.bincount(codes[row], weights=piece_energy, minlength=nreq),
-            "device_share_s": np.bincount(codes[row], weights=piece_share, minlength=nreq),
-            "unmetered_s": np.bincount(codes[row], weights=piece_unmet, minlength=nreq),
-            "device_s": np.bincount(codes, weights=length_s, minlength=nreq),
-        }
-    )
+    def per_request() -> pa.Table:
+        enc = pc.dictionary_encode(rid_arr)
+        codes = enc.indices.to_numpy(zero_copy_only=False)
+        nreq = len(enc.dictionary)
+        return pa.table(
+            {
+                "request_id": enc.dictionary,
+                "energy_j": np.bincount(codes[row], weights=piece_energy, minlength=nreq),
+                "device_share_s": np.bincount(codes[row], weights=piece_share, minlength=nreq),
+                "unmetered_s": np.bincount(codes[row], weights=piece_unmet, minlength=nreq),
+                "device_s": np.bincount(codes, weights=length_s, minlength=nreq),
+            }
+        )
     per_device_bucket = pa.table(
         {
             "device_id": pc.take(devices, pa.array(cat("seg_dev", np.int64))),
@@ -481,6 +509,6 @@ def attribute_energy(
             "idle_energy_j": cat("idle_energy_j"),
         }
     )
-    return AttributionResult(per_request, per_request_bucket, per_device_bucket,
+    return AttributionResult(per_request_bucket, per_device_bucket,
                              sum(p["dropped"] for p in parts), sum(p["counter_used"] for p in parts),
-                             sum(p["counter_resets"] for p in parts))
+                             sum(p["counter_resets"] for p in parts), per_request)
