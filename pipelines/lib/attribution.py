@@ -93,7 +93,8 @@ def _ts_us(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A timestamp column as int64 microseconds since the UTC epoch (whatever its unit or zone)."""
     if col.null_count:
         raise ValueError("timestamps must not be null")
-    col = pc.cast(col, TS_TYPE)
+    if col.type != TS_TYPE:
+        col = pc.cast(col, TS_TYPE)
     return pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
@@ -452,7 +453,8 @@ def attribute_energy(
     for lo, hi in _chunks(r_dev, t_dev, ndev, max_events_per_chunk):
         ri = slice(r_first[lo], r_first[hi]) if r_sorted else r_order[r_first[lo]:r_first[hi]]
         ti = slice(t_first[lo], t_first[hi]) if t_sorted else t_order[t_first[lo]:t_first[hi]]
-        part = _sweep(r_dev[ri] - lo, s[ri], e[ri], w[ri], t_dev[ti] - lo, t_ts[ti], t_p[ti], t_w[ti],
+        part = _sweep(r_dev[ri] - lo if lo else r_dev[ri], s[ri], e[ri], w[ri], t_dev[ti] - lo if lo else t_dev[ti],
+                      t_ts[ti], t_p[ti], t_w[ti],
                       None if counter is None else counter[ti], hi - lo, bucket_us, max_gap_us, engine)
         part["row"] = part["row"] + r_first[lo] if r_sorted else r_order[r_first[lo]:r_first[hi]][part["row"]]
         part["seg_dev"] = part["seg_dev"] + lo

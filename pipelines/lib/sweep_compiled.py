@@ -217,17 +217,41 @@ def _device_extent(dev, g_first, g_a, g_b, r_first, order_s, order_e, s, e):
     return lo, hi
 
 
+@njit(cache=True)
+def _in_order(dev, t):
+    for i in range(1, len(t)):
+        if dev[i] < dev[i - 1] or (dev[i] == dev[i - 1] and t[i] < t[i - 1]):
+            return False
+    return True
+
+
+@njit(cache=True)
+def _prepare_requests(s, e, w, bucket_us, rate, weighted, positive, npieces, pieces_start):
+    """Per request: its rate (weight per second), whether it has length and weight, how many buckets it spans and
+    where its pieces start. Returns the number of pieces."""
+    total = 0
+    for i in range(len(s)):
+        positive[i] = e[i] > s[i]
+        rate[i] = w[i] / ((e[i] - s[i]) / 1e6) if positive[i] else 0.0
+        weighted[i] = positive[i] and rate[i] > 0
+        first_b = s[i] // bucket_us
+        last_b = (e[i] - 1) // bucket_us if positive[i] else first_b
+        npieces[i] = last_b - first_b + 1
+        pieces_start[i] = total
+        total += npieces[i]
+    return total
+
+
 def _order_within_devices(dev: np.ndarray, t: np.ndarray, ndev: int) -> np.ndarray:
     """Row order by (device, time): one argsort of packed keys, skipped when the rows are already in order."""
     if len(t) == 0:
         return np.zeros(0, dtype=np.int64)
+    if _in_order(dev, t):
+        return np.arange(len(t), dtype=np.int64)
     t_min = int(t.min())
     span = int(t.max()) - t_min + 1
     if ndev * span < 2**62:
-        key = dev * span + (t - t_min)
-        if np.all(key[1:] >= key[:-1]):
-            return np.arange(len(t), dtype=np.int64)
-        return np.argsort(key).astype(np.int64, copy=False)
+        return np.argsort(dev * span + (t - t_min)).astype(np.int64, copy=False)
     return np.lexsort((t, dev)).astype(np.int64, copy=False)
 
 
@@ -236,22 +260,17 @@ def sweep(r_dev, s, e, w, g_dev, g_a, g_b, g_p, bucket_us, ndev=None):
     The power segments (g_*) come sorted by device and time, as _power_segments returns them."""
     ndev = int(max(r_dev.max(initial=-1), g_dev.max(initial=-1)) + 1) if ndev is None else ndev
     n = len(s)
-    positive = e > s
-    rate = np.zeros(n)
-    rate[positive] = w[positive] / ((e[positive] - s[positive]) / 1e6)
-    weighted = positive & (rate > 0)
-    first_b = s // bucket_us
-    last_b = np.where(positive, (e - 1) // bucket_us, first_b)
-    npieces = last_b - first_b + 1
-    pieces_start = np.concatenate(([0], np.cumsum(npieces)[:-1])).astype(np.int64)
-    n_pieces = int(npieces.sum())
+    s, e = s.astype(np.int64, copy=False), e.astype(np.int64, copy=False)
+    rate, npieces, pieces_start = np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
+    weighted, positive = np.empty(n, np.bool_), np.empty(n, np.bool_)
+    n_pieces = _prepare_requests(s, e, w.astype(np.float64, copy=False), np.int64(bucket_us), rate, weighted,
+                                 positive, npieces, pieces_start)
     r_dev = r_dev.astype(np.int64, copy=False)
     order_s = _order_within_devices(r_dev, s, ndev)
     order_e = _order_within_devices(r_dev, e, ndev)
     r_first = np.searchsorted(r_dev[order_s], np.arange(ndev + 1)).astype(np.int64)
     g_first = np.searchsorted(g_dev, np.arange(ndev + 1)).astype(np.int64)
     g_a, g_b = g_a.astype(np.int64, copy=False), g_b.astype(np.int64, copy=False)
-    s, e = s.astype(np.int64, copy=False), e.astype(np.int64, copy=False)
     seg_counts = _count_segments(g_first, g_a, g_b, r_first, order_s, order_e, s, e, np.int64(bucket_us))
     seg_first = np.concatenate(([0], np.cumsum(seg_counts)[:-1])).astype(np.int64)
     n_segments = int(seg_counts.sum())
@@ -265,10 +284,10 @@ def sweep(r_dev, s, e, w, g_dev, g_a, g_b, g_p, bucket_us, ndev=None):
     r_gu0 = np.zeros(n, np.int64)
     active, active_pos = np.empty(n, np.int64), np.full(n, -1, np.int64)
     _run(g_first, g_a, g_b, g_p.astype(np.float64, copy=False), r_first, order_s, order_e, s, e, rate, weighted,
-         positive, pieces_start, npieces.astype(np.int64), np.int64(bucket_us), seg_first, p_bucket, p_energy,
+         positive, pieces_start, npieces, np.int64(bucket_us), seg_first, p_bucket, p_energy,
          p_share, p_unmet, s_dev, s_bucket, s_vals, r_next_piece, r_ge0, r_ge0c, r_gs0, r_gs0c, r_gu0, active,
          active_pos)
-    row = np.repeat(np.arange(n), npieces)
+    row = np.arange(n) if n_pieces == n else np.repeat(np.arange(n), npieces)
     return {
         "row": row, "bucket": p_bucket, "energy_j": p_energy, "device_share_s": p_share, "unmetered_s": p_unmet,
         "seg_dev": s_dev, "seg_bucket": s_bucket, "span_s": s_vals[:, 0], "metered_s": s_vals[:, 1],
