@@ -242,6 +242,17 @@ def _prepare_requests(s, e, w, bucket_us, rate, weighted, positive, npieces, pie
     return total
 
 
+def _readonly(*arrays):
+    """Views that are read-only whatever the source (Arrow's zero-copy arrays are, numpy's copies are not): numba
+    compiles one specialization per flag, and loading a second one costs as much as a small run."""
+    out = []
+    for a in arrays:
+        v = a.view()
+        v.flags.writeable = False
+        out.append(v)
+    return out
+
+
 def _order_within_devices(dev: np.ndarray, t: np.ndarray, ndev: int) -> np.ndarray:
     """Row order by (device, time): one argsort of packed keys, skipped when the rows are already in order."""
     if len(t) == 0:
@@ -260,17 +271,18 @@ def sweep(r_dev, s, e, w, g_dev, g_a, g_b, g_p, bucket_us, ndev=None):
     The power segments (g_*) come sorted by device and time, as _power_segments returns them."""
     ndev = int(max(r_dev.max(initial=-1), g_dev.max(initial=-1)) + 1) if ndev is None else ndev
     n = len(s)
-    s, e = s.astype(np.int64, copy=False), e.astype(np.int64, copy=False)
+    s, e, w, r_dev = _readonly(s.astype(np.int64, copy=False), e.astype(np.int64, copy=False),
+                               w.astype(np.float64, copy=False), r_dev.astype(np.int64, copy=False))
+    g_dev, g_a, g_b, g_p = _readonly(g_dev.astype(np.int64, copy=False), g_a.astype(np.int64, copy=False),
+                                     g_b.astype(np.int64, copy=False), g_p.astype(np.float64, copy=False))
     rate, npieces, pieces_start = np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
     weighted, positive = np.empty(n, np.bool_), np.empty(n, np.bool_)
-    n_pieces = _prepare_requests(s, e, w.astype(np.float64, copy=False), np.int64(bucket_us), rate, weighted,
-                                 positive, npieces, pieces_start)
-    r_dev = r_dev.astype(np.int64, copy=False)
+    n_pieces = _prepare_requests(s, e, w, np.int64(bucket_us), rate, weighted, positive, npieces, pieces_start)
     order_s = _order_within_devices(r_dev, s, ndev)
     order_e = _order_within_devices(r_dev, e, ndev)
     r_first = np.searchsorted(r_dev[order_s], np.arange(ndev + 1)).astype(np.int64)
     g_first = np.searchsorted(g_dev, np.arange(ndev + 1)).astype(np.int64)
-    g_a, g_b = g_a.astype(np.int64, copy=False), g_b.astype(np.int64, copy=False)
+    order_s, order_e = _readonly(order_s, order_e)
     seg_counts = _count_segments(g_first, g_a, g_b, r_first, order_s, order_e, s, e, np.int64(bucket_us))
     seg_first = np.concatenate(([0], np.cumsum(seg_counts)[:-1])).astype(np.int64)
     n_segments = int(seg_counts.sum())
@@ -283,7 +295,7 @@ def sweep(r_dev, s, e, w, g_dev, g_a, g_b, g_p, bucket_us, ndev=None):
     r_ge0, r_ge0c, r_gs0, r_gs0c = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     r_gu0 = np.zeros(n, np.int64)
     active, active_pos = np.empty(n, np.int64), np.full(n, -1, np.int64)
-    _run(g_first, g_a, g_b, g_p.astype(np.float64, copy=False), r_first, order_s, order_e, s, e, rate, weighted,
+    _run(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, rate, weighted,
          positive, pieces_start, npieces, np.int64(bucket_us), seg_first, p_bucket, p_energy,
          p_share, p_unmet, s_dev, s_bucket, s_vals, r_next_piece, r_ge0, r_ge0c, r_gs0, r_gs0c, r_gu0, active,
          active_pos)
@@ -380,11 +392,12 @@ def power_segments(dev, ts, power, window_us, max_gap_us):
     cut. Returns dev, start, end, power, dropped. Arrays are allocated here, by numpy (which asks the kernel for
     huge pages), not inside the compiled code."""
     dropped = 0
+    dev, ts, power, window_us = _readonly(dev, ts, power, window_us)
     if not _clean(dev, ts, power):
         u_dev, u_ts = np.empty_like(dev), np.empty_like(ts)
         u_p, u_w = np.empty_like(power), np.empty_like(window_us)
         m, dropped = _compact(dev, ts, power, window_us, u_dev, u_ts, u_p, u_w)
-        dev, ts, power, window_us = u_dev[:m], u_ts[:m], u_p[:m], u_w[:m]
+        dev, ts, power, window_us = _readonly(u_dev[:m], u_ts[:m], u_p[:m], u_w[:m])
     n = len(ts)
     out_dev, out_a, out_b = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
     out_p = np.empty(n)
