@@ -23,12 +23,14 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
 from pipelines.lib.contracts import OPTIONAL_FEEDS, OPTIONAL_FLEET_TABLES, load_contract
 from pipelines.lib.formats import FORMATS, FleetCsv, ParseContext
-from pipelines.lib.warehouse import ensure_raw_tables
+from pipelines.lib.warehouse import ensure_raw_tables, scalar
 
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
@@ -76,8 +78,8 @@ class IngestReport:
 def read_lines(path: Path) -> tuple[pa.Table, str | None]:
     """All non-blank lines of a (possibly gzipped) text file with 1-based line numbers.
 
-    A .tar.gz (or .tar) holding one file is read as that file. CRLF endings are normalized; bytes that are not UTF-8 are replaced (U+FFFD) and the row is loaded or
-    quarantined as its content decides. A truncated gzip stream keeps the lines before the damage and returns a
+    A .tar.gz (or .tar) holding one file is read as that file. CRLF endings are normalized; bytes that are not
+    UTF-8 are replaced (U+FFFD) and the row is loaded or quarantined as its content decides. A truncated gzip stream keeps the lines before the damage and returns a
     problem text that becomes a quarantine row of its own.
     """
     problem = None
@@ -106,21 +108,27 @@ def read_lines(path: Path) -> tuple[pa.Table, str | None]:
     if path.name.endswith((".tar.gz", ".tgz", ".tar")):  # a published archive of one CSV (e.g. Alibaba's traces)
         data = _single_tar_member(path, data)
     text = data.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    if problem and lines and lines[-1]:
-        problem += f"; last partial line dropped: {lines[-1][:200]!r}"
-        lines = lines[:-1]
-    nums, raws = [], []
-    for i, line in enumerate(lines, start=1):
-        line = line.rstrip("\r")
-        if line.strip():
-            nums.append(i)
-            raws.append(line)
+    del data, raw
+    if problem:
+        head, sep, last = text.rpartition("\n")
+        if last:
+            problem += f"; last partial line dropped: {last[:200]!r}"
+            text = head + sep
+    # split, number and drop blank lines in Arrow (C++), not line by line in Python
+    lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.large_string()), "\n"))
+    del text
+    if pc.any(pc.ends_with(lines, "\r")).as_py():  # CRLF: predicates are cheap, rewriting every line is not
+        lines = pc.utf8_rtrim(lines, "\r")
+    keep = pc.invert(pc.or_(pc.equal(pc.utf8_length(lines), 0), pc.utf8_is_space(lines)))
+    nums = pa.array(np.arange(1, len(lines) + 1, dtype=np.int64)).filter(keep)
+    raws = lines.filter(keep)
+    if raws.nbytes < 2**31 - 2**20:  # 32-bit offsets suffice below 2 GB of text
+        raws = raws.cast(pa.string())
     table = pa.table(
         {
-            "source_file": pa.array([str(path)] * len(raws), pa.string()),
-            "source_line": pa.array(nums, pa.int64()),
-            "raw_text": pa.array(raws, pa.string()),
+            "source_file": pa.array([str(path)], pa.string()).take(np.zeros(len(raws), dtype=np.int64)),
+            "source_line": nums,
+            "raw_text": raws,
         }
     )
     return table, problem
@@ -189,20 +197,42 @@ def landing_formats(landing: Path) -> dict:
     return config
 
 
-def ingest_files(con: duckdb.DuckDBPyConnection, feed: str, files: list[Path], day: date, *,
-                 fmt: str | None = None, options: dict | None = None, landing: Path | None = None) -> IngestReport:
-    """Load the rows of ``day`` from the given files (read in place) into raw_<feed>."""
+# files are parsed and loaded in batches of about this many lines, so that memory stays bounded however many
+# files a day has; all batches of a run are one transaction (a failed run changes nothing)
+BATCH_LINES = 4_000_000
+
+
+def ingest_files(con: duckdb.DuckDBPyConnection, feed: str, files: list[Path], day: date | None, *,
+                 fmt: str | None = None, options: dict | None = None, landing: Path | None = None,
+                 progress=None) -> IngestReport:
+    """Load the rows of ``day`` (every day when None) from the given files (read in place) into raw_<feed>,
+    replacing what an earlier run loaded for that day. ``progress(files_done, files_total, report)`` is called
+    after every batch."""
     ensure_raw_tables(con)
     parser = FORMATS[fmt or DEFAULT_FORMATS[feed]]
     ctx = ParseContext(con=con, landing=landing, day=day, options=options or {})
-    parsed_parts = []
-    for path in files:
-        lines, problem = read_lines(path)
-        rel = parser.parse(ctx, path, lines)
-        parsed_parts.append(rel)
-        if problem:
-            parsed_parts.append(_problem_row(con, feed, path, len(lines) + 1, problem))
-    return _load(con, feed, parsed_parts, day)
+    report = IngestReport(feed=feed, partition_date=day)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _clear(con, feed, day)
+        parts, lines_in_batch = [], 0
+        for i, path in enumerate(files, start=1):
+            lines, problem = read_lines(path)
+            parts.append(parser.parse(ctx, path, lines))
+            if problem:
+                parts.append(_problem_row(con, feed, path, len(lines) + 1, problem))
+            lines_in_batch += lines.num_rows
+            del lines
+            if lines_in_batch >= BATCH_LINES or i == len(files):
+                _load_batch(con, feed, parts, day, report)
+                parts, lines_in_batch = [], 0
+                if progress:
+                    progress(i, len(files), report)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return report
 
 
 def ingest_fleet_table(con: duckdb.DuckDBPyConnection, name: str, landing: Path) -> IngestReport:
@@ -211,7 +241,7 @@ def ingest_fleet_table(con: duckdb.DuckDBPyConnection, name: str, landing: Path)
     path = Path(landing) / "fleet" / f"{name}.csv"
     if not path.exists():
         if name in OPTIONAL_FLEET_TABLES:
-            return _load(con, name, [], None)
+            return _load(con, name, [], None)  # an empty table
         raise IngestError(f"{path}: fleet file for {name} is missing")
     lines, problem = read_lines(path)
     if problem:
@@ -233,9 +263,32 @@ def _problem_row(con, feed, path: Path, line: int, problem: str) -> str:
 
 
 def _load(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], day: date | None) -> IngestReport:
+    """Replace the day's rows (all rows when day is None) with the parsed parts, in one transaction."""
+    report = IngestReport(feed=feed, partition_date=day)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _clear(con, feed, day)
+        _load_batch(con, feed, parsed_parts, day, report)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return report
+
+
+def _clear(con: duckdb.DuckDBPyConnection, feed: str, day: date | None) -> None:
+    where = f"partition_date = DATE '{day.isoformat()}'" if day else "true"
+    con.execute(f"DELETE FROM raw_{feed} WHERE {where}")
+    con.execute(f"DELETE FROM ingest_quarantine WHERE feed = ? AND {where}", [feed])
+    con.execute(f"DELETE FROM ingest_file_stats WHERE feed = ? AND {where}", [feed])
+
+
+def _load_batch(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], day: date | None,
+                report: IngestReport) -> None:
+    """Insert one batch of parsed files: valid rows into raw_<feed>, the others into ingest_quarantine, and one
+    ingest_file_stats row per file."""
     contract = load_contract(feed)
     cols = contract.names
-    report = IngestReport(feed=feed, partition_date=day)
     if parsed_parts:
         union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts)
     else:
@@ -243,17 +296,35 @@ def _load(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], da
                  "source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, NULL::VARCHAR AS reason, "
                  "NULL::DATE AS event_date WHERE false")
     day_sql = f"DATE '{day.isoformat()}'" if day else "NULL::DATE"
+    any_bad = bool(scalar(con, f"SELECT count(*) FROM ({union}) WHERE reason IS NOT NULL"))
+    if any_bad:
+        # a quarantined row takes the day of the nearest valid row before it in its file (else after it, else
+        # the date in the file name, else the day being loaded)
+        assigned_date = f"""coalesce(
+                valid_date,
+                last_value(valid_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+                first_value(valid_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
+                    ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
+                TRY_CAST(regexp_extract(regexp_extract(source_file, '[^/]*$'), '\d{{4}}-\d{{2}}-\d{{2}}') AS DATE),
+                {day_sql})"""
+    else:
+        assigned_date = "valid_date"
     key = contract.key if contract.on_duplicate_key == "quarantine" else ()
     if key:
-        # a key seen twice within the day: the first (by file, line) loads, the others are quarantined
+        # a key seen twice in the batch: the first (by file, line) loads, the others are quarantined; only keys
+        # that occur more than once are ranked
         part = ", ".join(key)
         dedupe = f"""
-        , ranked AS (
+        , repeated AS (SELECT {part} FROM assigned WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1),
+        ranked AS (
+            SELECT *, 1 AS key_rank, NULL AS first_seen FROM assigned ANTI JOIN repeated USING ({part})
+            UNION ALL BY NAME
             SELECT *, CASE WHEN reason IS NULL THEN row_number() OVER (
                 PARTITION BY reason IS NULL, {part} ORDER BY source_file, source_line) END AS key_rank,
                 first_value(source_file || ':' || source_line) OVER (
                 PARTITION BY reason IS NULL, {part} ORDER BY source_file, source_line) AS first_seen
-            FROM assigned
+            FROM assigned SEMI JOIN repeated USING ({part})
         )"""
     else:
         dedupe = ", ranked AS (SELECT *, 1 AS key_rank, NULL AS first_seen FROM assigned)"
@@ -261,14 +332,7 @@ def _load(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], da
         CREATE OR REPLACE TEMP TABLE _ingest_batch AS
         WITH parsed AS ({union}),
         assigned AS (
-            SELECT *, coalesce(
-                valid_date,
-                last_value(valid_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
-                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
-                first_value(valid_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
-                    ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
-                TRY_CAST(regexp_extract(regexp_extract(source_file, '[^/]*$'), '\d{{4}}-\d{{2}}-\d{{2}}') AS DATE),
-                {day_sql}) AS partition_date
+            SELECT *, {assigned_date} AS partition_date
             FROM (SELECT *, CASE WHEN reason IS NULL THEN event_date END AS valid_date FROM parsed)
         ){dedupe}
         SELECT * EXCLUDE (key_rank, first_seen, reason, valid_date),
@@ -278,52 +342,36 @@ def _load(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], da
         FROM ranked
         WHERE {"partition_date = " + day_sql if day else "true"}
     """)
-    if key and day:
-        # the same key already loaded for another day (a retried or replayed id): the row loaded first keeps it
+    if key:
+        # the same key already loaded (for another day, or by an earlier batch of this run): the first keeps it
         on = " AND ".join(f"b.{k} = r.{k}" for k in key)
         con.execute(f"""
             UPDATE _ingest_batch b SET reason = 'duplicate {"/".join(key)} (already loaded for '
                 || r.partition_date || ' from ' || r.source_file || ':' || r.source_line || ')'
             FROM raw_{feed} r
-            WHERE b.reason IS NULL AND {on} AND r.partition_date <> {day_sql}
+            WHERE b.reason IS NULL AND {on}
         """)
-    where_day = f"partition_date = {day_sql}" if day else "true"
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(f"DELETE FROM raw_{feed} WHERE {where_day}")
-        con.execute(
-            f"INSERT INTO raw_{feed} ({', '.join(cols)}, source_file, source_line, partition_date, loaded_at) "
-            f"SELECT {', '.join(cols)}, source_file, source_line, partition_date, now() FROM _ingest_batch "
-            f"WHERE reason IS NULL ORDER BY source_file, source_line"
-        )
-        con.execute(f"DELETE FROM ingest_quarantine WHERE feed = ? AND "
-                    f"{'partition_date = ' + day_sql if day else 'true'}", [feed])
-        con.execute(
-            "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, reason, "
-            "now() FROM _ingest_batch WHERE reason IS NOT NULL ORDER BY source_file, source_line",
-            [feed],
-        )
-        con.execute(f"DELETE FROM ingest_file_stats WHERE feed = ? AND "
-                    f"{'partition_date = ' + day_sql if day else 'true'}", [feed])
-        con.execute(
-            f"INSERT INTO ingest_file_stats SELECT ?, {day_sql}, source_file, count(*), "
-            "count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL), now() "
-            "FROM _ingest_batch GROUP BY source_file ORDER BY source_file",
-            [feed],
-        )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    for f, read, loaded, quarantined in con.execute(
+    con.execute(
+        f"INSERT INTO raw_{feed} ({', '.join(cols)}, source_file, source_line, partition_date, loaded_at) "
+        f"SELECT {', '.join(cols)}, source_file, source_line, partition_date, now() FROM _ingest_batch "
+        f"WHERE reason IS NULL ORDER BY source_file, source_line"
+    )
+    con.execute(
+        "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, reason, "
+        "now() FROM _ingest_batch WHERE reason IS NOT NULL ORDER BY source_file, source_line",
+        [feed],
+    )
+    stats = con.execute(
         "SELECT source_file, count(*), count(*) FILTER (WHERE reason IS NULL), "
         "count(*) FILTER (WHERE reason IS NOT NULL) FROM _ingest_batch GROUP BY 1 ORDER BY 1"
-    ).fetchall():
-        report.files.append(FileReport(f, read, loaded, quarantined))
+    ).fetchall()
+    if stats:
+        con.executemany(f"INSERT INTO ingest_file_stats VALUES (?, {day_sql}, ?, ?, ?, ?, now())",
+                        [[feed, *row] for row in stats])
+    report.files.extend(FileReport(*row) for row in stats)
     con.execute("DROP TABLE _ingest_batch")
     for p in parsed_parts:
         con.execute(f"DROP TABLE IF EXISTS {p}")
-    return report
 
 
 def day_range(start: date, end: date) -> list[date]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from pipelines.lib.contracts import load_contract
-from pipelines.lib.device_power import power_draw_window_sql
+from pipelines.lib.device_power import DEFAULT_POWER_DRAW_WINDOW_S, power_draw_window_sql
 from pipelines.lib.formats.common import ParseContext, _empty_mapped, _finish, _register, _sql_str, epoch_sql
 
 _NVSMI_FIELDS = {
@@ -44,6 +44,7 @@ class NvidiaSmiCsv:
             return _finish(ctx, load_contract("telemetry"), _empty_mapped(load_contract("telemetry")))
         header = lines["raw_text"][0].as_py()
         names = [re.sub(r"\s*\[.*\]$", "", h.strip()) for h in header.split(",")]
+        units = [(re.search(r"\[(.*)\]$", h.strip()) or [None, None])[1] for h in header.split(",")]
         pos = {}
         for i, n in enumerate(names, start=1):
             if n in _NVSMI_FIELDS:
@@ -56,11 +57,18 @@ class NvidiaSmiCsv:
         src = _register(ctx, lines.slice(1))
 
         def val(key):
-            if key not in pos:
-                return "NULL::VARCHAR"
-            return (f"nullif(nullif(regexp_replace(trim(parts[{pos[key]}]), '\\s*(W|%|MiB|MHz|J)$', ''), '[N/A]'),"
-                    f" '[Not Supported]')")
+            return f"v_{key}" if key in pos else "NULL::VARCHAR"
 
+        def cleaned_sql(i):
+            """Field i's text once: trimmed, the unit its header names ("power.draw [W]": "160.5 W") cut, [N/A]
+            and [Not Supported] read as missing (string functions, not regular expressions: this runs per sample)."""
+            v = f"trim(parts[{i}])"
+            unit = units[i - 1]
+            if unit:
+                v = f"CASE WHEN suffix({v}, {_sql_str(' ' + unit)}) THEN left({v}, -{len(unit) + 1}) ELSE {v} END"
+            return f"nullif(nullif({v}, '[N/A]'), '[Not Supported]')"
+
+        cleaned = ", ".join(f"{cleaned_sql(i)} AS v_{key}" for key, i in pos.items())
         if "power_draw_instant" in pos:
             power_key, window_sql = "power_draw_instant", "0.0"
         elif "power_draw_average" in pos:
@@ -68,7 +76,7 @@ class NvidiaSmiCsv:
         else:  # power.draw: its meaning depends on the device type (pipelines/lib/device_power.py)
             power_key = "power_draw"
             window_sql = (str(float(window)) if window is not None else
-                          f"coalesce(power_draw_window_s, {power_draw_window_sql('device_type')})")
+                          f"coalesce(draw_window_s, {DEFAULT_POWER_DRAW_WINDOW_S})")
         if "uuid" in pos:
             device = val("uuid")
         elif "pci_bus_id" in pos:
@@ -80,13 +88,17 @@ class NvidiaSmiCsv:
         ts_fmt = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']"
         mapped = f"""
             WITH s0 AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
-            s AS (SELECT s0.*, inv.device_type, inv.power_draw_window_s FROM s0
-                  LEFT JOIN raw_inventory inv ON inv.device_id = {device.replace("parts[", "s0.parts[")})
+            s1 AS (SELECT * EXCLUDE (parts), len(parts) AS n_parts, {cleaned} FROM s0),
+            s2 AS (SELECT *, {device} AS device FROM s1),
+            -- what power.draw means, once per inventory device rather than once per sample
+            inv AS (SELECT device_id, coalesce(power_draw_window_s, {power_draw_window_sql('device_type')})
+                        AS draw_window_s FROM raw_inventory),
+            s AS (SELECT s2.*, inv.draw_window_s FROM s2 LEFT JOIN inv ON inv.device_id = s2.device)
             SELECT source_file, source_line, raw_text,
                 CASE WHEN trim(raw_text) = {_sql_str(header.strip())} THEN 'repeated header line'
-                     WHEN len(parts) <> {len(names)} THEN 'expected {len(names)} fields, got ' || len(parts)
+                     WHEN n_parts <> {len(names)} THEN 'expected {len(names)} fields, got ' || n_parts
                 END AS pre_reason,
-                {device} AS device_id__raw, {device} AS device_id,
+                device AS device_id__raw, device AS device_id,
                 {val('ts')} AS ts__raw,
                 timezone({_sql_str(tz)}, try_strptime({val('ts')}, {ts_fmt})) AS ts,
                 {val(power_key)} AS power_w__raw, TRY_CAST({val(power_key)} AS DOUBLE) AS power_w,
@@ -100,8 +112,6 @@ class NvidiaSmiCsv:
             FROM s
         """
         return _finish(ctx, load_contract("telemetry"), mapped)
-
-
 
 
 # DCGM exporter field -> canonical telemetry column and the factor into its unit
