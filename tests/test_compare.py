@@ -39,3 +39,19 @@ def test_interval_narrows_with_more_requests():
 def test_no_baseline_no_row():
     f = frame(100, 100, 0.0)
     assert compare(f[f["technique"] != "baseline"]).empty
+
+
+def test_large_sides_draw_their_sums_from_the_exact_poisson_moments(monkeypatch):
+    import numpy as np
+
+    from pipelines.lib import compare as C
+
+    rng = np.random.default_rng(1)
+    cost = rng.lognormal(0, 1, 30_000)
+    tokens = rng.integers(10, 500, 30_000).astype(float) + cost * 50
+    monkeypatch.setattr(C, "EXACT_BOOTSTRAP_MAX", 10**9)
+    exact = np.percentile(C._bootstrap_ratio(cost, tokens, 2000, np.random.default_rng(2)), [2.5, 97.5])
+    monkeypatch.setattr(C, "EXACT_BOOTSTRAP_MAX", 20_000)
+    moments = np.percentile(C._bootstrap_ratio(cost, tokens, 2000, np.random.default_rng(2)), [2.5, 97.5])
+    width = exact[1] - exact[0]
+    assert np.all(np.abs(moments - exact) < 0.05 * width), (exact, moments)

@@ -7,7 +7,7 @@ from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
 from pipelines.dbt_project import dbt_project
-from pipelines.lib.warehouse import warehouse_path
+from pipelines.lib.warehouse import configure, warehouse_path
 
 # Dagster and dbt read the same file: dbt's profiles.yml reads INFERCOST_WAREHOUSE
 os.environ.setdefault("INFERCOST_WAREHOUSE", str(warehouse_path()))
@@ -21,7 +21,6 @@ dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_proj
 
 @contextlib.contextmanager
 def warehouse_connection(duckdb: DuckDBResource):
-    """A connection with the session time zone set to UTC (dates of timestamps are UTC dates)."""
+    """A connection with infercost's session settings (UTC dates, a memory cap)."""
     with duckdb.get_connection() as con:
-        con.execute("SET TimeZone = 'UTC'").fetchall()
-        yield con
+        yield configure(con)

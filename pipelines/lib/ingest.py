@@ -119,9 +119,22 @@ def read_lines(path: Path) -> tuple[pa.Table, str | None]:
     del text
     if pc.any(pc.ends_with(lines, "\r")).as_py():  # CRLF: predicates are cheap, rewriting every line is not
         lines = pc.utf8_rtrim(lines, "\r")
-    keep = pc.invert(pc.or_(pc.equal(pc.utf8_length(lines), 0), pc.utf8_is_space(lines)))
-    nums = pa.array(np.arange(1, len(lines) + 1, dtype=np.int64)).filter(keep)
-    raws = lines.filter(keep)
+    # blank lines (empty or whitespace only) are not rows: only short lines can be blank, so only those are looked at
+    short = np.flatnonzero(pc.binary_length(lines).to_numpy(zero_copy_only=False) < 64)
+    candidates = lines.take(pa.array(short))
+    is_blank = pc.or_(pc.equal(pc.binary_length(candidates), 0), pc.utf8_is_space(candidates))
+    blank = short[is_blank.to_numpy(zero_copy_only=False)]
+    nums = np.arange(1, len(lines) + 1, dtype=np.int64)
+    if len(blank) == 0:
+        raws = lines
+    elif len(blank) == 1 and blank[0] == len(lines) - 1:  # the usual case: the newline that ends the file
+        raws, nums = lines.slice(0, len(lines) - 1), nums[:-1]
+    else:
+        keep = np.ones(len(lines), dtype=bool)
+        keep[blank] = False
+        rows = np.flatnonzero(keep)
+        raws, nums = lines.take(pa.array(rows)), nums[rows]
+    nums = pa.array(nums)
     if raws.nbytes < 2**31 - 2**20:  # 32-bit offsets suffice below 2 GB of text
         raws = raws.cast(pa.string())
     table = pa.table(

@@ -40,13 +40,24 @@ def landing_dir() -> Path:
     return Path(os.environ.get("INFERCOST_LANDING", REPO_ROOT / "sample_logs")).resolve()
 
 
+def duckdb_memory_limit() -> str:
+    """DuckDB's memory cap for a run ($INFERCOST_DUCKDB_MEMORY, default 4GB): past it, DuckDB spills to disk
+    rather than growing (its own default is 80 % of the machine)."""
+    return os.environ.get("INFERCOST_DUCKDB_MEMORY", "4GB")
+
+
+def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Session settings every infercost connection uses: UTC dates, and a memory cap."""
+    con.execute("SET TimeZone = 'UTC'").fetchall()
+    con.execute(f"SET memory_limit = '{duckdb_memory_limit()}'").fetchall()
+    return con
+
+
 def connect(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     path = Path(path) if path else warehouse_path()
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+    return configure(duckdb.connect(str(path), read_only=read_only))
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:

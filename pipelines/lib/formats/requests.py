@@ -27,33 +27,45 @@ class OpenAIJsonl:
         src = _register(ctx, lines)
         contract = load_contract("requests")
 
+        # every path is read in one parse of the line (one ->> per path would parse the line once per path)
+        paths = ["$.id", "$.request_id", "$.started_at", "$.start_time", "$.ended_at", "$.end_time",
+                 "$.first_token_at", "$.model", "$.replica_id", "$.device_id", "$.host", "$.usage.prompt_tokens",
+                 "$.usage.completion_tokens", "$.usage.prompt_tokens_details.cached_tokens",
+                 "$.metadata.quantization", "$.metadata.speculative", "$.metadata.batching", "$.metadata.tenant",
+                 "$.user", "$.status", "$.created"]
+
+        def p(path: str) -> str:
+            return f"v[{paths.index(path) + 1}]"
+
         def field(expr: str, typ: str, name: str) -> str:
             return f"{expr} AS {name}__raw, TRY_CAST({expr} AS {typ}) AS {name}"
 
+        path_list = ", ".join(_sql_str(x) for x in paths)
         mapped = f"""
             WITH l AS (SELECT *, json_valid(raw_text) AS ok FROM {src}),
-            j AS (SELECT *, CASE WHEN ok THEN raw_text::JSON END AS j FROM l)
+            j AS (SELECT *, starts_with(ltrim(raw_text), '{{') AS is_object,
+                         CASE WHEN ok THEN json_extract_string(raw_text, [{path_list}]) END AS v FROM l)
             SELECT source_file, source_line, raw_text,
                 CASE WHEN NOT ok THEN 'malformed JSON'
-                     WHEN json_type(j) <> 'OBJECT' THEN 'not a JSON object' END AS pre_reason,
-                {field("coalesce(j->>'$.id', j->>'$.request_id')", "VARCHAR", "request_id")},
-                {field("coalesce(j->>'$.started_at', j->>'$.start_time')", "TIMESTAMPTZ", "started_at")},
-                {field("coalesce(j->>'$.ended_at', j->>'$.end_time')", "TIMESTAMPTZ", "ended_at")},
-                {field("j->>'$.first_token_at'", "TIMESTAMPTZ", "first_token_at")},
-                {field("j->>'$.model'", "VARCHAR", "model")},
-                {field("j->>'$.replica_id'", "VARCHAR", "replica_id")},
-                {field("j->>'$.device_id'", "VARCHAR", "device_id")},
-                {field("j->>'$.host'", "VARCHAR", "host")},
-                {field("j->>'$.usage.prompt_tokens'", "BIGINT", "prompt_tokens")},
-                {field("j->>'$.usage.completion_tokens'", "BIGINT", "completion_tokens")},
-                {field("j->>'$.usage.prompt_tokens_details.cached_tokens'", "BIGINT", "cached_prompt_tokens")},
-                {field("j->>'$.metadata.quantization'", "VARCHAR", "quantization")},
-                {field("j->>'$.metadata.speculative'", "VARCHAR", "speculative")},
-                {field("j->>'$.metadata.batching'", "VARCHAR", "batching")},
-                {field("coalesce(j->>'$.metadata.tenant', j->>'$.user')", "VARCHAR", "tenant")},
-                {field("coalesce(j->>'$.status', 'ok')", "VARCHAR", "status")},
+                     WHEN NOT is_object THEN 'not a JSON object' END AS pre_reason,
+                {field(f"coalesce({p('$.id')}, {p('$.request_id')})", "VARCHAR", "request_id")},
+                {field(f"coalesce({p('$.started_at')}, {p('$.start_time')})", "TIMESTAMPTZ", "started_at")},
+                {field(f"coalesce({p('$.ended_at')}, {p('$.end_time')})", "TIMESTAMPTZ", "ended_at")},
+                {field(p('$.first_token_at'), "TIMESTAMPTZ", "first_token_at")},
+                {field(p('$.model'), "VARCHAR", "model")},
+                {field(p('$.replica_id'), "VARCHAR", "replica_id")},
+                {field(p('$.device_id'), "VARCHAR", "device_id")},
+                {field(p('$.host'), "VARCHAR", "host")},
+                {field(p('$.usage.prompt_tokens'), "BIGINT", "prompt_tokens")},
+                {field(p('$.usage.completion_tokens'), "BIGINT", "completion_tokens")},
+                {field(p('$.usage.prompt_tokens_details.cached_tokens'), "BIGINT", "cached_prompt_tokens")},
+                {field(p('$.metadata.quantization'), "VARCHAR", "quantization")},
+                {field(p('$.metadata.speculative'), "VARCHAR", "speculative")},
+                {field(p('$.metadata.batching'), "VARCHAR", "batching")},
+                {field(f"coalesce({p('$.metadata.tenant')}, {p('$.user')})", "VARCHAR", "tenant")},
+                {field(f"CASE WHEN ok THEN coalesce({p('$.status')}, 'ok') END", "VARCHAR", "status")},
                 NULL AS estimated_fields__raw, NULL::VARCHAR AS estimated_fields,
-                TRY_CAST(j->>'$.created' AS DOUBLE) AS created_s
+                TRY_CAST({p('$.created')} AS DOUBLE) AS created_s
             FROM j
         """
         event_date = "coalesce(started_at, to_timestamp(created_s))::DATE"
