@@ -42,7 +42,12 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     outcomes = []
     with warehouse_connection(duckdb) as con:
         for day in days:
-            result = attribute_day(con, day, **settings)
+            def progress(done, total, so_far, day=day):
+                context.log.info(f"attribution {day}: device group {done}/{total}, "
+                                 f"{so_far['telemetry_rows']:,} samples and {so_far['request_device_rows']:,} "
+                                 "request-devices so far")
+
+            result = attribute_day(con, day, progress=progress, **settings)
             outcomes += run_suite(con, "attribution", day)
             context.log.info(result.summary())
             totals["metered_kwh"] += result.metered_energy_j / 3.6e6

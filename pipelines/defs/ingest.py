@@ -47,7 +47,10 @@ def build_feed_asset(feed: str) -> dg.AssetsDefinition:
         reports, outcomes = [], []
         with warehouse_connection(duckdb) as con:
             for day in partition_days(context):
-                report = ingest_feed(con, feed, landing_dir(), day)
+                def progress(done, total, so_far, day=day):
+                    context.log.info(f"{feed} {day}: {done}/{total} files, {so_far.rows_read:,} rows read so far")
+
+                report = ingest_feed(con, feed, landing_dir(), day, progress=progress)
                 context.log.info(report.summary())
                 reports.append(report)
             # checks run after every day is loaded (freshness and cross-day checks see the whole range)

@@ -74,8 +74,44 @@ def bucket_seconds(con: duckdb.DuckDBPyConnection) -> int:
     return int(minutes or 60) * 60
 
 
+# the telemetry samples one group of devices may bring into memory at once (about 1.5 GB of Arrow and arrays)
+GROUP_SAMPLES = 20_000_000
+
+
+def _device_groups(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, day: date) -> list[list[str]]:
+    """Every device with requests or telemetry in the window, in groups of whole hosts of at most about
+    GROUP_SAMPLES telemetry samples."""
+    rows = con.execute(
+        """
+        WITH samples AS (
+            SELECT device_id, count(*) AS n FROM raw_telemetry
+            WHERE ts >= $lo AND ts <= $hi AND partition_date BETWEEN $d - 1 AND $d + 1 GROUP BY device_id
+        ),
+        devices AS (
+            SELECT device_id FROM samples UNION SELECT device_id FROM _day_requests WHERE device_id IS NOT NULL
+        )
+        SELECT d.device_id, coalesce(i.host, d.device_id) AS host, coalesce(s.n, 0) AS n
+        FROM devices d LEFT JOIN samples s USING (device_id) LEFT JOIN raw_inventory i USING (device_id)
+        ORDER BY host, d.device_id
+        """,
+        {"lo": lo, "hi": hi, "d": day},
+    ).fetchall()
+    groups, current, size, last_host = [], [], 0, None
+    for device, host, n in rows:
+        if current and host != last_host and size + n > GROUP_SAMPLES:
+            groups.append(current)
+            current, size = [], 0
+        current.append(device)
+        size += n
+        last_host = host
+    if current:
+        groups.append(current)
+    return groups
+
+
 def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float = 5.0,
-                  prompt_token_weight: float = 0.1) -> DayAttribution:
+                  prompt_token_weight: float = 0.1, progress=None) -> DayAttribution:
+    """Attribute one UTC day; ``progress(groups_done, groups_total, totals)`` is called after each device group."""
     ensure_raw_tables(con)
     for ddl in (PIECES_DDL, DEVICE_BUCKETS_DDL, UNATTRIBUTED_DDL, SKEW_DDL):
         con.execute(ddl)
@@ -119,42 +155,65 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
         """,
         [day, lo],
     ).fetchall()
-    requests = con.sql(
-        "SELECT request_id, device_id, started_at, ended_at, completion_tokens, prompt_tokens "
-        "FROM _day_requests WHERE device_id IS NOT NULL ORDER BY device_id, started_at"
-    ).to_arrow_table()
-    telemetry = con.sql(
-        "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry WHERE ts >= $lo AND ts <= $hi "
-        "AND partition_date BETWEEN $d - 1 AND $d + 1",
-        params={"lo": lo - margin, "hi": hi + margin, "d": day},
-    ).to_arrow_table()
-    result = attribute_energy(
-        requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_seconds(con),
-        prompt_token_weight=prompt_token_weight,
-    )
-    skew_requests = con.sql(
-        "SELECT host, device_id, started_at, ended_at, applied_offset_s FROM _day_requests "
-        "WHERE device_id IS NOT NULL AND host IS NOT NULL").to_arrow_table()
-    offsets = dict(zip(skew_requests["host"].to_pylist(), skew_requests["applied_offset_s"].to_pylist()))
-    skew = [{**row, "applied_offset_s": offsets.get(row["host"], 0.0)}
-            for row in detect_clock_skew(skew_requests, telemetry, max_gap_s=max_gap_s)]
+    totals = {"request_device_rows": 0, "telemetry_rows": 0, "metered": 0.0, "attributed": 0.0, "idle": 0.0,
+              "dropped": 0, "counter_intervals": 0, "counter_resets": 0}
+    skew: list[dict] = []
 
     def in_day(t: pa.Table) -> pa.Table:
         start = t["bucket_start"]
         return t.filter(pc.and_(pc.greater_equal(start, pa.scalar(lo, start.type)),
                                 pc.less(start, pa.scalar(hi, start.type))))
 
-    pieces = in_day(result.per_request_bucket)
-    buckets = in_day(result.per_device_bucket)
-    con.register("_pieces", pieces)
-    con.register("_buckets", buckets)
+    groups = _device_groups(con, lo - margin, hi + margin, day)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("DELETE FROM request_energy_pieces WHERE partition_date = ?", [day])
-        con.execute("INSERT INTO request_energy_pieces SELECT ?, * FROM _pieces", [day])
         con.execute("DELETE FROM device_energy_buckets WHERE partition_date = ?", [day])
-        con.execute("INSERT INTO device_energy_buckets SELECT ?, * FROM _buckets", [day])
         con.execute("DELETE FROM clock_skew_checks WHERE partition_date = ?", [day])
+        # devices in groups of whole hosts, so that a fleet-day's telemetry never sits in memory at once
+        for i, devices in enumerate(groups, start=1):
+            con.execute("CREATE OR REPLACE TEMP TABLE _group_devices AS SELECT unnest(?::VARCHAR[]) AS device_id",
+                        [devices])
+            requests = con.sql(
+                "SELECT request_id, device_id, started_at, ended_at, completion_tokens, prompt_tokens "
+                "FROM _day_requests WHERE device_id IN (SELECT device_id FROM _group_devices) "
+                "ORDER BY device_id, started_at"
+            ).to_arrow_table()
+            telemetry = con.sql(
+                "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry "
+                "WHERE ts >= $lo AND ts <= $hi AND partition_date BETWEEN $d - 1 AND $d + 1 "
+                "AND device_id IN (SELECT device_id FROM _group_devices) ORDER BY device_id, ts",
+                params={"lo": lo - margin, "hi": hi + margin, "d": day},
+            ).to_arrow_table()
+            result = attribute_energy(
+                requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_seconds(con),
+                prompt_token_weight=prompt_token_weight,
+            )
+            skew_requests = con.sql(
+                "SELECT host, device_id, started_at, ended_at, applied_offset_s FROM _day_requests "
+                "WHERE device_id IN (SELECT device_id FROM _group_devices) AND host IS NOT NULL").to_arrow_table()
+            offsets = dict(zip(skew_requests["host"].to_pylist(), skew_requests["applied_offset_s"].to_pylist()))
+            skew += [{**row, "applied_offset_s": offsets.get(row["host"], 0.0)}
+                     for row in detect_clock_skew(skew_requests, telemetry, max_gap_s=max_gap_s)]
+            pieces = in_day(result.per_request_bucket)
+            buckets = in_day(result.per_device_bucket)
+            con.register("_pieces", pieces)
+            con.register("_buckets", buckets)
+            con.execute("INSERT INTO request_energy_pieces SELECT ?, * FROM _pieces", [day])
+            con.execute("INSERT INTO device_energy_buckets SELECT ?, * FROM _buckets", [day])
+            con.unregister("_pieces")
+            con.unregister("_buckets")
+            totals["request_device_rows"] += requests.num_rows
+            totals["telemetry_rows"] += telemetry.num_rows
+            totals["metered"] += float(pc.sum(buckets["metered_energy_j"]).as_py() or 0.0)
+            totals["attributed"] += float(pc.sum(pieces["energy_j"]).as_py() or 0.0)
+            totals["idle"] += float(pc.sum(buckets["idle_energy_j"]).as_py() or 0.0)
+            totals["dropped"] += result.dropped_samples
+            totals["counter_intervals"] += result.counter_intervals
+            totals["counter_resets"] += result.counter_resets
+            if progress:
+                progress(i, len(groups), totals)
+            del requests, telemetry, result, pieces, buckets
         if skew:
             con.executemany(
                 "INSERT INTO clock_skew_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -165,18 +224,12 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
     except Exception:
         con.execute("ROLLBACK")
         raise
-    finally:
-        con.unregister("_pieces")
-        con.unregister("_buckets")
     n_unattributed = scalar(con, "SELECT count(*) FROM unattributed_requests WHERE partition_date = ?", [day])
     n_requests = scalar(con, "SELECT count(DISTINCT request_id) FROM _day_requests")
     return DayAttribution(
-        day=day, requests=n_requests, request_device_rows=requests.num_rows, telemetry_rows=telemetry.num_rows,
-        unattributed=n_unattributed,
-        metered_energy_j=float(pc.sum(buckets["metered_energy_j"]).as_py() or 0.0),
-        attributed_energy_j=float(pc.sum(pieces["energy_j"]).as_py() or 0.0),
-        idle_energy_j=float(pc.sum(buckets["idle_energy_j"]).as_py() or 0.0),
-        dropped_samples=result.dropped_samples,
-        counter_intervals=result.counter_intervals, counter_resets=result.counter_resets,
-        skewed_hosts=[r["host"] for r in skew if r["likely_skew"]],
+        day=day, requests=n_requests, request_device_rows=totals["request_device_rows"],
+        telemetry_rows=totals["telemetry_rows"], unattributed=n_unattributed,
+        metered_energy_j=totals["metered"], attributed_energy_j=totals["attributed"], idle_energy_j=totals["idle"],
+        dropped_samples=totals["dropped"], counter_intervals=totals["counter_intervals"],
+        counter_resets=totals["counter_resets"], skewed_hosts=[r["host"] for r in skew if r["likely_skew"]],
     )

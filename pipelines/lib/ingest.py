@@ -177,7 +177,7 @@ def _files_for(folder: Path, patterns: tuple[str, ...], day: date | None) -> lis
 
 
 def ingest_feed(con: duckdb.DuckDBPyConnection, feed: str, landing: Path, day: date, *,
-                fmt: str | None = None, options: dict | None = None) -> IngestReport:
+                fmt: str | None = None, options: dict | None = None, progress=None) -> IngestReport:
     """Load the rows of ``day`` from every file of ``landing/<feed>/`` into raw_<feed>.
 
     The format and its options come from the arguments, else from ``<landing>/formats.yaml`` (``<feed>: {format:
@@ -196,7 +196,7 @@ def ingest_feed(con: duckdb.DuckDBPyConnection, feed: str, landing: Path, day: d
             return _load(con, feed, [], day)
         raise IngestError(f"{folder}: landing folder for {feed} does not exist")
     files = _files_for(folder, parser.patterns, day)
-    return ingest_files(con, feed, files, day, fmt=fmt, options=options, landing=Path(landing))
+    return ingest_files(con, feed, files, day, fmt=fmt, options=options, landing=Path(landing), progress=progress)
 
 
 def landing_formats(landing: Path) -> dict:

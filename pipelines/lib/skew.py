@@ -35,12 +35,6 @@ def _power_on_grid(seg_a: np.ndarray, seg_b: np.ndarray, seg_p: np.ndarray, grid
     return np.where(covered, seg_p[idx], 0.0)
 
 
-def _corr(x: np.ndarray, y: np.ndarray) -> float:
-    if len(x) < 3 or x.std() == 0 or y.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
-
-
 def detect_clock_skew(requests: pa.Table, telemetry: pa.Table, *, max_lag_s: float = 10.0, step_s: float = 0.25,
                       min_skew_s: float = 1.0, min_gain: float = 0.02, max_gap_s: float = 5.0) -> list[dict]:
     """requests: host, device_id, started_at, ended_at; telemetry: device_id, ts, power_w[, power_window_s].
@@ -52,36 +46,54 @@ def detect_clock_skew(requests: pa.Table, telemetry: pa.Table, *, max_lag_s: flo
     step_us = int(step_s * US_PER_S)
     lags = np.arange(-int(max_lag_s / step_s), int(max_lag_s / step_s) + 1)
     hosts = [h for h in pc.unique(requests["host"]).to_pylist() if h is not None]
+    # the telemetry's columns once, as arrays; each host then takes its devices' rows by code
+    all_devices = pc.unique(telemetry["device_id"])
+    t_codes = pc.index_in(telemetry["device_id"], all_devices).to_numpy(zero_copy_only=False).astype(np.int64)
+    t_ts = _ts_us(telemetry["ts"])
+    t_power = _float(telemetry["power_w"])
+    t_window = (np.round(_float(telemetry["power_window_s"], 0.0) * US_PER_S).astype(np.int64)
+                if "power_window_s" in telemetry.column_names else np.zeros(len(t_ts), dtype=np.int64))
     for host in hosts:
         r = requests.filter(pc.equal(requests["host"], host))
-        devices = pc.unique(r["device_id"])
-        t = telemetry.filter(pc.is_in(telemetry["device_id"], devices))
-        if t.num_rows < 10 or r.num_rows < 10:
+        wanted = pc.index_in(pc.unique(r["device_id"]), all_devices).to_numpy(zero_copy_only=False)
+        wanted = wanted[~np.isnan(wanted.astype(float))].astype(np.int64) if len(wanted) else wanted
+        is_wanted = np.zeros(len(all_devices), dtype=bool)
+        is_wanted[wanted] = True
+        rows = np.flatnonzero(is_wanted[t_codes])
+        if len(rows) < 10 or r.num_rows < 10:
             continue
         s, e = _ts_us(r["started_at"]), _ts_us(r["ended_at"])
-        ts = _ts_us(t["ts"])
-        codes = pc.index_in(t["device_id"], devices).to_numpy(zero_copy_only=False).astype(np.int64)
-        window = (np.round(_float(t["power_window_s"], 0.0) * US_PER_S).astype(np.int64)
-                  if "power_window_s" in t.column_names else np.zeros(len(ts), dtype=np.int64))
+        codes, ts, power_w, window = t_codes[rows], t_ts[rows], t_power[rows], t_window[rows]
         t0, t1 = int(ts.min()), int(ts.max())
         n = int((t1 - t0) // step_us)
         if n < 4 * len(lags):
             continue
         grid = _grid(t0, n, step_us)
         power = np.zeros(n)
-        for d in range(len(devices)):  # the host's power: the sum of its devices'
+        for d in np.unique(codes):  # the host's power: the sum of its devices'
             m = codes == d
-            _, a, b, p, *_ = _power_segments(codes[m], ts[m], _float(t["power_w"])[m], window[m],
-                                             int(max_gap_s * US_PER_S))
+            _, a, b, p, *_ = _power_segments(codes[m], ts[m], power_w[m], window[m], int(max_gap_s * US_PER_S))
             power += _power_on_grid(a, b, p, grid)
         active = _active_on_grid(s, e, grid)
         margin = len(lags)
-        core = slice(margin, n - margin)
+        width = n - 2 * margin
+        # correlation of power on the core window with activity shifted by each lag (activity as logged at
+        # t + lag against power at t): dot products against centred power, activity moments from prefix sums
+        p_core = power[margin:n - margin]
+        p_c = p_core - p_core.mean()
+        p_norm = np.sqrt(np.dot(p_c, p_c))
+        c1 = np.concatenate(([0.0], np.cumsum(active)))
+        c2 = np.concatenate(([0.0], np.cumsum(active * active)))
         corrs = []
         for lag in lags:
-            # activity as logged at t + lag against power at t
-            shifted = np.roll(active, -lag)
-            corrs.append(_corr(power[core], shifted[core]))
+            lo_i, hi_i = margin + lag, margin + lag + width
+            window_a = active[lo_i:hi_i]
+            mean_a = (c1[hi_i] - c1[lo_i]) / width
+            ss_a = (c2[hi_i] - c2[lo_i]) - width * mean_a * mean_a
+            if width < 3 or p_norm == 0 or ss_a <= 1e-12:
+                corrs.append(float("nan"))
+            else:
+                corrs.append(float(np.dot(p_c, window_a) / (p_norm * np.sqrt(ss_a))))
         corrs = np.array(corrs)
         if np.all(np.isnan(corrs)):
             continue
