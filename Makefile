@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup run test manifest bench clean
+.PHONY: setup run test manifest bench bench-fleet clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: manifest
 SCALE ?= M
 bench: setup
 	$(BIN)/infercost bench --scale $(SCALE)
+
+# raw files to published marts for a generated fleet-day of DEVICES accelerators (data written once, ~20 min)
+DEVICES ?= 1000
+bench-fleet: manifest
+	$(BIN)/infercost bench --fleet-day --devices $(DEVICES)
 
 clean:
 	rm -rf .infercost dbt/target dbt/logs .pytest_cache

@@ -263,15 +263,72 @@ def run(scale: str, repeat: int = 3, methods=("floor", "kernel", "sql"), say=pri
             "agreement": agreement}
 
 
+FLEET_DAY = "2026-11-02"
+
+
+def fleet_day(devices: int = 1000, say=print) -> dict:
+    """The whole pipeline on one generated fleet-day, from raw files to the published marts, timed end to end.
+
+    The landing data is written once by ``infercost generate --devices N`` (1,000 accelerators: 86.4M telemetry
+    rows at 1 s and about 13M requests in the spine's formats) under bench_data/fleet-N/; each run materializes the
+    day into a fresh warehouse with ``infercost materialize`` in a child process, whose own log shows progress
+    and step times. Peak memory is the largest resident set of that process tree.
+    """
+    landing = bench_dir(f"fleet-{devices}")
+    cli = [sys.executable, "-m", "pipelines.cli"]
+    if not (landing / "fleet" / "inventory.csv").exists():
+        say(f"generating a {devices}-accelerator fleet-day into {landing} (once) ...")
+        subprocess.run(cli + ["generate", "--devices", str(devices), "--out", str(landing)], check=True)
+    home = landing.parent / f"fleet-{devices}-home"
+    if home.exists():
+        import shutil
+
+        shutil.rmtree(home)
+    env = {**os.environ, "INFERCOST_LANDING": str(landing), "INFERCOST_HOME": str(home)}
+    env.pop("INFERCOST_WAREHOUSE", None)
+    env.pop("DAGSTER_HOME", None)
+    say(f"materializing {FLEET_DAY} from {landing} (progress below) ...")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cli + ["materialize", "--partition", FLEET_DAY], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    steps = ""
+    for line in proc.stdout:
+        if " - INFO - " in line and ("files," in line or "device group" in line or "attribution 20" in line):
+            say("  " + line.split(" - ")[-1].strip()[:160])
+        elif line.startswith(("step seconds:", "materialized in")):
+            steps = line.strip() if line.startswith("step seconds:") else steps
+    seconds = time.perf_counter() - t0
+    if proc.wait() != 0:
+        raise RuntimeError("the fleet-day materialization failed; run it by hand to see why: "
+                           f"INFERCOST_LANDING={landing} INFERCOST_HOME={home} infercost materialize "
+                           f"--partition {FLEET_DAY}")
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    import duckdb
+
+    con = duckdb.connect(str(home / "published" / "warehouse.duckdb"), read_only=True)
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+              for t in ("raw_requests", "raw_telemetry", "fct_request_cost")}
+    con.close()
+    say(steps)
+    say(f"summary fleet-day ({devices} accelerators): {counts['raw_telemetry']:,} telemetry rows and "
+        f"{counts['raw_requests']:,} requests to {counts['fct_request_cost']:,} costed requests in {seconds:.0f} s "
+        f"({seconds / 60:.1f} min; goal 10), peak {peak_mb:,.0f} MB (goal 8,192)")
+    return {"devices": devices, "seconds": seconds, "peak_mb": peak_mb, **counts}
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="infercost bench", description=__doc__.split("\n")[0])
     p.add_argument("--scale", choices=sorted(SCALES), default="M")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--fleet-day", action="store_true", help="time the whole pipeline on a generated fleet-day")
+    p.add_argument("--devices", type=int, default=1000, help="accelerators of the fleet-day (default 1000)")
     p.add_argument("--child", choices=sorted(METHODS), help=argparse.SUPPRESS)
     p.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         _child(args.child, args.scale, args.check)
+    elif args.fleet_day:
+        fleet_day(args.devices)
     else:
         run(args.scale, args.repeat)
 

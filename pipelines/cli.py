@@ -97,12 +97,29 @@ def materialize(start: date, end: date) -> None:
             instance=instance, tags=tags, raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         )
+        steps = _step_seconds(instance, result.run_id)
     if not result.success:
         for event in result.all_events:
             if event.is_failure:
                 _say(f"FAILED: {event.message}")
         raise SystemExit("materialization failed (see the messages above, or `infercost dev` for the run)")
+    _say("step seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
     _say(f"materialized in {time.time() - t0:.1f} s")
+
+
+def _step_seconds(instance, run_id: str) -> dict:
+    """Wall seconds of each step of a run, from the run's event log (step start to success or failure)."""
+    import dagster as dg
+
+    started, seconds = {}, {}
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    for entry in instance.all_logs(run_id, of_type=kinds):
+        event = entry.dagster_event
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            started[event.step_key] = entry.timestamp
+        elif event.step_key in started:
+            seconds[event.step_key] = entry.timestamp - started[event.step_key]
+    return seconds
 
 
 def cmd_materialize(args) -> None:
@@ -210,9 +227,13 @@ def cmd_validate_energy(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from pipelines.bench import run
+    from pipelines.bench import fleet_day, run
 
-    run(args.scale, args.repeat, say=_say)
+    if args.fleet_day:
+        _prepare_environment()
+        fleet_day(args.devices, say=_say)
+    else:
+        run(args.scale, args.repeat, say=_say)
 
 
 def cmd_docs(args) -> None:
@@ -455,9 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", choices=["list", "send"])
     s.set_defaults(func=cmd_alerts)
 
-    s = sub.add_parser("bench", help="time the kernel against exact DuckDB SQL and the floor")
+    s = sub.add_parser("bench", help="time the kernel against exact DuckDB SQL and the floor, or a whole fleet-day")
     s.add_argument("--scale", choices=["S", "M", "L"], default="M")
     s.add_argument("--repeat", type=int, default=3)
+    s.add_argument("--fleet-day", action="store_true",
+                   help="time raw files to published marts for a generated fleet-day (see --devices)")
+    s.add_argument("--devices", type=int, default=1000, help="accelerators of the fleet-day (default 1000)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("dev", help="serve the Dagster UI on 127.0.0.1")

@@ -248,3 +248,35 @@ def test_a_request_id_loaded_for_another_day_is_quarantined_as_a_duplicate(con, 
     ingest_feed(con, "requests", landing, date(2026, 10, 30))
     assert con.execute("SELECT count(*) FROM raw_requests WHERE request_id = 'req-1'").fetchall()[0][0] == 1
     assert_row_identity(con, "requests")
+
+
+def test_large_files_read_in_pieces_give_the_same_rows(con, landing, monkeypatch):
+    import pipelines.lib.ingest as ingest
+
+    tel = [NVSMI_HEADER] + [f"2026/11/02 00:{i // 60:02d}:{i % 60:02d}.000, 0, GPU-a, NVIDIA H100 80GB HBM3, "
+                            f"{100 + i}.0, 5, 10" for i in range(500)]
+    tel[250] = "garbage"
+    (landing / "telemetry" / "h_2026-11-02.csv.gz").write_bytes(gzip.compress(("\n".join(tel) + "\n").encode()))
+    reqs = [good_request(i) for i in range(300)] + [good_request(7)]  # a repeat in a later piece
+    (landing / "requests" / "r_2026-11-02.jsonl").write_text("\n".join(reqs) + "\n\n")
+
+    def run():
+        con.execute("DELETE FROM ingest_quarantine")
+        return {feed: (ingest_feed(con, feed, landing, DAY),
+                       con.execute(f"SELECT * EXCLUDE (loaded_at) FROM raw_{feed} ORDER BY ALL").fetchall(),
+                       quarantine(con, feed)) for feed in ("telemetry", "requests")}
+
+    whole = run()
+    monkeypatch.setattr(ingest, "CHUNK_BYTES", 2_000)  # pieces of a few lines
+    monkeypatch.setattr(ingest, "BATCH_LINES", 50)  # and many batches within one run
+    pieces = run()
+    for feed in ("telemetry", "requests"):
+        assert pieces[feed][1] == whole[feed][1] and pieces[feed][2] == whole[feed][2]
+        assert [(f.rows_read, f.rows_loaded) for f in pieces[feed][0].files] == \
+            [(f.rows_read, f.rows_loaded) for f in whole[feed][0].files]
+    assert whole["telemetry"][2] == {251: "expected 7 fields, got 1"}
+    assert list(whole["requests"][2]) == [301] and "duplicate request_id" in whole["requests"][2][301]
+    assert con.execute("SELECT count(*) FROM ingest_file_stats WHERE feed IN ('telemetry', 'requests')"
+                       ).fetchall()[0][0] == 2  # one row per file
+    assert_row_identity(con, "requests")
+    assert_row_identity(con, "telemetry")

@@ -75,76 +75,140 @@ class IngestReport:
                 f"{self.rows_loaded:,} loaded, {self.rows_quarantined:,} quarantined")
 
 
-def read_lines(path: Path) -> tuple[pa.Table, str | None]:
-    """All non-blank lines of a (possibly gzipped) text file with 1-based line numbers.
+# a large file is read in pieces of about this much text, so that a fleet-day's files never sit in memory whole
+CHUNK_BYTES = 256 * 2**20
 
-    A .tar.gz (or .tar) holding one file is read as that file. CRLF endings are normalized; bytes that are not
-    UTF-8 are replaced (U+FFFD) and the row is loaded or quarantined as its content decides. A truncated gzip stream keeps the lines before the damage and returns a
-    problem text that becomes a quarantine row of its own.
-    """
-    problem = None
+
+def read_lines(path: Path) -> tuple[pa.Table, str | None]:
+    """All non-blank lines of a (possibly gzipped) text file with 1-based line numbers, and a problem text (a
+    truncated or corrupt gzip stream) or None. See iter_line_chunks."""
+    tables, problems = [], []
+    for table, problem in iter_line_chunks(path, chunk_bytes=None):
+        tables.append(table)
+        if problem:
+            problems.append(problem)
+    return pa.concat_tables(tables), (problems[0] if problems else None)
+
+
+def _compressed_blocks(path: Path, block: int = 16 * 2**20):
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            while data := f.read(block):
+                yield data
     except OSError as exc:
         raise IngestError(f"{path}: cannot be read ({exc})") from exc
-    if path.suffix == ".gz":
-        parts = []
-        while raw:  # one decompressor per gzip member
-            d = zlib.decompressobj(wbits=31)
-            try:
-                parts.append(d.decompress(raw))
-            except zlib.error as exc:
-                if not parts:
-                    raise IngestError(f"{path}: not a readable gzip file ({exc})") from exc
-                problem = f"corrupt gzip member: {exc}"
-                break
-            if not d.eof:
-                problem = "truncated gzip stream (no end-of-stream marker)"
-                break
-            raw = d.unused_data
-        data = b"".join(parts)
-    else:
-        data = raw
+
+
+def _text_blocks(path: Path):
+    """(decompressed bytes, problem) blocks of a file: gzip members one after the other, a tar archive's single
+    member, or the bytes as they are. A damaged gzip stream ends the file with a problem text; a file whose very
+    start is not gzip cannot be read at all."""
     if path.name.endswith((".tar.gz", ".tgz", ".tar")):  # a published archive of one CSV (e.g. Alibaba's traces)
-        data = _single_tar_member(path, data)
+        raw = b"".join(_compressed_blocks(path))
+        if path.name.endswith((".tar.gz", ".tgz")):
+            try:
+                raw = zlib.decompress(raw, wbits=31)
+            except zlib.error as exc:
+                raise IngestError(f"{path}: not a readable gzip file ({exc})") from exc
+        yield _single_tar_member(path, raw), None
+        return
+    if path.suffix != ".gz":
+        for data in _compressed_blocks(path):
+            yield data, None
+        return
+    d = zlib.decompressobj(wbits=31)
+    started = produced = False
+    for data in _compressed_blocks(path):
+        while data:  # one decompressor per gzip member
+            started = True
+            try:
+                out = d.decompress(data)
+            except zlib.error as exc:
+                if not produced:
+                    raise IngestError(f"{path}: not a readable gzip file ({exc})") from exc
+                yield b"", f"corrupt gzip member: {exc}"
+                return
+            if out:
+                produced = True
+                yield out, None
+            if d.eof:
+                data = d.unused_data
+                d = zlib.decompressobj(wbits=31)
+                started = False
+            else:
+                data = b""
+    if started and not d.eof:
+        yield b"", "truncated gzip stream (no end-of-stream marker)"
+
+
+def iter_line_chunks(path: Path, chunk_bytes: int | None = CHUNK_BYTES):
+    """A file's non-blank lines in tables of about ``chunk_bytes`` of text (all at once when None), each with
+    source_file, source_line (1-based, counting every physical line) and raw_text; and with each table the problem
+    that ended the file there, or None.
+
+    CRLF endings are normalized; bytes that are not UTF-8 are replaced (U+FFFD) and the row is loaded or
+    quarantined as its content decides. A truncated gzip stream keeps the lines before the damage and reports a
+    problem (the last, partial line is named in it), which becomes a quarantine row of its own.
+    """
+    pending = b""
+    line_no = 0
+    for data, problem in _text_blocks(path):
+        pending += data
+        if problem:
+            head, sep, last = pending.rpartition(b"\n")
+            if last:
+                problem += f"; last partial line dropped: {last.decode('utf-8', 'replace')[:200]!r}"
+            table, line_no = _lines_table(path, head + sep, line_no)
+            yield table, problem
+            return
+        while chunk_bytes is not None and len(pending) >= chunk_bytes:
+            # a piece ends at a line end (never inside a UTF-8 character)
+            cut = pending.rfind(b"\n", 0, chunk_bytes) + 1 or pending.find(b"\n", chunk_bytes) + 1
+            if cut == 0:
+                break  # one line longer than a piece: wait for its end
+            table, line_no = _lines_table(path, pending[:cut], line_no)
+            pending = pending[cut:]
+            yield table, None
+    table, line_no = _lines_table(path, pending, line_no)
+    yield table, None
+
+
+def _lines_table(path: Path, data: bytes, first_line: int) -> tuple[pa.Table, int]:
+    """The non-blank lines of a block of text that starts after line ``first_line``, and the last line number."""
     text = data.decode("utf-8", errors="replace")
-    del data, raw
-    if problem:
-        head, sep, last = text.rpartition("\n")
-        if last:
-            problem += f"; last partial line dropped: {last[:200]!r}"
-            text = head + sep
+    del data
     # split, number and drop blank lines in Arrow (C++), not line by line in Python
     lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.large_string()), "\n"))
     del text
+    n_lines = len(lines)
+    if n_lines and len(lines[n_lines - 1].as_py() or "") == 0:
+        n_lines -= 1  # the empty piece after a final newline is not a line
+        lines = lines.slice(0, n_lines)
     if pc.any(pc.ends_with(lines, "\r")).as_py():  # CRLF: predicates are cheap, rewriting every line is not
         lines = pc.utf8_rtrim(lines, "\r")
     # blank lines (empty or whitespace only) are not rows: only short lines can be blank, so only those are looked at
     short = np.flatnonzero(pc.binary_length(lines).to_numpy(zero_copy_only=False) < 64)
-    candidates = lines.take(pa.array(short))
+    candidates = lines.take(pa.array(short, pa.int64()))
     is_blank = pc.or_(pc.equal(pc.binary_length(candidates), 0), pc.utf8_is_space(candidates))
     blank = short[is_blank.to_numpy(zero_copy_only=False)]
-    nums = np.arange(1, len(lines) + 1, dtype=np.int64)
+    nums = np.arange(first_line + 1, first_line + n_lines + 1, dtype=np.int64)
     if len(blank) == 0:
         raws = lines
-    elif len(blank) == 1 and blank[0] == len(lines) - 1:  # the usual case: the newline that ends the file
-        raws, nums = lines.slice(0, len(lines) - 1), nums[:-1]
     else:
-        keep = np.ones(len(lines), dtype=bool)
+        keep = np.ones(n_lines, dtype=bool)
         keep[blank] = False
         rows = np.flatnonzero(keep)
         raws, nums = lines.take(pa.array(rows)), nums[rows]
-    nums = pa.array(nums)
     if raws.nbytes < 2**31 - 2**20:  # 32-bit offsets suffice below 2 GB of text
         raws = raws.cast(pa.string())
     table = pa.table(
         {
             "source_file": pa.array([str(path)], pa.string()).take(np.zeros(len(raws), dtype=np.int64)),
-            "source_line": nums,
+            "source_line": pa.array(nums),
             "raw_text": raws,
         }
     )
-    return table, problem
+    return table, first_line + n_lines
 
 
 def _single_tar_member(path: Path, data: bytes) -> bytes:
@@ -225,22 +289,36 @@ def ingest_files(con: duckdb.DuckDBPyConnection, feed: str, files: list[Path], d
     parser = FORMATS[fmt or DEFAULT_FORMATS[feed]]
     ctx = ParseContext(con=con, landing=landing, day=day, options=options or {})
     report = IngestReport(feed=feed, partition_date=day)
+    # a reader that takes a file piece by piece says how: chunks = "lines" (every line stands alone) or "header"
+    # (the first line is a header, repeated at the top of every later piece); others read a file whole
+    chunks = getattr(parser, "chunks", None)
     con.execute("BEGIN TRANSACTION")
     try:
         _clear(con, feed, day)
-        parts, lines_in_batch = [], 0
+        parts, lines_in_batch, counts = [], 0, {}
         for i, path in enumerate(files, start=1):
-            lines, problem = read_lines(path)
-            parts.append(parser.parse(ctx, path, lines))
-            if problem:
-                parts.append(_problem_row(con, feed, path, len(lines) + 1, problem))
-            lines_in_batch += lines.num_rows
-            del lines
-            if lines_in_batch >= BATCH_LINES or i == len(files):
-                _load_batch(con, feed, parts, day, report)
+            header = None
+            for lines, problem in iter_line_chunks(path, CHUNK_BYTES if chunks else None):
+                if header is not None:
+                    lines = pa.concat_tables([header, lines])
+                elif chunks == "header" and lines.num_rows:
+                    header = lines.slice(0, 1)
+                parts.append(parser.parse(ctx, path, lines))
+                if problem:
+                    last = lines["source_line"][-1].as_py() if lines.num_rows else 0
+                    parts.append(_problem_row(con, feed, path, last + 1, problem))
+                lines_in_batch += lines.num_rows
+                del lines
+                if lines_in_batch >= BATCH_LINES:
+                    _load_batch(con, feed, parts, day, counts)
+                    parts, lines_in_batch = [], 0
+            if i == len(files) and parts:
+                _load_batch(con, feed, parts, day, counts)
                 parts, lines_in_batch = [], 0
-                if progress:
-                    progress(i, len(files), report)
+            if progress:
+                progress(i, len(files), _report(report, counts))
+        _write_file_stats(con, feed, day, counts)
+        _report(report, counts)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -278,10 +356,13 @@ def _problem_row(con, feed, path: Path, line: int, problem: str) -> str:
 def _load(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], day: date | None) -> IngestReport:
     """Replace the day's rows (all rows when day is None) with the parsed parts, in one transaction."""
     report = IngestReport(feed=feed, partition_date=day)
+    counts = {}
     con.execute("BEGIN TRANSACTION")
     try:
         _clear(con, feed, day)
-        _load_batch(con, feed, parsed_parts, day, report)
+        _load_batch(con, feed, parsed_parts, day, counts)
+        _write_file_stats(con, feed, day, counts)
+        _report(report, counts)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -296,10 +377,23 @@ def _clear(con: duckdb.DuckDBPyConnection, feed: str, day: date | None) -> None:
     con.execute(f"DELETE FROM ingest_file_stats WHERE feed = ? AND {where}", [feed])
 
 
+def _report(report: IngestReport, counts: dict) -> IngestReport:
+    report.files = [FileReport(f, *c) for f, c in counts.items()]
+    return report
+
+
+def _write_file_stats(con: duckdb.DuckDBPyConnection, feed: str, day: date | None, counts: dict) -> None:
+    """One ingest_file_stats row per file: rows read = rows loaded + rows quarantined."""
+    day_sql = f"DATE '{day.isoformat()}'" if day else "NULL::DATE"
+    if counts:
+        con.executemany(f"INSERT INTO ingest_file_stats VALUES (?, {day_sql}, ?, ?, ?, ?, now())",
+                        [[feed, f, *c] for f, c in sorted(counts.items())])
+
+
 def _load_batch(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], day: date | None,
-                report: IngestReport) -> None:
-    """Insert one batch of parsed files: valid rows into raw_<feed>, the others into ingest_quarantine, and one
-    ingest_file_stats row per file."""
+                counts: dict) -> None:
+    """Insert one batch of parsed files (or pieces of files): valid rows into raw_<feed>, the others into
+    ingest_quarantine; each file's rows read, loaded and quarantined are added to ``counts``."""
     contract = load_contract(feed)
     cols = contract.names
     if parsed_parts:
@@ -359,8 +453,10 @@ def _load_batch(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[st
         # the same key already loaded (for another day, or by an earlier batch of this run): the first keeps it
         on = " AND ".join(f"b.{k} = r.{k}" for k in key)
         con.execute(f"""
-            UPDATE _ingest_batch b SET reason = 'duplicate {"/".join(key)} (already loaded for '
-                || r.partition_date || ' from ' || r.source_file || ':' || r.source_line || ')'
+            UPDATE _ingest_batch b SET reason = 'duplicate {"/".join(key)} ('
+                || CASE WHEN r.partition_date IS NOT DISTINCT FROM b.partition_date THEN 'first loaded from '
+                        ELSE 'already loaded for ' || r.partition_date || ' from ' END
+                || r.source_file || ':' || r.source_line || ')'
             FROM raw_{feed} r
             WHERE b.reason IS NULL AND {on}
         """)
@@ -374,14 +470,12 @@ def _load_batch(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[st
         "now() FROM _ingest_batch WHERE reason IS NOT NULL ORDER BY source_file, source_line",
         [feed],
     )
-    stats = con.execute(
+    for f, read, loaded, quarantined in con.execute(
         "SELECT source_file, count(*), count(*) FILTER (WHERE reason IS NULL), "
         "count(*) FILTER (WHERE reason IS NOT NULL) FROM _ingest_batch GROUP BY 1 ORDER BY 1"
-    ).fetchall()
-    if stats:
-        con.executemany(f"INSERT INTO ingest_file_stats VALUES (?, {day_sql}, ?, ?, ?, ?, now())",
-                        [[feed, *row] for row in stats])
-    report.files.extend(FileReport(*row) for row in stats)
+    ).fetchall():
+        c = counts.get(f, (0, 0, 0))
+        counts[f] = (c[0] + read, c[1] + loaded, c[2] + quarantined)
     con.execute("DROP TABLE _ingest_batch")
     for p in parsed_parts:
         con.execute(f"DROP TABLE IF EXISTS {p}")

@@ -22,6 +22,7 @@ class OpenAIJsonl:
     """
 
     patterns = ("*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz")
+    chunks = "lines"  # a large file is read piece by piece (pipelines/lib/ingest.py)
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
         src = _register(ctx, lines)

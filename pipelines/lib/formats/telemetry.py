@@ -38,6 +38,7 @@ class NvidiaSmiCsv:
     """
 
     patterns = ("*.csv", "*.csv.gz")
+    chunks = "header"  # a large file is read piece by piece, the header line heading every piece
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
         if lines.num_rows == 0:
