@@ -21,6 +21,7 @@ import csv
 import gzip
 import io
 import json
+import shutil
 import math
 import uuid
 from dataclasses import dataclass
@@ -327,7 +328,10 @@ def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, star
     n_seconds = days * DAY_S
     _write_fleet_files(out / "fleet", inventory, replicas, t_start)
 
-    per_day_requests: dict[int, list[str]] = {d: [] for d in range(days)}
+    # each replica's request lines go to a scratch file per day as it is simulated (a 1,000-accelerator day is
+    # some 8 GB of JSON: it is never held in memory); each day's file is then written from them in id order
+    scratch = out / "requests" / ".replicas"
+    scratch.mkdir(exist_ok=True)
     host_power: dict[str, dict[int, tuple]] = {}
     counts = {"requests": 0, "telemetry_rows": 0}
     for i, rep in enumerate(replicas):
@@ -346,6 +350,7 @@ def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, star
         first = _fmt_ts(t_start + reqs["first"])
         ended = _fmt_ts(t_start + reqs["end"])
         day_of = (reqs["arrival"] // DAY_S).astype(int)
+        lines_of_day: dict[int, list[str]] = {d: [] for d in range(days)}
         for k in range(len(ids)):
             obj = {
                 "id": ids[k], "object": "chat.completion", "created": int(t_start + reqs["arrival"][k]),
@@ -358,7 +363,11 @@ def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, star
                 "metadata": {"tenant": str(tenants[k]), "quantization": quant, "speculative": spec,
                              "batching": batching},
             }
-            per_day_requests[int(day_of[k])].append(json.dumps(obj, separators=(",", ":")))
+            lines_of_day[int(day_of[k])].append(json.dumps(obj, separators=(",", ":")))
+        for d, lines in lines_of_day.items():
+            if lines:
+                (scratch / f"{rep.replica_id}-.d{d}").write_text("\n".join(lines) + "\n")
+        del lines_of_day
         # every device of the replica draws power from the replica's batch
         p_eff, _ = _CONFIG_EFFECT[rep.config]
         mem_base = 1024 * (m.params_b * (1.0 if quant in ("int8", "fp8") else 0.5 if quant == "int4" else 2.0)
@@ -377,14 +386,20 @@ def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, star
 
     for d in range(days):
         day = start + timedelta(days=d)
-        lines = sorted(per_day_requests[d])
-        _write_gz(out / "requests" / f"{day.isoformat()}.jsonl.gz", "\n".join(lines) + "\n")
+        # ids are cmpl-<replica>-<n>: replicas in the order of "<replica>-", each in its own order, is id order
+        parts = sorted(scratch.glob(f"*.d{d}"), key=lambda f: f.name.rsplit(".d", 1)[0])
+        with open(out / "requests" / f"{day.isoformat()}.jsonl.gz", "wb") as raw, \
+                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as gz:
+            for part in parts:
+                gz.write(part.read_bytes())
+                part.unlink()
         for region in REGIONS.values():
             prices = _price_day(region, t_start + d * DAY_S, rng)
             if plant and plant.day == d and plant.price_spike_region == region.region:
                 prices[17:21] = np.round(prices[17:21] * plant.price_spike_factor, 2)
             _write_prices(out / "prices" / f"{region.region}_{day.isoformat()}.csv", region, day, prices)
             _write_carbon(out / "carbon" / f"{region.region}_{day.isoformat()}.csv", region, day, rng)
+    shutil.rmtree(scratch)
     for host, devs in host_power.items():
         device_type = next(d["device_type"] for d in inventory if d["host"] == host)
         counts["telemetry_rows"] += _write_telemetry(out / "telemetry", host, devs, t_start, days, rng,
