@@ -14,6 +14,7 @@ Pure DuckDB and Python; imports no Dagster.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import tarfile
@@ -292,10 +293,8 @@ def ingest_files(con: duckdb.DuckDBPyConnection, feed: str, files: list[Path], d
     # a reader that takes a file piece by piece says how: chunks = "lines" (every line stands alone) or "header"
     # (the first line is a header, repeated at the top of every later piece); others read a file whole
     chunks = getattr(parser, "chunks", None)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        _clear(con, feed, day)
-        parts, lines_in_batch, counts = [], 0, {}
+    with _replacing(con, feed, day, report) as counts:
+        parts, lines_in_batch = [], 0
         for i, path in enumerate(files, start=1):
             header = None
             for lines, problem in iter_line_chunks(path, CHUNK_BYTES if chunks else None):
@@ -317,12 +316,6 @@ def ingest_files(con: duckdb.DuckDBPyConnection, feed: str, files: list[Path], d
                 parts, lines_in_batch = [], 0
             if progress:
                 progress(i, len(files), _report(report, counts))
-        _write_file_stats(con, feed, day, counts)
-        _report(report, counts)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return report
 
 
@@ -356,18 +349,26 @@ def _problem_row(con, feed, path: Path, line: int, problem: str) -> str:
 def _load(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], day: date | None) -> IngestReport:
     """Replace the day's rows (all rows when day is None) with the parsed parts, in one transaction."""
     report = IngestReport(feed=feed, partition_date=day)
-    counts = {}
+    with _replacing(con, feed, day, report) as counts:
+        _load_batch(con, feed, parsed_parts, day, counts)
+    return report
+
+
+@contextlib.contextmanager
+def _replacing(con: duckdb.DuckDBPyConnection, feed: str, day: date | None, report: IngestReport):
+    """One transaction that replaces a day's rows of a feed (every day's when None): clears them, yields the
+    per-file counts for the loads to fill, then writes the file stats into the report and the table."""
+    counts: dict = {}
     con.execute("BEGIN TRANSACTION")
     try:
         _clear(con, feed, day)
-        _load_batch(con, feed, parsed_parts, day, counts)
+        yield counts
         _write_file_stats(con, feed, day, counts)
         _report(report, counts)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return report
 
 
 def _clear(con: duckdb.DuckDBPyConnection, feed: str, day: date | None) -> None:
