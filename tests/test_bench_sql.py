@@ -12,3 +12,16 @@ def test_kernel_and_sql_agree_on_a_small_fleet():
     assert k["request_id"].to_pylist() == s["request_id"].to_pylist()
     np.testing.assert_allclose(k["energy_j"].to_numpy(), s["energy_j"].to_numpy(), rtol=1e-9, atol=1e-9)
     assert run_floor(requests, telemetry)["n"][0].as_py() == requests.num_rows + telemetry.num_rows
+
+
+def test_the_kernel_matches_exact_arithmetic_where_it_and_the_sql_differ_most():
+    from pipelines.bench import exact_energy_j
+
+    requests, telemetry = synthetic_inputs(5_000, 4, 3_000, seed=3)
+    k = run_kernel(requests, telemetry).sort_by("request_id")
+    s = run_sql(requests, telemetry).sort_by("request_id")
+    kv, sv = k["energy_j"].to_numpy(), s["energy_j"].to_numpy()
+    ids = k["request_id"].to_pylist()
+    for j in np.argsort(np.abs(kv - sv) / np.maximum(np.abs(sv), 1e-12))[-3:]:
+        exact = exact_energy_j(requests, telemetry, ids[j])
+        assert abs(kv[j] - exact) <= 1e-12 * exact, (ids[j], kv[j], exact)
