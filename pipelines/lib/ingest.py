@@ -277,7 +277,7 @@ def landing_formats(landing: Path) -> dict:
 
 # files are parsed and loaded in batches of about this many lines, so that memory stays bounded however many
 # files a day has; all batches of a run are one transaction (a failed run changes nothing)
-BATCH_LINES = 4_000_000
+BATCH_LINES = 2_000_000
 
 
 def ingest_files(con: duckdb.DuckDBPyConnection, feed: str, files: list[Path], day: date | None, *,
@@ -303,6 +303,7 @@ def ingest_files(con: duckdb.DuckDBPyConnection, feed: str, files: list[Path], d
                 elif chunks == "header" and lines.num_rows:
                     header = lines.slice(0, 1)
                 parts.append(parser.parse(ctx, path, lines))
+                ctx.release()
                 if problem:
                     last = lines["source_line"][-1].as_py() if lines.num_rows else 0
                     parts.append(_problem_row(con, feed, path, last + 1, problem))
@@ -311,6 +312,8 @@ def ingest_files(con: duckdb.DuckDBPyConnection, feed: str, files: list[Path], d
                 if lines_in_batch >= BATCH_LINES:
                     _load_batch(con, feed, parts, day, counts)
                     parts, lines_in_batch = [], 0
+                    if progress:  # a long file reports each batch too
+                        progress(i - 1, len(files), _report(report, counts))
             if i == len(files) and parts:
                 _load_batch(con, feed, parts, day, counts)
                 parts, lines_in_batch = [], 0

@@ -9,7 +9,7 @@ values, unparseable values, values outside the contract's bounds or allowed set,
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -30,6 +30,13 @@ class ParseContext:
     landing: Path
     day: date | None
     options: dict
+    registered: list = field(default_factory=list)
+    """Arrow tables registered as views for a parse; release() drops them once the parse's rows are copied."""
+
+    def release(self) -> None:
+        for name in self.registered:
+            self.con.unregister(name)
+        self.registered.clear()
 
 
 def _sql_str(s: str) -> str:
@@ -75,13 +82,18 @@ def _finish(ctx: ParseContext, contract: Contract, mapped_sql: str, extra_rules=
     part = contract.partition_by
     event_date = event_date_sql or (f"{part}::DATE" if part else "NULL::DATE")
     cols = ", ".join(f"{c.name}::{c.type} AS {c.name}" for c in contract.columns)
+    # a row that loads needs no copy of its line, unless the load may still quarantine it as a duplicate key
+    raw_text = "raw_text" if contract.on_duplicate_key == "quarantine" else \
+        "CASE WHEN reason IS NOT NULL THEN raw_text END AS raw_text"
     ctx.con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {name} AS
-        WITH mapped AS ({mapped_sql})
-        SELECT {cols}, source_file, source_line, raw_text,
-               {validation_sql(contract, list(extra_rules))} AS reason,
-               {event_date} AS event_date
-        FROM mapped
+        WITH mapped AS ({mapped_sql}),
+        checked AS (
+            SELECT *, {validation_sql(contract, list(extra_rules))} AS reason, {event_date} AS event_date
+            FROM mapped
+        )
+        SELECT {cols}, source_file, source_line, {raw_text}, reason, event_date
+        FROM checked
     """)
     return name
 
@@ -89,6 +101,7 @@ def _finish(ctx: ParseContext, contract: Contract, mapped_sql: str, extra_rules=
 def _register(ctx: ParseContext, table: pa.Table) -> str:
     name = f"_lines_{next(_counter)}"
     ctx.con.register(name, table)
+    ctx.registered.append(name)
     return name
 
 
