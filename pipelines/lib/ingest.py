@@ -359,19 +359,42 @@ def _load(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], da
 
 @contextlib.contextmanager
 def _replacing(con: duckdb.DuckDBPyConnection, feed: str, day: date | None, report: IngestReport):
-    """One transaction that replaces a day's rows of a feed (every day's when None): clears them, yields the
-    per-file counts for the loads to fill, then writes the file stats into the report and the table."""
+    """Replace a day's rows of a feed (every day's when None) with what the loads inside the block stage.
+
+    Each batch is staged as it comes (committed into a temporary table, so DuckDB owns a copy and may spill it: a
+    batch waiting in an open transaction would pin the Arrow text it was read from); the day is then replaced
+    from the stage in one transaction, so a failed run changes nothing. Yields the per-file counts to fill."""
     counts: dict = {}
-    con.execute("BEGIN TRANSACTION")
+    con.execute(f"DROP TABLE IF EXISTS {_stage(feed)}")
     try:
-        _clear(con, feed, day)
         yield counts
-        _write_file_stats(con, feed, day, counts)
+        cols = ", ".join(load_contract(feed).names)
+        staged = bool(scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+                             [_stage(feed)]))
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _clear(con, feed, day)
+            if staged:
+                con.execute(
+                    f"INSERT INTO raw_{feed} ({cols}, source_file, source_line, partition_date, loaded_at) "
+                    f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {_stage(feed)} "
+                    "WHERE reason IS NULL ORDER BY source_file, source_line")
+                con.execute(
+                    "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, "
+                    f"reason, now() FROM {_stage(feed)} WHERE reason IS NOT NULL ORDER BY source_file, source_line",
+                    [feed])
+            _write_file_stats(con, feed, day, counts)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
         _report(report, counts)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {_stage(feed)}")
+
+
+def _stage(feed: str) -> str:
+    return f"_stage_{feed}"
 
 
 def _clear(con: duckdb.DuckDBPyConnection, feed: str, day: date | None) -> None:
@@ -396,10 +419,9 @@ def _write_file_stats(con: duckdb.DuckDBPyConnection, feed: str, day: date | Non
 
 def _load_batch(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[str], day: date | None,
                 counts: dict) -> None:
-    """Insert one batch of parsed files (or pieces of files): valid rows into raw_<feed>, the others into
-    ingest_quarantine; each file's rows read, loaded and quarantined are added to ``counts``."""
+    """Stage one batch of parsed files (or pieces of files), each row with its day and its reason if it is to be
+    quarantined; each file's rows read, loaded and quarantined are added to ``counts``."""
     contract = load_contract(feed)
-    cols = contract.names
     if parsed_parts:
         union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts)
     else:
@@ -453,27 +475,27 @@ def _load_batch(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[st
         FROM ranked
         WHERE {"partition_date = " + day_sql if day else "true"}
     """)
+    stage = _stage(feed)
+    staged = bool(scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [stage]))
     if key:
         # the same key already loaded (for another day, or by an earlier batch of this run): the first keeps it
         on = " AND ".join(f"b.{k} = r.{k}" for k in key)
+        other_days = f"SELECT {', '.join(key)}, partition_date, source_file, source_line FROM raw_{feed} " + (
+            f"WHERE partition_date IS DISTINCT FROM {day_sql}" if day else "WHERE false")
+        earlier = (f" UNION ALL SELECT {', '.join(key)}, partition_date, source_file, source_line FROM {stage} "
+                   "WHERE reason IS NULL") if staged else ""
         con.execute(f"""
             UPDATE _ingest_batch b SET reason = 'duplicate {"/".join(key)} ('
                 || CASE WHEN r.partition_date IS NOT DISTINCT FROM b.partition_date THEN 'first loaded from '
                         ELSE 'already loaded for ' || r.partition_date || ' from ' END
                 || r.source_file || ':' || r.source_line || ')'
-            FROM raw_{feed} r
+            FROM ({other_days}{earlier}) r
             WHERE b.reason IS NULL AND {on}
         """)
-    con.execute(
-        f"INSERT INTO raw_{feed} ({', '.join(cols)}, source_file, source_line, partition_date, loaded_at) "
-        f"SELECT {', '.join(cols)}, source_file, source_line, partition_date, now() FROM _ingest_batch "
-        f"WHERE reason IS NULL ORDER BY source_file, source_line"
-    )
-    con.execute(
-        "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, reason, "
-        "now() FROM _ingest_batch WHERE reason IS NOT NULL ORDER BY source_file, source_line",
-        [feed],
-    )
+    if staged:
+        con.execute(f"INSERT INTO {stage} SELECT * FROM _ingest_batch")
+    else:
+        con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM _ingest_batch")
     for f, read, loaded, quarantined in con.execute(
         "SELECT source_file, count(*), count(*) FILTER (WHERE reason IS NULL), "
         "count(*) FILTER (WHERE reason IS NOT NULL) FROM _ingest_batch GROUP BY 1 ORDER BY 1"
