@@ -74,8 +74,8 @@ def bucket_seconds(con: duckdb.DuckDBPyConnection) -> int:
     return int(minutes or 60) * 60
 
 
-# the telemetry samples one group of devices may bring into memory at once (about 1.5 GB of Arrow and arrays)
-GROUP_SAMPLES = 20_000_000
+# the telemetry samples one group of devices may bring into memory at once (about 0.6 GB of Arrow and arrays)
+GROUP_SAMPLES = 8_000_000
 
 
 def _device_groups(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, day: date) -> list[list[str]]:

@@ -378,10 +378,10 @@ def _replacing(con: duckdb.DuckDBPyConnection, feed: str, day: date | None, repo
                 con.execute(
                     f"INSERT INTO raw_{feed} ({cols}, source_file, source_line, partition_date, loaded_at) "
                     f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {_stage(feed)} "
-                    "WHERE reason IS NULL ORDER BY source_file, source_line")
+                    "WHERE reason IS NULL")  # in staging order, batch by batch: no sort of a fleet-day
                 con.execute(
                     "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, "
-                    f"reason, now() FROM {_stage(feed)} WHERE reason IS NOT NULL ORDER BY source_file, source_line",
+                    f"reason, now() FROM {_stage(feed)} WHERE reason IS NOT NULL",
                     [feed])
             _write_file_stats(con, feed, day, counts)
             con.execute("COMMIT")
