@@ -31,7 +31,7 @@ import yaml
 
 from pipelines.lib.contracts import OPTIONAL_FEEDS, OPTIONAL_FLEET_TABLES, load_contract
 from pipelines.lib.formats import FORMATS, FleetCsv, ParseContext
-from pipelines.lib.warehouse import ensure_raw_tables, scalar
+from pipelines.lib.warehouse import ensure_raw_tables, scalar, table_exists
 
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
@@ -369,8 +369,7 @@ def _replacing(con: duckdb.DuckDBPyConnection, feed: str, day: date | None, repo
     try:
         yield counts
         cols = ", ".join(load_contract(feed).names)
-        staged = bool(scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
-                             [_stage(feed)]))
+        staged = table_exists(con, _stage(feed))
         con.execute("BEGIN TRANSACTION")
         try:
             _clear(con, feed, day)
@@ -397,8 +396,13 @@ def _stage(feed: str) -> str:
     return f"_stage_{feed}"
 
 
+def _day_sql(day: date | None) -> str:
+    """The partition day as a SQL literal (NULL when a load covers every day)."""
+    return f"DATE '{day.isoformat()}'" if day else "NULL::DATE"
+
+
 def _clear(con: duckdb.DuckDBPyConnection, feed: str, day: date | None) -> None:
-    where = f"partition_date = DATE '{day.isoformat()}'" if day else "true"
+    where = f"partition_date = {_day_sql(day)}" if day else "true"
     con.execute(f"DELETE FROM raw_{feed} WHERE {where}")
     con.execute(f"DELETE FROM ingest_quarantine WHERE feed = ? AND {where}", [feed])
     con.execute(f"DELETE FROM ingest_file_stats WHERE feed = ? AND {where}", [feed])
@@ -411,7 +415,7 @@ def _report(report: IngestReport, counts: dict) -> IngestReport:
 
 def _write_file_stats(con: duckdb.DuckDBPyConnection, feed: str, day: date | None, counts: dict) -> None:
     """One ingest_file_stats row per file: rows read = rows loaded + rows quarantined."""
-    day_sql = f"DATE '{day.isoformat()}'" if day else "NULL::DATE"
+    day_sql = _day_sql(day)
     if counts:
         con.executemany(f"INSERT INTO ingest_file_stats VALUES (?, {day_sql}, ?, ?, ?, ?, now())",
                         [[feed, f, *c] for f, c in sorted(counts.items())])
@@ -428,7 +432,7 @@ def _load_batch(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[st
         union = (f"SELECT {', '.join(f'NULL::{c.type} AS {c.name}' for c in contract.columns)}, NULL::VARCHAR AS "
                  "source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, NULL::VARCHAR AS reason, "
                  "NULL::DATE AS event_date WHERE false")
-    day_sql = f"DATE '{day.isoformat()}'" if day else "NULL::DATE"
+    day_sql = _day_sql(day)
     any_bad = bool(scalar(con, f"SELECT count(*) FROM ({union}) WHERE reason IS NOT NULL"))
     if any_bad:
         # a quarantined row takes the day of the nearest valid row before it in its file (else after it, else
@@ -476,7 +480,7 @@ def _load_batch(con: duckdb.DuckDBPyConnection, feed: str, parsed_parts: list[st
         WHERE {"partition_date = " + day_sql if day else "true"}
     """)
     stage = _stage(feed)
-    staged = bool(scalar(con, "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [stage]))
+    staged = table_exists(con, stage)
     if key:
         # the same key already loaded (for another day, or by an earlier batch of this run): the first keeps it
         on = " AND ".join(f"b.{k} = r.{k}" for k in key)
