@@ -36,9 +36,9 @@ def landing(tmp_path):
 
 @pytest.fixture
 def con(tmp_path, landing):
-    from pipelines.lib.contracts import FLEET_TABLES
-    from pipelines.lib.ingest import ingest_fleet_table
-    from pipelines.lib.warehouse import connect
+    from pipelines.warehouse.contracts import FLEET_TABLES
+    from pipelines.ingest.loader import ingest_fleet_table
+    from pipelines.warehouse.connection import connect
 
     c = connect(tmp_path / "w.duckdb")
     for name in FLEET_TABLES:

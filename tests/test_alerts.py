@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
-from pipelines.lib.alerts import Alert, deliver, sign, sinks_from_env
+from pipelines.outputs.alerts import Alert, deliver, sign, sinks_from_env
 
 ALERTS = [
     Alert(key="anomaly:1", kind="cost_anomaly", day="2026-11-08", title="Cost anomaly: j_per_output_token",
@@ -159,8 +159,8 @@ def test_the_dagster_sensor_delivers_new_alerts_once(receiver, tmp_path, monkeyp
     import dagster as dg
 
     from pipelines.defs.alerts import alert_sensor
-    from pipelines.lib.anomalies import ANOMALIES_DDL
-    from pipelines.lib.warehouse import connect
+    from pipelines.analysis.anomalies import ANOMALIES_DDL
+    from pipelines.warehouse.connection import connect
 
     monkeypatch.setenv("INFERCOST_HOME", str(tmp_path))
     monkeypatch.setenv("INFERCOST_WAREHOUSE", str(tmp_path / "w.duckdb"))

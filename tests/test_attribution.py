@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines.lib.attribution import TS_TYPE, _exclusive_segmented_cumsum, attribute_energy
+from pipelines.attribution.kernel import TS_TYPE, _exclusive_segmented_cumsum, attribute_energy
 from tests.reference_attribution import reference_attribution
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=timezone.utc)

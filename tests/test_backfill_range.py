@@ -8,7 +8,7 @@ import sys
 import duckdb
 import pytest
 
-from pipelines.lib.generate import generate
+from pipelines.devtools.generate import generate
 from tests.conftest import REPO
 
 

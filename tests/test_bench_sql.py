@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipelines.bench import run_floor, run_kernel, run_sql, synthetic_inputs
+from pipelines.devtools.bench import run_floor, run_kernel, run_sql, synthetic_inputs
 
 
 def test_kernel_and_sql_agree_on_a_small_fleet():
@@ -15,7 +15,7 @@ def test_kernel_and_sql_agree_on_a_small_fleet():
 
 
 def test_the_kernel_matches_exact_arithmetic_where_it_and_the_sql_differ_most():
-    from pipelines.bench import exact_energy_j
+    from pipelines.devtools.bench import exact_energy_j
 
     requests, telemetry = synthetic_inputs(5_000, 4, 3_000, seed=3)
     k = run_kernel(requests, telemetry).sort_by("request_id")

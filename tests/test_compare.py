@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from pipelines.lib.compare import compare
+from pipelines.analysis.compare import compare
 
 
 def frame(n_tech, n_base, effect, seed=0):
@@ -44,7 +44,7 @@ def test_no_baseline_no_row():
 def test_large_sides_draw_their_sums_from_the_exact_poisson_moments(monkeypatch):
     import numpy as np
 
-    from pipelines.lib import compare as C
+    from pipelines.analysis import compare as C
 
     rng = np.random.default_rng(1)
     cost = rng.lognormal(0, 1, 30_000)

@@ -1,8 +1,8 @@
 import pyarrow as pa
 import pytest
 
-from pipelines.lib.contracts import FEEDS, FLEET_TABLES, load_contract
-from pipelines.lib.warehouse import connect, ensure_raw_tables
+from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES, load_contract
+from pipelines.warehouse.connection import connect, ensure_raw_tables
 
 
 @pytest.mark.parametrize("name", FEEDS + FLEET_TABLES)
@@ -36,7 +36,7 @@ def test_unknown_contract_is_a_clear_error():
 
 
 def test_a_warehouse_made_under_an_older_contract_gains_the_new_columns(tmp_path):
-    from pipelines.lib.warehouse import connect, ensure_raw_tables
+    from pipelines.warehouse.connection import connect, ensure_raw_tables
 
     con = connect(tmp_path / "old.duckdb")
     con.execute("CREATE TABLE raw_telemetry (device_id VARCHAR, ts TIMESTAMPTZ, power_w DOUBLE, "

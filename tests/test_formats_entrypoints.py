@@ -71,7 +71,7 @@ def test_cli_ingest_takes_a_format_and_options(landing, tmp_path):
 
 
 def test_the_readme_lists_every_format_with_a_command_that_names_a_real_one():
-    from pipelines.lib.formats import FORMATS
+    from pipelines.ingest.formats import FORMATS
 
     readme = (REPO / "README.md").read_text()
     table = readme[readme.index("### Input formats"):readme.index("Reader details")]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipelines.lib.attribution import TS_TYPE, attribute_energy
-from pipelines.lib.ingest import ingest_feed, ingest_files
-from pipelines.lib.warehouse import connect
+from pipelines.attribution.kernel import TS_TYPE, attribute_energy
+from pipelines.ingest.loader import ingest_feed, ingest_files
+from pipelines.warehouse.connection import connect
 from tests.conftest import assert_row_identity
 from tests.test_realdata_wilkins import RUNS, read_request_log
 

@@ -3,7 +3,7 @@
 import json
 from datetime import date, datetime, timezone
 
-from pipelines.lib.ingest import ingest_feed
+from pipelines.ingest.loader import ingest_feed
 from tests.conftest import assert_row_identity
 
 DAY = date(2026, 11, 2)

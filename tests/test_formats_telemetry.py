@@ -4,7 +4,7 @@ energy-counter CSV): hand-written samples in their published shapes."""
 import json
 from datetime import date, datetime, timezone
 
-from pipelines.lib.ingest import ingest_feed
+from pipelines.ingest.loader import ingest_feed
 from tests.conftest import assert_row_identity, quarantine
 
 DAY = date(2026, 11, 2)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.lib.ingest import ingest_files, read_lines
+from pipelines.ingest.loader import ingest_files, read_lines
 from tests.conftest import REPO
 
 LINES_PER_EXAMPLE = 250

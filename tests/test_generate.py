@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.lib.generate import (_CONFIG_EFFECT, DEVICE_TYPES, MODELS, build_fleet, generate, j_per_token, power_w,
+from pipelines.devtools.generate import (_CONFIG_EFFECT, DEVICE_TYPES, MODELS, build_fleet, generate, j_per_token, power_w,
                                     time_per_token_s)
 
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from pipelines.lib.ingest import IngestError, ingest_feed, ingest_fleet_table
+from pipelines.ingest.loader import IngestError, ingest_feed, ingest_fleet_table
 from tests.conftest import REPO, assert_row_identity, quarantine  # noqa: F401
 
 DAY = date(2026, 11, 2)
@@ -251,7 +251,7 @@ def test_a_request_id_loaded_for_another_day_is_quarantined_as_a_duplicate(con, 
 
 
 def test_large_files_read_in_pieces_give_the_same_rows(con, landing, monkeypatch):
-    import pipelines.lib.ingest as ingest
+    import pipelines.ingest.loader as ingest
 
     tel = [NVSMI_HEADER] + [f"2026/11/02 00:{i // 60:02d}:{i % 60:02d}.000, 0, GPU-a, NVIDIA H100 80GB HBM3, "
                             f"{100 + i}.0, 5, 10" for i in range(500)]

@@ -125,7 +125,7 @@ def test_sql_command_reads_the_warehouse_and_refuses_writes(warehouse):
 
 
 def test_clean_sample_day_raises_no_alert_and_passes_every_check(warehouse):
-    from pipelines.lib.alerts import collect
+    from pipelines.outputs.alerts import collect
 
     con = warehouse["con"]
     assert collect(con) == []
@@ -208,7 +208,7 @@ def test_focus_export_follows_the_column_rules(warehouse, tmp_path):
     import re
     from datetime import datetime
 
-    from pipelines.lib.focus import CUSTOM_COLUMNS, FOCUS_COLUMNS
+    from pipelines.outputs.focus import CUSTOM_COLUMNS, FOCUS_COLUMNS
 
     env = {**os.environ, "INFERCOST_HOME": str(warehouse["home"])}
     env.pop("INFERCOST_WAREHOUSE", None)
@@ -246,7 +246,7 @@ def test_focus_export_follows_the_column_rules(warehouse, tmp_path):
 
 
 def test_whatif_projections_rest_on_measurements(warehouse):
-    from pipelines.lib import whatif
+    from pipelines.analysis import whatif
 
     con = duckdb.connect(str(warehouse["home"] / "published" / "warehouse.duckdb"), read_only=True)
     try:

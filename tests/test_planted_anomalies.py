@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from pipelines.lib.generate import Plant, generate
+from pipelines.devtools.generate import Plant, generate
 from tests.conftest import REPO
 from tests.test_alerts import Receiver
 

@@ -7,7 +7,7 @@ import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-from pipelines.lib.ingest import ingest_feed, ingest_fleet_table
+from pipelines.ingest.loader import ingest_feed, ingest_fleet_table
 from tests.conftest import REPO
 
 DAY = date(2026, 11, 2)

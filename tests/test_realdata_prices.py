@@ -5,9 +5,9 @@ from datetime import date
 
 import pytest
 
-from pipelines.lib.contracts import FLEET_TABLES
-from pipelines.lib.ingest import ingest_files, ingest_fleet_table
-from pipelines.lib.warehouse import connect
+from pipelines.warehouse.contracts import FLEET_TABLES
+from pipelines.ingest.loader import ingest_files, ingest_fleet_table
+from pipelines.warehouse.connection import connect
 from tests.conftest import REPO
 
 REGIONS = """region,market,price_timezone,interval_minutes

@@ -12,9 +12,9 @@ from statistics import median
 import pyarrow as pa
 import pytest
 
-from pipelines.lib.attribution import TS_TYPE, attribute_energy
-from pipelines.lib.ingest import ingest_files
-from pipelines.lib.warehouse import connect
+from pipelines.attribution.kernel import TS_TYPE, attribute_energy
+from pipelines.ingest.loader import ingest_files
+from pipelines.warehouse.connection import connect
 
 RUNS = {
     "llama2-7b_palmetto-v100_2024-03-29_08-43-09": "Llama-2-7b-chat-hf-palmetto-v100-1.csv",
@@ -105,7 +105,7 @@ def test_one_second_power_draw_meets_the_accuracy_goal(run, realdata, tmp_path):
 
 def test_validate_energy_command_on_real_windows(realdata, tmp_path):
     """`infercost validate-energy` with (device, window, energy) ground truth taken from the run's own log."""
-    from pipelines.lib.validation import validate_energy
+    from pipelines.attribution.validation import validate_energy
 
     run = "llama2-7b_palmetto-v100_2024-03-29_08-43-09"
     folder = realdata / "wilkins-energy-inference" / run

@@ -6,9 +6,9 @@ from dagster_duckdb import DuckDBResource
 
 from pipelines.defs.partitions import daily_partitions, partition_days, single_run
 from pipelines.defs.resources import warehouse_connection
-from pipelines.lib.alerts import collect, deliver, sinks_from_env
-from pipelines.lib.anomalies import detect_and_store
-from pipelines.lib.warehouse import connect, warehouse_path
+from pipelines.outputs.alerts import collect, deliver, sinks_from_env
+from pipelines.analysis.anomalies import detect_and_store
+from pipelines.warehouse.connection import connect, warehouse_path
 
 
 @dg.asset(
@@ -18,7 +18,7 @@ from pipelines.lib.warehouse import connect, warehouse_path
     backfill_policy=single_run,
     deps=["agg_daily_model_cost", "agg_daily_technique_cost", "agg_daily_device_type_cost"],
     description="Days whose cost per 1M output tokens, J per output token, idle share or total cost left their "
-    "trailing range (median and MAD, weekday aware), with a likely cause (pipelines/lib/anomalies.py).",
+    "trailing range (median and MAD, weekday aware), with a likely cause (pipelines/analysis/anomalies.py).",
 )
 def cost_anomalies(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     with warehouse_connection(duckdb) as con:

@@ -7,9 +7,9 @@ from dagster_duckdb import DuckDBResource
 from pipelines.defs.partitions import daily_partitions, partition_days, single_run
 from pipelines.defs.quality import check_results, suite_check_specs
 from pipelines.defs.resources import warehouse_connection
-from pipelines.lib.energy import attribute_day
-from pipelines.lib.quality import run_suite
-from pipelines.lib.warehouse import attribution_settings
+from pipelines.attribution.day import attribute_day
+from pipelines.analysis.quality import run_suite
+from pipelines.settings import current
 
 
 @dg.multi_asset(
@@ -33,9 +33,9 @@ from pipelines.lib.warehouse import attribution_settings
     check_specs=suite_check_specs("attribution", "request_energy_pieces"),
 )
 def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
-    """Split each device's measured energy across the requests running on it (pipelines/lib/attribution.py)."""
+    """Split each device's measured energy across the requests running on it (pipelines/attribution/kernel.py)."""
     days = partition_days(context)
-    settings = attribution_settings()
+    settings = current()
     totals = {"metered_kwh": 0.0, "attributed_kwh": 0.0, "idle_kwh": 0.0, "requests": 0, "unattributed": 0,
               "dropped_samples": 0, "counter_intervals": 0, "counter_resets": 0}
     skewed = set()
@@ -47,7 +47,8 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
                                  f"{so_far['telemetry_rows']:,} samples and {so_far['request_device_rows']:,} "
                                  "request-devices so far")
 
-            result = attribute_day(con, day, progress=progress, **settings)
+            result = attribute_day(con, day, progress=progress, max_gap_s=settings.max_gap_s,
+                                   prompt_token_weight=settings.prompt_token_weight)
             outcomes += run_suite(con, "attribution", day)
             context.log.info(result.summary())
             totals["metered_kwh"] += result.metered_energy_j / 3.6e6
@@ -60,7 +61,8 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
             skewed.update(result.skewed_hosts)
             if result.skewed_hosts:
                 context.log.warning(f"{day}: likely clock skew on {result.skewed_hosts}; see clock_skew_checks")
-    yield dg.MaterializeResult(asset_key="request_energy_pieces", metadata={**totals, **settings})
+    yield dg.MaterializeResult(asset_key="request_energy_pieces", metadata={**totals, "max_gap_s": settings.max_gap_s,
+                                                       "prompt_token_weight": settings.prompt_token_weight})
     yield dg.MaterializeResult(asset_key="device_energy_buckets", metadata={"idle_kwh": totals["idle_kwh"]})
     yield dg.MaterializeResult(asset_key="clock_skew_checks", metadata={"likely_skewed_hosts": sorted(skewed)})
     yield dg.MaterializeResult(asset_key="unattributed_requests", metadata={"rows": totals["unattributed"]})

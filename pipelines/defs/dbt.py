@@ -10,7 +10,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from pipelines.dbt_project import dbt_project
 from pipelines.defs.partitions import daily_partitions, single_run
-from pipelines.lib.warehouse import dbt_vars
+from pipelines.settings import current
 
 
 class InfercostTranslator(DagsterDbtTranslator):
@@ -32,4 +32,4 @@ class InfercostTranslator(DagsterDbtTranslator):
 )
 def cost_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """Rebuild the cost models over every loaded day (the marts are small; their inputs are partitioned)."""
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars())], context=context).stream()
+    yield from dbt.cli(["build", "--vars", json.dumps(current().dbt_vars)], context=context).stream()

@@ -1,10 +1,11 @@
-import os
 from datetime import date, timedelta
 
 import dagster as dg
 
+from pipelines.settings import current
+
 # first day a fleet may have data for; backfills before it are refused by Dagster
-START_DATE = os.environ.get("INFERCOST_START_DATE", "2026-01-01")
+START_DATE = current().start_date
 
 daily_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE, timezone="UTC")
 

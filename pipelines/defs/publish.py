@@ -5,8 +5,8 @@ from dagster_duckdb import DuckDBResource
 
 from pipelines.defs.partitions import daily_partitions, single_run
 from pipelines.defs.resources import warehouse_connection
-from pipelines.lib.compare import compare_and_store
-from pipelines.lib.publish import publish
+from pipelines.analysis.compare import compare_and_store
+from pipelines.warehouse.publish import publish
 
 
 @dg.asset(
@@ -16,7 +16,7 @@ from pipelines.lib.publish import publish
     backfill_policy=single_run,
     deps=["fct_request_cost"],
     description="Each technique's change in cost per 1M output tokens against its baseline, with a 95 % bootstrap "
-    "interval, sample sizes and the latency trade-off (pipelines/lib/compare.py).",
+    "interval, sample sizes and the latency trade-off (pipelines/analysis/compare.py).",
 )
 def technique_comparison(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     with warehouse_connection(duckdb) as con:

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.lib.quality import CheckOutcome, check_names, suite_path
+from pipelines.analysis.quality import CheckOutcome, check_names, suite_path
 
 
 def suite_check_specs(suite: str, asset_key: str) -> list[dg.AssetCheckSpec]:

@@ -1,0 +1,236 @@
+"""Run the attribution kernel for one UTC day of the warehouse and store its results.
+
+Requests are mapped to devices through the deployments table (every device of a tensor-parallel replica), or by
+their own device_id. The kernel sees every request that overlaps the day (including those that started the day
+before) and the telemetry around it; only pieces and device buckets inside the day are kept, so a request that
+runs over midnight is split between two partitions and nothing is counted twice.
+
+Pure DuckDB, Arrow and numpy; imports no Dagster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
+from pipelines.attribution.kernel import attribute_energy
+from pipelines.attribution.skew import detect_clock_skew
+from pipelines.warehouse.connection import ensure_raw_tables, scalar
+
+PIECES_DDL = """
+CREATE TABLE IF NOT EXISTS request_energy_pieces (
+    partition_date DATE, request_id VARCHAR, device_id VARCHAR, bucket_start TIMESTAMPTZ,
+    energy_j DOUBLE, device_share_s DOUBLE, unmetered_s DOUBLE
+)"""
+DEVICE_BUCKETS_DDL = """
+CREATE TABLE IF NOT EXISTS device_energy_buckets (
+    partition_date DATE, device_id VARCHAR, bucket_start TIMESTAMPTZ, span_s DOUBLE, metered_s DOUBLE,
+    busy_s DOUBLE, unmetered_s DOUBLE, metered_energy_j DOUBLE, busy_energy_j DOUBLE, idle_energy_j DOUBLE
+)"""
+SKEW_DDL = """
+CREATE TABLE IF NOT EXISTS clock_skew_checks (
+    partition_date DATE, host VARCHAR, best_lag_s DOUBLE, suggested_offset_s DOUBLE, corr_at_best DOUBLE,
+    corr_at_zero DOUBLE, likely_skew BOOLEAN, applied_offset_s DOUBLE
+)"""
+UNATTRIBUTED_DDL = """
+CREATE TABLE IF NOT EXISTS unattributed_requests (
+    partition_date DATE, request_id VARCHAR, replica_id VARCHAR, device_id VARCHAR, reason VARCHAR
+)"""
+
+
+@dataclass
+class DayAttribution:
+    day: date
+    requests: int
+    request_device_rows: int
+    telemetry_rows: int
+    unattributed: int
+    metered_energy_j: float
+    attributed_energy_j: float
+    idle_energy_j: float
+    dropped_samples: int
+    skewed_hosts: list
+    counter_intervals: int = 0
+    counter_resets: int = 0
+
+    def summary(self) -> str:
+        return (f"attribution {self.day}: {self.requests:,} requests on {self.request_device_rows:,} request-devices,"
+                f" {self.telemetry_rows:,} samples; metered {self.metered_energy_j / 3.6e6:,.2f} kWh = attributed "
+                f"{self.attributed_energy_j / 3.6e6:,.2f} + idle {self.idle_energy_j / 3.6e6:,.2f}; "
+                f"{self.unattributed:,} requests without a device; {self.dropped_samples:,} samples without a "
+                f"usable power; {self.counter_intervals:,} intervals from energy counters, "
+                f"{self.counter_resets:,} counter resets or wraps (power readings used there)"
+                + (f"; likely clock skew on {', '.join(self.skewed_hosts)} (see clock_skew_checks)"
+                   if self.skewed_hosts else ""))
+
+
+def bucket_seconds(con: duckdb.DuckDBPyConnection) -> int:
+    """The shortest price interval of any region, so that every bucket falls inside one price interval."""
+    minutes = scalar(con, "SELECT min(interval_minutes) FROM raw_regions")
+    return int(minutes or 60) * 60
+
+
+# the telemetry samples one group of devices may bring into memory at once (about 0.6 GB of Arrow and arrays)
+GROUP_SAMPLES = 8_000_000
+
+
+def _device_groups(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, day: date) -> list[list[str]]:
+    """Every device with requests or telemetry in the window, in groups of whole hosts of at most about
+    GROUP_SAMPLES telemetry samples."""
+    rows = con.execute(
+        """
+        WITH samples AS (
+            SELECT device_id, count(*) AS n FROM raw_telemetry
+            WHERE ts >= $lo AND ts <= $hi AND partition_date BETWEEN $d - 1 AND $d + 1 GROUP BY device_id
+        ),
+        devices AS (
+            SELECT device_id FROM samples UNION SELECT device_id FROM _day_requests WHERE device_id IS NOT NULL
+        )
+        SELECT d.device_id, coalesce(i.host, d.device_id) AS host, coalesce(s.n, 0) AS n
+        FROM devices d LEFT JOIN samples s USING (device_id) LEFT JOIN raw_inventory i USING (device_id)
+        ORDER BY host, d.device_id
+        """,
+        {"lo": lo, "hi": hi, "d": day},
+    ).fetchall()
+    groups, current, size, last_host = [], [], 0, None
+    for device, host, n in rows:
+        if current and host != last_host and size + n > GROUP_SAMPLES:
+            groups.append(current)
+            current, size = [], 0
+        current.append(device)
+        size += n
+        last_host = host
+    if current:
+        groups.append(current)
+    return groups
+
+
+def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float = DEFAULT_MAX_GAP_S,
+                  prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT, progress=None) -> DayAttribution:
+    """Attribute one UTC day; ``progress(groups_done, groups_total, totals)`` is called after each device group."""
+    ensure_raw_tables(con)
+    for ddl in (PIECES_DDL, DEVICE_BUCKETS_DDL, UNATTRIBUTED_DDL, SKEW_DDL):
+        con.execute(ddl)
+    lo = datetime.combine(day, time(), tzinfo=timezone.utc)
+    hi = lo + timedelta(days=1)
+    margin = timedelta(seconds=max_gap_s + 60)
+    # requests overlapping the day, one row per device they ran on
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _day_requests AS
+        WITH shifted AS (
+            -- request-log clocks moved onto the telemetry clock (fleet/clock_offsets.csv)
+            SELECT r.* REPLACE (
+                       r.started_at + to_microseconds(CAST(round(coalesce(o.offset_s, 0) * 1e6) AS BIGINT))
+                           AS started_at,
+                       r.ended_at + to_microseconds(CAST(round(coalesce(o.offset_s, 0) * 1e6) AS BIGINT))
+                           AS ended_at),
+                   coalesce(o.offset_s, 0) AS applied_offset_s
+            FROM raw_requests r LEFT JOIN raw_clock_offsets o ON r.host = o.host
+        )
+        SELECT r.request_id, r.replica_id, r.device_id AS logged_device_id, r.started_at, r.ended_at,
+               r.prompt_tokens, r.completion_tokens, r.host, r.applied_offset_s,
+               coalesce(d.device_id, r.device_id) AS device_id
+        FROM shifted r
+        LEFT JOIN raw_deployments d
+          ON r.replica_id = d.replica_id AND r.started_at >= d.valid_from
+         AND (d.valid_to IS NULL OR r.started_at < d.valid_to)
+        WHERE r.started_at < $hi AND (r.ended_at > $lo OR r.started_at >= $lo)
+          AND r.partition_date BETWEEN $lo::DATE - 2 AND $lo::DATE
+        """,
+        {"lo": lo, "hi": hi},
+    ).fetchall()
+    con.execute("DELETE FROM unattributed_requests WHERE partition_date = ?", [day]).fetchall()
+    con.execute(
+        """
+        INSERT INTO unattributed_requests
+        SELECT ?, request_id, replica_id, logged_device_id,
+               CASE WHEN replica_id IS NOT NULL THEN 'replica has no deployment at started_at'
+                    ELSE 'no device' END
+        FROM _day_requests WHERE device_id IS NULL AND started_at >= ?
+        """,
+        [day, lo],
+    ).fetchall()
+    totals = {"request_device_rows": 0, "telemetry_rows": 0, "metered": 0.0, "attributed": 0.0, "idle": 0.0,
+              "dropped": 0, "counter_intervals": 0, "counter_resets": 0}
+    skew: list[dict] = []
+
+    def in_day(t: pa.Table) -> pa.Table:
+        start = t["bucket_start"]
+        return t.filter(pc.and_(pc.greater_equal(start, pa.scalar(lo, start.type)),
+                                pc.less(start, pa.scalar(hi, start.type))))
+
+    groups = _device_groups(con, lo - margin, hi + margin, day)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM request_energy_pieces WHERE partition_date = ?", [day])
+        con.execute("DELETE FROM device_energy_buckets WHERE partition_date = ?", [day])
+        con.execute("DELETE FROM clock_skew_checks WHERE partition_date = ?", [day])
+        # devices in groups of whole hosts, so that a fleet-day's telemetry never sits in memory at once
+        for i, devices in enumerate(groups, start=1):
+            con.execute("CREATE OR REPLACE TEMP TABLE _group_devices AS SELECT unnest(?::VARCHAR[]) AS device_id",
+                        [devices])
+            requests = con.sql(
+                "SELECT request_id, device_id, started_at, ended_at, completion_tokens, prompt_tokens "
+                "FROM _day_requests WHERE device_id IN (SELECT device_id FROM _group_devices) "
+                "ORDER BY device_id, started_at"
+            ).to_arrow_table()
+            telemetry = con.sql(
+                "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry "
+                "WHERE ts >= $lo AND ts <= $hi AND partition_date BETWEEN $d - 1 AND $d + 1 "
+                "AND device_id IN (SELECT device_id FROM _group_devices) ORDER BY device_id, ts",
+                params={"lo": lo - margin, "hi": hi + margin, "d": day},
+            ).to_arrow_table()
+            result = attribute_energy(
+                requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_seconds(con),
+                prompt_token_weight=prompt_token_weight,
+            )
+            skew_requests = con.sql(
+                "SELECT host, device_id, started_at, ended_at, applied_offset_s FROM _day_requests "
+                "WHERE device_id IN (SELECT device_id FROM _group_devices) AND host IS NOT NULL").to_arrow_table()
+            offsets = dict(zip(skew_requests["host"].to_pylist(), skew_requests["applied_offset_s"].to_pylist()))
+            skew += [{**row, "applied_offset_s": offsets.get(row["host"], 0.0)}
+                     for row in detect_clock_skew(skew_requests, telemetry, max_gap_s=max_gap_s)]
+            pieces = in_day(result.per_request_bucket)
+            buckets = in_day(result.per_device_bucket)
+            con.register("_pieces", pieces)
+            con.register("_buckets", buckets)
+            con.execute("INSERT INTO request_energy_pieces SELECT ?, * FROM _pieces", [day])
+            con.execute("INSERT INTO device_energy_buckets SELECT ?, * FROM _buckets", [day])
+            con.unregister("_pieces")
+            con.unregister("_buckets")
+            totals["request_device_rows"] += requests.num_rows
+            totals["telemetry_rows"] += telemetry.num_rows
+            totals["metered"] += float(pc.sum(buckets["metered_energy_j"]).as_py() or 0.0)
+            totals["attributed"] += float(pc.sum(pieces["energy_j"]).as_py() or 0.0)
+            totals["idle"] += float(pc.sum(buckets["idle_energy_j"]).as_py() or 0.0)
+            totals["dropped"] += result.dropped_samples
+            totals["counter_intervals"] += result.counter_intervals
+            totals["counter_resets"] += result.counter_resets
+            if progress:
+                progress(i, len(groups), totals)
+            del requests, telemetry, result, pieces, buckets
+        if skew:
+            con.executemany(
+                "INSERT INTO clock_skew_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [[day, r["host"], r["best_lag_s"], r["suggested_offset_s"], r["corr_at_best"], r["corr_at_zero"],
+                  r["likely_skew"], r["applied_offset_s"]] for r in skew],
+            )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    n_unattributed = scalar(con, "SELECT count(*) FROM unattributed_requests WHERE partition_date = ?", [day])
+    n_requests = scalar(con, "SELECT count(DISTINCT request_id) FROM _day_requests")
+    return DayAttribution(
+        day=day, requests=n_requests, request_device_rows=totals["request_device_rows"],
+        telemetry_rows=totals["telemetry_rows"], unattributed=n_unattributed,
+        metered_energy_j=totals["metered"], attributed_energy_j=totals["attributed"], idle_energy_j=totals["idle"],
+        dropped_samples=totals["dropped"], counter_intervals=totals["counter_intervals"],
+        counter_resets=totals["counter_resets"], skewed_hosts=[r["host"] for r in skew if r["likely_skew"]],
+    )

@@ -1,0 +1,115 @@
+"""Compare attributed energy with a measured ground truth (hardware counters, a meter, an engine's own log).
+
+The ground truth is a CSV with ``energy_j`` and either ``request_id`` (compared with the request's attributed
+energy summed over its devices and pieces) or ``device_id, window_start, window_end`` (compared with the energy
+the telemetry meters on that device over the window, integrated by the kernel's rules). An optional ``group``
+column gives per-group totals (a workload phase, a model, a batch size).
+
+Pure DuckDB, Arrow and numpy; imports no Dagster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from pipelines.settings import DEFAULT_MAX_GAP_S
+from pipelines.attribution.kernel import TS_TYPE, attribute_energy
+
+
+@dataclass
+class ValidationReport:
+    rows: list[dict]
+    """Per ground-truth row: key, group, measured_j, attributed_j, error (relative, signed)."""
+    groups: list[dict] = field(default_factory=list)
+    missing: int = 0
+    """Ground-truth rows with nothing to compare (unknown request, no telemetry)."""
+
+    def abs_errors(self) -> np.ndarray:
+        return np.array([abs(r["error"]) for r in self.rows])
+
+    @property
+    def median_abs_error(self) -> float:
+        return float(np.median(self.abs_errors())) if self.rows else float("nan")
+
+    @property
+    def p90_abs_error(self) -> float:
+        return float(np.quantile(self.abs_errors(), 0.9)) if self.rows else float("nan")
+
+    def text(self) -> str:
+        lines = [
+            f"compared {len(self.rows)} rows ({self.missing} without attributed energy)",
+            f"|error| median {100 * self.median_abs_error:.2f} %, p90 {100 * self.p90_abs_error:.2f} %, "
+            f"max {100 * (self.abs_errors().max() if self.rows else float('nan')):.2f} %",
+            "group                     n   measured_kwh  attributed_kwh   total_error",
+        ]
+        for g in self.groups:
+            lines.append(f"{str(g['group'])[:22]:22} {g['n']:4d} {g['measured_j'] / 3.6e6:14.6f} "
+                         f"{g['attributed_j'] / 3.6e6:15.6f} {100 * g['error']:11.2f} %")
+        return "\n".join(lines)
+
+
+def _group_totals(rows: list[dict]) -> list[dict]:
+    groups: dict = {}
+    for r in rows:
+        g = groups.setdefault(r["group"], {"group": r["group"], "n": 0, "measured_j": 0.0, "attributed_j": 0.0})
+        g["n"] += 1
+        g["measured_j"] += r["measured_j"]
+        g["attributed_j"] += r["attributed_j"]
+    out = sorted(groups.values(), key=lambda g: str(g["group"]))
+    total = {"group": "(all)", "n": sum(g["n"] for g in out), "measured_j": sum(g["measured_j"] for g in out),
+             "attributed_j": sum(g["attributed_j"] for g in out)}
+    for g in out + [total]:
+        g["error"] = (g["attributed_j"] - g["measured_j"]) / g["measured_j"] if g["measured_j"] else float("nan")
+    return out + [total]
+
+
+def validate_energy(con: duckdb.DuckDBPyConnection, ground_truth: Path, *, max_gap_s: float = DEFAULT_MAX_GAP_S
+                    ) -> ValidationReport:
+    truth = con.sql(f"SELECT * FROM read_csv('{Path(ground_truth)}', header = true)").to_arrow_table()
+    cols = set(truth.column_names)
+    if "energy_j" not in cols:
+        raise ValueError(f"{ground_truth}: needs an energy_j column")
+    groups = truth["group"].to_pylist() if "group" in cols else [None] * truth.num_rows
+    measured = [float(v) for v in truth["energy_j"].to_pylist()]
+    rows, missing = [], 0
+    if "request_id" in cols:
+        con.register("_truth", truth)
+        got = dict(con.execute(
+            "SELECT CAST(t.request_id AS VARCHAR), sum(p.energy_j) FROM _truth t "
+            "JOIN request_energy_pieces p ON p.request_id = CAST(t.request_id AS VARCHAR) GROUP BY 1").fetchall())
+        con.unregister("_truth")
+        for rid, g, m in zip(truth["request_id"].to_pylist(), groups, measured):
+            if str(rid) not in got:
+                missing += 1
+                continue
+            rows.append({"key": str(rid), "group": g, "measured_j": m, "attributed_j": got[str(rid)]})
+    elif {"device_id", "window_start", "window_end"} <= cols:
+        for dev, ws, we, g, m in zip(truth["device_id"].to_pylist(), truth["window_start"].to_pylist(),
+                                     truth["window_end"].to_pylist(), groups, measured):
+            tel = con.sql(
+                "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry "
+                "WHERE device_id = $d AND ts BETWEEN $lo::TIMESTAMPTZ - INTERVAL 1 MINUTE "
+                "AND $hi::TIMESTAMPTZ + INTERVAL 1 MINUTE",
+                params={"d": str(dev), "lo": ws, "hi": we}).to_arrow_table()
+            if tel.num_rows == 0:
+                missing += 1
+                continue
+            window = pa.table({"request_id": ["w"], "device_id": [str(dev)],
+                               "started_at": pa.array([ws], TS_TYPE), "ended_at": pa.array([we], TS_TYPE),
+                               "weight": [1.0]})
+            result = attribute_energy(window, tel, max_gap_s=max_gap_s)
+            if result.per_request["unmetered_s"][0].as_py() > 0:
+                missing += 1
+                continue
+            rows.append({"key": f"{dev} {ws}", "group": g, "measured_j": m,
+                         "attributed_j": result.per_request["energy_j"][0].as_py()})
+    else:
+        raise ValueError(f"{ground_truth}: needs request_id, or device_id, window_start and window_end")
+    for r in rows:
+        r["error"] = (r["attributed_j"] - r["measured_j"]) / r["measured_j"] if r["measured_j"] else float("nan")
+    return ValidationReport(rows=rows, groups=_group_totals(rows), missing=missing)

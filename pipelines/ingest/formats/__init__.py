@@ -1,0 +1,32 @@
+"""Parsers from the file formats fleets write to the canonical columns of schemas/, one module per feed.
+
+``FORMATS`` names every reader ``infercost ingest --format`` and ``<landing>/formats.yaml`` accept.
+"""
+
+from pipelines.ingest.formats.common import ParseContext, validation_sql
+from pathlib import Path
+
+from pipelines.ingest.formats.fleet import FleetCsv
+from pipelines.ingest.formats.mapping import MappedFile
+from pipelines.ingest.formats.prices import CarbonIntensityCsv, MarketPriceCsv
+from pipelines.ingest.formats.requests import (AzureTraceCsv, LiteLlmSpendLogs, MooncakeJsonl, OpenAIJsonl,
+                                            OtelGenAiSpans)
+from pipelines.ingest.formats.telemetry import DcgmPrometheusText, NvidiaSmiCsv, PrometheusRangeJson
+
+FORMATS = {
+    "openai_jsonl": OpenAIJsonl(),
+    "nvidia_smi_csv": NvidiaSmiCsv(),
+    "market_csv": MarketPriceCsv(),
+    "carbon_csv": CarbonIntensityCsv(),
+    "azure_trace_csv": AzureTraceCsv(),
+    "mooncake_jsonl": MooncakeJsonl(),
+    "litellm": LiteLlmSpendLogs(),
+    "otel_genai_json": OtelGenAiSpans(),
+    "dcgm_prometheus": DcgmPrometheusText(),
+    "prometheus_range_json": PrometheusRangeJson(),
+    "mapped": MappedFile(),  # any other shape, through the user's mapping file (option mapping=...)
+}
+# formats that are a mapping file shipped here (formats/mappings/<name>.yaml)
+FORMATS.update({p.stem: MappedFile(p) for p in sorted((Path(__file__).parent / "mappings").glob("*.yaml"))})
+
+__all__ = ["FORMATS", "FleetCsv", "ParseContext", "validation_sql"]

@@ -1,0 +1,150 @@
+"""What the parsers of every feed share: the parse context, the contract's validation, typed casting of records.
+
+Each parser maps a file's lines to, for every canonical column ``c``, a typed ``c`` and the raw text ``c__raw`` it
+came from; the contract then decides each row's fate in one place (:func:`validation_sql`): missing required
+values, unparseable values, values outside the contract's bounds or allowed set, plus the feed's own rules
+(ended_at before started_at, a request with neither replica nor device, an implausible date).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.warehouse.contracts import Contract
+
+_counter = itertools.count()
+
+# a timestamp before this or more than a day after the load is implausible (a clock reset or a unit mix-up)
+EARLIEST_PLAUSIBLE = "2000-01-01"
+
+
+@dataclass
+class ParseContext:
+    con: duckdb.DuckDBPyConnection
+    landing: Path
+    day: date | None
+    options: dict
+    registered: list = field(default_factory=list)
+    """Arrow tables registered as views for a parse; release() drops them once the parse's rows are copied."""
+
+    def release(self) -> None:
+        for name in self.registered:
+            self.con.unregister(name)
+        self.registered.clear()
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) -> str:
+    """A CASE expression giving the first reason a row breaks the contract, or NULL when it is valid.
+
+    Rows carry ``pre_reason`` (a reason found while parsing, e.g. malformed JSON), then each column's typed value
+    and its raw text ``<name>__raw``. extra_rules: (condition, reason expression) checked after the columns.
+    """
+    whens = ["WHEN pre_reason IS NOT NULL THEN pre_reason"]
+    for c in contract.columns:
+        raw = f"{c.name}__raw"
+        if c.required:
+            whens.append(f"WHEN {raw} IS NULL THEN 'missing {c.name}'")
+        whens.append(
+            f"WHEN {raw} IS NOT NULL AND {c.name} IS NULL THEN 'unparseable {c.name}: ' || left({raw}, 80)"
+        )
+        if c.type in ("DOUBLE", "BIGINT"):
+            whens.append(f"WHEN isnan({c.name}::DOUBLE) OR isinf({c.name}::DOUBLE) THEN '{c.name} is not finite'")
+        if c.min is not None:
+            whens.append(f"WHEN {c.name} < {c.min} THEN '{c.name} below {c.min}: ' || {c.name}")
+        if c.max is not None:
+            whens.append(f"WHEN {c.name} > {c.max} THEN '{c.name} above {c.max}: ' || {c.name}")
+        if c.allowed:
+            allowed = ", ".join(_sql_str(a) for a in c.allowed)
+            whens.append(f"WHEN {c.name} NOT IN ({allowed}) THEN '{c.name} not one of {'|'.join(c.allowed)}: ' "
+                         f"|| {c.name}")
+        if c.type == "TIMESTAMPTZ":
+            whens.append(
+                f"WHEN {c.name} < TIMESTAMPTZ '{EARLIEST_PLAUSIBLE}' OR {c.name} > now() + INTERVAL 1 DAY "
+                f"THEN 'implausible {c.name}: ' || {c.name}"
+            )
+    whens += [f"WHEN {cond} THEN {reason}" for cond, reason in list(contract.rules) + list(extra_rules)]
+    return "CASE " + " ".join(whens) + " END"
+
+
+def _finish(ctx: ParseContext, contract: Contract, mapped_sql: str, extra_rules=(), event_date_sql: str = None) -> str:
+    """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table."""
+    name = f"_parsed_{next(_counter)}"
+    part = contract.partition_by
+    event_date = event_date_sql or (f"{part}::DATE" if part else "NULL::DATE")
+    cols = ", ".join(f"{c.name}::{c.type} AS {c.name}" for c in contract.columns)
+    # a row that loads needs no copy of its line, unless the load may still quarantine it as a duplicate key
+    raw_text = "raw_text" if contract.on_duplicate_key == "quarantine" else \
+        "CASE WHEN reason IS NOT NULL THEN raw_text END AS raw_text"
+    ctx.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {name} AS
+        WITH mapped AS ({mapped_sql}),
+        checked AS (
+            SELECT *, {validation_sql(contract, list(extra_rules))} AS reason, {event_date} AS event_date
+            FROM mapped
+        )
+        SELECT {cols}, source_file, source_line, {raw_text}, reason, event_date
+        FROM checked
+    """)
+    return name
+
+
+def _register(ctx: ParseContext, table: pa.Table) -> str:
+    name = f"_lines_{next(_counter)}"
+    ctx.con.register(name, table)
+    ctx.registered.append(name)
+    return name
+
+
+_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": None}
+
+
+def epoch_sql(raw: str, unit: str) -> str:
+    """A TIMESTAMPTZ from a unix epoch number in ``unit`` (s, ms, us or ns), exact to the microsecond."""
+    if unit not in _US_PER_UNIT:
+        raise ValueError(f"unknown epoch unit {unit!r}; one of s, ms, us, ns")
+    if unit == "ns":  # integers past 2^53: divide exactly, fall back to a double for "1.7e18"-style text
+        micros = f"coalesce(TRY_CAST({raw} AS HUGEINT) // 1000, CAST(round(TRY_CAST({raw} AS DOUBLE) / 1e3) AS HUGEINT))"
+    else:
+        micros = f"round(TRY_CAST({raw} AS DOUBLE) * {_US_PER_UNIT[unit]})"
+    return f"(to_timestamp(0) + to_microseconds(TRY_CAST({micros} AS BIGINT)))"
+
+
+def _records(ctx: ParseContext, contract: Contract, lines: pa.Table, records: list[dict], pre: list,
+             extra_rules=(), event_date_sql: str | None = None, casts: dict[str, str] | None = None) -> str:
+    """Rows given as dicts of canonical field -> raw value (one per row of ``lines``, which holds their
+    source_file, source_line and raw_text), typed by the contract. ``casts`` gives a column's own SQL over its raw
+    text (``{raw}`` in the template), e.g. an epoch in nanoseconds, instead of a plain cast."""
+    casts = casts or {}
+    cols = {c.name: [] for c in contract.columns}
+    for rec in records:
+        for c in contract.columns:
+            v = rec.get(c.name)
+            v = "" if v is None else str(v).strip()
+            cols[c.name].append(v or None)
+    data = {"source_file": lines["source_file"], "source_line": lines["source_line"], "raw_text": lines["raw_text"],
+            "pre_reason": pa.array(pre, pa.string())}
+    data.update({f"{k}__raw": pa.array(v, pa.string()) for k, v in cols.items()})
+    src = _register(ctx, pa.table(data))
+    typed = ", ".join(
+        (casts[c.name].format(raw=f"{c.name}__raw") if c.name in casts else f"TRY_CAST({c.name}__raw AS {c.type})")
+        + f" AS {c.name}"
+        for c in contract.columns)
+    return _finish(ctx, contract, f"SELECT *, {typed} FROM {src}", extra_rules, event_date_sql)
+
+
+def _empty_mapped(contract: Contract) -> str:
+    cols = ", ".join(f"NULL::{c.type} AS {c.name}, NULL::VARCHAR AS {c.name}__raw" for c in contract.columns)
+    return (f"SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, "
+            f"NULL::VARCHAR AS pre_reason, {cols} WHERE false")
+
+

@@ -1,0 +1,100 @@
+"""Price-like region series: market prices and grid carbon intensity, one file per region."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipelines.warehouse.contracts import load_contract
+from pipelines.ingest.formats.common import ParseContext, _empty_mapped, _finish, _register, _sql_str
+
+class RegionSeriesCsv:
+    """An hourly or sub-hourly series per region, one file per region named <region>_*.csv, as
+    ``Datetime,<Label> (<unit>)``. The region's row in fleet/regions.csv gives the zone of naive timestamps (UTC
+    or local) and the interval length; each timestamp is the start of its interval. Timestamps with a UTC offset
+    are read as such. Options: ``value_column`` (a header name, for files with several value columns) and
+    ``currency`` (when the header does not say)."""
+
+    patterns = ("*.csv", "*.csv.gz")
+    feed = ""
+
+    def header_columns(self, path: Path, header: str, market: str) -> dict:
+        """Constant canonical columns read from the header (name -> value)."""
+        return {}
+
+    value_column = ""
+
+    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        contract = load_contract(self.feed)
+        region = path.name.split("_")[0].removesuffix(".csv").removesuffix(".gz")
+        found = ctx.con.execute(
+            "SELECT market, price_timezone, interval_minutes FROM raw_regions WHERE region = ?", [region]
+        ).fetchall()
+        if not found:
+            raise ValueError(f"{path}: region {region!r} (from the file name) is not in fleet/regions.csv")
+        market, tz, minutes = found[0]
+        if lines.num_rows == 0:
+            return _finish(ctx, contract, _empty_mapped(contract))
+        header = lines["raw_text"][0].as_py()
+        names = [h.strip() for h in header.split(",")]
+        constants = self.header_columns(path, header, market)
+        if ctx.options.get("currency"):
+            constants["currency"] = ctx.options["currency"]
+        if "currency" in constants and not constants["currency"]:
+            raise ValueError(f"{path}: header {header!r} names no currency as 'Price (CUR/MWh)'; "
+                             "give the currency option")
+        # the value column: the option's name, else the second column (e.g. "Real price" in epftoolbox files)
+        wanted = ctx.options.get("value_column")
+        if wanted and wanted not in names:
+            raise ValueError(f"{path}: no column {wanted!r} in header {header!r}")
+        pos = names.index(wanted) + 1 if wanted else 2
+        src = _register(ctx, lines.slice(1))
+        const_sql = "".join(f", {_sql_str(v)} AS {k}__raw, {_sql_str(v)} AS {k}" for k, v in constants.items())
+        v = self.value_column
+        mapped = f"""
+            WITH s0 AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
+            s AS (SELECT s0.* REPLACE (list_transform(parts, lambda x: trim(x)) AS parts) FROM s0),
+            t AS (SELECT *, CASE
+                        -- an explicit UTC offset (ERCOT's -06:00/-05:00) says which instant is meant
+                        WHEN regexp_matches(parts[1], '[+-]\\d{{2}}:?\\d{{2}}$') THEN TRY_CAST(parts[1] AS TIMESTAMPTZ)
+                        -- naive: local time in the region's zone (a time the spring DST gap skips maps forward)
+                        ELSE timezone({_sql_str(tz)}, try_strptime(parts[1],
+                            ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%dT%H:%M:%S'])) END AS start_ts FROM s)
+            SELECT source_file, source_line, raw_text,
+                CASE WHEN len(parts) <> {len(names)} THEN 'expected {len(names)} fields, got ' || len(parts)
+                END AS pre_reason,
+                {_sql_str(region)} AS region__raw, {_sql_str(region)} AS region,
+                parts[1] AS interval_start__raw, start_ts AS interval_start,
+                parts[1] AS interval_end__raw, start_ts + INTERVAL {int(minutes)} MINUTE AS interval_end,
+                parts[{pos}] AS {v}__raw, TRY_CAST(parts[{pos}] AS DOUBLE) AS {v}{const_sql}
+            FROM t
+        """
+        return _finish(ctx, contract, mapped)
+
+
+class MarketPriceCsv(RegionSeriesCsv):
+    """Hourly or sub-hourly prices as ``Datetime,Price (<CUR>/MWh)`` (the market and its time zone come from
+    fleet/regions.csv)."""
+
+    feed = "prices"
+    value_column = "price_per_mwh"
+
+    def header_columns(self, path, header, market):
+        m = re.search(r"\(([A-Z]{3})/MWh\)", header)
+        return {"currency": m.group(1) if m else "", "market": market}
+
+
+class CarbonIntensityCsv(RegionSeriesCsv):
+    """Grid carbon intensity as ``Datetime,Carbon Intensity (gCO2eq/kWh)``, one file per region under carbon/."""
+
+    feed = "carbon"
+    value_column = "g_co2e_per_kwh"
+
+    def header_columns(self, path, header, market):
+        if not re.search(r"gCO2(eq|e)?/kWh", header):
+            raise ValueError(f"{path}: header {header!r} does not give gCO2eq/kWh")
+        return {}
+
+

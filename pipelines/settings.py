@@ -1,0 +1,164 @@
+"""Every setting infercost reads from the environment, in one frozen object.
+
+``current()`` reads the environment once and returns a ``Settings``; code takes the values it needs from that
+object (or receives them as arguments) instead of reading ``os.environ`` itself. dbt receives the settings it uses as
+``--vars`` (``Settings.dbt_vars``); ``dbt/dbt_project.yml`` repeats the defaults only so that a bare ``dbt build``
+runs, and a test holds the two equal. The README's "Settings" table lists every variable below.
+
+Imports nothing of the project: every layer may read it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# the defaults, named once; the kernel's and the validators' keyword defaults are these constants
+DEFAULT_MAX_GAP_S = 5.0
+DEFAULT_PROMPT_TOKEN_WEIGHT = 0.1
+DEFAULT_IDLE_SHARING_POLICY = "proportional"
+DEFAULT_PRICE_FILL_MAX_HOURS = 6.0
+DEFAULT_START_DATE = "2026-01-01"
+DEFAULT_DUCKDB_MEMORY = "4GB"
+IDLE_SHARING_POLICIES = ("none", "proportional", "even")
+
+
+class SettingsError(ValueError):
+    """An INFERCOST_* variable whose value cannot be used; the message names the variable and the fix."""
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a number") from None
+
+
+def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    value = env.get(name)
+    return Path(value).resolve() if value else Path(default).resolve()
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Alert sinks; secrets are kept out of repr so that a logged Settings never shows them."""
+
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    webhook_url: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "infercost@localhost"
+    smtp_to: tuple[str, ...] = ()
+    smtp_starttls: bool = False
+    jsonl_path: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AlertSettings:
+        port = env.get("INFERCOST_ALERT_SMTP_PORT") or "25"
+        try:
+            smtp_port = int(port)
+        except ValueError:
+            raise SettingsError(f"INFERCOST_ALERT_SMTP_PORT={port!r} is not a port number") from None
+        return cls(
+            slack_webhook_url=env.get("INFERCOST_ALERT_SLACK_WEBHOOK_URL") or None,
+            webhook_url=env.get("INFERCOST_ALERT_WEBHOOK_URL") or None,
+            webhook_secret=env.get("INFERCOST_ALERT_WEBHOOK_SECRET") or None,
+            smtp_host=env.get("INFERCOST_ALERT_SMTP_HOST") or None,
+            smtp_port=smtp_port,
+            smtp_user=env.get("INFERCOST_ALERT_SMTP_USER") or None,
+            smtp_password=env.get("INFERCOST_ALERT_SMTP_PASSWORD") or None,
+            smtp_from=env.get("INFERCOST_ALERT_SMTP_FROM") or "infercost@localhost",
+            smtp_to=tuple(t.strip() for t in env.get("INFERCOST_ALERT_SMTP_TO", "").split(",") if t.strip()),
+            smtp_starttls=env.get("INFERCOST_ALERT_SMTP_STARTTLS", "").lower() in ("1", "true", "yes"),
+            jsonl_path=env.get("INFERCOST_ALERT_JSONL_PATH") or None,
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    """INFERCOST_HOME: the warehouse, the published copy, Dagster's home and alert state (default ./.infercost)."""
+    warehouse: Path
+    """INFERCOST_WAREHOUSE: the live DuckDB file Dagster and dbt share (default $INFERCOST_HOME/warehouse.duckdb)."""
+    published: Path
+    """INFERCOST_PUBLISHED: the read-only copy analysts query (default $INFERCOST_HOME/published/warehouse.duckdb)."""
+    landing: Path
+    """INFERCOST_LANDING: the folder the feeds' files land in (default the repo's sample_logs/)."""
+    schemas_dir: Path
+    """INFERCOST_SCHEMAS_DIR: the data contracts (default the repo's schemas/)."""
+    start_date: str = DEFAULT_START_DATE
+    """INFERCOST_START_DATE: the first daily partition (YYYY-MM-DD)."""
+    duckdb_memory: str = DEFAULT_DUCKDB_MEMORY
+    """INFERCOST_DUCKDB_MEMORY: DuckDB's memory cap for every connection and dbt; past it DuckDB spills to disk."""
+    max_gap_s: float = DEFAULT_MAX_GAP_S
+    """INFERCOST_MAX_GAP_S: telemetry gaps longer than this are unmetered, never filled."""
+    prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT
+    """INFERCOST_PROMPT_TOKEN_WEIGHT: a prompt token's weight against an output token in the energy split."""
+    idle_sharing_policy: str = DEFAULT_IDLE_SHARING_POLICY
+    """INFERCOST_IDLE_SHARING_POLICY: none, proportional or even (how idle cost reaches requests)."""
+    price_fill_max_hours: float = DEFAULT_PRICE_FILL_MAX_HOURS
+    """INFERCOST_PRICE_FILL_MAX_HOURS: an unpublished price interval takes the nearest price at most this far away."""
+    focus_provider: str = "Self-hosted inference (infercost)"
+    """INFERCOST_FOCUS_PROVIDER: FOCUS ProviderName/PublisherName."""
+    focus_billing_account: str = "inference-fleet"
+    """INFERCOST_FOCUS_BILLING_ACCOUNT: FOCUS BillingAccountId/Name."""
+    bench_data: Path = REPO_ROOT / "bench_data"
+    """INFERCOST_BENCH_DATA: where the benchmarks cache their generated inputs."""
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    """INFERCOST_ALERT_*: the alert sinks (see pipelines/outputs/alerts.py)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = _path(env, "INFERCOST_HOME", Path.cwd() / ".infercost")
+        policy = env.get("INFERCOST_IDLE_SHARING_POLICY") or DEFAULT_IDLE_SHARING_POLICY
+        if policy not in IDLE_SHARING_POLICIES:
+            raise SettingsError(f"INFERCOST_IDLE_SHARING_POLICY={policy!r}: use one of {', '.join(IDLE_SHARING_POLICIES)}")
+        return cls(
+            home=home,
+            warehouse=_path(env, "INFERCOST_WAREHOUSE", home / "warehouse.duckdb"),
+            published=_path(env, "INFERCOST_PUBLISHED", home / "published" / "warehouse.duckdb"),
+            landing=_path(env, "INFERCOST_LANDING", REPO_ROOT / "sample_logs"),
+            schemas_dir=_path(env, "INFERCOST_SCHEMAS_DIR", REPO_ROOT / "schemas"),
+            start_date=env.get("INFERCOST_START_DATE") or DEFAULT_START_DATE,
+            duckdb_memory=env.get("INFERCOST_DUCKDB_MEMORY") or DEFAULT_DUCKDB_MEMORY,
+            max_gap_s=_float(env, "INFERCOST_MAX_GAP_S", DEFAULT_MAX_GAP_S),
+            prompt_token_weight=_float(env, "INFERCOST_PROMPT_TOKEN_WEIGHT", DEFAULT_PROMPT_TOKEN_WEIGHT),
+            idle_sharing_policy=policy,
+            price_fill_max_hours=_float(env, "INFERCOST_PRICE_FILL_MAX_HOURS", DEFAULT_PRICE_FILL_MAX_HOURS),
+            focus_provider=env.get("INFERCOST_FOCUS_PROVIDER") or "Self-hosted inference (infercost)",
+            focus_billing_account=env.get("INFERCOST_FOCUS_BILLING_ACCOUNT") or "inference-fleet",
+            bench_data=_path(env, "INFERCOST_BENCH_DATA", REPO_ROOT / "bench_data"),
+            alerts=AlertSettings.from_env(env),
+        )
+
+    @property
+    def dbt_vars(self) -> dict:
+        """The settings dbt's models read as vars (dbt_project.yml holds the same defaults for a bare dbt run)."""
+        return {
+            "prompt_token_weight": self.prompt_token_weight,
+            "idle_sharing_policy": self.idle_sharing_policy,
+            "price_fill_max_hours": self.price_fill_max_hours,
+        }
+
+    @classmethod
+    def variables(cls) -> list[str]:
+        """Every environment variable a Settings reads (documented in the README's Settings table)."""
+        names = {f.name: f"INFERCOST_{f.name.upper()}" for f in fields(cls) if f.name != "alerts"}
+        alert_names = [f"INFERCOST_ALERT_{f.name.upper()}" for f in fields(AlertSettings)]
+        return sorted(names.values()) + sorted(alert_names)
+
+
+def current() -> Settings:
+    """The settings in force now, read from the environment (cheap; call it where a value is needed)."""
+    return Settings.from_env()

@@ -1,0 +1,78 @@
+"""Where the warehouse lives and how its raw tables are laid out (from the contracts in schemas/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipelines.settings import current
+from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES, load_contract
+
+
+# lineage columns every raw table carries beside its contract's columns
+LINEAGE_DDL = "source_file VARCHAR, source_line BIGINT, partition_date DATE, loaded_at TIMESTAMPTZ"
+
+QUARANTINE_DDL = """
+CREATE TABLE IF NOT EXISTS ingest_quarantine (
+    feed VARCHAR, partition_date DATE, source_file VARCHAR, source_line BIGINT, raw_text VARCHAR,
+    reason VARCHAR, loaded_at TIMESTAMPTZ
+)"""
+FILE_STATS_DDL = """
+CREATE TABLE IF NOT EXISTS ingest_file_stats (
+    feed VARCHAR, partition_date DATE, source_file VARCHAR, rows_read BIGINT, rows_loaded BIGINT,
+    rows_quarantined BIGINT, loaded_at TIMESTAMPTZ
+)"""
+
+
+def infercost_home() -> Path:
+    return current().home
+
+
+def warehouse_path() -> Path:
+    """The DuckDB file Dagster and dbt share: $INFERCOST_WAREHOUSE, else $INFERCOST_HOME/warehouse.duckdb."""
+    return current().warehouse
+
+
+def landing_dir() -> Path:
+    return current().landing
+
+
+def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Session settings every infercost connection uses: UTC dates, and a memory cap."""
+    con.execute("SET TimeZone = 'UTC'").fetchall()
+    con.execute(f"SET memory_limit = '{current().duckdb_memory}'").fetchall()
+    return con
+
+
+def connect(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path = Path(path) if path else warehouse_path()
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return configure(duckdb.connect(str(path), read_only=read_only))
+
+
+def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw tables from the contracts; a warehouse made under an older contract gains its new columns
+    (empty for the rows already loaded)."""
+    for name in FEEDS + FLEET_TABLES:
+        contract = load_contract(name)
+        con.execute(f"CREATE TABLE IF NOT EXISTS raw_{name} ({contract.ddl_columns()}, {LINEAGE_DDL})")
+        have = {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'",
+            [f"raw_{name}"]).fetchall()}
+        for c in contract.columns:
+            if c.name not in have:
+                con.execute(f"ALTER TABLE raw_{name} ADD COLUMN {c.name} {c.type}")
+    con.execute(QUARANTINE_DDL)
+    con.execute(FILE_STATS_DDL)
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params=None):
+    """The first value of a query's single row (fetchall, so no result is left open on the connection)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = ?", [name]).fetchall())

@@ -1,0 +1,50 @@
+"""One home for settings: the environment is read in pipelines/settings.py, dbt's defaults and the README agree."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.settings import Settings, SettingsError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_dbt_project_defaults_equal_the_settings_defaults():
+    dbt_vars = yaml.safe_load((REPO / "dbt" / "dbt_project.yml").read_text())["vars"]
+    defaults = Settings.from_env({}).dbt_vars
+    assert set(defaults) <= set(dbt_vars)
+    for name, value in defaults.items():
+        assert dbt_vars[name] == value, name
+
+
+def test_readme_documents_every_variable():
+    readme = (REPO / "README.md").read_text()
+    documented = set(re.findall(r"^\| (INFERCOST_[A-Z_]+) \|", readme, re.M))
+    assert set(Settings.variables()) <= documented, set(Settings.variables()) - documented
+
+
+def test_no_module_reads_infercost_variables_but_settings():
+    offenders = []
+    for path in (REPO / "pipelines").rglob("*.py"):
+        if path.name == "settings.py":
+            continue
+        text = path.read_text()
+        if re.search(r"environ\.get\(\s*[\"']INFERCOST_|environ\[[\"']INFERCOST_\w+[\"']\](?!\s*=)", text):
+            offenders.append(str(path.relative_to(REPO)))
+    assert offenders == []
+
+
+def test_values_are_parsed_and_bad_values_named():
+    s = Settings.from_env({"INFERCOST_HOME": "/tmp/x", "INFERCOST_MAX_GAP_S": "2.5"})
+    assert s.warehouse == Path("/tmp/x/warehouse.duckdb") and s.max_gap_s == 2.5
+    with pytest.raises(SettingsError, match="INFERCOST_MAX_GAP_S"):
+        Settings.from_env({"INFERCOST_MAX_GAP_S": "five"})
+    with pytest.raises(SettingsError, match="INFERCOST_IDLE_SHARING_POLICY"):
+        Settings.from_env({"INFERCOST_IDLE_SHARING_POLICY": "fair"})
+
+
+def test_secrets_stay_out_of_repr():
+    s = Settings.from_env({"INFERCOST_ALERT_WEBHOOK_SECRET": "hunter2", "INFERCOST_ALERT_SMTP_PASSWORD": "pw9"})
+    assert "hunter2" not in repr(s) and "pw9" not in repr(s)
