@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipelines.attribution.kernel import TS_TYPE, _exclusive_segmented_cumsum, attribute_energy
+from pipelines.attribution.engine_numpy import exclusive_segmented_cumsum
+from pipelines.attribution.kernel import TS_TYPE, attribute_energy
 from tests.reference_attribution import reference_attribution
 
-T0 = datetime(2026, 11, 1, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
 
 def ts(seconds: float) -> datetime:
@@ -218,7 +219,7 @@ def test_conservation_on_a_large_random_fleet(seed, engine):
     tel = pa.table(
         {
             "device_id": pa.array(np.repeat([f"g{i}" for i in range(n_dev)], len(t))),
-            "ts": pa.array(((np.tile(t, n_dev) * 1e6).astype(np.int64) + int(T0.timestamp() * 1e6))).cast(TS_TYPE),
+            "ts": pa.array((np.tile(t, n_dev) * 1e6).astype(np.int64) + int(T0.timestamp() * 1e6)).cast(TS_TYPE),
             "power_w": rng.uniform(70, 700, n_dev * len(t)),
             "power_window_s": np.ones(n_dev * len(t)),
         }
@@ -246,7 +247,7 @@ def test_segmented_cumsum_keeps_digits_at_scale():
     x = rng.uniform(0, 1e4, 2_000_000)
     starts = np.zeros(len(x), dtype=bool)
     starts[::3600] = True
-    got = _exclusive_segmented_cumsum(x, starts)
+    got = exclusive_segmented_cumsum(x, starts)
     # check the last segment against an exact sum
     first = np.flatnonzero(starts)[-1]
     exact = [math.fsum(x[first:k]) for k in range(first, len(x))]

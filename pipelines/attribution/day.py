@@ -11,15 +11,15 @@ Pure DuckDB, Arrow and numpy; imports no Dagster.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 from pipelines.attribution.kernel import attribute_energy
 from pipelines.attribution.skew import detect_clock_skew
+from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 from pipelines.warehouse.connection import ensure_raw_tables, scalar
 
 PIECES_DDL = """
@@ -116,7 +116,7 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
     ensure_raw_tables(con)
     for ddl in (PIECES_DDL, DEVICE_BUCKETS_DDL, UNATTRIBUTED_DDL, SKEW_DDL):
         con.execute(ddl)
-    lo = datetime.combine(day, time(), tzinfo=timezone.utc)
+    lo = datetime.combine(day, time(), tzinfo=UTC)
     hi = lo + timedelta(days=1)
     margin = timedelta(seconds=max_gap_s + 60)
     # requests overlapping the day, one row per device they ran on

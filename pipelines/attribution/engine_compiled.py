@@ -1,245 +1,27 @@
-"""The attribution sweep as one compiled pass per device group (numba), same rule and outputs as the numpy sweep.
+"""The compiled engine: the attribution sweep and the power segments as numba passes, same rule and outputs as the
+numpy engine (engine_numpy.py).
 
-Per device, three streams that are each already in time order are merged as they are read: the power segments
-(sorted by construction), the request starts and the request ends (two argsorts of the requests, skipped when they
-come sorted). No event table is built or sorted. The loop integrates power between consecutive event times,
-splitting at bucket boundaries, and keeps running sums that restart at every (device, bucket) segment,
-compensated (Kahan) so that no digits are lost. D(t), the sum of active rates, is reset to exactly 0 whenever no
-weighted request is active.
+This module prepares arrays and allocates every output with numpy; the compiled loops live in compiled_sweep.py
+(the sweep) and compiled_segments.py (the segments).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
-@njit(cache=True, inline="always")  # small helpers are inlined: a call costs more than they do
-def _kahan(total, comp, x):
-    y = x - comp
-    t = total + y
-    return t, (t - total) - y
-
-
-@njit(cache=True, inline="always")
-def _emit_piece(r, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0, r_ge0c, r_gs0,
-                r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet):
-    """Request r's piece in this bucket: its rate times the compensated growth of the segment sums since it began."""
-    k = r_pieces_start[r] + r_next_piece[r]
-    p_bucket[k] = bucket
-    p_energy[k] = r_rate[r] * ((ge - r_ge0[r]) - (ge_c - r_ge0c[r]))
-    p_share[k] = r_rate[r] * ((gs - r_gs0[r]) - (gs_c - r_gs0c[r]))
-    p_unmet[k] = (gu - r_gu0[r]) / 1e6
-    r_next_piece[r] += 1
-
-
-@njit(cache=True, inline="always")
-def _close_bucket(s_dev, s_bucket, s_vals, k, dev, bucket, v_span, v_met, v_busy, v_unmet, e_met, e_busy, e_idle):
-    s_dev[k] = dev
-    s_bucket[k] = bucket
-    s_vals[k, 0] = v_span
-    s_vals[k, 1] = v_met
-    s_vals[k, 2] = v_busy
-    s_vals[k, 3] = v_unmet
-    s_vals[k, 4] = e_met
-    s_vals[k, 5] = e_busy
-    s_vals[k, 6] = e_idle
-
-
-@njit(cache=True, parallel=True)
-def _run(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r_weighted, r_positive, r_pieces_start,
-         r_npieces, bucket_us, seg_first, p_bucket, p_energy, p_share, p_unmet, s_dev, s_bucket, s_vals,
-         r_next_piece, r_ge0, r_ge0c, r_gs0, r_gs0c, r_gu0, active, active_pos):
-    """Merge, per device, three time-sorted streams (power segments, request starts, request ends) and integrate
-    between consecutive event times. At one time, events apply in the order: segment off, segment on, starts, ends.
-    Devices are 0..len(g_first)-2; g_first/r_first give each device's range in the segments and in
-    order_s/order_e, seg_first its first device-bucket row. Devices share nothing (each writes its own requests'
-    pieces and state, and its own rows), so they run in parallel."""
-    ndev = len(g_first) - 1
-    big = np.iinfo(np.int64).max
-
-    for dev in prange(ndev):
-        lo, hi = _device_extent(dev, g_first, g_a, g_b, r_first, order_s, order_e, s, e)
-        if lo > hi:
-            continue
-        nseg = seg_first[dev]
-        base = r_first[dev]  # the device's requests are active[base:base + n_active]
-        n_active = 0
-        k, k_end = g_first[dev], g_first[dev + 1]  # segment stream
-        in_seg = False  # the head of the segment stream is g_b[k] (its end) when in_seg, else g_a[k]
-        i_s, i_e, i_end = r_first[dev], r_first[dev], r_first[dev + 1]
-        t_cur = lo
-        bucket = t_cur // bucket_us
-        ge = 0.0
-        ge_c = 0.0
-        gs = 0.0
-        gs_c = 0.0
-        gu = 0
-        # this bucket's span, metered, busy and unmetered seconds; metered, busy and idle energy
-        v_span = v_met = v_busy = v_unmet = e_met = e_busy = e_idle = 0.0
-        d_rate = 0.0
-        inv_d = 0.0  # 1 / d_rate, kept beside it: a division per interval costs more than the sweep's adds
-        cnt = 0
-        cnt_w = 0
-        power = 0.0
-        metered = False
-        while True:
-            t_seg = big if k >= k_end else (g_b[k] if in_seg else g_a[k])
-            t_start = s[order_s[i_s]] if i_s < i_end else big
-            t_end = e[order_e[i_e]] if i_e < i_end else big
-            t_next = min(t_seg, t_start, t_end)
-            if t_next == big:
-                break
-            # integrate [t_cur, t_next), closing every bucket boundary reached on the way (events exactly at a
-            # boundary belong to the new bucket)
-            while True:
-                b_end = (bucket + 1) * bucket_us
-                if t_cur >= b_end:
-                    # close the bucket: pieces of active requests, then the device-bucket row
-                    for a in range(n_active):
-                        r = active[base + a]
-                        _emit_piece(r, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0,
-                                    r_ge0c, r_gs0, r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet)
-                        r_ge0[r] = 0.0
-                        r_ge0c[r] = 0.0
-                        r_gs0[r] = 0.0
-                        r_gs0c[r] = 0.0
-                        r_gu0[r] = 0
-                    _close_bucket(s_dev, s_bucket, s_vals, nseg, dev, bucket, v_span, v_met, v_busy, v_unmet,
-                                  e_met, e_busy, e_idle)
-                    nseg += 1
-                    v_span = v_met = v_busy = v_unmet = e_met = e_busy = e_idle = 0.0
-                    ge = 0.0
-                    ge_c = 0.0
-                    gs = 0.0
-                    gs_c = 0.0
-                    gu = 0
-                    bucket += 1
-                    continue
-                if t_cur >= t_next:
-                    break
-                t1 = t_next if t_next < b_end else b_end
-                dt_us = t1 - t_cur
-                dt = dt_us / 1e6
-                busy_w = cnt_w > 0
-                v_span += dt
-                if metered:
-                    energy = power * dt
-                    v_met += dt
-                    e_met += energy
-                    if busy_w:
-                        e_busy += energy
-                        ge, ge_c = _kahan(ge, ge_c, energy * inv_d)
-                    else:
-                        e_idle += energy
-                else:
-                    v_unmet += dt
-                    gu += dt_us
-                if cnt > 0:
-                    v_busy += dt
-                if busy_w:
-                    gs, gs_c = _kahan(gs, gs_c, dt * inv_d)
-                t_cur = t1
-            # the events at t_next: segment off, segment on, starts, ends
-            if in_seg and k < k_end and g_b[k] == t_next:
-                metered = False
-                in_seg = False
-                k += 1
-            if not in_seg and k < k_end and g_a[k] == t_next:
-                metered = True
-                power = g_p[k]
-                in_seg = True
-            while i_s < i_end and s[order_s[i_s]] == t_next:
-                j = order_s[i_s]
-                r_ge0[j] = ge
-                r_ge0c[j] = ge_c
-                r_gs0[j] = gs
-                r_gs0c[j] = gs_c
-                r_gu0[j] = gu
-                if r_positive[j]:
-                    d_rate += r_rate[j]
-                    inv_d = 1.0 / d_rate if d_rate > 0 else 0.0
-                    cnt += 1
-                    if r_weighted[j]:
-                        cnt_w += 1
-                    active[base + n_active] = j
-                    active_pos[j] = n_active
-                    n_active += 1
-                i_s += 1
-            while i_e < i_end and e[order_e[i_e]] == t_next:
-                j = order_e[i_e]
-                # a request ending exactly at a bucket boundary got its last piece at the close
-                if r_next_piece[j] < r_npieces[j]:
-                    _emit_piece(j, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0,
-                                r_ge0c, r_gs0, r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet)
-                if r_positive[j]:
-                    cnt -= 1
-                    if r_weighted[j]:
-                        cnt_w -= 1
-                    d_rate -= r_rate[j]
-                    if cnt_w == 0:
-                        d_rate = 0.0  # no residue of the running sum survives an idle moment
-                    inv_d = 1.0 / d_rate if d_rate > 0 else 0.0
-                    pos = active_pos[j]
-                    last = active[base + n_active - 1]
-                    active[base + pos] = last
-                    active_pos[last] = pos
-                    n_active -= 1
-                    active_pos[j] = -1
-                i_e += 1
-        # the device's last bucket
-        _close_bucket(s_dev, s_bucket, s_vals, nseg, dev, bucket, v_span, v_met, v_busy, v_unmet, e_met, e_busy,
-                      e_idle)
-
-
-@njit(cache=True)
-def _count_segments(g_first, g_a, g_b, r_first, order_s, order_e, s, e, bucket_us):
-    """Device-bucket rows of each device: the buckets between its first and last event."""
-    ndev = len(g_first) - 1
-    counts = np.zeros(ndev, np.int64)
-    for dev in range(ndev):
-        lo, hi = _device_extent(dev, g_first, g_a, g_b, r_first, order_s, order_e, s, e)
-        if lo <= hi:
-            counts[dev] = hi // bucket_us - lo // bucket_us + 1
-    return counts
-
-
-@njit(cache=True, inline="always")
-def _device_extent(dev, g_first, g_a, g_b, r_first, order_s, order_e, s, e):
-    """First and last event time of a device (lo > hi when it has none)."""
-    lo = np.iinfo(np.int64).max
-    hi = np.iinfo(np.int64).min
-    if g_first[dev + 1] > g_first[dev]:
-        lo = g_a[g_first[dev]]
-        hi = g_b[g_first[dev + 1] - 1]
-    if r_first[dev + 1] > r_first[dev]:
-        lo = min(lo, s[order_s[r_first[dev]]])
-        hi = max(hi, e[order_e[r_first[dev + 1] - 1]])
-    return lo, hi
-
-
-@njit(cache=True)
-def _in_order(dev, t):
-    for i in range(1, len(t)):
-        if dev[i] < dev[i - 1] or (dev[i] == dev[i - 1] and t[i] < t[i - 1]):
-            return False
-    return True
-
-
-@njit(cache=True)
-def _prepare_requests(s, e, w, bucket_us, rate, weighted, positive, npieces, pieces_start):
-    """Per request: its rate (weight per second), whether it has length and weight, how many buckets it spans and
-    where its pieces start. Returns the number of pieces."""
-    total = 0
-    for i in range(len(s)):
-        positive[i] = e[i] > s[i]
-        rate[i] = w[i] / ((e[i] - s[i]) / 1e6) if positive[i] else 0.0
-        weighted[i] = positive[i] and rate[i] > 0
-        first_b = s[i] // bucket_us
-        last_b = (e[i] - 1) // bucket_us if positive[i] else first_b
-        npieces[i] = last_b - first_b + 1
-        pieces_start[i] = total
-        total += npieces[i]
-    return total
+from pipelines.attribution.compiled_segments import build_segments, compact, is_clean
+from pipelines.attribution.compiled_sweep import (
+    count_segments,
+    in_order,
+    prepare_requests,
+    run_sweep,
+)
+from pipelines.attribution.engine_api import (
+    Engine,
+    GroupRequests,
+    PowerSegments,
+    SweepResult,
+)
 
 
 def _readonly(*arrays):
@@ -257,7 +39,7 @@ def _order_within_devices(dev: np.ndarray, t: np.ndarray, ndev: int) -> np.ndarr
     """Row order by (device, time): one argsort of packed keys, skipped when the rows are already in order."""
     if len(t) == 0:
         return np.zeros(0, dtype=np.int64)
-    if _in_order(dev, t):
+    if in_order(dev, t):
         return np.arange(len(t), dtype=np.int64)
     t_min = int(t.min())
     span = int(t.max()) - t_min + 1
@@ -266,27 +48,41 @@ def _order_within_devices(dev: np.ndarray, t: np.ndarray, ndev: int) -> np.ndarr
     return np.lexsort((t, dev)).astype(np.int64, copy=False)
 
 
-def sweep(r_dev, s, e, w, g_dev, g_a, g_b, g_p, bucket_us, ndev=None):
-    """Pieces and device-bucket rows of one device group, as the numpy sweep returns them (less the counters).
-    The power segments (g_*) come sorted by device and time, as _power_segments returns them."""
-    ndev = int(max(r_dev.max(initial=-1), g_dev.max(initial=-1)) + 1) if ndev is None else ndev
-    n = len(s)
-    s, e, w, r_dev = _readonly(s.astype(np.int64, copy=False), e.astype(np.int64, copy=False),
-                               w.astype(np.float64, copy=False), r_dev.astype(np.int64, copy=False))
-    g_dev, g_a, g_b, g_p = _readonly(g_dev.astype(np.int64, copy=False), g_a.astype(np.int64, copy=False),
-                                     g_b.astype(np.int64, copy=False), g_p.astype(np.float64, copy=False))
+def _as(a: np.ndarray, dtype) -> np.ndarray:
+    return a.astype(dtype, copy=False)
+
+
+def _prepared_requests(req: GroupRequests, bucket_us: int, ndev: int) -> dict:
+    """Per request: rate, flags, pieces; the request rows in (device, start) and (device, end) order and each
+    device's first row in them."""
+    n = len(req.start_us)
+    s, e, w, r_dev = _readonly(_as(req.start_us, np.int64), _as(req.end_us, np.int64), _as(req.weight, np.float64),
+                               _as(req.dev, np.int64))
     rate, npieces, pieces_start = np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
     weighted, positive = np.empty(n, np.bool_), np.empty(n, np.bool_)
-    n_pieces = _prepare_requests(s, e, w, np.int64(bucket_us), rate, weighted, positive, npieces, pieces_start)
+    n_pieces = prepare_requests(s, e, w, np.int64(bucket_us), rate, weighted, positive, npieces, pieces_start)
     order_s = _order_within_devices(r_dev, s, ndev)
     order_e = _order_within_devices(r_dev, e, ndev)
     r_first = np.searchsorted(r_dev[order_s], np.arange(ndev + 1)).astype(np.int64)
-    g_first = np.searchsorted(g_dev, np.arange(ndev + 1)).astype(np.int64)
     order_s, order_e = _readonly(order_s, order_e)
-    seg_counts = _count_segments(g_first, g_a, g_b, r_first, order_s, order_e, s, e, np.int64(bucket_us))
+    return {"s": s, "e": e, "rate": rate, "weighted": weighted, "positive": positive, "npieces": npieces,
+            "pieces_start": pieces_start, "n_pieces": n_pieces, "order_s": order_s, "order_e": order_e,
+            "r_first": r_first}
+
+
+def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> SweepResult:
+    """Pieces and device-bucket rows of one device group (device codes 0..ndev-1), as the numpy sweep returns
+    them. The power segments come sorted by device and time, as power_segments returns them."""
+    n = len(req.start_us)
+    r = _prepared_requests(req, bucket_us, ndev)
+    g_a, g_b, g_p = _readonly(_as(seg.start_us, np.int64), _as(seg.end_us, np.int64), _as(seg.power_w, np.float64))
+    g_first = np.searchsorted(_as(seg.dev, np.int64), np.arange(ndev + 1)).astype(np.int64)
+    seg_counts = count_segments(g_first, g_a, g_b, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"],
+                                np.int64(bucket_us))
     seg_first = np.concatenate(([0], np.cumsum(seg_counts)[:-1])).astype(np.int64)
     n_segments = int(seg_counts.sum())
     # outputs and per-request state, allocated by numpy (huge pages) rather than inside the compiled code
+    n_pieces = r["n_pieces"]
     p_bucket, p_energy = np.zeros(n_pieces, np.int64), np.zeros(n_pieces)
     p_share, p_unmet = np.zeros(n_pieces), np.zeros(n_pieces)
     s_dev, s_bucket = np.zeros(n_segments, np.int64), np.zeros(n_segments, np.int64)
@@ -295,111 +91,36 @@ def sweep(r_dev, s, e, w, g_dev, g_a, g_b, g_p, bucket_us, ndev=None):
     r_ge0, r_ge0c, r_gs0, r_gs0c = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     r_gu0 = np.zeros(n, np.int64)
     active, active_pos = np.empty(n, np.int64), np.full(n, -1, np.int64)
-    _run(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, rate, weighted,
-         positive, pieces_start, npieces, np.int64(bucket_us), seg_first, p_bucket, p_energy,
-         p_share, p_unmet, s_dev, s_bucket, s_vals, r_next_piece, r_ge0, r_ge0c, r_gs0, r_gs0c, r_gu0, active,
-         active_pos)
-    row = np.arange(n) if n_pieces == n else np.repeat(np.arange(n), npieces)
-    return {
-        "row": row, "bucket": p_bucket, "energy_j": p_energy, "device_share_s": p_share, "unmetered_s": p_unmet,
-        "seg_dev": s_dev, "seg_bucket": s_bucket, "span_s": s_vals[:, 0], "metered_s": s_vals[:, 1],
-        "busy_s": s_vals[:, 2], "seg_unmetered_s": s_vals[:, 3], "metered_energy_j": s_vals[:, 4],
-        "busy_energy_j": s_vals[:, 5], "idle_energy_j": s_vals[:, 6],
-    }
+    run_sweep(g_first, g_a, g_b, g_p, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"],
+              r["weighted"], r["positive"], r["pieces_start"], r["npieces"], np.int64(bucket_us), seg_first,
+              p_bucket, p_energy, p_share, p_unmet, s_dev, s_bucket, s_vals, r_next_piece, r_ge0, r_ge0c, r_gs0,
+              r_gs0c, r_gu0, active, active_pos)
+    row = np.arange(n) if n_pieces == n else np.repeat(np.arange(n), r["npieces"])
+    return SweepResult(
+        row=row, bucket=p_bucket, energy_j=p_energy, device_share_s=p_share, unmetered_s=p_unmet,
+        seg_dev=s_dev, seg_bucket=s_bucket, span_s=s_vals[:, 0], metered_s=s_vals[:, 1], busy_s=s_vals[:, 2],
+        seg_unmetered_s=s_vals[:, 3], metered_energy_j=s_vals[:, 4], busy_energy_j=s_vals[:, 5],
+        idle_energy_j=s_vals[:, 6],
+    )
 
 
-@njit(cache=True)
-def _compact(dev, ts, power, window_us, u_dev, u_ts, u_p, u_w):
-    """Valid samples (finite, non-negative power) with duplicates (same device and ts) merged: power averaged,
-    widest window kept. Returns (rows kept, samples dropped)."""
-    m = 0
+def power_segments(dev, ts, power, window_us, max_gap_us) -> PowerSegments:
+    """The same segments as engine_numpy.power_segments, compiled, from samples sorted by (device, ts): invalid
+    powers dropped (counted), duplicates averaged, coverage as in compiled_segments, overlaps cut. Arrays are
+    allocated here, by numpy (which asks the kernel for huge pages), not inside the compiled code."""
     dropped = 0
-    count = 0
-    for i in range(len(ts)):
-        p = power[i]
-        if not (np.isfinite(p) and p >= 0):
-            dropped += 1
-            continue
-        if m > 0 and u_dev[m - 1] == dev[i] and u_ts[m - 1] == ts[i]:
-            count += 1
-            u_p[m - 1] += p
-            u_w[m - 1] = max(u_w[m - 1], window_us[i])
-            continue
-        if count > 1:
-            u_p[m - 1] /= count
-        u_dev[m] = dev[i]
-        u_ts[m] = ts[i]
-        u_p[m] = p
-        u_w[m] = window_us[i]
-        count = 1
-        m += 1
-    if count > 1:
-        u_p[m - 1] /= count
-    return m, dropped
-
-
-@njit(cache=True)
-def _clean(dev, ts, power):
-    """True when no sample is invalid or a duplicate (the usual case: nothing to compact)."""
-    for i in range(len(ts)):
-        if not (np.isfinite(power[i]) and power[i] >= 0):
-            return False
-        if i > 0 and dev[i] == dev[i - 1] and ts[i] == ts[i - 1]:
-            return False
-    return True
-
-
-@njit(cache=True, inline="always")
-def _coverage_start(dev, ts, window_us, max_gap_us, i):
-    """Where sample i's coverage starts before overlaps are cut: a trailing average reaches back to the previous
-    sample within max_gap (else its own window); an instantaneous reading starts at its own time."""
-    if window_us[i] > 0:
-        if i > 0 and dev[i - 1] == dev[i] and ts[i] - ts[i - 1] <= max_gap_us:
-            return ts[i - 1]
-        return ts[i] - window_us[i]
-    return ts[i]
-
-
-@njit(cache=True)
-def _segments(dev, ts, power, window_us, max_gap_us, out_dev, out_a, out_b, out_p):
-    m = len(ts)
-    k = 0
-    prev_end = 0
-    for i in range(m):
-        same_next = i + 1 < m and dev[i + 1] == dev[i]
-        if window_us[i] > 0:
-            end = ts[i]
-        elif same_next:  # held until the next sample or what it covers, at most max_gap
-            end = min(ts[i + 1], _coverage_start(dev, ts, window_us, max_gap_us, i + 1), ts[i] + max_gap_us)
-        else:
-            end = ts[i]  # the last instantaneous reading of a device covers no time
-        a = _coverage_start(dev, ts, window_us, max_gap_us, i)
-        if i > 0 and dev[i - 1] == dev[i] and prev_end > a:
-            a = prev_end
-        prev_end = end
-        if end > a:
-            out_dev[k] = dev[i]
-            out_a[k] = a
-            out_b[k] = end
-            out_p[k] = power[i]
-            k += 1
-    return k
-
-
-def power_segments(dev, ts, power, window_us, max_gap_us):
-    """The same segments as attribution._power_segments builds with numpy, compiled, from samples sorted by
-    (device, ts): invalid powers dropped (counted), duplicates averaged, coverage as in _coverage_start, overlaps
-    cut. Returns dev, start, end, power, dropped. Arrays are allocated here, by numpy (which asks the kernel for
-    huge pages), not inside the compiled code."""
-    dropped = 0
-    dev, ts, power, window_us = _readonly(dev, ts, power, window_us)
-    if not _clean(dev, ts, power):
+    dev, ts, power, window_us = _readonly(_as(dev, np.int64), _as(ts, np.int64), _as(power, np.float64),
+                                          _as(window_us, np.int64))
+    if not is_clean(dev, ts, power):
         u_dev, u_ts = np.empty_like(dev), np.empty_like(ts)
         u_p, u_w = np.empty_like(power), np.empty_like(window_us)
-        m, dropped = _compact(dev, ts, power, window_us, u_dev, u_ts, u_p, u_w)
+        m, dropped = compact(dev, ts, power, window_us, u_dev, u_ts, u_p, u_w)
         dev, ts, power, window_us = _readonly(u_dev[:m], u_ts[:m], u_p[:m], u_w[:m])
     n = len(ts)
     out_dev, out_a, out_b = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
     out_p = np.empty(n)
-    k = _segments(dev, ts, power, window_us, np.int64(max_gap_us), out_dev, out_a, out_b, out_p)
-    return out_dev[:k], out_a[:k], out_b[:k], out_p[:k], dropped
+    k = build_segments(dev, ts, power, window_us, np.int64(max_gap_us), out_dev, out_a, out_b, out_p)
+    return PowerSegments(out_dev[:k], out_a[:k], out_b[:k], out_p[:k], int(dropped))
+
+
+ENGINE = Engine("compiled", 32_000_000, power_segments, sweep)

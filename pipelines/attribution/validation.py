@@ -17,8 +17,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from pipelines.attribution.arrays import TS_TYPE
+from pipelines.attribution.kernel import attribute_energy
 from pipelines.settings import DEFAULT_MAX_GAP_S
-from pipelines.attribution.kernel import TS_TYPE, attribute_energy
 
 
 @dataclass

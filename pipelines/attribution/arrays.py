@@ -1,0 +1,37 @@
+"""Arrow columns as the numpy arrays the attribution works on: timestamps as int64 microseconds, numbers as float64.
+
+Shared by the kernel, its engines and the clock-skew check. Pure numpy/pyarrow; imports no Dagster.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+US_PER_S = 1_000_000
+TS_TYPE = pa.timestamp("us", tz="UTC")
+
+
+def ts_us(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A timestamp column as int64 microseconds since the UTC epoch (whatever its unit or zone)."""
+    if col.null_count:
+        raise ValueError("timestamps must not be null")
+    if col.type != TS_TYPE:
+        col = pc.cast(col, TS_TYPE)
+    return pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+
+def float_array(col, default: float | None = None) -> np.ndarray:
+    """A numeric column as float64; nulls become ``default`` (NaN when there is none)."""
+    col = pc.cast(col, pa.float64())
+    if col.null_count:
+        col = pc.fill_null(col, np.nan if default is None else default)
+    return col.to_numpy(zero_copy_only=False)
+
+
+def window_us(col, n: int) -> np.ndarray:
+    """A power_window_s column (or None: no window column, every sample instantaneous) as int64 microseconds."""
+    if col is None:
+        return np.zeros(n, dtype=np.int64)
+    return np.round(float_array(col, 0.0) * US_PER_S).astype(np.int64)

@@ -1,0 +1,244 @@
+"""The compiled sweep loop (numba): one pass per device, merging three time-sorted event streams.
+
+Per device, three streams that are each already in time order are merged as they are read: the power segments
+(sorted by construction), the request starts and the request ends (two argsorts of the requests, skipped when they
+come sorted). No event table is built or sorted. The loop integrates power between consecutive event times,
+splitting at bucket boundaries, and keeps running sums that restart at every (device, bucket) segment,
+compensated (Kahan) so that no digits are lost. D(t), the sum of active rates, is reset to exactly 0 whenever no
+weighted request is active. ``engine_compiled.py`` prepares the arrays and calls ``run_sweep``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True, inline="always")  # small helpers are inlined: a call costs more than they do
+def _kahan(total, comp, x):
+    y = x - comp
+    t = total + y
+    return t, (t - total) - y
+
+
+@njit(cache=True, inline="always")
+def _emit_piece(r, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0, r_ge0c, r_gs0,
+                r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet):
+    """Request r's piece in this bucket: its rate times the compensated growth of the segment sums since it began."""
+    k = r_pieces_start[r] + r_next_piece[r]
+    p_bucket[k] = bucket
+    p_energy[k] = r_rate[r] * ((ge - r_ge0[r]) - (ge_c - r_ge0c[r]))
+    p_share[k] = r_rate[r] * ((gs - r_gs0[r]) - (gs_c - r_gs0c[r]))
+    p_unmet[k] = (gu - r_gu0[r]) / 1e6
+    r_next_piece[r] += 1
+
+
+@njit(cache=True, inline="always")
+def _close_bucket(s_dev, s_bucket, s_vals, k, dev, bucket, v_span, v_met, v_busy, v_unmet, e_met, e_busy, e_idle):
+    s_dev[k] = dev
+    s_bucket[k] = bucket
+    s_vals[k, 0] = v_span
+    s_vals[k, 1] = v_met
+    s_vals[k, 2] = v_busy
+    s_vals[k, 3] = v_unmet
+    s_vals[k, 4] = e_met
+    s_vals[k, 5] = e_busy
+    s_vals[k, 6] = e_idle
+
+
+@njit(cache=True, parallel=True)
+def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r_weighted, r_positive, r_pieces_start,
+         r_npieces, bucket_us, seg_first, p_bucket, p_energy, p_share, p_unmet, s_dev, s_bucket, s_vals,
+         r_next_piece, r_ge0, r_ge0c, r_gs0, r_gs0c, r_gu0, active, active_pos):
+    """Merge, per device, three time-sorted streams (power segments, request starts, request ends) and integrate
+    between consecutive event times. At one time, events apply in the order: segment off, segment on, starts, ends.
+    Devices are 0..len(g_first)-2; g_first/r_first give each device's range in the segments and in
+    order_s/order_e, seg_first its first device-bucket row. Devices share nothing (each writes its own requests'
+    pieces and state, and its own rows), so they run in parallel."""
+    ndev = len(g_first) - 1
+    big = np.iinfo(np.int64).max
+
+    for dev in prange(ndev):
+        lo, hi = _device_extent(dev, g_first, g_a, g_b, r_first, order_s, order_e, s, e)
+        if lo > hi:
+            continue
+        nseg = seg_first[dev]
+        base = r_first[dev]  # the device's requests are active[base:base + n_active]
+        n_active = 0
+        k, k_end = g_first[dev], g_first[dev + 1]  # segment stream
+        in_seg = False  # the head of the segment stream is g_b[k] (its end) when in_seg, else g_a[k]
+        i_s, i_e, i_end = r_first[dev], r_first[dev], r_first[dev + 1]
+        t_cur = lo
+        bucket = t_cur // bucket_us
+        ge = 0.0
+        ge_c = 0.0
+        gs = 0.0
+        gs_c = 0.0
+        gu = 0
+        # this bucket's span, metered, busy and unmetered seconds; metered, busy and idle energy
+        v_span = v_met = v_busy = v_unmet = e_met = e_busy = e_idle = 0.0
+        d_rate = 0.0
+        inv_d = 0.0  # 1 / d_rate, kept beside it: a division per interval costs more than the sweep's adds
+        cnt = 0
+        cnt_w = 0
+        power = 0.0
+        metered = False
+        while True:
+            t_seg = big if k >= k_end else (g_b[k] if in_seg else g_a[k])
+            t_start = s[order_s[i_s]] if i_s < i_end else big
+            t_end = e[order_e[i_e]] if i_e < i_end else big
+            t_next = min(t_seg, t_start, t_end)
+            if t_next == big:
+                break
+            # integrate [t_cur, t_next), closing every bucket boundary reached on the way (events exactly at a
+            # boundary belong to the new bucket)
+            while True:
+                b_end = (bucket + 1) * bucket_us
+                if t_cur >= b_end:
+                    # close the bucket: pieces of active requests, then the device-bucket row
+                    for a in range(n_active):
+                        r = active[base + a]
+                        _emit_piece(r, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0,
+                                    r_ge0c, r_gs0, r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet)
+                        r_ge0[r] = 0.0
+                        r_ge0c[r] = 0.0
+                        r_gs0[r] = 0.0
+                        r_gs0c[r] = 0.0
+                        r_gu0[r] = 0
+                    _close_bucket(s_dev, s_bucket, s_vals, nseg, dev, bucket, v_span, v_met, v_busy, v_unmet,
+                                  e_met, e_busy, e_idle)
+                    nseg += 1
+                    v_span = v_met = v_busy = v_unmet = e_met = e_busy = e_idle = 0.0
+                    ge = 0.0
+                    ge_c = 0.0
+                    gs = 0.0
+                    gs_c = 0.0
+                    gu = 0
+                    bucket += 1
+                    continue
+                if t_cur >= t_next:
+                    break
+                t1 = t_next if t_next < b_end else b_end
+                dt_us = t1 - t_cur
+                dt = dt_us / 1e6
+                busy_w = cnt_w > 0
+                v_span += dt
+                if metered:
+                    energy = power * dt
+                    v_met += dt
+                    e_met += energy
+                    if busy_w:
+                        e_busy += energy
+                        ge, ge_c = _kahan(ge, ge_c, energy * inv_d)
+                    else:
+                        e_idle += energy
+                else:
+                    v_unmet += dt
+                    gu += dt_us
+                if cnt > 0:
+                    v_busy += dt
+                if busy_w:
+                    gs, gs_c = _kahan(gs, gs_c, dt * inv_d)
+                t_cur = t1
+            # the events at t_next: segment off, segment on, starts, ends
+            if in_seg and k < k_end and g_b[k] == t_next:
+                metered = False
+                in_seg = False
+                k += 1
+            if not in_seg and k < k_end and g_a[k] == t_next:
+                metered = True
+                power = g_p[k]
+                in_seg = True
+            while i_s < i_end and s[order_s[i_s]] == t_next:
+                j = order_s[i_s]
+                r_ge0[j] = ge
+                r_ge0c[j] = ge_c
+                r_gs0[j] = gs
+                r_gs0c[j] = gs_c
+                r_gu0[j] = gu
+                if r_positive[j]:
+                    d_rate += r_rate[j]
+                    inv_d = 1.0 / d_rate if d_rate > 0 else 0.0
+                    cnt += 1
+                    if r_weighted[j]:
+                        cnt_w += 1
+                    active[base + n_active] = j
+                    active_pos[j] = n_active
+                    n_active += 1
+                i_s += 1
+            while i_e < i_end and e[order_e[i_e]] == t_next:
+                j = order_e[i_e]
+                # a request ending exactly at a bucket boundary got its last piece at the close
+                if r_next_piece[j] < r_npieces[j]:
+                    _emit_piece(j, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0,
+                                r_ge0c, r_gs0, r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet)
+                if r_positive[j]:
+                    cnt -= 1
+                    if r_weighted[j]:
+                        cnt_w -= 1
+                    d_rate -= r_rate[j]
+                    if cnt_w == 0:
+                        d_rate = 0.0  # no residue of the running sum survives an idle moment
+                    inv_d = 1.0 / d_rate if d_rate > 0 else 0.0
+                    pos = active_pos[j]
+                    last = active[base + n_active - 1]
+                    active[base + pos] = last
+                    active_pos[last] = pos
+                    n_active -= 1
+                    active_pos[j] = -1
+                i_e += 1
+        # the device's last bucket
+        _close_bucket(s_dev, s_bucket, s_vals, nseg, dev, bucket, v_span, v_met, v_busy, v_unmet, e_met, e_busy,
+                      e_idle)
+
+
+@njit(cache=True)
+def count_segments(g_first, g_a, g_b, r_first, order_s, order_e, s, e, bucket_us):
+    """Device-bucket rows of each device: the buckets between its first and last event."""
+    ndev = len(g_first) - 1
+    counts = np.zeros(ndev, np.int64)
+    for dev in range(ndev):
+        lo, hi = _device_extent(dev, g_first, g_a, g_b, r_first, order_s, order_e, s, e)
+        if lo <= hi:
+            counts[dev] = hi // bucket_us - lo // bucket_us + 1
+    return counts
+
+
+@njit(cache=True, inline="always")
+def _device_extent(dev, g_first, g_a, g_b, r_first, order_s, order_e, s, e):
+    """First and last event time of a device (lo > hi when it has none)."""
+    lo = np.iinfo(np.int64).max
+    hi = np.iinfo(np.int64).min
+    if g_first[dev + 1] > g_first[dev]:
+        lo = g_a[g_first[dev]]
+        hi = g_b[g_first[dev + 1] - 1]
+    if r_first[dev + 1] > r_first[dev]:
+        lo = min(lo, s[order_s[r_first[dev]]])
+        hi = max(hi, e[order_e[r_first[dev + 1] - 1]])
+    return lo, hi
+
+
+@njit(cache=True)
+def in_order(dev, t):
+    for i in range(1, len(t)):
+        if dev[i] < dev[i - 1] or (dev[i] == dev[i - 1] and t[i] < t[i - 1]):
+            return False
+    return True
+
+
+@njit(cache=True)
+def prepare_requests(s, e, w, bucket_us, rate, weighted, positive, npieces, pieces_start):
+    """Per request: its rate (weight per second), whether it has length and weight, how many buckets it spans and
+    where its pieces start. Returns the number of pieces."""
+    total = 0
+    for i in range(len(s)):
+        positive[i] = e[i] > s[i]
+        rate[i] = w[i] / ((e[i] - s[i]) / 1e6) if positive[i] else 0.0
+        weighted[i] = positive[i] and rate[i] > 0
+        first_b = s[i] // bucket_us
+        last_b = (e[i] - 1) // bucket_us if positive[i] else first_b
+        npieces[i] = last_b - first_b + 1
+        pieces_start[i] = total
+        total += npieces[i]
+    return total
+

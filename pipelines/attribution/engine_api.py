@@ -1,0 +1,84 @@
+"""What an attribution engine is: the two steps it implements and the typed results they return.
+
+An engine builds power segments from sorted telemetry samples and sweeps one group of devices. Two engines exist
+(``engines.py`` is the registry that names them): vectorized numpy passes (``engine_numpy.py``) and one compiled
+pass per group (``engine_compiled.py``, numba). Pure numpy; imports no Dagster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PowerSegments:
+    """Sorted, deduplicated, non-overlapping stretches of constant power of a group's devices."""
+
+    dev: np.ndarray
+    """device code of each segment (int64)"""
+    start_us: np.ndarray
+    end_us: np.ndarray
+    power_w: np.ndarray
+    dropped: int
+    """samples dropped for NaN, null or negative power"""
+    counter_intervals: int = 0
+    """intervals whose energy came from an energy-counter delta"""
+    counter_resets: int = 0
+    """counter deltas that went backwards (resets or wraps), where power filled in"""
+
+
+@dataclass(frozen=True)
+class GroupRequests:
+    """The requests of one device group: device code (0..ndev-1), start and end (int64 us), weight."""
+
+    dev: np.ndarray
+    start_us: np.ndarray
+    end_us: np.ndarray
+    weight: np.ndarray
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """The attribution of one device group (or of all of them, concatenated), as numpy arrays.
+
+    Pieces: one per (request row, bucket) the request overlaps. Device buckets: one per (device, bucket) between
+    a device's first and last breakpoint."""
+
+    row: np.ndarray
+    """request row of each piece"""
+    bucket: np.ndarray
+    """bucket number of each piece (bucket_start / bucket length)"""
+    energy_j: np.ndarray
+    device_share_s: np.ndarray
+    unmetered_s: np.ndarray
+    seg_dev: np.ndarray
+    """device code of each device-bucket row"""
+    seg_bucket: np.ndarray
+    span_s: np.ndarray
+    metered_s: np.ndarray
+    busy_s: np.ndarray
+    seg_unmetered_s: np.ndarray
+    metered_energy_j: np.ndarray
+    busy_energy_j: np.ndarray
+    idle_energy_j: np.ndarray
+    dropped: int = 0
+    counter_intervals: int = 0
+    counter_resets: int = 0
+
+
+PowerSegmentsFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int], PowerSegments]
+"""(dev, ts_us, power_w, window_us, max_gap_us) of samples sorted by (device, ts), counters already applied."""
+SweepFn = Callable[[GroupRequests, PowerSegments, int, int], SweepResult]
+"""(requests, segments, bucket_us, ndev): pieces and device-bucket rows of one device group."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    max_events_per_chunk: int
+    """default size of a device group, in breakpoints (the engine's memory grows with it)"""
+    power_segments: PowerSegmentsFn
+    sweep: SweepFn
