@@ -11,7 +11,7 @@ Pure DuckDB, Arrow and numpy; imports no Dagster.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import duckdb
 import pyarrow as pa
@@ -110,16 +110,8 @@ def _device_groups(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, d
     return groups
 
 
-def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float = DEFAULT_MAX_GAP_S,
-                  prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT, progress=None) -> DayAttribution:
-    """Attribute one UTC day; ``progress(groups_done, groups_total, totals)`` is called after each device group."""
-    ensure_raw_tables(con)
-    for ddl in (PIECES_DDL, DEVICE_BUCKETS_DDL, UNATTRIBUTED_DDL, SKEW_DDL):
-        con.execute(ddl)
-    lo = datetime.combine(day, time(), tzinfo=UTC)
-    hi = lo + timedelta(days=1)
-    margin = timedelta(seconds=max_gap_s + 60)
-    # requests overlapping the day, one row per device they ran on
+def _load_day_requests(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
+    """_day_requests: the requests overlapping the day, one row per device they ran on, clocks corrected."""
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _day_requests AS
@@ -145,6 +137,10 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
         """,
         {"lo": lo, "hi": hi},
     ).fetchall()
+
+
+def _record_unattributed(con: duckdb.DuckDBPyConnection, day: date, lo: datetime) -> None:
+    """The day's requests that cannot be placed on a device, with the reason."""
     con.execute("DELETE FROM unattributed_requests WHERE partition_date = ?", [day]).fetchall()
     con.execute(
         """
@@ -156,71 +152,121 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
         """,
         [day, lo],
     ).fetchall()
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The day [lo, hi) and the telemetry around it (margin: max_gap plus a minute on either side)."""
+
+    day: date
+    lo: datetime
+    hi: datetime
+    margin: timedelta
+
+    def in_day(self, t: pa.Table) -> pa.Table:
+        """The rows of a per-bucket table whose bucket starts inside the day."""
+        start = t["bucket_start"]
+        return t.filter(pc.and_(pc.greater_equal(start, pa.scalar(self.lo, start.type)),
+                                pc.less(start, pa.scalar(self.hi, start.type))))
+
+
+def _group_inputs(con: duckdb.DuckDBPyConnection, devices: list[str], w: _Window) -> tuple[pa.Table, pa.Table]:
+    """The requests and telemetry of one device group."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _group_devices AS SELECT unnest(?::VARCHAR[]) AS device_id",
+                [devices])
+    requests = con.sql(
+        "SELECT request_id, device_id, started_at, ended_at, completion_tokens, prompt_tokens "
+        "FROM _day_requests WHERE device_id IN (SELECT device_id FROM _group_devices) "
+        "ORDER BY device_id, started_at"
+    ).to_arrow_table()
+    telemetry = con.sql(
+        "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry "
+        "WHERE ts >= $lo AND ts <= $hi AND partition_date BETWEEN $d - 1 AND $d + 1 "
+        "AND device_id IN (SELECT device_id FROM _group_devices) ORDER BY device_id, ts",
+        params={"lo": w.lo - w.margin, "hi": w.hi + w.margin, "d": w.day},
+    ).to_arrow_table()
+    return requests, telemetry
+
+
+def _group_skew(con: duckdb.DuckDBPyConnection, telemetry: pa.Table, max_gap_s: float) -> list[dict]:
+    """The clock-skew check of the group's hosts, with the offset already applied to each."""
+    skew_requests = con.sql(
+        "SELECT host, device_id, started_at, ended_at, applied_offset_s FROM _day_requests "
+        "WHERE device_id IN (SELECT device_id FROM _group_devices) AND host IS NOT NULL").to_arrow_table()
+    offsets = dict(zip(skew_requests["host"].to_pylist(), skew_requests["applied_offset_s"].to_pylist()))
+    return [{**row, "applied_offset_s": offsets.get(row["host"], 0.0)}
+            for row in detect_clock_skew(skew_requests, telemetry, max_gap_s=max_gap_s)]
+
+
+def _store_group(con: duckdb.DuckDBPyConnection, w: _Window, result, totals: dict, n_requests: int,
+                 n_samples: int) -> None:
+    """Insert the group's pieces and device buckets inside the day; add them to the day's totals."""
+    pieces = w.in_day(result.per_request_bucket)
+    buckets = w.in_day(result.per_device_bucket)
+    con.register("_pieces", pieces)
+    con.register("_buckets", buckets)
+    con.execute("INSERT INTO request_energy_pieces SELECT ?, * FROM _pieces", [w.day])
+    con.execute("INSERT INTO device_energy_buckets SELECT ?, * FROM _buckets", [w.day])
+    con.unregister("_pieces")
+    con.unregister("_buckets")
+    totals["request_device_rows"] += n_requests
+    totals["telemetry_rows"] += n_samples
+    totals["metered"] += float(pc.sum(buckets["metered_energy_j"]).as_py() or 0.0)
+    totals["attributed"] += float(pc.sum(pieces["energy_j"]).as_py() or 0.0)
+    totals["idle"] += float(pc.sum(buckets["idle_energy_j"]).as_py() or 0.0)
+    totals["dropped"] += result.dropped_samples
+    totals["counter_intervals"] += result.counter_intervals
+    totals["counter_resets"] += result.counter_resets
+
+
+def _attribute_groups(con: duckdb.DuckDBPyConnection, w: _Window, groups: list[list[str]], *, max_gap_s: float,
+                      prompt_token_weight: float, progress) -> tuple[dict, list[dict]]:
+    """Attribute and store each device group in turn (whole hosts, so that a fleet-day's telemetry never sits in
+    memory at once). Returns the day's totals and the clock-skew rows."""
     totals = {"request_device_rows": 0, "telemetry_rows": 0, "metered": 0.0, "attributed": 0.0, "idle": 0.0,
               "dropped": 0, "counter_intervals": 0, "counter_resets": 0}
     skew: list[dict] = []
+    bucket_s = bucket_seconds(con)
+    for i, devices in enumerate(groups, start=1):
+        requests, telemetry = _group_inputs(con, devices, w)
+        result = attribute_energy(requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_s,
+                                  prompt_token_weight=prompt_token_weight)
+        skew += _group_skew(con, telemetry, max_gap_s)
+        _store_group(con, w, result, totals, requests.num_rows, telemetry.num_rows)
+        if progress:
+            progress(i, len(groups), totals)
+        del requests, telemetry, result
+    return totals, skew
 
-    def in_day(t: pa.Table) -> pa.Table:
-        start = t["bucket_start"]
-        return t.filter(pc.and_(pc.greater_equal(start, pa.scalar(lo, start.type)),
-                                pc.less(start, pa.scalar(hi, start.type))))
 
-    groups = _device_groups(con, lo - margin, hi + margin, day)
+def _store_skew(con: duckdb.DuckDBPyConnection, day: date, skew: list[dict]) -> None:
+    if skew:
+        con.executemany(
+            "INSERT INTO clock_skew_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [[day, r["host"], r["best_lag_s"], r["suggested_offset_s"], r["corr_at_best"], r["corr_at_zero"],
+              r["likely_skew"], r["applied_offset_s"]] for r in skew],
+        )
+
+
+def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float = DEFAULT_MAX_GAP_S,
+                  prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT, progress=None) -> DayAttribution:
+    """Attribute one UTC day; ``progress(groups_done, groups_total, totals)`` is called after each device group."""
+    ensure_raw_tables(con)
+    for ddl in (PIECES_DDL, DEVICE_BUCKETS_DDL, UNATTRIBUTED_DDL, SKEW_DDL):
+        con.execute(ddl)
+    lo = datetime.combine(day, time(), tzinfo=UTC)
+    w = _Window(day, lo, lo + timedelta(days=1), timedelta(seconds=max_gap_s + 60))
+    _load_day_requests(con, w.lo, w.hi)
+    _record_unattributed(con, day, w.lo)
+    groups = _device_groups(con, w.lo - w.margin, w.hi + w.margin, day)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("DELETE FROM request_energy_pieces WHERE partition_date = ?", [day])
         con.execute("DELETE FROM device_energy_buckets WHERE partition_date = ?", [day])
         con.execute("DELETE FROM clock_skew_checks WHERE partition_date = ?", [day])
-        # devices in groups of whole hosts, so that a fleet-day's telemetry never sits in memory at once
-        for i, devices in enumerate(groups, start=1):
-            con.execute("CREATE OR REPLACE TEMP TABLE _group_devices AS SELECT unnest(?::VARCHAR[]) AS device_id",
-                        [devices])
-            requests = con.sql(
-                "SELECT request_id, device_id, started_at, ended_at, completion_tokens, prompt_tokens "
-                "FROM _day_requests WHERE device_id IN (SELECT device_id FROM _group_devices) "
-                "ORDER BY device_id, started_at"
-            ).to_arrow_table()
-            telemetry = con.sql(
-                "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry "
-                "WHERE ts >= $lo AND ts <= $hi AND partition_date BETWEEN $d - 1 AND $d + 1 "
-                "AND device_id IN (SELECT device_id FROM _group_devices) ORDER BY device_id, ts",
-                params={"lo": lo - margin, "hi": hi + margin, "d": day},
-            ).to_arrow_table()
-            result = attribute_energy(
-                requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_seconds(con),
-                prompt_token_weight=prompt_token_weight,
-            )
-            skew_requests = con.sql(
-                "SELECT host, device_id, started_at, ended_at, applied_offset_s FROM _day_requests "
-                "WHERE device_id IN (SELECT device_id FROM _group_devices) AND host IS NOT NULL").to_arrow_table()
-            offsets = dict(zip(skew_requests["host"].to_pylist(), skew_requests["applied_offset_s"].to_pylist()))
-            skew += [{**row, "applied_offset_s": offsets.get(row["host"], 0.0)}
-                     for row in detect_clock_skew(skew_requests, telemetry, max_gap_s=max_gap_s)]
-            pieces = in_day(result.per_request_bucket)
-            buckets = in_day(result.per_device_bucket)
-            con.register("_pieces", pieces)
-            con.register("_buckets", buckets)
-            con.execute("INSERT INTO request_energy_pieces SELECT ?, * FROM _pieces", [day])
-            con.execute("INSERT INTO device_energy_buckets SELECT ?, * FROM _buckets", [day])
-            con.unregister("_pieces")
-            con.unregister("_buckets")
-            totals["request_device_rows"] += requests.num_rows
-            totals["telemetry_rows"] += telemetry.num_rows
-            totals["metered"] += float(pc.sum(buckets["metered_energy_j"]).as_py() or 0.0)
-            totals["attributed"] += float(pc.sum(pieces["energy_j"]).as_py() or 0.0)
-            totals["idle"] += float(pc.sum(buckets["idle_energy_j"]).as_py() or 0.0)
-            totals["dropped"] += result.dropped_samples
-            totals["counter_intervals"] += result.counter_intervals
-            totals["counter_resets"] += result.counter_resets
-            if progress:
-                progress(i, len(groups), totals)
-            del requests, telemetry, result, pieces, buckets
-        if skew:
-            con.executemany(
-                "INSERT INTO clock_skew_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [[day, r["host"], r["best_lag_s"], r["suggested_offset_s"], r["corr_at_best"], r["corr_at_zero"],
-                  r["likely_skew"], r["applied_offset_s"]] for r in skew],
-            )
+        totals, skew = _attribute_groups(con, w, groups, max_gap_s=max_gap_s,
+                                         prompt_token_weight=prompt_token_weight, progress=progress)
+        _store_skew(con, day, skew)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
