@@ -6,8 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.devtools.generate import (_CONFIG_EFFECT, DEVICE_TYPES, MODELS, build_fleet, generate, j_per_token, power_w,
-                                    time_per_token_s)
+from pipelines.devtools.generate import (
+    CONFIG_EFFECT,
+    DEVICE_TYPES,
+    MODELS,
+    build_fleet,
+    generate,
+    j_per_token,
+    power_w,
+    time_per_token_s,
+)
 
 
 def test_calibrated_to_the_h100_measurements():
@@ -18,7 +26,7 @@ def test_calibrated_to_the_h100_measurements():
     assert j_per_token(np.array([1.0]))[0] == pytest.approx(9.0)
     assert j_per_token(np.array([32.0]))[0] == pytest.approx(1.2)
     spec = (None, "prompt_lookup", "continuous")
-    p_eff, j_eff = _CONFIG_EFFECT[spec]
+    p_eff, j_eff = CONFIG_EFFECT[spec]
     assert power_w(np.array([1.0]), p_eff)[0] == pytest.approx(190)
     assert j_per_token(np.array([1.0]), j_eff)[0] == pytest.approx(6.0)
     # energy per token = power x time per token / batch, at batch 1 for prompt lookup

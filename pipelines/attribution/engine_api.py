@@ -8,7 +8,7 @@ pass per group (``engine_compiled.py``, numba). Pure numpy; imports no Dagster.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -67,6 +67,25 @@ class SweepResult:
     dropped: int = 0
     counter_intervals: int = 0
     counter_resets: int = 0
+
+
+_COUNTS = ("dropped", "counter_intervals", "counter_resets")
+_INT_ARRAYS = ("row", "bucket", "seg_dev", "seg_bucket")
+
+
+def concat_results(parts: list[SweepResult]) -> SweepResult:
+    """The device groups' results as one (arrays concatenated, counts summed)."""
+    if len(parts) == 1:
+        return parts[0]
+    values = {}
+    for f in fields(SweepResult):
+        if f.name in _COUNTS:
+            values[f.name] = sum(getattr(p, f.name) for p in parts)
+        elif parts:
+            values[f.name] = np.concatenate([getattr(p, f.name) for p in parts])
+        else:
+            values[f.name] = np.zeros(0, dtype=np.int64 if f.name in _INT_ARRAYS else np.float64)
+    return SweepResult(**values)
 
 
 PowerSegmentsFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int], PowerSegments]

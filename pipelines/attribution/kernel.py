@@ -39,7 +39,8 @@ chosen engine and assembles the output tables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
@@ -52,48 +53,18 @@ from pipelines.attribution.arrays import (
     ts_us,
     window_us,
 )
-from pipelines.attribution.engine_api import Engine, GroupRequests, SweepResult
+from pipelines.attribution.engine_api import (
+    Engine,
+    GroupRequests,
+    SweepResult,
+    concat_results,
+)
 from pipelines.attribution.engines import default_engine, get_engine
+from pipelines.attribution.results import AttributionResult, attribution_result
 from pipelines.attribution.segments import power_segments
 from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 
 __all__ = ["TS_TYPE", "US_PER_S", "AttributionResult", "attribute_energy", "default_engine", "request_weights"]
-
-
-@dataclass
-class AttributionResult:
-    per_request_bucket: pa.Table
-    """request_id, device_id, bucket_start, energy_j, device_share_s, unmetered_s (one row per piece)."""
-    per_device_bucket: pa.Table
-    """device_id, bucket_start, span_s, metered_s, busy_s, unmetered_s, metered_energy_j, busy_energy_j,
-    idle_energy_j."""
-    dropped_samples: int
-    """Telemetry samples dropped for NaN, null or negative power."""
-    counter_intervals: int = 0
-    """Intervals whose energy came from an energy counter delta."""
-    counter_resets: int = 0
-    """Counter deltas that went backwards (resets or wraps), where power filled in."""
-    _per_request: object = field(default=None, repr=False)
-
-    @property
-    def per_request(self) -> pa.Table:
-        """request_id, energy_j, device_share_s, unmetered_s, device_s (one row per distinct request_id); built
-        on first use (the warehouse keeps the pieces, so the daily run never needs it)."""
-        if callable(self._per_request):
-            self._per_request = self._per_request()
-        return self._per_request
-
-    @property
-    def metered_energy_j(self) -> float:
-        return float(np.sum(self.per_device_bucket["metered_energy_j"].to_numpy()))
-
-    @property
-    def idle_energy_j(self) -> float:
-        return float(np.sum(self.per_device_bucket["idle_energy_j"].to_numpy()))
-
-    @property
-    def attributed_energy_j(self) -> float:
-        return float(np.sum(self.per_request_bucket["energy_j"].to_numpy()))
 
 
 def request_weights(completion_tokens, prompt_tokens, prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT) -> np.ndarray:
@@ -173,7 +144,7 @@ def _chunks(r_dev: np.ndarray, t_dev: np.ndarray, ndev: int, max_events: int) ->
     group = np.cumsum(events) // max(max_events, 1)
     edges = np.flatnonzero(np.diff(group)) + 1
     bounds = np.concatenate(([0], edges, [ndev]))
-    return [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    return [(int(lo), int(hi)) for lo, hi in pairwise(bounds) if hi > lo]
 
 
 class _RowsByDevice:
@@ -215,79 +186,6 @@ def _sweep_groups(inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int,
     return parts
 
 
-_COUNTS = ("dropped", "counter_intervals", "counter_resets")
-_INT_ARRAYS = ("row", "bucket", "seg_dev", "seg_bucket")
-
-
-def _concat(parts: list[SweepResult]) -> SweepResult:
-    """The device groups' results as one (arrays concatenated, counts summed)."""
-    if len(parts) == 1:
-        return parts[0]
-    values = {}
-    for f in fields(SweepResult):
-        if f.name in _COUNTS:
-            values[f.name] = sum(getattr(p, f.name) for p in parts)
-        elif parts:
-            values[f.name] = np.concatenate([getattr(p, f.name) for p in parts])
-        else:
-            values[f.name] = np.zeros(0, dtype=np.int64 if f.name in _INT_ARRAYS else np.float64)
-    return SweepResult(**values)
-
-
-def _per_request_bucket(rid: pa.Array, inp: _Inputs, res: SweepResult, bucket_us: int) -> pa.Table:
-    row = res.row
-    # one piece per request row, in row order (one bucket, rows grouped by device): no gather needed
-    identity = len(row) == len(inp.start_us) and (
-        len(row) == 0 or (row[0] == 0 and bool(np.all(row[1:] > row[:-1]))))
-    return pa.table(
-        {
-            "request_id": rid if identity else pc.take(rid, pa.array(row)),
-            "device_id": pc.take(inp.devices, pa.array(inp.r_dev[row])),
-            "bucket_start": pa.array(res.bucket * bucket_us, pa.int64()).cast(TS_TYPE),
-            "energy_j": pa.array(res.energy_j, pa.float64()),
-            "device_share_s": pa.array(res.device_share_s, pa.float64()),
-            "unmetered_s": pa.array(res.unmetered_s, pa.float64()),
-        }
-    )
-
-
-def _per_device_bucket(inp: _Inputs, res: SweepResult, bucket_us: int) -> pa.Table:
-    return pa.table(
-        {
-            "device_id": pc.take(inp.devices, pa.array(res.seg_dev)),
-            "bucket_start": pa.array(res.seg_bucket * bucket_us, pa.int64()).cast(TS_TYPE),
-            "span_s": res.span_s,
-            "metered_s": res.metered_s,
-            "busy_s": res.busy_s,
-            "unmetered_s": res.seg_unmetered_s,
-            "metered_energy_j": res.metered_energy_j,
-            "busy_energy_j": res.busy_energy_j,
-            "idle_energy_j": res.idle_energy_j,
-        }
-    )
-
-
-def _per_request(rid: pa.Array, inp: _Inputs, res: SweepResult):
-    """A function building the per-request table (on first use: the daily run never needs it)."""
-    length_s = (inp.end_us - inp.start_us) / US_PER_S
-
-    def build() -> pa.Table:
-        enc = pc.dictionary_encode(rid)
-        codes = enc.indices.to_numpy(zero_copy_only=False)
-        nreq = len(enc.dictionary)
-        return pa.table(
-            {
-                "request_id": enc.dictionary,
-                "energy_j": np.bincount(codes[res.row], weights=res.energy_j, minlength=nreq),
-                "device_share_s": np.bincount(codes[res.row], weights=res.device_share_s, minlength=nreq),
-                "unmetered_s": np.bincount(codes[res.row], weights=res.unmetered_s, minlength=nreq),
-                "device_s": np.bincount(codes, weights=length_s, minlength=nreq),
-            }
-        )
-
-    return build
-
-
 def attribute_energy(
     requests: pa.Table,
     telemetry: pa.Table,
@@ -315,11 +213,10 @@ def attribute_energy(
     if bucket_s <= 0 or 86400 % bucket_s and bucket_s % 86400:
         raise ValueError("bucket_s must divide a day (or be a whole number of days)")
     bucket_us = int(bucket_s) * US_PER_S
-    max_gap_us = int(round(max_gap_s * US_PER_S))
+    max_gap_us = round(max_gap_s * US_PER_S)
 
     rid = pc.cast(requests["request_id"], pa.string())
     rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
     inp = _inputs(requests, telemetry, prompt_token_weight)
-    res = _concat(_sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk))
-    return AttributionResult(_per_request_bucket(rid, inp, res, bucket_us), _per_device_bucket(inp, res, bucket_us),
-                             res.dropped, res.counter_intervals, res.counter_resets, _per_request(rid, inp, res))
+    res = concat_results(_sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk))
+    return attribution_result(rid, inp.devices, inp.r_dev, (inp.end_us - inp.start_us) / US_PER_S, res, bucket_us)

@@ -44,8 +44,8 @@ class ValidationReport:
     def text(self) -> str:
         lines = [
             f"compared {len(self.rows)} rows ({self.missing} without attributed energy)",
-            f"|error| median {100 * self.median_abs_error:.2f} %, p90 {100 * self.p90_abs_error:.2f} %, "
-            f"max {100 * (self.abs_errors().max() if self.rows else float('nan')):.2f} %",
+            (f"|error| median {100 * self.median_abs_error:.2f} %, p90 {100 * self.p90_abs_error:.2f} %, "
+             f"max {100 * (self.abs_errors().max() if self.rows else float('nan')):.2f} %"),
             "group                     n   measured_kwh  attributed_kwh   total_error",
         ]
         for g in self.groups:

@@ -1,0 +1,118 @@
+"""Writers of the generated fleet's files, in the formats a real fleet produces (see the package docstring)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.devtools.generate.fleet import DAY_S, MODELS, REGIONS, Region
+
+
+def fmt_ts(epoch_s: np.ndarray) -> list[str]:
+    us = np.round(np.asarray(epoch_s) * 1e6).astype("int64").astype("datetime64[us]")
+    return [s + "Z" for s in np.datetime_as_string(us, unit="us")]
+
+
+def write_gz(path: Path, text: str) -> None:
+    # mtime=0 keeps the output byte-identical for the same seed
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as gz:
+        gz.write(text.encode())
+
+
+def price_day(region: Region, day_start: float, rng: np.random.Generator) -> np.ndarray:
+    hours = np.arange(24)
+    local = (hours + region.utc_offset_h) % 24
+    if region.region == "us-west":  # duck curve: solar trough mid-day, evening ramp
+        p = 55 - 38 * np.exp(-0.5 * ((local - 12.5) / 2.2) ** 2) + 65 * np.exp(-0.5 * ((local - 19) / 1.6) ** 2)
+    else:  # two peaks, cheap nights
+        p = 70 + 45 * np.exp(-0.5 * ((local - 8) / 1.5) ** 2) + 75 * np.exp(-0.5 * ((local - 19) / 1.8) ** 2)
+        p -= 25 * np.exp(-0.5 * ((local - 3) / 2.0) ** 2)
+    p = p * rng.lognormal(0, 0.06, 24) + rng.normal(0, 2, 24)
+    return np.round(p, 2)
+
+
+
+def write_fleet_files(fleet: Path, inventory, replicas, t_start) -> None:
+    def write(name, rows):
+        with open(fleet / f"{name}.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+    write("inventory", inventory)
+    valid_from = datetime.fromtimestamp(t_start - 30 * DAY_S, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    write("deployments", [{"replica_id": r.replica_id, "device_id": d, "valid_from": valid_from, "valid_to": ""}
+                          for r in replicas for d in r.devices])
+    write("models", [{"model": m.model, "family": m.family, "params_b": m.params_b,
+                      "active_params_b": m.active_params_b, "is_moe": str(m.is_moe).lower(),
+                      "distilled_from": m.distilled_from or "", "baseline_precision": "bf16",
+                      "baseline_model": m.baseline_model} for m in MODELS.values()])
+    write("regions", [{"region": r.region, "market": r.market, "price_timezone": r.price_timezone,
+                       "interval_minutes": 60} for r in REGIONS.values()])
+    write("fx_rates", [{"currency": "USD", "usd_per_unit": 1.0}, {"currency": "EUR", "usd_per_unit": 1.08}])
+
+
+def _hour_stamps(region: Region, day: date) -> list[datetime]:
+    """The 24 UTC hours of a day as naive timestamps in the region's price_timezone (as its feeds publish them)."""
+    utc0 = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    if region.price_timezone == "UTC":
+        return [(utc0 + timedelta(hours=h)).replace(tzinfo=None) for h in range(24)]
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(region.price_timezone)
+    return [(utc0 + timedelta(hours=h)).astimezone(tz).replace(tzinfo=None) for h in range(24)]
+
+
+def write_prices(path: Path, region: Region, day: date, prices: np.ndarray) -> None:
+    """Hourly prices; naive timestamps in the region's price_timezone (UTC or local, as markets publish)."""
+    lines = [f"Datetime,Price ({region.currency}/MWh)"]
+    lines += [f"{s:%Y-%m-%d %H:%M:%S},{p:.2f}" for s, p in zip(_hour_stamps(region, day), prices)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_carbon(path: Path, region: Region, day: date, rng) -> None:
+    """Hourly grid carbon intensity: solar lowers California's midday; Germany follows its coal and gas peaks."""
+    hours = np.arange(24)
+    local = (hours + region.utc_offset_h) % 24
+    if region.region == "us-west":
+        g = 290 - 120 * np.exp(-0.5 * ((local - 12.5) / 2.5) ** 2)
+    else:
+        g = 380 + 60 * np.exp(-0.5 * ((local - 8) / 2.0) ** 2) + 80 * np.exp(-0.5 * ((local - 19) / 2.0) ** 2)
+    g = np.round(g * rng.lognormal(0, 0.04, 24), 1)
+    lines = ["Datetime,Carbon Intensity (gCO2eq/kWh)"]
+    lines += [f"{s:%Y-%m-%d %H:%M:%S},{v:.1f}" for s, v in zip(_hour_stamps(region, day), g)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_telemetry(folder: Path, host: str, devs: dict, t_start: float, days: int, rng,
+                     instantaneous: bool) -> int:
+    """nvidia-smi CSV (nounits), one sample per device per second, sampled at the end of each second."""
+    rows = 0
+    header = "timestamp, index, uuid, name, power.draw [W], utilization.gpu [%], memory.used [MiB]"
+    for d in range(days):
+        lo, hi = d * DAY_S, (d + 1) * DAY_S
+        # a 1 s average (power.draw on Hopper) is stamped at the end of its second k+1; an instantaneous reading
+        # (power.draw on GA100) at the start, k (+ a few ms of polling jitter either way)
+        secs = np.arange(lo, hi)
+        jitter = np.round(rng.uniform(0.001, 0.012, len(secs)), 3)
+        stamps = t_start + secs + (0 if instantaneous else 1) + jitter
+        keep = stamps < t_start + hi
+        text_ts = [s.replace("T", " ").replace("-", "/")[:23] for s in
+                   np.datetime_as_string(np.round(stamps * 1e3).astype("int64").astype("datetime64[ms]"), unit="ms")]
+        buf = io.StringIO()
+        buf.write(header + "\n")
+        order = sorted(devs)
+        for k in np.flatnonzero(keep):
+            for idx in order:
+                uid, p, util, mem, name = devs[idx]
+                buf.write(f"{text_ts[k]}, {idx}, {uid}, {name}, {p[secs[k]]:.2f}, {int(util[secs[k]])}, "
+                          f"{int(mem[secs[k]])}\n")
+                rows += 1
+        day = (datetime.fromtimestamp(t_start, UTC) + timedelta(days=d)).date()
+        write_gz(folder / f"{host}_{day.isoformat()}.csv.gz", buf.getvalue())
+    return rows
