@@ -1,6 +1,7 @@
 """The sample-fleet generator: calibration to the measured H100 figures, fleet shape, determinism."""
 
 import gzip
+import itertools
 import json
 
 import numpy as np
@@ -62,5 +63,5 @@ def test_generated_day_is_deterministic_and_overlapping(tmp_path):
     assert reqs[0]["usage"]["completion_tokens"] >= 0 and "started_at" in reqs[0]
     # continuous batching: on one replica, requests overlap with staggered starts and ends
     one = sorted((r["started_at"], r["ended_at"]) for r in reqs if r["replica_id"].endswith("-r0"))
-    overlaps = sum(1 for (s1, e1), (s2, e2) in zip(one, one[1:]) if s2 < e1 and e2 != e1)
+    overlaps = sum(1 for (s1, e1), (s2, e2) in itertools.pairwise(one) if s2 < e1 and e2 != e1)
     assert overlaps > len(one) // 10

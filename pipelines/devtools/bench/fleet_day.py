@@ -1,0 +1,75 @@
+"""The fleet-day benchmark: the whole pipeline on one generated fleet-day, from raw files to the published marts."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pipelines.devtools.bench.inputs import bench_dir
+
+FLEET_DAY = "2026-11-02"
+CLI = [sys.executable, "-m", "pipelines.cli"]
+
+
+def _materialize(landing: Path, home: Path, say) -> tuple[float, str]:
+    """``infercost materialize`` of the day into a fresh warehouse under ``home``, its progress relayed; returns
+    the seconds it took and its step-times line."""
+    env = {**os.environ, "INFERCOST_LANDING": str(landing), "INFERCOST_HOME": str(home)}
+    env.pop("INFERCOST_WAREHOUSE", None)
+    env.pop("DAGSTER_HOME", None)
+    say(f"materializing {FLEET_DAY} from {landing} (progress below) ...")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(CLI + ["materialize", "--partition", FLEET_DAY], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    steps = ""
+    for line in proc.stdout:
+        if " - INFO - " in line and ("files," in line or "device group" in line or "attribution 20" in line):
+            say("  " + line.split(" - ")[-1].strip()[:160])
+        elif line.startswith(("step seconds:", "materialized in")):
+            steps = line.strip() if line.startswith("step seconds:") else steps
+    seconds = time.perf_counter() - t0
+    if proc.wait() != 0:
+        raise RuntimeError("the fleet-day materialization failed; run it by hand to see why: "
+                           f"INFERCOST_LANDING={landing} INFERCOST_HOME={home} infercost materialize "
+                           f"--partition {FLEET_DAY}")
+    return seconds, steps
+
+
+def _published_counts(home: Path) -> dict[str, int]:
+    import duckdb
+
+    con = duckdb.connect(str(home / "published" / "warehouse.duckdb"), read_only=True)
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+              for t in ("raw_requests", "raw_telemetry", "fct_request_cost")}
+    con.close()
+    return counts
+
+
+def fleet_day(devices: int = 1000, say=print) -> dict:
+    """The whole pipeline on one generated fleet-day, from raw files to the published marts, timed end to end.
+
+    The landing data is written once by ``infercost generate --devices N`` (1,000 accelerators: 86.4M telemetry
+    rows at 1 s and about 13M requests in the spine's formats) under bench_data/fleet-N/; each run materializes the
+    day into a fresh warehouse with ``infercost materialize`` in a child process, whose own log shows progress
+    and step times. Peak memory is the largest resident set of that process tree.
+    """
+    landing = bench_dir(f"fleet-{devices}")
+    if not (landing / "fleet" / "inventory.csv").exists():
+        say(f"generating a {devices}-accelerator fleet-day into {landing} (once) ...")
+        subprocess.run(CLI + ["generate", "--devices", str(devices), "--out", str(landing)], check=True)
+    home = landing.parent / f"fleet-{devices}-home"
+    if home.exists():
+        shutil.rmtree(home)
+    seconds, steps = _materialize(landing, home, say)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    counts = _published_counts(home)
+    say(steps)
+    say(f"summary fleet-day ({devices} accelerators): {counts['raw_telemetry']:,} telemetry rows and "
+        f"{counts['raw_requests']:,} requests to {counts['fct_request_cost']:,} costed requests in {seconds:.0f} s "
+        f"({seconds / 60:.1f} min; goal 10), peak {peak_mb:,.0f} MB (goal 8,192)")
+    return {"devices": devices, "seconds": seconds, "peak_mb": peak_mb, **counts}

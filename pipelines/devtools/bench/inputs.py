@@ -1,0 +1,62 @@
+"""The benchmark's inputs: synthetic fleets like those of issue 6 (1 s instantaneous telemetry, continuous batching
+with a mean concurrency about 6), generated once per scale with a fixed seed and cached as Parquet under
+bench_data/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.settings import current
+
+# requests, devices, seconds of telemetry per device (1 s samples): M and L as in issue 6
+SCALES = {"S": (100_000, 10, 16_300), "M": (1_000_000, 100, 16_300), "L": (9_900_000, 1_000, 16_300)}
+T0_US = 1_793_577_600 * 1_000_000  # 2026-11-02 00:00 UTC
+
+
+def bench_dir(scale: str) -> Path:
+    return current().bench_data / scale
+
+
+def synthetic_inputs(n_requests: int, n_devices: int, horizon_s: int, seed: int = 1) -> tuple[pa.Table, pa.Table]:
+    rng = np.random.default_rng(seed)
+    per_dev = n_requests // n_devices
+    dev = np.repeat(np.arange(n_devices), per_dev)
+    n = len(dev)
+    mean_len = 6.0 * horizon_s / per_dev  # Little's law for a mean concurrency of 6
+    start = rng.uniform(0, horizon_s - 4 * mean_len, n)
+    length = np.minimum(rng.exponential(mean_len, n), 4 * mean_len) + 0.05
+    names = np.array([f"gpu-{i:04d}" for i in range(n_devices)])
+    requests = pa.table({
+        "request_id": pa.array(np.char.add("r", np.arange(n).astype(str))),
+        "device_id": pa.array(names[dev]),
+        "started_at": pa.array(T0_US + np.round(start * 1e6).astype(np.int64)).cast(pa.timestamp("us", "UTC")),
+        "ended_at": pa.array(T0_US + np.round((start + length) * 1e6).astype(np.int64)).cast(
+            pa.timestamp("us", "UTC")),
+        "weight": rng.integers(1, 1000, n).astype(np.float64),
+    })
+    t = np.arange(horizon_s + 1)
+    telemetry = pa.table({
+        "device_id": pa.array(np.repeat(names, len(t))),
+        "ts": pa.array(T0_US + np.tile(t, n_devices).astype(np.int64) * 1_000_000).cast(pa.timestamp("us", "UTC")),
+        "power_w": np.round(rng.uniform(70, 700, n_devices * len(t)), 2),
+    })
+    return requests, telemetry
+
+
+def ensure_data(scale: str) -> Path:
+    folder = bench_dir(scale)
+    if not (folder / "requests.parquet").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        requests, telemetry = synthetic_inputs(*SCALES[scale])
+        pq.write_table(requests, folder / "requests.parquet")
+        pq.write_table(telemetry, folder / "telemetry.parquet")
+    return folder
+
+
+def load(folder: Path) -> tuple[pa.Table, pa.Table]:
+    return pq.read_table(folder / "requests.parquet"), pq.read_table(folder / "telemetry.parquet")
+
