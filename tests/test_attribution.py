@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from pipelines.attribution.engine_numpy import exclusive_segmented_cumsum
+from pipelines.attribution.engines import default_engine, get_engine
 from pipelines.attribution.kernel import TS_TYPE, attribute_energy
+from pipelines.attribution.segments import power_segments
 from tests.reference_attribution import reference_attribution
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -299,3 +301,37 @@ def test_engines_and_device_groups_give_the_same_result(engine):
             else:
                 np.testing.assert_allclose(a[col].to_numpy(), b[col].to_numpy(), rtol=1e-10, atol=1e-9)
     assert whole.dropped_samples == parts.dropped_samples
+
+
+def test_the_engine_registry_names_both_engines_and_rejects_others():
+    assert get_engine("numpy").name == "numpy"
+    assert get_engine("compiled").name == "compiled"
+    assert get_engine(None).name == default_engine()
+    with pytest.raises(ValueError, match="engine must be"):
+        attribute_energy(req_table([("r1", "g0", 2, 6, 1)]), tel_table([("g0", 0, 100.0, 0)]), engine="gpu")
+
+
+def test_both_engines_build_the_same_power_segments():
+    """Duplicates, invalid powers, trailing and instantaneous samples, gaps, counters: one typed result."""
+    rng = np.random.default_rng(7)
+    n = 400
+    dev = np.sort(rng.integers(0, 3, n))
+    ts_us = np.sort(rng.integers(0, 600, n)) * 1_000_000  # many duplicates; sorted within each device below
+    order = np.lexsort((ts_us, dev))
+    dev, ts_us = dev[order], ts_us[order]
+    power = rng.uniform(50, 700, n)
+    power[rng.random(n) < 0.05] = np.nan
+    power[rng.random(n) < 0.03] = -1.0
+    window = np.where(rng.random(n) < 0.5, 1_000_000, 0).astype(np.int64)
+    counter = np.cumsum(rng.uniform(0, 500, n))
+    counter[rng.random(n) < 0.05] = 0.0  # resets
+    got = {name: power_segments(dev, ts_us, power, window, 5_000_000, counter, engine=name)
+           for name in ("numpy", "compiled")}
+    a, b = got["numpy"], got["compiled"]
+    assert a.dropped == b.dropped > 0
+    assert (a.counter_intervals, a.counter_resets) == (b.counter_intervals, b.counter_resets)
+    assert a.counter_resets > 0
+    for field in ("dev", "start_us", "end_us"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    np.testing.assert_allclose(a.power_w, b.power_w, rtol=1e-12)
+    assert np.all(a.end_us > a.start_us) and np.all(a.start_us[1:] >= np.where(a.dev[1:] == a.dev[:-1], a.end_us[:-1], 0))

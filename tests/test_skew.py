@@ -6,12 +6,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from pipelines.warehouse.contracts import FLEET_TABLES
 from pipelines.attribution.day import attribute_day
+from pipelines.attribution.skew import detect_clock_skew
 from pipelines.devtools.generate import generate
 from pipelines.ingest.loader import ingest_feed, ingest_fleet_table
-from pipelines.attribution.skew import detect_clock_skew
 from pipelines.warehouse.connection import connect
+from pipelines.warehouse.contracts import FLEET_TABLES
 
 DAY = date(2026, 11, 2)
 

@@ -9,7 +9,7 @@ import argparse
 
 from pipelines.devtools.bench.fleet_day import fleet_day
 from pipelines.devtools.bench.inputs import SCALES
-from pipelines.devtools.bench.kernel_bench import run_child, run
+from pipelines.devtools.bench.kernel_bench import run, run_child
 from pipelines.devtools.bench.methods import METHODS
 
 
