@@ -1,5 +1,6 @@
 """A failed data-quality check names what failed: the model, device or file, the rule in words, and counts."""
 
+import json
 from datetime import date
 
 import pandas as pd
@@ -15,12 +16,11 @@ DAY = date(2026, 11, 2)
 @pytest.fixture
 def loaded(con, landing):
     """The sample fleet plus a day of requests where one request names a model models.csv does not know."""
-    lines = []
-    for i, model in enumerate(["llama-3.1-8b-instruct"] * 3 + ["mystery-13b"]):
-        lines.append(
-            '{"id": "r%d", "created": 1793613600, "model": "%s", "replica_id": "us-west-h100-small-001-r0", '
-            '"usage": {"prompt_tokens": 10, "completion_tokens": 5}, "started_at": "2026-11-02T10:00:0%dZ", '
-            '"ended_at": "2026-11-02T10:00:0%dZ"}' % (i, model, i, i + 1))
+    lines = [json.dumps({"id": f"r{i}", "created": 1793613600, "model": model,
+                         "replica_id": "us-west-h100-small-001-r0",
+                         "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+                         "started_at": f"2026-11-02T10:00:0{i}Z", "ended_at": f"2026-11-02T10:00:0{i + 1}Z"})
+             for i, model in enumerate(["llama-3.1-8b-instruct"] * 3 + ["mystery-13b"])]
     (landing / "requests" / "2026-11-02.jsonl").write_text("\n".join(lines) + "\n")
     ingest_feed(con, "requests", landing, DAY)
     return con
