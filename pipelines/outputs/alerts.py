@@ -66,10 +66,10 @@ def collect(con: duckdb.DuckDBPyConnection) -> list[Alert]:
             ))
     if table_exists(con, "quality_check_results"):
         for day, check, description, failures in con.execute(
+            # unexpected_sample holds each failed expectation in words with the offending values it names
             "SELECT partition_date, check_name, any_value(description), "
-            "string_agg(expectation || coalesce('(' || column_name || ')', '') || ': ' || "
-            "coalesce(unexpected_count, 0) || ' unexpected' || coalesce(', e.g. ' || nullif(unexpected_sample, ''), ''),"
-            " '; ') FROM quality_check_results WHERE NOT success GROUP BY 1, 2 ORDER BY 1, 2"
+            "string_agg(coalesce(nullif(unexpected_sample, ''), expectation), '; ' ORDER BY expectation, column_name) "
+            "FROM quality_check_results WHERE NOT success GROUP BY 1, 2 ORDER BY 1, 2"
         ).fetchall():
             alerts.append(Alert(
                 key=f"check:{day}:{check}", kind="quality_check", day=str(day),
