@@ -1,0 +1,78 @@
+"""Tools for developers and evaluators: `generate`, `bench`, `validate-energy`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pipelines.cli.helpers import (
+    UserError,
+    add_command,
+    open_warehouse,
+    parse_day,
+    prepare_environment,
+    say,
+)
+
+
+def cmd_generate(args) -> None:
+    from pipelines.devtools.generate import generate
+
+    t0 = time.time()
+    counts = generate(Path(args.out), devices=args.devices, days=args.days, seed=args.seed,
+                      start=parse_day(args.start), load=args.load, progress=say)
+    say(f"wrote {counts['requests']:,} requests and {counts['telemetry_rows']:,} telemetry rows to {args.out} "
+        f"in {time.time() - t0:.1f} s")
+
+
+def cmd_bench(args) -> None:
+    from pipelines.devtools.bench import fleet_day, run
+
+    if args.fleet_day:
+        prepare_environment()
+        fleet_day(args.devices, say=say)
+    else:
+        run(args.scale, args.repeat, say=say)
+
+
+def cmd_validate_energy(args) -> None:
+    from pipelines.attribution.validation import validate_energy
+    from pipelines.settings import current
+
+    truth = Path(args.ground_truth)
+    if not truth.is_file():
+        raise UserError(f"no ground-truth file at {truth} (--ground-truth takes a CSV file)")
+    with open_warehouse(live=True) as con:
+        report = validate_energy(con, truth, max_gap_s=current().max_gap_s)
+    say(report.text())
+    if not report.rows:
+        raise UserError("nothing to compare: no ground-truth row matched attributed energy")
+
+
+def add_generate(sub) -> None:
+    s = add_command(sub, "generate", help="write a seeded synthetic fleet in real file formats")
+    s.add_argument("--devices", type=int, default=24, help="accelerators, a multiple of 8 (default 24)")
+    s.add_argument("--days", type=int, default=1)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--start", default="2026-11-02", help="first UTC day (default 2026-11-02)")
+    s.add_argument("--load", type=float, default=1.0, help="relative load; 1.0 gives batch ~7 at peak")
+    s.add_argument("--out", required=True, help="landing directory to write")
+    s.set_defaults(func=cmd_generate)
+
+
+def add_validate_energy(sub) -> None:
+    s = add_command(sub, "validate-energy", help="compare attributed energy with measured ground truth")
+    s.add_argument("--ground-truth", required=True, help="CSV: energy_j with request_id, or with device_id, "
+                   "window_start, window_end; optional group")
+    s.set_defaults(func=cmd_validate_energy)
+
+
+def add_bench(sub) -> None:
+    s = add_command(sub, "bench", help="time the kernel against exact DuckDB SQL and the floor, or a whole "
+                    "fleet-day")
+    s.add_argument("--scale", choices=["S", "M", "L"], default="M")
+    s.add_argument("--repeat", type=int, default=3)
+    s.add_argument("--fleet-day", action="store_true",
+                   help="time raw files to published marts for a generated fleet-day (see --devices)")
+    s.add_argument("--devices", type=int, default=1000, help="accelerators of the fleet-day (default 1000)")
+    s.set_defaults(func=cmd_bench)

@@ -1,0 +1,66 @@
+"""`ingest`: load feeds into the warehouse's raw tables, without Dagster."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pipelines.cli.helpers import (
+    UserError,
+    add_command,
+    add_day_args,
+    days_arg,
+    prepare_environment,
+    say,
+)
+from pipelines.cli.runlock import run_lock
+from pipelines.warehouse.connection import infercost_home, landing_dir
+
+
+def _reader_options(args) -> dict:
+    options = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--option takes KEY=VALUE, not {item!r}")
+        options[key] = value
+    if (args.format or options) and not args.feed:
+        raise UserError("--format and --option apply to one feed: give --feed too")
+    return options
+
+
+def cmd_ingest(args) -> None:
+    from pipelines.ingest.loader import day_range, ingest_feed, ingest_fleet_table
+    from pipelines.warehouse.connection import connect
+    from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES
+
+    landing = Path(args.landing).resolve() if args.landing else landing_dir()
+    start, end = days_arg(args)
+    feeds = [args.feed] if args.feed else list(FEEDS)
+    options = _reader_options(args)
+    with run_lock(infercost_home(), f"ingest {start}..{end}"):
+        prepare_environment()
+        with connect() as con:
+            for name in FLEET_TABLES:
+                say(ingest_fleet_table(con, name, landing).summary())
+            for day in day_range(start, end):
+                for feed in feeds:
+                    t0 = time.time()
+                    report = ingest_feed(con, feed, landing, day, fmt=args.format,
+                                         options=options if feed == args.feed else None)
+                    say(f"{report.summary()} ({time.time() - t0:.1f} s)")
+
+
+def add_ingest(sub) -> None:
+    from pipelines.ingest.formats import FORMATS
+
+    s = add_command(sub, "ingest", help="load feeds into the warehouse's raw tables (no Dagster)")
+    add_day_args(s)
+    s.add_argument("--landing", help="landing directory (default $INFERCOST_LANDING or sample_logs/)")
+    s.add_argument("--feed", choices=["requests", "telemetry", "prices", "carbon"], help="one feed only")
+    s.add_argument("--format", choices=sorted(FORMATS), metavar="FORMAT",
+                   help=f"reader for the feed's files ({', '.join(sorted(FORMATS))}); default from "
+                   "<landing>/formats.yaml, else the feed's own (README: Input formats)")
+    s.add_argument("--option", action="append", metavar="KEY=VALUE", help="a reader option, repeatable (e.g. "
+                   "model=llama-3.1-8b-instruct, replicas=r0,r1, timezone=America/New_York, mapping=my_logs.yaml)")
+    s.set_defaults(func=cmd_ingest)

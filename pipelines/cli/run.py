@@ -1,0 +1,152 @@
+"""Running the pipeline: `demo`, `materialize`, `dev`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from pipelines.cli.helpers import (
+    UserError,
+    add_command,
+    add_day_args,
+    days_arg,
+    ensure_manifest,
+    open_warehouse,
+    prepare_environment,
+    print_query,
+    say,
+)
+from pipelines.cli.runlock import run_lock
+from pipelines.settings import REPO_ROOT
+from pipelines.warehouse.connection import infercost_home, landing_dir, warehouse_path
+
+_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
+
+DEMO_MODEL_SQL = (
+    "SELECT request_date, model, requests, completion_tokens, round(energy_kwh, 2) AS energy_kwh, "
+    "round(fully_loaded_cost_usd, 2) AS cost_usd, round(cost_per_1m_output_tokens_usd, 3) AS usd_per_1m_out, "
+    "round(j_per_output_token, 2) AS j_per_out_token, round(utilization, 3) AS utilization, "
+    "round(idle_share, 3) AS idle_share FROM agg_daily_model_cost ORDER BY request_date, model")
+DEMO_TECHNIQUE_SQL = (
+    "SELECT request_date, model, technique, requests, round(energy_kwh, 2) AS energy_kwh, "
+    "round(cost_per_1m_output_tokens_usd, 3) AS usd_per_1m_out, round(j_per_output_token, 2) AS j_per_out_token "
+    "FROM agg_daily_technique_cost ORDER BY request_date, model, technique")
+COMPARISON_SQL = "SELECT summary FROM technique_comparison ORDER BY family, model, technique"
+
+
+def landing_days(landing: Path) -> list[date]:
+    """Days named in the request log file names of a landing directory."""
+    days = set()
+    for p in (landing / "requests").glob("*"):
+        m = _DATE.search(p.name)
+        if m:
+            days.add(date.fromisoformat(m.group(1)))
+    return sorted(days)
+
+
+def materialize(start: date, end: date) -> None:
+    """Run the daily job over [start, end] as one run in the local Dagster instance (one run per home at a time)."""
+    with run_lock(infercost_home(), f"materialize {start}..{end}"):
+        prepare_environment()
+        ensure_manifest()
+        _execute_job(start, end)
+
+
+def _execute_job(start: date, end: date) -> None:
+    import dagster as dg
+
+    from pipelines.definitions import defs
+
+    job = defs.resolve_job_def("daily_cost_job")
+    tags = {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": end.isoformat(),
+    }
+    say(f"materializing {start} .. {end} into {warehouse_path()} (landing: {landing_dir()})")
+    t0 = time.time()
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
+        steps = _step_seconds(instance, result.run_id)
+    if not result.success:
+        for event in result.all_events:
+            if event.is_failure:
+                say(f"FAILED: {event.message}")
+        raise UserError("materialization failed (see the messages above, or `infercost dev` for the run)")
+    say("step seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
+    say(f"materialized in {time.time() - t0:.1f} s")
+
+
+def _step_seconds(instance, run_id: str) -> dict:
+    """Wall seconds of each step of a run, from the run's event log (step start to success or failure)."""
+    import dagster as dg
+
+    started, seconds = {}, {}
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    for entry in instance.all_logs(run_id, of_type=kinds):
+        event = entry.dagster_event
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            started[event.step_key] = entry.timestamp
+        elif event.step_key in started:
+            seconds[event.step_key] = entry.timestamp - started[event.step_key]
+    return seconds
+
+
+def cmd_materialize(args) -> None:
+    materialize(*days_arg(args))
+
+
+def cmd_demo(args) -> None:
+    from pipelines.warehouse.publish import published_path
+
+    landing = Path(args.landing).resolve() if args.landing else REPO_ROOT / "sample_logs"
+    os.environ["INFERCOST_LANDING"] = str(landing)
+    days = landing_days(landing)
+    if not days:
+        raise UserError(f"no dated request logs under {landing}/requests (file names must hold a YYYY-MM-DD day)")
+    materialize(days[0], days[-1])
+    with open_warehouse() as con:
+        say("\nDaily cost per model (agg_daily_model_cost):")
+        print_query(con, DEMO_MODEL_SQL)
+        say("\nDaily cost per technique (agg_daily_technique_cost):")
+        print_query(con, DEMO_TECHNIQUE_SQL)
+        say("\nTechniques against their baselines (technique_comparison, 95 % bootstrap intervals):")
+        for (line,) in con.execute(COMPARISON_SQL).fetchall():
+            say("  " + line)
+    say(f"\nwarehouse: {warehouse_path()}\npublished copy for queries: {published_path()}  "
+        f"(infercost sql \"SELECT * FROM fct_request_cost LIMIT 5\")")
+
+
+def cmd_dev(args) -> None:
+    prepare_environment()
+    ensure_manifest()
+    cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
+           "-h", "127.0.0.1", "-p", str(args.port)]
+    say(f"serving the Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    os.environ["DAGSTER_IS_DEV_CLI"] = "1"
+    raise SystemExit(subprocess.call(cmd, cwd=REPO_ROOT))
+
+
+def add_demo(sub) -> None:
+    s = add_command(sub, "demo", help="ingest sample_logs, materialize everything, print the daily rollups")
+    s.add_argument("--landing", help="landing directory (default: the repo's sample_logs/)")
+    s.set_defaults(func=cmd_demo)
+
+
+def add_materialize(sub) -> None:
+    s = add_command(sub, "materialize", help="run the daily job (ingest, attribution, dbt) for a day or range")
+    add_day_args(s)
+    s.set_defaults(func=cmd_materialize)
+
+
+def add_dev(sub) -> None:
+    s = add_command(sub, "dev", help="serve the Dagster UI on 127.0.0.1")
+    s.add_argument("--port", type=int, default=3000)
+    s.set_defaults(func=cmd_dev)

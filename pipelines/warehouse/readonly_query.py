@@ -1,0 +1,115 @@
+"""Run an analyst's SQL against a warehouse file: one SELECT, read-only, no access to any other file.
+
+Opening a DuckDB file read-only is not a sandbox: a read-only connection still runs every statement of a string,
+ATTACHes other files for writing, COPYs and EXPORTs to files, and reads any file the process can (read_text,
+read_csv, glob). So the connection used here is, in this order:
+
+1. opened read-only (a run that holds the file for writing makes this fail: ``WarehouseBusy``);
+2. cut off from the file system and the network (``SET enable_external_access = false``: no read_text, read_csv,
+   glob, COPY, EXPORT, ATTACH, INSTALL or LOAD), then frozen (``SET lock_configuration = true``: no statement can
+   turn that back on);
+3. given exactly one statement, as DuckDB's own parser splits the text (``extract_statements``), and only if DuckDB
+   reports it as a SELECT (WITH, FROM-first, VALUES, SHOW, DESCRIBE and SUMMARIZE parse as SELECT too; EXPLAIN,
+   PRAGMA, CALL, SET, COPY, ATTACH and the rest are refused).
+
+Imports no Dagster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.warehouse.connection import configure
+
+ALLOWED_TYPES = (duckdb.StatementType.SELECT,)
+READ_ONLY_RULE = ("infercost sql is read-only: it runs one SELECT (or WITH, FROM, VALUES, SHOW, DESCRIBE, "
+                  "SUMMARIZE) on the warehouse's tables")
+
+
+class QueryRefused(ValueError):
+    """The SQL is not one read-only query of the warehouse; the message (one line) says what to change."""
+
+
+class WarehouseBusy(RuntimeError):
+    """Another process holds the DuckDB file for writing (a pipeline run)."""
+
+    def __init__(self, path: Path, detail: str):
+        super().__init__(f"the pipeline is writing to {path} ({detail})")
+        self.path = path
+
+
+class QueryResult(NamedTuple):
+    table: pa.Table
+    """The first rows of the answer (all of them when no row limit was given)."""
+    total_rows: int
+    """Rows in the whole answer."""
+
+
+def open_read_only(path: Path | str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection with infercost's session settings; ``WarehouseBusy`` when a writer holds the file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no warehouse at {path}")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as exc:
+        message = str(exc)
+        if "Could not set lock" in message or "Conflicting lock" in message:
+            holder = message.split("Conflicting lock is held in", 1)[-1].split(". See also")[0].strip()
+            raise WarehouseBusy(path, f"held by {holder}" if "Conflicting" in message else "locked") from None
+        raise
+    return configure(con)
+
+
+def sandbox(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Cut a connection off from every file but its database and freeze its configuration."""
+    con.execute("SET enable_external_access = false").fetchall()
+    con.execute("SET lock_configuration = true").fetchall()
+    return con
+
+
+def one_select(con: duckdb.DuckDBPyConnection, sql: str):
+    """The one SELECT statement of ``sql``, as DuckDB parses it; ``QueryRefused`` for anything else."""
+    statements = con.extract_statements(sql)
+    if not statements:
+        raise QueryRefused("no SQL statement given (the text is empty or only comments)")
+    if len(statements) > 1:
+        kinds = ", ".join(s.type.name for s in statements)
+        raise QueryRefused(f"infercost sql runs exactly one statement; this text holds {len(statements)} ({kinds}): "
+                           "remove all but one")
+    statement = statements[0]
+    if statement.type not in ALLOWED_TYPES:
+        raise QueryRefused(f"{READ_ONLY_RULE}; this is a {statement.type.name} statement")
+    return statement
+
+
+def query_read_only(path: Path | str, sql: str, max_rows: int | None = None) -> QueryResult:
+    """Run one SELECT on the warehouse file at ``path`` in the sandbox above.
+
+    Returns the first ``max_rows`` rows as an Arrow table (all rows when None) and the answer's row count; the rows
+    past ``max_rows`` are counted batch by batch, never held. Raises ``QueryRefused`` (not a read-only query of the
+    warehouse, or it tried to reach a file), ``WarehouseBusy``, ``FileNotFoundError``, or ``duckdb.Error`` (a
+    query that is allowed but wrong: a missing column, a syntax error).
+    """
+    with sandbox(open_read_only(path)) as con:
+        statement = one_select(con, sql)
+        try:
+            reader = con.sql(statement).to_arrow_reader(batch_size=max(1, min(max_rows or 100_000, 100_000)))
+            kept, kept_rows, total = [], 0, 0
+            for batch in reader:
+                total += batch.num_rows
+                if max_rows is None or kept_rows < max_rows:
+                    kept.append(batch)
+                    kept_rows += batch.num_rows
+        except duckdb.PermissionException as exc:
+            reason = str(exc).split(" - ", 1)[0].removeprefix("Permission Error: ")
+            raise QueryRefused(f"infercost sql reads only the warehouse's own tables, no other file ({reason})"
+                               ) from None
+        table = pa.Table.from_batches(kept, schema=reader.schema)
+    if max_rows is not None:
+        table = table.slice(0, max_rows)
+    return QueryResult(table, total)
