@@ -17,6 +17,7 @@ Imports no Dagster.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,8 +27,8 @@ import pyarrow as pa
 from pipelines.warehouse.connection import configure
 
 ALLOWED_TYPES = (duckdb.StatementType.SELECT,)
-READ_ONLY_RULE = ("infercost sql is read-only: it runs one SELECT (or WITH, FROM, VALUES, SHOW, DESCRIBE, "
-                  "SUMMARIZE) on the warehouse's tables")
+READ_ONLY_RULE = ("read-only: one SELECT (or WITH, FROM, VALUES, SHOW, DESCRIBE, SUMMARIZE) on the warehouse's "
+                  "tables is allowed")
 
 
 class QueryRefused(ValueError):
@@ -37,9 +38,9 @@ class QueryRefused(ValueError):
 class WarehouseBusy(RuntimeError):
     """Another process holds the DuckDB file for writing (a pipeline run)."""
 
-    def __init__(self, path: Path, detail: str):
-        super().__init__(f"the pipeline is writing to {path} ({detail})")
-        self.path = path
+    def __init__(self, path: Path, pid: int | None):
+        super().__init__(f"the pipeline is writing to {path}" + (f" (PID {pid})" if pid else ""))
+        self.path, self.pid = path, pid
 
 
 class QueryResult(NamedTuple):
@@ -59,8 +60,8 @@ def open_read_only(path: Path | str) -> duckdb.DuckDBPyConnection:
     except duckdb.IOException as exc:
         message = str(exc)
         if "Could not set lock" in message or "Conflicting lock" in message:
-            holder = message.split("Conflicting lock is held in", 1)[-1].split(". See also")[0].strip()
-            raise WarehouseBusy(path, f"held by {holder}" if "Conflicting" in message else "locked") from None
+            pid = re.search(r"\(PID (\d+)\)", message)
+            raise WarehouseBusy(path, int(pid.group(1)) if pid else None) from None
         raise
     return configure(con)
 
@@ -79,7 +80,7 @@ def one_select(con: duckdb.DuckDBPyConnection, sql: str):
         raise QueryRefused("no SQL statement given (the text is empty or only comments)")
     if len(statements) > 1:
         kinds = ", ".join(s.type.name for s in statements)
-        raise QueryRefused(f"infercost sql runs exactly one statement; this text holds {len(statements)} ({kinds}): "
+        raise QueryRefused(f"exactly one statement is allowed; this text holds {len(statements)} ({kinds}): "
                            "remove all but one")
     statement = statements[0]
     if statement.type not in ALLOWED_TYPES:
@@ -107,8 +108,7 @@ def query_read_only(path: Path | str, sql: str, max_rows: int | None = None) -> 
                     kept_rows += batch.num_rows
         except duckdb.PermissionException as exc:
             reason = str(exc).split(" - ", 1)[0].removeprefix("Permission Error: ")
-            raise QueryRefused(f"infercost sql reads only the warehouse's own tables, no other file ({reason})"
-                               ) from None
+            raise QueryRefused(f"only the warehouse's own tables can be read, no other file ({reason})") from None
         table = pa.Table.from_batches(kept, schema=reader.schema)
     if max_rows is not None:
         table = table.slice(0, max_rows)
