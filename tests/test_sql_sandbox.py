@@ -198,6 +198,9 @@ def test_live_while_the_pipeline_writes_says_what_to_do(home):
         alerts = cli(["alerts", "list"], home)
         assert alerts.returncode == 1 and "Traceback" not in alerts.stderr
         assert f"the pipeline is writing to {live}" in alerts.stderr and "try again" in alerts.stderr
+        ingest = cli(["ingest", "--partition", "2026-11-02"], home)  # a writer of its own: told who holds the file
+        assert ingest.returncode == 1 and ingest.stderr == (f"infercost: the pipeline is writing to {live} "
+                                                            f"(PID {holder.pid}); wait for that run to finish\n")
     finally:
         holder.kill()
         holder.wait()

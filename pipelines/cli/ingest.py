@@ -14,7 +14,7 @@ from pipelines.cli.helpers import (
     say,
 )
 from pipelines.cli.runlock import run_lock
-from pipelines.warehouse.connection import infercost_home, landing_dir
+from pipelines.warehouse.connection import infercost_home, landing_dir, warehouse_path
 
 
 def _reader_options(args) -> dict:
@@ -29,6 +29,22 @@ def _reader_options(args) -> dict:
     return options
 
 
+def _open_for_writing(connect):
+    """The live warehouse for writing; a one-line error when another process (`infercost dev`'s runs) holds it."""
+    import duckdb
+
+    from pipelines.warehouse.readonly_query import WarehouseBusy
+
+    path = warehouse_path()
+    try:
+        return connect(path)
+    except duckdb.IOException as exc:
+        busy = WarehouseBusy.from_error(path, exc)
+        if busy:
+            raise UserError(f"{busy}; wait for that run to finish") from None
+        raise
+
+
 def cmd_ingest(args) -> None:
     from pipelines.ingest.loader import day_range, ingest_feed, ingest_fleet_table
     from pipelines.warehouse.connection import connect
@@ -40,7 +56,7 @@ def cmd_ingest(args) -> None:
     options = _reader_options(args)
     with run_lock(infercost_home(), f"ingest {start}..{end}"):
         prepare_environment()
-        with connect() as con:
+        with _open_for_writing(connect) as con:
             for name in FLEET_TABLES:
                 say(ingest_fleet_table(con, name, landing).summary())
             for day in day_range(start, end):

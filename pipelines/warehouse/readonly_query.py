@@ -42,6 +42,15 @@ class WarehouseBusy(RuntimeError):
         super().__init__(f"the pipeline is writing to {path}" + (f" (PID {pid})" if pid else ""))
         self.path, self.pid = path, pid
 
+    @classmethod
+    def from_error(cls, path: Path, exc: duckdb.Error) -> WarehouseBusy | None:
+        """The busy file behind DuckDB's "Could not set lock" error (naming the holder's PID), else None."""
+        message = str(exc)
+        if "Could not set lock" not in message and "Conflicting lock" not in message:
+            return None
+        pid = re.search(r"\(PID (\d+)\)", message)
+        return cls(path, int(pid.group(1)) if pid else None)
+
 
 class QueryResult(NamedTuple):
     table: pa.Table
@@ -58,10 +67,9 @@ def open_read_only(path: Path | str) -> duckdb.DuckDBPyConnection:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.IOException as exc:
-        message = str(exc)
-        if "Could not set lock" in message or "Conflicting lock" in message:
-            pid = re.search(r"\(PID (\d+)\)", message)
-            raise WarehouseBusy(path, int(pid.group(1)) if pid else None) from None
+        busy = WarehouseBusy.from_error(path, exc)
+        if busy:
+            raise busy from None
         raise
     return configure(con)
 
