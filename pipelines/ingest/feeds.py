@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from pipelines.ingest.files import MAX_DOCUMENT_LINE_BYTES, MAX_LINE_BYTES
 from pipelines.ingest.formats import FORMATS, FleetCsv
 from pipelines.ingest.report import IngestError
 from pipelines.warehouse.contracts import Contract, load_contract
@@ -38,6 +39,12 @@ class Feed:
         """How the reader takes a file piece by piece: "lines" (every line stands alone), "header" (the first line
         is a header, repeated at the top of every later piece), or None (the file is read whole)."""
         return getattr(self.reader, "chunks", None)
+
+    @property
+    def max_line_bytes(self) -> int:
+        """The longest line kept: MAX_LINE_BYTES for a reader that takes a file line by line, MAX_DOCUMENT_LINE_BYTES
+        for one that takes a file whole (a JSON document may be one line); a reader may set its own."""
+        return getattr(self.reader, "max_line_bytes", MAX_LINE_BYTES if self.chunks else MAX_DOCUMENT_LINE_BYTES)
 
     @property
     def duplicate_key(self) -> tuple[str, ...]:

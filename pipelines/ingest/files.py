@@ -1,15 +1,17 @@
-"""Reading landing files: which files a day opens, decompression (gzip members, a tar archive of one file) and
-splitting text into numbered lines in Arrow tables (source_file, source_line, raw_text).
+"""Reading landing files: which files a day opens, in which order, and their text (see decompress.py) split into
+numbered lines in Arrow tables (source_file, source_line, raw_text), a piece at a time.
+
+A line longer than MAX_LINE_BYTES (MAX_DOCUMENT_LINE_BYTES for a reader that takes a file whole, as a JSON document
+may be one line) is not kept: it becomes a problem (a quarantine row) holding its first characters, and the rest of
+it is skipped as it streams by, so that no line can take unbounded memory.
 
 Pure Python and Arrow; knows nothing of formats or the warehouse.
 """
 
 from __future__ import annotations
 
-import io
 import re
-import tarfile
-import zlib
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -17,12 +19,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.ingest.report import IngestError
+from pipelines.ingest.decompress import CapPassed, text_blocks
 
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
 # a large file is read in pieces of about this much text, so that a fleet-day's files never sit in memory whole
 CHUNK_BYTES = 256 * 2**20
+# the longest line kept for a reader that takes a file line by line, and for one that takes a file whole
+MAX_LINE_BYTES = 2**20
+MAX_DOCUMENT_LINE_BYTES = 256 * 2**20
+# a quarantined over-long line keeps this many of its first characters as its raw text
+KEPT_PREFIX_CHARS = 200
 
 
 def date_in_name(path: Path) -> date | None:
@@ -36,123 +43,142 @@ def date_in_name(path: Path) -> date | None:
         return None
 
 
+def by_arrival(files) -> list[Path]:
+    """Files in the order they arrived: modification time, then name (a redelivery comes after the original)."""
+    def arrived(p: Path) -> int:
+        try:
+            return Path(p).stat().st_mtime_ns
+        except OSError:
+            return -1  # reading it will say what is wrong
+
+    return sorted(files, key=lambda p: (arrived(p), Path(p).name, str(p)))
+
+
 def files_for(folder: Path, patterns: tuple[str, ...], day: date | None) -> list[Path]:
-    """The files of a folder matching the patterns, by name; for a day, those whose name holds no date or a date at
-    most one day away."""
-    files = sorted({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
+    """The files of a folder matching the patterns, by arrival; for a day, those whose name holds no date or a date
+    at most one day away."""
+    files = by_arrival({p for pat in patterns for p in folder.glob(pat) if p.is_file()})
     if day is None:
         return files
     return [p for p in files if (named := date_in_name(p)) is None or abs((named - day).days) <= 1]
 
 
-def read_lines(path: Path) -> tuple[pa.Table, str | None]:
-    """All non-blank lines of a (possibly gzipped) text file with 1-based line numbers, and a problem text (a
-    truncated or corrupt gzip stream) or None. See iter_line_chunks."""
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    """A line that cannot be a row (or the point where a file stopped being read): quarantined as it says."""
+    line: int
+    raw_text: str
+    reason: str
+
+
+def read_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> tuple[pa.Table, str | None]:
+    """All non-blank lines of a (possibly compressed) text file with 1-based line numbers, and the first problem's
+    reason (an over-long line, a truncated or corrupt gzip stream) or None. See iter_line_chunks."""
     tables, problems = [], []
-    for table, problem in iter_line_chunks(path, chunk_bytes=None):
+    for table, found in iter_line_chunks(path, chunk_bytes=None, max_line_bytes=max_line_bytes):
         tables.append(table)
-        if problem:
-            problems.append(problem)
-    return pa.concat_tables(tables), (problems[0] if problems else None)
+        problems += found
+    return pa.concat_tables(tables), (problems[0].reason if problems else None)
 
 
-def _compressed_blocks(path: Path, block: int = 16 * 2**20):
-    try:
-        with open(path, "rb") as f:
-            while data := f.read(block):
-                yield data
-    except OSError as exc:
-        raise IngestError(f"{path}: cannot be read ({exc})") from exc
-
-
-def _text_blocks(path: Path):
-    """(decompressed bytes, problem) blocks of a file: gzip members one after the other, a tar archive's single
-    member, or the bytes as they are. A damaged gzip stream ends the file with a problem text; a file whose very
-    start is not gzip cannot be read at all."""
-    if path.name.endswith((".tar.gz", ".tgz", ".tar")):  # a published archive of one CSV (e.g. Alibaba's traces)
-        raw = b"".join(_compressed_blocks(path))
-        if path.name.endswith((".tar.gz", ".tgz")):
-            try:
-                raw = zlib.decompress(raw, wbits=31)
-            except zlib.error as exc:
-                raise IngestError(f"{path}: not a readable gzip file ({exc})") from exc
-        yield _single_tar_member(path, raw), None
-        return
-    if path.suffix != ".gz":
-        for data in _compressed_blocks(path):
-            yield data, None
-        return
-    d = zlib.decompressobj(wbits=31)
-    started = produced = False
-    for data in _compressed_blocks(path):
-        while data:  # one decompressor per gzip member
-            started = True
-            try:
-                out = d.decompress(data)
-            except zlib.error as exc:
-                if not produced:
-                    raise IngestError(f"{path}: not a readable gzip file ({exc})") from exc
-                yield b"", f"corrupt gzip member: {exc}"
-                return
-            if out:
-                produced = True
-                yield out, None
-            if d.eof:
-                data = d.unused_data
-                d = zlib.decompressobj(wbits=31)
-                started = False
-            else:
-                data = b""
-    if started and not d.eof:
-        yield b"", "truncated gzip stream (no end-of-stream marker)"
-
-
-def _single_tar_member(path: Path, data: bytes) -> bytes:
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            members = [m for m in tar.getmembers() if m.isfile()]
-            if len(members) != 1:
-                raise IngestError(f"{path}: an archive is read when it holds one file; it holds {len(members)} "
-                                  "(extract it into the landing folder)")
-            return tar.extractfile(members[0]).read()
-    except tarfile.TarError as exc:
-        raise IngestError(f"{path}: not a readable tar archive ({exc})") from exc
-
-
-def iter_line_chunks(path: Path, chunk_bytes: int | None = CHUNK_BYTES):
+def iter_line_chunks(path: Path, chunk_bytes: int | None = CHUNK_BYTES, max_line_bytes: int = MAX_LINE_BYTES):
     """A file's non-blank lines in tables of about ``chunk_bytes`` of text (all at once when None), each with
-    source_file, source_line (1-based, counting every physical line) and raw_text; and with each table the problem
-    that ended the file there, or None.
+    source_file, source_line (1-based, counting every physical line) and raw_text; and with each table a list of
+    LineProblems, lines that are quarantined instead.
 
     CRLF endings are normalized; bytes that are not UTF-8 are replaced (U+FFFD) and the row is loaded or
-    quarantined as its content decides. A truncated gzip stream keeps the lines before the damage and reports a
-    problem (the last, partial line is named in it), which becomes a quarantine row of its own.
+    quarantined as its content decides. A line longer than ``max_line_bytes`` is a problem of its own. A truncated
+    gzip stream keeps the lines before the damage and ends with a problem (naming the last, partial line); a file
+    that passes a decompression cap ends with a problem at the first line not read.
     """
-    pending = b""
-    line_no = 0
-    for data, problem in _text_blocks(path):
-        pending += data
+    split = _LineSplitter(Path(path), chunk_bytes, max_line_bytes)
+    for data, problem in text_blocks(Path(path)):
+        yield from split.add(data)
         if problem:
-            head, sep, last = pending.rpartition(b"\n")
-            if last:
-                problem += f"; last partial line dropped: {last.decode('utf-8', 'replace')[:200]!r}"
-            table, line_no = _lines_table(path, head + sep, line_no)
-            yield table, problem
+            yield split.end(problem)
             return
-        while chunk_bytes is not None and len(pending) >= chunk_bytes:
+    yield split.end(None)
+
+
+class _LineSplitter:
+    """Cuts a stream of text blocks into tables of whole lines, numbering every physical line; a line that runs on
+    past the cap is skipped as it streams by and set aside as a problem."""
+
+    def __init__(self, path: Path, chunk_bytes: int | None, max_line_bytes: int):
+        self.path, self.chunk_bytes, self.max_line_bytes = path, chunk_bytes, max_line_bytes
+        self.pending = bytearray()
+        self.line_no = 0  # the last line handed over
+        self.problems: list[LineProblem] = []
+        self.skipping: tuple[str, int] | None = None  # an over-long line: its first characters, its bytes so far
+
+    def add(self, data: bytes):
+        """The tables of whole lines that the text so far completes."""
+        if self.skipping is not None:
+            end = data.find(b"\n")
+            if end < 0:
+                self.skipping = (self.skipping[0], self.skipping[1] + len(data))
+                return
+            self._skipped(self.skipping[0], self.skipping[1] + end)
+            data = data[end + 1:]
+        self.pending += data
+        while self.chunk_bytes is not None and len(self.pending) >= self.chunk_bytes:
             # a piece ends at a line end (never inside a UTF-8 character)
-            cut = pending.rfind(b"\n", 0, chunk_bytes) + 1 or pending.find(b"\n", chunk_bytes) + 1
+            cut = self.pending.rfind(b"\n", 0, self.chunk_bytes) + 1 or self.pending.find(b"\n", self.chunk_bytes) + 1
             if cut == 0:
                 break  # one line longer than a piece: wait for its end
-            table, line_no = _lines_table(path, pending[:cut], line_no)
-            pending = pending[cut:]
-            yield table, None
-    table, line_no = _lines_table(path, pending, line_no)
-    yield table, None
+            yield self._take(cut)
+        start = self.pending.rfind(b"\n") + 1
+        if len(self.pending) - start > self.max_line_bytes:  # the last line runs on past the cap: skip the rest
+            if start:
+                yield self._take(start)
+            self.skipping = (_prefix(self.pending), len(self.pending))
+            self.pending.clear()
+
+    def end(self, problem: str | None) -> tuple[pa.Table, list[LineProblem]]:
+        """The last lines, and the problem that ended the file, if any (at the first line not read)."""
+        if isinstance(problem, CapPassed):  # what is not yet split is not read either
+            self.pending.clear()
+            self.skipping = None
+        elif problem:  # a damaged stream: the whole lines before it are read, the partial one is named
+            head = self.pending.rfind(b"\n") + 1
+            last = self.skipping[0] if self.skipping else _prefix(self.pending[head:])
+            if last:
+                problem += f"; last partial line dropped: {last!r}"
+            del self.pending[head:]
+            self.skipping = None
+        elif self.skipping is not None:  # the last line, without a line end, is over the cap
+            self._skipped(*self.skipping)
+        table, problems = self._take(len(self.pending))
+        if problem:
+            problems.append(LineProblem(self.line_no + 1, "", problem))
+        return table, problems
+
+    def _skipped(self, prefix: str, n_bytes: int) -> None:
+        self.line_no += 1
+        self.problems.append(LineProblem(self.line_no, prefix, _too_long(self.max_line_bytes, n_bytes)))
+        self.skipping = None
+
+    def _take(self, cut: int) -> tuple[pa.Table, list[LineProblem]]:
+        table, self.line_no, long = _lines_table(self.path, self.pending[:cut], self.line_no, self.max_line_bytes)
+        del self.pending[:cut]
+        problems, self.problems = self.problems + long, []
+        return table, problems
 
 
-def _lines_table(path: Path, data: bytes, first_line: int) -> tuple[pa.Table, int]:
-    """The non-blank lines of a block of text that starts after line ``first_line``, and the last line number."""
+def _prefix(data: bytes) -> str:
+    return bytes(data[:4 * KEPT_PREFIX_CHARS]).decode("utf-8", "replace")[:KEPT_PREFIX_CHARS]
+
+
+def _too_long(max_line_bytes: int, n_bytes: int) -> str:
+    return f"line longer than {max_line_bytes:,} bytes ({n_bytes:,} bytes)"
+
+
+def _lines_table(path: Path, data: bytes, first_line: int, max_line_bytes: int
+                 ) -> tuple[pa.Table, int, list[LineProblem]]:
+    """The non-blank lines of a block of text that starts after line ``first_line``, the last line number, and the
+    lines over the cap (left out of the table)."""
     text = data.decode("utf-8", errors="replace")
     del data
     # split, number and drop blank lines in Arrow (C++), not line by line in Python
@@ -164,17 +190,22 @@ def _lines_table(path: Path, data: bytes, first_line: int) -> tuple[pa.Table, in
         lines = lines.slice(0, n_lines)
     if pc.any(pc.ends_with(lines, "\r")).as_py():  # CRLF: predicates are cheap, rewriting every line is not
         lines = pc.utf8_rtrim(lines, "\r")
+    lengths = pc.binary_length(lines).to_numpy(zero_copy_only=False)
     # blank lines (empty or whitespace only) are not rows: only short lines can be blank, so only those are looked at
-    short = np.flatnonzero(pc.binary_length(lines).to_numpy(zero_copy_only=False) < 64)
+    short = np.flatnonzero(lengths < 64)
     candidates = lines.take(pa.array(short, pa.int64()))
     is_blank = pc.or_(pc.equal(pc.binary_length(candidates), 0), pc.utf8_is_space(candidates))
     blank = short[is_blank.to_numpy(zero_copy_only=False)]
+    long = np.flatnonzero(lengths > max_line_bytes)
     nums = np.arange(first_line + 1, first_line + n_lines + 1, dtype=np.int64)
-    if len(blank) == 0:
+    problems = [LineProblem(int(nums[i]), prefix, _too_long(max_line_bytes, int(lengths[i]))) for i, prefix in zip(
+        long, pc.utf8_slice_codeunits(lines.take(pa.array(long, pa.int64())), 0, KEPT_PREFIX_CHARS).to_pylist())]
+    if len(blank) == 0 and len(long) == 0:
         raws = lines
     else:
         keep = np.ones(n_lines, dtype=bool)
         keep[blank] = False
+        keep[long] = False
         rows = np.flatnonzero(keep)
         raws, nums = lines.take(pa.array(rows)), nums[rows]
     if raws.nbytes < 2**31 - 2**20:  # 32-bit offsets suffice below 2 GB of text
@@ -186,4 +217,4 @@ def _lines_table(path: Path, data: bytes, first_line: int) -> tuple[pa.Table, in
             "raw_text": raws,
         }
     )
-    return table, first_line + n_lines
+    return table, first_line + n_lines, problems

@@ -14,6 +14,8 @@ from datetime import date
 from pipelines.ingest.feeds import Feed
 
 BATCH_TABLE = "_ingest_batch"
+# the files of a run: source_file, name_date (the date in its name), arrival (its rank by modification time, name)
+FILES_TABLE = "_ingest_files"
 
 
 def day_sql(day: date | None) -> str:
@@ -28,65 +30,100 @@ def empty_parsed_sql(feed: Feed) -> str:
             "NULL::VARCHAR AS reason, NULL::DATE AS event_date WHERE false")
 
 
-def problem_row_sql(feed: Feed, name: str) -> str:
-    """A temp table ``name`` of one quarantine row for a problem of a whole file (parameters: file, line, reason)."""
-    cols = ", ".join(f"NULL::{c.type} AS {c.name}" for c in feed.contract.columns)
-    return (f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, ?::VARCHAR AS source_file, "
-            "?::BIGINT AS source_line, ''::VARCHAR AS raw_text, ?::VARCHAR AS reason, NULL::DATE AS event_date")
+def problem_rows_sql(feed: Feed, name: str) -> str:
+    """An empty temp table ``name`` for quarantine rows that are problems of lines or of a whole file."""
+    return f"CREATE OR REPLACE TEMP TABLE {name} AS {empty_parsed_sql(feed)}"
 
 
-def _assigned_date_sql(day: date | None) -> str:
-    """A quarantined row takes the day of the nearest valid row before it in its file (else after it, else the date
-    in the file name, else the day being loaded)."""
-    return rf"""coalesce(
+def _filed_sql(union: str, day: date | None, files: bool) -> str:
+    """CTE ``filed``: parsed rows with their file's name_date and arrival (FILES_TABLE), and a reason for a valid row
+    dated more than a day from the date in its file's name. Such a row would be loaded by no run that opens the
+    file (a run opens a file only when the date in its name is at most a day away), so it is quarantined."""
+    source = f"SELECT * FROM ({union}) LEFT JOIN {FILES_TABLE} USING (source_file)" if files else \
+        f"SELECT *, NULL::DATE AS name_date, 0 AS arrival FROM ({union})"
+    if day is None:  # a load of every day loads every row on its own day
+        return f"filed AS ({source})"
+    return f"""filed AS (
+            SELECT * REPLACE (CASE WHEN reason IS NULL AND abs(date_diff('day', name_date, event_date)) > 1
+                THEN 'row dated ' || event_date || ', more than a day from the file''s date ' || name_date
+                ELSE reason END AS reason)
+            FROM ({source})
+        )"""
+
+
+def any_bad_sql(parsed_parts: list[str], day: date | None, files: bool) -> str:
+    """A query with a row when some parsed row is to be quarantined (else none needs a day from its neighbours)."""
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts)
+    return f"WITH {_filed_sql(union, day, files)} SELECT 1 FROM filed WHERE reason IS NOT NULL LIMIT 1"
+
+
+def _assigned_sql(day: date | None, any_bad: bool) -> str:
+    """CTE ``assigned``: each row's partition_date. A quarantined row takes the day of the nearest valid row before
+    it in its file (else after it, else the date in the file name, else the day being loaded: ``dated_by_run``)."""
+    own_date = r"""coalesce(
                 valid_date,
                 last_value(valid_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
                 first_value(valid_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
                     ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
-                TRY_CAST(regexp_extract(regexp_extract(source_file, '[^/]*$'), '\d{{4}}-\d{{2}}-\d{{2}}') AS DATE),
-                {day_sql(day)})"""
+                name_date)""" if any_bad else "valid_date"
+    return f"""assigned AS (
+            SELECT * EXCLUDE (own_date), coalesce(own_date, {day_sql(day)}) AS partition_date,
+                own_date IS NULL AS dated_by_run
+            FROM (SELECT *, {own_date} AS own_date
+                  FROM (SELECT *, CASE WHEN reason IS NULL THEN event_date END AS valid_date FROM filed))
+        )"""
 
 
 def _ranked_sql(key: tuple[str, ...]) -> str:
-    """CTE ``ranked``: a key seen twice in the batch ranks by (file, line), the first loads; only keys that occur
-    more than once are ranked."""
+    """CTE ``ranked``: a key seen twice in the batch ranks by arrival (file modification time, then name), then
+    line; the first loads. Only keys that occur more than once are ranked."""
     if not key:
         return ", ranked AS (SELECT *, 1 AS key_rank, NULL AS first_seen FROM assigned)"
     part = ", ".join(key)
+    order = "ORDER BY arrival, source_file, source_line"
     return f"""
         , repeated AS (SELECT {part} FROM assigned WHERE reason IS NULL GROUP BY ALL HAVING count(*) > 1),
         ranked AS (
             SELECT *, 1 AS key_rank, NULL AS first_seen FROM assigned ANTI JOIN repeated USING ({part})
             UNION ALL BY NAME
             SELECT *, CASE WHEN reason IS NULL THEN row_number() OVER (
-                PARTITION BY reason IS NULL, {part} ORDER BY source_file, source_line) END AS key_rank,
+                PARTITION BY reason IS NULL, {part} {order}) END AS key_rank,
                 first_value(source_file || ':' || source_line) OVER (
-                PARTITION BY reason IS NULL, {part} ORDER BY source_file, source_line) AS first_seen
+                PARTITION BY reason IS NULL, {part} {order}) AS first_seen
             FROM assigned SEMI JOIN repeated USING ({part})
         )"""
 
 
-def batch_sql(feed: Feed, parsed_parts: list[str], day: date | None, any_bad: bool) -> str:
+def _of_this_run_sql(feed: Feed, day: date | None, any_bad: bool) -> str:
+    """The rows this run stages: those of its day (every row when day is None). A row dated only by the run (an
+    undated file with no valid row) that an earlier run quarantined for another day stays there: once."""
+    if day is None:
+        return "true"
+    where = f"partition_date = {day_sql(day)}"
+    if any_bad:
+        where += f""" AND NOT (dated_by_run AND EXISTS (
+            SELECT 1 FROM ingest_quarantine q WHERE q.feed = '{feed.name}' AND q.partition_date <> {day_sql(day)}
+                AND q.source_file = ranked.source_file AND q.source_line = ranked.source_line))"""
+    return where
+
+
+def batch_sql(feed: Feed, parsed_parts: list[str], day: date | None, any_bad: bool, files: bool) -> str:
     """Create BATCH_TABLE: the day's rows of the parsed parts, each with its partition_date and its reason if it
-    is to be quarantined (its own, or a repeat of a key earlier in the batch). ``any_bad``: some row has a reason
-    (else no row needs a day assigned from its neighbours)."""
+    is to be quarantined (its own, far from its file's date, or a repeat of a key earlier in the batch).
+    ``any_bad``: some row is to be quarantined (any_bad_sql); ``files``: FILES_TABLE describes the parts' files."""
     union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts) or empty_parsed_sql(feed)
-    assigned_date = _assigned_date_sql(day) if any_bad else "valid_date"
     key = feed.duplicate_key
     return f"""
         CREATE OR REPLACE TEMP TABLE {BATCH_TABLE} AS
-        WITH parsed AS ({union}),
-        assigned AS (
-            SELECT *, {assigned_date} AS partition_date
-            FROM (SELECT *, CASE WHEN reason IS NULL THEN event_date END AS valid_date FROM parsed)
-        ){_ranked_sql(key)}
-        SELECT * EXCLUDE (key_rank, first_seen, reason, valid_date),
+        WITH {_filed_sql(union, day, files)},
+        {_assigned_sql(day, any_bad)}{_ranked_sql(key)}
+        SELECT * EXCLUDE (key_rank, first_seen, reason, valid_date, name_date, arrival, dated_by_run),
             CASE WHEN reason IS NOT NULL THEN reason
                  WHEN key_rank > 1 THEN 'duplicate {"/".join(key) or "row"} (first loaded from ' || first_seen || ')'
             END AS reason
         FROM ranked
-        WHERE {"partition_date = " + day_sql(day) if day else "true"}
+        WHERE {_of_this_run_sql(feed, day, any_bad)}
     """
 
 

@@ -30,10 +30,22 @@ from pipelines.ingest.feeds import (
     resolve_feed,
     resolve_landing_feed,
 )
-from pipelines.ingest.files import CHUNK_BYTES, files_for, iter_line_chunks, read_lines
+from pipelines.ingest.files import (
+    CHUNK_BYTES,
+    by_arrival,
+    files_for,
+    iter_line_chunks,
+    read_lines,
+)
 from pipelines.ingest.formats import ParseContext
+from pipelines.ingest.load_sql import FILES_TABLE
 from pipelines.ingest.report import FileReport, IngestError, IngestReport
-from pipelines.ingest.staging import problem_row, replacing, stage_batch
+from pipelines.ingest.staging import (
+    problem_rows,
+    register_files,
+    replacing,
+    stage_batch,
+)
 from pipelines.warehouse.connection import ensure_raw_tables
 from pipelines.warehouse.contracts import OPTIONAL_FEEDS, OPTIONAL_FLEET_TABLES
 
@@ -107,40 +119,44 @@ def _ingest(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[Path], day: 
     """Parse the files piece by piece, stage them in batches of about BATCH_LINES lines, then replace the day."""
     ctx = ParseContext(con=con, landing=landing, day=day, options=feed.options)
     report = IngestReport(feed=feed.name, partition_date=day)
-    with replacing(con, feed, day, report) as counts:
-        parts, lines_in_batch = [], 0
-        for i, path in enumerate(files, start=1):
-            for piece_parts, n_lines in _parse_file(con, ctx, feed, path):
-                parts += piece_parts
-                lines_in_batch += n_lines
-                if lines_in_batch >= BATCH_LINES:
-                    stage_batch(con, feed, parts, day, counts)
+    files = by_arrival(files)  # a redelivered file comes after the original, whatever its name
+    register_files(con, files)
+    try:
+        with replacing(con, feed, day, report) as counts:
+            parts, lines_in_batch = [], 0
+            for i, path in enumerate(files, start=1):
+                for piece_parts, n_lines in _parse_file(con, ctx, feed, path):
+                    parts += piece_parts
+                    lines_in_batch += n_lines
+                    if lines_in_batch >= BATCH_LINES:
+                        stage_batch(con, feed, parts, day, counts, files=True)
+                        parts, lines_in_batch = [], 0
+                        if progress:  # a long file reports each batch too
+                            progress(i - 1, len(files), report.fill(counts))
+                if i == len(files) and parts:
+                    stage_batch(con, feed, parts, day, counts, files=True)
                     parts, lines_in_batch = [], 0
-                    if progress:  # a long file reports each batch too
-                        progress(i - 1, len(files), report.fill(counts))
-            if i == len(files) and parts:
-                stage_batch(con, feed, parts, day, counts)
-                parts, lines_in_batch = [], 0
-            if progress:
-                progress(i, len(files), report.fill(counts))
+                if progress:
+                    progress(i, len(files), report.fill(counts))
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {FILES_TABLE}")
     return report
 
 
 def _parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, path: Path):
     """(parsed parts, lines read) for each piece of a file (one piece when the reader takes files whole): the
-    piece's rows, and a row to quarantine for a problem that ended the file there (in the same batch as the rows
-    before it, whose day it takes)."""
+    piece's rows, and its lines that cannot be rows (over-long, or where the file stopped being read), in the same
+    batch as the rows beside them, whose day they take."""
     header = None
-    for lines, problem in iter_line_chunks(path, CHUNK_BYTES if feed.chunks else None):
+    for lines, problems in iter_line_chunks(path, CHUNK_BYTES if feed.chunks else None, feed.max_line_bytes):
         if header is not None:
             lines = pa.concat_tables([header, lines])
         elif feed.chunks == "header" and lines.num_rows:
             header = lines.slice(0, 1)
         parts = [feed.reader.parse(ctx, path, lines)]
         ctx.release()
-        if problem:
-            last = lines["source_line"][-1].as_py() if lines.num_rows else 0
-            parts.append(problem_row(con, feed, path, last + 1, problem))
-        n_lines = lines.num_rows
+        if problems:
+            parts.append(problem_rows(con, feed, path, problems))
+        n_lines = lines.num_rows + len(problems)
         del lines  # the piece's text is not held while the batch is staged
         yield parts, n_lines

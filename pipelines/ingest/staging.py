@@ -12,11 +12,13 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from pipelines.ingest import load_sql
 from pipelines.ingest.feeds import Feed
+from pipelines.ingest.files import LineProblem, date_in_name
 from pipelines.ingest.report import IngestReport
-from pipelines.warehouse.connection import scalar, table_exists
+from pipelines.warehouse.connection import table_exists
 
 
 @contextlib.contextmanager
@@ -66,20 +68,32 @@ def _write_file_stats(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | No
                         [[feed.name, f, *c] for f, c in sorted(counts.items())])
 
 
-def problem_row(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, line: int, problem: str) -> str:
-    """A parsed part (temp table) holding one quarantine row: a problem of a whole file, at ``line``."""
-    name = f"problem_{abs(hash((str(path), line))) % 10**9}"
-    con.execute(load_sql.problem_row_sql(feed, name), [str(path), line, problem])
+def problem_rows(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, problems: list[LineProblem]) -> str:
+    """A parsed part (temp table) of quarantine rows: lines that cannot be rows, or where a file stopped."""
+    name = f"problem_{abs(hash((str(path), problems[0].line))) % 10**9}"
+    con.execute(load_sql.problem_rows_sql(feed, name))
+    con.executemany(f"INSERT INTO {name} (source_file, source_line, raw_text, reason) VALUES (?, ?, ?, ?)",
+                    [[str(path), p.line, p.raw_text, p.reason] for p in problems])
     return name
 
 
+def register_files(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
+    """FILES_TABLE for a run's files (in arrival order): the date in each name, and its rank of arrival."""
+    table = pa.table({"source_file": pa.array([str(p) for p in files], pa.string()),
+                      "name_date": pa.array([date_in_name(p) for p in files], pa.date32()),
+                      "arrival": pa.array(range(len(files)), pa.int64())})
+    con.register("_ingest_files_arrow", table)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {load_sql.FILES_TABLE} AS SELECT * FROM _ingest_files_arrow")
+    con.unregister("_ingest_files_arrow")
+
+
 def stage_batch(con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[str], day: date | None,
-                counts: dict) -> None:
+                counts: dict, files: bool = False) -> None:
     """Stage one batch of parsed files (or pieces of files), each row with its day and its reason if it is to be
-    quarantined; each file's rows read, loaded and quarantined are added to ``counts``. Drops the parsed parts."""
-    any_bad = bool(parsed_parts) and bool(scalar(con, "SELECT count(*) FROM (" + " UNION ALL BY NAME ".join(
-        f"SELECT * FROM {p}" for p in parsed_parts) + ") WHERE reason IS NOT NULL"))
-    con.execute(load_sql.batch_sql(feed, parsed_parts, day, any_bad))
+    quarantined; each file's rows read, loaded and quarantined are added to ``counts``. Drops the parsed parts.
+    ``files``: the run registered its files (register_files)."""
+    any_bad = bool(parsed_parts) and bool(con.execute(load_sql.any_bad_sql(parsed_parts, day, files)).fetchall())
+    con.execute(load_sql.batch_sql(feed, parsed_parts, day, any_bad, files))
     stage, batch = feed.stage_table, load_sql.BATCH_TABLE
     staged = table_exists(con, stage)
     if feed.duplicate_key:
