@@ -15,7 +15,7 @@ import time
 from datetime import date
 
 from pipelines.ingest import files as ingest_files_module
-from pipelines.ingest.loader import ingest_feed
+from pipelines.ingest.loader import ingest_feed, ingest_files
 from tests.conftest import REPO, assert_row_identity
 from tests.test_ingest import NVSMI_HEADER, good_request
 
@@ -176,3 +176,37 @@ def test_a_gzip_bomb_of_short_lines_is_refused_in_bounded_memory(landing, tmp_pa
     assert source.endswith("lines_2026-11-02.jsonl.gz") and line == 1
     assert "expands more than" in reason and "not read" in reason
     print(f"short-line bomb: peak RSS grew {grown_mib:.0f} MiB, {seconds:.1f} s")
+
+
+def test_decompression_caps_end_a_file_with_a_reason_naming_it(con, landing, monkeypatch):
+    import io
+    import tarfile
+
+    from pipelines.ingest import decompress, loader
+
+    monkeypatch.setattr(loader, "CHUNK_BYTES", 2**20)  # pieces of 1 MiB: some are split before the cap
+    monkeypatch.setattr(decompress, "RATIO_FLOOR_BYTES", 2**20)  # small caps, so the files can be small
+    monkeypatch.setattr(decompress, "OUT_BLOCK_BYTES", 2**16)
+    lines = "\n".join(good_request(i) for i in range(20_000)) + "\n"  # about 8 MB that compresses ~20 times
+    (landing / "requests" / "big_2026-11-02.jsonl.gz").write_bytes(gzip.compress(lines.encode()))
+    monkeypatch.setattr(decompress, "MAX_DECOMPRESSED_BYTES", 3 * 2**20)
+    report = ingest_feed(con, "requests", landing, DAY)
+    [(name, line, _, reason)] = quarantined(con, "requests")
+    assert name == "big_2026-11-02.jsonl.gz" and reason.startswith("big_2026-11-02.jsonl.gz: decompressed past 3,145,")
+    assert report.rows_loaded == line - 1 and 0 < report.rows_loaded < 20_000  # lines split before the cap load
+    assert_row_identity(con, "requests")
+
+    # a tar archive whose one member expands too much is refused from its header, before a byte of it is read
+    (landing / "requests" / "big_2026-11-02.jsonl.gz").unlink()
+    monkeypatch.setattr(decompress, "MAX_DECOMPRESSED_BYTES", 64 * 2**30)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = b"\n" * (8 * 2**20)
+        info = tarfile.TarInfo("trace.jsonl")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    (landing / "requests" / "trace_2026-11-02.tar.gz").write_bytes(buf.getvalue())
+    ingest_files(con, "requests", [landing / "requests" / "trace_2026-11-02.tar.gz"], DAY)
+    [(name, line, _, reason)] = quarantined(con, "requests")
+    assert name == "trace_2026-11-02.tar.gz" and line == 1
+    assert reason.startswith("trace_2026-11-02.tar.gz: expands more than 200 times (8,388,608 bytes from ")

@@ -7,10 +7,13 @@ file of each run. Re-running a partition replaces that day (delete + insert in o
 Which day a row belongs to is the UTC date of its event time (``partition_by`` in its contract). A row that is
 quarantined takes the day of the nearest valid row before it in the same file (else after it, else the date in
 the file name, else the day being loaded), so that it is quarantined once, beside the rows it came with. Files
-whose name holds a date (YYYY-MM-DD) more than one day away from the day being loaded are not opened for it.
+whose name holds a date (YYYY-MM-DD) more than one day away from the day being loaded are not opened for it, so a
+row dated more than a day from its file's date is quarantined; an undated file's rows dated only by the run stay
+with the first day that quarantined them. Files are read in order of arrival: of two rows with one key, the first
+delivered loads.
 
-This module orchestrates; the jobs live beside it: files.py (reading and splitting files), feeds.py (a feed
-resolved once), load_sql.py (the SQL that decides each row's fate), staging.py (staging and replacing a day).
+This module orchestrates; the jobs live beside it: decompress.py and files.py (reading files in bounded memory,
+splitting lines), feeds.py (a feed resolved once), load_sql.py (the SQL that decides each row's fate), staging.py (staging and replacing a day).
 Pure DuckDB and Python; imports no Dagster.
 """
 
