@@ -71,21 +71,23 @@ def technique(con: duckdb.DuckDBPyConnection, model: str, technique_name: str) -
 
 def prices(con: duckdb.DuckDBPyConnection, region: str, price_region: str) -> Projection:
     current, projected, unpriced, hours = _one(con, """
-        WITH alt AS (SELECT interval_start, interval_end, price_usd_per_mwh FROM stg_prices WHERE region = ?)
-        SELECT sum(p.energy_cost_usd), sum(p.facility_energy_j / 3.6e9 * alt.price_usd_per_mwh),
-               count(*) FILTER (WHERE alt.price_usd_per_mwh IS NULL), count(DISTINCT p.bucket_start)
-        FROM int_request_cost_pieces p
-        LEFT JOIN alt ON p.bucket_start >= alt.interval_start AND p.bucket_start < alt.interval_end
-        WHERE p.region = ?""", [price_region, region])
+        WITH alt AS (
+            SELECT interval_start, interval_end, price_usd_per_mwh FROM fct_electricity_prices WHERE region = ?
+        )
+        SELECT sum(b.energy_cost_usd), sum(b.facility_energy_j / 3.6e9 * alt.price_usd_per_mwh),
+               count(*) FILTER (WHERE alt.price_usd_per_mwh IS NULL), count(DISTINCT b.bucket_start)
+        FROM agg_region_bucket_cost b
+        LEFT JOIN alt ON b.bucket_start >= alt.interval_start AND b.bucket_start < alt.interval_end
+        WHERE b.region = ?""", [price_region, region])
     if current is None:
         raise NoMeasurement(f"no request energy in region {region}")
     if unpriced:
-        raise NoMeasurement(f"{price_region}'s prices do not cover every hour {region} used ({unpriced} pieces)")
+        raise NoMeasurement(f"{price_region}'s prices do not cover every hour {region} used ({unpriced} price buckets)")
     return Projection(
         question=f"What if {region}'s request energy had been bought at {price_region}'s hourly prices?",
         current_usd=current, projected_usd=projected,
-        rests_on=[f"attributed facility energy of {region}'s requests in {hours} price buckets "
-                  f"(int_request_cost_pieces)", f"{price_region}'s price feed for the same UTC hours (stg_prices)"],
+        rests_on=[f"attributed facility energy of {region}'s requests in {hours} price buckets (agg_region_bucket_cost)",
+                  f"{price_region}'s price feed for the same UTC hours (fct_electricity_prices)"],
     )
 
 

@@ -1,6 +1,15 @@
--- each technique's cost per 1M output tokens against its baseline model's untreated requests
+-- each technique's cost per 1M output tokens against its baseline model's untreated requests; negative changes are
+-- savings. Requests without a usable cost (unknown, or partial: a device without a usable inventory row) are left
+-- out and counted.
 with requests as (
     select * from {{ ref('fct_request_cost') }}
+),
+
+excluded as (
+    select model, technique, count(*) as requests_excluded
+    from requests
+    where fully_loaded_cost_usd is null or inventory_missing
+    group by all
 ),
 
 by_technique as (
@@ -16,7 +25,7 @@ by_technique as (
         median(time_to_first_token_s) as p50_time_to_first_token_s,
         quantile_cont(duration_s, 0.95) as p95_duration_s
     from requests
-    where fully_loaded_cost_usd is not null
+    where fully_loaded_cost_usd is not null and not inventory_missing
     group by all
 ),
 
@@ -39,16 +48,18 @@ select
     measures.baseline_model,
     measures.requests,
     baselines.requests as baseline_requests,
+    coalesce(excluded.requests_excluded, 0) as requests_excluded,
     measures.cost_per_1m_output_tokens_usd,
     baselines.cost_per_1m_output_tokens_usd as baseline_cost_per_1m_output_tokens_usd,
-    100 * (1 - measures.cost_per_1m_output_tokens_usd / baselines.cost_per_1m_output_tokens_usd)
-        as cost_saving_pct,
+    100 * (measures.cost_per_1m_output_tokens_usd / baselines.cost_per_1m_output_tokens_usd - 1)
+        as cost_change_pct,
     measures.j_per_output_token,
     baselines.j_per_output_token as baseline_j_per_output_token,
-    100 * (1 - measures.j_per_output_token / baselines.j_per_output_token) as energy_saving_pct,
+    100 * (measures.j_per_output_token / baselines.j_per_output_token - 1) as energy_change_pct,
     measures.p50_time_to_first_token_s,
     baselines.p50_time_to_first_token_s as baseline_p50_time_to_first_token_s,
     measures.p95_duration_s,
     baselines.p95_duration_s as baseline_p95_duration_s
 from measures
 left join baselines on measures.baseline_model = baselines.model
+left join excluded on measures.model = excluded.model and measures.technique = excluded.technique
