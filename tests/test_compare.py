@@ -34,7 +34,7 @@ def test_interval_covers_the_true_effect_and_reports_sizes():
 def test_interval_narrows_with_more_requests():
     small = compare(frame(200, 200, -0.1, seed=1), n_boot=400).iloc[0]
     large = compare(frame(5000, 5000, -0.1, seed=1), n_boot=400).iloc[0]
-    width = lambda r: r["cost_change_ci_high_pct"] - r["cost_change_ci_low_pct"]  # noqa: E731
+    width = lambda r: r["cost_change_ci_high_pct"] - r["cost_change_ci_low_pct"]
     assert width(large) < width(small) / 2
 
 
@@ -109,3 +109,12 @@ def test_stored_comparison_is_identical_whatever_the_physical_row_order():
         con.close()
     assert outputs[0] == outputs[1] == outputs[2]
     assert len(outputs[0]) == 1
+
+
+def test_a_comparison_left_without_a_side_says_so():
+    f = with_ids(frame(300, 300, -0.25, seed=6))
+    f = f.assign(inventory_missing=f["technique"] == "baseline")
+    (row,) = compare(f, n_boot=100).to_dict("records")
+    assert (row["requests"], row["baseline_requests"], row["baseline_requests_excluded"]) == (300, 0, 300)
+    assert "no comparison" in row["summary"] and "left out 0 vs 300 requests" in row["summary"]
+    assert "cost_change_pct" not in row or np.isnan(row["cost_change_pct"])

@@ -6,8 +6,15 @@ import re
 import duckdb
 import yaml
 
-from pipelines.warehouse.tables import RAW_TABLES, SOURCES_FILE, WRITTEN_TABLES, create_sql, create_tables, \
-    sources_yaml, table
+from pipelines.warehouse.tables import (
+    RAW_TABLES,
+    SOURCES_FILE,
+    WRITTEN_TABLES,
+    create_sql,
+    create_tables,
+    sources_yaml,
+    table,
+)
 from tests.conftest import REPO
 
 

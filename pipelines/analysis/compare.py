@@ -72,18 +72,35 @@ def compare(frame: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.Dat
         frame = frame.sort_values("request_id", kind="stable")
     usable = _usable(frame)
     excluded = frame[~usable].groupby(["model", "technique"], observed=True).size().to_dict()
-    frame = frame[usable]
-    groups = {k: g for k, g in frame.groupby(["model", "technique"], sort=True, observed=True)}
+    everything = {k: g for k, g in frame.groupby(["model", "technique"], sort=True, observed=True)}
+    groups = {k: g for k, g in frame[usable].groupby(["model", "technique"], sort=True, observed=True)}
     rows = []
-    for (model, technique), g in sorted(groups.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+    for model, technique in sorted(everything, key=lambda k: (str(k[0]), str(k[1]))):
         if technique == "baseline":
             continue
-        base_model = g["baseline_model"].iloc[0]
-        base = groups.get((base_model, "baseline"))
-        if base is None or g["completion_tokens"].sum() == 0 or base["completion_tokens"].sum() == 0:
+        base_model = everything[(model, technique)]["baseline_model"].iloc[0]
+        g, base = groups.get((model, technique)), groups.get((base_model, "baseline"))
+        if g is None or base is None or g["completion_tokens"].sum() == 0 or base["completion_tokens"].sum() == 0:
+            if excluded.get((model, technique)) or excluded.get((base_model, "baseline")):
+                rows.append(_no_comparison(everything[(model, technique)], g, base, excluded))
             continue
         rows.append(_compare_pair(g, base, n_boot, _group_rng(seed, str(model), str(technique)), excluded))
     return pd.DataFrame(rows)
+
+
+def _no_comparison(everything: pd.DataFrame, g, base, excluded: dict) -> dict:
+    """A comparison that leaving requests out made impossible: said so, with the counts, rather than dropped."""
+    model, technique = everything["model"].iloc[0], everything["technique"].iloc[0]
+    base_model = everything["baseline_model"].iloc[0]
+    n, n_base = 0 if g is None else len(g), 0 if base is None else len(base)
+    n_out, n_base_out = excluded.get((model, technique), 0), excluded.get((base_model, "baseline"), 0)
+    return {
+        "family": everything["family"].iloc[0], "model": model, "technique": technique, "baseline_model": base_model,
+        "requests": n, "baseline_requests": n_base, "requests_excluded": n_out, "baseline_requests_excluded": n_base_out,
+        "summary": (f"{model} {technique}: no comparison with {base_model} baseline, n={n:,} vs {n_base:,}; "
+                    f"left out {n_out:,} vs {n_base_out:,} requests without a usable cost (device missing from "
+                    f"inventory or cost unknown)"),
+    }
 
 
 def _compare_pair(g: pd.DataFrame, base: pd.DataFrame, n_boot: int, rng, excluded: dict) -> dict:

@@ -36,8 +36,8 @@ class Projection:
     def text(self) -> str:
         interval = (f" [{self.low_usd:,.2f} .. {self.high_usd:,.2f}]" if self.low_usd is not None else "")
         lines = [self.question,
-                 f"  now ${self.current_usd:,.2f}; projected ${self.projected_usd:,.2f}{interval} "
-                 f"({self.change_pct:+.1f} %)",
+                 (f"  now ${self.current_usd:,.2f}; projected ${self.projected_usd:,.2f}{interval} "
+                 f"({self.change_pct:+.1f} %)"),
                  "  rests on:"] + [f"    - {r}" for r in self.rests_on]
         return "\n".join(lines)
 
@@ -54,6 +54,9 @@ def technique(con: duckdb.DuckDBPyConnection, model: str, technique_name: str) -
     if not found:
         raise NoMeasurement(f"no measurement of {technique_name} on {model}: the fleet never ran it")
     change, low, high, n, n_base, base_model = found[0]
+    if change is None:
+        raise NoMeasurement(f"no usable measurement of {technique_name} on {model}: requests without a usable cost "
+                            f"were left out (see technique_comparison.summary)")
     cost, requests, first, last = _one(
         con, "SELECT sum(fully_loaded_cost_usd), count(*), min(request_date), max(request_date) FROM fct_request_cost "
              "WHERE model = ? AND technique = 'baseline'", [model])
@@ -63,9 +66,9 @@ def technique(con: duckdb.DuckDBPyConnection, model: str, technique_name: str) -
         question=f"What if {model}'s {requests:,} baseline requests ({first} .. {last}) had run with {technique_name}?",
         current_usd=cost, projected_usd=cost * (1 + change / 100), low_usd=cost * (1 + low / 100),
         high_usd=cost * (1 + high / 100),
-        rests_on=[f"{technique_name} on {model}: {change:+.1f} % cost per 1M output tokens [{low:+.1f} %, "
+        rests_on=[(f"{technique_name} on {model}: {change:+.1f} % cost per 1M output tokens [{low:+.1f} %, "
                   f"{high:+.1f} %], n={n:,} requests vs {n_base:,} baseline requests of {base_model} "
-                  f"(technique_comparison, 95 % bootstrap interval)"],
+                  f"(technique_comparison, 95 % bootstrap interval)")],
     )
 
 
@@ -92,10 +95,10 @@ def prices(con: duckdb.DuckDBPyConnection, region: str, price_region: str) -> Pr
 
 
 def device(con: duckdb.DuckDBPyConnection, model: str, device_type: str) -> Projection:
-    measured = dict((row[0], row[1:]) for row in con.execute(
+    measured = {row[0]: row[1:] for row in con.execute(
         "SELECT device_type, sum(fully_loaded_cost_usd) / nullif(sum(completion_tokens), 0) * 1e6, count(*), "
         "sum(fully_loaded_cost_usd), sum(completion_tokens) FROM fct_request_cost WHERE model = ? GROUP BY 1",
-        [model]).fetchall())
+        [model]).fetchall()}
     if device_type not in measured:
         raise NoMeasurement(f"no measurement of {model} on {device_type}: the fleet never served it there "
                             f"(measured on: {', '.join(sorted(map(str, measured))) or 'nothing'})")
