@@ -57,8 +57,11 @@ def technique(con: duckdb.DuckDBPyConnection, model: str, technique_name: str) -
     if change is None:
         raise NoMeasurement(f"no usable measurement of {technique_name} on {model}: requests without a usable cost "
                             f"were left out (see technique_comparison.summary)")
-    cost, requests, first, last = _one(
-        con, "SELECT sum(fully_loaded_cost_usd), count(*), min(request_date), max(request_date) FROM fct_request_cost "
+    # requests whose cost is partial (a device without a usable inventory row) are left out, and said so
+    cost, requests, first, last, left_out = _one(
+        con, "SELECT sum(fully_loaded_cost_usd) FILTER (WHERE NOT inventory_missing), "
+             "count(*) FILTER (WHERE NOT inventory_missing), min(request_date), max(request_date), "
+             "count(*) FILTER (WHERE inventory_missing) FROM fct_request_cost "
              "WHERE model = ? AND technique = 'baseline'", [model])
     if not requests:
         raise NoMeasurement(f"{model} has no baseline requests to project")
@@ -68,7 +71,9 @@ def technique(con: duckdb.DuckDBPyConnection, model: str, technique_name: str) -
         high_usd=cost * (1 + high / 100),
         rests_on=[(f"{technique_name} on {model}: {change:+.1f} % cost per 1M output tokens [{low:+.1f} %, "
                   f"{high:+.1f} %], n={n:,} requests vs {n_base:,} baseline requests of {base_model} "
-                  f"(technique_comparison, 95 % bootstrap interval)")],
+                  f"(technique_comparison, 95 % bootstrap interval)")]
+        + ([f"{left_out:,} baseline requests left out: a device they ran on has no usable inventory row"]
+           if left_out else []),
     )
 
 
