@@ -2,14 +2,10 @@
 -- savings. Requests without a usable cost (unknown, or partial: a device without a usable inventory row) are left
 -- out and counted.
 with requests as (
-    select * from {{ ref('fct_request_cost') }}
-),
-
-excluded as (
-    select model, technique, count(*) as requests_excluded
-    from requests
-    where fully_loaded_cost_usd is null or inventory_missing
-    group by all
+    select
+        *,
+        fully_loaded_cost_usd is not null and not inventory_missing as cost_usable
+    from {{ ref('fct_request_cost') }}
 ),
 
 by_technique as (
@@ -18,14 +14,14 @@ by_technique as (
         model,
         technique,
         baseline_model,
-        count(*) as requests,
-        sum(completion_tokens) as completion_tokens,
-        sum(fully_loaded_cost_usd) as fully_loaded_cost_usd,
-        sum(energy_j) as energy_j,
-        median(time_to_first_token_s) as p50_time_to_first_token_s,
-        quantile_cont(duration_s, 0.95) as p95_duration_s
+        count(*) filter (where cost_usable) as requests,
+        count(*) filter (where not cost_usable) as requests_excluded,
+        sum(completion_tokens) filter (where cost_usable) as completion_tokens,
+        sum(fully_loaded_cost_usd) filter (where cost_usable) as fully_loaded_cost_usd,
+        sum(energy_j) filter (where cost_usable) as energy_j,
+        median(time_to_first_token_s) filter (where cost_usable) as p50_time_to_first_token_s,
+        quantile_cont(duration_s, 0.95) filter (where cost_usable) as p95_duration_s
     from requests
-    where fully_loaded_cost_usd is not null and not inventory_missing
     group by all
 ),
 
@@ -48,7 +44,7 @@ select
     measures.baseline_model,
     measures.requests,
     baselines.requests as baseline_requests,
-    coalesce(excluded.requests_excluded, 0) as requests_excluded,
+    measures.requests_excluded,
     measures.cost_per_1m_output_tokens_usd,
     baselines.cost_per_1m_output_tokens_usd as baseline_cost_per_1m_output_tokens_usd,
     100 * (measures.cost_per_1m_output_tokens_usd / baselines.cost_per_1m_output_tokens_usd - 1)
@@ -62,4 +58,3 @@ select
     baselines.p95_duration_s as baseline_p95_duration_s
 from measures
 left join baselines on measures.baseline_model = baselines.model
-left join excluded on measures.model = excluded.model and measures.technique = excluded.technique
