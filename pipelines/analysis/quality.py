@@ -23,6 +23,7 @@ from pipelines.warehouse.tables import create_tables
 
 SUITES_DIR = SCHEMAS_DIR / "expectations"
 
+
 @dataclass
 class ExpectationOutcome:
     expectation: str
