@@ -159,13 +159,13 @@ def test_the_dagster_sensor_delivers_new_alerts_once(receiver, tmp_path, monkeyp
     import dagster as dg
 
     from pipelines.defs.alerts import alert_sensor
-    from pipelines.analysis.anomalies import ANOMALIES_DDL
     from pipelines.warehouse.connection import connect
+    from pipelines.warehouse.tables import create_sql
 
     monkeypatch.setenv("INFERCOST_HOME", str(tmp_path))
     monkeypatch.setenv("INFERCOST_WAREHOUSE", str(tmp_path / "w.duckdb"))
     with connect(tmp_path / "w.duckdb") as con:
-        con.execute(ANOMALIES_DDL)
+        con.execute(create_sql("cost_anomalies"))
         con.execute("INSERT INTO cost_anomalies VALUES ('abc', DATE '2026-11-08', 'model', 'm', "
                     "'j_per_output_token', 3.0, 4.5, 9.0, 50.0, 'slower decoding (throttling?)', now())")
     assert "no alert sinks" in alert_sensor(dg.build_sensor_context()).skip_message

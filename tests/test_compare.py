@@ -1,5 +1,7 @@
-"""Technique comparison: the bootstrap interval covers a known effect and shrinks with more data."""
+"""Technique comparison: the bootstrap interval covers a known effect, shrinks with more data, and is the same on
+every run of the same data; requests without a usable cost are left out and counted."""
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -25,14 +27,14 @@ def test_interval_covers_the_true_effect_and_reports_sizes():
     assert row["cost_change_ci_low_pct"] < -30 < row["cost_change_ci_high_pct"] or abs(row["cost_change_pct"] + 30) < 2
     assert row["cost_change_ci_low_pct"] < row["cost_change_pct"] < row["cost_change_ci_high_pct"]
     assert (row["requests"], row["baseline_requests"]) == (3000, 3000)
-    assert row["p95_latency_change_pct"] < 0
+    assert row["p95_duration_change_pct"] < 0
     assert row["summary"].startswith("m quant:int8: -3") and "n=3,000 vs 3,000" in row["summary"]
 
 
 def test_interval_narrows_with_more_requests():
     small = compare(frame(200, 200, -0.1, seed=1), n_boot=400).iloc[0]
     large = compare(frame(5000, 5000, -0.1, seed=1), n_boot=400).iloc[0]
-    width = lambda r: r["cost_change_ci_high_pct"] - r["cost_change_ci_low_pct"]  # noqa: E731
+    width = lambda r: r["cost_change_ci_high_pct"] - r["cost_change_ci_low_pct"]
     assert width(large) < width(small) / 2
 
 
@@ -55,3 +57,64 @@ def test_large_sides_draw_their_sums_from_the_exact_poisson_moments(monkeypatch)
     moments = np.percentile(C._bootstrap_ratio(cost, tokens, 2000, np.random.default_rng(2)), [2.5, 97.5])
     width = exact[1] - exact[0]
     assert np.all(np.abs(moments - exact) < 0.05 * width), (exact, moments)
+
+
+def with_ids(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(request_id=[f"r{i:06d}" for i in range(len(f))])
+
+
+def test_the_same_requests_in_any_order_give_identical_output():
+    f = with_ids(frame(800, 900, -0.2, seed=3))
+    first = compare(f, n_boot=300)
+    again = compare(f, n_boot=300)
+    shuffled = compare(f.sample(frac=1.0, random_state=7), n_boot=300)
+    pd.testing.assert_frame_equal(first, again)
+    pd.testing.assert_frame_equal(first, shuffled)
+    # a second technique does not move the first one's interval (each draws from its own generator)
+    other = f[f["technique"] == "quant:int8"].assign(technique="quant:int4", request_id=lambda d: "x" + d["request_id"])
+    both = compare(pd.concat([f, other]), n_boot=300)
+    pd.testing.assert_series_equal(both[both["technique"] == "quant:int8"].iloc[0], first.iloc[0], check_names=False)
+
+
+def test_requests_on_a_device_without_inventory_are_left_out_and_counted():
+    f = with_ids(frame(1000, 1000, -0.25, seed=4)).assign(inventory_missing=False)
+    clean = compare(f, n_boot=200).iloc[0]
+    # half the baseline ran on a device with no inventory row: its cost is a fraction of the truth
+    hit = f.index[(f["technique"] == "baseline")][:500]
+    broken = f.copy()
+    broken.loc[hit, "fully_loaded_cost_usd"] *= 0.1
+    broken.loc[hit, "inventory_missing"] = True
+    row = compare(broken, n_boot=200).iloc[0]
+    assert (row["requests_excluded"], row["baseline_requests_excluded"]) == (0, 500)
+    assert row["baseline_requests"] == 500 and "left out 0 vs 500 requests" in row["summary"]
+    assert abs(row["cost_change_pct"] - clean["cost_change_pct"]) < 5 and row["cost_change_pct"] < 0
+    # counting them would have turned the saving into a loss
+    naive = compare(broken.drop(columns="inventory_missing"), n_boot=200).iloc[0]
+    assert naive["cost_change_pct"] > 0
+
+
+def test_stored_comparison_is_identical_whatever_the_physical_row_order():
+    from pipelines.analysis.compare import compare_and_store
+
+    f = with_ids(frame(600, 700, -0.3, seed=5)).assign(inventory_missing=False)
+    outputs = []
+    for order in (f, f.iloc[::-1], f.sample(frac=1.0, random_state=1)):
+        con = duckdb.connect()
+        con.register("_f", order.reset_index(drop=True))
+        con.execute("CREATE TABLE fct_request_cost AS SELECT * FROM _f")
+        con.execute("CREATE TABLE agg_daily_technique_cost AS SELECT DISTINCT model, technique, 0.5 AS utilization, "
+                    "1 AS devices FROM _f")
+        compare_and_store(con, n_boot=200)
+        outputs.append(con.execute("SELECT * FROM technique_comparison ORDER BY ALL").fetchall())
+        con.close()
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert len(outputs[0]) == 1
+
+
+def test_a_comparison_left_without_a_side_says_so():
+    f = with_ids(frame(300, 300, -0.25, seed=6))
+    f = f.assign(inventory_missing=f["technique"] == "baseline")
+    (row,) = compare(f, n_boot=100).to_dict("records")
+    assert (row["requests"], row["baseline_requests"], row["baseline_requests_excluded"]) == (300, 0, 300)
+    assert "no comparison" in row["summary"] and "left out 0 vs 300 requests" in row["summary"]
+    assert "cost_change_pct" not in row or np.isnan(row["cost_change_pct"])

@@ -11,10 +11,12 @@ EXPECTED_ASSETS = {
     # attribution
     "request_energy_pieces", "device_energy_buckets", "unattributed_requests", "clock_skew_checks",
     # dbt
-    "stg_requests", "stg_prices", "stg_carbon_intensity", "stg_inventory", "stg_models", "stg_fx_rates", "stg_request_energy_pieces",
-    "stg_device_energy_buckets", "int_device_bucket_rates", "int_request_cost_pieces", "int_device_days", "int_request_idle_allocation",
+    "stg_requests", "stg_prices", "stg_regions", "stg_carbon_intensity", "stg_inventory", "stg_models", "stg_fx_rates",
+    "stg_request_energy_pieces", "stg_device_energy_buckets",
+    "int_requests", "int_prices_filled", "int_prices_usd", "int_fx_rate_periods", "int_inventory_usd",
+    "int_device_bucket_rates", "int_request_cost_pieces", "int_device_days", "int_request_idle_allocation",
     "fct_request_cost", "agg_daily_model_cost", "agg_daily_technique_cost", "agg_idle_cost", "technique_savings",
-    "agg_telemetry_coverage", "agg_daily_device_type_cost",
+    "agg_telemetry_coverage", "agg_daily_device_type_cost", "agg_region_bucket_cost", "fct_electricity_prices",
     # alerts
     "cost_anomalies",
     # publish

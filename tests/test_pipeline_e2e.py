@@ -99,10 +99,13 @@ def test_rollups_cover_models_and_techniques_with_plausible_energy(warehouse):
     assert models["llama-3.1-70b-instruct"] > models["llama-3.1-8b-instruct"]
     techniques = {t for (t,) in con.execute("SELECT DISTINCT technique FROM agg_daily_technique_cost").fetchall()}
     assert {"baseline", "quant:int8", "spec:prompt_lookup", "batching:static", "moe", "distilled"} <= techniques
-    saving = dict(con.execute("SELECT technique, cost_saving_pct FROM technique_savings "
+    change = dict(con.execute("SELECT technique, cost_change_pct FROM technique_savings "
                               "WHERE model = 'llama-3.1-8b-instruct'").fetchall())
-    assert saving["baseline"] == 0
-    assert saving["quant:int8"] > 0 > saving["batching:static"]
+    assert change["baseline"] == 0
+    assert change["quant:int8"] < 0 < change["batching:static"]  # negative is cheaper, as in technique_comparison
+    same, = one(con, """SELECT max(abs(s.cost_change_pct - c.cost_change_pct)) FROM technique_savings s
+                        JOIN technique_comparison c USING (model, technique)""")
+    assert same < 1e-9
 
 
 def test_idle_cost_is_reported_and_shared(warehouse):
@@ -261,7 +264,7 @@ def test_whatif_projections_rest_on_measurements(warehouse):
         assert "n=" in p.rests_on[0] and "bootstrap" in p.rests_on[0]
         q = whatif.prices(con, "us-west", "eu-central")
         expected, = one(con, """SELECT sum(p.facility_energy_j / 3.6e9 * s.price_usd_per_mwh)
-            FROM int_request_cost_pieces p JOIN stg_prices s ON s.region = 'eu-central'
+            FROM int_request_cost_pieces p JOIN int_prices_usd s ON s.region = 'eu-central'
              AND p.bucket_start >= s.interval_start AND p.bucket_start < s.interval_end WHERE p.region = 'us-west'""")
         assert q.projected_usd == pytest.approx(expected) and q.current_usd > 0
         with pytest.raises(whatif.NoMeasurement, match="never served it there"):
@@ -342,3 +345,21 @@ def test_every_mart_column_is_documented(warehouse):
 def test_comparison_carries_utilization(warehouse):
     rows = warehouse["con"].execute("SELECT utilization, baseline_utilization FROM technique_comparison").fetchall()
     assert rows and all(0 < u <= 1 and 0 < b <= 1 for u, b in rows)
+
+
+def test_every_table_python_writes_matches_its_declaration(warehouse):
+    from pipelines.warehouse.tables import RAW_TABLES, WRITTEN_TABLES, table
+
+    con = warehouse["con"]
+    for name in RAW_TABLES + WRITTEN_TABLES:
+        built = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {name}").fetchall()]
+        declared = [(c.name, {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}.get(c.type, c.type))
+                    for c in table(name).columns]
+        assert built == declared, name
+
+
+def test_no_comparison_leaves_requests_out_on_the_clean_sample_day(warehouse):
+    con = warehouse["con"]
+    assert one(con, "SELECT count(*) FILTER (WHERE inventory_missing) FROM fct_request_cost") == (0,)
+    assert one(con, "SELECT sum(requests_excluded + baseline_requests_excluded) FROM technique_comparison") == (0,)
+    assert one(con, "SELECT sum(requests_inventory_missing) FROM agg_daily_model_cost") == (0,)

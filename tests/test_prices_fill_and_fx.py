@@ -1,4 +1,4 @@
-"""Price files as markets publish them, through ingest and dbt's stg_prices: overlapping files, missing hours
+"""Price files as markets publish them, through ingest and dbt's price models (int_prices_filled, int_prices_usd): overlapping files, missing hours
 filled by the documented rule and flagged, and dated FX rates from the user's table."""
 
 import os
@@ -43,13 +43,13 @@ def test_missing_hours_are_filled_and_flagged_and_fx_is_dated(con, landing, tmp_
                                  ).fetchall()[0][0])
     con.close()
 
-    run_dbt(warehouse, tmp_path, "stg_fx_rates", "stg_prices")
+    run_dbt(warehouse, tmp_path, "+int_prices_usd")
 
     import duckdb
     ro = duckdb.connect(str(warehouse), read_only=True)
     ro.execute("SET TimeZone = 'UTC'")
     west = {r[0]: r[1:] for r in ro.execute(
-        "SELECT interval_start, price_usd_per_mwh, price_filled, price_filled_from FROM stg_prices "
+        "SELECT interval_start, price_usd_per_mwh, price_filled, price_filled_from FROM int_prices_usd "
         "WHERE region = 'us-west' ORDER BY 1").fetchall()}
     t = lambda h: datetime(2026, 11, 2, tzinfo=timezone.utc) + timedelta(hours=h)  # noqa: E731
     # published 02-04 and 07-08; 00-01 come from 02 (nothing before), 05-06 from 04, 09-15 from 08 (within 6 h
@@ -59,7 +59,7 @@ def test_missing_hours_are_filled_and_flagged_and_fx_is_dated(con, landing, tmp_
     assert west[t(0)] == (12.0, True, t(2)) and west[t(1)] == (12.0, True, t(2))
     assert west[t(5)] == (14.0, True, t(4)) and west[t(6)] == (14.0, True, t(4))
     assert west[t(15)] == (18.0, True, t(8))
-    eu_rates = dict(ro.execute("SELECT interval_start, price_usd_per_mwh FROM stg_prices "
+    eu_rates = dict(ro.execute("SELECT interval_start, price_usd_per_mwh FROM int_prices_usd "
                                "WHERE region = 'eu-central' ORDER BY 1").fetchall())
     assert eu_rates[datetime(2026, 11, 1, 23, tzinfo=timezone.utc)] == 50 * 1.10  # 00:00 Berlin, Nov 1 in UTC
     assert eu_rates[datetime(2026, 11, 2, 0, tzinfo=timezone.utc)] == 50 * 1.20

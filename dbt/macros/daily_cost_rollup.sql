@@ -46,6 +46,7 @@ request_totals as (
         {% for c in group_columns %}{{ c }},{% endfor %}
         count(*) as requests,
         count(*) filter (where cost_caveat is not null) as requests_with_caveat,
+        count(*) filter (where inventory_missing) as requests_inventory_missing,
         sum(prompt_tokens) as prompt_tokens,
         sum(completion_tokens) as completion_tokens,
         sum(energy_j) as energy_j,
@@ -69,6 +70,7 @@ select
     {% for c in group_columns %}request_totals.{{ c }},{% endfor %}
     request_totals.requests,
     request_totals.requests_with_caveat,
+    request_totals.requests_inventory_missing,
     request_totals.prompt_tokens,
     request_totals.completion_tokens,
     request_totals.energy_j / 3.6e6 as energy_kwh,

@@ -21,6 +21,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from pipelines.warehouse.tables import create_tables
+
 # metric -> (minimum effect, relative?) : a 15 % change, or 5 points of idle share
 METRICS = {
     "cost_per_1m_output_tokens_usd": (0.15, True),
@@ -35,13 +37,6 @@ SERIES = {
     "device_type": ("agg_daily_device_type_cost", "device_type"),
 }
 SIGNALS = ("caveat_share", "effective_price_usd_per_mwh", "s_per_output_token", "utilization", "requests")
-
-ANOMALIES_DDL = """
-CREATE TABLE IF NOT EXISTS cost_anomalies (
-    anomaly_id VARCHAR, day DATE, dimension VARCHAR, series_key VARCHAR, metric VARCHAR, expected DOUBLE,
-    observed DOUBLE, score DOUBLE, effect_pct DOUBLE, likely_cause VARCHAR, detected_at TIMESTAMPTZ
-)"""
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -148,7 +143,7 @@ def detect(series: pd.DataFrame, days: list[date] | None = None, settings: Setti
 def detect_and_store(con: duckdb.DuckDBPyConnection, days: list[date], settings: Settings = Settings()
                      ) -> pd.DataFrame:
     """Score ``days`` against the history in the rollups and replace those days' rows of cost_anomalies."""
-    con.execute(ANOMALIES_DDL)
+    create_tables(con, "cost_anomalies")
     found = detect(load_series(con), days, settings)
     con.execute(f"DELETE FROM cost_anomalies WHERE day IN ({', '.join('?' for _ in days)})", list(days))
     if len(found):

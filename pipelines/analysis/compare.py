@@ -5,28 +5,26 @@ The statistic is the change of fully loaded cost per 1M output tokens (a ratio o
 against the untreated requests of its baseline model. Its 95 % interval comes from a Poisson bootstrap over
 requests (each request drawn with a Poisson(1) weight, 1,000 resamples, seeded), resampling the technique and the
 baseline independently; for more than 20,000 requests a side, its sums are drawn from their exact moments
-(_bootstrap_ratio). Beside it: p50 and p95 time to first token and end-to-end latency, their change, and
+(_bootstrap_ratio). Beside it: p50 and p95 time to first token and end-to-end duration, their change, and
 the utilization of the devices that served each side.
+
+Identical input gives identical output: requests are read in request_id order and each (model, technique) draws
+from its own generator, seeded by ``seed`` and the pair's names. Requests whose cost is unknown, or that ran on a
+device without a usable inventory row (``inventory_missing`` in fct_request_cost), are left out and counted
+(requests_excluded, baseline_requests_excluded): their cost would be a fraction of the truth.
 
 Pure numpy and DuckDB; imports no Dagster.
 """
 
 from __future__ import annotations
 
+import zlib
+
 import duckdb
 import numpy as np
 import pandas as pd
 
-COMPARISON_DDL = """
-CREATE OR REPLACE TABLE technique_comparison (
-    family VARCHAR, model VARCHAR, technique VARCHAR, baseline_model VARCHAR, requests BIGINT,
-    baseline_requests BIGINT, cost_per_1m_output_tokens_usd DOUBLE, baseline_cost_per_1m_output_tokens_usd DOUBLE,
-    cost_change_pct DOUBLE, cost_change_ci_low_pct DOUBLE, cost_change_ci_high_pct DOUBLE,
-    p50_ttft_s DOUBLE, baseline_p50_ttft_s DOUBLE, p95_ttft_s DOUBLE, baseline_p95_ttft_s DOUBLE,
-    p50_latency_s DOUBLE, p95_latency_s DOUBLE, baseline_p95_latency_s DOUBLE, p95_latency_change_pct DOUBLE,
-    summary VARCHAR, utilization DOUBLE, baseline_utilization DOUBLE
-)"""
-
+from pipelines.warehouse.tables import create_tables
 
 # above this many requests a side's bootstrap sums are drawn from their exact first two moments (below)
 EXACT_BOOTSTRAP_MAX = 20_000
@@ -53,62 +51,107 @@ def _bootstrap_ratio(cost: np.ndarray, tokens: np.ndarray, n_boot: int, rng) -> 
     return out
 
 
+def _group_rng(seed: int, model: str, technique: str) -> np.random.Generator:
+    """A generator of its own for each comparison, so that no comparison's draws depend on which ran before."""
+    return np.random.default_rng([seed, zlib.crc32(f"{model}\0{technique}".encode())])
+
+
+def _usable(frame: pd.DataFrame) -> pd.Series:
+    """Requests whose fully loaded cost is known and complete enough to compare."""
+    usable = frame["fully_loaded_cost_usd"].notna()
+    if "inventory_missing" in frame:
+        usable &= ~frame["inventory_missing"].fillna(False).astype(bool)
+    return usable
+
+
 def compare(frame: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """frame: one row per request with family, model, technique, baseline_model, fully_loaded_cost_usd,
-    completion_tokens, time_to_first_token_s, duration_s."""
-    rng = np.random.default_rng(seed)
-    frame = frame.dropna(subset=["fully_loaded_cost_usd"])
-    groups = {k: g for k, g in frame.groupby(["model", "technique"], sort=True, observed=True)}
+    completion_tokens, time_to_first_token_s, duration_s; optionally request_id (rows are taken in its order) and
+    inventory_missing (such requests are left out and counted)."""
+    if "request_id" in frame:
+        frame = frame.sort_values("request_id", kind="stable")
+    usable = _usable(frame)
+    excluded = frame[~usable].groupby(["model", "technique"], observed=True).size().to_dict()
+    everything = {k: g for k, g in frame.groupby(["model", "technique"], sort=True, observed=True)}
+    groups = {k: g for k, g in frame[usable].groupby(["model", "technique"], sort=True, observed=True)}
     rows = []
-    for (model, technique), g in groups.items():
+    for model, technique in sorted(everything, key=lambda k: (str(k[0]), str(k[1]))):
         if technique == "baseline":
             continue
-        base_model = g["baseline_model"].iloc[0]
-        base = groups.get((base_model, "baseline"))
-        if base is None or g["completion_tokens"].sum() == 0 or base["completion_tokens"].sum() == 0:
+        base_model = everything[(model, technique)]["baseline_model"].iloc[0]
+        g, base = groups.get((model, technique)), groups.get((base_model, "baseline"))
+        if g is None or base is None or g["completion_tokens"].sum() == 0 or base["completion_tokens"].sum() == 0:
+            if excluded.get((model, technique)) or excluded.get((base_model, "baseline")):
+                rows.append(_no_comparison(everything[(model, technique)], g, base, excluded))
             continue
-        cost, tok = g["fully_loaded_cost_usd"].to_numpy(float), g["completion_tokens"].to_numpy(float)
-        bcost, btok = base["fully_loaded_cost_usd"].to_numpy(float), base["completion_tokens"].to_numpy(float)
-        point = cost.sum() / tok.sum() / (bcost.sum() / btok.sum()) - 1
-        draws = _bootstrap_ratio(cost, tok, n_boot, rng) / _bootstrap_ratio(bcost, btok, n_boot, rng) - 1
-        low, high = np.percentile(draws, [2.5, 97.5])
-        q = lambda s, p: float(np.nanpercentile(s.to_numpy(float), p)) if s.notna().any() else float("nan")  # noqa
-        p95, bp95 = q(g["duration_s"], 95), q(base["duration_s"], 95)
-        latency_change = 100 * (p95 / bp95 - 1) if bp95 else float("nan")
-        rows.append({
-            "family": g["family"].iloc[0], "model": model, "technique": technique, "baseline_model": base_model,
-            "requests": len(g), "baseline_requests": len(base),
-            "cost_per_1m_output_tokens_usd": 1e6 * cost.sum() / tok.sum(),
-            "baseline_cost_per_1m_output_tokens_usd": 1e6 * bcost.sum() / btok.sum(),
-            "cost_change_pct": 100 * point, "cost_change_ci_low_pct": 100 * low, "cost_change_ci_high_pct": 100 * high,
-            "p50_ttft_s": q(g["time_to_first_token_s"], 50), "baseline_p50_ttft_s": q(base["time_to_first_token_s"], 50),
-            "p95_ttft_s": q(g["time_to_first_token_s"], 95), "baseline_p95_ttft_s": q(base["time_to_first_token_s"], 95),
-            "p50_latency_s": q(g["duration_s"], 50), "p95_latency_s": p95, "baseline_p95_latency_s": bp95,
-            "p95_latency_change_pct": latency_change,
-            "summary": (f"{model} {technique}: {100 * point:+.0f}% cost per 1M output tokens "
-                        f"[{100 * low:+.0f}%, {100 * high:+.0f}%] vs {base_model} baseline, "
-                        f"p95 latency {latency_change:+.0f}%, n={len(g):,} vs {len(base):,}"),
-        })
+        rows.append(_compare_pair(g, base, n_boot, _group_rng(seed, str(model), str(technique)), excluded))
     return pd.DataFrame(rows)
 
 
+def _no_comparison(everything: pd.DataFrame, g, base, excluded: dict) -> dict:
+    """A comparison that leaving requests out made impossible: said so, with the counts, rather than dropped."""
+    model, technique = everything["model"].iloc[0], everything["technique"].iloc[0]
+    base_model = everything["baseline_model"].iloc[0]
+    n, n_base = 0 if g is None else len(g), 0 if base is None else len(base)
+    n_out, n_base_out = excluded.get((model, technique), 0), excluded.get((base_model, "baseline"), 0)
+    return {
+        "family": everything["family"].iloc[0], "model": model, "technique": technique, "baseline_model": base_model,
+        "requests": n, "baseline_requests": n_base, "requests_excluded": n_out, "baseline_requests_excluded": n_base_out,
+        "summary": (f"{model} {technique}: no comparison with {base_model} baseline, n={n:,} vs {n_base:,}; "
+                    f"left out {n_out:,} vs {n_base_out:,} requests without a usable cost (device missing from "
+                    f"inventory or cost unknown)"),
+    }
+
+
+def _compare_pair(g: pd.DataFrame, base: pd.DataFrame, n_boot: int, rng, excluded: dict) -> dict:
+    model, technique, base_model = g["model"].iloc[0], g["technique"].iloc[0], g["baseline_model"].iloc[0]
+    cost, tok = g["fully_loaded_cost_usd"].to_numpy(float), g["completion_tokens"].to_numpy(float)
+    bcost, btok = base["fully_loaded_cost_usd"].to_numpy(float), base["completion_tokens"].to_numpy(float)
+    point = cost.sum() / tok.sum() / (bcost.sum() / btok.sum()) - 1
+    draws = _bootstrap_ratio(cost, tok, n_boot, rng) / _bootstrap_ratio(bcost, btok, n_boot, rng) - 1
+    low, high = np.percentile(draws, [2.5, 97.5])
+    q = lambda s, p: float(np.nanpercentile(s.to_numpy(float), p)) if s.notna().any() else float("nan")
+    p95, bp95 = q(g["duration_s"], 95), q(base["duration_s"], 95)
+    duration_change = 100 * (p95 / bp95 - 1) if bp95 else float("nan")
+    n_out, n_base_out = excluded.get((model, technique), 0), excluded.get((base_model, "baseline"), 0)
+    left_out = (f"; left out {n_out:,} vs {n_base_out:,} requests without a usable cost (device missing from "
+                f"inventory or cost unknown)" if n_out or n_base_out else "")
+    ttft, base_ttft = g["time_to_first_token_s"], base["time_to_first_token_s"]
+    return {
+        "family": g["family"].iloc[0], "model": model, "technique": technique, "baseline_model": base_model,
+        "requests": len(g), "baseline_requests": len(base),
+        "requests_excluded": n_out, "baseline_requests_excluded": n_base_out,
+        "cost_per_1m_output_tokens_usd": 1e6 * cost.sum() / tok.sum(),
+        "baseline_cost_per_1m_output_tokens_usd": 1e6 * bcost.sum() / btok.sum(),
+        "cost_change_pct": 100 * point, "cost_change_ci_low_pct": 100 * low, "cost_change_ci_high_pct": 100 * high,
+        "p50_time_to_first_token_s": q(ttft, 50), "baseline_p50_time_to_first_token_s": q(base_ttft, 50),
+        "p95_time_to_first_token_s": q(ttft, 95), "baseline_p95_time_to_first_token_s": q(base_ttft, 95),
+        "p50_duration_s": q(g["duration_s"], 50), "p95_duration_s": p95, "baseline_p95_duration_s": bp95,
+        "p95_duration_change_pct": duration_change,
+        "summary": (f"{model} {technique}: {100 * point:+.0f}% cost per 1M output tokens "
+                    f"[{100 * low:+.0f}%, {100 * high:+.0f}%] vs {base_model} baseline, "
+                    f"p95 latency {duration_change:+.0f}%, n={len(g):,} vs {len(base):,}{left_out}"),
+    }
+
+
 def compare_and_store(con: duckdb.DuckDBPyConnection, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    # names as categories, not a Python string per request: a fleet-day has millions of requests
-    frame = con.sql("SELECT family, model, technique, baseline_model, fully_loaded_cost_usd, completion_tokens, "
-                    "time_to_first_token_s, duration_s FROM fct_request_cost").to_arrow_table().to_pandas(
-                        strings_to_categorical=True)
+    # names as categories, not a Python string per request: a fleet-day has millions of requests; in request_id
+    # order, so that the bootstrap weights go to the same requests on every run
+    frame = con.sql("SELECT family, model, technique, baseline_model, fully_loaded_cost_usd, "
+                    "completion_tokens, time_to_first_token_s, duration_s, inventory_missing FROM fct_request_cost "
+                    "ORDER BY request_id").to_arrow_table().to_pandas(strings_to_categorical=True)
     result = compare(frame, n_boot=n_boot, seed=seed)
-    con.execute(COMPARISON_DDL)
+    create_tables(con, "technique_comparison", replace=True)
     if len(result):
         con.register("_cmp", result)
         # utilization of the devices that served each side, device-day weighted (agg_daily_technique_cost)
         con.execute("""
-            INSERT INTO technique_comparison
+            INSERT INTO technique_comparison BY NAME
             WITH util AS (
                 SELECT model, technique, sum(utilization * devices) / nullif(sum(devices), 0) AS utilization
                 FROM agg_daily_technique_cost GROUP BY ALL
             )
-            SELECT c.*, u.utilization, b.utilization
+            SELECT c.*, u.utilization, b.utilization AS baseline_utilization
             FROM _cmp c
             LEFT JOIN util u ON u.model = c.model AND u.technique = c.technique
             LEFT JOIN util b ON b.model = c.baseline_model AND b.technique = 'baseline'

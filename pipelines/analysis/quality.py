@@ -19,15 +19,9 @@ import duckdb
 import yaml
 
 from pipelines.warehouse.contracts import SCHEMAS_DIR
+from pipelines.warehouse.tables import create_tables
 
 SUITES_DIR = SCHEMAS_DIR / "expectations"
-
-RESULTS_DDL = """
-CREATE TABLE IF NOT EXISTS quality_check_results (
-    partition_date DATE, suite VARCHAR, check_name VARCHAR, success BOOLEAN, expectation VARCHAR,
-    column_name VARCHAR, unexpected_count BIGINT, element_count BIGINT, unexpected_sample VARCHAR,
-    description VARCHAR, evaluated_at TIMESTAMPTZ
-)"""
 
 
 @dataclass
@@ -213,7 +207,7 @@ def _outcome(r, frame, identify_by: list[str] | None) -> ExpectationOutcome:
 
 
 def _store(con: duckdb.DuckDBPyConnection, outcomes: list[CheckOutcome], day: date | None) -> None:
-    con.execute(RESULTS_DDL)
+    create_tables(con, "quality_check_results")
     rows = [[day, o.suite, o.name, e.success, e.expectation, e.column, e.unexpected_count, e.element_count,
              "" if e.success else e.explain(), o.description]
             for o in outcomes for e in o.expectations]

@@ -36,8 +36,8 @@ class Projection:
     def text(self) -> str:
         interval = (f" [{self.low_usd:,.2f} .. {self.high_usd:,.2f}]" if self.low_usd is not None else "")
         lines = [self.question,
-                 f"  now ${self.current_usd:,.2f}; projected ${self.projected_usd:,.2f}{interval} "
-                 f"({self.change_pct:+.1f} %)",
+                 (f"  now ${self.current_usd:,.2f}; projected ${self.projected_usd:,.2f}{interval} "
+                 f"({self.change_pct:+.1f} %)"),
                  "  rests on:"] + [f"    - {r}" for r in self.rests_on]
         return "\n".join(lines)
 
@@ -54,8 +54,14 @@ def technique(con: duckdb.DuckDBPyConnection, model: str, technique_name: str) -
     if not found:
         raise NoMeasurement(f"no measurement of {technique_name} on {model}: the fleet never ran it")
     change, low, high, n, n_base, base_model = found[0]
-    cost, requests, first, last = _one(
-        con, "SELECT sum(fully_loaded_cost_usd), count(*), min(request_date), max(request_date) FROM fct_request_cost "
+    if change is None:
+        raise NoMeasurement(f"no usable measurement of {technique_name} on {model}: requests without a usable cost "
+                            f"were left out (see technique_comparison.summary)")
+    # requests whose cost is partial (a device without a usable inventory row) are left out, and said so
+    cost, requests, first, last, left_out = _one(
+        con, "SELECT sum(fully_loaded_cost_usd) FILTER (WHERE NOT inventory_missing), "
+             "count(*) FILTER (WHERE NOT inventory_missing), min(request_date), max(request_date), "
+             "count(*) FILTER (WHERE inventory_missing) FROM fct_request_cost "
              "WHERE model = ? AND technique = 'baseline'", [model])
     if not requests:
         raise NoMeasurement(f"{model} has no baseline requests to project")
@@ -63,37 +69,41 @@ def technique(con: duckdb.DuckDBPyConnection, model: str, technique_name: str) -
         question=f"What if {model}'s {requests:,} baseline requests ({first} .. {last}) had run with {technique_name}?",
         current_usd=cost, projected_usd=cost * (1 + change / 100), low_usd=cost * (1 + low / 100),
         high_usd=cost * (1 + high / 100),
-        rests_on=[f"{technique_name} on {model}: {change:+.1f} % cost per 1M output tokens [{low:+.1f} %, "
+        rests_on=[(f"{technique_name} on {model}: {change:+.1f} % cost per 1M output tokens [{low:+.1f} %, "
                   f"{high:+.1f} %], n={n:,} requests vs {n_base:,} baseline requests of {base_model} "
-                  f"(technique_comparison, 95 % bootstrap interval)"],
+                  f"(technique_comparison, 95 % bootstrap interval)")]
+        + ([f"{left_out:,} baseline requests left out: a device they ran on has no usable inventory row"]
+           if left_out else []),
     )
 
 
 def prices(con: duckdb.DuckDBPyConnection, region: str, price_region: str) -> Projection:
     current, projected, unpriced, hours = _one(con, """
-        WITH alt AS (SELECT interval_start, interval_end, price_usd_per_mwh FROM stg_prices WHERE region = ?)
-        SELECT sum(p.energy_cost_usd), sum(p.facility_energy_j / 3.6e9 * alt.price_usd_per_mwh),
-               count(*) FILTER (WHERE alt.price_usd_per_mwh IS NULL), count(DISTINCT p.bucket_start)
-        FROM int_request_cost_pieces p
-        LEFT JOIN alt ON p.bucket_start >= alt.interval_start AND p.bucket_start < alt.interval_end
-        WHERE p.region = ?""", [price_region, region])
+        WITH alt AS (
+            SELECT interval_start, interval_end, price_usd_per_mwh FROM fct_electricity_prices WHERE region = ?
+        )
+        SELECT sum(b.energy_cost_usd), sum(b.facility_energy_j / 3.6e9 * alt.price_usd_per_mwh),
+               count(*) FILTER (WHERE alt.price_usd_per_mwh IS NULL), count(DISTINCT b.bucket_start)
+        FROM agg_region_bucket_cost b
+        LEFT JOIN alt ON b.bucket_start >= alt.interval_start AND b.bucket_start < alt.interval_end
+        WHERE b.region = ?""", [price_region, region])
     if current is None:
         raise NoMeasurement(f"no request energy in region {region}")
     if unpriced:
-        raise NoMeasurement(f"{price_region}'s prices do not cover every hour {region} used ({unpriced} pieces)")
+        raise NoMeasurement(f"{price_region}'s prices do not cover every hour {region} used ({unpriced} price buckets)")
     return Projection(
         question=f"What if {region}'s request energy had been bought at {price_region}'s hourly prices?",
         current_usd=current, projected_usd=projected,
-        rests_on=[f"attributed facility energy of {region}'s requests in {hours} price buckets "
-                  f"(int_request_cost_pieces)", f"{price_region}'s price feed for the same UTC hours (stg_prices)"],
+        rests_on=[f"attributed facility energy of {region}'s requests in {hours} price buckets (agg_region_bucket_cost)",
+                  f"{price_region}'s price feed for the same UTC hours (fct_electricity_prices)"],
     )
 
 
 def device(con: duckdb.DuckDBPyConnection, model: str, device_type: str) -> Projection:
-    measured = dict((row[0], row[1:]) for row in con.execute(
+    measured = {row[0]: row[1:] for row in con.execute(
         "SELECT device_type, sum(fully_loaded_cost_usd) / nullif(sum(completion_tokens), 0) * 1e6, count(*), "
         "sum(fully_loaded_cost_usd), sum(completion_tokens) FROM fct_request_cost WHERE model = ? GROUP BY 1",
-        [model]).fetchall())
+        [model]).fetchall()}
     if device_type not in measured:
         raise NoMeasurement(f"no measurement of {model} on {device_type}: the fleet never served it there "
                             f"(measured on: {', '.join(sorted(map(str, measured))) or 'nothing'})")

@@ -21,26 +21,7 @@ from pipelines.attribution.kernel import attribute_energy
 from pipelines.attribution.skew import detect_clock_skew
 from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 from pipelines.warehouse.connection import ensure_raw_tables, scalar
-
-PIECES_DDL = """
-CREATE TABLE IF NOT EXISTS request_energy_pieces (
-    partition_date DATE, request_id VARCHAR, device_id VARCHAR, bucket_start TIMESTAMPTZ,
-    energy_j DOUBLE, device_share_s DOUBLE, unmetered_s DOUBLE
-)"""
-DEVICE_BUCKETS_DDL = """
-CREATE TABLE IF NOT EXISTS device_energy_buckets (
-    partition_date DATE, device_id VARCHAR, bucket_start TIMESTAMPTZ, span_s DOUBLE, metered_s DOUBLE,
-    busy_s DOUBLE, unmetered_s DOUBLE, metered_energy_j DOUBLE, busy_energy_j DOUBLE, idle_energy_j DOUBLE
-)"""
-SKEW_DDL = """
-CREATE TABLE IF NOT EXISTS clock_skew_checks (
-    partition_date DATE, host VARCHAR, best_lag_s DOUBLE, suggested_offset_s DOUBLE, corr_at_best DOUBLE,
-    corr_at_zero DOUBLE, likely_skew BOOLEAN, applied_offset_s DOUBLE
-)"""
-UNATTRIBUTED_DDL = """
-CREATE TABLE IF NOT EXISTS unattributed_requests (
-    partition_date DATE, request_id VARCHAR, replica_id VARCHAR, device_id VARCHAR, reason VARCHAR
-)"""
+from pipelines.warehouse.tables import create_tables
 
 
 @dataclass
@@ -252,8 +233,7 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
                   prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT, progress=None) -> DayAttribution:
     """Attribute one UTC day; ``progress(groups_done, groups_total, totals)`` is called after each device group."""
     ensure_raw_tables(con)
-    for ddl in (PIECES_DDL, DEVICE_BUCKETS_DDL, UNATTRIBUTED_DDL, SKEW_DDL):
-        con.execute(ddl)
+    create_tables(con, "request_energy_pieces", "device_energy_buckets", "unattributed_requests", "clock_skew_checks")
     lo = datetime.combine(day, time(), tzinfo=UTC)
     w = _Window(day, lo, lo + timedelta(days=1), timedelta(seconds=max_gap_s + 60))
     _load_day_requests(con, w.lo, w.hi)

@@ -48,10 +48,8 @@ def focus_sql(start: date | None = None, end: date | None = None) -> str:
         where.append(f"f.request_date <= DATE '{end.isoformat()}'")
     return f"""
     WITH requests AS (
-        SELECT f.*, coalesce(r.region, 'unknown') AS region
+        SELECT f.* REPLACE (coalesce(f.region, 'unknown') AS region)
         FROM fct_request_cost f
-        LEFT JOIN (SELECT request_id, any_value(region) AS region FROM int_request_cost_pieces GROUP BY ALL) r
-            USING (request_id)
         {"WHERE " + " AND ".join(where) if where else ""}
     ),
     usage AS (

@@ -48,7 +48,7 @@ def report_data(con: duckdb.DuckDBPyConnection, start: date, end: date) -> dict:
         "price_vs_cost": _rows(con, """
             SELECT strftime(bucket_start, '%Y-%m-%d %H:%M') AS x, region AS series,
                    any_value(price_usd_per_mwh) AS price, sum(energy_cost_usd) AS energy_cost
-            FROM int_request_cost_pieces WHERE partition_date BETWEEN ? AND ? GROUP BY ALL ORDER BY 1, 2""", p),
+            FROM agg_region_bucket_cost WHERE partition_date BETWEEN ? AND ? GROUP BY ALL ORDER BY 1, 2""", p),
         "anomalies": _rows(con, """
             SELECT day::VARCHAR AS day, dimension, series_key, metric, expected, observed, effect_pct, likely_cause
             FROM cost_anomalies WHERE day BETWEEN ? AND ? ORDER BY day DESC, abs(score) DESC LIMIT 20""", p)

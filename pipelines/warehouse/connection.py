@@ -7,22 +7,8 @@ from pathlib import Path
 import duckdb
 
 from pipelines.settings import current
-from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES, load_contract
-
-
-# lineage columns every raw table carries beside its contract's columns
-LINEAGE_DDL = "source_file VARCHAR, source_line BIGINT, partition_date DATE, loaded_at TIMESTAMPTZ"
-
-QUARANTINE_DDL = """
-CREATE TABLE IF NOT EXISTS ingest_quarantine (
-    feed VARCHAR, partition_date DATE, source_file VARCHAR, source_line BIGINT, raw_text VARCHAR,
-    reason VARCHAR, loaded_at TIMESTAMPTZ
-)"""
-FILE_STATS_DDL = """
-CREATE TABLE IF NOT EXISTS ingest_file_stats (
-    feed VARCHAR, partition_date DATE, source_file VARCHAR, rows_read BIGINT, rows_loaded BIGINT,
-    rows_quarantined BIGINT, loaded_at TIMESTAMPTZ
-)"""
+from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES
+from pipelines.warehouse.tables import create_tables, table
 
 
 def infercost_home() -> Path:
@@ -56,16 +42,15 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw tables from the contracts; a warehouse made under an older contract gains its new columns
     (empty for the rows already loaded)."""
     for name in FEEDS + FLEET_TABLES:
-        contract = load_contract(name)
-        con.execute(f"CREATE TABLE IF NOT EXISTS raw_{name} ({contract.ddl_columns()}, {LINEAGE_DDL})")
+        contract = table(f"raw_{name}")
+        create_tables(con, f"raw_{name}")
         have = {r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'",
             [f"raw_{name}"]).fetchall()}
         for c in contract.columns:
             if c.name not in have:
                 con.execute(f"ALTER TABLE raw_{name} ADD COLUMN {c.name} {c.type}")
-    con.execute(QUARANTINE_DDL)
-    con.execute(FILE_STATS_DDL)
+    create_tables(con, "ingest_quarantine", "ingest_file_stats")
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params=None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import yaml
@@ -71,6 +72,11 @@ def load_contract(name: str) -> Contract:
     path = SCHEMAS_DIR / f"{name}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"no data contract {name!r} at {path}")
+    return read_contract(path)
+
+
+def read_contract(path: Path) -> Contract:
+    """A contract from one YAML file (schemas/<feed>.yaml, or schemas/tables/<table>.yaml)."""
     raw = yaml.safe_load(path.read_text())
     cols = tuple(
         Column(

@@ -4,11 +4,11 @@ with buckets as (
 ),
 
 inventory as (
-    select * from {{ ref('stg_inventory') }}
+    select * from {{ ref('int_inventory_usd') }}
 ),
 
 prices as (
-    select * from {{ ref('stg_prices') }}
+    select * from {{ ref('int_prices_usd') }}
 ),
 
 carbon as (
@@ -19,7 +19,9 @@ select
     buckets.partition_date,
     buckets.device_id,
     buckets.bucket_start,
-    inventory.device_id is not null as device_known,
+    -- a device costs only with a usable inventory row: present (not missing or quarantined) and in USD
+    coalesce(inventory.capex_usd_per_s is not null and inventory.overhead_usd_per_s is not null
+        and inventory.pue is not null, false) as inventory_usable,
     inventory.region,
     inventory.device_type,
     inventory.pue,

@@ -1,6 +1,6 @@
 -- every inventory device on every loaded day: what it measured, what requests used, and what stayed idle
 with inventory as (
-    select * from {{ ref('stg_inventory') }}
+    select * from {{ ref('int_inventory_usd') }}
 ),
 
 buckets as (
@@ -29,7 +29,7 @@ priced_buckets as (
     inner join rates
         on buckets.device_id = rates.device_id
         and buckets.bucket_start = rates.bucket_start
-    where rates.device_known
+    where rates.inventory_usable
 ),
 
 bucket_totals as (

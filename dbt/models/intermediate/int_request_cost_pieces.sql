@@ -14,7 +14,7 @@ select
     pieces.bucket_start,
     rates.region,
     rates.device_type,
-    coalesce(rates.device_known, false) as device_known,
+    coalesce(rates.inventory_usable, false) as inventory_usable,
     rates.price_usd_per_mwh is not null as priced,
     coalesce(rates.price_filled, false) as price_filled,
     pieces.energy_j,

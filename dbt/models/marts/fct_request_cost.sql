@@ -1,6 +1,6 @@
 -- one row per request: its energy and what it cost, by component
 with requests as (
-    select * from {{ ref('stg_requests') }}
+    select * from {{ ref('int_requests') }}
 ),
 
 pieces as (
@@ -22,6 +22,7 @@ request_totals as (
         request_id,
         count(distinct device_id) as devices,
         any_value(device_type) as device_type,
+        any_value(region) as region,
         sum(energy_j) as energy_j,
         sum(facility_energy_j) as facility_energy_j,
         sum(device_share_s) as device_share_s,
@@ -32,7 +33,7 @@ request_totals as (
         sum(emissions_g_co2e) as emissions_g_co2e,
         bool_and(priced) as priced,
         bool_or(price_filled) as price_filled,
-        bool_and(device_known) as devices_known
+        bool_and(inventory_usable) as inventory_usable
     from pieces
     group by all
 ),
@@ -51,6 +52,7 @@ costed as (
         requests.*,
         measured.devices,
         measured.device_type,
+        measured.region,
         case when not measured.fully_unmetered then measured.energy_j end as energy_j,
         case when not measured.fully_unmetered then measured.facility_energy_j end as facility_energy_j,
         measured.device_share_s,
@@ -64,7 +66,8 @@ costed as (
         coalesce(idle_allocation.idle_cost_allocated_usd, 0) as idle_cost_allocated_usd,
         case
             when measured.request_id is null then coalesce(unattributed.reason, 'not attributed yet')
-            when not measured.devices_known then 'device missing from inventory'
+            when not measured.inventory_usable
+                then 'device missing from inventory (or its row unusable): cost is partial'
             when measured.fully_unmetered then 'unmetered: no telemetry covered the request; energy unknown'
             when not measured.priced then 'no price for part of the request'
             when measured.unmetered_s > 0 then 'partly unmetered: energy is a lower bound'
@@ -73,7 +76,8 @@ costed as (
         -- the weight the kernel split by: output tokens + prompt_token_weight x prompt tokens
         {{ var('prompt_token_weight') }} * requests.prompt_tokens
             / nullif(requests.completion_tokens + {{ var('prompt_token_weight') }} * requests.prompt_tokens, 0)
-            as input_weight_share
+            as input_weight_share,
+        coalesce(not measured.inventory_usable, false) as inventory_missing
     from requests
     left join measured on requests.request_id = measured.request_id
     left join idle_allocation on requests.request_id = idle_allocation.request_id
@@ -98,6 +102,7 @@ select
     status,
     replica_id,
     device_type,
+    region,
     devices,
     prompt_tokens,
     completion_tokens,
@@ -119,5 +124,6 @@ select
     1000 * (total_cost_usd + idle_cost_allocated_usd) * (1 - coalesce(input_weight_share, 0))
         / nullif(completion_tokens, 0) as cost_per_1k_output_tokens_usd,
     cost_caveat,
+    inventory_missing,
     estimated_fields
 from costed

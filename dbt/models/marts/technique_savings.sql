@@ -1,6 +1,11 @@
--- each technique's cost per 1M output tokens against its baseline model's untreated requests
+-- each technique's cost per 1M output tokens against its baseline model's untreated requests; negative changes are
+-- savings. Requests without a usable cost (unknown, or partial: a device without a usable inventory row) are left
+-- out and counted.
 with requests as (
-    select * from {{ ref('fct_request_cost') }}
+    select
+        *,
+        fully_loaded_cost_usd is not null and not inventory_missing as cost_usable
+    from {{ ref('fct_request_cost') }}
 ),
 
 by_technique as (
@@ -9,14 +14,14 @@ by_technique as (
         model,
         technique,
         baseline_model,
-        count(*) as requests,
-        sum(completion_tokens) as completion_tokens,
-        sum(fully_loaded_cost_usd) as fully_loaded_cost_usd,
-        sum(energy_j) as energy_j,
-        median(time_to_first_token_s) as p50_time_to_first_token_s,
-        quantile_cont(duration_s, 0.95) as p95_duration_s
+        count(*) filter (where cost_usable) as requests,
+        count(*) filter (where not cost_usable) as requests_excluded,
+        sum(completion_tokens) filter (where cost_usable) as completion_tokens,
+        sum(fully_loaded_cost_usd) filter (where cost_usable) as fully_loaded_cost_usd,
+        sum(energy_j) filter (where cost_usable) as energy_j,
+        median(time_to_first_token_s) filter (where cost_usable) as p50_time_to_first_token_s,
+        quantile_cont(duration_s, 0.95) filter (where cost_usable) as p95_duration_s
     from requests
-    where fully_loaded_cost_usd is not null
     group by all
 ),
 
@@ -39,13 +44,14 @@ select
     measures.baseline_model,
     measures.requests,
     baselines.requests as baseline_requests,
+    measures.requests_excluded,
     measures.cost_per_1m_output_tokens_usd,
     baselines.cost_per_1m_output_tokens_usd as baseline_cost_per_1m_output_tokens_usd,
-    100 * (1 - measures.cost_per_1m_output_tokens_usd / baselines.cost_per_1m_output_tokens_usd)
-        as cost_saving_pct,
+    100 * (measures.cost_per_1m_output_tokens_usd / baselines.cost_per_1m_output_tokens_usd - 1)
+        as cost_change_pct,
     measures.j_per_output_token,
     baselines.j_per_output_token as baseline_j_per_output_token,
-    100 * (1 - measures.j_per_output_token / baselines.j_per_output_token) as energy_saving_pct,
+    100 * (measures.j_per_output_token / baselines.j_per_output_token - 1) as energy_change_pct,
     measures.p50_time_to_first_token_s,
     baselines.p50_time_to_first_token_s as baseline_p50_time_to_first_token_s,
     measures.p95_duration_s,

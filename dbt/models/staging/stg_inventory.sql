@@ -1,32 +1,19 @@
 with inventory as (
     select * from {{ source('raw', 'raw_inventory') }}
-),
-
-fx_rates as (
-    select * from {{ ref('stg_fx_rates') }}
 )
 
 select
-    inventory.device_id,
-    inventory.host,
-    inventory.region,
-    inventory.device_type,
-    inventory.currency,
-    inventory.purchase_cost,
-    inventory.purchase_cost * fx_rates.usd_per_unit as purchase_cost_usd,
-    inventory.in_service_from,
-    inventory.amortization_years,
-    cast(inventory.in_service_from + to_days(cast(round(inventory.amortization_years * 365.25) as integer)) as date)
-        as amortized_until,
-    -- straight-line amortization over the period, per second of wall time
-    inventory.purchase_cost * fx_rates.usd_per_unit / (inventory.amortization_years * 365.25 * 86400)
-        as capex_usd_per_s,
-    inventory.overhead_per_hour * fx_rates.usd_per_unit / 3600 as overhead_usd_per_s,
-    inventory.tdp_w,
-    inventory.idle_w,
-    inventory.pue
+    device_id,
+    host,
+    region,
+    device_type,
+    currency,
+    purchase_cost,
+    in_service_from,
+    amortization_years,
+    overhead_per_hour,
+    tdp_w,
+    idle_w,
+    pue,
+    power_draw_window_s
 from inventory
-left join fx_rates
-    on inventory.currency = fx_rates.currency
-    and inventory.in_service_from >= fx_rates.valid_from
-    and inventory.in_service_from < fx_rates.valid_to
