@@ -1,0 +1,65 @@
+"""Waiting for the live warehouse's write lock, for a bounded time.
+
+DuckDB lets one process write a file, and while it does no other process can open it, even read-only; a process
+that holds it read-only (a notebook, ``infercost sql --live``) keeps every writer out. Every step that opens the live
+file for writing goes through ``open_with_retry``: it retries with backoff for at most ``INFERCOST_LOCK_WAIT_S``
+seconds, then fails with ``WarehouseLocked``, naming the file and the process DuckDB says holds it.
+
+Imports no Dagster.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import duckdb
+
+from pipelines.settings import current
+
+FIRST_DELAY_S = 0.05
+MAX_DELAY_S = 2.0
+
+
+class WarehouseLocked(duckdb.IOException):
+    """Another process holds the file; raised after the bounded wait (an IOException, as DuckDB's own is)."""
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def _holder(exc: BaseException) -> str:
+    """DuckDB's words for the process holding the lock (its program and PID), if it gave them."""
+    found = re.search(r"held in (.+?\(PID \d+\))", str(exc))
+    return f" ({found.group(1)})" if found else ""
+
+
+def open_with_retry(path: Path | str, *, read_only: bool = False, wait_s: float | None = None,
+                    config: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect``, retried with backoff while another process holds the file, for at most ``wait_s``
+    seconds (default INFERCOST_LOCK_WAIT_S); then ``WarehouseLocked``. Errors other than the lock raise at once."""
+    wait_s = current().lock_wait_s if wait_s is None else wait_s
+    deadline = time.monotonic() + wait_s
+    delay = FIRST_DELAY_S
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config or {})
+        except duckdb.IOException as exc:
+            if not is_lock_error(exc):
+                raise
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WarehouseLocked(
+                    f"{path} is held by another process{_holder(exc)}: DuckDB lets one process write the file "
+                    f"and none open it while another holds it; waited {wait_s:g} s (INFERCOST_LOCK_WAIT_S). "
+                    "Close the other connection (readers should open the published copy) and run again."
+                ) from None
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, MAX_DELAY_S)
+
+
+def wait_for_write_lock(path: Path | str, wait_s: float | None = None) -> None:
+    """Return once the file can be opened for writing (for a process that opens it itself, like dbt)."""
+    open_with_retry(path, wait_s=wait_s).close()
