@@ -178,8 +178,8 @@ def test_the_dagster_sensor_delivers_new_alerts_once_from_the_published_copy(rec
     assert "no alert sinks" in alert_sensor(dg.build_sensor_context()).skip_message
     monkeypatch.setenv("INFERCOST_ALERT_WEBHOOK_URL", receiver.url + "/hook")
     # another process holds the live file for writing all along: the sensor reads the published copy regardless
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('held', flush=True); time.sleep(60)", str(live)],
+    hold = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(live)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
