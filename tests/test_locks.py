@@ -197,3 +197,26 @@ def test_a_killed_run_is_marked_failed_on_the_next_start_and_a_live_one_is_left_
         for run in runs:
             run.kill()
             run.wait()
+
+
+def test_the_dbt_step_waits_for_the_lock_then_fails_naming_the_file(warehouse, tmp_path, monkeypatch):
+    """dbt-duckdb would fail at once with DuckDB's words; the step waits first, like every writer."""
+    import dagster as dg
+
+    from pipelines.defs.dbt import cost_models
+    from pipelines.defs.resources import dbt_resource
+
+    monkeypatch.setenv("INFERCOST_WAREHOUSE", str(warehouse))
+    monkeypatch.setenv("INFERCOST_LOCK_WAIT_S", "1")
+    holder = hold(warehouse, 120)
+    t0 = time.monotonic()
+    try:
+        result = dg.materialize([cost_models], resources={"dbt": dbt_resource}, partition_key="2026-11-02",
+                                instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not result.success and time.monotonic() - t0 > 1
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    message = failure.event_specific_data.error.to_string()
+    assert "WarehouseLocked" in message and str(warehouse) in message and "another process" in message
