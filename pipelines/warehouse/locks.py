@@ -32,16 +32,18 @@ def is_lock_error(exc: BaseException) -> bool:
 
 def _holder(exc: BaseException) -> str:
     """DuckDB's words for the process holding the lock (its program and PID), if it gave them."""
-    found = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
-    return f" ({found.group(1)}, PID {found.group(2)})" if found else ""
+    found = re.search(r"held in (.+?\(PID \d+\))", str(exc))
+    return f": {found.group(1)}" if found else ""
 
 
 def _locked_message(path, exc: BaseException, read_only: bool, wait_s: float) -> str:
-    held = f"{path} is held by another process{_holder(exc)}"
+    # begins as DuckDB's own message does, and keeps its "(PID n)": callers that recognise DuckDB's lock error
+    # recognise this one
+    held = f"Could not set lock on {path}: another process holds it{_holder(exc)}"
     if read_only:
-        return (f"{held}, writing it: DuckDB lets no other process open a file while one writes it. Read the "
-                "published copy, or try again when the run is over.")
-    return (f"{held}: DuckDB lets one process write a file, and none while another has it open; waited "
+        return (f"{held}. DuckDB lets no other process open a file while one writes it: read the published copy, "
+                "or try again when the run is over.")
+    return (f"{held}. DuckDB lets one process write a file, and none while another has it open; waited "
             f"{wait_s:g} s (INFERCOST_LOCK_WAIT_S). Close the other connection (readers should open the published "
             "copy) and run again.")
 
