@@ -178,11 +178,12 @@ def test_a_killed_run_is_marked_failed_on_the_next_start_and_a_live_one_is_left_
     (home / "dagster.yaml").touch()
     (tmp_path / "job.py").write_text(JOB)
     env = {**os.environ, "DAGSTER_HOME": str(home)}
-    runs = [subprocess.Popen([sys.executable, str(tmp_path / "job.py"), "120"], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
+    runs = []
     try:
-        for run in runs:
-            assert "napping" in run.stdout.readline()
+        for _ in range(2):  # one after the other: the first creates the instance's storage
+            runs.append(subprocess.Popen([sys.executable, str(tmp_path / "job.py"), "120"], env=env,
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+            assert "napping" in runs[-1].stdout.readline()
         runs[0].send_signal(signal.SIGKILL)
         runs[0].wait()
         monkeypatch.setenv("DAGSTER_HOME", str(home))
