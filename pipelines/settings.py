@@ -24,6 +24,7 @@ DEFAULT_IDLE_SHARING_POLICY = "proportional"
 DEFAULT_PRICE_FILL_MAX_HOURS = 6.0
 DEFAULT_START_DATE = "2026-01-01"
 DEFAULT_DUCKDB_MEMORY = "4GB"
+DEFAULT_LOCK_WAIT_S = 60.0
 IDLE_SHARING_POLICIES = ("none", "proportional", "even")
 
 
@@ -100,6 +101,9 @@ class Settings:
     """INFERCOST_START_DATE: the first daily partition (YYYY-MM-DD)."""
     duckdb_memory: str = DEFAULT_DUCKDB_MEMORY
     """INFERCOST_DUCKDB_MEMORY: DuckDB's memory cap for every connection and dbt; past it DuckDB spills to disk."""
+    lock_wait_s: float = DEFAULT_LOCK_WAIT_S
+    """INFERCOST_LOCK_WAIT_S: how long a writer (ingest, dbt, publish) waits for another process to let go of the
+    live warehouse before failing with a message naming the file."""
     max_gap_s: float = DEFAULT_MAX_GAP_S
     """INFERCOST_MAX_GAP_S: telemetry gaps longer than this are unmetered, never filled."""
     prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT
@@ -132,6 +136,7 @@ class Settings:
             schemas_dir=_path(env, "INFERCOST_SCHEMAS_DIR", REPO_ROOT / "schemas"),
             start_date=env.get("INFERCOST_START_DATE") or DEFAULT_START_DATE,
             duckdb_memory=env.get("INFERCOST_DUCKDB_MEMORY") or DEFAULT_DUCKDB_MEMORY,
+            lock_wait_s=_float(env, "INFERCOST_LOCK_WAIT_S", DEFAULT_LOCK_WAIT_S),
             max_gap_s=_float(env, "INFERCOST_MAX_GAP_S", DEFAULT_MAX_GAP_S),
             prompt_token_weight=_float(env, "INFERCOST_PROMPT_TOKEN_WEIGHT", DEFAULT_PROMPT_TOKEN_WEIGHT),
             idle_sharing_policy=policy,

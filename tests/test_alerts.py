@@ -155,33 +155,39 @@ def test_jsonl_sink(tmp_path):
     assert [json.loads(x)["key"] for x in lines] == [a.key for a in ALERTS]
 
 
-def test_the_dagster_sensor_delivers_new_alerts_once(receiver, tmp_path, monkeypatch):
+def test_the_dagster_sensor_delivers_new_alerts_once_from_the_published_copy(receiver, tmp_path, monkeypatch):
     import dagster as dg
 
     from pipelines.defs.alerts import alert_sensor
     from pipelines.warehouse.connection import connect
+    from pipelines.warehouse.publish import publish
     from pipelines.warehouse.tables import create_sql
 
+    live = tmp_path / "w.duckdb"
     monkeypatch.setenv("INFERCOST_HOME", str(tmp_path))
-    monkeypatch.setenv("INFERCOST_WAREHOUSE", str(tmp_path / "w.duckdb"))
-    with connect(tmp_path / "w.duckdb") as con:
+    monkeypatch.setenv("INFERCOST_WAREHOUSE", str(live))
+    monkeypatch.setenv("INFERCOST_ALERT_WEBHOOK_URL", receiver.url + "/hook")
+    with connect(live) as con:
         con.execute(create_sql("cost_anomalies"))
         con.execute("INSERT INTO cost_anomalies VALUES ('abc', DATE '2026-11-08', 'model', 'm', "
                     "'j_per_output_token', 3.0, 4.5, 9.0, 50.0, 'slower decoding (throttling?)', now())")
+    assert "no published warehouse" in alert_sensor(dg.build_sensor_context()).skip_message
+    with connect(live) as con:
+        publish(con)
+    monkeypatch.delenv("INFERCOST_ALERT_WEBHOOK_URL")
     assert "no alert sinks" in alert_sensor(dg.build_sensor_context()).skip_message
     monkeypatch.setenv("INFERCOST_ALERT_WEBHOOK_URL", receiver.url + "/hook")
-    first = alert_sensor(dg.build_sensor_context())
-    second = alert_sensor(dg.build_sensor_context())
-    assert "webhook: 1 sent" in first.skip_message and second.skip_message == "nothing to send"
-    (req,) = receiver.requests
-    assert json.loads(req["body"])["alerts"][0]["details"]["likely_cause"] == "slower decoding (throttling?)"
-    # while another process holds the warehouse for writing, the sensor waits instead of failing
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('held', flush=True); time.sleep(60)", str(tmp_path / "w.duckdb")],
+    # another process holds the live file for writing all along: the sensor reads the published copy regardless
+    hold = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(live)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert "being written" in alert_sensor(dg.build_sensor_context()).skip_message
+        first = alert_sensor(dg.build_sensor_context())
+        second = alert_sensor(dg.build_sensor_context())
     finally:
         holder.kill()
         holder.wait()
+    assert "webhook: 1 sent" in first.skip_message and second.skip_message == "nothing to send"
+    (req,) = receiver.requests
+    assert json.loads(req["body"])["alerts"][0]["details"]["likely_cause"] == "slower decoding (throttling?)"

@@ -43,7 +43,7 @@ def _no_home(tmp_path, monkeypatch):
     (["sql", "SELECT 1"], "no published warehouse at {home}/published/warehouse.duckdb: run `infercost demo`"),
     (["sql", "--live", "SELECT 1"], "no warehouse at {home}/warehouse.duckdb: run `infercost demo`"),
     (["compare"], "no published warehouse at {home}/published/warehouse.duckdb"),
-    (["alerts", "list"], "no warehouse at {home}/warehouse.duckdb"),
+    (["alerts", "list"], "no published warehouse at {home}/published/warehouse.duckdb"),
     (["report", "--from", "2026-11-02", "--to", "2026-11-0x", "--out", "r.html"],
      "not a date (YYYY-MM-DD): '2026-11-0x'"),
     (["materialize", "--from", "2026-11-03", "--to", "2026-11-02"], "--to 2026-11-02 is before --from 2026-11-03"),

@@ -1,4 +1,4 @@
-"""`alerts`: list the alerts of the live warehouse, or send new ones to the configured sinks."""
+"""`alerts`: list the alerts of the published warehouse, or send new ones to the configured sinks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pipelines.cli.helpers import UserError, add_command, open_warehouse, say
 def cmd_alerts(args) -> None:
     from pipelines.outputs.alerts import collect, deliver, sinks_from_env
 
-    with open_warehouse(live=True) as con:
+    with open_warehouse() as con:
         alerts = collect(con)
     if args.action == "list":
         for a in alerts:

@@ -61,6 +61,7 @@ def _execute_job(start: date, end: date) -> None:
     import dagster as dg
 
     from pipelines.definitions import defs
+    from pipelines.defs.runs import fail_orphaned_runs
 
     job = defs.resolve_job_def("daily_cost_job")
     tags = {
@@ -70,6 +71,7 @@ def _execute_job(start: date, end: date) -> None:
     say(f"materializing {start} .. {end} into {warehouse_path()} (landing: {landing_dir()})")
     t0 = time.time()
     with dg.DagsterInstance.get() as instance:
+        fail_orphaned_runs(instance, log=say)
         result = job.execute_in_process(
             instance=instance, tags=tags, raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},

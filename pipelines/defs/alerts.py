@@ -1,14 +1,13 @@
 """Cost anomalies as a daily asset, and the sensor that delivers anomalies and failed checks to people."""
 
 import dagster as dg
-import duckdb as duckdb_module
 from dagster_duckdb import DuckDBResource
 
+from pipelines.analysis.anomalies import detect_and_store
 from pipelines.defs.partitions import daily_partitions, partition_days, single_run
 from pipelines.defs.resources import warehouse_connection
-from pipelines.outputs.alerts import collect, deliver, sinks_from_env
-from pipelines.analysis.anomalies import detect_and_store
-from pipelines.warehouse.connection import connect, warehouse_path
+from pipelines.outputs.alerts import collect_published, deliver, sinks_from_env
+from pipelines.warehouse.publish import published_path
 
 
 @dg.asset(
@@ -31,18 +30,13 @@ def cost_anomalies(context: dg.AssetExecutionContext, duckdb: DuckDBResource) ->
 
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Sends new cost anomalies and failed data-quality checks to the sinks configured by "
-           "INFERCOST_ALERT_* environment variables; each alert reaches each sink once.")
+           "INFERCOST_ALERT_* environment variables; each alert reaches each sink once. Reads the published copy, "
+           "never the live warehouse, so it neither waits for a run nor holds one up.")
 def alert_sensor(context: dg.SensorEvaluationContext):
     sinks = sinks_from_env()
     if not sinks:
         return dg.SkipReason("no alert sinks configured (INFERCOST_ALERT_* environment variables)")
-    path = warehouse_path()
-    if not path.exists():
-        return dg.SkipReason("no warehouse yet")
-    try:
-        with connect(path, read_only=True) as con:
-            alerts = collect(con)
-    except duckdb_module.IOException:
-        return dg.SkipReason("the warehouse is being written; will try again")
-    report = deliver(alerts, sinks, log=context.log.info)
+    if not published_path().exists():
+        return dg.SkipReason("no published warehouse yet")
+    report = deliver(collect_published(), sinks, log=context.log.info)
     return dg.SkipReason(report.text())

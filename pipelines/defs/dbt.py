@@ -7,10 +7,13 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from pipelines.dbt_project import dbt_project
 from pipelines.defs.partitions import daily_partitions, single_run
 from pipelines.settings import current
+from pipelines.warehouse.connection import warehouse_path
+from pipelines.warehouse.locks import WarehouseLocked, wait_for_write_lock
 
 
 class InfercostTranslator(DagsterDbtTranslator):
@@ -31,5 +34,17 @@ class InfercostTranslator(DagsterDbtTranslator):
     backfill_policy=single_run,
 )
 def cost_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Rebuild the cost models over every loaded day (the marts are small; their inputs are partitioned)."""
-    yield from dbt.cli(["build", "--vars", json.dumps(current().dbt_vars)], context=context).stream()
+    """Rebuild the cost models over every loaded day (the marts are small; their inputs are partitioned).
+
+    dbt-duckdb opens the live file itself, once per invocation (profiles.yml: keep_open), and fails at once if
+    another process holds it. So the step first waits for the lock like every writer (INFERCOST_LOCK_WAIT_S);
+    profiles.yml's connect retries cover the second in which dbt starts."""
+    path = warehouse_path()
+    wait_for_write_lock(path)
+    try:
+        yield from dbt.cli(["build", "--vars", json.dumps(current().dbt_vars)], context=context).stream()
+    except DagsterDbtCliRuntimeError as exc:
+        if "Could not set lock" in str(exc):
+            raise WarehouseLocked(f"dbt could not open {path}: another process holds it (DuckDB lets one process "
+                                  "write the file and none open it meanwhile). Close it and run again.") from exc
+        raise

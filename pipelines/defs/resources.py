@@ -1,5 +1,6 @@
 import contextlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -7,16 +8,41 @@ from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
 from pipelines.dbt_project import dbt_project
-from pipelines.warehouse.connection import configure, warehouse_path
+from pipelines.defs.child_process import dies_with_parent
+from pipelines.warehouse.connection import configure, connect, warehouse_path
 
 # Dagster and dbt read the same file: dbt's profiles.yml reads INFERCOST_WAREHOUSE
 os.environ.setdefault("INFERCOST_WAREHOUSE", str(warehouse_path()))
 
-duckdb_resource = DuckDBResource(database=str(warehouse_path()))
-# the dbt installed beside this Python, whatever PATH says
-_dbt = Path(sys.executable).parent / "dbt"
+
+class WarehouseResource(DuckDBResource):
+    """The live warehouse, opened like every infercost writer: waiting for another process's lock with backoff for
+    at most INFERCOST_LOCK_WAIT_S, then failing with a message naming the file (pipelines/warehouse/locks.py)."""
+
+    @contextlib.contextmanager
+    def get_connection(self):
+        con = connect(self.database)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+duckdb_resource = WarehouseResource(database=str(warehouse_path()))
+
+
+def _dbt_executable() -> str:
+    """The dbt installed beside this Python, whatever PATH says, behind a launcher that makes it die with the
+    process that starts it (pipelines/defs/child_process.py)."""
+    beside = Path(sys.executable).parent / "dbt"
+    found = str(beside) if beside.exists() else shutil.which("dbt")
+    if not found:
+        return "dbt"  # dagster-dbt names what is missing
+    return dies_with_parent(found, Path(dbt_project.project_dir) / "target" / "bin")
+
+
 dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.profiles_dir),
-                              dbt_executable=str(_dbt) if _dbt.exists() else "dbt")
+                              dbt_executable=_dbt_executable())
 
 
 @contextlib.contextmanager

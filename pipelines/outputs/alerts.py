@@ -1,40 +1,29 @@
-"""Alerts: cost anomalies and failed data-quality checks, delivered to the sinks the user configures.
+"""Alerts: cost anomalies and failed data-quality checks, delivered to the sinks the user configures
+(pipelines/outputs/sinks.py).
 
-Sinks come from environment variables only (secrets never live in files, logs or the UI):
+Sends retry with exponential backoff; an alert a sink accepted is recorded in ``$INFERCOST_HOME/alerts/sent.json``
+and never sent to that sink again, so a re-run does not alert twice.
 
-| sink | variables |
-|---|---|
-| Slack-compatible incoming webhook | INFERCOST_ALERT_SLACK_WEBHOOK_URL |
-| generic JSON webhook, HMAC-signed | INFERCOST_ALERT_WEBHOOK_URL, INFERCOST_ALERT_WEBHOOK_SECRET |
-| email over SMTP | INFERCOST_ALERT_SMTP_HOST, _PORT (25), _USER, _PASSWORD, _FROM, _TO (comma-separated), _STARTTLS |
-| local JSONL file | INFERCOST_ALERT_JSONL_PATH |
-
-The JSON webhook's body is signed: header ``X-Infercost-Signature: sha256=<hex HMAC-SHA256 of
-"<timestamp>.<body>" with the secret>`` and ``X-Infercost-Timestamp``. Sends retry with exponential backoff; an
-alert a sink accepted is recorded in ``$INFERCOST_HOME/alerts/sent.json`` and never sent to that sink again, so a
-re-run does not alert twice.
+Secrets stay out of errors: every failure of a sink is caught and reported by the sink's name and the kind of
+failure only (``InvalidURL``, ``HTTP 503``, ``UnicodeEncodeError``), never the URL, token, password or the
+exception's text, which may hold them; the other sinks are still tried. Alerts are read from the published copy
+(``collect_published``), which no run locks, so reading them never delays or fails a run.
 
 Pure Python; imports no Dagster.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import os
-import smtplib
 import time
-import urllib.error
-import urllib.request
-from dataclasses import asdict, dataclass, field
-from email.message import EmailMessage
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from pipelines.settings import AlertSettings
-from pipelines.warehouse.connection import infercost_home, table_exists
+from pipelines.outputs.sinks import SendError, Sink, sign, sinks_from_env  # noqa: F401 - the sinks' API, here too
+from pipelines.warehouse.connection import connect, infercost_home, table_exists
+from pipelines.warehouse.publish import published_path
 
 
 @dataclass(frozen=True)
@@ -80,114 +69,13 @@ def collect(con: duckdb.DuckDBPyConnection) -> list[Alert]:
     return alerts
 
 
-class Sink:
-    name = "sink"
-
-    def send(self, alerts: list[Alert]) -> None:  # raises on failure
-        raise NotImplementedError
-
-
-def _post(url: str, body: bytes, headers: dict, timeout: float = 10.0) -> None:
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers},
-                                 method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            if resp.status >= 300:
-                raise SendError(f"HTTP {resp.status}")
-    except urllib.error.HTTPError as exc:
-        raise SendError(f"HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        # the URL may hold a token: report the kind of failure only
-        raise SendError(type(getattr(exc, "reason", exc)).__name__) from None
-
-
-class SendError(RuntimeError):
-    """A send failed; the message never contains the sink's URL or credentials."""
-
-
-class SlackWebhook(Sink):
-    name = "slack"
-
-    def __init__(self, url: str):
-        self._url = url
-
-    def send(self, alerts):
-        lines = [f"*infercost: {len(alerts)} alert(s)*"] + [f"- *{a.title}*: {a.text}" for a in alerts]
-        _post(self._url, json.dumps({"text": "\n".join(lines)}).encode(), {})
-
-
-class JsonWebhook(Sink):
-    name = "webhook"
-
-    def __init__(self, url: str, secret: str | None):
-        self._url = url
-        self._secret = secret
-
-    def send(self, alerts):
-        body = json.dumps({"source": "infercost", "alerts": [asdict(a) for a in alerts]}, default=str).encode()
-        headers = {}
-        if self._secret:
-            stamp = str(int(time.time()))
-            headers["X-Infercost-Timestamp"] = stamp
-            headers["X-Infercost-Signature"] = "sha256=" + sign(self._secret, stamp, body)
-        _post(self._url, body, headers)
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
-class SmtpEmail(Sink):
-    name = "smtp"
-
-    def __init__(self, host, port, user, password, sender, recipients, starttls):
-        self._host, self._port, self._user, self._password = host, port, user, password
-        self._sender, self._recipients, self._starttls = sender, recipients, starttls
-
-    def send(self, alerts):
-        msg = EmailMessage()
-        msg["Subject"] = f"infercost: {len(alerts)} alert(s)" + (f" - {alerts[0].title}" if len(alerts) == 1 else "")
-        msg["From"] = self._sender
-        msg["To"] = ", ".join(self._recipients)
-        msg.set_content("\n\n".join(f"{a.title}\n{a.text}" for a in alerts))
-        try:
-            with smtplib.SMTP(self._host, self._port, timeout=10) as smtp:
-                if self._starttls:
-                    smtp.starttls()
-                if self._user:
-                    smtp.login(self._user, self._password or "")
-                smtp.send_message(msg)
-        except (smtplib.SMTPException, OSError) as exc:
-            raise SendError(type(exc).__name__) from None
-
-
-class JsonlFile(Sink):
-    name = "jsonl"
-
-    def __init__(self, path: str):
-        self._path = Path(path)
-
-    def send(self, alerts):
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._path, "a") as f:
-            for a in alerts:
-                f.write(json.dumps(asdict(a), default=str) + "\n")
-
-
-def sinks_from_env(env: dict | None = None) -> list[Sink]:
-    """The sinks the INFERCOST_ALERT_* variables configure (``env``, else the process environment)."""
-    alerts = AlertSettings.from_env(os.environ if env is None else env)
-    sinks: list[Sink] = []
-    if alerts.slack_webhook_url:
-        sinks.append(SlackWebhook(alerts.slack_webhook_url))
-    if alerts.webhook_url:
-        sinks.append(JsonWebhook(alerts.webhook_url, alerts.webhook_secret))
-    if alerts.smtp_host:
-        sinks.append(SmtpEmail(alerts.smtp_host, alerts.smtp_port, alerts.smtp_user, alerts.smtp_password,
-                               alerts.smtp_from, list(alerts.smtp_to), alerts.smtp_starttls))
-    if alerts.jsonl_path:
-        sinks.append(JsonlFile(alerts.jsonl_path))
-    return sinks
+def collect_published(path: Path | None = None) -> list[Alert]:
+    """The alerts in the published copy of the warehouse, which no run locks (the live file is the runs')."""
+    path = Path(path or published_path())
+    if not path.exists():
+        raise FileNotFoundError(f"no published warehouse at {path}: run `infercost materialize` first")
+    with connect(path, read_only=True) as con:
+        return collect(con)
 
 
 def state_path() -> Path:
@@ -208,17 +96,28 @@ def _save_state(path: Path, state: dict) -> None:
 @dataclass
 class DeliveryReport:
     sent: dict[str, int] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # sink -> kind of failure (never its text)
+    warnings: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         parts = [f"{name}: {n} sent" for name, n in self.sent.items()]
         parts += [f"{name}: failed ({why}), will retry" for name, why in self.failed.items()]
+        parts += [f"warning: {w}" for w in self.warnings]
         return "; ".join(parts) or "nothing to send"
+
+
+def _failure_kind(exc: Exception) -> tuple[str, bool]:
+    """What to report of a failed send, and whether to retry: a SendError's message is safe by construction; of
+    any other exception only its class name is (its text may quote a URL or a password)."""
+    if isinstance(exc, SendError):
+        return str(exc), exc.retryable
+    return type(exc).__name__, False
 
 
 def deliver(alerts: list[Alert], sinks: list[Sink], *, state_file: Path | None = None, attempts: int = 4,
             backoff_s: float = 0.5, log=lambda msg: None) -> DeliveryReport:
-    """Send each sink the alerts it has not accepted yet, in one batch, with retries and backoff."""
+    """Send each sink the alerts it has not accepted yet, in one batch, with retries and backoff. A sink's failure
+    never stops the others and is reported by its kind only."""
     state_file = state_file or state_path()
     state = _load_state(state_file)
     report = DeliveryReport()
@@ -227,16 +126,20 @@ def deliver(alerts: list[Alert], sinks: list[Sink], *, state_file: Path | None =
         todo = [a for a in alerts if a.key not in done]
         if not todo:
             continue
+        for warning in sink.warnings():
+            log(f"alert sink {warning}")
+            report.warnings.append(warning)
         for attempt in range(attempts):
             try:
                 sink.send(todo)
-            except SendError as exc:
-                log(f"alert sink {sink.name}: attempt {attempt + 1} failed ({exc})")
-                if attempt + 1 < attempts:
+            except Exception as exc:  # noqa: BLE001 - any failure of one sink is reported, and the next tried
+                kind, retryable = _failure_kind(exc)
+                log(f"alert sink {sink.name}: attempt {attempt + 1} failed ({kind})")
+                if retryable and attempt + 1 < attempts:
                     time.sleep(backoff_s * 2**attempt)
-                else:
-                    report.failed[sink.name] = str(exc)
-                continue
+                    continue
+                report.failed[sink.name] = kind
+                break
             state[sink.name] = sorted(done | {a.key for a in todo})
             _save_state(state_file, state)
             report.sent[sink.name] = len(todo)

@@ -8,6 +8,7 @@ import duckdb
 
 from pipelines.settings import current
 from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES
+from pipelines.warehouse.locks import open_with_retry
 from pipelines.warehouse.tables import create_tables, table
 
 
@@ -31,11 +32,15 @@ def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def connect(path: Path | str | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(path: Path | str | None = None, read_only: bool = False,
+            wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
+    """A configured connection to ``path`` (default the live warehouse). A writer waits for another process's lock
+    with backoff for at most ``wait_s`` (default INFERCOST_LOCK_WAIT_S), then raises ``WarehouseLocked``; a reader
+    does not wait (readers open the published copy, which no process locks)."""
     path = Path(path) if path else warehouse_path()
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    return configure(duckdb.connect(str(path), read_only=read_only))
+    return configure(open_with_retry(path, read_only=read_only, wait_s=0 if read_only else wait_s))
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
