@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from pipelines.ingest.formats.common import ParseContext, typed_records
 from pipelines.warehouse.contracts import load_contract
-from pipelines.ingest.formats.common import ParseContext, _records
+
 
 class FleetCsv:
     """A version-controlled fleet file (inventory, deployments, models, fx_rates, regions): a CSV whose header
@@ -34,6 +35,6 @@ class FleetCsv:
             row = next(csv.reader(io.StringIO(raw)), [])
             pre.append(None if len(row) == len(header) else f"expected {len(header)} fields, got {len(row)}")
             records.append(dict(zip(header, row)))
-        return _records(ctx, contract, lines.slice(1), records, pre)
+        return typed_records(ctx, contract, lines.slice(1), records, pre)
 
 

@@ -43,8 +43,14 @@ from pathlib import Path
 import pyarrow as pa
 import yaml
 
+from pipelines.ingest.formats.common import (
+    ParseContext,
+    epoch_sql,
+    finish,
+    register,
+    sql_str,
+)
 from pipelines.warehouse.contracts import load_contract
-from pipelines.ingest.formats.common import ParseContext, _finish, _register, _sql_str, epoch_sql
 
 _DEFAULTS = {"requests": {"status": {"const": "ok"}}, "telemetry": {"power_window_s": {"const": 0}}}
 
@@ -123,7 +129,7 @@ class MappedFile:
         if kind == "csv":
             src, column_sql = self._csv_source(ctx, path, lines, source, fields)
         elif kind == "jsonl":
-            src = _register(ctx, lines)
+            src = register(ctx, lines)
             column_sql = None
         else:
             raise ValueError(f"{mpath}: source.type must be csv or jsonl, not {kind!r}")
@@ -131,7 +137,7 @@ class MappedFile:
         def ref(name: str, optional: bool = False) -> str | None:
             if kind == "jsonl" or str(name).startswith("$"):
                 p = name if str(name).startswith("$") else f"$.{name}"
-                return f"CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>{_sql_str(p)} END"
+                return f"CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>{sql_str(p)} END"
             return column_sql(name, optional)
 
         selects = []
@@ -149,11 +155,11 @@ class MappedFile:
             pre = "pre_reason"
         skip = source.get("skip_when")
         if skip:  # rows the mapping says are not data (a log's setup rows): quarantined as skipped, saying why
-            pre = f"coalesce({pre}, CASE WHEN ({skip}) THEN {_sql_str('skipped by the mapping: ' + skip)} END)"
+            pre = f"coalesce({pre}, CASE WHEN ({skip}) THEN {sql_str('skipped by the mapping: ' + skip)} END)"
         mapped = f"SELECT source_file, source_line, raw_text, {pre} AS pre_reason, {', '.join(selects)} FROM {src}"
         if contract.name == "telemetry" and "power_model" in mapping:
             mapped = self._power_model(mapping["power_model"] or {}, mapped)
-        return _finish(ctx, contract, mapped)
+        return finish(ctx, contract, mapped)
 
     def _csv_source(self, ctx, path, lines, source, fields):
         delimiter = source.get("delimiter", ",")
@@ -178,7 +184,7 @@ class MappedFile:
                 "pre_reason": pa.array(problems, pa.string())}
         for i, n in enumerate(names):
             data[n] = pa.array([(r[i].strip() or None) if i < len(r) else None for r in rows], pa.string())
-        src = _register(ctx, pa.table(data))
+        src = register(ctx, pa.table(data))
 
         def column_sql(name, optional=False):
             if name not in names and optional:
@@ -195,7 +201,7 @@ class MappedFile:
         if not isinstance(spec, dict):
             spec = {"column": spec}
         if "const" in spec:
-            lit = _sql_str(str(spec["const"]))
+            lit = sql_str(str(spec["const"]))
             return lit, f"TRY_CAST({lit} AS {c.type})"
         if "sql" in spec:
             return f"CAST(({spec['sql']}) AS VARCHAR)", f"TRY_CAST(({spec['sql']}) AS {c.type})"
@@ -206,15 +212,15 @@ class MappedFile:
         if raw is None:  # an optional column this file does not have
             return "NULL", f"NULL::{c.type}"
         if spec.get("regex"):
-            raw = f"nullif(regexp_extract({raw}, {_sql_str(spec['regex'])}, 1), '')"
+            raw = f"nullif(regexp_extract({raw}, {sql_str(spec['regex'])}, 1), '')"
         if spec.get("map"):
-            whens = " ".join(f"WHEN {_sql_str(str(k))} THEN {_sql_str(str(v))}" for k, v in spec["map"].items())
+            whens = " ".join(f"WHEN {sql_str(str(k))} THEN {sql_str(str(v))}" for k, v in spec["map"].items())
             raw = f"CASE {raw} {whens} ELSE {raw} END"
         if spec.get("epoch"):
             typed = epoch_sql(raw, spec["epoch"])
         elif spec.get("format") or spec.get("timezone"):
-            tz = _sql_str(spec.get("timezone", "UTC"))
-            naive = (f"try_strptime({raw}, {_sql_str(spec['format'])})" if spec.get("format")
+            tz = sql_str(spec.get("timezone", "UTC"))
+            naive = (f"try_strptime({raw}, {sql_str(spec['format'])})" if spec.get("format")
                      else f"TRY_CAST({raw} AS TIMESTAMP)")
             typed = (f"CASE WHEN regexp_matches({raw}, '([+-]\\d{{2}}:?\\d{{2}}|Z)$') THEN TRY_CAST({raw} AS "
                      f"TIMESTAMPTZ) ELSE timezone({tz}, {naive}) END")
