@@ -154,7 +154,7 @@ def columns_sql(contract: Contract, raw: dict[str, str], typed: dict[str, str] |
     for c in contract.columns:
         r = raw.get(c.name, "NULL::VARCHAR")
         t = typed.get(c.name, f"TRY_CAST({r} AS {c.type})" if c.name in raw else "NULL")
-        out.append(f"{r} AS {c.name}__raw, CAST({t} AS {c.type}) AS {c.name}")
+        out.append(f"CAST({r} AS VARCHAR) AS {c.name}__raw, CAST({t} AS {c.type}) AS {c.name}")
     return ",\n                ".join(out)
 
 

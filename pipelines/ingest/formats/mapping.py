@@ -45,11 +45,14 @@ import yaml
 
 from pipelines.ingest.formats.common import (
     ParseContext,
+    columns_sql,
     epoch_sql,
     finish,
     register,
     sql_str,
 )
+from pipelines.ingest.formats.config import resolve_mapping
+from pipelines.ingest.formats.sandbox import evaluate, scalar_expression
 from pipelines.warehouse.contracts import load_contract
 
 _DEFAULTS = {"requests": {"status": {"const": "ok"}}, "telemetry": {"power_window_s": {"const": 0}}}
@@ -103,8 +106,8 @@ def _csv_records(lines: pa.Table, delimiter: str) -> tuple[list[int], list[str],
 
 
 class MappedFile:
-    """A CSV or JSONL file read through a user mapping file (option ``mapping``: a path, relative to the landing
-    folder or absolute). See the module documentation for the mapping language."""
+    """A CSV or JSONL file read through a user mapping file (option ``mapping``: a path, relative to the config
+    directory (pipelines/ingest/formats/config.py) or absolute). See the module documentation for the mapping language."""
 
     patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz", "*.tsv", "*.txt", "*.tar.gz")
 
@@ -115,9 +118,7 @@ class MappedFile:
         path = self.mapping_path or ctx.options.get("mapping")
         if not path:
             raise ValueError("the mapped format needs the mapping option (--option mapping=my_logs.yaml)")
-        path = Path(path)
-        if not path.is_absolute() and ctx.landing is not None and (Path(ctx.landing) / path).exists():
-            path = Path(ctx.landing) / path
+        path = resolve_mapping(path, ctx.landing)
         return path, load_mapping(path)
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
@@ -127,10 +128,9 @@ class MappedFile:
         kind = source.get("type", "csv")
         fields = {**_DEFAULTS.get(contract.name, {}), **mapping["fields"]}
         if kind == "csv":
-            src, column_sql = self._csv_source(ctx, path, lines, source, fields)
+            table, column_sql = self._csv_source(path, lines, source)
         elif kind == "jsonl":
-            src = register(ctx, lines)
-            column_sql = None
+            table, column_sql = lines, None
         else:
             raise ValueError(f"{mpath}: source.type must be csv or jsonl, not {kind!r}")
 
@@ -140,14 +140,9 @@ class MappedFile:
                 return f"CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>{sql_str(p)} END"
             return column_sql(name, optional)
 
-        selects = []
-        for c in contract.columns:
-            spec = fields.get(c.name)
-            if spec is None:
-                selects.append(f"NULL AS {c.name}__raw, NULL::{c.type} AS {c.name}")
-                continue
-            raw, typed = self._field_sql(mpath, c, spec, ref)
-            selects.append(f"{raw} AS {c.name}__raw, {typed} AS {c.name}")
+        raw, typed = {}, {}
+        for name, spec in fields.items():
+            raw[name], typed[name] = self._field_sql(mpath, contract.column(name), spec, ref)
         pre = "NULL"
         if kind == "jsonl":
             pre = "CASE WHEN NOT json_valid(raw_text) THEN 'malformed JSON' END"
@@ -155,13 +150,17 @@ class MappedFile:
             pre = "pre_reason"
         skip = source.get("skip_when")
         if skip:  # rows the mapping says are not data (a log's setup rows): quarantined as skipped, saying why
-            pre = f"coalesce({pre}, CASE WHEN ({skip}) THEN {sql_str('skipped by the mapping: ' + skip)} END)"
-        mapped = f"SELECT source_file, source_line, raw_text, {pre} AS pre_reason, {', '.join(selects)} FROM {src}"
+            cond = scalar_expression(skip, "source.skip_when", mpath)
+            pre = f"coalesce({pre}, CASE WHEN {cond} THEN {sql_str('skipped by the mapping: ' + str(skip))} END)"
+        # the mapping's expressions run in a sandbox that sees only this file's rows (sandbox.py)
+        mapped = (f"SELECT source_file, source_line, raw_text, CAST({pre} AS VARCHAR) AS pre_reason, "
+                  f"{columns_sql(contract, raw, typed)} FROM src")
+        mapped = f"SELECT * FROM {register(ctx, evaluate(table, mapped))}"
         if contract.name == "telemetry" and "power_model" in mapping:
             mapped = self._power_model(mapping["power_model"] or {}, mapped)
         return finish(ctx, contract, mapped)
 
-    def _csv_source(self, ctx, path, lines, source, fields):
+    def _csv_source(self, path, lines, source):
         delimiter = source.get("delimiter", ",")
         nums, raws, rows, problems = _csv_records(lines, delimiter)
         header = source.get("header", True)
@@ -184,7 +183,7 @@ class MappedFile:
                 "pre_reason": pa.array(problems, pa.string())}
         for i, n in enumerate(names):
             data[n] = pa.array([(r[i].strip() or None) if i < len(r) else None for r in rows], pa.string())
-        src = register(ctx, pa.table(data))
+        table = pa.table(data)
 
         def column_sql(name, optional=False):
             if name not in names and optional:
@@ -194,7 +193,7 @@ class MappedFile:
             return '"' + name.replace('"', '""') + '"'
 
         column_sql.names = set(data)
-        return src, column_sql
+        return table, column_sql
 
     def _field_sql(self, mpath: Path, c, spec, ref) -> tuple[str, str]:
         """(raw text SQL, typed SQL) of one canonical column."""
@@ -204,13 +203,14 @@ class MappedFile:
             lit = sql_str(str(spec["const"]))
             return lit, f"TRY_CAST({lit} AS {c.type})"
         if "sql" in spec:
-            return f"CAST(({spec['sql']}) AS VARCHAR)", f"TRY_CAST(({spec['sql']}) AS {c.type})"
+            expr = scalar_expression(spec["sql"], f"fields.{c.name}.sql", mpath)
+            return f"CAST({expr} AS VARCHAR)", f"TRY_CAST({expr} AS {c.type})"
         name = spec.get("column", spec.get("path"))
         if name is None:
             raise ValueError(f"{mpath}: field {c.name} needs column, path, const or sql")
         raw = ref(str(name), bool(spec.get("optional")))
         if raw is None:  # an optional column this file does not have
-            return "NULL", f"NULL::{c.type}"
+            return "NULL::VARCHAR", f"NULL::{c.type}"
         if spec.get("regex"):
             raw = f"nullif(regexp_extract({raw}, {sql_str(spec['regex'])}, 1), '')"
         if spec.get("map"):
