@@ -13,6 +13,7 @@ from pipelines.ingest.formats.common import (
     finish,
     register,
     sql_str,
+    strip_bom,
 )
 from pipelines.warehouse.contracts import load_contract
 
@@ -37,6 +38,7 @@ class ArrivalTrace:
         raise NotImplementedError
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         contract = load_contract("requests")
         opts = ctx.options
         if not opts.get("model"):
@@ -107,7 +109,7 @@ class MooncakeJsonl(ArrivalTrace):
         if not start:
             raise ValueError(f"{path}: a Mooncake trace has relative times; give --option start=2026-11-02T00:00:00Z")
         arrival = (f"CASE WHEN json_valid(raw_text) THEN TIMESTAMPTZ {sql_str(start)} + to_microseconds("
-                   "CAST(round(TRY_CAST(raw_text::JSON->>'$.timestamp' AS DOUBLE) * 1000) AS BIGINT)) END")
+                   "TRY_CAST(round(TRY_CAST(raw_text::JSON->>'$.timestamp' AS DOUBLE) * 1000) AS BIGINT)) END")
         pre = "CASE WHEN NOT json_valid(raw_text) THEN 'malformed JSON' END"
         return (arrival, "CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>'$.input_length' END",
                 "CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>'$.output_length' END", pre)

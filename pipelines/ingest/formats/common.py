@@ -39,6 +39,19 @@ class ParseContext:
         self.registered.clear()
 
 
+def strip_bom(lines: pa.Table) -> pa.Table:
+    """The lines with a UTF-8 byte order mark removed from the first line of the file (Excel and PowerShell write
+    one before a CSV header)."""
+    if lines.num_rows == 0 or lines["source_line"][0].as_py() != 1:
+        return lines
+    first = lines["raw_text"][0].as_py()
+    if not first.startswith("\ufeff"):
+        return lines
+    raw = pa.concat_arrays([pa.array([first.lstrip("\ufeff")], lines.schema.field("raw_text").type),
+                            lines["raw_text"].slice(1).combine_chunks()])
+    return lines.set_column(lines.schema.get_field_index("raw_text"), "raw_text", raw)
+
+
 def sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
@@ -113,7 +126,7 @@ def epoch_sql(raw: str, unit: str) -> str:
     if unit not in _US_PER_UNIT:
         raise ValueError(f"unknown epoch unit {unit!r}; one of s, ms, us, ns")
     if unit == "ns":  # integers past 2^53: divide exactly, fall back to a double for "1.7e18"-style text
-        micros = f"coalesce(TRY_CAST({raw} AS HUGEINT) // 1000, CAST(round(TRY_CAST({raw} AS DOUBLE) / 1e3) AS HUGEINT))"
+        micros = f"coalesce(TRY_CAST({raw} AS HUGEINT) // 1000, TRY_CAST(round(TRY_CAST({raw} AS DOUBLE) / 1e3) AS HUGEINT))"
     else:
         micros = f"round(TRY_CAST({raw} AS DOUBLE) * {_US_PER_UNIT[unit]})"
     return f"(to_timestamp(0) + to_microseconds(TRY_CAST({micros} AS BIGINT)))"

@@ -16,6 +16,7 @@ from pipelines.ingest.formats.common import (
     finish,
     register,
     sql_str,
+    strip_bom,
 )
 from pipelines.warehouse.contracts import load_contract
 
@@ -96,6 +97,7 @@ class DcgmPrometheusText:
     patterns = ("*.prom", "*.prom.gz", "*.txt", "*.txt.gz", "*.metrics")
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         scraped = ctx.options.get("scraped_at") or _scrape_time_from_name(path)
         if scraped and scraped.startswith("epoch:"):
             default_ts = f"to_timestamp({int(scraped[6:])})"
@@ -118,7 +120,7 @@ class DcgmPrometheusText:
                 SELECT source_file, source_line, raw_text, nullif(m.metric, '') AS metric, m.labels AS labels,
                        nullif(m.value, '') AS value_raw,
                        CASE WHEN nullif(m.ts_ms, '') IS NOT NULL
-                            THEN to_timestamp(0) + to_microseconds(TRY_CAST(m.ts_ms AS BIGINT) * 1000)
+                            THEN to_timestamp(0) + to_microseconds(TRY_CAST(TRY_CAST(m.ts_ms AS DOUBLE) * 1000 AS BIGINT))
                             ELSE {default_ts} END AS ts
                 FROM l
             )
@@ -138,6 +140,52 @@ class DcgmPrometheusText:
                        _dcgm_samples(ctx, long_name, ctx.options.get("power_draw_window_s")))
 
 
+def _range_points(text: str, first_line: int, host: str | None) -> dict[str, list]:
+    """The points of a range-query answer as columns (source_line, raw_text, metric, value_raw, ts_raw, uuid, gpu,
+    host, pre_reason), one per [time, value] pair of a DCGM series; a file that is no such answer is one row with
+    its reason (the other files of the day still load)."""
+    rows = {"source_line": [], "raw_text": [], "metric": [], "value_raw": [], "ts_raw": [], "uuid": [], "gpu": [],
+            "host": [], "pre_reason": []}
+
+    def add(raw, metric=None, value=None, ts=None, labels=None, problem=None):
+        labels = labels or {}
+        for k, v in (("source_line", first_line), ("raw_text", raw), ("metric", metric),
+                     ("value_raw", None if value is None else str(value)), ("ts_raw", None if ts is None else str(ts)),
+                     ("uuid", labels.get("UUID") or labels.get("uuid")), ("gpu", labels.get("gpu")),
+                     ("host", labels.get("Hostname") or labels.get("hostname") or host), ("pre_reason", problem)):
+            rows[k].append(v)
+
+    try:
+        doc = json.loads(text) if text.strip() else None
+    except ValueError as exc:
+        add(text[:2000], problem=f"not a JSON document ({exc})")
+        return rows
+    except RecursionError:
+        add(text[:2000], problem="not a JSON document (nested too deep)")
+        return rows
+    if doc is None:
+        return rows
+    result = (doc.get("data") or {}).get("result") if isinstance(doc, dict) else None
+    if not isinstance(result, list):
+        add(text[:2000], problem="not a Prometheus query answer (no data.result list)")
+        return rows
+    for series in result:
+        labels = series.get("metric") or {} if isinstance(series, dict) else {}
+        metric = labels.get("__name__")
+        if metric not in _DCGM_FIELDS:
+            continue  # a series infercost does not read, like an unused column
+        points = series.get("values") or ([series["value"]] if series.get("value") else [])
+        for p in points:
+            raw = json.dumps({"metric": labels, "value": p}, separators=(",", ":"))
+            if not (isinstance(p, list) and len(p) == 2):
+                add(raw, metric, labels=labels, problem="a point is not [time, value]")
+            elif not (labels.get("UUID") or labels.get("uuid") or labels.get("gpu")):
+                add(raw, metric, p[1], p[0], labels, "no UUID or gpu label")
+            else:
+                add(raw, metric, p[1], p[0], labels)
+    return rows
+
+
 class PrometheusRangeJson:
     """Prometheus range-query exports (``/api/v1/query_range`` answers, ``resultType: matrix``) of the DCGM series
     above, one JSON document a file (pretty-printed or not). Each [unix seconds, "value"] pair is a point; a
@@ -147,45 +195,9 @@ class PrometheusRangeJson:
     patterns = ("*.json", "*.json.gz")
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
-        text = "\n".join(lines["raw_text"].to_pylist())
-        first = lines["source_line"][0].as_py() if lines.num_rows else 1
-        rows = {"source_line": [], "raw_text": [], "metric": [], "value_raw": [], "ts_raw": [], "uuid": [],
-                "gpu": [], "host": [], "pre_reason": []}
-
-        def add(raw, metric=None, value=None, ts=None, labels=None, problem=None):
-            labels = labels or {}
-            rows["source_line"].append(first)
-            rows["raw_text"].append(raw)
-            rows["metric"].append(metric)
-            rows["value_raw"].append(None if value is None else str(value))
-            rows["ts_raw"].append(None if ts is None else str(ts))
-            rows["uuid"].append(labels.get("UUID") or labels.get("uuid"))
-            rows["gpu"].append(labels.get("gpu"))
-            rows["host"].append(labels.get("Hostname") or labels.get("hostname") or ctx.options.get("host"))
-            rows["pre_reason"].append(problem)
-
-        try:
-            doc = json.loads(text) if text.strip() else None
-        except ValueError as exc:
-            raise ValueError(f"{path}: not a JSON document ({exc})") from exc
-        if doc is not None:
-            result = (doc.get("data") or {}).get("result") if isinstance(doc, dict) else None
-            if not isinstance(result, list):
-                raise ValueError(f"{path}: not a Prometheus query answer (no data.result list)")
-            for series in result:
-                labels = series.get("metric") or {} if isinstance(series, dict) else {}
-                metric = labels.get("__name__")
-                if metric not in _DCGM_FIELDS:
-                    continue  # a series infercost does not read, like an unused column
-                points = series.get("values") or ([series["value"]] if series.get("value") else [])
-                for p in points:
-                    raw = json.dumps({"metric": labels, "value": p}, separators=(",", ":"))
-                    if not (isinstance(p, list) and len(p) == 2):
-                        add(raw, metric, labels=labels, problem="a point is not [time, value]")
-                    elif not (labels.get("UUID") or labels.get("uuid") or labels.get("gpu")):
-                        add(raw, metric, p[1], p[0], labels, "no UUID or gpu label")
-                    else:
-                        add(raw, metric, p[1], p[0], labels)
+        lines = strip_bom(lines)
+        rows = _range_points("\n".join(lines["raw_text"].to_pylist()),
+                             lines["source_line"][0].as_py() if lines.num_rows else 1, ctx.options.get("host"))
         n = len(rows["raw_text"])
         table = pa.table({"source_file": pa.array([str(path)] * n, pa.string()),
                           **{k: pa.array(v, pa.int64() if k == "source_line" else pa.string())

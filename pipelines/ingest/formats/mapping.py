@@ -50,6 +50,7 @@ from pipelines.ingest.formats.common import (
     finish,
     register,
     sql_str,
+    strip_bom,
 )
 from pipelines.ingest.formats.config import resolve_mapping
 from pipelines.ingest.formats.sandbox import evaluate, scalar_expression
@@ -122,6 +123,7 @@ class MappedFile:
         return path, load_mapping(path)
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         mpath, mapping = self.mapping(ctx)
         contract = load_contract(mapping["feed"])
         source = mapping.get("source") or {}
@@ -150,7 +152,7 @@ class MappedFile:
             pre = "pre_reason"
         skip = source.get("skip_when")
         if skip:  # rows the mapping says are not data (a log's setup rows): quarantined as skipped, saying why
-            cond = scalar_expression(skip, "source.skip_when", mpath)
+            cond = f"try({scalar_expression(skip, 'source.skip_when', mpath)})"
             pre = f"coalesce({pre}, CASE WHEN {cond} THEN {sql_str('skipped by the mapping: ' + str(skip))} END)"
         # the mapping's expressions run in a sandbox that sees only this file's rows (sandbox.py)
         mapped = (f"SELECT source_file, source_line, raw_text, CAST({pre} AS VARCHAR) AS pre_reason, "
@@ -203,7 +205,8 @@ class MappedFile:
             lit = sql_str(str(spec["const"]))
             return lit, f"TRY_CAST({lit} AS {c.type})"
         if "sql" in spec:
-            expr = scalar_expression(spec["sql"], f"fields.{c.name}.sql", mpath)
+            # try(): a row the expression fails on (an overflow, a cast) is that row's problem, not the file's
+            expr = f"try({scalar_expression(spec['sql'], f'fields.{c.name}.sql', mpath)})"
             return f"CAST({expr} AS VARCHAR)", f"TRY_CAST({expr} AS {c.type})"
         name = spec.get("column", spec.get("path"))
         if name is None:
@@ -229,7 +232,7 @@ class MappedFile:
         if spec.get("scale") is not None:
             typed = f"TRY_CAST({raw} AS DOUBLE) * {float(spec['scale'])}"
             if c.type == "BIGINT":
-                typed = f"CAST(round({typed}) AS BIGINT)"
+                typed = f"TRY_CAST(round({typed}) AS BIGINT)"
         return raw, typed
 
     def _power_model(self, model: dict, mapped: str) -> str:

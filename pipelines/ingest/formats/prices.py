@@ -14,6 +14,7 @@ from pipelines.ingest.formats.common import (
     finish,
     register,
     sql_str,
+    strip_bom,
 )
 from pipelines.warehouse.contracts import load_contract
 
@@ -35,16 +36,20 @@ class RegionSeriesCsv:
     value_column = ""
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         contract = load_contract(self.feed)
         region = path.name.split("_")[0].removesuffix(".csv").removesuffix(".gz")
         found = ctx.con.execute(
             "SELECT market, price_timezone, interval_minutes FROM raw_regions WHERE region = ?", [region]
         ).fetchall()
-        if not found:
-            raise ValueError(f"{path}: region {region!r} (from the file name) is not in fleet/regions.csv")
-        market, tz, minutes = found[0]
         if lines.num_rows == 0:
             return finish(ctx, contract, empty_mapped(contract))
+        if not found:  # every row is quarantined saying why; the other regions' files still load
+            reason = sql_str(f"region {region!r} (from the file name) is not in fleet/regions.csv, or its row there "
+                             "was refused (see the quarantine of regions)")
+            return finish(ctx, contract, f"SELECT source_file, source_line, raw_text, {reason} AS pre_reason, "
+                                         f"{columns_sql(contract, {})} FROM {register(ctx, lines.slice(1))}")
+        market, tz, minutes = found[0]
         header = lines["raw_text"][0].as_py()
         names = [h.strip() for h in header.split(",")]
         constants = self.header_columns(path, header, market)

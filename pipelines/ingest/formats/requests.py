@@ -16,6 +16,7 @@ from pipelines.ingest.formats.common import (
     finish,
     register,
     sql_str,
+    strip_bom,
     typed_records,
 )
 from pipelines.warehouse.contracts import load_contract
@@ -34,6 +35,7 @@ class OpenAIJsonl:
     chunks = "lines"  # a large file is read piece by piece (pipelines/ingest/loader.py)
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         src = register(ctx, lines)
         contract = load_contract("requests")
 
@@ -85,6 +87,7 @@ class LiteLlmSpendLogs:
     patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz")
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         contract = load_contract("requests")
         raws = lines["raw_text"].to_pylist()
         is_csv = ".csv" in path.suffixes
@@ -104,7 +107,7 @@ class LiteLlmSpendLogs:
                     rec = json.loads(raw)
                     if not isinstance(rec, dict):
                         reason, rec = "not a JSON object", {}
-            except (ValueError, csv.Error):
+            except (ValueError, csv.Error, RecursionError):  # RecursionError: JSON nested ~1,000 levels deep
                 reason = "malformed JSON" if not is_csv else "malformed CSV row"
             cache_hit = str(rec.get("cache_hit", "")).strip().lower() in ("true", "1", "yes")
             records.append({
@@ -166,10 +169,12 @@ class OtelGenAiSpans:
                 docs.append((n, raw, json.loads(raw), None))
             except ValueError:
                 docs.append((n, raw, None, "malformed JSON"))
+            except RecursionError:
+                docs.append((n, raw, None, "JSON nested too deep"))
         if raws and docs[0][3] and len(raws) > 1:  # maybe one pretty-printed document
             try:
                 docs = [(nums[0], "\n".join(raws), json.loads("\n".join(raws)), None)]
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
         out = []
         for n, raw, doc, problem in docs:
@@ -191,6 +196,7 @@ class OtelGenAiSpans:
         return out
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         contract = load_contract("requests")
         replica_attr = ctx.options.get("replica_attribute", "server.address")
         nums, raw_texts, records, pre = [], [], [], []
@@ -226,7 +232,7 @@ class OtelGenAiSpans:
         spans = pa.table({"source_file": pa.array([str(path)] * len(nums), pa.string()),
                           "source_line": pa.array(nums, pa.int64()), "raw_text": pa.array(raw_texts, pa.string())})
         ns = epoch_sql("{raw}", "ns")
-        first_token = (f"{epoch_sql('split_part({raw}, chr(43), 1)', 'ns')} + to_microseconds(CAST(round("
+        first_token = (f"{epoch_sql('split_part({raw}, chr(43), 1)', 'ns')} + to_microseconds(TRY_CAST(round("
                        "TRY_CAST(split_part({raw}, chr(43), 2) AS DOUBLE) * 1e6) AS BIGINT))")
         return typed_records(ctx, contract, spans, records, pre,
                         casts={"started_at": ns, "ended_at": ns, "first_token_at": first_token})

@@ -19,6 +19,7 @@ from pipelines.ingest.formats.common import (
     finish,
     register,
     sql_str,
+    strip_bom,
 )
 from pipelines.warehouse.contracts import load_contract
 
@@ -82,6 +83,7 @@ class NvidiaSmiCsv:
     chunks = "header"  # a large file is read piece by piece, the header line heading every piece
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         if lines.num_rows == 0:
             return finish(ctx, load_contract("telemetry"), empty_mapped(load_contract("telemetry")))
         header = lines["raw_text"][0].as_py()
