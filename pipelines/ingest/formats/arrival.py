@@ -3,6 +3,7 @@ filled in from the user's options."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,6 +15,7 @@ from pipelines.ingest.formats.common import (
     register,
     sql_str,
     strip_bom,
+    validation_sql,
 )
 from pipelines.warehouse.contracts import load_contract
 
@@ -65,6 +67,8 @@ class ArrivalTrace:
                "completion_tokens": "output_raw", "status": "'ok'", "estimated_fields": sql_str(filled)}
         typed = {"started_at": "arrival", "first_token_at": first_token, "ended_at": end, "prompt_tokens": "prompt",
                  "completion_tokens": "output"}
+        tokens = replace(contract, rules=(), columns=tuple(
+            c for c in contract.columns if c.name in ("prompt_tokens", "completion_tokens")))
         mapped = f"""
             WITH base AS (
                 SELECT *, {arrival} AS arrival, {prompt_raw} AS prompt_raw, {output_raw} AS output_raw, {pre} AS pre
@@ -74,9 +78,15 @@ class ArrivalTrace:
                 SELECT *, TRY_CAST(prompt_raw AS BIGINT) AS prompt, TRY_CAST(output_raw AS BIGINT) AS output,
                        row_number() OVER (ORDER BY source_line) - 1 AS n
                 FROM base
+            ),
+            -- the token counts are judged before the times made from them, so that a bad count is named as such
+            checked AS (
+                SELECT *, {validation_sql(tokens)} AS problem
+                FROM (SELECT *, pre AS pre_reason, prompt_raw AS prompt_tokens__raw, prompt AS prompt_tokens,
+                             output_raw AS completion_tokens__raw, output AS completion_tokens FROM typed)
             )
-            SELECT source_file, source_line, raw_text, pre AS pre_reason, {columns_sql(contract, raw, typed)}
-            FROM typed
+            SELECT source_file, source_line, raw_text, problem AS pre_reason, {columns_sql(contract, raw, typed)}
+            FROM checked
         """
         return finish(ctx, contract, mapped)
 
