@@ -1,7 +1,8 @@
 """Parsers from the file formats fleets write to the canonical columns of schemas/, one module per feed
 (and per family of formats: arrival-only traces, DCGM).
 
-``FORMATS`` names every reader ``infercost ingest --format`` and ``<landing>/formats.yaml`` accept.
+``FORMATS`` names every reader ``infercost ingest --format`` and ``$INFERCOST_CONFIG_DIR/formats.yaml``
+accept (pipelines/ingest/formats/config.py).
 """
 
 from pathlib import Path

@@ -24,9 +24,12 @@ A mapping file::
 Field forms: a bare column name (or ``$.a.b`` JSON path for jsonl); ``{column|path: ..., ...}`` with any of
 ``epoch`` (s|ms|us|ns), ``format`` (strptime, e.g. ``%Y/%m/%d %H:%M:%S.%f``) and ``timezone`` (an IANA zone for
 naive times; times with an offset keep it), ``scale`` (a factor into the contract's unit: 0.001 for mJ to J or ms
-to s), ``optional: true`` (the column may be absent from a file), ``regex`` (the first group), ``map`` (value renames); ``{const: value}``; ``{sql: expression}`` over the
-source columns (all text). Unmapped columns are missing; ``status`` defaults to ``ok`` and ``power_window_s``
-to 0 (instantaneous).
+to s), ``optional: true`` (the column may be absent from a file), ``regex`` (the first group), ``map`` (value
+renames); ``{const: value}``; ``{sql: expression}`` over the source columns (all text). Unmapped columns are
+missing; ``status`` defaults to ``ok`` and ``power_window_s`` to 0 (instantaneous).
+
+A mapping is code: it is read from the config directory, not the landing (config.py), and every ``sql:`` and
+``skip_when`` must be one scalar expression, run where it sees only the file's rows (sandbox.py).
 
 Power model (telemetry with utilization only, e.g. Alibaba's GPU duty-cycle traces): power_w = idle_w + (tdp_w -
 idle_w) x util_pct / 100, with idle_w and tdp_w from the mapping or else the device's inventory row. It is a
