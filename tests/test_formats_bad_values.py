@@ -100,7 +100,7 @@ def test_fleet_values_past_the_bounds_are_refused_rows(con, landing):
     assert (report.rows_loaded, report.rows_quarantined) == (len(inv) - 1, 2)
     assert reasons(con, "inventory") == {
         ("inventory.csv", len(inv) + 1): "amortization_years above 100: 10000000.0",
-        ("inventory.csv", len(inv) + 2): "currency XYZ has no rate in fleet/fx_rates.csv"}
+        ("inventory.csv", len(inv) + 2): f"currency XYZ has no rate in fleet/fx_rates.csv on or before {last[6]}"}
 
 
 def test_bad_regions_refuse_their_row_and_quarantine_their_prices_only(con, landing):
@@ -124,7 +124,7 @@ def test_bad_regions_refuse_their_row_and_quarantine_their_prices_only(con, land
     assert q[("mars_2026-11-02.csv", 2)].startswith("region 'mars' (from the file name) is not in fleet/regions.csv")
     assert q[("us-west_2026-11-02.csv", 3)] == "price_per_mwh above 100000000: 1e+308"
     assert q[("us-west_2026-11-02.csv", 4)] == "price_per_mwh below -100000000: -200000000.0"
-    assert q[("eu-central_2026-11-02.csv", 2)] == "currency GBP has no rate in fleet/fx_rates.csv"
+    assert q[("eu-central_2026-11-02.csv", 2)] == "currency GBP has no rate in fleet/fx_rates.csv on or before 2026-11-01"
 
 
 def test_a_byte_order_mark_before_a_header_is_not_part_of_it(con, landing):
