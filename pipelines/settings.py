@@ -42,6 +42,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name}={value!r} is not a number") from None
 
 
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise SettingsError(f"{name}={value!r}: use true or false")
+
+
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
     value = env.get(name)
     return Path(value).resolve() if value else Path(default).resolve()
@@ -97,6 +106,12 @@ class Settings:
     """INFERCOST_LANDING: the folder the feeds' files land in (default the repo's sample_logs/)."""
     schemas_dir: Path
     """INFERCOST_SCHEMAS_DIR: the data contracts (default the repo's schemas/)."""
+    config_dir: Path = Path(".infercost/config")
+    """INFERCOST_CONFIG_DIR: formats.yaml and mapping files, apart from the landing folder others write to (default
+    $INFERCOST_HOME/config)."""
+    config_in_landing: bool = False
+    """INFERCOST_CONFIG_IN_LANDING: also read formats.yaml and mapping files from the landing folder (only when no
+    one but you can write there: a mapping is code)."""
     start_date: str = DEFAULT_START_DATE
     """INFERCOST_START_DATE: the first daily partition (YYYY-MM-DD)."""
     duckdb_memory: str = DEFAULT_DUCKDB_MEMORY
@@ -134,6 +149,8 @@ class Settings:
             published=_path(env, "INFERCOST_PUBLISHED", home / "published" / "warehouse.duckdb"),
             landing=_path(env, "INFERCOST_LANDING", REPO_ROOT / "sample_logs"),
             schemas_dir=_path(env, "INFERCOST_SCHEMAS_DIR", REPO_ROOT / "schemas"),
+            config_dir=_path(env, "INFERCOST_CONFIG_DIR", home / "config"),
+            config_in_landing=_bool(env, "INFERCOST_CONFIG_IN_LANDING"),
             start_date=env.get("INFERCOST_START_DATE") or DEFAULT_START_DATE,
             duckdb_memory=env.get("INFERCOST_DUCKDB_MEMORY") or DEFAULT_DUCKDB_MEMORY,
             lock_wait_s=_float(env, "INFERCOST_LOCK_WAIT_S", DEFAULT_LOCK_WAIT_S),

@@ -34,6 +34,15 @@ def landing(tmp_path):
     return land
 
 
+# the config directory (formats.yaml, mapping files), apart from the landing folder as configuration must be
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "config"
+    folder.mkdir()
+    monkeypatch.setenv("INFERCOST_CONFIG_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def con(tmp_path, landing):
     from pipelines.warehouse.contracts import FLEET_TABLES

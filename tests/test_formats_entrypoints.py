@@ -1,5 +1,5 @@
 """Non-default formats through both front doors: `infercost ingest --format/--option` and the Dagster ingest assets
-reading <landing>/formats.yaml."""
+reading formats.yaml from the config directory."""
 
 import json
 import re
@@ -27,9 +27,9 @@ def write_landing(landing):
     (landing / "telemetry" / "dcgm_2026-11-02.prom").write_text("\n".join(lines) + "\n")
 
 
-def test_dagster_ingest_assets_follow_the_landing_formats_file(landing, tmp_path, monkeypatch):
+def test_dagster_ingest_assets_follow_the_formats_file(landing, config_dir, tmp_path, monkeypatch):
     write_landing(landing)
-    (landing / "formats.yaml").write_text(
+    (config_dir / "formats.yaml").write_text(
         "requests: {format: otel_genai_json}\ntelemetry: {format: dcgm_prometheus}\n")
     monkeypatch.setenv("INFERCOST_LANDING", str(landing))
     monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
@@ -53,13 +53,15 @@ def test_dagster_ingest_assets_follow_the_landing_formats_file(landing, tmp_path
 
 def test_cli_ingest_takes_a_format_and_options(landing, tmp_path):
     write_landing(landing)
-    (landing / "gw.yaml").write_text(
+    (tmp_path / "home" / "config").mkdir(parents=True)  # the default config directory: $INFERCOST_HOME/config
+    (tmp_path / "home" / "config" / "gw.yaml").write_text(
         "feed: requests\nsource: {type: jsonl}\nfields: {request_id: $.id, started_at: $.s, ended_at: $.e, "
         "model: {const: llama-3.1-8b-instruct}, replica_id: {const: r0}, prompt_tokens: $.i, completion_tokens: $.o}\n")
     (landing / "requests" / "otel_2026-11-02.jsonl").write_text(
         json.dumps({"id": "gw-1", "s": "2026-11-02T10:00:00Z", "e": "2026-11-02T10:00:01Z", "i": 5, "o": 7}) + "\n")
     env = {**os.environ, "INFERCOST_HOME": str(tmp_path / "home")}
     env.pop("INFERCOST_WAREHOUSE", None)
+    env.pop("INFERCOST_CONFIG_DIR", None)
     run = subprocess.run([sys.executable, "-m", "pipelines.cli", "ingest", "--landing", str(landing), "--partition",
                           "2026-11-02", "--feed", "requests", "--format", "mapped", "--option", "mapping=gw.yaml"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

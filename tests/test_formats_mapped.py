@@ -87,8 +87,8 @@ power_model: {idle_w: 30, tdp_w: 150}  # an A10-class GPU: the trace does not na
     assert_row_identity(con, "telemetry")
 
 
-def test_power_model_without_figures_needs_the_device_in_the_inventory(con, landing):
-    (landing / "util.yaml").write_text("feed: telemetry\nfields: {device_id: gpu, ts: time, util_pct: util}\n"
+def test_power_model_without_figures_needs_the_device_in_the_inventory(con, landing, config_dir):
+    (config_dir / "util.yaml").write_text("feed: telemetry\nfields: {device_id: gpu, ts: time, util_pct: util}\n"
                                        "power_model: {}\n")
     (landing / "telemetry" / "util.csv").write_text(
         "gpu,time,util\nGPU-500320d4-f8f2-4545-b2d7-e6de5793354a,2026-11-02T10:00:00Z,50\n"
@@ -120,8 +120,8 @@ def test_energy_counter_csv_alone_gives_the_energy(con, landing):
         "energy_counter_j below 0: -0.005", "unparseable energy_counter_j: lots"]
 
 
-def test_jsonl_mapping_paths_time_zones_and_technique_tags(con, landing):
-    (landing / "gw.yaml").write_text(r"""
+def test_jsonl_mapping_paths_time_zones_and_technique_tags(con, landing, config_dir):
+    (config_dir / "gw.yaml").write_text(r"""
 feed: requests
 source: {type: jsonl}
 fields:
@@ -155,12 +155,12 @@ fields:
         "malformed JSON", "unparseable started_at: yesterday"]
 
 
-def test_mapping_errors_name_the_mapping_file(con, landing):
+def test_mapping_errors_name_the_mapping_file(con, landing, config_dir):
     (landing / "requests" / "x.csv").write_text("a,b\n1,2\n")
-    (landing / "bad.yaml").write_text("feed: requests\nfields: {request_id: a, cost: b}\n")
+    (config_dir / "bad.yaml").write_text("feed: requests\nfields: {request_id: a, cost: b}\n")
     with pytest.raises(ValueError, match=r"bad.yaml: fields \['cost'\] are not columns of the requests contract"):
         ingest_feed(con, "requests", landing, date(2026, 11, 2), fmt="mapped", options={"mapping": "bad.yaml"})
-    (landing / "bad.yaml").write_text("feed: requests\nfields: {request_id: nope}\n")
+    (config_dir / "bad.yaml").write_text("feed: requests\nfields: {request_id: nope}\n")
     with pytest.raises(ValueError, match="names column 'nope'"):
         ingest_feed(con, "requests", landing, date(2026, 11, 2), fmt="mapped", options={"mapping": "bad.yaml"})
-    assert Path(landing / "bad.yaml").exists()
+    assert Path(config_dir / "bad.yaml").exists()

@@ -158,10 +158,14 @@ def test_prices_local_time_currency_and_duplicates(con, landing):
     assert q[5] == "unparseable price_per_mwh: abc"
 
 
-def test_price_file_of_unknown_region_names_the_file(con, landing):
+def test_price_file_of_unknown_region_is_quarantined_and_the_others_load(con, landing):
     (landing / "prices" / "mars_2026.csv").write_text("Datetime,Price (USD/MWh)\n2026-11-02 00:00:00,1\n")
-    with pytest.raises(ValueError, match="mars_2026.csv.*not in fleet/regions.csv"):
-        ingest_feed(con, "prices", landing, DAY)
+    (landing / "prices" / "us-west_2026.csv").write_text("Datetime,Price (USD/MWh)\n2026-11-02 00:00:00,30\n")
+    report = ingest_feed(con, "prices", landing, DAY)
+    assert (report.rows_loaded, report.rows_quarantined) == (1, 1)
+    assert con.execute("SELECT source_file, reason FROM ingest_quarantine").fetchall() == [
+        (str(landing / "prices" / "mars_2026.csv"), "region 'mars' (from the file name) is not in fleet/regions.csv, "
+         "or its row there was refused (see the quarantine of regions)")]
 
 
 def test_fleet_file_bad_rows_are_quarantined(con, landing):

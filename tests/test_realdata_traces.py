@@ -43,12 +43,12 @@ def test_azure_trace(name, rows, realdata, con):
     assert (one[2] - one[1]).total_seconds() == pytest.approx(one[4] * 0.025, abs=1e-6)
 
 
-def test_mooncake_trace_via_the_landing_formats_file(realdata, con, tmp_path):
+def test_mooncake_trace_via_the_formats_file(realdata, con, tmp_path, config_dir):
     landing = tmp_path / "landing"
     (landing / "requests").mkdir(parents=True)
     (landing / "requests" / "conversation_trace.jsonl").symlink_to(
         realdata / "mooncake-fast25" / "conversation_trace.jsonl")
-    (landing / "formats.yaml").write_text(
+    (config_dir / "formats.yaml").write_text(
         "requests:\n  format: mooncake_jsonl\n  options:\n    model: mixtral-8x7b-instruct\n"
         "    replicas: eu-central-a100-002-r0\n    start: '2026-11-02T08:00:00Z'\n")
     report = ingest_feed(con, "requests", landing, date(2026, 11, 2))

@@ -76,7 +76,7 @@ def add_ingest(sub) -> None:
     s.add_argument("--feed", choices=["requests", "telemetry", "prices", "carbon"], help="one feed only")
     s.add_argument("--format", choices=sorted(FORMATS), metavar="FORMAT",
                    help=f"reader for the feed's files ({', '.join(sorted(FORMATS))}); default from "
-                   "<landing>/formats.yaml, else the feed's own (README: Input formats)")
+                   "$INFERCOST_CONFIG_DIR/formats.yaml, else the feed's own (README: Input formats)")
     s.add_argument("--option", action="append", metavar="KEY=VALUE", help="a reader option, repeatable (e.g. "
                    "model=llama-3.1-8b-instruct, replicas=r0,r1, timezone=America/New_York, mapping=my_logs.yaml)")
     s.set_defaults(func=cmd_ingest)

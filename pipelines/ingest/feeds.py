@@ -1,15 +1,15 @@
 """A feed resolved once for a run: its contract, the reader for its files (format and options), its raw table, its
-stage table and its duplicate-key rule. The landing's formats.yaml chooses readers; each feed has a default."""
+stage table and its duplicate-key rule. formats.yaml in the config directory (not the landing: a mapping is code)
+chooses readers; each feed has a default."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from pipelines.ingest.files import MAX_DOCUMENT_LINE_BYTES, MAX_LINE_BYTES
 from pipelines.ingest.formats import FORMATS, FleetCsv
+from pipelines.ingest.formats.config import formats_config
 from pipelines.ingest.report import IngestError
 from pipelines.warehouse.contracts import Contract, load_contract
 
@@ -61,8 +61,9 @@ def resolve_feed(name: str, fmt: str | None = None, options: dict | None = None)
 
 
 def resolve_landing_feed(name: str, landing: Path, fmt: str | None = None, options: dict | None = None) -> Feed:
-    """A feed as a landing directory configures it: the arguments, else ``<landing>/formats.yaml`` (``<feed>:
-    {format: ..., options: {...}}``), else the feed's default format. Options merge, the arguments' winning."""
+    """A feed as configured for a landing directory: the arguments, else ``$INFERCOST_CONFIG_DIR/formats.yaml``
+    (``<feed>: {format: ..., options: {...}}``), else the feed's default format. Options merge, the arguments'
+    winning."""
     configured = landing_formats(Path(landing)).get(name, {})
     return resolve_feed(name, fmt or configured.get("format"), {**configured.get("options", {}), **(options or {})})
 
@@ -73,11 +74,8 @@ def fleet_feed(name: str) -> Feed:
 
 
 def landing_formats(landing: Path) -> dict:
-    """The landing directory's formats.yaml: which reader (and options) each feed's files need."""
-    path = Path(landing) / "formats.yaml"
-    if not path.exists():
-        return {}
-    config = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(config, dict):
-        raise IngestError(f"{path}: expected a mapping of feed -> {{format, options}}")
-    return config
+    """formats.yaml from the config directory, not the landing (pipelines/ingest/formats/config.py)."""
+    try:
+        return formats_config(Path(landing))
+    except ValueError as exc:
+        raise IngestError(str(exc)) from exc

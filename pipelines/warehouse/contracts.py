@@ -108,5 +108,6 @@ def read_contract(path: Path) -> Contract:
 
 FEEDS = ("requests", "telemetry", "prices", "carbon")
 OPTIONAL_FEEDS = ("carbon",)  # a landing folder that does not exist loads nothing
-FLEET_TABLES = ("inventory", "deployments", "models", "fx_rates", "regions", "clock_offsets")
+# in load order: a device's currency needs its rate (fx_rates), a deployment its device (inventory)
+FLEET_TABLES = ("fx_rates", "inventory", "deployments", "models", "regions", "clock_offsets")
 OPTIONAL_FLEET_TABLES = ("clock_offsets",)  # an absent file loads as an empty table

@@ -1,17 +1,24 @@
-"""Parsers from the file formats fleets write to the canonical columns of schemas/, one module per feed.
+"""Parsers from the file formats fleets write to the canonical columns of schemas/, one module per feed
+(and per family of formats: arrival-only traces, DCGM).
 
-``FORMATS`` names every reader ``infercost ingest --format`` and ``<landing>/formats.yaml`` accept.
+``FORMATS`` names every reader ``infercost ingest --format`` and ``$INFERCOST_CONFIG_DIR/formats.yaml``
+accept (pipelines/ingest/formats/config.py).
 """
 
-from pipelines.ingest.formats.common import ParseContext, validation_sql
 from pathlib import Path
 
+from pipelines.ingest.formats.arrival import AzureTraceCsv, MooncakeJsonl
+from pipelines.ingest.formats.common import ParseContext, validation_sql
+from pipelines.ingest.formats.dcgm import DcgmPrometheusText, PrometheusRangeJson
 from pipelines.ingest.formats.fleet import FleetCsv
 from pipelines.ingest.formats.mapping import MappedFile
 from pipelines.ingest.formats.prices import CarbonIntensityCsv, MarketPriceCsv
-from pipelines.ingest.formats.requests import (AzureTraceCsv, LiteLlmSpendLogs, MooncakeJsonl, OpenAIJsonl,
-                                            OtelGenAiSpans)
-from pipelines.ingest.formats.telemetry import DcgmPrometheusText, NvidiaSmiCsv, PrometheusRangeJson
+from pipelines.ingest.formats.requests import (
+    LiteLlmSpendLogs,
+    OpenAIJsonl,
+    OtelGenAiSpans,
+)
+from pipelines.ingest.formats.telemetry import NvidiaSmiCsv
 
 FORMATS = {
     "openai_jsonl": OpenAIJsonl(),

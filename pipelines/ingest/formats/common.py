@@ -39,7 +39,20 @@ class ParseContext:
         self.registered.clear()
 
 
-def _sql_str(s: str) -> str:
+def strip_bom(lines: pa.Table) -> pa.Table:
+    """The lines with a UTF-8 byte order mark removed from the first line of the file (Excel and PowerShell write
+    one before a CSV header)."""
+    if lines.num_rows == 0 or lines["source_line"][0].as_py() != 1:
+        return lines
+    first = lines["raw_text"][0].as_py()
+    if not first.startswith("\ufeff"):
+        return lines
+    raw = pa.concat_arrays([pa.array([first.lstrip("\ufeff")], lines.schema.field("raw_text").type),
+                            lines["raw_text"].slice(1).combine_chunks()])
+    return lines.set_column(lines.schema.get_field_index("raw_text"), "raw_text", raw)
+
+
+def sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
@@ -64,7 +77,7 @@ def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) 
         if c.max is not None:
             whens.append(f"WHEN {c.name} > {c.max} THEN '{c.name} above {c.max}: ' || {c.name}")
         if c.allowed:
-            allowed = ", ".join(_sql_str(a) for a in c.allowed)
+            allowed = ", ".join(sql_str(a) for a in c.allowed)
             whens.append(f"WHEN {c.name} NOT IN ({allowed}) THEN '{c.name} not one of {'|'.join(c.allowed)}: ' "
                          f"|| {c.name}")
         if c.type == "TIMESTAMPTZ":
@@ -76,7 +89,7 @@ def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) 
     return "CASE " + " ".join(whens) + " END"
 
 
-def _finish(ctx: ParseContext, contract: Contract, mapped_sql: str, extra_rules=(), event_date_sql: str = None) -> str:
+def finish(ctx: ParseContext, contract: Contract, mapped_sql: str, extra_rules=(), event_date_sql: str | None = None) -> str:
     """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table."""
     name = f"_parsed_{next(_counter)}"
     part = contract.partition_by
@@ -98,7 +111,7 @@ def _finish(ctx: ParseContext, contract: Contract, mapped_sql: str, extra_rules=
     return name
 
 
-def _register(ctx: ParseContext, table: pa.Table) -> str:
+def register(ctx: ParseContext, table: pa.Table) -> str:
     name = f"_lines_{next(_counter)}"
     ctx.con.register(name, table)
     ctx.registered.append(name)
@@ -113,13 +126,13 @@ def epoch_sql(raw: str, unit: str) -> str:
     if unit not in _US_PER_UNIT:
         raise ValueError(f"unknown epoch unit {unit!r}; one of s, ms, us, ns")
     if unit == "ns":  # integers past 2^53: divide exactly, fall back to a double for "1.7e18"-style text
-        micros = f"coalesce(TRY_CAST({raw} AS HUGEINT) // 1000, CAST(round(TRY_CAST({raw} AS DOUBLE) / 1e3) AS HUGEINT))"
+        micros = f"coalesce(TRY_CAST({raw} AS HUGEINT) // 1000, TRY_CAST(round(TRY_CAST({raw} AS DOUBLE) / 1e3) AS HUGEINT))"
     else:
         micros = f"round(TRY_CAST({raw} AS DOUBLE) * {_US_PER_UNIT[unit]})"
     return f"(to_timestamp(0) + to_microseconds(TRY_CAST({micros} AS BIGINT)))"
 
 
-def _records(ctx: ParseContext, contract: Contract, lines: pa.Table, records: list[dict], pre: list,
+def typed_records(ctx: ParseContext, contract: Contract, lines: pa.Table, records: list[dict], pre: list,
              extra_rules=(), event_date_sql: str | None = None, casts: dict[str, str] | None = None) -> str:
     """Rows given as dicts of canonical field -> raw value (one per row of ``lines``, which holds their
     source_file, source_line and raw_text), typed by the contract. ``casts`` gives a column's own SQL over its raw
@@ -134,17 +147,32 @@ def _records(ctx: ParseContext, contract: Contract, lines: pa.Table, records: li
     data = {"source_file": lines["source_file"], "source_line": lines["source_line"], "raw_text": lines["raw_text"],
             "pre_reason": pa.array(pre, pa.string())}
     data.update({f"{k}__raw": pa.array(v, pa.string()) for k, v in cols.items()})
-    src = _register(ctx, pa.table(data))
+    src = register(ctx, pa.table(data))
     typed = ", ".join(
         (casts[c.name].format(raw=f"{c.name}__raw") if c.name in casts else f"TRY_CAST({c.name}__raw AS {c.type})")
         + f" AS {c.name}"
         for c in contract.columns)
-    return _finish(ctx, contract, f"SELECT *, {typed} FROM {src}", extra_rules, event_date_sql)
+    return finish(ctx, contract, f"SELECT *, {typed} FROM {src}", extra_rules, event_date_sql)
 
 
-def _empty_mapped(contract: Contract) -> str:
-    cols = ", ".join(f"NULL::{c.type} AS {c.name}, NULL::VARCHAR AS {c.name}__raw" for c in contract.columns)
+def columns_sql(contract: Contract, raw: dict[str, str], typed: dict[str, str] | None = None) -> str:
+    """The select list of a parse's mapped rows: for every column ``c`` of the contract, its raw text ``c__raw``
+    and its typed value ``c``. ``raw`` gives a column's raw-text SQL, ``typed`` its typed SQL (default: the raw
+    text cast to the contract's type); a column in neither is missing (NULL, typed from the contract)."""
+    typed = typed or {}
+    unknown = (set(raw) | set(typed)) - set(contract.names)
+    if unknown:
+        raise ValueError(f"not columns of the {contract.name} contract: {sorted(unknown)}")
+    out = []
+    for c in contract.columns:
+        r = raw.get(c.name, "NULL::VARCHAR")
+        t = typed.get(c.name, f"TRY_CAST({r} AS {c.type})" if c.name in raw else "NULL")
+        out.append(f"CAST({r} AS VARCHAR) AS {c.name}__raw, CAST({t} AS {c.type}) AS {c.name}")
+    return ",\n                ".join(out)
+
+
+def empty_mapped(contract: Contract) -> str:
     return (f"SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, "
-            f"NULL::VARCHAR AS pre_reason, {cols} WHERE false")
+            f"NULL::VARCHAR AS pre_reason, {columns_sql(contract, {})} WHERE false")
 
 

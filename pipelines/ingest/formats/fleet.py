@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from pipelines.ingest.formats.common import ParseContext, strip_bom, typed_records
 from pipelines.warehouse.contracts import load_contract
-from pipelines.ingest.formats.common import ParseContext, _records
+
 
 class FleetCsv:
     """A version-controlled fleet file (inventory, deployments, models, fx_rates, regions): a CSV whose header
@@ -22,6 +23,7 @@ class FleetCsv:
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
         contract = load_contract(self.name)
+        lines = strip_bom(lines)
         raws = lines["raw_text"].to_pylist()
         if not raws:
             raise ValueError(f"{path}: empty fleet file")
@@ -34,6 +36,26 @@ class FleetCsv:
             row = next(csv.reader(io.StringIO(raw)), [])
             pre.append(None if len(row) == len(header) else f"expected {len(header)} fields, got {len(row)}")
             records.append(dict(zip(header, row)))
-        return _records(ctx, contract, lines.slice(1), records, pre)
+        body = lines.slice(1)
+        pre = _refuse_repeated_keys(contract.key, path, records, body["source_line"].to_pylist(), pre)
+        return typed_records(ctx, contract, body, records, pre)
 
 
+def _refuse_repeated_keys(key, path: Path, records: list[dict], line_numbers: list[int], pre: list) -> list:
+    """A key (a device id, a currency and day...) on more than one line refuses every one of those lines, each
+    naming the others: which row is right (the stale one or the fix) is the file owner's call, never a silent one."""
+    lines_of: dict[tuple, list[int]] = {}
+    for rec, n, reason in zip(records, line_numbers, pre):
+        k = tuple(str(rec.get(c) or "").strip() for c in key)
+        if reason is None and all(k):
+            lines_of.setdefault(k, []).append(n)
+    out = []
+    for rec, n, reason in zip(records, line_numbers, pre):
+        k = tuple(str(rec.get(c) or "").strip() for c in key)
+        seen = lines_of.get(k, [])
+        if reason is None and len(seen) > 1:
+            others = ", ".join(str(m) for m in seen if m != n)
+            reason = (f"duplicate {'/'.join(key)} {'/'.join(k)}: also on line {others} of {path.name}; "
+                      "none of these rows is loaded until one is left")
+        out.append(reason)
+    return out

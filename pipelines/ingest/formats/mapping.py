@@ -24,9 +24,12 @@ A mapping file::
 Field forms: a bare column name (or ``$.a.b`` JSON path for jsonl); ``{column|path: ..., ...}`` with any of
 ``epoch`` (s|ms|us|ns), ``format`` (strptime, e.g. ``%Y/%m/%d %H:%M:%S.%f``) and ``timezone`` (an IANA zone for
 naive times; times with an offset keep it), ``scale`` (a factor into the contract's unit: 0.001 for mJ to J or ms
-to s), ``optional: true`` (the column may be absent from a file), ``regex`` (the first group), ``map`` (value renames); ``{const: value}``; ``{sql: expression}`` over the
-source columns (all text). Unmapped columns are missing; ``status`` defaults to ``ok`` and ``power_window_s``
-to 0 (instantaneous).
+to s), ``optional: true`` (the column may be absent from a file), ``regex`` (the first group), ``map`` (value
+renames); ``{const: value}``; ``{sql: expression}`` over the source columns (all text). Unmapped columns are
+missing; ``status`` defaults to ``ok`` and ``power_window_s`` to 0 (instantaneous).
+
+A mapping is code: it is read from the config directory, not the landing (config.py), and every ``sql:`` and
+``skip_when`` must be one scalar expression, run where it sees only the file's rows (sandbox.py).
 
 Power model (telemetry with utilization only, e.g. Alibaba's GPU duty-cycle traces): power_w = idle_w + (tdp_w -
 idle_w) x util_pct / 100, with idle_w and tdp_w from the mapping or else the device's inventory row. It is a
@@ -43,8 +46,18 @@ from pathlib import Path
 import pyarrow as pa
 import yaml
 
+from pipelines.ingest.formats.common import (
+    ParseContext,
+    columns_sql,
+    epoch_sql,
+    finish,
+    register,
+    sql_str,
+    strip_bom,
+)
+from pipelines.ingest.formats.config import resolve_mapping
+from pipelines.ingest.formats.sandbox import evaluate, scalar_expression
 from pipelines.warehouse.contracts import load_contract
-from pipelines.ingest.formats.common import ParseContext, _finish, _register, _sql_str, epoch_sql
 
 _DEFAULTS = {"requests": {"status": {"const": "ok"}}, "telemetry": {"power_window_s": {"const": 0}}}
 
@@ -97,8 +110,8 @@ def _csv_records(lines: pa.Table, delimiter: str) -> tuple[list[int], list[str],
 
 
 class MappedFile:
-    """A CSV or JSONL file read through a user mapping file (option ``mapping``: a path, relative to the landing
-    folder or absolute). See the module documentation for the mapping language."""
+    """A CSV or JSONL file read through a user mapping file (option ``mapping``: a path, relative to the config
+    directory (pipelines/ingest/formats/config.py) or absolute). See the module documentation for the mapping language."""
 
     patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz", "*.tsv", "*.txt", "*.tar.gz")
 
@@ -109,39 +122,32 @@ class MappedFile:
         path = self.mapping_path or ctx.options.get("mapping")
         if not path:
             raise ValueError("the mapped format needs the mapping option (--option mapping=my_logs.yaml)")
-        path = Path(path)
-        if not path.is_absolute() and ctx.landing is not None and (Path(ctx.landing) / path).exists():
-            path = Path(ctx.landing) / path
+        path = resolve_mapping(path, ctx.landing)
         return path, load_mapping(path)
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         mpath, mapping = self.mapping(ctx)
         contract = load_contract(mapping["feed"])
         source = mapping.get("source") or {}
         kind = source.get("type", "csv")
         fields = {**_DEFAULTS.get(contract.name, {}), **mapping["fields"]}
         if kind == "csv":
-            src, column_sql = self._csv_source(ctx, path, lines, source, fields)
+            table, column_sql = self._csv_source(path, lines, source)
         elif kind == "jsonl":
-            src = _register(ctx, lines)
-            column_sql = None
+            table, column_sql = lines, None
         else:
             raise ValueError(f"{mpath}: source.type must be csv or jsonl, not {kind!r}")
 
         def ref(name: str, optional: bool = False) -> str | None:
             if kind == "jsonl" or str(name).startswith("$"):
                 p = name if str(name).startswith("$") else f"$.{name}"
-                return f"CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>{_sql_str(p)} END"
+                return f"CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>{sql_str(p)} END"
             return column_sql(name, optional)
 
-        selects = []
-        for c in contract.columns:
-            spec = fields.get(c.name)
-            if spec is None:
-                selects.append(f"NULL AS {c.name}__raw, NULL::{c.type} AS {c.name}")
-                continue
-            raw, typed = self._field_sql(mpath, c, spec, ref)
-            selects.append(f"{raw} AS {c.name}__raw, {typed} AS {c.name}")
+        raw, typed = {}, {}
+        for name, spec in fields.items():
+            raw[name], typed[name] = self._field_sql(mpath, contract.column(name), spec, ref)
         pre = "NULL"
         if kind == "jsonl":
             pre = "CASE WHEN NOT json_valid(raw_text) THEN 'malformed JSON' END"
@@ -149,13 +155,17 @@ class MappedFile:
             pre = "pre_reason"
         skip = source.get("skip_when")
         if skip:  # rows the mapping says are not data (a log's setup rows): quarantined as skipped, saying why
-            pre = f"coalesce({pre}, CASE WHEN ({skip}) THEN {_sql_str('skipped by the mapping: ' + skip)} END)"
-        mapped = f"SELECT source_file, source_line, raw_text, {pre} AS pre_reason, {', '.join(selects)} FROM {src}"
+            cond = f"try({scalar_expression(skip, 'source.skip_when', mpath)})"
+            pre = f"coalesce({pre}, CASE WHEN {cond} THEN {sql_str('skipped by the mapping: ' + str(skip))} END)"
+        # the mapping's expressions run in a sandbox that sees only this file's rows (sandbox.py)
+        mapped = (f"SELECT source_file, source_line, raw_text, CAST({pre} AS VARCHAR) AS pre_reason, "
+                  f"{columns_sql(contract, raw, typed)} FROM src")
+        mapped = f"SELECT * FROM {register(ctx, evaluate(table, mapped))}"
         if contract.name == "telemetry" and "power_model" in mapping:
             mapped = self._power_model(mapping["power_model"] or {}, mapped)
-        return _finish(ctx, contract, mapped)
+        return finish(ctx, contract, mapped)
 
-    def _csv_source(self, ctx, path, lines, source, fields):
+    def _csv_source(self, path, lines, source):
         delimiter = source.get("delimiter", ",")
         nums, raws, rows, problems = _csv_records(lines, delimiter)
         header = source.get("header", True)
@@ -178,7 +188,7 @@ class MappedFile:
                 "pre_reason": pa.array(problems, pa.string())}
         for i, n in enumerate(names):
             data[n] = pa.array([(r[i].strip() or None) if i < len(r) else None for r in rows], pa.string())
-        src = _register(ctx, pa.table(data))
+        table = pa.table(data)
 
         def column_sql(name, optional=False):
             if name not in names and optional:
@@ -188,33 +198,35 @@ class MappedFile:
             return '"' + name.replace('"', '""') + '"'
 
         column_sql.names = set(data)
-        return src, column_sql
+        return table, column_sql
 
     def _field_sql(self, mpath: Path, c, spec, ref) -> tuple[str, str]:
         """(raw text SQL, typed SQL) of one canonical column."""
         if not isinstance(spec, dict):
             spec = {"column": spec}
         if "const" in spec:
-            lit = _sql_str(str(spec["const"]))
+            lit = sql_str(str(spec["const"]))
             return lit, f"TRY_CAST({lit} AS {c.type})"
         if "sql" in spec:
-            return f"CAST(({spec['sql']}) AS VARCHAR)", f"TRY_CAST(({spec['sql']}) AS {c.type})"
+            # try(): a row the expression fails on (an overflow, a cast) is that row's problem, not the file's
+            expr = f"try({scalar_expression(spec['sql'], f'fields.{c.name}.sql', mpath)})"
+            return f"CAST({expr} AS VARCHAR)", f"TRY_CAST({expr} AS {c.type})"
         name = spec.get("column", spec.get("path"))
         if name is None:
             raise ValueError(f"{mpath}: field {c.name} needs column, path, const or sql")
         raw = ref(str(name), bool(spec.get("optional")))
         if raw is None:  # an optional column this file does not have
-            return "NULL", f"NULL::{c.type}"
+            return "NULL::VARCHAR", f"NULL::{c.type}"
         if spec.get("regex"):
-            raw = f"nullif(regexp_extract({raw}, {_sql_str(spec['regex'])}, 1), '')"
+            raw = f"nullif(regexp_extract({raw}, {sql_str(spec['regex'])}, 1), '')"
         if spec.get("map"):
-            whens = " ".join(f"WHEN {_sql_str(str(k))} THEN {_sql_str(str(v))}" for k, v in spec["map"].items())
+            whens = " ".join(f"WHEN {sql_str(str(k))} THEN {sql_str(str(v))}" for k, v in spec["map"].items())
             raw = f"CASE {raw} {whens} ELSE {raw} END"
         if spec.get("epoch"):
             typed = epoch_sql(raw, spec["epoch"])
         elif spec.get("format") or spec.get("timezone"):
-            tz = _sql_str(spec.get("timezone", "UTC"))
-            naive = (f"try_strptime({raw}, {_sql_str(spec['format'])})" if spec.get("format")
+            tz = sql_str(spec.get("timezone", "UTC"))
+            naive = (f"try_strptime({raw}, {sql_str(spec['format'])})" if spec.get("format")
                      else f"TRY_CAST({raw} AS TIMESTAMP)")
             typed = (f"CASE WHEN regexp_matches({raw}, '([+-]\\d{{2}}:?\\d{{2}}|Z)$') THEN TRY_CAST({raw} AS "
                      f"TIMESTAMPTZ) ELSE timezone({tz}, {naive}) END")
@@ -223,7 +235,7 @@ class MappedFile:
         if spec.get("scale") is not None:
             typed = f"TRY_CAST({raw} AS DOUBLE) * {float(spec['scale'])}"
             if c.type == "BIGINT":
-                typed = f"CAST(round({typed}) AS BIGINT)"
+                typed = f"TRY_CAST(round({typed}) AS BIGINT)"
         return raw, typed
 
     def _power_model(self, model: dict, mapped: str) -> str:

@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from pipelines.ingest.formats.common import (
+    ParseContext,
+    columns_sql,
+    empty_mapped,
+    finish,
+    register,
+    sql_str,
+    strip_bom,
+)
 from pipelines.warehouse.contracts import load_contract
-from pipelines.ingest.formats.common import ParseContext, _empty_mapped, _finish, _register, _sql_str
+
 
 class RegionSeriesCsv:
     """An hourly or sub-hourly series per region, one file per region named <region>_*.csv, as
@@ -27,16 +36,20 @@ class RegionSeriesCsv:
     value_column = ""
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         contract = load_contract(self.feed)
         region = path.name.split("_")[0].removesuffix(".csv").removesuffix(".gz")
         found = ctx.con.execute(
             "SELECT market, price_timezone, interval_minutes FROM raw_regions WHERE region = ?", [region]
         ).fetchall()
-        if not found:
-            raise ValueError(f"{path}: region {region!r} (from the file name) is not in fleet/regions.csv")
-        market, tz, minutes = found[0]
         if lines.num_rows == 0:
-            return _finish(ctx, contract, _empty_mapped(contract))
+            return finish(ctx, contract, empty_mapped(contract))
+        if not found:  # every row is quarantined saying why; the other regions' files still load
+            reason = sql_str(f"region {region!r} (from the file name) is not in fleet/regions.csv, or its row there "
+                             "was refused (see the quarantine of regions)")
+            return finish(ctx, contract, f"SELECT source_file, source_line, raw_text, {reason} AS pre_reason, "
+                                         f"{columns_sql(contract, {})} FROM {register(ctx, lines.slice(1))}")
+        market, tz, minutes = found[0]
         header = lines["raw_text"][0].as_py()
         names = [h.strip() for h in header.split(",")]
         constants = self.header_columns(path, header, market)
@@ -50,9 +63,10 @@ class RegionSeriesCsv:
         if wanted and wanted not in names:
             raise ValueError(f"{path}: no column {wanted!r} in header {header!r}")
         pos = names.index(wanted) + 1 if wanted else 2
-        src = _register(ctx, lines.slice(1))
-        const_sql = "".join(f", {_sql_str(v)} AS {k}__raw, {_sql_str(v)} AS {k}" for k, v in constants.items())
-        v = self.value_column
+        src = register(ctx, lines.slice(1))
+        raw = {"region": sql_str(region), "interval_start": "parts[1]", "interval_end": "parts[1]",
+               self.value_column: f"parts[{pos}]", **{k: sql_str(v) for k, v in constants.items()}}
+        typed = {"interval_start": "start_ts", "interval_end": f"start_ts + INTERVAL {int(minutes)} MINUTE"}
         mapped = f"""
             WITH s0 AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
             s AS (SELECT s0.* REPLACE (list_transform(parts, lambda x: trim(x)) AS parts) FROM s0),
@@ -60,18 +74,15 @@ class RegionSeriesCsv:
                         -- an explicit UTC offset (ERCOT's -06:00/-05:00) says which instant is meant
                         WHEN regexp_matches(parts[1], '[+-]\\d{{2}}:?\\d{{2}}$') THEN TRY_CAST(parts[1] AS TIMESTAMPTZ)
                         -- naive: local time in the region's zone (a time the spring DST gap skips maps forward)
-                        ELSE timezone({_sql_str(tz)}, try_strptime(parts[1],
+                        ELSE timezone({sql_str(tz)}, try_strptime(parts[1],
                             ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%dT%H:%M:%S'])) END AS start_ts FROM s)
             SELECT source_file, source_line, raw_text,
                 CASE WHEN len(parts) <> {len(names)} THEN 'expected {len(names)} fields, got ' || len(parts)
                 END AS pre_reason,
-                {_sql_str(region)} AS region__raw, {_sql_str(region)} AS region,
-                parts[1] AS interval_start__raw, start_ts AS interval_start,
-                parts[1] AS interval_end__raw, start_ts + INTERVAL {int(minutes)} MINUTE AS interval_end,
-                parts[{pos}] AS {v}__raw, TRY_CAST(parts[{pos}] AS DOUBLE) AS {v}{const_sql}
+                {columns_sql(contract, raw, typed)}
             FROM t
         """
-        return _finish(ctx, contract, mapped)
+        return finish(ctx, contract, mapped)
 
 
 class MarketPriceCsv(RegionSeriesCsv):

@@ -1,4 +1,4 @@
-"""Request-log formats: OpenAI-style JSONL, LiteLLM spend logs, OpenTelemetry GenAI spans, arrival-only traces."""
+"""Request-log formats: OpenAI-style JSONL, LiteLLM spend logs, OpenTelemetry GenAI spans (arrival-only traces: arrival.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,18 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from pipelines.ingest.formats.common import (
+    ParseContext,
+    columns_sql,
+    epoch_sql,
+    finish,
+    register,
+    sql_str,
+    strip_bom,
+    typed_records,
+)
 from pipelines.warehouse.contracts import load_contract
-from pipelines.ingest.formats.common import ParseContext, _finish, _records, _register, _sql_str, epoch_sql
+
 
 class OpenAIJsonl:
     """JSONL request logs with an OpenAI-style usage object (gateways, vLLM's OpenAI server), one object a line.
@@ -25,23 +35,27 @@ class OpenAIJsonl:
     chunks = "lines"  # a large file is read piece by piece (pipelines/ingest/loader.py)
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
-        src = _register(ctx, lines)
+        lines = strip_bom(lines)
+        src = register(ctx, lines)
         contract = load_contract("requests")
 
         # every path is read in one parse of the line (one ->> per path would parse the line once per path)
-        paths = ["$.id", "$.request_id", "$.started_at", "$.start_time", "$.ended_at", "$.end_time",
-                 "$.first_token_at", "$.model", "$.replica_id", "$.device_id", "$.host", "$.usage.prompt_tokens",
-                 "$.usage.completion_tokens", "$.usage.prompt_tokens_details.cached_tokens",
-                 "$.metadata.quantization", "$.metadata.speculative", "$.metadata.batching", "$.metadata.tenant",
-                 "$.user", "$.status", "$.created"]
+        raw = {"request_id": "$.id|$.request_id", "started_at": "$.started_at|$.start_time",
+               "ended_at": "$.ended_at|$.end_time", "first_token_at": "$.first_token_at", "model": "$.model",
+               "replica_id": "$.replica_id", "device_id": "$.device_id", "host": "$.host",
+               "prompt_tokens": "$.usage.prompt_tokens", "completion_tokens": "$.usage.completion_tokens",
+               "cached_prompt_tokens": "$.usage.prompt_tokens_details.cached_tokens",
+               "quantization": "$.metadata.quantization", "speculative": "$.metadata.speculative",
+               "batching": "$.metadata.batching", "tenant": "$.metadata.tenant|$.user", "status": "$.status"}
+        paths = [x for alternatives in raw.values() for x in alternatives.split("|")] + ["$.created"]
 
         def p(path: str) -> str:
             return f"v[{paths.index(path) + 1}]"
 
-        def field(expr: str, typ: str, name: str) -> str:
-            return f"{expr} AS {name}__raw, TRY_CAST({expr} AS {typ}) AS {name}"
-
-        path_list = ", ".join(_sql_str(x) for x in paths)
+        raw = {c: f"coalesce({', '.join(p(x) for x in alternatives.split('|'))})" if "|" in alternatives
+               else p(alternatives) for c, alternatives in raw.items()}
+        raw["status"] = f"CASE WHEN ok THEN coalesce({p('$.status')}, 'ok') END"
+        path_list = ", ".join(sql_str(x) for x in paths)
         mapped = f"""
             WITH l AS (SELECT *, json_valid(raw_text) AS ok FROM {src}),
             j AS (SELECT *, starts_with(ltrim(raw_text), '{{') AS is_object,
@@ -49,135 +63,14 @@ class OpenAIJsonl:
             SELECT source_file, source_line, raw_text,
                 CASE WHEN NOT ok THEN 'malformed JSON'
                      WHEN NOT is_object THEN 'not a JSON object' END AS pre_reason,
-                {field(f"coalesce({p('$.id')}, {p('$.request_id')})", "VARCHAR", "request_id")},
-                {field(f"coalesce({p('$.started_at')}, {p('$.start_time')})", "TIMESTAMPTZ", "started_at")},
-                {field(f"coalesce({p('$.ended_at')}, {p('$.end_time')})", "TIMESTAMPTZ", "ended_at")},
-                {field(p('$.first_token_at'), "TIMESTAMPTZ", "first_token_at")},
-                {field(p('$.model'), "VARCHAR", "model")},
-                {field(p('$.replica_id'), "VARCHAR", "replica_id")},
-                {field(p('$.device_id'), "VARCHAR", "device_id")},
-                {field(p('$.host'), "VARCHAR", "host")},
-                {field(p('$.usage.prompt_tokens'), "BIGINT", "prompt_tokens")},
-                {field(p('$.usage.completion_tokens'), "BIGINT", "completion_tokens")},
-                {field(p('$.usage.prompt_tokens_details.cached_tokens'), "BIGINT", "cached_prompt_tokens")},
-                {field(p('$.metadata.quantization'), "VARCHAR", "quantization")},
-                {field(p('$.metadata.speculative'), "VARCHAR", "speculative")},
-                {field(p('$.metadata.batching'), "VARCHAR", "batching")},
-                {field(f"coalesce({p('$.metadata.tenant')}, {p('$.user')})", "VARCHAR", "tenant")},
-                {field(f"CASE WHEN ok THEN coalesce({p('$.status')}, 'ok') END", "VARCHAR", "status")},
-                NULL AS estimated_fields__raw, NULL::VARCHAR AS estimated_fields,
+                {columns_sql(contract, raw)},
                 TRY_CAST({p('$.created')} AS DOUBLE) AS created_s
             FROM j
         """
-        event_date = "coalesce(started_at, to_timestamp(created_s))::DATE"
-        return _finish(ctx, contract, mapped, event_date_sql=event_date)
-
-
-class ArrivalTrace:
-    """Arrival-only request traces (Azure LLM inference trace CSV; Mooncake JSONL): arrival time and token counts,
-    no end time, device or model. The user supplies the rest as options, and every filled-in field is named in
-    ``estimated_fields``:
-
-    - ``model`` (required) and ``replicas`` (comma-separated; requests are spread over them round-robin);
-    - a latency model: ``prefill_tokens_per_s`` (default 10000) and ``decode_s_per_token`` (default 0.03), so that
-      first_token_at = arrival + prompt / prefill rate and ended_at = first_token_at + output x decode time;
-    - ``start`` (ISO time) for traces whose times are relative (Mooncake), ``timezone`` for naive ones (Azure,
-      default UTC).
-    """
-
-    patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz")
-    kind = ""
-
-    def arrival_sql(self, ctx: ParseContext, path: Path, header: str) -> tuple[str, str, str, str]:
-        """(arrival timestamp expression, prompt tokens raw, output tokens raw, pre_reason) over the lines."""
-        raise NotImplementedError
-
-    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
-        contract = load_contract("requests")
-        opts = ctx.options
-        if not opts.get("model"):
-            raise ValueError(f"{path}: an arrival-only trace needs the model option (--option model=NAME)")
-        replicas = [r.strip() for r in str(opts.get("replicas", "")).split(",") if r.strip()]
-        if not replicas:
-            raise ValueError(f"{path}: an arrival-only trace needs the replicas option (--option replicas=a,b)")
-        prefill = float(opts.get("prefill_tokens_per_s", 10_000))
-        decode = float(opts.get("decode_s_per_token", 0.03))
-        header = lines["raw_text"][0].as_py() if lines.num_rows else ""
-        arrival, prompt_raw, output_raw, pre = self.arrival_sql(ctx, path, header)
-        body = lines.slice(1) if self.kind == "csv" else lines
-        src = _register(ctx, body)
-        replica_list = "[" + ", ".join(_sql_str(r) for r in replicas) + "]"
-        stem = path.name.split(".")[0]
-        filled = "request_id,ended_at,first_token_at,model,replica_id,status"
-        mapped = f"""
-            WITH base AS (
-                SELECT *, {arrival} AS arrival, {prompt_raw} AS prompt_raw, {output_raw} AS output_raw, {pre} AS pre
-                FROM {src}
-            ),
-            typed AS (
-                SELECT *, TRY_CAST(prompt_raw AS BIGINT) AS prompt, TRY_CAST(output_raw AS BIGINT) AS output,
-                       row_number() OVER (ORDER BY source_line) - 1 AS n
-                FROM base
-            )
-            SELECT source_file, source_line, raw_text, pre AS pre_reason,
-                {_sql_str(stem)} || ':' || source_line AS request_id__raw,
-                {_sql_str(stem)} || ':' || source_line AS request_id,
-                CAST(arrival AS VARCHAR) AS started_at__raw, arrival AS started_at,
-                CAST(arrival AS VARCHAR) AS first_token_at__raw,
-                arrival + to_microseconds(CAST(round(prompt / {prefill} * 1e6) AS BIGINT)) AS first_token_at,
-                CAST(arrival AS VARCHAR) AS ended_at__raw,
-                arrival + to_microseconds(CAST(round((prompt / {prefill} + output * {decode}) * 1e6) AS BIGINT))
-                    AS ended_at,
-                {_sql_str(opts["model"])} AS model__raw, {_sql_str(opts["model"])} AS model,
-                {replica_list}[n % {len(replicas)} + 1] AS replica_id__raw,
-                {replica_list}[n % {len(replicas)} + 1] AS replica_id,
-                NULL AS device_id__raw, NULL::VARCHAR AS device_id, NULL AS host__raw, NULL::VARCHAR AS host,
-                prompt_raw AS prompt_tokens__raw, prompt AS prompt_tokens,
-                output_raw AS completion_tokens__raw, output AS completion_tokens,
-                NULL AS cached_prompt_tokens__raw, NULL::BIGINT AS cached_prompt_tokens,
-                NULL AS quantization__raw, NULL::VARCHAR AS quantization,
-                NULL AS speculative__raw, NULL::VARCHAR AS speculative,
-                NULL AS batching__raw, NULL::VARCHAR AS batching,
-                NULL AS tenant__raw, NULL::VARCHAR AS tenant,
-                'ok' AS status__raw, 'ok' AS status,
-                {_sql_str(filled)} AS estimated_fields__raw, {_sql_str(filled)} AS estimated_fields
-            FROM typed
-        """
-        return _finish(ctx, contract, mapped)
-
-
-class AzureTraceCsv(ArrivalTrace):
-    """Azure LLM inference trace: TIMESTAMP (naive, 7 fractional digits), ContextTokens, GeneratedTokens."""
-
-    kind = "csv"
-
-    def arrival_sql(self, ctx, path, header):
-        cols = [c.strip() for c in header.split(",")]
-        if cols[:3] != ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]:
-            raise ValueError(f"{path}: not an Azure LLM trace (header {header!r})")
-        tz = ctx.options.get("timezone", "UTC")
-        parts = "string_split(raw_text, ',')"
-        arrival = (f"timezone({_sql_str(tz)}, try_strptime(left(trim({parts}[1]), 26), "
-                   "['%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']))")
-        pre = f"CASE WHEN len({parts}) <> 3 THEN 'expected 3 fields, got ' || len({parts}) END"
-        return arrival, f"trim({parts}[2])", f"trim({parts}[3])", pre
-
-
-class MooncakeJsonl(ArrivalTrace):
-    """Mooncake trace: one JSON object a line with timestamp (ms from the trace start), input_length,
-    output_length and hash_ids; needs the ``start`` option (an ISO time for timestamp 0)."""
-
-    kind = "jsonl"
-
-    def arrival_sql(self, ctx, path, header):
-        start = ctx.options.get("start")
-        if not start:
-            raise ValueError(f"{path}: a Mooncake trace has relative times; give --option start=2026-11-02T00:00:00Z")
-        arrival = (f"CASE WHEN json_valid(raw_text) THEN TIMESTAMPTZ {_sql_str(start)} + to_microseconds("
-                   "CAST(round(TRY_CAST(raw_text::JSON->>'$.timestamp' AS DOUBLE) * 1000) AS BIGINT)) END")
-        pre = "CASE WHEN NOT json_valid(raw_text) THEN 'malformed JSON' END"
-        return (arrival, "CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>'$.input_length' END",
-                "CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>'$.output_length' END", pre)
+        # `created` (unix seconds) dates a row with no start; a value past year 9999 (microseconds, 1e308) is none
+        event_date = ("coalesce(started_at, CASE WHEN created_s BETWEEN 0 AND 253402300799 "
+                      "THEN to_timestamp(created_s) END)::DATE")
+        return finish(ctx, contract, mapped, event_date_sql=event_date)
 
 
 class LiteLlmSpendLogs:
@@ -194,6 +87,7 @@ class LiteLlmSpendLogs:
     patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz")
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         contract = load_contract("requests")
         raws = lines["raw_text"].to_pylist()
         is_csv = ".csv" in path.suffixes
@@ -213,7 +107,7 @@ class LiteLlmSpendLogs:
                     rec = json.loads(raw)
                     if not isinstance(rec, dict):
                         reason, rec = "not a JSON object", {}
-            except (ValueError, csv.Error):
+            except (ValueError, csv.Error, RecursionError):  # RecursionError: JSON nested ~1,000 levels deep
                 reason = "malformed JSON" if not is_csv else "malformed CSV row"
             cache_hit = str(rec.get("cache_hit", "")).strip().lower() in ("true", "1", "yes")
             records.append({
@@ -225,7 +119,7 @@ class LiteLlmSpendLogs:
                 "status": "cache_hit" if cache_hit else (rec.get("status") or "ok") if rec else None,
             })
             pre.append(reason)
-        return _records(ctx, contract, body, records, pre)
+        return typed_records(ctx, contract, body, records, pre)
 
 
 
@@ -275,10 +169,12 @@ class OtelGenAiSpans:
                 docs.append((n, raw, json.loads(raw), None))
             except ValueError:
                 docs.append((n, raw, None, "malformed JSON"))
+            except RecursionError:
+                docs.append((n, raw, None, "JSON nested too deep"))
         if raws and docs[0][3] and len(raws) > 1:  # maybe one pretty-printed document
             try:
                 docs = [(nums[0], "\n".join(raws), json.loads("\n".join(raws)), None)]
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
         out = []
         for n, raw, doc, problem in docs:
@@ -300,6 +196,7 @@ class OtelGenAiSpans:
         return out
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         contract = load_contract("requests")
         replica_attr = ctx.options.get("replica_attribute", "server.address")
         nums, raw_texts, records, pre = [], [], [], []
@@ -335,7 +232,7 @@ class OtelGenAiSpans:
         spans = pa.table({"source_file": pa.array([str(path)] * len(nums), pa.string()),
                           "source_line": pa.array(nums, pa.int64()), "raw_text": pa.array(raw_texts, pa.string())})
         ns = epoch_sql("{raw}", "ns")
-        first_token = (f"{epoch_sql('split_part({raw}, chr(43), 1)', 'ns')} + to_microseconds(CAST(round("
+        first_token = (f"{epoch_sql('split_part({raw}, chr(43), 1)', 'ns')} + to_microseconds(TRY_CAST(round("
                        "TRY_CAST(split_part({raw}, chr(43), 2) AS DOUBLE) * 1e6) AS BIGINT))")
-        return _records(ctx, contract, spans, records, pre,
+        return typed_records(ctx, contract, spans, records, pre,
                         casts={"started_at": ns, "ended_at": ns, "first_token_at": first_token})

@@ -1,16 +1,27 @@
-"""Telemetry formats: nvidia-smi CSV, DCGM exporter scrapes and range queries, energy-counter CSV."""
+"""Telemetry from nvidia-smi CSV (DCGM exporter scrapes and range queries: dcgm.py; energy-counter CSV: a
+shipped mapping, mappings/energy_counter_csv.yaml)."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pyarrow as pa
 
+from pipelines.ingest.device_power import (
+    DEFAULT_POWER_DRAW_WINDOW_S,
+    power_draw_window_sql,
+)
+from pipelines.ingest.formats.common import (
+    ParseContext,
+    columns_sql,
+    empty_mapped,
+    finish,
+    register,
+    sql_str,
+    strip_bom,
+)
 from pipelines.warehouse.contracts import load_contract
-from pipelines.ingest.device_power import DEFAULT_POWER_DRAW_WINDOW_S, power_draw_window_sql
-from pipelines.ingest.formats.common import ParseContext, _empty_mapped, _finish, _register, _sql_str, epoch_sql
 
 _NVSMI_FIELDS = {
     "timestamp": "ts",
@@ -23,6 +34,37 @@ _NVSMI_FIELDS = {
     "utilization.gpu": "util_pct",
     "memory.used": "mem_used_mib",
 }
+
+
+def _nvsmi_header(path: Path, header: str) -> tuple[list[str], list[str | None], dict[str, int]]:
+    """The header's field names, the unit each names ("power.draw [W]") and where each known field is (1-based)."""
+    names = [re.sub(r"\s*\[.*\]$", "", h.strip()) for h in header.split(",")]
+    units = [(re.search(r"\[(.*)\]$", h.strip()) or [None, None])[1] for h in header.split(",")]
+    pos = {_NVSMI_FIELDS[n]: i for i, n in enumerate(names, start=1) if n in _NVSMI_FIELDS}
+    if "ts" not in pos or not ({"power_draw", "power_draw_average", "power_draw_instant"} & set(pos)):
+        raise ValueError(f"{path}: not an nvidia-smi CSV with timestamp and power.draw (header: {header!r})")
+    return names, units, pos
+
+
+def _nvsmi_power_and_device(pos: dict[str, int], window, host: str, val) -> tuple[str, str, str]:
+    """(the field power_w comes from, its averaging window SQL, the device id SQL) for a header's fields."""
+    if "power_draw_instant" in pos:
+        power_key, window_sql = "power_draw_instant", "0.0"
+    elif "power_draw_average" in pos:
+        power_key, window_sql = "power_draw_average", "1.0"
+    else:  # power.draw: its meaning depends on the device type (pipelines/ingest/device_power.py)
+        power_key = "power_draw"
+        window_sql = (str(float(window)) if window is not None else
+                      f"coalesce(draw_window_s, {DEFAULT_POWER_DRAW_WINDOW_S})")
+    if "uuid" in pos:
+        device = val("uuid")
+    elif "pci_bus_id" in pos:
+        device = val("pci_bus_id")
+    elif "index" in pos:
+        device = f"{sql_str(host)} || ':' || {val('index')}"
+    else:  # a file of one device: the host names it
+        device = sql_str(host)
+    return power_key, window_sql, device
 
 
 class NvidiaSmiCsv:
@@ -41,21 +83,15 @@ class NvidiaSmiCsv:
     chunks = "header"  # a large file is read piece by piece, the header line heading every piece
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        lines = strip_bom(lines)
         if lines.num_rows == 0:
-            return _finish(ctx, load_contract("telemetry"), _empty_mapped(load_contract("telemetry")))
+            return finish(ctx, load_contract("telemetry"), empty_mapped(load_contract("telemetry")))
         header = lines["raw_text"][0].as_py()
-        names = [re.sub(r"\s*\[.*\]$", "", h.strip()) for h in header.split(",")]
-        units = [(re.search(r"\[(.*)\]$", h.strip()) or [None, None])[1] for h in header.split(",")]
-        pos = {}
-        for i, n in enumerate(names, start=1):
-            if n in _NVSMI_FIELDS:
-                pos[_NVSMI_FIELDS[n]] = i
-        if "ts" not in pos or not ({"power_draw", "power_draw_average", "power_draw_instant"} & set(pos)):
-            raise ValueError(f"{path}: not an nvidia-smi CSV with timestamp and power.draw (header: {header!r})")
+        names, units, pos = _nvsmi_header(path, header)
         tz = ctx.options.get("timezone", "UTC")
         window = ctx.options.get("power_draw_window_s")
         host = ctx.options.get("host") or path.name.split("_")[0].removesuffix(".csv").removesuffix(".gz")
-        src = _register(ctx, lines.slice(1))
+        src = register(ctx, lines.slice(1))
 
         def val(key):
             return f"v_{key}" if key in pos else "NULL::VARCHAR"
@@ -66,27 +102,18 @@ class NvidiaSmiCsv:
             v = f"trim(parts[{i}])"
             unit = units[i - 1]
             if unit:
-                v = f"CASE WHEN suffix({v}, {_sql_str(' ' + unit)}) THEN left({v}, -{len(unit) + 1}) ELSE {v} END"
+                v = f"CASE WHEN suffix({v}, {sql_str(' ' + unit)}) THEN left({v}, -{len(unit) + 1}) ELSE {v} END"
             return f"nullif(nullif({v}, '[N/A]'), '[Not Supported]')"
 
         cleaned = ", ".join(f"{cleaned_sql(i)} AS v_{key}" for key, i in pos.items())
-        if "power_draw_instant" in pos:
-            power_key, window_sql = "power_draw_instant", "0.0"
-        elif "power_draw_average" in pos:
-            power_key, window_sql = "power_draw_average", "1.0"
-        else:  # power.draw: its meaning depends on the device type (pipelines/ingest/device_power.py)
-            power_key = "power_draw"
-            window_sql = (str(float(window)) if window is not None else
-                          f"coalesce(draw_window_s, {DEFAULT_POWER_DRAW_WINDOW_S})")
-        if "uuid" in pos:
-            device = val("uuid")
-        elif "pci_bus_id" in pos:
-            device = val("pci_bus_id")
-        elif "index" in pos:
-            device = f"{_sql_str(host)} || ':' || {val('index')}"
-        else:  # a file of one device: the host names it
-            device = _sql_str(host)
+        power_key, window_sql, device = _nvsmi_power_and_device(pos, window, host, val)
         ts_fmt = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']"
+        contract = load_contract("telemetry")
+        raw = {"device_id": "device", "ts": val("ts"), "power_w": val(power_key),
+               "power_window_s": f"{window_sql}::VARCHAR", "util_pct": val("util_pct"),
+               "mem_used_mib": val("mem_used_mib"), "host": sql_str(host)}
+        typed = {"device_id": "device", "ts": f"timezone({sql_str(tz)}, try_strptime({val('ts')}, {ts_fmt}))",
+                 "power_window_s": window_sql}
         mapped = f"""
             WITH s0 AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
             s1 AS (SELECT * EXCLUDE (parts), len(parts) AS n_parts, {cleaned} FROM s0),
@@ -96,210 +123,10 @@ class NvidiaSmiCsv:
                         AS draw_window_s FROM raw_inventory),
             s AS (SELECT s2.*, inv.draw_window_s FROM s2 LEFT JOIN inv ON inv.device_id = s2.device)
             SELECT source_file, source_line, raw_text,
-                CASE WHEN trim(raw_text) = {_sql_str(header.strip())} THEN 'repeated header line'
+                CASE WHEN trim(raw_text) = {sql_str(header.strip())} THEN 'repeated header line'
                      WHEN n_parts <> {len(names)} THEN 'expected {len(names)} fields, got ' || n_parts
                 END AS pre_reason,
-                device AS device_id__raw, device AS device_id,
-                {val('ts')} AS ts__raw,
-                timezone({_sql_str(tz)}, try_strptime({val('ts')}, {ts_fmt})) AS ts,
-                {val(power_key)} AS power_w__raw, TRY_CAST({val(power_key)} AS DOUBLE) AS power_w,
-                {window_sql}::VARCHAR AS power_window_s__raw, ({window_sql})::DOUBLE AS power_window_s,
-                NULL AS energy_counter_j__raw, NULL::DOUBLE AS energy_counter_j,
-                NULL AS estimated_fields__raw, NULL::VARCHAR AS estimated_fields,
-                {val('util_pct')} AS util_pct__raw, TRY_CAST({val('util_pct')} AS DOUBLE) AS util_pct,
-                {val('mem_used_mib')} AS mem_used_mib__raw,
-                TRY_CAST({val('mem_used_mib')} AS DOUBLE) AS mem_used_mib,
-                {_sql_str(host)} AS host__raw, {_sql_str(host)} AS host
+                {columns_sql(contract, raw, typed)}
             FROM s
         """
-        return _finish(ctx, load_contract("telemetry"), mapped)
-
-
-# DCGM exporter field -> canonical telemetry column and the factor into its unit
-_DCGM_FIELDS = {
-    "DCGM_FI_DEV_POWER_USAGE": ("power_w", 1.0),  # W; NVML power usage, read like nvidia-smi's power.draw
-    "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION": ("energy_counter_j", 1e-3),  # mJ since the driver loaded
-    "DCGM_FI_DEV_GPU_UTIL": ("util_pct", 1.0),  # %
-    "DCGM_FI_DEV_FB_USED": ("mem_used_mib", 1.0),  # MiB
-}
-
-
-def _dcgm_samples(ctx: ParseContext, long_table: str, window: str | None) -> str:
-    """Pivot a long table of DCGM series points (source_file, source_line, raw_text, pre_reason, metric, uuid, gpu,
-    host, ts, value_raw) into one telemetry row per device and timestamp; a point with a problem stays a row of
-    its own, to be quarantined with its reason."""
-    value = {col: f"max(CASE WHEN metric = {_sql_str(m)} THEN value_raw END)"
-             for m, (col, _) in _DCGM_FIELDS.items()}
-    factor = {col: f for _, (col, f) in _DCGM_FIELDS.items()}
-    window_sql = (str(float(window)) if window is not None else
-                  f"coalesce(inv.power_draw_window_s, {power_draw_window_sql('inv.device_type')})")
-
-    def typed(col):
-        return f"TRY_CAST({col}__raw AS DOUBLE) * {factor[col]}"
-
-    return f"""
-        WITH points AS (
-            SELECT *, coalesce(nullif(uuid, ''), host || ':' || gpu) AS device FROM {long_table}
-        ),
-        grouped AS (
-            SELECT min(source_file) AS source_file, min(source_line) AS source_line,
-                   string_agg(raw_text, chr(10) ORDER BY source_line) AS raw_text, NULL AS pre_reason,
-                   device, ts, any_value(host) AS host,
-                   CASE WHEN count(*) > count(DISTINCT metric) THEN 'series repeated at one timestamp' END AS dup,
-                   {", ".join(f"{v} AS {c}__raw" for c, v in value.items())}
-            FROM points WHERE pre_reason IS NULL GROUP BY device, ts
-            UNION ALL BY NAME
-            SELECT source_file, source_line, raw_text, pre_reason, device, ts, host FROM points
-            WHERE pre_reason IS NOT NULL
-        )
-        SELECT g.source_file, g.source_line, g.raw_text, coalesce(g.pre_reason, g.dup) AS pre_reason,
-            g.device AS device_id__raw, g.device AS device_id,
-            CAST(g.ts AS VARCHAR) AS ts__raw, g.ts,
-            g.power_w__raw, {typed('power_w')} AS power_w,
-            {window_sql}::VARCHAR AS power_window_s__raw, ({window_sql})::DOUBLE AS power_window_s,
-            g.energy_counter_j__raw, {typed('energy_counter_j')} AS energy_counter_j,
-            g.util_pct__raw, {typed('util_pct')} AS util_pct,
-            g.mem_used_mib__raw, {typed('mem_used_mib')} AS mem_used_mib,
-            g.host AS host__raw, g.host,
-            NULL AS estimated_fields__raw, NULL::VARCHAR AS estimated_fields
-        FROM grouped g LEFT JOIN raw_inventory inv ON inv.device_id = g.device
-    """
-
-
-def _label_sql(labels: str, *names: str) -> str:
-    """The first of the named Prometheus labels present in a label set text, or NULL."""
-    return "coalesce(" + ", ".join(
-        f"nullif(regexp_extract({labels}, '(?:^|,)\\s*{n}=\"([^\"]*)\"', 1), '')" for n in names) + ")"
-
-
-def _scrape_time_from_name(path: Path) -> str | None:
-    """An ISO time (2026-11-02T10-00-05Z, 20261102T100005Z) or epoch seconds (1793613605) in a file name."""
-    m = re.search(r"(\d{4})-?(\d{2})-?(\d{2})[T_](\d{2})[:-]?(\d{2})[:-]?(\d{2})(\.\d+)?", path.name)
-    if m:
-        y, mo, d, h, mi, s, frac = m.groups()
-        return f"{y}-{mo}-{d} {h}:{mi}:{s}{frac or ''}+00"
-    m = re.search(r"(?<!\d)(1\d{9})(?:\.\d+)?(?!\d)", path.name)
-    return f"epoch:{m.group(1)}" if m else None
-
-
-class DcgmPrometheusText:
-    """DCGM exporter scrapes in the Prometheus text exposition format (``curl host:9400/metrics``), one or many
-    scrapes a file. Series read: DCGM_FI_DEV_POWER_USAGE (W), DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION (mJ, the
-    counter), DCGM_FI_DEV_GPU_UTIL (%), DCGM_FI_DEV_FB_USED (MiB); other series and # comments are not telemetry
-    and are passed over, as unused columns of a CSV are. Labels: UUID names the device (else
-    ``<Hostname>:<gpu>``); Hostname or hostname the host; pod, namespace and container are not needed.
-
-    The time of a point: its own timestamp (ms, the exposition format's optional last field), else a time in the
-    file name (``dcgm_2026-11-02T10-00-05Z.prom``, or epoch seconds), else the ``scraped_at`` option (ISO). The
-    points of one device at one time make one sample. Power usage is read like nvidia-smi's power.draw, by device
-    type, unless the ``power_draw_window_s`` option says.
-    """
-
-    patterns = ("*.prom", "*.prom.gz", "*.txt", "*.txt.gz", "*.metrics")
-
-    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
-        scraped = ctx.options.get("scraped_at") or _scrape_time_from_name(path)
-        if scraped and scraped.startswith("epoch:"):
-            default_ts = f"to_timestamp({int(scraped[6:])})"
-        elif scraped:
-            default_ts = f"TRY_CAST({_sql_str(scraped)} AS TIMESTAMPTZ)"
-        else:
-            default_ts = "NULL::TIMESTAMPTZ"
-        src = _register(ctx, lines)
-        known = ", ".join(_sql_str(m) for m in _DCGM_FIELDS)
-        pattern = r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(\{(.*)\})?\s+(\S+)(\s+(-?\d+))?\s*$"
-        long_name = f"_dcgm_{abs(hash(str(path))) % 10**9}"
-        ctx.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {long_name} AS
-            WITH l AS (
-                SELECT *, regexp_extract(raw_text, {_sql_str(pattern)}, ['metric', 'braces', 'labels', 'value', 'sp', 'ts_ms'])
-                    AS m
-                FROM {src} WHERE NOT starts_with(ltrim(raw_text), '#')
-            ),
-            points AS (
-                SELECT source_file, source_line, raw_text, nullif(m.metric, '') AS metric, m.labels AS labels,
-                       nullif(m.value, '') AS value_raw,
-                       CASE WHEN nullif(m.ts_ms, '') IS NOT NULL
-                            THEN to_timestamp(0) + to_microseconds(TRY_CAST(m.ts_ms AS BIGINT) * 1000)
-                            ELSE {default_ts} END AS ts
-                FROM l
-            )
-            SELECT source_file, source_line, raw_text, metric, value_raw, ts,
-                   {_label_sql('labels', 'UUID', 'uuid')} AS uuid, {_label_sql('labels', 'gpu')} AS gpu,
-                   coalesce({_label_sql('labels', 'Hostname', 'hostname')}, {_sql_str(ctx.options.get('host', ''))})
-                       AS host,
-                   CASE WHEN metric IS NULL THEN 'not a Prometheus exposition line'
-                        WHEN ts IS NULL THEN 'no time: the point has no timestamp, the file name has none, '
-                                             || 'and no scraped_at option was given'
-                        WHEN {_label_sql('labels', 'UUID', 'uuid')} IS NULL
-                             AND {_label_sql('labels', 'gpu')} IS NULL THEN 'no UUID or gpu label'
-                   END AS pre_reason
-            FROM points WHERE metric IS NULL OR metric IN ({known})
-        """)
-        return _finish(ctx, load_contract("telemetry"),
-                       _dcgm_samples(ctx, long_name, ctx.options.get("power_draw_window_s")))
-
-
-class PrometheusRangeJson:
-    """Prometheus range-query exports (``/api/v1/query_range`` answers, ``resultType: matrix``) of the DCGM series
-    above, one JSON document a file (pretty-printed or not). Each [unix seconds, "value"] pair is a point; a
-    device's points at one time across series make one sample. Export the series of one device set in one file
-    (e.g. ``{__name__=~"DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"}``) so that they pair up."""
-
-    patterns = ("*.json", "*.json.gz")
-
-    def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
-        text = "\n".join(lines["raw_text"].to_pylist())
-        first = lines["source_line"][0].as_py() if lines.num_rows else 1
-        rows = {"source_line": [], "raw_text": [], "metric": [], "value_raw": [], "ts_raw": [], "uuid": [],
-                "gpu": [], "host": [], "pre_reason": []}
-
-        def add(raw, metric=None, value=None, ts=None, labels=None, problem=None):
-            labels = labels or {}
-            rows["source_line"].append(first)
-            rows["raw_text"].append(raw)
-            rows["metric"].append(metric)
-            rows["value_raw"].append(None if value is None else str(value))
-            rows["ts_raw"].append(None if ts is None else str(ts))
-            rows["uuid"].append(labels.get("UUID") or labels.get("uuid"))
-            rows["gpu"].append(labels.get("gpu"))
-            rows["host"].append(labels.get("Hostname") or labels.get("hostname") or ctx.options.get("host"))
-            rows["pre_reason"].append(problem)
-
-        try:
-            doc = json.loads(text) if text.strip() else None
-        except ValueError as exc:
-            raise ValueError(f"{path}: not a JSON document ({exc})") from exc
-        if doc is not None:
-            result = (doc.get("data") or {}).get("result") if isinstance(doc, dict) else None
-            if not isinstance(result, list):
-                raise ValueError(f"{path}: not a Prometheus query answer (no data.result list)")
-            for series in result:
-                labels = series.get("metric") or {} if isinstance(series, dict) else {}
-                metric = labels.get("__name__")
-                if metric not in _DCGM_FIELDS:
-                    continue  # a series infercost does not read, like an unused column
-                points = series.get("values") or ([series["value"]] if series.get("value") else [])
-                for p in points:
-                    raw = json.dumps({"metric": labels, "value": p}, separators=(",", ":"))
-                    if not (isinstance(p, list) and len(p) == 2):
-                        add(raw, metric, labels=labels, problem="a point is not [time, value]")
-                    elif not (labels.get("UUID") or labels.get("uuid") or labels.get("gpu")):
-                        add(raw, metric, p[1], p[0], labels, "no UUID or gpu label")
-                    else:
-                        add(raw, metric, p[1], p[0], labels)
-        n = len(rows["raw_text"])
-        table = pa.table({"source_file": pa.array([str(path)] * n, pa.string()),
-                          **{k: pa.array(v, pa.int64() if k == "source_line" else pa.string())
-                             for k, v in rows.items()}})
-        src = _register(ctx, table)
-        long_name = f"_promjson_{abs(hash(str(path))) % 10**9}"
-        ctx.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {long_name} AS
-            SELECT * EXCLUDE (ts_raw, pre_reason), {epoch_sql('ts_raw', 's')} AS ts,
-                   coalesce(pre_reason, CASE WHEN {epoch_sql('ts_raw', 's')} IS NULL
-                                             THEN 'unparseable time: ' || coalesce(ts_raw, 'null') END) AS pre_reason
-            FROM {src}
-        """)
-        return _finish(ctx, load_contract("telemetry"),
-                       _dcgm_samples(ctx, long_name, ctx.options.get("power_draw_window_s")))
+        return finish(ctx, contract, mapped)
