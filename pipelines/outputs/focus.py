@@ -37,20 +37,70 @@ CUSTOM_COLUMNS = [
 ]
 
 
-def focus_sql(start: date | None = None, end: date | None = None) -> str:
-    settings = current()
-    provider = settings.focus_provider.replace("'", "''")
-    account = settings.focus_billing_account.replace("'", "''")
-    where = []
-    if start:
-        where.append(f"f.request_date >= DATE '{start.isoformat()}'")
-    if end:
-        where.append(f"f.request_date <= DATE '{end.isoformat()}'")
-    return f"""
+# each exported column and the SQL that fills it from one row of ``usage`` (a day, region, device type, model,
+# technique and tenant); {account} and {provider} are the settings' names, quoted
+_SELECT = [
+    ("BilledCost", "cost_usd"),
+    ("BillingAccountId", "{account}"),
+    ("BillingAccountName", "{account}"),
+    ("BillingAccountType", "'Internal'"),
+    ("BillingCurrency", "'USD'"),
+    ("BillingPeriodEnd", "(date_trunc('month', request_date) + INTERVAL 1 MONTH)::TIMESTAMPTZ"),
+    ("BillingPeriodStart", "date_trunc('month', request_date)::TIMESTAMPTZ"),
+    ("ChargeCategory", "'Usage'"),
+    ("ChargeClass", "NULL::VARCHAR"),
+    ("ChargeDescription",
+     "model || ' inference (' || technique || ') on ' || device_type || ' in ' || region || ' for ' || tenant"),
+    ("ChargeFrequency", "'Usage-Based'"),
+    ("ChargePeriodEnd", "(request_date + INTERVAL 1 DAY)::TIMESTAMPTZ"),
+    ("ChargePeriodStart", "request_date::TIMESTAMPTZ"),
+    ("ConsumedQuantity", "(input_tokens + output_tokens)::DECIMAL(38, 0)"),
+    ("ConsumedUnit", "'Tokens'"),
+    ("ContractedCost", "cost_usd"),
+    ("ContractedUnitPrice", "cost_usd / nullif(input_tokens + output_tokens, 0)"),
+    ("EffectiveCost", "cost_usd"),
+    ("InvoiceIssuerName", "{provider}"),
+    ("ListCost", "cost_usd"),
+    ("ListUnitPrice", "cost_usd / nullif(input_tokens + output_tokens, 0)"),
+    ("PricingCategory", "'Standard'"),
+    ("PricingCurrency", "'USD'"),
+    ("PricingQuantity", "(input_tokens + output_tokens)::DECIMAL(38, 0)"),
+    ("PricingUnit", "'Tokens'"),
+    ("ProviderName", "{provider}"),
+    ("PublisherName", "{provider}"),
+    ("RegionId", "region"),
+    ("RegionName", "region"),
+    ("ResourceId", "region || '/' || device_type || '/' || model"),
+    ("ResourceName", "model || ' on ' || device_type"),
+    ("ResourceType", "device_type"),
+    ("ServiceCategory", "'AI and Machine Learning'"),
+    ("ServiceName", "'LLM Inference'"),
+    ("ServiceSubcategory", "'Generative AI'"),
+    ("SkuId", "model"),
+    ("SkuPriceId", "model || ':' || technique"),
+    ("SubAccountId", "tenant"),
+    ("SubAccountName", "tenant"),
+    ("SubAccountType", "'Tenant'"),
+    ("Tags", "to_json(map(['model', 'technique', 'tenant'], [model, technique, tenant]))::VARCHAR"),
+    ("x_Model", "model"),
+    ("x_ModelFamily", "family"),
+    ("x_Technique", "technique"),
+    ("x_InputTokens", "input_tokens"),
+    ("x_OutputTokens", "output_tokens"),
+    ("x_Requests", "requests"),
+    ("x_EnergyKwh", "energy_kwh"),
+    ("x_FacilityEnergyKwh", "facility_energy_kwh"),
+    ("x_EnergyCostUsd", "energy_cost_usd"),
+    ("x_CapexCostUsd", "capex_usd"),
+    ("x_OverheadCostUsd", "overhead_usd"),
+    ("x_IdleCostUsd", "idle_usd"),
+]
+
+_USAGE_SQL = """
     WITH requests AS (
         SELECT f.* REPLACE (coalesce(f.region, 'unknown') AS region)
         FROM fct_request_cost f
-        {"WHERE " + " AND ".join(where) if where else ""}
+        {where}
     ),
     usage AS (
         SELECT request_date, region, coalesce(device_type, 'unknown') AS device_type, model, family, technique,
@@ -62,64 +112,23 @@ def focus_sql(start: date | None = None, end: date | None = None) -> str:
                sum(coalesce(overhead_cost_usd, 0)) AS overhead_usd, sum(idle_cost_allocated_usd) AS idle_usd
         FROM requests GROUP BY ALL
     )
-    SELECT
-        cost_usd AS BilledCost,
-        '{account}' AS BillingAccountId,
-        '{account}' AS BillingAccountName,
-        'Internal' AS BillingAccountType,
-        'USD' AS BillingCurrency,
-        (date_trunc('month', request_date) + INTERVAL 1 MONTH)::TIMESTAMPTZ AS BillingPeriodEnd,
-        date_trunc('month', request_date)::TIMESTAMPTZ AS BillingPeriodStart,
-        'Usage' AS ChargeCategory,
-        NULL::VARCHAR AS ChargeClass,
-        model || ' inference (' || technique || ') on ' || device_type || ' in ' || region || ' for ' || tenant
-            AS ChargeDescription,
-        'Usage-Based' AS ChargeFrequency,
-        (request_date + INTERVAL 1 DAY)::TIMESTAMPTZ AS ChargePeriodEnd,
-        request_date::TIMESTAMPTZ AS ChargePeriodStart,
-        (input_tokens + output_tokens)::DECIMAL(38, 0) AS ConsumedQuantity,
-        'Tokens' AS ConsumedUnit,
-        cost_usd AS ContractedCost,
-        cost_usd / nullif(input_tokens + output_tokens, 0) AS ContractedUnitPrice,
-        cost_usd AS EffectiveCost,
-        '{provider}' AS InvoiceIssuerName,
-        cost_usd AS ListCost,
-        cost_usd / nullif(input_tokens + output_tokens, 0) AS ListUnitPrice,
-        'Standard' AS PricingCategory,
-        'USD' AS PricingCurrency,
-        (input_tokens + output_tokens)::DECIMAL(38, 0) AS PricingQuantity,
-        'Tokens' AS PricingUnit,
-        '{provider}' AS ProviderName,
-        '{provider}' AS PublisherName,
-        region AS RegionId,
-        region AS RegionName,
-        region || '/' || device_type || '/' || model AS ResourceId,
-        model || ' on ' || device_type AS ResourceName,
-        device_type AS ResourceType,
-        'AI and Machine Learning' AS ServiceCategory,
-        'LLM Inference' AS ServiceName,
-        'Generative AI' AS ServiceSubcategory,
-        model AS SkuId,
-        model || ':' || technique AS SkuPriceId,
-        tenant AS SubAccountId,
-        tenant AS SubAccountName,
-        'Tenant' AS SubAccountType,
-        to_json(map(['model', 'technique', 'tenant'], [model, technique, tenant]))::VARCHAR AS Tags,
-        model AS x_Model,
-        family AS x_ModelFamily,
-        technique AS x_Technique,
-        input_tokens AS x_InputTokens,
-        output_tokens AS x_OutputTokens,
-        requests AS x_Requests,
-        energy_kwh AS x_EnergyKwh,
-        facility_energy_kwh AS x_FacilityEnergyKwh,
-        energy_cost_usd AS x_EnergyCostUsd,
-        capex_usd AS x_CapexCostUsd,
-        overhead_usd AS x_OverheadCostUsd,
-        idle_usd AS x_IdleCostUsd
-    FROM usage
-    ORDER BY ChargePeriodStart, RegionId, ResourceType, SkuId, x_Technique, SubAccountId
-    """
+"""
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def focus_sql(start: date | None = None, end: date | None = None) -> str:
+    """The FOCUS rows for the days from ``start`` to ``end`` (inclusive; either open)."""
+    settings = current()
+    names = {"account": _literal(settings.focus_billing_account), "provider": _literal(settings.focus_provider)}
+    where = [f"f.request_date >= DATE '{start.isoformat()}'"] if start else []
+    where += [f"f.request_date <= DATE '{end.isoformat()}'"] if end else []
+    columns = ",\n        ".join(f"{expr.format(**names)} AS {name}" for name, expr in _SELECT)
+    return (_USAGE_SQL.format(where="WHERE " + " AND ".join(where) if where else "")
+            + f"    SELECT\n        {columns}\n    FROM usage\n"
+            + "    ORDER BY ChargePeriodStart, RegionId, ResourceType, SkuId, x_Technique, SubAccountId\n")
 
 
 def export_focus(con: duckdb.DuckDBPyConnection, out: Path, start: date | None = None,
@@ -129,5 +138,5 @@ def export_focus(con: duckdb.DuckDBPyConnection, out: Path, start: date | None =
     out.parent.mkdir(parents=True, exist_ok=True)
     fmt = "PARQUET" if out.suffix == ".parquet" else "CSV, HEADER"
     sql = focus_sql(start, end)
-    con.execute(f"COPY ({sql}) TO '{out}' (FORMAT {fmt})")
+    con.execute(f"COPY ({sql}) TO {_literal(str(out))} (FORMAT {fmt})")
     return con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
