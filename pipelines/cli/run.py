@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -21,11 +20,10 @@ from pipelines.cli.helpers import (
     print_query,
     say,
 )
+from pipelines.cli.run_checks import check_run, landing_days
 from pipelines.cli.runlock import run_lock
 from pipelines.settings import REPO_ROOT
 from pipelines.warehouse.connection import infercost_home, landing_dir, warehouse_path
-
-_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
 DEMO_MODEL_SQL = (
     "SELECT request_date, model, requests, completion_tokens, round(energy_kwh, 2) AS energy_kwh, "
@@ -39,18 +37,11 @@ DEMO_TECHNIQUE_SQL = (
 COMPARISON_SQL = "SELECT summary FROM technique_comparison ORDER BY family, model, technique"
 
 
-def landing_days(landing: Path) -> list[date]:
-    """Days named in the request log file names of a landing directory."""
-    days = set()
-    for p in (landing / "requests").glob("*"):
-        m = _DATE.search(p.name)
-        if m:
-            days.add(date.fromisoformat(m.group(1)))
-    return sorted(days)
-
-
 def materialize(start: date, end: date) -> None:
-    """Run the daily job over [start, end] as one run in the local Dagster instance (one run per home at a time)."""
+    """Run the daily job over [start, end] as one run in the local Dagster instance (one run per home at a time).
+
+    The run's inputs are checked first (run_checks.py): a problem is one line, and no table is touched."""
+    check_run(landing_dir(), start, end)
     with run_lock(infercost_home(), f"materialize {start}..{end}"):
         prepare_environment()
         ensure_manifest()
@@ -102,7 +93,10 @@ def _step_seconds(instance, run_id: str) -> dict:
 
 
 def cmd_materialize(args) -> None:
-    materialize(*days_arg(args))
+    days = days_arg(args)
+    if args.landing:
+        os.environ["INFERCOST_LANDING"] = str(Path(args.landing).resolve())
+    materialize(*days)
 
 
 def cmd_demo(args) -> None:
@@ -110,7 +104,7 @@ def cmd_demo(args) -> None:
 
     landing = Path(args.landing).resolve() if args.landing else REPO_ROOT / "sample_logs"
     os.environ["INFERCOST_LANDING"] = str(landing)
-    days = landing_days(landing)
+    days = landing_days(landing) if landing.is_dir() else []
     if not days:
         raise UserError(f"no dated request logs under {landing}/requests (file names must hold a YYYY-MM-DD day)")
     materialize(days[0], days[-1])
@@ -145,6 +139,8 @@ def add_demo(sub) -> None:
 def add_materialize(sub) -> None:
     s = add_command(sub, "materialize", help="run the daily job (ingest, attribution, dbt) for a day or range")
     add_day_args(s)
+    s.add_argument("--landing", help="landing directory, with its formats.yaml (default $INFERCOST_LANDING or "
+                   "sample_logs/)")
     s.set_defaults(func=cmd_materialize)
 
 
