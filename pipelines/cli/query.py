@@ -69,11 +69,16 @@ def cmd_whatif(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from pipelines.outputs.report import write_report
+    from pipelines.outputs.report import EmptyPeriod, write_report
 
     start, end = parse_day(args.start), parse_day(args.end)
+    if end < start:
+        raise UserError(f"--to {end} is before --from {start}")
     with open_warehouse() as con:
-        out = write_report(con, start, end, Path(args.out))
+        try:
+            out = write_report(con, start, end, Path(args.out))
+        except EmptyPeriod as exc:
+            raise UserError(f"{exc}; nothing written to {args.out}") from None
     say(f"wrote {out} (self-contained; opens offline)")
 
 

@@ -25,7 +25,53 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params=()) -> list[dict]:
     return [dict(zip(cols, r)) for r in rel.fetchall()]
 
 
+class EmptyPeriod(ValueError):
+    """The period asked for has no requests in the warehouse; the message names the days that do."""
+
+
+def data_days(con: duckdb.DuckDBPyConnection) -> list[date]:
+    """The days agg_daily_model_cost has requests for."""
+    return [d for (d,) in con.execute(
+        "SELECT DISTINCT request_date FROM agg_daily_model_cost WHERE requests > 0 ORDER BY 1").fetchall()]
+
+
+def check_period(con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
+    """Raise EmptyPeriod when no day of [start, end] has requests."""
+    days = data_days(con)
+    if any(start <= d <= end for d in days):
+        return
+    if not days:
+        have = "the warehouse has no requests at all"
+    elif len(days) <= 4:
+        have = "data exists for " + ", ".join(d.isoformat() for d in days)
+    else:
+        have = f"data exists for {len(days)} days from {days[0]} to {days[-1]}"
+    raise EmptyPeriod(f"no requests from {start} to {end}; {have}")
+
+
+# each technique against its baseline model over the period, from the daily technique mart (the technique_comparison
+# mart, with its bootstrap intervals, covers the whole history: `infercost compare`)
+PERIOD_COMPARISON_SQL = """
+    WITH measures AS (
+        SELECT family, model, technique, baseline_model, sum(requests) AS requests,
+               sum(requests_inventory_missing) AS requests_inventory_missing,
+               1e6 * sum(fully_loaded_cost_usd) / nullif(sum(completion_tokens), 0) AS cost_per_1m_output_tokens_usd,
+               3.6e6 * sum(energy_kwh) / nullif(sum(completion_tokens), 0) AS j_per_output_token
+        FROM agg_daily_technique_cost WHERE request_date BETWEEN ? AND ? GROUP BY ALL)
+    SELECT m.family, m.model, m.technique, m.baseline_model, m.requests, m.requests_inventory_missing,
+           m.cost_per_1m_output_tokens_usd, b.cost_per_1m_output_tokens_usd AS baseline_cost_per_1m_output_tokens_usd,
+           100 * (m.cost_per_1m_output_tokens_usd / b.cost_per_1m_output_tokens_usd - 1) AS cost_change_pct,
+           m.j_per_output_token, 100 * (m.j_per_output_token / b.j_per_output_token - 1) AS energy_change_pct
+    FROM measures m LEFT JOIN measures b ON b.model = m.baseline_model AND b.technique = 'baseline'
+    WHERE m.technique <> 'baseline' ORDER BY m.family, m.model, m.technique"""
+COMPARISON_COLUMNS = ["model", "technique", "baseline_model", "requests", "requests_inventory_missing",
+                      "cost_per_1m_output_tokens_usd", "baseline_cost_per_1m_output_tokens_usd", "cost_change_pct",
+                      "j_per_output_token", "energy_change_pct"]
+
+
 def report_data(con: duckdb.DuckDBPyConnection, start: date, end: date) -> dict:
+    """Every section's data for [start, end]; EmptyPeriod when no day of it has requests."""
+    check_period(con, start, end)
     p = [start, end]
     return {
         "period": [start.isoformat(), end.isoformat()],
@@ -53,8 +99,7 @@ def report_data(con: duckdb.DuckDBPyConnection, start: date, end: date) -> dict:
             SELECT day::VARCHAR AS day, dimension, series_key, metric, expected, observed, effect_pct, likely_cause
             FROM cost_anomalies WHERE day BETWEEN ? AND ? ORDER BY day DESC, abs(score) DESC LIMIT 20""", p)
         if table_exists(con, "cost_anomalies") else [],
-        "comparison": _rows(con, "SELECT summary FROM technique_comparison ORDER BY family, model, technique")
-        if table_exists(con, "technique_comparison") else [],
+        "comparison": _rows(con, PERIOD_COMPARISON_SQL, p),
         "totals": _rows(con, """
             SELECT count(*) AS requests, sum(fully_loaded_cost_usd) AS cost_usd, sum(energy_j) / 3.6e6 AS energy_kwh,
                    sum(completion_tokens) AS output_tokens, sum(emissions_g_co2e) / 1000 AS emissions_kg
@@ -179,7 +224,10 @@ table {{ border-collapse: collapse; font-size: 0.85em; }} td, th {{ border: 1px 
 {chart("cost_split", "Cost split by model", "USD: energy, capex, overhead, allocated idle")}
 {chart("price_curve", "Electricity price by region, per hour", "USD/MWh")}
 {chart("energy_cost_curve", "Energy cost of requests by region, per hour", "USD, beside the price curve above")}
-<section><h2>Techniques against their baselines</h2>{table(data['comparison'], ['summary'])}</section>
+<section><h2>Techniques against their baselines</h2><p class="note">Over {data['period'][0]} .. {data['period'][1]},
+from the daily technique costs (negative change = cheaper; USD per 1M output tokens, J per output token; a request
+without its device's inventory row has a partial cost). Bootstrap intervals over the whole history:
+<code>infercost compare</code>.</p>{table(data['comparison'], COMPARISON_COLUMNS)}</section>
 <section><h2>Latest anomalies</h2>{table(data['anomalies'], ['day', 'dimension', 'series_key', 'metric', 'expected',
                                                              'observed', 'effect_pct', 'likely_cause'])}</section>
 <script type="application/json" id="data">{payload}</script>
