@@ -102,7 +102,7 @@ def test_report_of_a_period_without_data_is_refused(fleet_2023, tmp_path):
 def _comparison_requests(html: str) -> dict:
     import json
 
-    data = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
+    data = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.DOTALL)
                       .group(1).replace("<\\/", "</"))
     return data, {(r["model"], r["technique"]): r["requests"] for r in data["comparison"]}
 

@@ -1,16 +1,21 @@
 """Compare attributed energy with a measured ground truth (hardware counters, a meter, an engine's own log).
 
-The ground truth is a CSV with ``energy_j`` and either ``request_id`` (compared with the request's attributed
-energy summed over its devices and pieces) or ``device_id, window_start, window_end`` (compared with the energy
-the telemetry meters on that device over the window, integrated by the kernel's rules). An optional ``group``
-column gives per-group totals (a workload phase, a model, a batch size).
+The ground truth is a CSV with a header and ``energy_j`` (joules) and either ``request_id`` (compared with the
+request's attributed energy summed over its devices and pieces) or ``device_id, window_start, window_end``
+(compared with the energy the telemetry meters on that device over the window, integrated by the kernel's rules).
+A window bound is ISO 8601 (``2024-03-29T12:43:09Z``, ``2024-03-29 08:43:09-04:00``; without an offset it is UTC)
+or unix seconds (``1711716189`` or ``1711716189.25``). An optional ``group`` column gives per-group totals (a
+workload phase, a model, a batch size). A cell that cannot be read is a ``GroundTruthError`` naming the file, row
+and column.
 
 Pure DuckDB, Arrow and numpy; imports no Dagster.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -20,6 +25,34 @@ import pyarrow as pa
 from pipelines.attribution.arrays import TS_TYPE
 from pipelines.attribution.kernel import attribute_energy
 from pipelines.settings import DEFAULT_MAX_GAP_S
+
+
+class GroundTruthError(ValueError):
+    """A ground-truth file that cannot be read: the message names the file, row (1 = first data row) and column."""
+
+
+_UNIX_SECONDS = re.compile(r"^[+-]?\d+(\.\d*)?$")
+
+
+def parse_instant(text: str) -> datetime:
+    """A UTC instant from ISO 8601 (no offset = UTC) or unix seconds; ValueError otherwise."""
+    text = text.strip()
+    if _UNIX_SECONDS.match(text):
+        return datetime.fromtimestamp(float(text), UTC)
+    moment = datetime.fromisoformat(text)  # Python 3.11: Z and offsets
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _column(truth: pa.Table, name: str, parse, path: Path, what: str) -> list:
+    out = []
+    for row, value in enumerate(truth[name].to_pylist(), start=1):
+        try:
+            if value is None or not value.strip():
+                raise ValueError("empty")
+            out.append(parse(value))
+        except (ValueError, OverflowError, OSError):
+            raise GroundTruthError(f"{path}: row {row}: {name} {value!r} is not {what}") from None
+    return out
 
 
 @dataclass
@@ -46,11 +79,11 @@ class ValidationReport:
             f"compared {len(self.rows)} rows ({self.missing} without attributed energy)",
             (f"|error| median {100 * self.median_abs_error:.2f} %, p90 {100 * self.p90_abs_error:.2f} %, "
              f"max {100 * (self.abs_errors().max() if self.rows else float('nan')):.2f} %"),
-            "group                     n   measured_kwh  attributed_kwh   total_error",
+            "group                     n      measured_j    attributed_j   total_error",
         ]
         for g in self.groups:
-            lines.append(f"{str(g['group'])[:22]:22} {g['n']:4d} {g['measured_j'] / 3.6e6:14.6f} "
-                         f"{g['attributed_j'] / 3.6e6:15.6f} {100 * g['error']:11.2f} %")
+            lines.append(f"{str(g['group'])[:22]:22} {g['n']:4d} {g['measured_j']:15.1f} "
+                         f"{g['attributed_j']:15.1f} {100 * g['error']:11.2f} %")
         return "\n".join(lines)
 
 
@@ -71,12 +104,17 @@ def _group_totals(rows: list[dict]) -> list[dict]:
 
 def validate_energy(con: duckdb.DuckDBPyConnection, ground_truth: Path, *, max_gap_s: float = DEFAULT_MAX_GAP_S
                     ) -> ValidationReport:
-    truth = con.sql(f"SELECT * FROM read_csv('{Path(ground_truth)}', header = true)").to_arrow_table()
+    path = Path(ground_truth)
+    try:
+        truth = con.sql("SELECT * FROM read_csv($p, header = true, all_varchar = true)",
+                        params={"p": str(path)}).to_arrow_table()
+    except duckdb.Error as exc:
+        raise GroundTruthError(f"{path}: not a readable CSV with a header ({str(exc).splitlines()[0]})") from None
     cols = set(truth.column_names)
     if "energy_j" not in cols:
-        raise ValueError(f"{ground_truth}: needs an energy_j column")
+        raise GroundTruthError(f"{path}: needs an energy_j column (joules); it has {', '.join(truth.column_names)}")
     groups = truth["group"].to_pylist() if "group" in cols else [None] * truth.num_rows
-    measured = [float(v) for v in truth["energy_j"].to_pylist()]
+    measured = _column(truth, "energy_j", float, path, "a number of joules")
     rows, missing = [], 0
     if "request_id" in cols:
         con.register("_truth", truth)
@@ -90,8 +128,14 @@ def validate_energy(con: duckdb.DuckDBPyConnection, ground_truth: Path, *, max_g
                 continue
             rows.append({"key": str(rid), "group": g, "measured_j": m, "attributed_j": got[str(rid)]})
     elif {"device_id", "window_start", "window_end"} <= cols:
-        for dev, ws, we, g, m in zip(truth["device_id"].to_pylist(), truth["window_start"].to_pylist(),
-                                     truth["window_end"].to_pylist(), groups, measured):
+        what = "ISO 8601 or unix seconds"
+        starts = _column(truth, "window_start", parse_instant, path, what)
+        ends = _column(truth, "window_end", parse_instant, path, what)
+        for row, (ws, we) in enumerate(zip(starts, ends), start=1):
+            if we <= ws:
+                raise GroundTruthError(f"{path}: row {row}: window_end {we.isoformat()} is not after window_start "
+                                       f"{ws.isoformat()}")
+        for dev, ws, we, g, m in zip(truth["device_id"].to_pylist(), starts, ends, groups, measured):
             tel = con.sql(
                 "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry "
                 "WHERE device_id = $d AND ts BETWEEN $lo::TIMESTAMPTZ - INTERVAL 1 MINUTE "
@@ -107,10 +151,11 @@ def validate_energy(con: duckdb.DuckDBPyConnection, ground_truth: Path, *, max_g
             if result.per_request["unmetered_s"][0].as_py() > 0:
                 missing += 1
                 continue
-            rows.append({"key": f"{dev} {ws}", "group": g, "measured_j": m,
+            rows.append({"key": f"{dev} {ws.isoformat()}", "group": g, "measured_j": m,
                          "attributed_j": result.per_request["energy_j"][0].as_py()})
     else:
-        raise ValueError(f"{ground_truth}: needs request_id, or device_id, window_start and window_end")
+        raise GroundTruthError(f"{path}: needs request_id, or device_id, window_start and window_end (it has "
+                               f"{', '.join(truth.column_names)})")
     for r in rows:
         r["error"] = (r["attributed_j"] - r["measured_j"]) / r["measured_j"] if r["measured_j"] else float("nan")
     return ValidationReport(rows=rows, groups=_group_totals(rows), missing=missing)

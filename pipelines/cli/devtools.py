@@ -36,14 +36,17 @@ def cmd_bench(args) -> None:
 
 
 def cmd_validate_energy(args) -> None:
-    from pipelines.attribution.validation import validate_energy
+    from pipelines.attribution.validation import GroundTruthError, validate_energy
     from pipelines.settings import current
 
     truth = Path(args.ground_truth)
     if not truth.is_file():
         raise UserError(f"no ground-truth file at {truth} (--ground-truth takes a CSV file)")
     with open_warehouse(live=True) as con:
-        report = validate_energy(con, truth, max_gap_s=current().max_gap_s)
+        try:
+            report = validate_energy(con, truth, max_gap_s=current().max_gap_s)
+        except GroundTruthError as exc:
+            raise UserError(f"{exc} (see `infercost validate-energy --help`)") from None
     say(report.text())
     if not report.rows:
         raise UserError("nothing to compare: no ground-truth row matched attributed energy")
@@ -60,10 +63,28 @@ def add_generate(sub) -> None:
     s.set_defaults(func=cmd_generate)
 
 
+GROUND_TRUTH_HELP = """\
+The ground truth is a CSV file with a header row, in one of two layouts:
+
+  request_id,energy_j[,group]
+      an engine's per-request energy log; compared with the request's attributed energy
+  device_id,window_start,window_end,energy_j[,group]
+      a hardware counter or meter read over windows; compared with the energy the telemetry meters on the
+      device over the window
+
+energy_j is in joules (1 kWh = 3,600,000 J). window_start and window_end are ISO 8601
+(2024-03-29T12:43:09Z, 2024-03-29 08:43:09-04:00; no offset means UTC) or unix seconds (1711716189,
+1711716189.25). group is optional: totals are printed per group and for all rows. The live warehouse is read
+(INFERCOST_HOME); energies are printed in joules, errors as (attributed - measured) / measured."""
+
+
 def add_validate_energy(sub) -> None:
-    s = add_command(sub, "validate-energy", help="compare attributed energy with measured ground truth")
-    s.add_argument("--ground-truth", required=True, help="CSV: energy_j with request_id, or with device_id, "
-                   "window_start, window_end; optional group")
+    import argparse
+
+    s = add_command(sub, "validate-energy", help="compare attributed energy with measured ground truth",
+                    description=GROUND_TRUTH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--ground-truth", required=True, help="CSV: energy_j (J) with request_id, or with device_id, "
+                   "window_start, window_end (ISO 8601 or unix seconds); optional group")
     s.set_defaults(func=cmd_validate_energy)
 
 
