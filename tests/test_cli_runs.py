@@ -65,8 +65,9 @@ def _table_counts(home: Path) -> dict:
 def _bad_landing(tmp_path, landing: Path, case: str) -> Path:
     bad = tmp_path / "bad"
     subprocess.run(["cp", "-r", str(landing), str(bad)], check=True)
-    if case == "formats":
-        (bad / "formats.yaml").write_text("requests: {format: no_such_reader}\n")
+    if case == "formats":  # the config directory's formats.yaml names a reader that does not exist
+        (tmp_path / "config").mkdir()
+        (tmp_path / "config" / "formats.yaml").write_text("requests: {format: no_such_reader}\n")
     elif case == "fleet":
         (bad / "fleet" / "inventory.csv").unlink()
     return bad
@@ -75,7 +76,7 @@ def _bad_landing(tmp_path, landing: Path, case: str) -> Path:
 @pytest.mark.parametrize("case,days,expected", [
     ("nodata", ["--partition", "2023-06-01"],
      r"no request logs for 2023-06-01 \.\. 2023-06-01 in .*/requests; it has data for 2023-03-01, 2023-03-02"),
-    ("formats", ["--partition", DAYS[0]], r"unknown format 'no_such_reader' for requests.*formats\.yaml"),
+    ("formats", ["--partition", DAYS[0]], r"unknown format 'no_such_reader' for requests.*\(fix .*/config/formats\.yaml"),
     ("fleet", ["--partition", DAYS[0]], r".*/fleet/inventory\.csv: fleet file for inventory is missing"),
     ("missing", ["--partition", DAYS[0]], r"no landing directory at .*/nowhere \(give --landing DIR"),
     ("future", ["--partition", "2999-01-01"], r"2999-01-01 is not a complete UTC day yet"),
@@ -85,6 +86,7 @@ def test_unusable_inputs_are_one_line_and_touch_nothing(fleet_2023, tmp_path, ca
     target = tmp_path / "nowhere" if case == "missing" else _bad_landing(tmp_path, landing, case)
     before = _table_counts(home)
     mtime = (home / "warehouse.duckdb").stat().st_mtime_ns
+    env = {**env, "INFERCOST_CONFIG_DIR": str(tmp_path / "config")}
     line = _one_line_error(_cli(["materialize", "--landing", str(target), *days], env))
     assert re.search(expected, line), line
     assert (home / "warehouse.duckdb").stat().st_mtime_ns == mtime

@@ -1,5 +1,5 @@
-"""A landing's reader choices live in one place (formats.yaml): what `ingest --format/--option` records is what
-every later run of the landing reads with."""
+"""Reader choices live in one place ($INFERCOST_CONFIG_DIR/formats.yaml): what `ingest --format/--option` records
+is what every later run of the feed reads with."""
 
 import pytest
 import yaml
@@ -10,37 +10,60 @@ from pipelines.ingest.reader_choices import save_reader_choice
 from pipelines.ingest.report import IngestError
 
 
-def _other_format(feed_default: str) -> str:
-    return next(name for name in sorted(FORMATS) if name != feed_default)
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "config"
+    monkeypatch.setenv("INFERCOST_CONFIG_DIR", str(folder))
+    monkeypatch.delenv("INFERCOST_CONFIG_IN_LANDING", raising=False)
+    return folder
 
 
-def test_a_saved_choice_is_what_the_landing_resolves_to(landing):
-    path = save_reader_choice(landing, "telemetry", "nvidia_smi_csv", {"timezone": "America/New_York"})
-    assert path == landing / "formats.yaml"
+def test_a_saved_choice_is_what_the_landing_resolves_to(landing, config_dir):
+    path = save_reader_choice(None, "telemetry", "nvidia_smi_csv", {"timezone": "America/New_York"})
+    assert path == config_dir / "formats.yaml"  # created with its folder
     feed = resolve_landing_feed("telemetry", landing)
     assert feed.reader is FORMATS["nvidia_smi_csv"] and feed.options == {"timezone": "America/New_York"}
     # options merge over what was recorded; the format stays
-    save_reader_choice(landing, "telemetry", None, {"host": "palmetto"})
+    save_reader_choice(config_dir, "telemetry", None, {"host": "palmetto"})
     feed = resolve_landing_feed("telemetry", landing)
     assert feed.options == {"timezone": "America/New_York", "host": "palmetto"}
+    assert not (landing / "formats.yaml").exists()  # never written into the landing
 
 
-def test_other_feeds_are_kept_and_a_new_format_drops_the_old_options(landing):
-    save_reader_choice(landing, "requests", "litellm", {"model": "m"})
-    save_reader_choice(landing, "telemetry", None, {"timezone": "UTC"})
-    other = _other_format("litellm")
-    save_reader_choice(landing, "requests", other, {"replicas": "r0,r1"})
-    config = yaml.safe_load((landing / "formats.yaml").read_text())
+def test_other_feeds_are_kept_and_a_new_format_drops_the_old_options(config_dir):
+    save_reader_choice(config_dir, "requests", "litellm", {"model": "m"})
+    save_reader_choice(config_dir, "telemetry", None, {"timezone": "UTC"})
+    other = next(name for name in sorted(FORMATS) if name != "litellm")
+    save_reader_choice(config_dir, "requests", other, {"replicas": "r0,r1"})
+    config = yaml.safe_load((config_dir / "formats.yaml").read_text())
     assert config == {"requests": {"format": other, "options": {"replicas": "r0,r1"}},
                       "telemetry": {"format": "nvidia_smi_csv", "options": {"timezone": "UTC"}}}
-    assert not list(landing.glob(".formats.*"))  # no temporary file left behind
+    assert not list(config_dir.glob(".formats.*"))  # no temporary file left behind
+
+
+def test_a_landing_file_in_force_is_carried_over(landing, config_dir, monkeypatch):
+    """With INFERCOST_CONFIG_IN_LANDING, the landing's formats.yaml is in force until the config directory has one:
+    the first saved choice starts from it, so its other feeds keep their readers."""
+    monkeypatch.setenv("INFERCOST_CONFIG_IN_LANDING", "true")
+    (landing / "formats.yaml").write_text("requests: {format: litellm, options: {model: m}}\n")
+    save_reader_choice(None, "telemetry", None, {"timezone": "UTC"}, landing=landing)
+    assert resolve_landing_feed("requests", landing).reader is FORMATS["litellm"]
+    assert resolve_landing_feed("telemetry", landing).options == {"timezone": "UTC"}
 
 
 @pytest.mark.parametrize("feed,fmt,message", [
     ("requests", "no_such_reader", "unknown format 'no_such_reader' for requests"),
     ("invoices", None, "unknown feed 'invoices'"),
 ])
-def test_unknown_names_are_refused_and_nothing_is_written(landing, feed, fmt, message):
+def test_unknown_names_are_refused_and_nothing_is_written(config_dir, feed, fmt, message):
     with pytest.raises(IngestError, match=message):
-        save_reader_choice(landing, feed, fmt, {})
-    assert not (landing / "formats.yaml").exists()
+        save_reader_choice(config_dir, feed, fmt, {})
+    assert not (config_dir / "formats.yaml").exists()
+
+
+def test_a_broken_file_is_named_and_left_alone(config_dir):
+    config_dir.mkdir()
+    (config_dir / "formats.yaml").write_text("requests: [unclosed\n")
+    with pytest.raises(IngestError, match=r"formats\.yaml: not YAML"):
+        save_reader_choice(config_dir, "requests", "litellm")
+    assert (config_dir / "formats.yaml").read_text() == "requests: [unclosed\n"

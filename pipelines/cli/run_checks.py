@@ -1,6 +1,7 @@
-"""What `materialize` checks before Dagster is loaded and before any table is touched: the landing directory, its
-readers (formats.yaml), the days asked for against the data's days, and the partition range (INFERCOST_START_DATE
-follows the earliest day asked for). A problem is one line naming the file or variable and the fix."""
+"""What `materialize` checks before Dagster is loaded and before any table is touched: the landing directory, the
+readers formats.yaml names for it ($INFERCOST_CONFIG_DIR), the days asked for against the data's days, and the
+partition range (INFERCOST_START_DATE follows the earliest day asked for). A problem is one line naming the file
+or variable and the fix."""
 
 from __future__ import annotations
 
@@ -57,13 +58,21 @@ def check_landing(landing: Path) -> None:
         try:
             resolve_landing_feed(feed, landing)
         except IngestError as exc:
-            raise UserError(f"{exc} (fix {landing / 'formats.yaml'}, README: Input formats)") from None
+            raise UserError(f"{exc} (fix {_formats_file(landing)}, README: Input formats)") from None
         except (yaml.YAMLError, AttributeError, TypeError) as exc:  # a formats.yaml that does not parse
-            raise UserError(f"{landing / 'formats.yaml'}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+            raise UserError(f"{_formats_file(landing)}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     for name in FLEET_TABLES:
         path = landing / "fleet" / f"{name}.csv"
         if name not in OPTIONAL_FLEET_TABLES and not path.is_file():
             raise UserError(f"{path}: fleet file for {name} is missing (README: Fleet files)")
+
+
+def _formats_file(landing: Path) -> Path:
+    """The formats.yaml in force for a landing (the config directory's, or opt-in the landing's)."""
+    from pipelines.ingest.formats.config import FORMATS_FILE, config_dirs
+
+    files = [folder / FORMATS_FILE for folder in config_dirs(landing)]
+    return next((f for f in files if f.exists()), files[0])
 
 
 def check_days(landing: Path, start: date, end: date, today: date | None = None) -> None:

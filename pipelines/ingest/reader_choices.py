@@ -1,8 +1,8 @@
-"""Keeping a landing's reader choices in one place: ``<landing>/formats.yaml``.
+"""Keeping reader choices in one place: ``$INFERCOST_CONFIG_DIR/formats.yaml`` (pipelines/ingest/formats/config.py).
 
-``infercost ingest --feed F --format X --option K=V`` records its choice here, so that every later reader of the
-landing (``materialize``, the Dagster assets, the schedule) reads the feed's files the same way. Pure Python; imports
-no Dagster.
+``infercost ingest --feed F --format X --option K=V`` records its choice there, so that every later reader of the
+feed (``materialize``, the Dagster assets, the schedule) reads its files the same way. Pure Python; imports no
+Dagster.
 """
 
 from __future__ import annotations
@@ -13,30 +13,35 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.ingest.feeds import DEFAULT_FORMATS, landing_formats
+from pipelines.ingest.feeds import DEFAULT_FORMATS
 from pipelines.ingest.formats import FORMATS
+from pipelines.ingest.formats.config import FORMATS_FILE, formats_config
 from pipelines.ingest.report import IngestError
 
-FORMATS_FILE = "formats.yaml"
 
+def save_reader_choice(config_dir: Path | None, feed: str, fmt: str | None = None, options: dict | None = None, *,
+                       landing: Path | None = None) -> Path:
+    """Merge one feed's reader choice into ``<config_dir>/formats.yaml`` (None: INFERCOST_CONFIG_DIR) and return
+    the file's path.
 
-def save_reader_choice(landing: Path, feed: str, fmt: str | None = None, options: dict | None = None) -> Path:
-    """Merge one feed's reader choice into ``<landing>/formats.yaml`` and return the file's path.
-
-    A format given replaces the feed's format; when it differs from the one recorded, the old reader's options are
-    dropped (they belonged to it). Options given are merged over the recorded ones, as strings. Other feeds' entries
-    are kept. The file is replaced whole (written beside it, then renamed), so a reader never sees half of it;
-    comments in it are not kept.
+    The file starts from what is there, else from the formats.yaml in force for ``landing`` (the landing's own, when
+    INFERCOST_CONFIG_IN_LANDING lets it be read), so no other feed's choice is lost. A format given replaces the
+    feed's format; when it differs from the one recorded, the old reader's options are dropped (they belonged to
+    it). Options given are merged over the recorded ones, as strings. The file is replaced whole (written beside
+    it, then renamed), so a reader never sees half of it; comments in it are not kept.
     """
+    from pipelines.settings import current
+
     if feed not in DEFAULT_FORMATS:
         raise IngestError(f"unknown feed {feed!r}; known: {', '.join(DEFAULT_FORMATS)}")
     if fmt is not None and fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r} for {feed}; known: {', '.join(sorted(FORMATS))}")
-    landing = Path(landing)
-    config = landing_formats(landing)
+    config_dir = Path(config_dir) if config_dir is not None else current().config_dir
+    path = config_dir / FORMATS_FILE
+    config = _load(path) if path.exists() else _load_in_force(landing)
     entry = config.get(feed) or {}
     if not isinstance(entry, dict):
-        raise IngestError(f"{landing / FORMATS_FILE}: {feed}: expected {{format: ..., options: {{...}}}}")
+        raise IngestError(f"{path}: {feed}: expected {{format: ..., options: {{...}}}}")
     recorded = entry.get("format") or DEFAULT_FORMATS[feed]
     kept = {} if fmt is not None and fmt != recorded else dict(entry.get("options") or {})
     merged = {**kept, **{str(k): str(v) for k, v in (options or {}).items()}}
@@ -44,7 +49,27 @@ def save_reader_choice(landing: Path, feed: str, fmt: str | None = None, options
     if merged:
         new_entry["options"] = merged
     config[feed] = new_entry
-    return _write_atomically(landing / FORMATS_FILE, config)
+    config_dir.mkdir(parents=True, exist_ok=True)
+    return _write_atomically(path, config)
+
+
+def _load(path: Path) -> dict:
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise IngestError(f"{path}: not YAML ({str(exc).splitlines()[0]}); fix it before adding a choice") from None
+    if not isinstance(config, dict):
+        raise IngestError(f"{path}: expected a mapping of feed -> {{format, options}}")
+    return config
+
+
+def _load_in_force(landing: Path | None) -> dict:
+    if landing is None:
+        return {}
+    try:
+        return dict(formats_config(Path(landing)))
+    except ValueError as exc:
+        raise IngestError(str(exc)) from None
 
 
 def _write_atomically(path: Path, config: dict) -> Path:
