@@ -140,7 +140,7 @@ def add_materialize(sub) -> None:
     s = add_command(sub, "materialize", help="run the daily job (ingest, attribution, dbt) for a day or range")
     add_day_args(s)
     s.add_argument("--landing", help="landing directory (default $INFERCOST_LANDING or sample_logs/); its readers "
-                   "come from $INFERCOST_CONFIG_DIR/formats.yaml, which `ingest --format/--option` writes")
+                   "come from $INFERCOST_CONFIG_DIR/formats.yaml")
     s.set_defaults(func=cmd_materialize)
 
 
