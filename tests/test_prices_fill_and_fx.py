@@ -1,25 +1,19 @@
 """Price files as markets publish them, through ingest and dbt's price models (int_prices_filled, int_prices_usd): overlapping files, missing hours
 filled by the documented rule and flagged, and dated FX rates from the user's table."""
 
-import os
-import subprocess
-import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from pipelines.ingest.loader import ingest_feed, ingest_fleet_table
-from tests.conftest import REPO
+from tests.conftest import cli_env, run
 
 DAY = date(2026, 11, 2)
 
 
 def run_dbt(warehouse: Path, work: Path, *select: str) -> None:
-    env = {**os.environ, "INFERCOST_WAREHOUSE": str(warehouse)}
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    done = subprocess.run(["dbt", "build", "--project-dir", "dbt", "--profiles-dir", "dbt", "--target-path",
-                           str(work / "target"), "--log-path", str(work / "logs"), "--select", *select],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-4000:]
+    run(["dbt", "build", "--project-dir", "dbt", "--profiles-dir", "dbt", "--target-path", str(work / "target"),
+         "--log-path", str(work / "logs"), "--select", *select], env=cli_env(warehouse=warehouse), timeout=600,
+        tail=4000)
 
 
 def test_missing_hours_are_filled_and_flagged_and_fx_is_dated(con, landing, tmp_path):
