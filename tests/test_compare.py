@@ -4,6 +4,7 @@ every run of the same data; requests without a usable cost are left out and coun
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipelines.analysis.compare import compare
 
@@ -43,6 +44,7 @@ def test_no_baseline_no_row():
     assert compare(f[f["technique"] != "baseline"]).empty
 
 
+@pytest.mark.slow
 def test_large_sides_draw_their_sums_from_the_exact_poisson_moments(monkeypatch):
     import numpy as np
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 import duckdb
+import pytest
 from dagster_duckdb import DuckDBResource
 
 from tests.conftest import REPO, run_cli
@@ -24,6 +25,7 @@ def write_landing(landing):
     (landing / "telemetry" / "dcgm_2026-11-02.prom").write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.slow
 def test_dagster_ingest_assets_follow_the_formats_file(landing, config_dir, tmp_path, monkeypatch):
     write_landing(landing)
     (config_dir / "formats.yaml").write_text(
@@ -48,6 +50,7 @@ def test_dagster_ingest_assets_follow_the_formats_file(landing, config_dir, tmp_
     con.close()
 
 
+@pytest.mark.slow
 def test_cli_ingest_takes_a_format_and_options(landing, tmp_path):
     write_landing(landing)
     (tmp_path / "home" / "config").mkdir(parents=True)  # the default config directory: $INFERCOST_HOME/config

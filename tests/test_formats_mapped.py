@@ -58,6 +58,7 @@ def test_wilkins_request_log_through_a_mapping(run, realdata, tmp_path):
     assert_row_identity(con, "requests")
 
 
+@pytest.mark.slow
 def test_alibaba_utilization_only_telemetry_gets_a_modelled_power(realdata, tmp_path):
     (tmp_path / "alibaba.yaml").write_text("""
 feed: telemetry

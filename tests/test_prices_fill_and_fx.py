@@ -4,6 +4,8 @@ filled by the documented rule and flagged, and dated FX rates from the user's ta
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from pipelines.ingest.loader import ingest_feed, ingest_fleet_table
 from tests.conftest import cli_env, run
 
@@ -16,6 +18,7 @@ def run_dbt(warehouse: Path, work: Path, *select: str) -> None:
         tail=4000)
 
 
+@pytest.mark.slow
 def test_missing_hours_are_filled_and_flagged_and_fx_is_dated(con, landing, tmp_path):
     hours = [f"2026-11-02 {h:02d}:00:00,{10 + h}" for h in range(24) if h in (2, 3, 4, 7, 8)]
     (landing / "prices" / "us-west_2026-11-02.csv").write_text("Datetime,Price (USD/MWh)\n" + "\n".join(hours) + "\n")
