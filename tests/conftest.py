@@ -85,9 +85,9 @@ def config_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def con(tmp_path, landing):
-    from pipelines.warehouse.contracts import FLEET_TABLES
     from pipelines.ingest.loader import ingest_fleet_table
     from pipelines.warehouse.connection import connect
+    from pipelines.warehouse.contracts import FLEET_TABLES
 
     c = connect(tmp_path / "w.duckdb")
     for name in FLEET_TABLES:

@@ -3,7 +3,7 @@ reading formats.yaml from the config directory."""
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
@@ -20,7 +20,7 @@ def write_landing(landing):
         span("s1", T0_NS, T0_NS + 2_000_000_000, {**GENAI, "gen_ai.response.id": "otel-1"}),
         span("s2", T0_NS, T0_NS + 1_000, {"http.route": "/healthz"})]}]}]}
     (landing / "requests" / "otel_2026-11-02.jsonl").write_text(json.dumps(export) + "\n")
-    t0 = int(datetime(2026, 11, 2, 10, tzinfo=timezone.utc).timestamp() * 1000)
+    t0 = int(datetime(2026, 11, 2, 10, tzinfo=UTC).timestamp() * 1000)
     lines = scrape(300, 1_000_000, 50, 10, t0) + scrape(310, 1_310_000, 60, 10, t0 + 1000)
     (landing / "telemetry" / "dcgm_2026-11-02.prom").write_text("\n".join(lines) + "\n")
 

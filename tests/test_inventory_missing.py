@@ -82,7 +82,7 @@ def test_the_comparisons_leave_them_out_and_say_so(warehouse):
         FROM technique_comparison WHERE baseline_model = '{MODEL}' ORDER BY technique""").fetchall()
     # every baseline request of the 70B ran on the device: nothing is left to compare with, and the table says so
     assert [r[0] for r in rows] == ["moe", "quant:fp8"]
-    for technique, change, n, n_base, excluded, summary in rows:
+    for _technique, change, n, n_base, excluded, summary in rows:
         assert change is None and n > 1000 and n_base == 0 and excluded == flagged
         assert f"left out 0 vs {flagged:,} requests" in summary and "no comparison" in summary
     saving, = one(warehouse, f"SELECT cost_change_pct FROM technique_savings "

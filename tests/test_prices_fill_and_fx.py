@@ -1,7 +1,7 @@
 """Price files as markets publish them, through ingest and dbt's price models (int_prices_filled, int_prices_usd): overlapping files, missing hours
 filled by the documented rule and flagged, and dated FX rates from the user's table."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -48,7 +48,7 @@ def test_missing_hours_are_filled_and_flagged_and_fx_is_dated(con, landing, tmp_
     west = {r[0]: r[1:] for r in ro.execute(
         "SELECT interval_start, price_usd_per_mwh, price_filled, price_filled_from FROM int_prices_usd "
         "WHERE region = 'us-west' ORDER BY 1").fetchall()}
-    t = lambda h: datetime(2026, 11, 2, tzinfo=timezone.utc) + timedelta(hours=h)  # noqa: E731
+    t = lambda h: datetime(2026, 11, 2, tzinfo=UTC) + timedelta(hours=h)  # noqa: E731
     # published 02-04 and 07-08; 00-01 come from 02 (nothing before), 05-06 from 04, 09-15 from 08 (within 6 h
     # of it); 16-23 are farther than 6 h from any price: unpriced, caveated in the marts, not guessed
     assert sorted(west) == [t(h) for h in range(16)]
@@ -58,6 +58,6 @@ def test_missing_hours_are_filled_and_flagged_and_fx_is_dated(con, landing, tmp_
     assert west[t(15)] == (18.0, True, t(8))
     eu_rates = dict(ro.execute("SELECT interval_start, price_usd_per_mwh FROM int_prices_usd "
                                "WHERE region = 'eu-central' ORDER BY 1").fetchall())
-    assert eu_rates[datetime(2026, 11, 1, 23, tzinfo=timezone.utc)] == 50 * 1.10  # 00:00 Berlin, Nov 1 in UTC
-    assert eu_rates[datetime(2026, 11, 2, 0, tzinfo=timezone.utc)] == 50 * 1.20
+    assert eu_rates[datetime(2026, 11, 1, 23, tzinfo=UTC)] == 50 * 1.10  # 00:00 Berlin, Nov 1 in UTC
+    assert eu_rates[datetime(2026, 11, 2, 0, tzinfo=UTC)] == 50 * 1.20
     ro.close()

@@ -1,6 +1,5 @@
 import dagster as dg
 
-
 daily_cost_job = dg.define_asset_job(
     "daily_cost_job",
     selection=dg.AssetSelection.all(),
