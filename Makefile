@@ -1,11 +1,12 @@
-# The two front doors: `make run` (build the warehouse from sample_logs and print the rollups) and `make test`.
+# The two front doors: `make run` (build the warehouse from sample_logs and print the rollups) and `make test` (lint,
+# then the full suite, as CI runs it). `make test-fast` is the inner loop: the suite without the e2e and slow tests.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup run test manifest bench bench-fleet clean
+.PHONY: setup run lint test test-fast manifest bench bench-fleet clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,12 +19,25 @@ setup: $(VENV)/.installed
 run: manifest
 	$(BIN)/infercost demo
 
-# @dbt_assets reads dbt's manifest at import time: prepare it before anything imports the definitions
-manifest: setup
+# @dbt_assets reads dbt's manifest at import time: prepare it before anything imports the definitions, again only
+# when a dbt file (or the installed packages) changed since, the rule `infercost` itself applies
+DBT_SOURCES := $(shell find dbt/models dbt/macros dbt/tests -type f) dbt/dbt_project.yml dbt/profiles.yml
+dbt/target/manifest.json: $(VENV)/.installed $(DBT_SOURCES)
 	$(BIN)/dagster-dbt project prepare-and-package --file pipelines/dbt_project.py
+	touch $@
 
-test: manifest
+manifest: dbt/target/manifest.json
+
+lint: setup
+	$(BIN)/ruff check .
+
+# the full suite, what CI runs (.ci/run)
+test: lint manifest
 	$(BIN)/python -m pytest
+
+# the inner loop (under 3 minutes): no e2e pipeline runs, nothing marked slow; lint with `make lint`
+test-fast: manifest
+	$(BIN)/python -m pytest -m "not e2e and not slow"
 
 # the kernel against exact DuckDB SQL and the floor, side by side (SCALE=S|M|L)
 SCALE ?= M

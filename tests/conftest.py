@@ -1,11 +1,51 @@
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+# a developer's INFERCOST_* settings must not leak into a subprocess test; these two are kept: where the third-party
+# test data lives, and a memory cap for this machine (it changes no number)
+_KEPT_SETTINGS = {"INFERCOST_REALDATA", "INFERCOST_DUCKDB_MEMORY"}
+
+
+def cli_env(home: Path | None = None, landing: Path | None = None, warehouse: Path | None = None,
+            **extra: str) -> dict[str, str]:
+    """The environment of a subprocess test: this interpreter's bin first on PATH (dbt, dagster), no inherited
+    INFERCOST_* setting or DAGSTER_HOME, then the given home, landing folder, warehouse file and extra variables."""
+    env = {k: v for k, v in os.environ.items()
+           if k != "DAGSTER_HOME" and (not k.startswith("INFERCOST_") or k in _KEPT_SETTINGS)}
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env["GX_ANALYTICS_ENABLED"] = "false"
+    for name, path in (("INFERCOST_HOME", home), ("INFERCOST_LANDING", landing), ("INFERCOST_WAREHOUSE", warehouse)):
+        if path is not None:
+            env[name] = str(path)
+    return {**env, **extra}
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None, ok: bool = True, timeout: float = 300,
+        tail: int = 3000) -> subprocess.CompletedProcess:
+    """Run cmd in the repo; with ok=True fail the test, showing the command and the tail of its output, unless it
+    exits 0 (pass ok=False to check a refusal yourself)."""
+    done = subprocess.run(cmd, cwd=REPO, env=cli_env() if env is None else env, capture_output=True, text=True,
+                          timeout=timeout)
+    if ok:
+        assert done.returncode == 0, (f"{' '.join(map(str, cmd))} exited {done.returncode}\n"
+                                      f"--- stdout (tail) ---\n{done.stdout[-tail:]}\n"
+                                      f"--- stderr (tail) ---\n{done.stderr[-tail:]}")
+    return done
+
+
+def run_cli(args: list, home: Path | None = None, landing: Path | None = None, env: dict[str, str] | None = None,
+            ok: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`infercost <args>` in a subprocess, in cli_env(home, landing) unless env is given; see run for ok."""
+    return run([sys.executable, "-m", "pipelines.cli", *map(str, args)],
+               env=cli_env(home=home, landing=landing) if env is None else env, ok=ok, timeout=timeout)
 
 
 def realdata_dir() -> Path:
@@ -45,9 +85,9 @@ def config_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def con(tmp_path, landing):
-    from pipelines.warehouse.contracts import FLEET_TABLES
     from pipelines.ingest.loader import ingest_fleet_table
     from pipelines.warehouse.connection import connect
+    from pipelines.warehouse.contracts import FLEET_TABLES
 
     c = connect(tmp_path / "w.duckdb")
     for name in FLEET_TABLES:

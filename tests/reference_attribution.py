@@ -25,7 +25,7 @@ def reference_attribution(requests, samples, *, max_gap_s=5.0, bucket_s=3600):
         for ts, p, w in rows:
             merged.setdefault(ts, []).append((p, w))
         pts = sorted((ts, sum(p for p, _ in v) / len(v), max(w for _, w in v)) for ts, v in merged.items())
-        def own_start(i):
+        def own_start(i, pts=pts):
             ts, _, w = pts[i]
             if w > 0:
                 return pts[i - 1][0] if i > 0 and ts - pts[i - 1][0] <= max_gap_s else ts - w

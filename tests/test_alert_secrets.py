@@ -115,10 +115,10 @@ def test_the_sensor_and_alerts_send_keep_a_bad_url_to_themselves(receiver, tmp_p
     `infercost alerts send` from cron (stdout and stderr)."""
     import dagster as dg
 
-    from pipelines.warehouse.tables import create_sql
     from pipelines.defs.alerts import alert_sensor
     from pipelines.warehouse.connection import connect
     from pipelines.warehouse.publish import publish
+    from pipelines.warehouse.tables import create_sql
 
     env = {"INFERCOST_HOME": str(tmp_path), "INFERCOST_WAREHOUSE": str(tmp_path / "w.duckdb"),
            "INFERCOST_ALERT_SLACK_WEBHOOK_URL": f"{receiver.url}/services/{TOKEN} /x",

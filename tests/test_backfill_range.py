@@ -1,15 +1,14 @@
 """A two-day range backfill: requests over midnight are split between days, nothing is counted twice."""
 
 import gzip
-import os
-import subprocess
-import sys
 
 import duckdb
 import pytest
 
 from pipelines.devtools.generate import generate
-from tests.conftest import REPO
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +22,8 @@ def two_days(tmp_path_factory):
     kept = [x for x in lines if not x.startswith("2026/11/03 12:")]
     assert len(kept) < len(lines)
     path.write_bytes(gzip.compress(("\n".join(kept) + "\n").encode()))
-    env = {**os.environ, "INFERCOST_HOME": str(root / "home"), "INFERCOST_LANDING": str(landing)}
-    env.pop("INFERCOST_WAREHOUSE", None)
-    env.pop("DAGSTER_HOME", None)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "materialize", "--from", "2026-11-02",
-                          "--to", "2026-11-03"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run_cli(["materialize", "--from", "2026-11-02", "--to", "2026-11-03"], home=root / "home", landing=landing,
+            timeout=900)
     con = duckdb.connect(str(root / "home" / "warehouse.duckdb"), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     yield con

@@ -11,25 +11,29 @@ import pytest
 from pipelines.cli.helpers import UserError
 from pipelines.cli.main import main
 from pipelines.cli.runlock import LOCK_NAME, run_lock
-from tests.conftest import REPO
+from tests.conftest import REPO, cli_env, run_cli
 
 COMMANDS = ["demo", "generate", "ingest", "materialize", "sql", "compare", "whatif", "report", "export", "docs", "validate-energy", "alerts",
             "bench", "dev"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_help(command):
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", command, "--help"], cwd=REPO, capture_output=True,
-                         text=True, check=False)
-    assert run.returncode == 0 and run.stdout.startswith(f"usage: infercost {command}")
+def test_help(command, capsys):
+    from pipelines.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith(f"usage: infercost {command}")
+
+
+def test_the_module_entry_point_answers_help():
+    assert run_cli(["--help"]).stdout.startswith("usage: infercost")
 
 
 def test_bad_dates_are_refused_clearly():
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "materialize", "--partition", "2026-13-01"],
-                         cwd=REPO, capture_output=True, text=True, check=False)
+    run = run_cli(["materialize", "--partition", "2026-13-01"], ok=False)
     assert run.returncode != 0 and "not a date" in run.stderr
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "materialize"], cwd=REPO, capture_output=True,
-                         text=True, check=False)
+    run = run_cli(["materialize"], ok=False)
     assert run.returncode != 0 and "--partition" in run.stderr
 
 
@@ -93,10 +97,7 @@ def test_a_bad_setting_and_an_unexpected_error_name_their_cause(tmp_path, monkey
 
 def test_a_second_run_on_one_home_is_refused_and_a_killed_run_blocks_nothing(tmp_path):
     home = tmp_path / "home"
-    env = {**os.environ, "INFERCOST_HOME": str(home), "INFERCOST_LANDING": str(REPO / "sample_logs"),
-           "PYTHONPATH": str(REPO)}
-    for name in ("INFERCOST_WAREHOUSE", "INFERCOST_PUBLISHED", "DAGSTER_HOME"):
-        env.pop(name, None)
+    env = cli_env(home=home, landing=REPO / "sample_logs", PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "pipelines.cli", "materialize", "--partition", "2026-11-02"]
     first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)

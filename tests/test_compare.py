@@ -4,6 +4,7 @@ every run of the same data; requests without a usable cost are left out and coun
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipelines.analysis.compare import compare
 
@@ -34,7 +35,7 @@ def test_interval_covers_the_true_effect_and_reports_sizes():
 def test_interval_narrows_with_more_requests():
     small = compare(frame(200, 200, -0.1, seed=1), n_boot=400).iloc[0]
     large = compare(frame(5000, 5000, -0.1, seed=1), n_boot=400).iloc[0]
-    width = lambda r: r["cost_change_ci_high_pct"] - r["cost_change_ci_low_pct"]
+    width = lambda r: r["cost_change_ci_high_pct"] - r["cost_change_ci_low_pct"]  # noqa: E731
     assert width(large) < width(small) / 2
 
 
@@ -43,6 +44,7 @@ def test_no_baseline_no_row():
     assert compare(f[f["technique"] != "baseline"]).empty
 
 
+@pytest.mark.slow
 def test_large_sides_draw_their_sums_from_the_exact_poisson_moments(monkeypatch):
     import numpy as np
 

@@ -1,8 +1,8 @@
 import pyarrow as pa
 import pytest
 
-from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES, load_contract
 from pipelines.warehouse.connection import connect, ensure_raw_tables
+from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES, load_contract
 
 
 @pytest.mark.parametrize("name", FEEDS + FLEET_TABLES)

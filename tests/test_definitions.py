@@ -47,6 +47,6 @@ def test_dbt_tests_are_asset_checks():
 def test_daily_job_and_schedule_for_the_previous_day():
     job = defs.resolve_job_def("daily_cost_job")
     assert job.partitions_def is not None
-    schedule = defs.get_schedule_def("daily_cost_job_schedule")
+    schedule = defs.resolve_schedule_def("daily_cost_job_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone in (None, "UTC")

@@ -3,16 +3,14 @@ reading formats.yaml from the config directory."""
 
 import json
 import re
-import os
-import subprocess
-import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import duckdb
+import pytest
 from dagster_duckdb import DuckDBResource
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 from tests.test_formats_requests import GENAI, T0_NS, span
 from tests.test_formats_telemetry import H100, scrape
 
@@ -22,11 +20,12 @@ def write_landing(landing):
         span("s1", T0_NS, T0_NS + 2_000_000_000, {**GENAI, "gen_ai.response.id": "otel-1"}),
         span("s2", T0_NS, T0_NS + 1_000, {"http.route": "/healthz"})]}]}]}
     (landing / "requests" / "otel_2026-11-02.jsonl").write_text(json.dumps(export) + "\n")
-    t0 = int(datetime(2026, 11, 2, 10, tzinfo=timezone.utc).timestamp() * 1000)
+    t0 = int(datetime(2026, 11, 2, 10, tzinfo=UTC).timestamp() * 1000)
     lines = scrape(300, 1_000_000, 50, 10, t0) + scrape(310, 1_310_000, 60, 10, t0 + 1000)
     (landing / "telemetry" / "dcgm_2026-11-02.prom").write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.slow
 def test_dagster_ingest_assets_follow_the_formats_file(landing, config_dir, tmp_path, monkeypatch):
     write_landing(landing)
     (config_dir / "formats.yaml").write_text(
@@ -51,6 +50,7 @@ def test_dagster_ingest_assets_follow_the_formats_file(landing, config_dir, tmp_
     con.close()
 
 
+@pytest.mark.slow
 def test_cli_ingest_takes_a_format_and_options(landing, tmp_path):
     write_landing(landing)
     (tmp_path / "home" / "config").mkdir(parents=True)  # the default config directory: $INFERCOST_HOME/config
@@ -59,16 +59,11 @@ def test_cli_ingest_takes_a_format_and_options(landing, tmp_path):
         "model: {const: llama-3.1-8b-instruct}, replica_id: {const: r0}, prompt_tokens: $.i, completion_tokens: $.o}\n")
     (landing / "requests" / "otel_2026-11-02.jsonl").write_text(
         json.dumps({"id": "gw-1", "s": "2026-11-02T10:00:00Z", "e": "2026-11-02T10:00:01Z", "i": 5, "o": 7}) + "\n")
-    env = {**os.environ, "INFERCOST_HOME": str(tmp_path / "home")}
-    env.pop("INFERCOST_WAREHOUSE", None)
-    env.pop("INFERCOST_CONFIG_DIR", None)
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "ingest", "--landing", str(landing), "--partition",
-                          "2026-11-02", "--feed", "requests", "--format", "mapped", "--option", "mapping=gw.yaml"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
+    home = tmp_path / "home"
+    run = run_cli(["ingest", "--landing", landing, "--partition", "2026-11-02", "--feed", "requests", "--format",
+                   "mapped", "--option", "mapping=gw.yaml"], home=home)
     assert "requests 2026-11-02: 1 files, 1 rows read, 1 loaded, 0 quarantined" in run.stdout
-    bad = subprocess.run([sys.executable, "-m", "pipelines.cli", "ingest", "--landing", str(landing), "--feed",
-                          "requests", "--format", "nope"], cwd=REPO, env=env, capture_output=True, text=True)
+    bad = run_cli(["ingest", "--landing", landing, "--feed", "requests", "--format", "nope"], home=home, ok=False)
     assert bad.returncode != 0 and "invalid choice: 'nope'" in bad.stderr
 
 

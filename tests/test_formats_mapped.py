@@ -1,7 +1,7 @@
 """User mapping files (YAML): real files from ../shared/realdata read through mappings, and the mapping language."""
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -58,6 +58,7 @@ def test_wilkins_request_log_through_a_mapping(run, realdata, tmp_path):
     assert_row_identity(con, "requests")
 
 
+@pytest.mark.slow
 def test_alibaba_utilization_only_telemetry_gets_a_modelled_power(realdata, tmp_path):
     (tmp_path / "alibaba.yaml").write_text("""
 feed: telemetry
@@ -100,7 +101,7 @@ def test_power_model_without_figures_needs_the_device_in_the_inventory(con, land
 
 
 def test_energy_counter_csv_alone_gives_the_energy(con, landing):
-    t0 = datetime(2026, 11, 2, 10, tzinfo=timezone.utc).timestamp()
+    t0 = datetime(2026, 11, 2, 10, tzinfo=UTC).timestamp()
     dev = "GPU-500320d4-f8f2-4545-b2d7-e6de5793354a"
     lines = ["timestamp,gpu_uuid,total_energy_mj,hostname"]
     lines += [f"{t0 + i},{dev},{1_000_000 + 300_000 * i},h" for i in range(11)]  # 300 W for 10 s
@@ -111,9 +112,9 @@ def test_energy_counter_csv_alone_gives_the_energy(con, landing):
     telemetry = con.sql("SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry"
                         ).to_arrow_table()
     assert telemetry["power_w"].null_count == 11  # no power column: the counter alone
-    start = datetime.fromtimestamp(t0, timezone.utc)
+    start = datetime.fromtimestamp(t0, UTC)
     requests = pa.table({"request_id": ["r"], "device_id": [dev], "started_at": pa.array([start], TS_TYPE),
-                         "ended_at": pa.array([datetime.fromtimestamp(t0 + 10, timezone.utc)], TS_TYPE)})
+                         "ended_at": pa.array([datetime.fromtimestamp(t0 + 10, UTC)], TS_TYPE)})
     result = attribute_energy(requests, telemetry, max_gap_s=2.0)
     assert result.per_request["energy_j"][0].as_py() == pytest.approx(3000.0, rel=1e-12)
     assert sorted(r for (r,) in con.execute("SELECT reason FROM ingest_quarantine").fetchall()) == [
@@ -147,8 +148,8 @@ fields:
     report = ingest_feed(con, "requests", landing, date(2026, 11, 2), fmt="mapped", options={"mapping": "gw.yaml"})
     got = {r[0]: r[1:] for r in con.execute(
         "SELECT request_id, started_at, ended_at, quantization, speculative, status FROM raw_requests").fetchall()}
-    assert got["a"] == (datetime(2026, 11, 2, 10, tzinfo=timezone.utc),
-                        datetime(2026, 11, 2, 10, 0, 2, 500000, tzinfo=timezone.utc), "fp8", "eagle", "ok")
+    assert got["a"] == (datetime(2026, 11, 2, 10, tzinfo=UTC),
+                        datetime(2026, 11, 2, 10, 0, 2, 500000, tzinfo=UTC), "fp8", "eagle", "ok")
     assert got["b"][2:4] == ("int4", None)
     assert (report.rows_read, report.rows_loaded) == (4, 2)
     assert sorted(r for (r,) in con.execute("SELECT reason FROM ingest_quarantine").fetchall()) == [

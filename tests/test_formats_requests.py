@@ -1,7 +1,7 @@
 """Request-log formats with no real file in ../shared/realdata: hand-written samples in their published shapes."""
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from pipelines.ingest.loader import ingest_feed
 from tests.conftest import assert_row_identity
@@ -55,7 +55,7 @@ def test_otel_genai_spans_otlp_json_and_flat(con, landing):
     got = {r[0]: r[1:] for r in con.execute(
         "SELECT request_id, started_at, first_token_at, ended_at, model, replica_id, device_id, host, prompt_tokens, "
         "completion_tokens, cached_prompt_tokens, tenant, status FROM raw_requests").fetchall()}
-    start = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
     assert got["chatcmpl-1"][0] == start  # nanoseconds truncate to the microsecond, exactly
     assert (got["chatcmpl-1"][1] - start).total_seconds() == 0.25
     assert (got["chatcmpl-1"][2] - start).total_seconds() == 3.5

@@ -2,7 +2,7 @@
 energy-counter CSV): hand-written samples in their published shapes."""
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from pipelines.ingest.loader import ingest_feed
 from tests.conftest import assert_row_identity, quarantine
@@ -42,7 +42,7 @@ def test_dcgm_scrape_with_a_time_in_the_file_name(con, landing):
     got = {r[0]: r[1:] for r in con.execute(
         "SELECT device_id, ts, power_w, power_window_s, energy_counter_j, util_pct, mem_used_mib, host "
         "FROM raw_telemetry").fetchall()}
-    assert got[H100] == (datetime(2026, 11, 2, 10, 0, 5, tzinfo=timezone.utc), 312.5, 1.0, 123_456.789, 87.0,
+    assert got[H100] == (datetime(2026, 11, 2, 10, 0, 5, tzinfo=UTC), 312.5, 1.0, 123_456.789, 87.0,
                          40_000.0, "dcgm-pod-x")  # H100: power usage is a 1 s average; mJ -> J
     assert got["h9:1"][1:] == (1500.5, 1.0, None, 5.0, None, "h9")  # not in the inventory: no TDP to test against
     assert quarantine(con, "telemetry") == {13: "not a Prometheus exposition line"}
@@ -50,7 +50,7 @@ def test_dcgm_scrape_with_a_time_in_the_file_name(con, landing):
 
 
 def test_dcgm_scrapes_with_point_timestamps_and_problems(con, landing):
-    t0 = int(datetime(2026, 11, 2, 10, tzinfo=timezone.utc).timestamp() * 1000)
+    t0 = int(datetime(2026, 11, 2, 10, tzinfo=UTC).timestamp() * 1000)
     lines = scrape(300, 1_000_000, 50, 10, t0) + scrape(2000, 1_300_000, 50, 10, t0 + 1000)
     lines += scrape(310, 1_600_000, 50, 10, t0 + 2000)[5:6] * 2  # the same series twice at one time
     (landing / "telemetry" / "scrapes.prom").write_text("\n".join(lines) + "\n")
@@ -68,7 +68,7 @@ def test_dcgm_scrapes_with_point_timestamps_and_problems(con, landing):
 
 
 def test_prometheus_range_query_export(con, landing):
-    t0 = datetime(2026, 11, 2, 10, tzinfo=timezone.utc).timestamp()
+    t0 = datetime(2026, 11, 2, 10, tzinfo=UTC).timestamp()
     metric = {"UUID": H100, "gpu": "0", "Hostname": "us-west-h100-large-000", "namespace": "serving"}
     doc = {"status": "success", "data": {"resultType": "matrix", "result": [
         {"metric": {"__name__": "DCGM_FI_DEV_POWER_USAGE", **metric},
@@ -84,7 +84,7 @@ def test_prometheus_range_query_export(con, landing):
 
     rows = con.execute("SELECT ts, power_w, energy_counter_j FROM raw_telemetry ORDER BY ts").fetchall()
     assert [r[1:] for r in rows] == [(300.5, 1000.0), (320.0, 10300.0), (None, 15000.0)]  # counter-only sample loads
-    assert rows[0][0] == datetime(2026, 11, 2, 10, tzinfo=timezone.utc)
+    assert rows[0][0] == datetime(2026, 11, 2, 10, tzinfo=UTC)
     reasons = sorted(r for (r,) in con.execute("SELECT reason FROM ingest_quarantine").fetchall())
     assert reasons == ["no UUID or gpu label", "power_w is not finite"]
     assert report.rows_read == 5

@@ -184,6 +184,7 @@ def run_example(con, tmp_path, name, seed, compress):
     return mutations
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_mutated_lines_never_raise_and_every_line_is_accounted_for(name, con, tmp_path):
     seen = []

@@ -51,6 +51,7 @@ def test_fleet_shape():
     assert {d["device_type"] for d in inventory} <= set(DEVICE_TYPES)
 
 
+@pytest.mark.slow
 def test_generated_day_is_deterministic_and_overlapping(tmp_path):
     a = generate(tmp_path / "a", devices=8, days=1, seed=3, load=0.2, progress=lambda m: None)
     b = generate(tmp_path / "b", devices=8, days=1, seed=3, load=0.2, progress=lambda m: None)

@@ -254,6 +254,7 @@ def test_a_request_id_loaded_for_another_day_is_quarantined_as_a_duplicate(con, 
     assert_row_identity(con, "requests")
 
 
+@pytest.mark.slow
 def test_large_files_read_in_pieces_give_the_same_rows(con, landing, monkeypatch):
     import pipelines.ingest.loader as ingest
 

@@ -1,14 +1,12 @@
 """The sample day with one inventory row removed (as if quarantined): the requests on that device carry a caveat
 into fct_request_cost and every rollup, and the technique comparisons leave them out and say how many."""
 
-import os
-import subprocess
-import sys
-
 import duckdb
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.e2e
 
 # one of the four GPUs of the tensor-parallel replica serving llama-3.1-70b-instruct's untreated (baseline)
 # requests: without its inventory row, those requests' cost is three quarters of the truth, not null
@@ -32,13 +30,7 @@ def warehouse(tmp_path_factory):
             assert len(kept) == len(lines) - 1
             lines = kept
         (fleet / src.name).write_text("".join(lines))
-    env = {**os.environ, "INFERCOST_HOME": str(root / "home"), "INFERCOST_LANDING": str(landing)}
-    env.pop("INFERCOST_WAREHOUSE", None)
-    env.pop("DAGSTER_HOME", None)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "materialize", "--partition", "2026-11-02"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run_cli(["materialize", "--partition", "2026-11-02"], home=root / "home", landing=landing, timeout=900)
     con = duckdb.connect(str(root / "home" / "warehouse.duckdb"), read_only=True)
     yield con
     con.close()
@@ -82,7 +74,7 @@ def test_the_comparisons_leave_them_out_and_say_so(warehouse):
         FROM technique_comparison WHERE baseline_model = '{MODEL}' ORDER BY technique""").fetchall()
     # every baseline request of the 70B ran on the device: nothing is left to compare with, and the table says so
     assert [r[0] for r in rows] == ["moe", "quant:fp8"]
-    for technique, change, n, n_base, excluded, summary in rows:
+    for _technique, change, n, n_base, excluded, summary in rows:
         assert change is None and n > 1000 and n_base == 0 and excluded == flagged
         assert f"left out 0 vs {flagged:,} requests" in summary and "no comparison" in summary
     saving, = one(warehouse, f"SELECT cost_change_pct FROM technique_savings "

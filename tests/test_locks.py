@@ -35,6 +35,7 @@ def warehouse(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_a_writer_waits_for_a_reader_then_writes(warehouse, monkeypatch):
     monkeypatch.setenv("INFERCOST_LOCK_WAIT_S", "30")
     with pytest.raises(duckdb.IOException, match="lock"):  # the premise: a plain connect fails at once
@@ -93,6 +94,7 @@ def test_the_dagster_resource_waits_like_every_writer(warehouse, monkeypatch):
         holder.wait()
 
 
+@pytest.mark.slow
 def test_dbt_waits_for_a_reader_that_takes_the_file_as_it_starts(warehouse, monkeypatch):
     """dbt-duckdb opens the file itself: profiles.yml's connect retries carry it past a reader holding the file
     for 4 s (without them `dbt debug` fails its connection test at once)."""
@@ -118,6 +120,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_a_child_started_through_the_launcher_dies_with_its_killed_parent(tmp_path):
     from pipelines.defs.child_process import dies_with_parent
@@ -168,6 +171,7 @@ with dg.DagsterInstance.get() as instance:
 '''
 
 
+@pytest.mark.slow
 def test_a_killed_run_is_marked_failed_on_the_next_start_and_a_live_one_is_left_alone(tmp_path, monkeypatch):
     import dagster as dg
 

@@ -1,33 +1,26 @@
 """The whole pipeline on the shipped sample day, through the CLI and Dagster, into a fresh warehouse."""
 
 import json
+import os
 import re
 import shutil
-import os
 import subprocess
 import sys
 
 import duckdb
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run, run_cli
+
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     home = tmp_path_factory.mktemp("infercost_home")
-    env = {**os.environ, "INFERCOST_HOME": str(home)}
-    env.pop("INFERCOST_WAREHOUSE", None)
-    env.pop("DAGSTER_HOME", None)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    demo = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    demo = run_cli(["demo"], home=home, timeout=900)
     # materializing the same day again replaces it, never doubles it
-    again = subprocess.run([sys.executable, "-m", "pipelines.cli", "materialize", "--partition", "2026-11-02"],
-                           cwd=REPO, env={**env, "INFERCOST_LANDING": str(REPO / "sample_logs")},
-                           capture_output=True, text=True, timeout=900)
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    run_cli(["materialize", "--partition", "2026-11-02"], home=home, landing=REPO / "sample_logs", timeout=900)
     path = home / "warehouse.duckdb"
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
@@ -117,13 +110,9 @@ def test_idle_cost_is_reported_and_shared(warehouse):
 
 
 def test_sql_command_reads_the_warehouse_and_refuses_writes(warehouse):
-    env = {**os.environ, "INFERCOST_HOME": str(warehouse["home"])}
-    env.pop("INFERCOST_WAREHOUSE", None)
-    ok = subprocess.run([sys.executable, "-m", "pipelines.cli", "sql", "SELECT count(*) AS n FROM fct_request_cost"],
-                        cwd=REPO, env=env, capture_output=True, text=True)
-    assert ok.returncode == 0 and ok.stdout.splitlines()[0].strip() == "n"
-    bad = subprocess.run([sys.executable, "-m", "pipelines.cli", "sql", "DELETE FROM fct_request_cost"],
-                         cwd=REPO, env=env, capture_output=True, text=True)
+    ok = run_cli(["sql", "SELECT count(*) AS n FROM fct_request_cost"], home=warehouse["home"])
+    assert ok.stdout.splitlines()[0].strip() == "n"
+    bad = run_cli(["sql", "DELETE FROM fct_request_cost"], home=warehouse["home"], ok=False)
     assert bad.returncode != 0 and "read-only" in bad.stderr
 
 
@@ -146,15 +135,10 @@ def test_analysts_query_the_published_copy_while_a_run_writes(warehouse):
                                "time.sleep(120)", str(home / "warehouse.duckdb")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "writing"
-        env = {**os.environ, "INFERCOST_HOME": str(home)}
-        env.pop("INFERCOST_WAREHOUSE", None)
-        ok = subprocess.run([sys.executable, "-m", "pipelines.cli", "sql",
-                             "SELECT model, sum(requests) AS n FROM agg_daily_model_cost GROUP BY 1 ORDER BY 1"],
-                            cwd=REPO, env=env, capture_output=True, text=True)
-        assert ok.returncode == 0, ok.stderr
+        ok = run_cli(["sql", "SELECT model, sum(requests) AS n FROM agg_daily_model_cost GROUP BY 1 ORDER BY 1"],
+                     home=home)
         assert "llama-3.1-8b-instruct" in ok.stdout
-        live = subprocess.run([sys.executable, "-m", "pipelines.cli", "sql", "--live", "SELECT 1"],
-                              cwd=REPO, env=env, capture_output=True, text=True)
+        live = run_cli(["sql", "--live", "SELECT 1"], home=home, ok=False)
         assert live.returncode != 0  # the live file is locked: exactly why the published copy exists
         assert live.stderr.strip() == (f"infercost: the pipeline is writing to {home / 'warehouse.duckdb'} "
                                        f"(PID {holder.pid}); query the published copy (drop --live)"), live.stderr
@@ -194,12 +178,7 @@ def test_technique_comparison_has_intervals_and_sizes(warehouse):
 
 
 def test_docs_are_generated_offline_with_every_mart(warehouse):
-    env = {**os.environ, "INFERCOST_HOME": str(warehouse["home"])}
-    env.pop("INFERCOST_WAREHOUSE", None)
-    env.pop("DAGSTER_HOME", None)
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "docs"], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=600)
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    run_cli(["docs"], home=warehouse["home"], timeout=600)
     site = warehouse["home"] / "docs" / "site"
     catalog = json.loads((site / "catalog.json").read_text())
     assert "model.infercost.fct_request_cost" in catalog["nodes"]
@@ -214,13 +193,10 @@ def test_focus_export_follows_the_column_rules(warehouse, tmp_path):
 
     from pipelines.outputs.focus import CUSTOM_COLUMNS, FOCUS_COLUMNS
 
-    env = {**os.environ, "INFERCOST_HOME": str(warehouse["home"])}
-    env.pop("INFERCOST_WAREHOUSE", None)
     out = tmp_path / "focus.csv"
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "export", "focus", "--out", str(out)], cwd=REPO,
-                         env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    rows = list(csv.DictReader(open(out)))
+    run_cli(["export", "focus", "--out", out], home=warehouse["home"])
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
     assert rows
     header = list(rows[0])
     assert header == FOCUS_COLUMNS + CUSTOM_COLUMNS
@@ -271,12 +247,9 @@ def test_whatif_projections_rest_on_measurements(warehouse):
             whatif.device(con, "llama-3.1-8b-instruct", "A100-SXM4")
     finally:
         con.close()
-    env = {**os.environ, "INFERCOST_HOME": str(warehouse["home"])}
-    env.pop("INFERCOST_WAREHOUSE", None)
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "whatif", "technique", "--model",
-                          "llama-3.1-8b-instruct", "--technique", "quant:int8"], cwd=REPO, env=env,
-                         capture_output=True, text=True)
-    assert run.returncode == 0 and "rests on:" in run.stdout
+    projection = run_cli(["whatif", "technique", "--model", "llama-3.1-8b-instruct", "--technique", "quant:int8"],
+                         home=warehouse["home"])
+    assert "rests on:" in projection.stdout
 
 
 def test_emissions_follow_energy_and_the_hourly_grid_intensity(warehouse):
@@ -307,18 +280,13 @@ def test_report_renders_offline_in_a_headless_browser(warehouse, tmp_path):
         if os.environ.get("CI"):
             pytest.fail("chromium is missing: .ci/run installs Debian's chromium")
         pytest.skip("no chromium on this machine (apt-get install chromium)")
-    env = {**os.environ, "INFERCOST_HOME": str(warehouse["home"])}
-    env.pop("INFERCOST_WAREHOUSE", None)
     out = tmp_path / "report.html"
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "report", "--from", "2026-11-02", "--to",
-                          "2026-11-02", "--out", str(out)], cwd=REPO, env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
+    run_cli(["report", "--from", "2026-11-02", "--to", "2026-11-02", "--out", out], home=warehouse["home"])
     page = out.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "the report must not fetch anything"
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", out.as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    dom = run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", out.as_uri()], ok=False, timeout=120)
     body = re.search(r"<body[^>]*>", dom.stdout)
     assert body, dom.stderr[-2000:]
     assert 'data-errors="0"' in body.group(0)

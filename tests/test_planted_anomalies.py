@@ -3,16 +3,15 @@ raise nothing."""
 
 import gzip
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from pipelines.devtools.generate import Plant, generate
-from tests.conftest import REPO
+from tests.conftest import cli_env, run_cli
 from tests.test_alerts import Receiver
+
+pytestmark = pytest.mark.e2e
 
 GAP_DAY, LAST_DAY = "2026-11-07", "2026-11-08"
 
@@ -32,21 +31,12 @@ def delivered(tmp_path_factory):
     shutil.copy(landing / "requests" / f"{LAST_DAY}.jsonl.gz", landing / "requests" / f"{LAST_DAY}-resent.jsonl.gz")
 
     receiver = Receiver()
-    env = {**os.environ, "INFERCOST_HOME": str(root / "home"), "INFERCOST_LANDING": str(landing),
-           "INFERCOST_ALERT_WEBHOOK_URL": receiver.url + "/hook", "INFERCOST_ALERT_WEBHOOK_SECRET": "k"}
-    env.pop("INFERCOST_WAREHOUSE", None)
-    env.pop("DAGSTER_HOME", None)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    env = cli_env(home=root / "home", landing=landing, INFERCOST_ALERT_WEBHOOK_URL=receiver.url + "/hook",
+                  INFERCOST_ALERT_WEBHOOK_SECRET="k")
     try:
-        run = subprocess.run([sys.executable, "-m", "pipelines.cli", "materialize", "--from", "2026-11-02",
-                              "--to", LAST_DAY], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-        send = subprocess.run([sys.executable, "-m", "pipelines.cli", "alerts", "send"], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert send.returncode == 0, send.stdout + send.stderr
-        again = subprocess.run([sys.executable, "-m", "pipelines.cli", "alerts", "send"], cwd=REPO, env=env,
-                               capture_output=True, text=True, timeout=300)
-        assert again.returncode == 0
+        run_cli(["materialize", "--from", "2026-11-02", "--to", LAST_DAY], env=env, timeout=1200)
+        run_cli(["alerts", "send"], env=env)
+        run_cli(["alerts", "send"], env=env)
     finally:
         receiver.close()
     assert len(receiver.requests) == 1, "the second send must not alert again"

@@ -1,27 +1,24 @@
 """Price files as markets publish them, through ingest and dbt's price models (int_prices_filled, int_prices_usd): overlapping files, missing hours
 filled by the documented rule and flagged, and dated FX rates from the user's table."""
 
-import os
-import subprocess
-import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from pipelines.ingest.loader import ingest_feed, ingest_fleet_table
-from tests.conftest import REPO
+from tests.conftest import cli_env, run
 
 DAY = date(2026, 11, 2)
 
 
 def run_dbt(warehouse: Path, work: Path, *select: str) -> None:
-    env = {**os.environ, "INFERCOST_WAREHOUSE": str(warehouse)}
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    done = subprocess.run(["dbt", "build", "--project-dir", "dbt", "--profiles-dir", "dbt", "--target-path",
-                           str(work / "target"), "--log-path", str(work / "logs"), "--select", *select],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-4000:]
+    run(["dbt", "build", "--project-dir", "dbt", "--profiles-dir", "dbt", "--target-path", str(work / "target"),
+         "--log-path", str(work / "logs"), "--select", *select], env=cli_env(warehouse=warehouse), timeout=600,
+        tail=4000)
 
 
+@pytest.mark.slow
 def test_missing_hours_are_filled_and_flagged_and_fx_is_dated(con, landing, tmp_path):
     hours = [f"2026-11-02 {h:02d}:00:00,{10 + h}" for h in range(24) if h in (2, 3, 4, 7, 8)]
     (landing / "prices" / "us-west_2026-11-02.csv").write_text("Datetime,Price (USD/MWh)\n" + "\n".join(hours) + "\n")
@@ -51,7 +48,7 @@ def test_missing_hours_are_filled_and_flagged_and_fx_is_dated(con, landing, tmp_
     west = {r[0]: r[1:] for r in ro.execute(
         "SELECT interval_start, price_usd_per_mwh, price_filled, price_filled_from FROM int_prices_usd "
         "WHERE region = 'us-west' ORDER BY 1").fetchall()}
-    t = lambda h: datetime(2026, 11, 2, tzinfo=timezone.utc) + timedelta(hours=h)  # noqa: E731
+    t = lambda h: datetime(2026, 11, 2, tzinfo=UTC) + timedelta(hours=h)  # noqa: E731
     # published 02-04 and 07-08; 00-01 come from 02 (nothing before), 05-06 from 04, 09-15 from 08 (within 6 h
     # of it); 16-23 are farther than 6 h from any price: unpriced, caveated in the marts, not guessed
     assert sorted(west) == [t(h) for h in range(16)]
@@ -61,6 +58,6 @@ def test_missing_hours_are_filled_and_flagged_and_fx_is_dated(con, landing, tmp_
     assert west[t(15)] == (18.0, True, t(8))
     eu_rates = dict(ro.execute("SELECT interval_start, price_usd_per_mwh FROM int_prices_usd "
                                "WHERE region = 'eu-central' ORDER BY 1").fetchall())
-    assert eu_rates[datetime(2026, 11, 1, 23, tzinfo=timezone.utc)] == 50 * 1.10  # 00:00 Berlin, Nov 1 in UTC
-    assert eu_rates[datetime(2026, 11, 2, 0, tzinfo=timezone.utc)] == 50 * 1.20
+    assert eu_rates[datetime(2026, 11, 1, 23, tzinfo=UTC)] == 50 * 1.10  # 00:00 Berlin, Nov 1 in UTC
+    assert eu_rates[datetime(2026, 11, 2, 0, tzinfo=UTC)] == 50 * 1.20
     ro.close()

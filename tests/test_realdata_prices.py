@@ -5,9 +5,9 @@ from datetime import date
 
 import pytest
 
-from pipelines.warehouse.contracts import FLEET_TABLES
 from pipelines.ingest.loader import ingest_files, ingest_fleet_table
 from pipelines.warehouse.connection import connect
+from pipelines.warehouse.contracts import FLEET_TABLES
 from tests.conftest import REPO
 
 REGIONS = """region,market,price_timezone,interval_minutes

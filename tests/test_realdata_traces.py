@@ -4,9 +4,9 @@ from datetime import date
 
 import pytest
 
-from pipelines.warehouse.contracts import FLEET_TABLES
 from pipelines.ingest.loader import ingest_feed, ingest_files, ingest_fleet_table
 from pipelines.warehouse.connection import connect
+from pipelines.warehouse.contracts import FLEET_TABLES
 from tests.conftest import REPO
 
 MODEL = {"model": "llama-3.1-8b-instruct", "replicas": "r0,r1,r2", "prefill_tokens_per_s": "8000",

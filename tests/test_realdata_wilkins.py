@@ -6,7 +6,7 @@ requests are read from the run's request log; the kernel attributes each GPU's e
 """
 
 import csv
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from statistics import median
 
 import pyarrow as pa
@@ -27,7 +27,7 @@ def read_request_log(path):
     with open(path, newline="") as f:
         for rec in csv.reader(f):
             if len(rec) == 18 and rec[1].startswith("start-inference"):
-                start = datetime.fromtimestamp(float(rec[0]), timezone.utc)
+                start = datetime.fromtimestamp(float(rec[0]), UTC)
                 rows.append((rec[1], start, start + timedelta(seconds=float(rec[2])), float(rec[5]) / 1e6))
     return rows
 

@@ -13,6 +13,8 @@ from pipelines.ingest.loader import ingest_feed, ingest_fleet_table
 from pipelines.warehouse.connection import connect
 from pipelines.warehouse.contracts import FLEET_TABLES
 
+pytestmark = pytest.mark.slow  # a generated 8-device fleet-day, loaded and attributed by each test
+
 DAY = date(2026, 11, 2)
 
 

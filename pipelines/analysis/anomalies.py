@@ -61,9 +61,9 @@ def _baseline(history: pd.DataFrame, day: pd.Timestamp, column: str) -> tuple[fl
     """Median and MAD of the same weekday (>= 2 days), else of the same kind of day (weekday or weekend, >= 2
     days), else of all days in the history."""
     values = history[column].dropna()
-    weekdays = history.loc[values.index, "day"].dt.dayofweek
-    same_day = values[weekdays == day.dayofweek]
-    same_kind = values[(weekdays >= 5) == (day.dayofweek >= 5)]
+    weekdays = history.loc[values.index, "day"].dt.day_of_week
+    same_day = values[weekdays == day.day_of_week]
+    same_kind = values[(weekdays >= 5) == (day.day_of_week >= 5)]
     values = same_day if len(same_day) >= 2 else same_kind if len(same_kind) >= 2 else values
     if values.empty:
         return float("nan"), float("nan")

@@ -110,7 +110,7 @@ def _compare_pair(g: pd.DataFrame, base: pd.DataFrame, n_boot: int, rng, exclude
     point = cost.sum() / tok.sum() / (bcost.sum() / btok.sum()) - 1
     draws = _bootstrap_ratio(cost, tok, n_boot, rng) / _bootstrap_ratio(bcost, btok, n_boot, rng) - 1
     low, high = np.percentile(draws, [2.5, 97.5])
-    q = lambda s, p: float(np.nanpercentile(s.to_numpy(float), p)) if s.notna().any() else float("nan")
+    q = lambda s, p: float(np.nanpercentile(s.to_numpy(float), p)) if s.notna().any() else float("nan")  # noqa: E731
     p95, bp95 = q(g["duration_s"], 95), q(base["duration_s"], 95)
     duration_change = 100 * (p95 / bp95 - 1) if bp95 else float("nan")
     n_out, n_base_out = excluded.get((model, technique), 0), excluded.get((base_model, "baseline"), 0)

@@ -176,7 +176,7 @@ def _label_columns(frame, column: str | None, identify_by: list[str] | None) -> 
     """The columns that say what a row is: the check's ``identify_by``, else its text and date columns."""
     if identify_by:
         return [c for c in identify_by if c in frame]
-    return [c for c in frame.columns if c != column and not (frame[c].dtype.kind in "biufc")][:3]
+    return [c for c in frame.columns if c != column and frame[c].dtype.kind not in "biufc"][:3]
 
 
 def _describe(rows, column: str | None, identify_by: list[str] | None) -> list[str]:

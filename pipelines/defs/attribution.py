@@ -4,11 +4,11 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from pipelines.analysis.quality import run_suite
+from pipelines.attribution.day import attribute_day
 from pipelines.defs.partitions import daily_partitions, partition_days, single_run
 from pipelines.defs.quality import check_results, suite_check_specs
 from pipelines.defs.resources import warehouse_connection
-from pipelines.attribution.day import attribute_day
-from pipelines.analysis.quality import run_suite
 from pipelines.settings import current
 
 

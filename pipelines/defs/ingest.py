@@ -4,13 +4,13 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from pipelines.analysis.quality import run_suite
 from pipelines.defs.partitions import daily_partitions, partition_days, single_run
 from pipelines.defs.quality import check_results, suite_check_specs
 from pipelines.defs.resources import warehouse_connection
-from pipelines.warehouse.contracts import FLEET_TABLES, load_contract
 from pipelines.ingest.loader import IngestReport, ingest_feed, ingest_fleet_table
-from pipelines.analysis.quality import run_suite
 from pipelines.warehouse.connection import landing_dir
+from pipelines.warehouse.contracts import FLEET_TABLES, load_contract
 
 FLEET_KEYS = [dg.AssetKey(f"raw_{name}") for name in FLEET_TABLES]
 

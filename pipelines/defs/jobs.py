@@ -1,11 +1,8 @@
 import dagster as dg
 
-from pipelines.defs.partitions import daily_partitions
-
 daily_cost_job = dg.define_asset_job(
     "daily_cost_job",
     selection=dg.AssetSelection.all(),
-    partitions_def=daily_partitions,
     description="Ingest the day's feeds, attribute energy, and rebuild the cost marts.",
 )
 

@@ -136,7 +136,7 @@ def build_fleet(n_devices: int, rng: np.random.Generator) -> tuple[list[dict], l
         region = REGIONS["eu-central" if kind == "a100" else "us-west"]
         host = f"{region.region}-{kind}-{h:03d}"
         uuids = [_uuid(rng) for _ in range(8)]
-        for i, u in enumerate(uuids):
+        for u in uuids:
             inventory.append(
                 {
                     "device_id": u, "host": host, "region": region.region, "device_type": dtype.name,
