@@ -195,9 +195,8 @@ def test_live_while_the_pipeline_writes_says_what_to_do(home):
                                        "published copy (drop --live)"), busy.stderr
         published = cli(["sql", "SELECT count(*) AS n FROM fct_request_cost"], home)
         assert published.returncode == 0 and published.stdout.splitlines()[2].strip() == "40"
-        alerts = cli(["alerts", "list"], home)
-        assert alerts.returncode == 1 and "Traceback" not in alerts.stderr
-        assert f"the pipeline is writing to {live}" in alerts.stderr and "try again" in alerts.stderr
+        alerts = cli(["alerts", "list"], home)  # a reader: the published copy, whoever holds the live file
+        assert alerts.returncode == 0 and "alert(s)" in alerts.stdout, alerts.stderr
         ingest = cli(["ingest", "--partition", "2026-11-02"], home)  # a writer of its own: told who holds the file
         assert ingest.returncode == 1 and ingest.stderr == (f"infercost: the pipeline is writing to {live} "
                                                             f"(PID {holder.pid}); wait for that run to finish\n")
