@@ -102,10 +102,11 @@ def quarantine(con, feed):
 
 
 def assert_row_identity(con, feed):
-    for f, read, loaded, quarantined in con.execute(
-            "SELECT source_file, rows_read, rows_loaded, rows_quarantined FROM ingest_file_stats WHERE feed = ?",
+    for f, read, loaded, quarantined, skipped in con.execute(
+            "SELECT source_file, rows_read, rows_loaded, rows_quarantined, rows_skipped FROM ingest_file_stats "
+            "WHERE feed = ?",
             [feed]).fetchall():
-        assert read == loaded + quarantined, f
+        assert read == loaded + quarantined + skipped, f
     loaded = con.execute(f"SELECT count(*) FROM raw_{feed}").fetchall()[0][0]
     stats = con.execute("SELECT sum(rows_loaded) FROM ingest_file_stats WHERE feed = ?", [feed]).fetchall()[0][0]
     assert loaded == stats

@@ -206,7 +206,8 @@ def test_decompression_caps_end_a_file_with_a_reason_naming_it(con, landing, mon
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     (landing / "requests" / "trace_2026-11-02.tar.gz").write_bytes(buf.getvalue())
-    ingest_files(con, "requests", [landing / "requests" / "trace_2026-11-02.tar.gz"], DAY)
+    ingest_files(con, "requests", [landing / "requests" / "trace_2026-11-02.tar.gz"], DAY,
+                 replace_anyway=True)  # the day loaded above is replaced by a file that is all quarantine
     [(name, line, _, reason)] = quarantined(con, "requests")
     assert name == "trace_2026-11-02.tar.gz" and line == 1
     assert reason.startswith("trace_2026-11-02.tar.gz: expands more than 200 times (8,388,608 bytes from ")

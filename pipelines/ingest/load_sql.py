@@ -16,6 +16,9 @@ from pipelines.ingest.feeds import Feed
 BATCH_TABLE = "_ingest_batch"
 # the files of a run: source_file, name_date (the date in its name), arrival (its rank by modification time, name)
 FILES_TABLE = "_ingest_files"
+# the reason of a row a mapping's skip rule says is not data (pipelines/ingest/formats/mapping.py, skip_when): kept in
+# ingest_quarantine with its reason, counted as skipped rather than quarantined
+SKIPPED_REASON = "skipped by the mapping: "
 
 
 def day_sql(day: date | None) -> str:

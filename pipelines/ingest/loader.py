@@ -14,6 +14,9 @@ delivered loads.
 
 This module orchestrates; the jobs live beside it: decompress.py and files.py (reading files in bounded memory,
 splitting lines), feeds.py (a feed resolved once), load_sql.py (the SQL that decides each row's fate), staging.py (staging and replacing a day).
+A run never loses a loaded day by mistake: a reader of another feed is refused before anything is read, and a run
+that would replace a loaded day with no rows or mostly quarantine is refused (staging.refusal) unless
+``replace_anyway``; ``dry_run`` reads, validates and reports, and writes nothing.
 Pure DuckDB and Python; imports no Dagster.
 """
 
@@ -61,31 +64,39 @@ BATCH_LINES = 2_000_000
 
 
 def ingest_feed(con: duckdb.DuckDBPyConnection, feed: str, landing: Path, day: date, *,
-                fmt: str | None = None, options: dict | None = None, progress=None) -> IngestReport:
+                fmt: str | None = None, options: dict | None = None, progress=None,
+                replace_anyway: bool = False, dry_run: bool = False) -> IngestReport:
     """Load the rows of ``day`` from every file of ``landing/<feed>/`` into raw_<feed>.
 
     The format and its options come from the arguments, else from ``<landing>/formats.yaml`` (``<feed>: {format:
-    ..., options: {...}}``), else the feed's default format.
+    ..., options: {...}}``, or a list of ``{pattern, format, options}``: the first pattern a file's name matches
+    chooses its reader), else the feed's default format. ``replace_anyway``: replace a loaded day even with no rows
+    or mostly quarantine; ``dry_run``: read and validate, write nothing (the report says what would load).
     """
-    ensure_raw_tables(con)
     resolved = resolve_landing_feed(feed, Path(landing), fmt, options)
+    if not dry_run:
+        ensure_raw_tables(con)
     folder = Path(landing) / feed
     if not folder.is_dir():
         if feed in OPTIONAL_FEEDS:
-            return _load_parts(con, resolved, [], day)
+            return _load_parts(con, resolved, [], day, replace_anyway=replace_anyway, dry_run=dry_run)
         raise IngestError(f"{folder}: landing folder for {feed} does not exist")
-    files = files_for(folder, resolved.reader.patterns, day)
-    return _ingest(con, resolved, files, day, Path(landing), progress)
+    files = files_for(folder, resolved.patterns, day)
+    return _ingest(con, resolved, files, day, Path(landing), progress, replace_anyway=replace_anyway,
+                   dry_run=dry_run)
 
 
 def ingest_files(con: duckdb.DuckDBPyConnection, feed: str, files: list[Path], day: date | None, *,
                  fmt: str | None = None, options: dict | None = None, landing: Path | None = None,
-                 progress=None) -> IngestReport:
+                 progress=None, replace_anyway: bool = False, dry_run: bool = False) -> IngestReport:
     """Load the rows of ``day`` (every day when None) from the given files (read in place) into raw_<feed>,
     replacing what an earlier run loaded for that day. ``progress(files_done, files_total, report)`` is called
-    after every batch."""
-    ensure_raw_tables(con)
-    return _ingest(con, resolve_feed(feed, fmt, options), list(files), day, landing, progress)
+    after every batch. ``replace_anyway`` and ``dry_run`` as for :func:`ingest_feed`."""
+    resolved = resolve_feed(feed, fmt, options, landing)
+    if not dry_run:
+        ensure_raw_tables(con)
+    return _ingest(con, resolved, list(files), day, landing, progress, replace_anyway=replace_anyway,
+                   dry_run=dry_run)
 
 
 def ingest_fleet_table(con: duckdb.DuckDBPyConnection, name: str, landing: Path) -> IngestReport:
@@ -108,27 +119,28 @@ def day_range(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def _load_parts(con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[str], day: date | None
-                ) -> IngestReport:
+def _load_parts(con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[str], day: date | None,
+                **guard) -> IngestReport:
     """Replace the day's rows (all rows when day is None) with the parsed parts, in one transaction."""
     report = IngestReport(feed=feed.name, partition_date=day)
-    with replacing(con, feed, day, report) as counts:
+    with replacing(con, feed, day, report, files=[], **guard) as counts:
         stage_batch(con, feed, parsed_parts, day, counts)
     return report
 
 
 def _ingest(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[Path], day: date | None,
-            landing: Path | None, progress) -> IngestReport:
+            landing: Path | None, progress, **guard) -> IngestReport:
     """Parse the files piece by piece, stage them in batches of about BATCH_LINES lines, then replace the day."""
-    ctx = ParseContext(con=con, landing=landing, day=day, options=feed.options)
     report = IngestReport(feed=feed.name, partition_date=day)
     files = by_arrival(files)  # a redelivered file comes after the original, whatever its name
     register_files(con, files)
     try:
-        with replacing(con, feed, day, report) as counts:
+        with replacing(con, feed, day, report, files=files, **guard) as counts:
             parts, lines_in_batch = [], 0
             for i, path in enumerate(files, start=1):
-                for piece_parts, n_lines in _parse_file(con, ctx, feed, path):
+                reader = feed.for_file(path)  # formats.yaml may give each file pattern its own reader
+                ctx = ParseContext(con=con, landing=landing, day=day, options=reader.options)
+                for piece_parts, n_lines in _parse_file(con, ctx, reader, path):
                     parts += piece_parts
                     lines_in_batch += n_lines
                     if lines_in_batch >= BATCH_LINES:

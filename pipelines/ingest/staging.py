@@ -3,6 +3,10 @@
 Each batch is staged as it comes (committed into a temporary table, so DuckDB owns a copy and may spill it: a batch
 waiting in an open transaction would pin the Arrow text it was read from); the day is then replaced from the stage
 in one transaction (raw rows, quarantine rows, one ingest_file_stats row per file), so a failed run changes nothing.
+
+Before replacing a day that has loaded rows, the run is checked (:func:`refusal`): a run that would load nothing, or
+reject more than QUARANTINE_SHARE_LIMIT of its rows where the loaded day rejected far fewer, is refused and the day
+stays as it was, unless ``replace_anyway``. A dry run stages and checks, and writes nothing.
 """
 
 from __future__ import annotations
@@ -17,41 +21,87 @@ import pyarrow as pa
 from pipelines.ingest import load_sql
 from pipelines.ingest.feeds import Feed
 from pipelines.ingest.files import LineProblem, date_in_name
-from pipelines.ingest.report import IngestReport
-from pipelines.warehouse.connection import table_exists
+from pipelines.ingest.report import IngestRefused, IngestReport
+from pipelines.warehouse.connection import scalar, table_exists
+
+# a run that rejects more than this share of its rows does not replace a loaded day that rejected under half as many
+QUARANTINE_SHARE_LIMIT = 0.5
+FORCE_HINT = ("to replace it anyway: `infercost ingest --replace-anyway`, or the ingest asset's run config "
+              "replace_anyway: true")
 
 
 @contextlib.contextmanager
-def replacing(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, report: IngestReport):
+def replacing(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, report: IngestReport, *,
+              files: list[Path] | None = None, replace_anyway: bool = False, dry_run: bool = False):
     """Replace a day's rows of a feed (every day's when None) with what the batches inside the block stage. Yields
-    the per-file counts {source_file: (read, loaded, quarantined)} that stage_batch fills; fills the report."""
+    the per-file counts {source_file: (read, loaded, quarantined, skipped)} that stage_batch fills; fills the report.
+    ``files``: the files the run read (named when it is refused). Raises IngestRefused (see :func:`refusal`)."""
     counts: dict = {}
     stage = feed.stage_table
     con.execute(f"DROP TABLE IF EXISTS {stage}")
     try:
         yield counts
-        cols = ", ".join(feed.contract.names)
-        staged = table_exists(con, stage)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            _clear(con, feed, day)
-            if staged:
-                con.execute(
-                    f"INSERT INTO {feed.raw_table} ({cols}, source_file, source_line, partition_date, loaded_at) "
-                    f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {stage} "
-                    "WHERE reason IS NULL")  # in staging order, batch by batch: no sort of a fleet-day
-                con.execute(
-                    "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, "
-                    f"reason, now() FROM {stage} WHERE reason IS NOT NULL",
-                    [feed.name])
-            _write_file_stats(con, feed, day, counts)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
         report.fill(counts)
+        report.refusal = None if replace_anyway else refusal(con, feed, day, counts, files)
+        if dry_run or report.refusal:
+            report.written = False
+            if report.refusal and not dry_run:
+                raise IngestRefused(report.refusal)
+            return
+        _write(con, feed, day, counts, table_exists(con, stage))
     finally:
         con.execute(f"DROP TABLE IF EXISTS {stage}")
+
+
+def _write(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts: dict, staged: bool) -> None:
+    """Replace the day with the stage: raw rows, quarantine rows, file stats, in one transaction."""
+    cols = ", ".join(feed.contract.names)
+    con.execute("ALTER TABLE ingest_file_stats ADD COLUMN IF NOT EXISTS rows_skipped BIGINT")  # an older warehouse
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _clear(con, feed, day)
+        if staged:
+            con.execute(
+                f"INSERT INTO {feed.raw_table} ({cols}, source_file, source_line, partition_date, loaded_at) "
+                f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {feed.stage_table} "
+                "WHERE reason IS NULL")  # in staging order, batch by batch: no sort of a fleet-day
+            con.execute(
+                "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, "
+                f"reason, now() FROM {feed.stage_table} WHERE reason IS NOT NULL",
+                [feed.name])
+        _write_file_stats(con, feed, day, counts)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def refusal(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts: dict,
+            files: list[Path] | None) -> str | None:
+    """Why this run must not replace the loaded day, or None. A day with loaded rows is not replaced by a run that
+    loads none (no file, a reader that finds nothing of the day), nor by one that rejects more than
+    QUARANTINE_SHARE_LIMIT of its rows when the loaded day rejected under half that share."""
+    if day is None or not table_exists(con, feed.raw_table):
+        return None
+    loaded_before = scalar(con, f"SELECT count(*) FROM {feed.raw_table} WHERE partition_date = ?", [day])
+    if not loaded_before:
+        return None
+    read, loaded, rejected = (sum(c[i] for c in counts.values()) for i in range(3))
+    read_before, rejected_before = con.execute(
+        "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_quarantined), 0) FROM ingest_file_stats "
+        "WHERE feed = ? AND partition_date = ?", [feed.name, day]).fetchall()[0]
+    share, share_before = rejected / max(read, 1), rejected_before / max(read_before, 1)
+    if loaded == 0:
+        why = f"it would load 0 rows ({len(files or [])} files, {read:,} rows of the day read)"
+    elif share > QUARANTINE_SHARE_LIMIT and share_before < share / 2:
+        why = (f"it would quarantine {rejected:,} of {read:,} rows ({share:.0%}, over "
+               f"{QUARANTINE_SHARE_LIMIT:.0%}) where the loaded day quarantined {share_before:.1%}")
+    else:
+        return None
+    named = "; ".join(f"{f} ({c[0]:,} read, {c[1]:,} loaded, {c[2]:,} quarantined)"
+                      for f, c in sorted(counts.items())) or ", ".join(str(f) for f in files or []) or "no file"
+    return (f"{feed.name} {day} ({feed.format or 'reader'}): refused to replace the loaded day ({loaded_before:,} rows): "
+            f"{why}. Files: {named}. The loaded day is unchanged; {FORCE_HINT}")
 
 
 def _clear(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None) -> None:
@@ -62,9 +112,11 @@ def _clear(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None) -> None
 
 
 def _write_file_stats(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts: dict) -> None:
-    """One ingest_file_stats row per file: rows read = rows loaded + rows quarantined."""
+    """One ingest_file_stats row per file: rows read = rows loaded + rows quarantined + rows skipped."""
     if counts:
-        con.executemany(f"INSERT INTO ingest_file_stats VALUES (?, {load_sql.day_sql(day)}, ?, ?, ?, ?, now())",
+        con.executemany("INSERT INTO ingest_file_stats (feed, partition_date, source_file, rows_read, rows_loaded, "
+                        f"rows_quarantined, rows_skipped, loaded_at) VALUES (?, {load_sql.day_sql(day)}, ?, ?, ?, ?, "
+                        "?, now())",
                         [[feed.name, f, *c] for f, c in sorted(counts.items())])
 
 
@@ -90,7 +142,7 @@ def register_files(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
 def stage_batch(con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[str], day: date | None,
                 counts: dict, files: bool = False) -> None:
     """Stage one batch of parsed files (or pieces of files), each row with its day and its reason if it is to be
-    quarantined; each file's rows read, loaded and quarantined are added to ``counts``. Drops the parsed parts.
+    quarantined; each file's rows read, loaded, quarantined and skipped are added to ``counts``. Drops the parsed parts.
     ``files``: the run registered its files (register_files)."""
     any_bad = bool(parsed_parts) and bool(con.execute(load_sql.any_bad_sql(parsed_parts, day, files)).fetchall())
     con.execute(load_sql.batch_sql(feed, parsed_parts, day, any_bad, files))
@@ -102,12 +154,13 @@ def stage_batch(con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[s
         con.execute(f"INSERT INTO {stage} SELECT * FROM {batch}")
     else:
         con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {batch}")
-    for f, read, loaded, quarantined in con.execute(
+    skipped = f"starts_with(reason, '{load_sql.SKIPPED_REASON}')"
+    for f, *added in con.execute(
         "SELECT source_file, count(*), count(*) FILTER (WHERE reason IS NULL), "
-        f"count(*) FILTER (WHERE reason IS NOT NULL) FROM {batch} GROUP BY 1 ORDER BY 1"
+        f"count(*) FILTER (WHERE reason IS NOT NULL AND NOT {skipped}), count(*) FILTER (WHERE {skipped}) "
+        f"FROM {batch} GROUP BY 1 ORDER BY 1"
     ).fetchall():
-        c = counts.get(f, (0, 0, 0))
-        counts[f] = (c[0] + read, c[1] + loaded, c[2] + quarantined)
+        counts[f] = tuple(a + b for a, b in zip(counts.get(f, (0, 0, 0, 0)), added))
     con.execute(f"DROP TABLE {batch}")
     for p in parsed_parts:
         con.execute(f"DROP TABLE IF EXISTS {p}")

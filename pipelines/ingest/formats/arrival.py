@@ -32,6 +32,7 @@ class ArrivalTrace:
       default UTC).
     """
 
+    feed = "requests"  # the feed whose contract its rows meet
     patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz")
     kind = ""
 

@@ -94,6 +94,7 @@ class DcgmPrometheusText:
     type, unless the ``power_draw_window_s`` option says.
     """
 
+    feed = "telemetry"  # the feed whose contract its rows meet
     patterns = ("*.prom", "*.prom.gz", "*.txt", "*.txt.gz", "*.metrics")
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
@@ -192,6 +193,7 @@ class PrometheusRangeJson:
     device's points at one time across series make one sample. Export the series of one device set in one file
     (e.g. ``{__name__=~"DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"}``) so that they pair up."""
 
+    feed = "telemetry"  # the feed whose contract its rows meet
     patterns = ("*.json", "*.json.gz")
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:

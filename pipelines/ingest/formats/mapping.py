@@ -113,6 +113,7 @@ class MappedFile:
     """A CSV or JSONL file read through a user mapping file (option ``mapping``: a path, relative to the config
     directory (pipelines/ingest/formats/config.py) or absolute). See the module documentation for the mapping language."""
 
+    feed = None  # the feed its mapping file names (pipelines/ingest/feeds.py reader_feed)
     patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz", "*.tsv", "*.txt", "*.tar.gz")
 
     def __init__(self, mapping_path: Path | None = None):

@@ -31,6 +31,7 @@ class OpenAIJsonl:
     metadata.quantization, metadata.speculative, metadata.batching.
     """
 
+    feed = "requests"  # the feed whose contract its rows meet
     patterns = ("*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz")
     chunks = "lines"  # a large file is read piece by piece (pipelines/ingest/loader.py)
 
@@ -84,6 +85,7 @@ class LiteLlmSpendLogs:
     Naive times are read as UTC.
     """
 
+    feed = "requests"  # the feed whose contract its rows meet
     patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz")
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
@@ -157,6 +159,7 @@ class OtelGenAiSpans:
     has status ``error``. A span with no gen_ai.* attribute is not an inference request and is quarantined as such.
     """
 
+    feed = "requests"  # the feed whose contract its rows meet
     patterns = ("*.json", "*.json.gz", "*.jsonl", "*.jsonl.gz")
 
     def spans(self, lines: pa.Table) -> tuple[list[tuple[int, str, dict | None, dict, str | None]], str]:

@@ -79,6 +79,7 @@ class NvidiaSmiCsv:
     option (default UTC). Values may carry units ("160.5 W"); "[N/A]" and "[Not Supported]" read as missing.
     """
 
+    feed = "telemetry"  # the feed whose contract its rows meet
     patterns = ("*.csv", "*.csv.gz")
     chunks = "header"  # a large file is read piece by piece, the header line heading every piece
 
