@@ -46,25 +46,70 @@ def _open_for_writing(connect):
 
 
 def cmd_ingest(args) -> None:
+    from pipelines.ingest.report import IngestError
+
+    landing = Path(args.landing).resolve() if args.landing else landing_dir()
+    start, end = days_arg(args)
+    options = _reader_options(args)
+    try:
+        _check_readers(args, landing, options)  # a reader of another feed is refused before anything is touched
+        if args.dry_run:
+            _dry_run(args, landing, start, end, options)
+            return
+        with run_lock(infercost_home(), f"ingest {start}..{end}"):
+            prepare_environment()
+            _ingest_days(args, landing, start, end, options)
+    except IngestError as exc:  # a refusal or an unreadable file: its own words, one line
+        raise UserError(str(exc)) from exc
+
+
+def _check_readers(args, landing: Path, options: dict) -> None:
+    from pipelines.ingest.feeds import resolve_landing_feed
+    from pipelines.warehouse.contracts import FEEDS
+
+    for feed in [args.feed] if args.feed else list(FEEDS):
+        resolve_landing_feed(feed, landing, args.format, options if feed == args.feed else None)
+
+
+def _ingest_days(args, landing: Path, start, end, options: dict) -> None:
     from pipelines.ingest.loader import day_range, ingest_feed, ingest_fleet_table
     from pipelines.warehouse.connection import connect
     from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES
 
-    landing = Path(args.landing).resolve() if args.landing else landing_dir()
-    start, end = days_arg(args)
-    feeds = [args.feed] if args.feed else list(FEEDS)
-    options = _reader_options(args)
-    with run_lock(infercost_home(), f"ingest {start}..{end}"):
-        prepare_environment()
-        with _open_for_writing(connect) as con:
+    with _open_for_writing(connect) as con:
+        for name in FLEET_TABLES:
+            say(ingest_fleet_table(con, name, landing).summary())
+        for day in day_range(start, end):
+            for feed in [args.feed] if args.feed else list(FEEDS):
+                t0 = time.time()
+                report = ingest_feed(con, feed, landing, day, fmt=args.format,
+                                     options=options if feed == args.feed else None,
+                                     replace_anyway=args.replace_anyway)
+                say(f"{report.summary()} ({time.time() - t0:.1f} s)")
+
+
+def _dry_run(args, landing: Path, start, end, options: dict) -> None:
+    """Read and validate every file as a run would, against the warehouse as it is (opened read-only; an empty
+    one in memory when there is none yet), and print what would load and be quarantined per file, and whether the
+    run would be refused. Writes nothing."""
+    from pipelines.ingest.loader import day_range, ingest_feed, ingest_fleet_table
+    from pipelines.warehouse.connection import connect
+    from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES
+
+    path = warehouse_path()
+    with (connect(path, read_only=True) if path.exists() else connect(":memory:")) as con:
+        if not path.exists():  # the fleet files, in memory: readers and checks look devices and regions up
             for name in FLEET_TABLES:
-                say(ingest_fleet_table(con, name, landing).summary())
-            for day in day_range(start, end):
-                for feed in feeds:
-                    t0 = time.time()
-                    report = ingest_feed(con, feed, landing, day, fmt=args.format,
-                                         options=options if feed == args.feed else None)
-                    say(f"{report.summary()} ({time.time() - t0:.1f} s)")
+                ingest_fleet_table(con, name, landing)
+        for day in day_range(start, end):
+            for feed in [args.feed] if args.feed else list(FEEDS):
+                report = ingest_feed(con, feed, landing, day, fmt=args.format,
+                                     options=options if feed == args.feed else None, dry_run=True)
+                say(report.summary())
+                for line in report.file_lines():
+                    say(line)
+                if report.refusal and not args.replace_anyway:
+                    say(f"  would be refused: {report.refusal}")
 
 
 def add_ingest(sub) -> None:
@@ -79,4 +124,8 @@ def add_ingest(sub) -> None:
                    "$INFERCOST_CONFIG_DIR/formats.yaml, else the feed's own (README: Input formats)")
     s.add_argument("--option", action="append", metavar="KEY=VALUE", help="a reader option, repeatable (e.g. "
                    "model=llama-3.1-8b-instruct, replicas=r0,r1, timezone=America/New_York, mapping=my_logs.yaml)")
+    s.add_argument("--dry-run", action="store_true", help="read and validate, print what each file would load and "
+                   "quarantine (and whether the run would be refused); write nothing")
+    s.add_argument("--replace-anyway", action="store_true", help="replace a loaded day even when the run loads "
+                   "no rows or quarantines most of them (refused otherwise: the day is left as it was)")
     s.set_defaults(func=cmd_ingest)

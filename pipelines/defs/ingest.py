@@ -15,16 +15,26 @@ from pipelines.warehouse.contracts import FLEET_TABLES, load_contract
 FLEET_KEYS = [dg.AssetKey(f"raw_{name}") for name in FLEET_TABLES]
 
 
+class IngestRunConfig(dg.Config):
+    """Run config of a feed asset (launchpad: ``ops: {raw_requests: {config: {replace_anyway: true}}}``)."""
+
+    replace_anyway: bool = False
+    """Replace a loaded day even when the run loads no rows or quarantines most of them (else the run fails and
+    the day is left as it was)."""
+
+
 def report_metadata(reports: list[IngestReport]) -> dict:
     files = [f for r in reports for f in r.files]
-    table = "| partition | file | read | loaded | quarantined |\n|---|---|---:|---:|---:|\n" + "\n".join(
-        f"| {r.partition_date or ''} | {f.source_file} | {f.rows_read} | {f.rows_loaded} | {f.rows_quarantined} |"
+    table = "| partition | file | read | loaded | quarantined | skipped |\n|---|---|---:|---:|---:|---:|\n" + "\n".join(
+        f"| {r.partition_date or ''} | {f.source_file} | {f.rows_read} | {f.rows_loaded} | {f.rows_quarantined} "
+        f"| {f.rows_skipped} |"
         for r in reports for f in r.files
     )
     return {
         "rows_read": sum(f.rows_read for f in files),
         "rows_loaded": sum(f.rows_loaded for f in files),
         "rows_quarantined": sum(f.rows_quarantined for f in files),
+        "rows_skipped": sum(f.rows_skipped for f in files),
         "files": dg.MetadataValue.md(table),
     }
 
@@ -43,14 +53,15 @@ def build_feed_asset(feed: str) -> dg.AssetsDefinition:
         description=f"{contract.description} Files: <landing>/{feed}/. Contract: schemas/{feed}.yaml "
         f"(v{contract.version}). Bad rows go to ingest_quarantine; per-file counts to ingest_file_stats.",
     )
-    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource, config: IngestRunConfig):
         reports, outcomes = [], []
         with warehouse_connection(duckdb) as con:
             for day in partition_days(context):
                 def progress(done, total, so_far, day=day):
                     context.log.info(f"{feed} {day}: {done}/{total} files, {so_far.rows_read:,} rows read so far")
 
-                report = ingest_feed(con, feed, landing_dir(), day, progress=progress)
+                report = ingest_feed(con, feed, landing_dir(), day, progress=progress,
+                                     replace_anyway=config.replace_anyway)
                 context.log.info(report.summary())
                 reports.append(report)
             # checks run after every day is loaded (freshness and cross-day checks see the whole range)

@@ -92,7 +92,7 @@ def resolve_feed(name: str, fmt: str | None = None, options: dict | None = None,
     reads = reader_feed(FORMATS[fmt], options, landing)
     if reads is not None and reads != name:
         raise IngestError(f"format {fmt} reads the {reads} feed, not {name}: nothing was read or changed; "
-                          f"readers of {name}: {', '.join(readers_of(name))}")
+                          f"readers of {name}: {', '.join(readers_of(name))} (or mapped, with a mapping file of {name})")
     return Feed(name, load_contract(name), FORMATS[fmt], dict(options or {}), fmt)
 
 
