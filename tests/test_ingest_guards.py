@@ -238,11 +238,12 @@ def two_source_prices(realdata, landing, tmp_path):
     c.close()
 
 
-def test_a_price_folder_of_two_sources_loads_with_a_reader_per_file_pattern(two_source_prices, landing, tmp_path):
+def test_a_price_folder_of_two_sources_loads_with_a_reader_per_file_pattern(two_source_prices, landing, config_dir,
+                                                                          tmp_path):
     con = two_source_prices
     with pytest.raises(ValueError, match="names no currency"):  # one reader for both cannot read the epf file
         ingest_feed(con, "prices", landing, date(2016, 1, 4))
-    (landing / "formats.yaml").write_text(ROUTES)
+    (config_dir / "formats.yaml").write_text(ROUTES)
     for day, region in ((date(2016, 1, 4), "Forecasts"), (date(2023, 1, 1), "DE-LU")):
         report = ingest_feed(con, "prices", landing, day)  # the other source's file has no row of the day
         assert (report.rows_loaded, report.rows_quarantined) == (24, 0)
@@ -254,7 +255,7 @@ def test_a_price_folder_of_two_sources_loads_with_a_reader_per_file_pattern(two_
     assert epf_first == [(12.77,)]  # 01:00 Berlin (00:00 UTC): the "Real price" column, not a forecast (6.14...)
     assert_row_identity(con, "prices")
 
-    home = tmp_path / "home"  # the CLI reads the same formats.yaml
+    home = tmp_path / "home"  # the CLI reads the same formats.yaml ($INFERCOST_CONFIG_DIR)
     run = cli(home, "--landing", str(landing), "--partition", "2016-01-04", "--feed", "prices")
     assert run.returncode == 0, run.stderr
     assert "prices 2016-01-04: 1 files, 24 rows read, 24 loaded, 0 quarantined" in run.stdout
