@@ -6,8 +6,6 @@ function, the CLI and (the replace guard) the Dagster ingest asset."""
 
 import hashlib
 import os
-import subprocess
-import sys
 from datetime import date
 
 import dagster as dg
@@ -17,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 
 from pipelines.ingest.loader import ingest_feed, ingest_files
 from pipelines.ingest.report import IngestError, IngestRefused
-from tests.conftest import REPO, assert_row_identity
+from tests.conftest import assert_row_identity, cli_env, run_cli
 from tests.test_ingest import good_request
 
 DAY = date(2026, 11, 2)
@@ -46,10 +44,10 @@ def sha256(path) -> str:
 
 
 def cli(home, *args):
-    env = {**os.environ, "INFERCOST_HOME": str(home)}
-    env.pop("INFERCOST_WAREHOUSE", None)
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "ingest", *args], cwd=REPO, env=env,
-                          check=False, capture_output=True, text=True, timeout=300)
+    """`infercost ingest <args>` with its own home (and the test's config directory, when it has one)."""
+    config = {"INFERCOST_CONFIG_DIR": os.environ["INFERCOST_CONFIG_DIR"]} if "INFERCOST_CONFIG_DIR" in os.environ \
+        else {}
+    return run_cli(["ingest", *args], env=cli_env(home=home, **config), ok=False)
 
 
 # -- a reader of another feed ---------------------------------------------------------------------------------
@@ -135,6 +133,7 @@ def test_mostly_quarantine_is_refused_where_the_loaded_day_had_far_fewer(con, la
     assert_row_identity(con, "requests")
 
 
+@pytest.mark.slow
 def test_cli_refuses_then_replaces_anyway(landing, tmp_path):
     write_requests(landing)
     home = tmp_path / "home"
@@ -153,6 +152,7 @@ def test_cli_refuses_then_replaces_anyway(landing, tmp_path):
     assert snapshot(home / "warehouse.duckdb")["raw_requests"] == []
 
 
+@pytest.mark.slow
 def test_the_dagster_asset_fails_rather_than_replace_and_takes_replace_anyway(landing, tmp_path, monkeypatch):
     write_requests(landing)
     monkeypatch.setenv("INFERCOST_LANDING", str(landing))
@@ -184,6 +184,7 @@ def test_the_dagster_asset_fails_rather_than_replace_and_takes_replace_anyway(la
 
 # -- a dry run ------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_dry_run_reads_validates_and_writes_nothing(con, landing, tmp_path):
     write_requests(landing, n_good=3, n_bad=2)
     report = ingest_feed(con, "requests", landing, DAY, dry_run=True)
