@@ -67,3 +67,32 @@ def test_a_broken_file_is_named_and_left_alone(config_dir):
     with pytest.raises(IngestError, match=r"formats\.yaml: not YAML"):
         save_reader_choice(config_dir, "requests", "litellm")
     assert (config_dir / "formats.yaml").read_text() == "requests: [unclosed\n"
+
+
+def test_cli_ingest_keeps_its_reader_choice_for_the_next_run(tmp_path, landing):
+    """The README's flow: `ingest --format/--option` once, then runs without them read the feed the same way."""
+    from tests.conftest import REPO, run_cli
+
+    src = REPO / "sample_logs" / "telemetry" / "us-west-h100-small-001_2026-11-02.csv.gz"
+    (landing / "telemetry" / src.name).write_bytes(src.read_bytes())
+    home, config = tmp_path / "home", tmp_path / "config"
+    env_extra = {"INFERCOST_CONFIG_DIR": str(config)}
+    from tests.conftest import cli_env
+
+    env = cli_env(home=home, landing=landing, **env_extra)
+    args = ["ingest", "--partition", "2026-11-02", "--feed", "telemetry"]
+    first = run_cli([*args, "--format", "nvidia_smi_csv", "--option", "timezone=America/New_York"], env=env)
+    assert f"kept in {config / 'formats.yaml'}" in first.stdout
+    saved = yaml.safe_load((config / "formats.yaml").read_text())
+    assert saved["telemetry"] == {"format": "nvidia_smi_csv", "options": {"timezone": "America/New_York"}}
+    import duckdb
+
+    def first_sample():
+        with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+            return con.execute("SELECT min(ts) FROM raw_telemetry").fetchall()[0][0]
+
+    shifted = first_sample()
+    run_cli(args, env=env)  # no options: the recorded ones apply
+    assert first_sample() == shifted
+    utc = run_cli([*args, "--option", "timezone=UTC"], env=env)  # the option changes what is read
+    assert utc.returncode == 0 and (shifted - first_sample()).total_seconds() / 3600 in (4.0, 5.0)

@@ -59,6 +59,11 @@ def cmd_ingest(args) -> None:
         with run_lock(infercost_home(), f"ingest {start}..{end}"):
             prepare_environment()
             _ingest_days(args, landing, start, end, options)
+            if args.format or options:  # kept where `materialize` and the Dagster assets read a landing's readers
+                from pipelines.ingest.reader_choices import save_reader_choice
+
+                kept = save_reader_choice(None, args.feed, args.format, options, landing=landing)
+                say(f"reader choice for {args.feed} kept in {kept}")
     except IngestError as exc:  # a refusal or an unreadable file: its own words, one line
         raise UserError(str(exc)) from exc
 

@@ -40,6 +40,11 @@ def save_reader_choice(config_dir: Path | None, feed: str, fmt: str | None = Non
     path = config_dir / FORMATS_FILE
     config = _load(path) if path.exists() else _load_in_force(landing)
     entry = config.get(feed) or {}
+    if isinstance(entry, str):  # the short form, `feed: format`
+        entry = {"format": entry}
+    if isinstance(entry, list):
+        raise IngestError(f"{path}: {feed} chooses its readers by file pattern; edit that list by hand instead of "
+                          "passing --format/--option")
     if not isinstance(entry, dict):
         raise IngestError(f"{path}: {feed}: expected {{format: ..., options: {{...}}}}")
     recorded = entry.get("format") or DEFAULT_FORMATS[feed]
