@@ -102,57 +102,81 @@ def _group_totals(rows: list[dict]) -> list[dict]:
     return out + [total]
 
 
-def validate_energy(con: duckdb.DuckDBPyConnection, ground_truth: Path, *, max_gap_s: float = DEFAULT_MAX_GAP_S
-                    ) -> ValidationReport:
-    path = Path(ground_truth)
+def _read_truth(con: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:
     try:
         truth = con.sql("SELECT * FROM read_csv($p, header = true, all_varchar = true)",
                         params={"p": str(path)}).to_arrow_table()
     except duckdb.Error as exc:
         raise GroundTruthError(f"{path}: not a readable CSV with a header ({str(exc).splitlines()[0]})") from None
-    cols = set(truth.column_names)
-    if "energy_j" not in cols:
+    if "energy_j" not in truth.column_names:
         raise GroundTruthError(f"{path}: needs an energy_j column (joules); it has {', '.join(truth.column_names)}")
+    return truth
+
+
+def _per_request(con, truth: pa.Table, groups: list, measured: list) -> tuple[list[dict], int]:
+    """Ground truth per request: the attributed energy of each logged request_id."""
+    con.register("_truth", truth)
+    got = dict(con.execute(
+        "SELECT CAST(t.request_id AS VARCHAR), sum(p.energy_j) FROM _truth t "
+        "JOIN request_energy_pieces p ON p.request_id = CAST(t.request_id AS VARCHAR) GROUP BY 1").fetchall())
+    con.unregister("_truth")
+    rows, missing = [], 0
+    for rid, g, m in zip(truth["request_id"].to_pylist(), groups, measured):
+        if str(rid) not in got:
+            missing += 1
+            continue
+        rows.append({"key": str(rid), "group": g, "measured_j": m, "attributed_j": got[str(rid)]})
+    return rows, missing
+
+
+def _window_energy_j(con, dev: str, ws, we, max_gap_s: float) -> float | None:
+    """The energy telemetry attributes to one device window, None where it does not cover the whole window."""
+    tel = con.sql(
+        "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry "
+        "WHERE device_id = $d AND ts BETWEEN $lo::TIMESTAMPTZ - INTERVAL 1 MINUTE "
+        "AND $hi::TIMESTAMPTZ + INTERVAL 1 MINUTE",
+        params={"d": dev, "lo": ws, "hi": we}).to_arrow_table()
+    if tel.num_rows == 0:
+        return None
+    window = pa.table({"request_id": ["w"], "device_id": [dev], "started_at": pa.array([ws], TS_TYPE),
+                       "ended_at": pa.array([we], TS_TYPE), "weight": [1.0]})
+    result = attribute_energy(window, tel, max_gap_s=max_gap_s)
+    if result.per_request["unmetered_s"][0].as_py() > 0:
+        return None
+    return result.per_request["energy_j"][0].as_py()
+
+
+def _per_window(con, truth: pa.Table, path: Path, groups: list, measured: list, max_gap_s: float
+                ) -> tuple[list[dict], int]:
+    """Ground truth per device window (window_start, window_end as ISO 8601 or unix seconds)."""
+    what = "ISO 8601 or unix seconds"
+    starts = _column(truth, "window_start", parse_instant, path, what)
+    ends = _column(truth, "window_end", parse_instant, path, what)
+    for row, (ws, we) in enumerate(zip(starts, ends), start=1):
+        if we <= ws:
+            raise GroundTruthError(f"{path}: row {row}: window_end {we.isoformat()} is not after window_start "
+                                   f"{ws.isoformat()}")
+    rows, missing = [], 0
+    for dev, ws, we, g, m in zip(truth["device_id"].to_pylist(), starts, ends, groups, measured):
+        attributed = _window_energy_j(con, str(dev), ws, we, max_gap_s)
+        if attributed is None:
+            missing += 1
+            continue
+        rows.append({"key": f"{dev} {ws.isoformat()}", "group": g, "measured_j": m, "attributed_j": attributed})
+    return rows, missing
+
+
+def validate_energy(con: duckdb.DuckDBPyConnection, ground_truth: Path, *, max_gap_s: float = DEFAULT_MAX_GAP_S
+                    ) -> ValidationReport:
+    path = Path(ground_truth)
+    truth = _read_truth(con, path)
+    cols = set(truth.column_names)
     groups = truth["group"].to_pylist() if "group" in cols else [None] * truth.num_rows
     measured = _column(truth, "energy_j", float, path, "a number of joules")
-    rows, missing = [], 0
     if "request_id" in cols:
-        con.register("_truth", truth)
-        got = dict(con.execute(
-            "SELECT CAST(t.request_id AS VARCHAR), sum(p.energy_j) FROM _truth t "
-            "JOIN request_energy_pieces p ON p.request_id = CAST(t.request_id AS VARCHAR) GROUP BY 1").fetchall())
-        con.unregister("_truth")
-        for rid, g, m in zip(truth["request_id"].to_pylist(), groups, measured):
-            if str(rid) not in got:
-                missing += 1
-                continue
-            rows.append({"key": str(rid), "group": g, "measured_j": m, "attributed_j": got[str(rid)]})
+        rows, missing = _per_request(con, truth, groups, measured)
     elif {"device_id", "window_start", "window_end"} <= cols:
-        what = "ISO 8601 or unix seconds"
-        starts = _column(truth, "window_start", parse_instant, path, what)
-        ends = _column(truth, "window_end", parse_instant, path, what)
-        for row, (ws, we) in enumerate(zip(starts, ends), start=1):
-            if we <= ws:
-                raise GroundTruthError(f"{path}: row {row}: window_end {we.isoformat()} is not after window_start "
-                                       f"{ws.isoformat()}")
-        for dev, ws, we, g, m in zip(truth["device_id"].to_pylist(), starts, ends, groups, measured):
-            tel = con.sql(
-                "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry "
-                "WHERE device_id = $d AND ts BETWEEN $lo::TIMESTAMPTZ - INTERVAL 1 MINUTE "
-                "AND $hi::TIMESTAMPTZ + INTERVAL 1 MINUTE",
-                params={"d": str(dev), "lo": ws, "hi": we}).to_arrow_table()
-            if tel.num_rows == 0:
-                missing += 1
-                continue
-            window = pa.table({"request_id": ["w"], "device_id": [str(dev)],
-                               "started_at": pa.array([ws], TS_TYPE), "ended_at": pa.array([we], TS_TYPE),
-                               "weight": [1.0]})
-            result = attribute_energy(window, tel, max_gap_s=max_gap_s)
-            if result.per_request["unmetered_s"][0].as_py() > 0:
-                missing += 1
-                continue
-            rows.append({"key": f"{dev} {ws.isoformat()}", "group": g, "measured_j": m,
-                         "attributed_j": result.per_request["energy_j"][0].as_py()})
+        rows, missing = _per_window(con, truth, path, groups, measured, max_gap_s)
     else:
         raise GroundTruthError(f"{path}: needs request_id, or device_id, window_start and window_end (it has "
                                f"{', '.join(truth.column_names)})")
