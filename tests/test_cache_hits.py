@@ -55,7 +55,9 @@ def run(tmp_path_factory):
         (landing / feed).mkdir(parents=True)
     for feed in ("fleet", "prices", "carbon"):
         (landing / feed).symlink_to(REPO / "sample_logs" / feed)
-    (landing / "formats.yaml").write_text("requests: {format: litellm}\n")
+    config = root / "config"  # the reader is configuration, kept out of the landing folder
+    config.mkdir()
+    (config / "formats.yaml").write_text("requests: {format: litellm}\n")
     rows, hits = _spend_log_rows()
     (landing / "requests" / "spend.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     # the host's telemetry for the first hour of the day (what the requests need, and quick)
@@ -63,7 +65,8 @@ def run(tmp_path_factory):
     with gzip.open(src, "rt") as f:
         lines = [x for i, x in enumerate(f) if i == 0 or x.startswith("2026/11/02 00:")]
     (landing / "telemetry" / f"us-west-h100-small-001_{DAY}.csv").write_text("".join(lines))
-    env = {**os.environ, "INFERCOST_HOME": str(root / "home"), "INFERCOST_LANDING": str(landing)}
+    env = {**os.environ, "INFERCOST_HOME": str(root / "home"), "INFERCOST_LANDING": str(landing),
+           "INFERCOST_CONFIG_DIR": str(config)}
     env.pop("INFERCOST_WAREHOUSE", None)
     env.pop("DAGSTER_HOME", None)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
