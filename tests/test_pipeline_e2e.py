@@ -331,3 +331,8 @@ def test_no_comparison_leaves_requests_out_on_the_clean_sample_day(warehouse):
     assert one(con, "SELECT count(*) FILTER (WHERE inventory_missing) FROM fct_request_cost") == (0,)
     assert one(con, "SELECT sum(requests_excluded + baseline_requests_excluded) FROM technique_comparison") == (0,)
     assert one(con, "SELECT sum(requests_inventory_missing) FROM agg_daily_model_cost") == (0,)
+    # every sample device is inside its amortization window and no request came from a cache
+    assert one(con, "SELECT count(*) FILTER (WHERE device_before_in_service OR amortization_ended "
+                    "OR served_from_cache) FROM fct_request_cost") == (0,)
+    assert one(con, "SELECT sum(requests_before_in_service + requests_amortization_ended + requests_from_cache) "
+                    "FROM agg_daily_model_cost") == (0,)

@@ -2,8 +2,9 @@
 
 Requests are mapped to devices through the deployments table (every device of a tensor-parallel replica), or by
 their own device_id. The kernel sees every request that overlaps the day (including those that started the day
-before) and the telemetry around it; only pieces and device buckets inside the day are kept, so a request that
-runs over midnight is split between two partitions and nothing is counted twice.
+before; not those served from a gateway cache, which no GPU ran) and the telemetry around it; only pieces and
+device buckets inside the day are kept, so a request that runs over midnight is split between two partitions and
+nothing is counted twice.
 
 Pure DuckDB, Arrow and numpy; imports no Dagster.
 """
@@ -92,7 +93,8 @@ def _device_groups(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, d
 
 
 def _load_day_requests(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
-    """_day_requests: the requests overlapping the day, one row per device they ran on, clocks corrected."""
+    """_day_requests: the requests overlapping the day, one row per device they ran on, clocks corrected; requests
+    served from cache (status cache_hit) are left out: fct_request_cost gives them 0 J."""
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _day_requests AS
@@ -115,6 +117,8 @@ def _load_day_requests(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetim
          AND (d.valid_to IS NULL OR r.started_at < d.valid_to)
         WHERE r.started_at < $hi AND (r.ended_at > $lo OR r.started_at >= $lo)
           AND r.partition_date BETWEEN $lo::DATE - 2 AND $lo::DATE
+          -- answered from a gateway cache (LiteLLM cache_hit): no GPU served it, so it takes no device energy
+          AND r.status IS DISTINCT FROM 'cache_hit'
         """,
         {"lo": lo, "hi": hi},
     ).fetchall()

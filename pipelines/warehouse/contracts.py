@@ -33,6 +33,8 @@ class Column:
     min: float | None = None
     max: float | None = None
     allowed: tuple | None = None
+    """The values a required column may take (others quarantine the row); on an optional column (a tag such as
+    quantization or batching) the known values: another value loads as logged and a quality check names it."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,12 @@ select
     prices.price_usd_per_mwh,
     coalesce(prices.price_filled, false) as price_filled,
     carbon.g_co2e_per_kwh,
+    -- outside its service window a device costs no capex: before in_service_from is a data error, after
+    -- amortized_until a paid-off device (fct_request_cost says which, with the date)
+    coalesce(buckets.partition_date < inventory.in_service_from, false) as before_in_service,
+    coalesce(buckets.partition_date >= inventory.amortized_until, false) as amortization_ended,
+    inventory.in_service_from,
+    inventory.amortized_until,
     {{ capex_usd_per_s_on('buckets.partition_date') }} as capex_usd_per_s,
     inventory.overhead_usd_per_s
 from buckets

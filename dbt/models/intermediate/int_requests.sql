@@ -33,7 +33,8 @@ select
             then 'quant:' || requests.quantization end,
         case when requests.speculative is not null and requests.speculative <> 'none'
             then 'spec:' || requests.speculative end,
-        case when requests.batching = 'static' then 'batching:static' end,
+        case when requests.batching is not null and requests.batching <> 'continuous'
+            then 'batching:' || requests.batching end,
         case when models.distilled_from is not null then 'distilled' end,
         case when models.is_moe then 'moe' end
     ), ''), 'baseline') as technique,

@@ -33,17 +33,52 @@ request_totals as (
         sum(emissions_g_co2e) as emissions_g_co2e,
         bool_and(priced) as priced,
         bool_or(price_filled) as price_filled,
-        bool_and(inventory_usable) as inventory_usable
+        bool_and(inventory_usable) as inventory_usable,
+        bool_or(before_in_service) as before_in_service,
+        min(in_service_from) filter (where before_in_service) as in_service_from,
+        bool_or(amortization_ended) as amortization_ended,
+        min(amortized_until) filter (where amortization_ended) as amortized_until
     from pieces
     group by all
+),
+
+served_from_cache as (
+    -- answered from a gateway cache (LiteLLM cache_hit): no GPU served it, so the kernel never saw it; it costs
+    -- 0 J and no device time
+    select
+        request_id,
+        0 as devices,
+        null as device_type,
+        null as region,
+        0.0 as energy_j,
+        0.0 as facility_energy_j,
+        0.0 as device_share_s,
+        0.0 as unmetered_s,
+        0.0 as energy_cost_usd,
+        0.0 as capex_cost_usd,
+        0.0 as overhead_cost_usd,
+        0.0 as emissions_g_co2e,
+        true as priced,
+        false as price_filled,
+        true as inventory_usable,
+        false as before_in_service,
+        null::date as in_service_from,
+        false as amortization_ended,
+        null::date as amortized_until
+    from requests
+    where status = 'cache_hit'
 ),
 
 measured as (
     -- no telemetry covered any of the request: its energy is unknown (null), not zero
     select
         *,
-        unmetered_s >= duration_s * devices - 1e-6 and duration_s > 0 as fully_unmetered
-    from request_totals
+        unmetered_s >= duration_s * devices - 1e-6 and duration_s > 0 and devices > 0 as fully_unmetered
+    from (
+        select * from request_totals where request_id not in (select request_id from served_from_cache)
+        union all by name
+        select * from served_from_cache
+    )
     inner join (select request_id, duration_s from requests) using (request_id)
 ),
 
@@ -65,19 +100,28 @@ costed as (
             + measured.capex_cost_usd + measured.overhead_cost_usd as total_cost_usd,
         coalesce(idle_allocation.idle_cost_allocated_usd, 0) as idle_cost_allocated_usd,
         case
+            when requests.status = 'cache_hit' then 'served from cache: no GPU served it (0 J, no device cost)'
             when measured.request_id is null then coalesce(unattributed.reason, 'not attributed yet')
             when not measured.inventory_usable
                 then 'device missing from inventory (or its row unusable): cost is partial'
+            when measured.before_in_service
+                then 'device used before in_service_from ' || strftime(measured.in_service_from, '%Y-%m-%d')
+                    || ': no capex, cost is partial'
             when measured.fully_unmetered then 'unmetered: no telemetry covered the request; energy unknown'
             when not measured.priced then 'no price for part of the request'
             when measured.unmetered_s > 0 then 'partly unmetered: energy is a lower bound'
             when measured.price_filled then 'priced partly at a filled-in price (an interval no price file published)'
+            when measured.amortization_ended
+                then 'amortization ended ' || strftime(measured.amortized_until, '%Y-%m-%d') || ': no capex'
         end as cost_caveat,
         -- the weight the kernel split by: output tokens + prompt_token_weight x prompt tokens
         {{ var('prompt_token_weight') }} * requests.prompt_tokens
             / nullif(requests.completion_tokens + {{ var('prompt_token_weight') }} * requests.prompt_tokens, 0)
             as input_weight_share,
-        coalesce(not measured.inventory_usable, false) as inventory_missing
+        coalesce(not measured.inventory_usable, false) as inventory_missing,
+        coalesce(measured.before_in_service, false) as device_before_in_service,
+        coalesce(measured.amortization_ended, false) as amortization_ended,
+        requests.status = 'cache_hit' as served_from_cache
     from requests
     left join measured on requests.request_id = measured.request_id
     left join idle_allocation on requests.request_id = idle_allocation.request_id
@@ -125,5 +169,8 @@ select
         / nullif(completion_tokens, 0) as cost_per_1k_output_tokens_usd,
     cost_caveat,
     inventory_missing,
+    device_before_in_service,
+    amortization_ended,
+    served_from_cache,
     estimated_fields
 from costed

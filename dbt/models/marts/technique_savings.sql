@@ -1,10 +1,11 @@
 -- each technique's cost per 1M output tokens against its baseline model's untreated requests; negative changes are
--- savings. Requests without a usable cost (unknown, or partial: a device without a usable inventory row) are left
--- out and counted.
+-- savings. Requests without a usable cost (unknown, or partial: a device without a usable inventory row, or used
+-- before its in_service_from) and requests served from cache (no GPU ran them) are left out and counted.
 with requests as (
     select
         *,
-        fully_loaded_cost_usd is not null and not inventory_missing as cost_usable
+        fully_loaded_cost_usd is not null and not inventory_missing and not device_before_in_service
+            and not served_from_cache as cost_usable
     from {{ ref('fct_request_cost') }}
 ),
 

@@ -2,7 +2,8 @@
 
 Each parser maps a file's lines to, for every canonical column ``c``, a typed ``c`` and the raw text ``c__raw`` it
 came from; the contract then decides each row's fate in one place (:func:`validation_sql`): missing required
-values, unparseable values, values outside the contract's bounds or allowed set, plus the feed's own rules
+values, unparseable values, values outside the contract's bounds or a required column's allowed set (an optional
+tag's unknown value loads), plus the feed's own rules
 (ended_at before started_at, a request with neither replica nor device, an implausible date).
 """
 
@@ -76,7 +77,7 @@ def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) 
             whens.append(f"WHEN {c.name} < {c.min} THEN '{c.name} below {c.min}: ' || {c.name}")
         if c.max is not None:
             whens.append(f"WHEN {c.name} > {c.max} THEN '{c.name} above {c.max}: ' || {c.name}")
-        if c.allowed:
+        if c.allowed and c.required:  # an optional tag's allowed values only warn (a quality check names others)
             allowed = ", ".join(sql_str(a) for a in c.allowed)
             whens.append(f"WHEN {c.name} NOT IN ({allowed}) THEN '{c.name} not one of {'|'.join(c.allowed)}: ' "
                          f"|| {c.name}")
