@@ -98,7 +98,8 @@ def test_requests_on_a_device_without_inventory_are_left_out_and_counted():
 def test_stored_comparison_is_identical_whatever_the_physical_row_order():
     from pipelines.analysis.compare import compare_and_store
 
-    f = with_ids(frame(600, 700, -0.3, seed=5)).assign(inventory_missing=False)
+    f = with_ids(frame(600, 700, -0.3, seed=5)).assign(
+        inventory_missing=False, device_before_in_service=False, served_from_cache=False)
     outputs = []
     for order in (f, f.iloc[::-1], f.sample(frac=1.0, random_state=1)):
         con = duckdb.connect()
@@ -120,3 +121,14 @@ def test_a_comparison_left_without_a_side_says_so():
     assert (row["requests"], row["baseline_requests"], row["baseline_requests_excluded"]) == (300, 0, 300)
     assert "no comparison" in row["summary"] and "left out 0 vs 300 requests" in row["summary"]
     assert "cost_change_pct" not in row or np.isnan(row["cost_change_pct"])
+
+
+def test_cache_hits_and_out_of_service_requests_are_left_out_and_counted():
+    """compare_and_store folds served_from_cache, device_before_in_service and inventory_missing into one
+    cost_incomplete flag: such requests are counted, never compared."""
+    f = with_ids(frame(300, 300, -0.25, seed=7))
+    f = f.assign(cost_incomplete=(f.index % 10) == 0)
+    (row,) = compare(f, n_boot=100).to_dict("records")
+    flagged_treated = int(f[(f["technique"] != "baseline")]["cost_incomplete"].sum())
+    assert row["requests_excluded"] == flagged_treated > 0
+    assert row["requests"] == 300 - flagged_treated

@@ -10,8 +10,10 @@ the utilization of the devices that served each side.
 
 Identical input gives identical output: requests are read in request_id order and each (model, technique) draws
 from its own generator, seeded by ``seed`` and the pair's names. Requests whose cost is unknown, or that ran on a
-device without a usable inventory row (``inventory_missing`` in fct_request_cost), are left out and counted
-(requests_excluded, baseline_requests_excluded): their cost would be a fraction of the truth.
+device without a usable inventory row or before its in_service_from, or that were served from a cache
+(``inventory_missing``, ``device_before_in_service``, ``served_from_cache`` in fct_request_cost: together
+``cost_incomplete``), are left out and counted (requests_excluded, baseline_requests_excluded): their cost would be
+a fraction of the truth, or no GPU's at all.
 
 Pure numpy and DuckDB; imports no Dagster.
 """
@@ -59,8 +61,9 @@ def _group_rng(seed: int, model: str, technique: str) -> np.random.Generator:
 def _usable(frame: pd.DataFrame) -> pd.Series:
     """Requests whose fully loaded cost is known and complete enough to compare."""
     usable = frame["fully_loaded_cost_usd"].notna()
-    if "inventory_missing" in frame:
-        usable &= ~frame["inventory_missing"].fillna(False).astype(bool)
+    for flag in ("inventory_missing", "cost_incomplete"):
+        if flag in frame:
+            usable &= ~frame[flag].fillna(False).astype(bool)
     return usable
 
 
@@ -138,7 +141,9 @@ def compare_and_store(con: duckdb.DuckDBPyConnection, *, n_boot: int = 1000, see
     # names as categories, not a Python string per request: a fleet-day has millions of requests; in request_id
     # order, so that the bootstrap weights go to the same requests on every run
     frame = con.sql("SELECT family, model, technique, baseline_model, fully_loaded_cost_usd, "
-                    "completion_tokens, time_to_first_token_s, duration_s, inventory_missing FROM fct_request_cost "
+                    "completion_tokens, time_to_first_token_s, duration_s, "
+                    "coalesce(inventory_missing OR device_before_in_service OR served_from_cache, false) "
+                    "AS cost_incomplete FROM fct_request_cost "
                     "ORDER BY request_id").to_arrow_table().to_pandas(strings_to_categorical=True)
     result = compare(frame, n_boot=n_boot, seed=seed)
     create_tables(con, "technique_comparison", replace=True)

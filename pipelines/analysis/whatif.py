@@ -57,11 +57,13 @@ def technique(con: duckdb.DuckDBPyConnection, model: str, technique_name: str) -
     if change is None:
         raise NoMeasurement(f"no usable measurement of {technique_name} on {model}: requests without a usable cost "
                             f"were left out (see technique_comparison.summary)")
-    # requests whose cost is partial (a device without a usable inventory row) are left out, and said so
+    # requests whose cost is partial (a device without a usable inventory row, or before its in_service_from) or
+    # that no GPU served (a cache hit) are left out, and said so
+    incomplete = "coalesce(inventory_missing OR device_before_in_service OR served_from_cache, false)"
     cost, requests, first, last, left_out = _one(
-        con, "SELECT sum(fully_loaded_cost_usd) FILTER (WHERE NOT inventory_missing), "
-             "count(*) FILTER (WHERE NOT inventory_missing), min(request_date), max(request_date), "
-             "count(*) FILTER (WHERE inventory_missing) FROM fct_request_cost "
+        con, f"SELECT sum(fully_loaded_cost_usd) FILTER (WHERE NOT {incomplete}), "
+             f"count(*) FILTER (WHERE NOT {incomplete}), min(request_date), max(request_date), "
+             f"count(*) FILTER (WHERE {incomplete}) FROM fct_request_cost "
              "WHERE model = ? AND technique = 'baseline'", [model])
     if not requests:
         raise NoMeasurement(f"{model} has no baseline requests to project")
@@ -72,7 +74,8 @@ def technique(con: duckdb.DuckDBPyConnection, model: str, technique_name: str) -
         rests_on=[(f"{technique_name} on {model}: {change:+.1f} % cost per 1M output tokens [{low:+.1f} %, "
                   f"{high:+.1f} %], n={n:,} requests vs {n_base:,} baseline requests of {base_model} "
                   f"(technique_comparison, 95 % bootstrap interval)")]
-        + ([f"{left_out:,} baseline requests left out: a device they ran on has no usable inventory row"]
+        + ([f"{left_out:,} baseline requests left out: a device they ran on has no usable inventory row or was "
+             "used before its in_service_from, or a cache served them"]
            if left_out else []),
     )
 
