@@ -11,8 +11,18 @@ from pipelines.defs.publish import published_warehouse, technique_comparison
 from pipelines.defs.resources import dbt_resource, duckdb_resource
 
 defs = dg.Definitions(
-    assets=[fleet_files, raw_requests, raw_telemetry, raw_prices, raw_carbon, energy_attribution, cost_models, cost_anomalies,
-            technique_comparison, published_warehouse],
+    assets=[
+        fleet_files,
+        raw_requests,
+        raw_telemetry,
+        raw_prices,
+        raw_carbon,
+        energy_attribution,
+        cost_models,
+        cost_anomalies,
+        technique_comparison,
+        published_warehouse,
+    ],
     jobs=[daily_cost_job],
     schedules=[daily_cost_schedule],
     sensors=[alert_sensor],

@@ -142,7 +142,9 @@ class Settings:
         home = _path(env, "INFERCOST_HOME", Path.cwd() / ".infercost")
         policy = env.get("INFERCOST_IDLE_SHARING_POLICY") or DEFAULT_IDLE_SHARING_POLICY
         if policy not in IDLE_SHARING_POLICIES:
-            raise SettingsError(f"INFERCOST_IDLE_SHARING_POLICY={policy!r}: use one of {', '.join(IDLE_SHARING_POLICIES)}")
+            raise SettingsError(
+                f"INFERCOST_IDLE_SHARING_POLICY={policy!r}: use one of {', '.join(IDLE_SHARING_POLICIES)}"
+            )
         return cls(
             home=home,
             warehouse=_path(env, "INFERCOST_WAREHOUSE", home / "warehouse.duckdb"),

@@ -38,6 +38,7 @@ SERIES = {
 }
 SIGNALS = ("caveat_share", "effective_price_usd_per_mwh", "s_per_output_token", "utilization", "requests")
 
+
 @dataclass(frozen=True)
 class Settings:
     window_days: int = 28
@@ -50,7 +51,7 @@ def load_series(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     for dimension, (table, key) in SERIES.items():
         parts.append(f"""
             SELECT '{dimension}' AS dimension, {key} AS series_key, request_date AS day,
-                   {', '.join(METRICS)},
+                   {", ".join(METRICS)},
                    requests_with_caveat / requests AS caveat_share, effective_price_usd_per_mwh,
                    s_per_output_token, utilization, requests
             FROM {table}""")
@@ -129,19 +130,38 @@ def detect(series: pd.DataFrame, days: list[date] | None = None, settings: Setti
                 effect = (observed - expected) / abs(expected) if expected else float("inf")
                 big_enough = abs(effect) >= min_effect if relative else abs(observed - expected) >= min_effect
                 if abs(score) >= settings.threshold and big_enough:
-                    found.append({
-                        "anomaly_id": hashlib.sha1(f"{day.date()}|{dimension}|{key}|{metric}".encode()).hexdigest()[:16],
-                        "day": day.date(), "dimension": dimension, "series_key": key, "metric": metric,
-                        "expected": expected, "observed": float(observed), "score": float(score),
-                        "effect_pct": 100 * effect, "likely_cause": _likely_cause(row, history, day, metric),
-                    })
-    columns = ["anomaly_id", "day", "dimension", "series_key", "metric", "expected", "observed", "score",
-               "effect_pct", "likely_cause"]
+                    found.append(
+                        {
+                            "anomaly_id": hashlib.sha1(f"{day.date()}|{dimension}|{key}|{metric}".encode()).hexdigest()[
+                                :16
+                            ],
+                            "day": day.date(),
+                            "dimension": dimension,
+                            "series_key": key,
+                            "metric": metric,
+                            "expected": expected,
+                            "observed": float(observed),
+                            "score": float(score),
+                            "effect_pct": 100 * effect,
+                            "likely_cause": _likely_cause(row, history, day, metric),
+                        }
+                    )
+    columns = [
+        "anomaly_id",
+        "day",
+        "dimension",
+        "series_key",
+        "metric",
+        "expected",
+        "observed",
+        "score",
+        "effect_pct",
+        "likely_cause",
+    ]
     return pd.DataFrame(found, columns=columns)
 
 
-def detect_and_store(con: duckdb.DuckDBPyConnection, days: list[date], settings: Settings = Settings()
-                     ) -> pd.DataFrame:
+def detect_and_store(con: duckdb.DuckDBPyConnection, days: list[date], settings: Settings = Settings()) -> pd.DataFrame:
     """Score ``days`` against the history in the rollups and replace those days' rows of cost_anomalies."""
     create_tables(con, "cost_anomalies")
     found = detect(load_series(con), days, settings)

@@ -49,7 +49,7 @@ def _bootstrap_ratio(cost: np.ndarray, tokens: np.ndarray, n_boot: int, rng) -> 
     chunk = max(1, min(n_boot, 20_000_000 // max(len(cost), 1)))
     for lo in range(0, n_boot, chunk):
         w = rng.poisson(1.0, (min(chunk, n_boot - lo), len(cost))).astype(np.float64)
-        out[lo:lo + len(w)] = (w @ cost) / np.maximum(w @ tokens, 1e-12)
+        out[lo : lo + len(w)] = (w @ cost) / np.maximum(w @ tokens, 1e-12)
     return out
 
 
@@ -98,11 +98,19 @@ def _no_comparison(everything: pd.DataFrame, g, base, excluded: dict) -> dict:
     n, n_base = 0 if g is None else len(g), 0 if base is None else len(base)
     n_out, n_base_out = excluded.get((model, technique), 0), excluded.get((base_model, "baseline"), 0)
     return {
-        "family": everything["family"].iloc[0], "model": model, "technique": technique, "baseline_model": base_model,
-        "requests": n, "baseline_requests": n_base, "requests_excluded": n_out, "baseline_requests_excluded": n_base_out,
-        "summary": (f"{model} {technique}: no comparison with {base_model} baseline, n={n:,} vs {n_base:,}; "
-                    f"left out {n_out:,} vs {n_base_out:,} requests without a usable cost (device missing from "
-                    f"inventory or cost unknown)"),
+        "family": everything["family"].iloc[0],
+        "model": model,
+        "technique": technique,
+        "baseline_model": base_model,
+        "requests": n,
+        "baseline_requests": n_base,
+        "requests_excluded": n_out,
+        "baseline_requests_excluded": n_base_out,
+        "summary": (
+            f"{model} {technique}: no comparison with {base_model} baseline, n={n:,} vs {n_base:,}; "
+            f"left out {n_out:,} vs {n_base_out:,} requests without a usable cost (device missing from "
+            f"inventory or cost unknown)"
+        ),
     }
 
 
@@ -117,34 +125,57 @@ def _compare_pair(g: pd.DataFrame, base: pd.DataFrame, n_boot: int, rng, exclude
     p95, bp95 = q(g["duration_s"], 95), q(base["duration_s"], 95)
     duration_change = 100 * (p95 / bp95 - 1) if bp95 else float("nan")
     n_out, n_base_out = excluded.get((model, technique), 0), excluded.get((base_model, "baseline"), 0)
-    left_out = (f"; left out {n_out:,} vs {n_base_out:,} requests without a usable cost (device missing from "
-                f"inventory or cost unknown)" if n_out or n_base_out else "")
+    left_out = (
+        f"; left out {n_out:,} vs {n_base_out:,} requests without a usable cost (device missing from "
+        f"inventory or cost unknown)"
+        if n_out or n_base_out
+        else ""
+    )
     ttft, base_ttft = g["time_to_first_token_s"], base["time_to_first_token_s"]
     return {
-        "family": g["family"].iloc[0], "model": model, "technique": technique, "baseline_model": base_model,
-        "requests": len(g), "baseline_requests": len(base),
-        "requests_excluded": n_out, "baseline_requests_excluded": n_base_out,
+        "family": g["family"].iloc[0],
+        "model": model,
+        "technique": technique,
+        "baseline_model": base_model,
+        "requests": len(g),
+        "baseline_requests": len(base),
+        "requests_excluded": n_out,
+        "baseline_requests_excluded": n_base_out,
         "cost_per_1m_output_tokens_usd": 1e6 * cost.sum() / tok.sum(),
         "baseline_cost_per_1m_output_tokens_usd": 1e6 * bcost.sum() / btok.sum(),
-        "cost_change_pct": 100 * point, "cost_change_ci_low_pct": 100 * low, "cost_change_ci_high_pct": 100 * high,
-        "p50_time_to_first_token_s": q(ttft, 50), "baseline_p50_time_to_first_token_s": q(base_ttft, 50),
-        "p95_time_to_first_token_s": q(ttft, 95), "baseline_p95_time_to_first_token_s": q(base_ttft, 95),
-        "p50_duration_s": q(g["duration_s"], 50), "p95_duration_s": p95, "baseline_p95_duration_s": bp95,
+        "cost_change_pct": 100 * point,
+        "cost_change_ci_low_pct": 100 * low,
+        "cost_change_ci_high_pct": 100 * high,
+        "p50_time_to_first_token_s": q(ttft, 50),
+        "baseline_p50_time_to_first_token_s": q(base_ttft, 50),
+        "p95_time_to_first_token_s": q(ttft, 95),
+        "baseline_p95_time_to_first_token_s": q(base_ttft, 95),
+        "p50_duration_s": q(g["duration_s"], 50),
+        "p95_duration_s": p95,
+        "baseline_p95_duration_s": bp95,
         "p95_duration_change_pct": duration_change,
-        "summary": (f"{model} {technique}: {100 * point:+.0f}% cost per 1M output tokens "
-                    f"[{100 * low:+.0f}%, {100 * high:+.0f}%] vs {base_model} baseline, "
-                    f"p95 latency {duration_change:+.0f}%, n={len(g):,} vs {len(base):,}{left_out}"),
+        "summary": (
+            f"{model} {technique}: {100 * point:+.0f}% cost per 1M output tokens "
+            f"[{100 * low:+.0f}%, {100 * high:+.0f}%] vs {base_model} baseline, "
+            f"p95 latency {duration_change:+.0f}%, n={len(g):,} vs {len(base):,}{left_out}"
+        ),
     }
 
 
 def compare_and_store(con: duckdb.DuckDBPyConnection, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     # names as categories, not a Python string per request: a fleet-day has millions of requests; in request_id
     # order, so that the bootstrap weights go to the same requests on every run
-    frame = con.sql("SELECT family, model, technique, baseline_model, fully_loaded_cost_usd, "
-                    "completion_tokens, time_to_first_token_s, duration_s, "
-                    "coalesce(inventory_missing OR device_before_in_service OR served_from_cache, false) "
-                    "AS cost_incomplete FROM fct_request_cost "
-                    "ORDER BY request_id").to_arrow_table().to_pandas(strings_to_categorical=True)
+    frame = (
+        con.sql(
+            "SELECT family, model, technique, baseline_model, fully_loaded_cost_usd, "
+            "completion_tokens, time_to_first_token_s, duration_s, "
+            "coalesce(inventory_missing OR device_before_in_service OR served_from_cache, false) "
+            "AS cost_incomplete FROM fct_request_cost "
+            "ORDER BY request_id"
+        )
+        .to_arrow_table()
+        .to_pandas(strings_to_categorical=True)
+    )
     result = compare(frame, n_boot=n_boot, seed=seed)
     create_tables(con, "technique_comparison", replace=True)
     if len(result):

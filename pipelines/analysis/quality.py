@@ -88,8 +88,11 @@ def _gx():
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch_definition = (context.data_sources.add_pandas("infercost").add_dataframe_asset(name="frame")
-                        .add_batch_definition_whole_dataframe("whole"))
+    batch_definition = (
+        context.data_sources.add_pandas("infercost")
+        .add_dataframe_asset(name="frame")
+        .add_batch_definition_whole_dataframe("whole")
+    )
     return gx, batch_definition
 
 
@@ -101,8 +104,9 @@ def _expectation(gx, kind: str, kwargs: dict):
     return cls(**kwargs)
 
 
-def run_suite(con: duckdb.DuckDBPyConnection, suite: str, day: date | None, *, store: bool = True
-              ) -> list[CheckOutcome]:
+def run_suite(
+    con: duckdb.DuckDBPyConnection, suite: str, day: date | None, *, store: bool = True
+) -> list[CheckOutcome]:
     """Run every check of a suite for one day; store the outcomes in quality_check_results."""
     gx, batch_definition = _gx()
     spec = load_suite(suite)
@@ -112,12 +116,20 @@ def run_suite(con: duckdb.DuckDBPyConnection, suite: str, day: date | None, *, s
         frame = con.sql(frame_sql).df()
         gx_suite = gx.ExpectationSuite(name=check["name"])
         for item in check["expectations"]:
-            (kind, kwargs), = item.items()
+            ((kind, kwargs),) = item.items()
             gx_suite.add_expectation(_expectation(gx, kind, dict(kwargs or {})))
         result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(gx_suite)
         exps = [_outcome(r, frame, check.get("identify_by")) for r in result.results]
-        outcomes.append(CheckOutcome(suite=suite, name=check["name"], description=check.get("description", ""),
-                                     day=day, success=bool(result.success), expectations=exps))
+        outcomes.append(
+            CheckOutcome(
+                suite=suite,
+                name=check["name"],
+                description=check.get("description", ""),
+                day=day,
+                success=bool(result.success),
+                expectations=exps,
+            )
+        )
     if store:
         _store(con, outcomes, day)
     return outcomes
@@ -201,19 +213,41 @@ def _outcome(r, frame, identify_by: list[str] | None) -> ExpectationOutcome:
     else:
         observed = res.get("observed_value")
         count, sample = None, [] if observed is None else [f"observed {_value(observed)}"]
-    return ExpectationOutcome(expectation=kind, column=column, success=bool(r.success), unexpected_count=count,
-                              element_count=res.get("element_count", len(frame)), unexpected_sample=sample,
-                              rule=_rule(kind, kwargs))
+    return ExpectationOutcome(
+        expectation=kind,
+        column=column,
+        success=bool(r.success),
+        unexpected_count=count,
+        element_count=res.get("element_count", len(frame)),
+        unexpected_sample=sample,
+        rule=_rule(kind, kwargs),
+    )
 
 
 def _store(con: duckdb.DuckDBPyConnection, outcomes: list[CheckOutcome], day: date | None) -> None:
     create_tables(con, "quality_check_results")
-    rows = [[day, o.suite, o.name, e.success, e.expectation, e.column, e.unexpected_count, e.element_count,
-             "" if e.success else e.explain(), o.description]
-            for o in outcomes for e in o.expectations]
+    rows = [
+        [
+            day,
+            o.suite,
+            o.name,
+            e.success,
+            e.expectation,
+            e.column,
+            e.unexpected_count,
+            e.element_count,
+            "" if e.success else e.explain(),
+            o.description,
+        ]
+        for o in outcomes
+        for e in o.expectations
+    ]
     names = [o.name for o in outcomes]
-    con.execute("DELETE FROM quality_check_results WHERE partition_date IS NOT DISTINCT FROM ? AND check_name IN "
-                f"({', '.join('?' for _ in names)})", [day, *names])
+    con.execute(
+        "DELETE FROM quality_check_results WHERE partition_date IS NOT DISTINCT FROM ? AND check_name IN "
+        f"({', '.join('?' for _ in names)})",
+        [day, *names],
+    )
     if rows:
         con.executemany("INSERT INTO quality_check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())", rows)
 

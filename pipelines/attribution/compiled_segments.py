@@ -85,4 +85,3 @@ def build_segments(dev, ts, power, window_us, max_gap_us, out_dev, out_a, out_b,
             out_p[k] = power[i]
             k += 1
     return k
-

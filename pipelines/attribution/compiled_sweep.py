@@ -22,8 +22,27 @@ def _kahan(total, comp, x):
 
 
 @njit(cache=True, inline="always")
-def _emit_piece(r, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0, r_ge0c, r_gs0,
-                r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet):
+def _emit_piece(
+    r,
+    bucket,
+    ge,
+    ge_c,
+    gs,
+    gs_c,
+    gu,
+    r_rate,
+    r_pieces_start,
+    r_next_piece,
+    r_ge0,
+    r_ge0c,
+    r_gs0,
+    r_gs0c,
+    r_gu0,
+    p_bucket,
+    p_energy,
+    p_share,
+    p_unmet,
+):
     """Request r's piece in this bucket: its rate times the compensated growth of the segment sums since it began."""
     k = r_pieces_start[r] + r_next_piece[r]
     p_bucket[k] = bucket
@@ -46,10 +65,12 @@ def _close_bucket(s_dev, s_bucket, s_vals, k, dev, bucket, v_span, v_met, v_busy
     s_vals[k, 6] = e_idle
 
 
+# fmt: off
 @njit(cache=True, parallel=True)
-def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r_weighted, r_positive, r_pieces_start,
-         r_npieces, bucket_us, seg_first, p_bucket, p_energy, p_share, p_unmet, s_dev, s_bucket, s_vals,
-         r_next_piece, r_ge0, r_ge0c, r_gs0, r_gs0c, r_gu0, active, active_pos):
+def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r_weighted, r_positive,
+              r_pieces_start, r_npieces, bucket_us, seg_first, p_bucket, p_energy, p_share, p_unmet, s_dev, s_bucket,
+              s_vals, r_next_piece, r_ge0, r_ge0c, r_gs0, r_gs0c, r_gu0, active, active_pos):
+    # fmt: on
     """Merge, per device, three time-sorted streams (power segments, request starts, request ends) and integrate
     between consecutive event times. At one time, events apply in the order: segment off, segment on, starts, ends.
     Devices are 0..len(g_first)-2; g_first/r_first give each device's range in the segments and in
@@ -98,15 +119,47 @@ def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r
                     # close the bucket: pieces of active requests, then the device-bucket row
                     for a in range(n_active):
                         r = active[base + a]
-                        _emit_piece(r, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0,
-                                    r_ge0c, r_gs0, r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet)
+                        _emit_piece(
+                            r,
+                            bucket,
+                            ge,
+                            ge_c,
+                            gs,
+                            gs_c,
+                            gu,
+                            r_rate,
+                            r_pieces_start,
+                            r_next_piece,
+                            r_ge0,
+                            r_ge0c,
+                            r_gs0,
+                            r_gs0c,
+                            r_gu0,
+                            p_bucket,
+                            p_energy,
+                            p_share,
+                            p_unmet,
+                        )
                         r_ge0[r] = 0.0
                         r_ge0c[r] = 0.0
                         r_gs0[r] = 0.0
                         r_gs0c[r] = 0.0
                         r_gu0[r] = 0
-                    _close_bucket(s_dev, s_bucket, s_vals, nseg, dev, bucket, v_span, v_met, v_busy, v_unmet,
-                                  e_met, e_busy, e_idle)
+                    _close_bucket(
+                        s_dev,
+                        s_bucket,
+                        s_vals,
+                        nseg,
+                        dev,
+                        bucket,
+                        v_span,
+                        v_met,
+                        v_busy,
+                        v_unmet,
+                        e_met,
+                        e_busy,
+                        e_idle,
+                    )
                     nseg += 1
                     v_span = v_met = v_busy = v_unmet = e_met = e_busy = e_idle = 0.0
                     ge = 0.0
@@ -170,8 +223,27 @@ def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r
                 j = order_e[i_e]
                 # a request ending exactly at a bucket boundary got its last piece at the close
                 if r_next_piece[j] < r_npieces[j]:
-                    _emit_piece(j, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0,
-                                r_ge0c, r_gs0, r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet)
+                    _emit_piece(
+                        j,
+                        bucket,
+                        ge,
+                        ge_c,
+                        gs,
+                        gs_c,
+                        gu,
+                        r_rate,
+                        r_pieces_start,
+                        r_next_piece,
+                        r_ge0,
+                        r_ge0c,
+                        r_gs0,
+                        r_gs0c,
+                        r_gu0,
+                        p_bucket,
+                        p_energy,
+                        p_share,
+                        p_unmet,
+                    )
                 if r_positive[j]:
                     cnt -= 1
                     if r_weighted[j]:
@@ -188,8 +260,7 @@ def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r
                     active_pos[j] = -1
                 i_e += 1
         # the device's last bucket
-        _close_bucket(s_dev, s_bucket, s_vals, nseg, dev, bucket, v_span, v_met, v_busy, v_unmet, e_met, e_busy,
-                      e_idle)
+        _close_bucket(s_dev, s_bucket, s_vals, nseg, dev, bucket, v_span, v_met, v_busy, v_unmet, e_met, e_busy, e_idle)
 
 
 @njit(cache=True)
@@ -241,4 +312,3 @@ def prepare_requests(s, e, w, bucket_us, rate, weighted, positive, npieces, piec
         pieces_start[i] = total
         total += npieces[i]
     return total
-

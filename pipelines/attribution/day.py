@@ -41,14 +41,19 @@ class DayAttribution:
     counter_resets: int = 0
 
     def summary(self) -> str:
-        return (f"attribution {self.day}: {self.requests:,} requests on {self.request_device_rows:,} request-devices,"
-                f" {self.telemetry_rows:,} samples; metered {self.metered_energy_j / 3.6e6:,.2f} kWh = attributed "
-                f"{self.attributed_energy_j / 3.6e6:,.2f} + idle {self.idle_energy_j / 3.6e6:,.2f}; "
-                f"{self.unattributed:,} requests without a device; {self.dropped_samples:,} samples without a "
-                f"usable power; {self.counter_intervals:,} intervals from energy counters, "
-                f"{self.counter_resets:,} counter resets or wraps (power readings used there)"
-                + (f"; likely clock skew on {', '.join(self.skewed_hosts)} (see clock_skew_checks)"
-                   if self.skewed_hosts else ""))
+        return (
+            f"attribution {self.day}: {self.requests:,} requests on {self.request_device_rows:,} request-devices,"
+            f" {self.telemetry_rows:,} samples; metered {self.metered_energy_j / 3.6e6:,.2f} kWh = attributed "
+            f"{self.attributed_energy_j / 3.6e6:,.2f} + idle {self.idle_energy_j / 3.6e6:,.2f}; "
+            f"{self.unattributed:,} requests without a device; {self.dropped_samples:,} samples without a "
+            f"usable power; {self.counter_intervals:,} intervals from energy counters, "
+            f"{self.counter_resets:,} counter resets or wraps (power readings used there)"
+            + (
+                f"; likely clock skew on {', '.join(self.skewed_hosts)} (see clock_skew_checks)"
+                if self.skewed_hosts
+                else ""
+            )
+        )
 
 
 def bucket_seconds(con: duckdb.DuckDBPyConnection) -> int:
@@ -151,14 +156,16 @@ class _Window:
     def in_day(self, t: pa.Table) -> pa.Table:
         """The rows of a per-bucket table whose bucket starts inside the day."""
         start = t["bucket_start"]
-        return t.filter(pc.and_(pc.greater_equal(start, pa.scalar(self.lo, start.type)),
-                                pc.less(start, pa.scalar(self.hi, start.type))))
+        return t.filter(
+            pc.and_(
+                pc.greater_equal(start, pa.scalar(self.lo, start.type)), pc.less(start, pa.scalar(self.hi, start.type))
+            )
+        )
 
 
 def _group_inputs(con: duckdb.DuckDBPyConnection, devices: list[str], w: _Window) -> tuple[pa.Table, pa.Table]:
     """The requests and telemetry of one device group."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _group_devices AS SELECT unnest(?::VARCHAR[]) AS device_id",
-                [devices])
+    con.execute("CREATE OR REPLACE TEMP TABLE _group_devices AS SELECT unnest(?::VARCHAR[]) AS device_id", [devices])
     requests = con.sql(
         "SELECT request_id, device_id, started_at, ended_at, completion_tokens, prompt_tokens "
         "FROM _day_requests WHERE device_id IN (SELECT device_id FROM _group_devices) "
@@ -177,14 +184,18 @@ def _group_skew(con: duckdb.DuckDBPyConnection, telemetry: pa.Table, max_gap_s: 
     """The clock-skew check of the group's hosts, with the offset already applied to each."""
     skew_requests = con.sql(
         "SELECT host, device_id, started_at, ended_at, applied_offset_s FROM _day_requests "
-        "WHERE device_id IN (SELECT device_id FROM _group_devices) AND host IS NOT NULL").to_arrow_table()
+        "WHERE device_id IN (SELECT device_id FROM _group_devices) AND host IS NOT NULL"
+    ).to_arrow_table()
     offsets = dict(zip(skew_requests["host"].to_pylist(), skew_requests["applied_offset_s"].to_pylist()))
-    return [{**row, "applied_offset_s": offsets.get(row["host"], 0.0)}
-            for row in detect_clock_skew(skew_requests, telemetry, max_gap_s=max_gap_s)]
+    return [
+        {**row, "applied_offset_s": offsets.get(row["host"], 0.0)}
+        for row in detect_clock_skew(skew_requests, telemetry, max_gap_s=max_gap_s)
+    ]
 
 
-def _store_group(con: duckdb.DuckDBPyConnection, w: _Window, result, totals: dict, n_requests: int,
-                 n_samples: int) -> None:
+def _store_group(
+    con: duckdb.DuckDBPyConnection, w: _Window, result, totals: dict, n_requests: int, n_samples: int
+) -> None:
     """Insert the group's pieces and device buckets inside the day; add them to the day's totals."""
     pieces = w.in_day(result.per_request_bucket)
     buckets = w.in_day(result.per_device_bucket)
@@ -204,18 +215,34 @@ def _store_group(con: duckdb.DuckDBPyConnection, w: _Window, result, totals: dic
     totals["counter_resets"] += result.counter_resets
 
 
-def _attribute_groups(con: duckdb.DuckDBPyConnection, w: _Window, groups: list[list[str]], *, max_gap_s: float,
-                      prompt_token_weight: float, progress) -> tuple[dict, list[dict]]:
+def _attribute_groups(
+    con: duckdb.DuckDBPyConnection,
+    w: _Window,
+    groups: list[list[str]],
+    *,
+    max_gap_s: float,
+    prompt_token_weight: float,
+    progress,
+) -> tuple[dict, list[dict]]:
     """Attribute and store each device group in turn (whole hosts, so that a fleet-day's telemetry never sits in
     memory at once). Returns the day's totals and the clock-skew rows."""
-    totals = {"request_device_rows": 0, "telemetry_rows": 0, "metered": 0.0, "attributed": 0.0, "idle": 0.0,
-              "dropped": 0, "counter_intervals": 0, "counter_resets": 0}
+    totals = {
+        "request_device_rows": 0,
+        "telemetry_rows": 0,
+        "metered": 0.0,
+        "attributed": 0.0,
+        "idle": 0.0,
+        "dropped": 0,
+        "counter_intervals": 0,
+        "counter_resets": 0,
+    }
     skew: list[dict] = []
     bucket_s = bucket_seconds(con)
     for i, devices in enumerate(groups, start=1):
         requests, telemetry = _group_inputs(con, devices, w)
-        result = attribute_energy(requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_s,
-                                  prompt_token_weight=prompt_token_weight)
+        result = attribute_energy(
+            requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_s, prompt_token_weight=prompt_token_weight
+        )
         skew += _group_skew(con, telemetry, max_gap_s)
         _store_group(con, w, result, totals, requests.num_rows, telemetry.num_rows)
         if progress:
@@ -228,13 +255,30 @@ def _store_skew(con: duckdb.DuckDBPyConnection, day: date, skew: list[dict]) -> 
     if skew:
         con.executemany(
             "INSERT INTO clock_skew_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [[day, r["host"], r["best_lag_s"], r["suggested_offset_s"], r["corr_at_best"], r["corr_at_zero"],
-              r["likely_skew"], r["applied_offset_s"]] for r in skew],
+            [
+                [
+                    day,
+                    r["host"],
+                    r["best_lag_s"],
+                    r["suggested_offset_s"],
+                    r["corr_at_best"],
+                    r["corr_at_zero"],
+                    r["likely_skew"],
+                    r["applied_offset_s"],
+                ]
+                for r in skew
+            ],
         )
 
 
-def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float = DEFAULT_MAX_GAP_S,
-                  prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT, progress=None) -> DayAttribution:
+def attribute_day(
+    con: duckdb.DuckDBPyConnection,
+    day: date,
+    *,
+    max_gap_s: float = DEFAULT_MAX_GAP_S,
+    prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT,
+    progress=None,
+) -> DayAttribution:
     """Attribute one UTC day; ``progress(groups_done, groups_total, totals)`` is called after each device group."""
     ensure_raw_tables(con)
     create_tables(con, "request_energy_pieces", "device_energy_buckets", "unattributed_requests", "clock_skew_checks")
@@ -248,8 +292,9 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
         con.execute("DELETE FROM request_energy_pieces WHERE partition_date = ?", [day])
         con.execute("DELETE FROM device_energy_buckets WHERE partition_date = ?", [day])
         con.execute("DELETE FROM clock_skew_checks WHERE partition_date = ?", [day])
-        totals, skew = _attribute_groups(con, w, groups, max_gap_s=max_gap_s,
-                                         prompt_token_weight=prompt_token_weight, progress=progress)
+        totals, skew = _attribute_groups(
+            con, w, groups, max_gap_s=max_gap_s, prompt_token_weight=prompt_token_weight, progress=progress
+        )
         _store_skew(con, day, skew)
         con.execute("COMMIT")
     except Exception:
@@ -258,9 +303,16 @@ def attribute_day(con: duckdb.DuckDBPyConnection, day: date, *, max_gap_s: float
     n_unattributed = scalar(con, "SELECT count(*) FROM unattributed_requests WHERE partition_date = ?", [day])
     n_requests = scalar(con, "SELECT count(DISTINCT request_id) FROM _day_requests")
     return DayAttribution(
-        day=day, requests=n_requests, request_device_rows=totals["request_device_rows"],
-        telemetry_rows=totals["telemetry_rows"], unattributed=n_unattributed,
-        metered_energy_j=totals["metered"], attributed_energy_j=totals["attributed"], idle_energy_j=totals["idle"],
-        dropped_samples=totals["dropped"], counter_intervals=totals["counter_intervals"],
-        counter_resets=totals["counter_resets"], skewed_hosts=[r["host"] for r in skew if r["likely_skew"]],
+        day=day,
+        requests=n_requests,
+        request_device_rows=totals["request_device_rows"],
+        telemetry_rows=totals["telemetry_rows"],
+        unattributed=n_unattributed,
+        metered_energy_j=totals["metered"],
+        attributed_energy_j=totals["attributed"],
+        idle_energy_j=totals["idle"],
+        dropped_samples=totals["dropped"],
+        counter_intervals=totals["counter_intervals"],
+        counter_resets=totals["counter_resets"],
+        skewed_hosts=[r["host"] for r in skew if r["likely_skew"]],
     )

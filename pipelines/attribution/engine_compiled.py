@@ -56,8 +56,9 @@ def _prepared_requests(req: GroupRequests, bucket_us: int, ndev: int) -> dict:
     """Per request: rate, flags, pieces; the request rows in (device, start) and (device, end) order and each
     device's first row in them."""
     n = len(req.start_us)
-    s, e, w, r_dev = _readonly(_as(req.start_us, np.int64), _as(req.end_us, np.int64), _as(req.weight, np.float64),
-                               _as(req.dev, np.int64))
+    s, e, w, r_dev = _readonly(
+        _as(req.start_us, np.int64), _as(req.end_us, np.int64), _as(req.weight, np.float64), _as(req.dev, np.int64)
+    )
     rate, npieces, pieces_start = np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
     weighted, positive = np.empty(n, np.bool_), np.empty(n, np.bool_)
     n_pieces = prepare_requests(s, e, w, np.int64(bucket_us), rate, weighted, positive, npieces, pieces_start)
@@ -65,9 +66,19 @@ def _prepared_requests(req: GroupRequests, bucket_us: int, ndev: int) -> dict:
     order_e = _order_within_devices(r_dev, e, ndev)
     r_first = np.searchsorted(r_dev[order_s], np.arange(ndev + 1)).astype(np.int64)
     order_s, order_e = _readonly(order_s, order_e)
-    return {"s": s, "e": e, "rate": rate, "weighted": weighted, "positive": positive, "npieces": npieces,
-            "pieces_start": pieces_start, "n_pieces": n_pieces, "order_s": order_s, "order_e": order_e,
-            "r_first": r_first}
+    return {
+        "s": s,
+        "e": e,
+        "rate": rate,
+        "weighted": weighted,
+        "positive": positive,
+        "npieces": npieces,
+        "pieces_start": pieces_start,
+        "n_pieces": n_pieces,
+        "order_s": order_s,
+        "order_e": order_e,
+        "r_first": r_first,
+    }
 
 
 def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> SweepResult:
@@ -77,8 +88,9 @@ def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> 
     r = _prepared_requests(req, bucket_us, ndev)
     g_a, g_b, g_p = _readonly(_as(seg.start_us, np.int64), _as(seg.end_us, np.int64), _as(seg.power_w, np.float64))
     g_first = np.searchsorted(_as(seg.dev, np.int64), np.arange(ndev + 1)).astype(np.int64)
-    seg_counts = count_segments(g_first, g_a, g_b, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"],
-                                np.int64(bucket_us))
+    seg_counts = count_segments(
+        g_first, g_a, g_b, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], np.int64(bucket_us)
+    )
     seg_first = np.concatenate(([0], np.cumsum(seg_counts)[:-1])).astype(np.int64)
     n_segments = int(seg_counts.sum())
     # outputs and per-request state, allocated by numpy (huge pages) rather than inside the compiled code
@@ -91,15 +103,28 @@ def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> 
     r_ge0, r_ge0c, r_gs0, r_gs0c = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     r_gu0 = np.zeros(n, np.int64)
     active, active_pos = np.empty(n, np.int64), np.full(n, -1, np.int64)
+    # the compiled pass takes its 31 arrays positionally, in its own order; one per line would hide the order
+    # fmt: off
     run_sweep(g_first, g_a, g_b, g_p, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"],
               r["weighted"], r["positive"], r["pieces_start"], r["npieces"], np.int64(bucket_us), seg_first,
               p_bucket, p_energy, p_share, p_unmet, s_dev, s_bucket, s_vals, r_next_piece, r_ge0, r_ge0c, r_gs0,
               r_gs0c, r_gu0, active, active_pos)
+    # fmt: on
     row = np.arange(n) if n_pieces == n else np.repeat(np.arange(n), r["npieces"])
     return SweepResult(
-        row=row, bucket=p_bucket, energy_j=p_energy, device_share_s=p_share, unmetered_s=p_unmet,
-        seg_dev=s_dev, seg_bucket=s_bucket, span_s=s_vals[:, 0], metered_s=s_vals[:, 1], busy_s=s_vals[:, 2],
-        seg_unmetered_s=s_vals[:, 3], metered_energy_j=s_vals[:, 4], busy_energy_j=s_vals[:, 5],
+        row=row,
+        bucket=p_bucket,
+        energy_j=p_energy,
+        device_share_s=p_share,
+        unmetered_s=p_unmet,
+        seg_dev=s_dev,
+        seg_bucket=s_bucket,
+        span_s=s_vals[:, 0],
+        metered_s=s_vals[:, 1],
+        busy_s=s_vals[:, 2],
+        seg_unmetered_s=s_vals[:, 3],
+        metered_energy_j=s_vals[:, 4],
+        busy_energy_j=s_vals[:, 5],
         idle_energy_j=s_vals[:, 6],
     )
 
@@ -109,8 +134,9 @@ def power_segments(dev, ts, power, window_us, max_gap_us) -> PowerSegments:
     powers dropped (counted), duplicates averaged, coverage as in compiled_segments, overlaps cut. Arrays are
     allocated here, by numpy (which asks the kernel for huge pages), not inside the compiled code."""
     dropped = 0
-    dev, ts, power, window_us = _readonly(_as(dev, np.int64), _as(ts, np.int64), _as(power, np.float64),
-                                          _as(window_us, np.int64))
+    dev, ts, power, window_us = _readonly(
+        _as(dev, np.int64), _as(ts, np.int64), _as(power, np.float64), _as(window_us, np.int64)
+    )
     if not is_clean(dev, ts, power):
         u_dev, u_ts = np.empty_like(dev), np.empty_like(ts)
         u_p, u_w = np.empty_like(power), np.empty_like(window_us)

@@ -134,8 +134,14 @@ def _breakpoints(req: GroupRequests, seg: PowerSegments, ndev: int, bucket_us: i
     has = dev_min <= dev_max
     bd, bt = _bucket_edges(dev_min[has], dev_max[has], bucket_us)
     bd = np.flatnonzero(has)[bd]
-    keys = np.sort(np.concatenate([_pack(d, t, t_min, span) for d, t in (
-        (req.dev, s), (req.dev, e), (seg.dev, seg.start_us), (seg.dev, seg.end_us), (bd, bt))]))
+    keys = np.sort(
+        np.concatenate(
+            [
+                _pack(d, t, t_min, span)
+                for d, t in ((req.dev, s), (req.dev, e), (seg.dev, seg.start_us), (seg.dev, seg.end_us), (bd, bt))
+            ]
+        )
+    )
     if len(keys) > 1:  # unique without np.unique's hashing (several times slower than a sort here)
         keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
     k_dev = keys // span
@@ -186,15 +192,9 @@ def _activity(req: GroupRequests, bp: _Breakpoints) -> _Activity:
     pos_s = np.searchsorted(bp.keys, bp.key(req.dev, s))
     pos_e = np.searchsorted(bp.keys, bp.key(req.dev, e))
     weighted = positive & (rate > 0)
-    cnt = np.cumsum(
-        np.bincount(pos_s[positive], minlength=nk) - np.bincount(pos_e[positive], minlength=nk)
-    )
-    cnt_w = np.cumsum(
-        np.bincount(pos_s[weighted], minlength=nk) - np.bincount(pos_e[weighted], minlength=nk)
-    )
-    d_rate = np.cumsum(
-        np.bincount(pos_s, weights=rate, minlength=nk) - np.bincount(pos_e, weights=rate, minlength=nk)
-    )
+    cnt = np.cumsum(np.bincount(pos_s[positive], minlength=nk) - np.bincount(pos_e[positive], minlength=nk))
+    cnt_w = np.cumsum(np.bincount(pos_s[weighted], minlength=nk) - np.bincount(pos_e[weighted], minlength=nk))
+    d_rate = np.cumsum(np.bincount(pos_s, weights=rate, minlength=nk) - np.bincount(pos_e, weights=rate, minlength=nk))
     return _Activity(rate, positive, pos_s, pos_e, cnt, cnt_w, d_rate)
 
 
@@ -243,11 +243,17 @@ def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> 
     x_energy = np.where(busy_w & metered, energy / safe_d, 0.0)
     x_share = np.where(busy_w, dt_s / safe_d, 0.0)
     unmetered_us = np.where(metered, 0, bp.dt)
-    pieces = _pieces(req, bp, act, bucket_us, {
-        "energy_j": (exclusive_segmented_cumsum(x_energy, bp.seg_start), x_energy),
-        "device_share_s": (exclusive_segmented_cumsum(x_share, bp.seg_start), x_share),
-        "unmetered_us": (np.cumsum(unmetered_us) - unmetered_us, unmetered_us),  # exact in int64
-    })
+    pieces = _pieces(
+        req,
+        bp,
+        act,
+        bucket_us,
+        {
+            "energy_j": (exclusive_segmented_cumsum(x_energy, bp.seg_start), x_energy),
+            "device_share_s": (exclusive_segmented_cumsum(x_share, bp.seg_start), x_share),
+            "unmetered_us": (np.cumsum(unmetered_us) - unmetered_us, unmetered_us),  # exact in int64
+        },
+    )
     rate = act.rate[pieces["row"]]
     # per (device, bucket) totals
     seg_id = np.cumsum(bp.seg_start) - 1
@@ -259,12 +265,20 @@ def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> 
 
     busy = (act.cnt > 0) & (bp.dt > 0)
     return SweepResult(
-        row=pieces["row"], bucket=pieces["bucket"], energy_j=rate * pieces["energy_j"],
-        device_share_s=rate * pieces["device_share_s"], unmetered_s=pieces["unmetered_us"] / US_PER_S,
-        seg_dev=bp.dev[first], seg_bucket=bp.bucket[first], span_s=seg_sum(dt_s),
-        metered_s=seg_sum(np.where(metered, dt_s, 0.0)), busy_s=seg_sum(np.where(busy, dt_s, 0.0)),
-        seg_unmetered_s=seg_sum(unmetered_us / US_PER_S), metered_energy_j=seg_sum(energy),
-        busy_energy_j=seg_sum(np.where(busy_w, energy, 0.0)), idle_energy_j=seg_sum(np.where(busy_w, 0.0, energy)),
+        row=pieces["row"],
+        bucket=pieces["bucket"],
+        energy_j=rate * pieces["energy_j"],
+        device_share_s=rate * pieces["device_share_s"],
+        unmetered_s=pieces["unmetered_us"] / US_PER_S,
+        seg_dev=bp.dev[first],
+        seg_bucket=bp.bucket[first],
+        span_s=seg_sum(dt_s),
+        metered_s=seg_sum(np.where(metered, dt_s, 0.0)),
+        busy_s=seg_sum(np.where(busy, dt_s, 0.0)),
+        seg_unmetered_s=seg_sum(unmetered_us / US_PER_S),
+        metered_energy_j=seg_sum(energy),
+        busy_energy_j=seg_sum(np.where(busy_w, energy, 0.0)),
+        idle_energy_j=seg_sum(np.where(busy_w, 0.0, energy)),
     )
 
 

@@ -36,7 +36,6 @@ This module prepares the inputs (arrays.py), builds power segments (segments.py)
 chosen engine and assembles the output tables.
 """
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -67,7 +66,9 @@ from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 __all__ = ["TS_TYPE", "US_PER_S", "AttributionResult", "attribute_energy", "default_engine", "request_weights"]
 
 
-def request_weights(completion_tokens, prompt_tokens, prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT) -> np.ndarray:
+def request_weights(
+    completion_tokens, prompt_tokens, prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT
+) -> np.ndarray:
     """Default weight of a request: output tokens plus ``prompt_token_weight`` times prompt tokens."""
     c = np.nan_to_num(np.asarray(completion_tokens, dtype=np.float64))
     p = np.nan_to_num(np.asarray(prompt_tokens, dtype=np.float64))
@@ -101,8 +102,9 @@ def _request_arrays(requests: pa.Table, prompt_token_weight: float) -> tuple[np.
         w = float_array(requests["weight"], 0.0)
     elif "completion_tokens" in requests.column_names:
         prompt = requests["prompt_tokens"] if "prompt_tokens" in requests.column_names else pa.nulls(len(s))
-        w = request_weights(float_array(requests["completion_tokens"], 0.0), float_array(prompt, 0.0),
-                            prompt_token_weight)
+        w = request_weights(
+            float_array(requests["completion_tokens"], 0.0), float_array(prompt, 0.0), prompt_token_weight
+        )
     else:
         w = np.ones(len(s))
     if np.any(~np.isfinite(w) | (w < 0)):
@@ -159,30 +161,43 @@ class _RowsByDevice:
     def rows(self, lo: int, hi: int) -> slice | np.ndarray:
         if self.sorted:
             return slice(self.first[lo], self.first[hi])
-        return self.order[self.first[lo]:self.first[hi]]
+        return self.order[self.first[lo] : self.first[hi]]
 
     def table_rows(self, lo: int, hi: int, group_rows: np.ndarray) -> np.ndarray:
         """The table's row numbers of rows numbered within the group."""
-        return group_rows + self.first[lo] if self.sorted else self.order[self.first[lo]:self.first[hi]][group_rows]
+        return group_rows + self.first[lo] if self.sorted else self.order[self.first[lo] : self.first[hi]][group_rows]
 
 
-def _sweep_groups(inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int, max_events: int
-                  ) -> list[SweepResult]:
+def _sweep_groups(inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int, max_events: int) -> list[SweepResult]:
     """Devices are independent: sweep them in groups so that memory stays bounded whatever the input size."""
     ndev = len(inp.devices)
     r_rows, t_rows = _RowsByDevice(inp.r_dev, ndev), _RowsByDevice(inp.t_dev, ndev)
     parts = []
     for lo, hi in _chunks(inp.r_dev, inp.t_dev, ndev, max_events):
         ri, ti = r_rows.rows(lo, hi), t_rows.rows(lo, hi)
-        requests = GroupRequests(inp.r_dev[ri] - lo if lo else inp.r_dev[ri], inp.start_us[ri], inp.end_us[ri],
-                                 inp.weight[ri])
-        segments = power_segments(inp.t_dev[ti] - lo if lo else inp.t_dev[ti], inp.ts_us[ti], inp.power_w[ti],
-                                  inp.window_us[ti], max_gap_us, None if inp.counter is None else inp.counter[ti],
-                                  engine)
+        requests = GroupRequests(
+            inp.r_dev[ri] - lo if lo else inp.r_dev[ri], inp.start_us[ri], inp.end_us[ri], inp.weight[ri]
+        )
+        segments = power_segments(
+            inp.t_dev[ti] - lo if lo else inp.t_dev[ti],
+            inp.ts_us[ti],
+            inp.power_w[ti],
+            inp.window_us[ti],
+            max_gap_us,
+            None if inp.counter is None else inp.counter[ti],
+            engine,
+        )
         part = engine.sweep(requests, segments, bucket_us, hi - lo)
-        parts.append(replace(part, row=r_rows.table_rows(lo, hi, part.row), seg_dev=part.seg_dev + lo,
-                             dropped=segments.dropped, counter_intervals=segments.counter_intervals,
-                             counter_resets=segments.counter_resets))
+        parts.append(
+            replace(
+                part,
+                row=r_rows.table_rows(lo, hi, part.row),
+                seg_dev=part.seg_dev + lo,
+                dropped=segments.dropped,
+                counter_intervals=segments.counter_intervals,
+                counter_resets=segments.counter_resets,
+            )
+        )
     return parts
 
 

@@ -51,12 +51,12 @@ class AttributionResult:
         return float(np.sum(self.per_request_bucket["energy_j"].to_numpy()))
 
 
-def _per_request_bucket(rid: pa.Array, devices: pa.Array, r_dev: np.ndarray, res: SweepResult, bucket_us: int
-                        ) -> pa.Table:
+def _per_request_bucket(
+    rid: pa.Array, devices: pa.Array, r_dev: np.ndarray, res: SweepResult, bucket_us: int
+) -> pa.Table:
     row = res.row
     # one piece per request row, in row order (one bucket, rows grouped by device): no gather needed
-    identity = len(row) == len(r_dev) and (
-        len(row) == 0 or (row[0] == 0 and bool(np.all(row[1:] > row[:-1]))))
+    identity = len(row) == len(r_dev) and (len(row) == 0 or (row[0] == 0 and bool(np.all(row[1:] > row[:-1]))))
     return pa.table(
         {
             "request_id": rid if identity else pc.take(rid, pa.array(row)),
@@ -105,10 +105,16 @@ def _per_request(rid: pa.Array, res: SweepResult, length_s: np.ndarray):
     return build
 
 
-def attribution_result(rid: pa.Array, devices: pa.Array, r_dev: np.ndarray, length_s: np.ndarray,
-                       res: SweepResult, bucket_us: int) -> AttributionResult:
+def attribution_result(
+    rid: pa.Array, devices: pa.Array, r_dev: np.ndarray, length_s: np.ndarray, res: SweepResult, bucket_us: int
+) -> AttributionResult:
     """The tables of a sweep's result. rid: request_id per request row (string); devices: device ids by code;
     r_dev: device code per request row; length_s: duration of each request row."""
-    return AttributionResult(_per_request_bucket(rid, devices, r_dev, res, bucket_us),
-                             _per_device_bucket(devices, res, bucket_us), res.dropped, res.counter_intervals,
-                             res.counter_resets, _per_request(rid, res, length_s))
+    return AttributionResult(
+        _per_request_bucket(rid, devices, r_dev, res, bucket_us),
+        _per_device_bucket(devices, res, bucket_us),
+        res.dropped,
+        res.counter_intervals,
+        res.counter_resets,
+        _per_request(rid, res, length_s),
+    )

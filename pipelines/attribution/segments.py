@@ -38,8 +38,9 @@ def apply_counters(dev, ts, power, window_us, counter, max_gap_us):
     return power, window_us, int(use.sum()), int(resets.sum())
 
 
-def power_segments(dev, ts, power, window_us, max_gap_us, counter=None,
-                   engine: str | Engine | None = "numpy") -> PowerSegments:
+def power_segments(
+    dev, ts, power, window_us, max_gap_us, counter=None, engine: str | Engine | None = "numpy"
+) -> PowerSegments:
     """Sorted, deduplicated, non-overlapping power segments of samples in any order (dev: int device codes, ts
     and window_us: int64 us, counter: energy_counter_j or None), with the dropped count and the counter
     statistics."""

@@ -26,7 +26,8 @@ def _grid(t0: int, n: int, step_us: int) -> np.ndarray:
 
 def _active_on_grid(starts: np.ndarray, ends: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return (np.searchsorted(np.sort(starts), grid, "right") - np.searchsorted(np.sort(ends), grid, "right")).astype(
-        float)
+        float
+    )
 
 
 def _power_on_grid(seg_a: np.ndarray, seg_b: np.ndarray, seg_p: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -53,7 +54,7 @@ def _lag_correlations(power: np.ndarray, active: np.ndarray, lags: np.ndarray) -
     n = len(power)
     margin = len(lags)
     width = n - 2 * margin
-    p_core = power[margin:n - margin]
+    p_core = power[margin : n - margin]
     p_c = p_core - p_core.mean()
     p_norm = np.sqrt(np.dot(p_c, p_c))
     c1 = np.concatenate(([0.0], np.cumsum(active)))
@@ -81,8 +82,16 @@ def _host_rows(requests: pa.Table, host, all_devices: pa.Array, t_codes: np.ndar
     return np.flatnonzero(is_wanted[t_codes])
 
 
-def detect_clock_skew(requests: pa.Table, telemetry: pa.Table, *, max_lag_s: float = 10.0, step_s: float = 0.25,
-                      min_skew_s: float = 1.0, min_gain: float = 0.02, max_gap_s: float = DEFAULT_MAX_GAP_S) -> list[dict]:
+def detect_clock_skew(
+    requests: pa.Table,
+    telemetry: pa.Table,
+    *,
+    max_lag_s: float = 10.0,
+    step_s: float = 0.25,
+    min_skew_s: float = 1.0,
+    min_gain: float = 0.02,
+    max_gap_s: float = DEFAULT_MAX_GAP_S,
+) -> list[dict]:
     """requests: host, device_id, started_at, ended_at; telemetry: device_id, ts, power_w[, power_window_s].
 
     Returns one dict per host: host, best_lag_s (logged request time minus telemetry time), suggested_offset_s,
@@ -97,8 +106,7 @@ def detect_clock_skew(requests: pa.Table, telemetry: pa.Table, *, max_lag_s: flo
     t_codes = pc.index_in(telemetry["device_id"], all_devices).to_numpy(zero_copy_only=False).astype(np.int64)
     t_ts = ts_us(telemetry["ts"])
     t_power = float_array(telemetry["power_w"])
-    t_window = window_us(telemetry["power_window_s"] if "power_window_s" in telemetry.column_names else None,
-                         len(t_ts))
+    t_window = window_us(telemetry["power_window_s"] if "power_window_s" in telemetry.column_names else None, len(t_ts))
     for host in hosts:
         r = requests.filter(pc.equal(requests["host"], host))
         rows = _host_rows(requests, host, all_devices, t_codes)
@@ -119,8 +127,14 @@ def detect_clock_skew(requests: pa.Table, telemetry: pa.Table, *, max_lag_s: flo
         zero = int(np.flatnonzero(lags == 0)[0])
         best_lag = float(lags[best] * step_s)
         likely = abs(best_lag) >= min_skew_s and corrs[best] - corrs[zero] >= min_gain
-        out.append({
-            "host": host, "best_lag_s": best_lag, "suggested_offset_s": -best_lag if likely else 0.0,
-            "corr_at_best": float(corrs[best]), "corr_at_zero": float(corrs[zero]), "likely_skew": bool(likely),
-        })
+        out.append(
+            {
+                "host": host,
+                "best_lag_s": best_lag,
+                "suggested_offset_s": -best_lag if likely else 0.0,
+                "corr_at_best": float(corrs[best]),
+                "corr_at_zero": float(corrs[zero]),
+                "likely_skew": bool(likely),
+            }
+        )
     return out

@@ -77,13 +77,17 @@ class ValidationReport:
     def text(self) -> str:
         lines = [
             f"compared {len(self.rows)} rows ({self.missing} without attributed energy)",
-            (f"|error| median {100 * self.median_abs_error:.2f} %, p90 {100 * self.p90_abs_error:.2f} %, "
-             f"max {100 * (self.abs_errors().max() if self.rows else float('nan')):.2f} %"),
+            (
+                f"|error| median {100 * self.median_abs_error:.2f} %, p90 {100 * self.p90_abs_error:.2f} %, "
+                f"max {100 * (self.abs_errors().max() if self.rows else float('nan')):.2f} %"
+            ),
             "group                     n      measured_j    attributed_j   total_error",
         ]
         for g in self.groups:
-            lines.append(f"{str(g['group'])[:22]:22} {g['n']:4d} {g['measured_j']:15.1f} "
-                         f"{g['attributed_j']:15.1f} {100 * g['error']:11.2f} %")
+            lines.append(
+                f"{str(g['group'])[:22]:22} {g['n']:4d} {g['measured_j']:15.1f} "
+                f"{g['attributed_j']:15.1f} {100 * g['error']:11.2f} %"
+            )
         return "\n".join(lines)
 
 
@@ -95,8 +99,12 @@ def _group_totals(rows: list[dict]) -> list[dict]:
         g["measured_j"] += r["measured_j"]
         g["attributed_j"] += r["attributed_j"]
     out = sorted(groups.values(), key=lambda g: str(g["group"]))
-    total = {"group": "(all)", "n": sum(g["n"] for g in out), "measured_j": sum(g["measured_j"] for g in out),
-             "attributed_j": sum(g["attributed_j"] for g in out)}
+    total = {
+        "group": "(all)",
+        "n": sum(g["n"] for g in out),
+        "measured_j": sum(g["measured_j"] for g in out),
+        "attributed_j": sum(g["attributed_j"] for g in out),
+    }
     for g in out + [total]:
         g["error"] = (g["attributed_j"] - g["measured_j"]) / g["measured_j"] if g["measured_j"] else float("nan")
     return out + [total]
@@ -104,8 +112,9 @@ def _group_totals(rows: list[dict]) -> list[dict]:
 
 def _read_truth(con: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:
     try:
-        truth = con.sql("SELECT * FROM read_csv($p, header = true, all_varchar = true)",
-                        params={"p": str(path)}).to_arrow_table()
+        truth = con.sql(
+            "SELECT * FROM read_csv($p, header = true, all_varchar = true)", params={"p": str(path)}
+        ).to_arrow_table()
     except duckdb.Error as exc:
         raise GroundTruthError(f"{path}: not a readable CSV with a header ({str(exc).splitlines()[0]})") from None
     if "energy_j" not in truth.column_names:
@@ -116,9 +125,12 @@ def _read_truth(con: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:
 def _per_request(con, truth: pa.Table, groups: list, measured: list) -> tuple[list[dict], int]:
     """Ground truth per request: the attributed energy of each logged request_id."""
     con.register("_truth", truth)
-    got = dict(con.execute(
-        "SELECT CAST(t.request_id AS VARCHAR), sum(p.energy_j) FROM _truth t "
-        "JOIN request_energy_pieces p ON p.request_id = CAST(t.request_id AS VARCHAR) GROUP BY 1").fetchall())
+    got = dict(
+        con.execute(
+            "SELECT CAST(t.request_id AS VARCHAR), sum(p.energy_j) FROM _truth t "
+            "JOIN request_energy_pieces p ON p.request_id = CAST(t.request_id AS VARCHAR) GROUP BY 1"
+        ).fetchall()
+    )
     con.unregister("_truth")
     rows, missing = [], 0
     for rid, g, m in zip(truth["request_id"].to_pylist(), groups, measured):
@@ -135,27 +147,37 @@ def _window_energy_j(con, dev: str, ws, we, max_gap_s: float) -> float | None:
         "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry "
         "WHERE device_id = $d AND ts BETWEEN $lo::TIMESTAMPTZ - INTERVAL 1 MINUTE "
         "AND $hi::TIMESTAMPTZ + INTERVAL 1 MINUTE",
-        params={"d": dev, "lo": ws, "hi": we}).to_arrow_table()
+        params={"d": dev, "lo": ws, "hi": we},
+    ).to_arrow_table()
     if tel.num_rows == 0:
         return None
-    window = pa.table({"request_id": ["w"], "device_id": [dev], "started_at": pa.array([ws], TS_TYPE),
-                       "ended_at": pa.array([we], TS_TYPE), "weight": [1.0]})
+    window = pa.table(
+        {
+            "request_id": ["w"],
+            "device_id": [dev],
+            "started_at": pa.array([ws], TS_TYPE),
+            "ended_at": pa.array([we], TS_TYPE),
+            "weight": [1.0],
+        }
+    )
     result = attribute_energy(window, tel, max_gap_s=max_gap_s)
     if result.per_request["unmetered_s"][0].as_py() > 0:
         return None
     return result.per_request["energy_j"][0].as_py()
 
 
-def _per_window(con, truth: pa.Table, path: Path, groups: list, measured: list, max_gap_s: float
-                ) -> tuple[list[dict], int]:
+def _per_window(
+    con, truth: pa.Table, path: Path, groups: list, measured: list, max_gap_s: float
+) -> tuple[list[dict], int]:
     """Ground truth per device window (window_start, window_end as ISO 8601 or unix seconds)."""
     what = "ISO 8601 or unix seconds"
     starts = _column(truth, "window_start", parse_instant, path, what)
     ends = _column(truth, "window_end", parse_instant, path, what)
     for row, (ws, we) in enumerate(zip(starts, ends), start=1):
         if we <= ws:
-            raise GroundTruthError(f"{path}: row {row}: window_end {we.isoformat()} is not after window_start "
-                                   f"{ws.isoformat()}")
+            raise GroundTruthError(
+                f"{path}: row {row}: window_end {we.isoformat()} is not after window_start {ws.isoformat()}"
+            )
     rows, missing = [], 0
     for dev, ws, we, g, m in zip(truth["device_id"].to_pylist(), starts, ends, groups, measured):
         attributed = _window_energy_j(con, str(dev), ws, we, max_gap_s)
@@ -166,8 +188,9 @@ def _per_window(con, truth: pa.Table, path: Path, groups: list, measured: list, 
     return rows, missing
 
 
-def validate_energy(con: duckdb.DuckDBPyConnection, ground_truth: Path, *, max_gap_s: float = DEFAULT_MAX_GAP_S
-                    ) -> ValidationReport:
+def validate_energy(
+    con: duckdb.DuckDBPyConnection, ground_truth: Path, *, max_gap_s: float = DEFAULT_MAX_GAP_S
+) -> ValidationReport:
     path = Path(ground_truth)
     truth = _read_truth(con, path)
     cols = set(truth.column_names)
@@ -178,8 +201,10 @@ def validate_energy(con: duckdb.DuckDBPyConnection, ground_truth: Path, *, max_g
     elif {"device_id", "window_start", "window_end"} <= cols:
         rows, missing = _per_window(con, truth, path, groups, measured, max_gap_s)
     else:
-        raise GroundTruthError(f"{path}: needs request_id, or device_id, window_start and window_end (it has "
-                               f"{', '.join(truth.column_names)})")
+        raise GroundTruthError(
+            f"{path}: needs request_id, or device_id, window_start and window_end (it has "
+            f"{', '.join(truth.column_names)})"
+        )
     for r in rows:
         r["error"] = (r["attributed_j"] - r["measured_j"]) / r["measured_j"] if r["measured_j"] else float("nan")
     return ValidationReport(rows=rows, groups=_group_totals(rows), missing=missing)

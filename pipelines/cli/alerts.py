@@ -17,8 +17,9 @@ def cmd_alerts(args) -> None:
         return
     sinks = sinks_from_env()
     if not sinks:
-        raise UserError("no alert sinks configured: set INFERCOST_ALERT_* environment variables (README: Data "
-                        "quality and alerts)")
+        raise UserError(
+            "no alert sinks configured: set INFERCOST_ALERT_* environment variables (README: Data quality and alerts)"
+        )
     report = deliver(alerts, sinks, log=say)
     say(report.text())
     if report.failed:

@@ -19,10 +19,19 @@ def cmd_generate(args) -> None:
     from pipelines.devtools.generate import generate
 
     t0 = time.time()
-    counts = generate(Path(args.out), devices=args.devices, days=args.days, seed=args.seed,
-                      start=parse_day(args.start), load=args.load, progress=say)
-    say(f"wrote {counts['requests']:,} requests and {counts['telemetry_rows']:,} telemetry rows to {args.out} "
-        f"in {time.time() - t0:.1f} s")
+    counts = generate(
+        Path(args.out),
+        devices=args.devices,
+        days=args.days,
+        seed=args.seed,
+        start=parse_day(args.start),
+        load=args.load,
+        progress=say,
+    )
+    say(
+        f"wrote {counts['requests']:,} requests and {counts['telemetry_rows']:,} telemetry rows to {args.out} "
+        f"in {time.time() - t0:.1f} s"
+    )
 
 
 def cmd_bench(args) -> None:
@@ -81,19 +90,30 @@ energy_j is in joules (1 kWh = 3,600,000 J). window_start and window_end are ISO
 def add_validate_energy(sub) -> None:
     import argparse
 
-    s = add_command(sub, "validate-energy", help="compare attributed energy with measured ground truth",
-                    description=GROUND_TRUTH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("--ground-truth", required=True, help="CSV: energy_j (J) with request_id, or with device_id, "
-                   "window_start, window_end (ISO 8601 or unix seconds); optional group")
+    s = add_command(
+        sub,
+        "validate-energy",
+        help="compare attributed energy with measured ground truth",
+        description=GROUND_TRUTH_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument(
+        "--ground-truth",
+        required=True,
+        help="CSV: energy_j (J) with request_id, or with device_id, "
+        "window_start, window_end (ISO 8601 or unix seconds); optional group",
+    )
     s.set_defaults(func=cmd_validate_energy)
 
 
 def add_bench(sub) -> None:
-    s = add_command(sub, "bench", help="time the kernel against exact DuckDB SQL and the floor, or a whole "
-                    "fleet-day")
+    s = add_command(sub, "bench", help="time the kernel against exact DuckDB SQL and the floor, or a whole fleet-day")
     s.add_argument("--scale", choices=["S", "M", "L"], default="M")
     s.add_argument("--repeat", type=int, default=3)
-    s.add_argument("--fleet-day", action="store_true",
-                   help="time raw files to published marts for a generated fleet-day (see --devices)")
+    s.add_argument(
+        "--fleet-day",
+        action="store_true",
+        help="time raw files to published marts for a generated fleet-day (see --devices)",
+    )
     s.add_argument("--devices", type=int, default=1000, help="accelerators of the fleet-day (default 1000)")
     s.set_defaults(func=cmd_bench)

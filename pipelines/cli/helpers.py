@@ -25,8 +25,9 @@ def say(msg: str) -> None:
 def add_command(sub, name: str, **kwargs) -> argparse.ArgumentParser:
     """A subcommand that also takes --debug after its name (``infercost sql --debug ...``)."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the full traceback of an error")
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error"
+    )
     return sub.add_parser(name, parents=[common], **kwargs)
 
 
@@ -62,8 +63,10 @@ def warehouse_file(live: bool = False) -> Path:
     path = warehouse_path() if live else published_path()
     if not path.exists():
         what = "warehouse" if live else "published warehouse"
-        raise UserError(f"no {what} at {path}: run `infercost demo` or `infercost materialize` first "
-                        "(or set INFERCOST_HOME to the folder that holds it)")
+        raise UserError(
+            f"no {what} at {path}: run `infercost demo` or `infercost materialize` first "
+            "(or set INFERCOST_HOME to the folder that holds it)"
+        )
     return path
 
 

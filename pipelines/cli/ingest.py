@@ -87,9 +87,15 @@ def _ingest_days(args, landing: Path, start, end, options: dict) -> None:
         for day in day_range(start, end):
             for feed in [args.feed] if args.feed else list(FEEDS):
                 t0 = time.time()
-                report = ingest_feed(con, feed, landing, day, fmt=args.format,
-                                     options=options if feed == args.feed else None,
-                                     replace_anyway=args.replace_anyway)
+                report = ingest_feed(
+                    con,
+                    feed,
+                    landing,
+                    day,
+                    fmt=args.format,
+                    options=options if feed == args.feed else None,
+                    replace_anyway=args.replace_anyway,
+                )
                 say(f"{report.summary()} ({time.time() - t0:.1f} s)")
 
 
@@ -102,14 +108,21 @@ def _dry_run(args, landing: Path, start, end, options: dict) -> None:
     from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES
 
     path = warehouse_path()
-    with (connect(path, read_only=True) if path.exists() else connect(":memory:")) as con:
+    with connect(path, read_only=True) if path.exists() else connect(":memory:") as con:
         if not path.exists():  # the fleet files, in memory: readers and checks look devices and regions up
             for name in FLEET_TABLES:
                 ingest_fleet_table(con, name, landing)
         for day in day_range(start, end):
             for feed in [args.feed] if args.feed else list(FEEDS):
-                report = ingest_feed(con, feed, landing, day, fmt=args.format,
-                                     options=options if feed == args.feed else None, dry_run=True)
+                report = ingest_feed(
+                    con,
+                    feed,
+                    landing,
+                    day,
+                    fmt=args.format,
+                    options=options if feed == args.feed else None,
+                    dry_run=True,
+                )
                 say(report.summary())
                 for line in report.file_lines():
                     say(line)
@@ -124,13 +137,30 @@ def add_ingest(sub) -> None:
     add_day_args(s)
     s.add_argument("--landing", help="landing directory (default $INFERCOST_LANDING or sample_logs/)")
     s.add_argument("--feed", choices=["requests", "telemetry", "prices", "carbon"], help="one feed only")
-    s.add_argument("--format", choices=sorted(FORMATS), metavar="FORMAT",
-                   help=f"reader for the feed's files ({', '.join(sorted(FORMATS))}); default from "
-                   "$INFERCOST_CONFIG_DIR/formats.yaml, else the feed's own (README: Input formats)")
-    s.add_argument("--option", action="append", metavar="KEY=VALUE", help="a reader option, repeatable (e.g. "
-                   "model=llama-3.1-8b-instruct, replicas=r0,r1, timezone=America/New_York, mapping=my_logs.yaml)")
-    s.add_argument("--dry-run", action="store_true", help="read and validate, print what each file would load and "
-                   "quarantine (and whether the run would be refused); write nothing")
-    s.add_argument("--replace-anyway", action="store_true", help="replace a loaded day even when the run loads "
-                   "no rows or quarantines most of them (refused otherwise: the day is left as it was)")
+    s.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        metavar="FORMAT",
+        help=f"reader for the feed's files ({', '.join(sorted(FORMATS))}); default from "
+        "$INFERCOST_CONFIG_DIR/formats.yaml, else the feed's own (README: Input formats)",
+    )
+    s.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a reader option, repeatable (e.g. "
+        "model=llama-3.1-8b-instruct, replicas=r0,r1, timezone=America/New_York, mapping=my_logs.yaml)",
+    )
+    s.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read and validate, print what each file would load and "
+        "quarantine (and whether the run would be refused); write nothing",
+    )
+    s.add_argument(
+        "--replace-anyway",
+        action="store_true",
+        help="replace a loaded day even when the run loads "
+        "no rows or quarantines most of them (refused otherwise: the day is left as it was)",
+    )
     s.set_defaults(func=cmd_ingest)

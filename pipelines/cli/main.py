@@ -15,16 +15,32 @@ from pipelines.cli import alerts, devtools, ingest, query, run
 from pipelines.cli.helpers import UserError
 
 # the order of `infercost --help`
-COMMANDS = [run.add_demo, devtools.add_generate, ingest.add_ingest, run.add_materialize, query.add_sql,
-            query.add_compare, query.add_whatif, query.add_report, query.add_export, query.add_docs,
-            devtools.add_validate_energy, alerts.add_alerts, devtools.add_bench, run.add_dev]
+COMMANDS = [
+    run.add_demo,
+    devtools.add_generate,
+    ingest.add_ingest,
+    run.add_materialize,
+    query.add_sql,
+    query.add_compare,
+    query.add_whatif,
+    query.add_report,
+    query.add_export,
+    query.add_docs,
+    devtools.add_validate_energy,
+    alerts.add_alerts,
+    devtools.add_bench,
+    run.add_dev,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="infercost", description="What each inference request, token, model and "
-                                "technique really costs, from the fleet's own logs.")
-    p.add_argument("--debug", action="store_true", help="show the full traceback of an error (before or after "
-                   "the command)")
+    p = argparse.ArgumentParser(
+        prog="infercost",
+        description="What each inference request, token, model and technique really costs, from the fleet's own logs.",
+    )
+    p.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an error (before or after the command)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(sub)

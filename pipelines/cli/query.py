@@ -102,8 +102,18 @@ def cmd_docs(args) -> None:
     catalog_db = out / "catalog.duckdb"
     shutil.copyfile(source, catalog_db)  # dbt opens its database for writing: never the published copy itself
     env = {**os.environ, "INFERCOST_WAREHOUSE": str(catalog_db)}
-    cmd = [str(Path(sys.executable).parent / "dbt"), "docs", "generate", "--static", "--project-dir",
-           str(REPO_ROOT / "dbt"), "--profiles-dir", str(REPO_ROOT / "dbt"), "--target-path", str(out / "site")]
+    cmd = [
+        str(Path(sys.executable).parent / "dbt"),
+        "docs",
+        "generate",
+        "--static",
+        "--project-dir",
+        str(REPO_ROOT / "dbt"),
+        "--profiles-dir",
+        str(REPO_ROOT / "dbt"),
+        "--target-path",
+        str(out / "site"),
+    ]
     rc = subprocess.call(cmd, env=env)
     catalog_db.unlink(missing_ok=True)
     if rc != 0:
@@ -115,8 +125,11 @@ def add_sql(sub) -> None:
     s = add_command(sub, "sql", help="run one read-only SELECT against the warehouse (README: Security)")
     s.add_argument("query")
     s.add_argument("--max-rows", type=int, default=50)
-    s.add_argument("--live", action="store_true", help="query the live warehouse instead of the published copy "
-                   "(fails while a run is writing)")
+    s.add_argument(
+        "--live",
+        action="store_true",
+        help="query the live warehouse instead of the published copy (fails while a run is writing)",
+    )
     s.set_defaults(func=cmd_sql)
 
 

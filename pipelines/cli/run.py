@@ -29,11 +29,13 @@ DEMO_MODEL_SQL = (
     "SELECT request_date, model, requests, completion_tokens, round(energy_kwh, 2) AS energy_kwh, "
     "round(fully_loaded_cost_usd, 2) AS cost_usd, round(cost_per_1m_output_tokens_usd, 3) AS usd_per_1m_out, "
     "round(j_per_output_token, 2) AS j_per_out_token, round(utilization, 3) AS utilization, "
-    "round(idle_share, 3) AS idle_share FROM agg_daily_model_cost ORDER BY request_date, model")
+    "round(idle_share, 3) AS idle_share FROM agg_daily_model_cost ORDER BY request_date, model"
+)
 DEMO_TECHNIQUE_SQL = (
     "SELECT request_date, model, technique, requests, round(energy_kwh, 2) AS energy_kwh, "
     "round(cost_per_1m_output_tokens_usd, 3) AS usd_per_1m_out, round(j_per_output_token, 2) AS j_per_out_token "
-    "FROM agg_daily_technique_cost ORDER BY request_date, model, technique")
+    "FROM agg_daily_technique_cost ORDER BY request_date, model, technique"
+)
 COMPARISON_SQL = "SELECT summary FROM technique_comparison ORDER BY family, model, technique"
 
 
@@ -64,7 +66,9 @@ def _execute_job(start: date, end: date) -> None:
     with dg.DagsterInstance.get() as instance:
         fail_orphaned_runs(instance, log=say)
         result = job.execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False,
+            instance=instance,
+            tags=tags,
+            raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         )
         steps = _step_seconds(instance, result.run_id)
@@ -116,15 +120,25 @@ def cmd_demo(args) -> None:
         say("\nTechniques against their baselines (technique_comparison, 95 % bootstrap intervals):")
         for (line,) in con.execute(COMPARISON_SQL).fetchall():
             say("  " + line)
-    say(f"\nwarehouse: {warehouse_path()}\npublished copy for queries: {published_path()}  "
-        f"(infercost sql \"SELECT * FROM fct_request_cost LIMIT 5\")")
+    say(
+        f"\nwarehouse: {warehouse_path()}\npublished copy for queries: {published_path()}  "
+        f'(infercost sql "SELECT * FROM fct_request_cost LIMIT 5")'
+    )
 
 
 def cmd_dev(args) -> None:
     prepare_environment()
     ensure_manifest()
-    cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-           "-h", "127.0.0.1", "-p", str(args.port)]
+    cmd = [
+        str(Path(sys.executable).parent / "dagster"),
+        "dev",
+        "-w",
+        str(REPO_ROOT / "workspace.yaml"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(args.port),
+    ]
     say(f"serving the Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
     os.environ["DAGSTER_IS_DEV_CLI"] = "1"
     raise SystemExit(subprocess.call(cmd, cwd=REPO_ROOT))
@@ -139,8 +153,11 @@ def add_demo(sub) -> None:
 def add_materialize(sub) -> None:
     s = add_command(sub, "materialize", help="run the daily job (ingest, attribution, dbt) for a day or range")
     add_day_args(s)
-    s.add_argument("--landing", help="landing directory (default $INFERCOST_LANDING or sample_logs/); its readers "
-                   "come from $INFERCOST_CONFIG_DIR/formats.yaml")
+    s.add_argument(
+        "--landing",
+        help="landing directory (default $INFERCOST_LANDING or sample_logs/); its readers "
+        "come from $INFERCOST_CONFIG_DIR/formats.yaml",
+    )
     s.set_defaults(func=cmd_materialize)
 
 

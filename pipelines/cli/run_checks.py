@@ -79,13 +79,16 @@ def check_days(landing: Path, start: date, end: date, today: date | None = None)
     """The days asked for are complete UTC days, and the landing holds request logs for at least one of them."""
     today = today or datetime.now(UTC).date()
     if end >= today:
-        raise UserError(f"{end} is not a complete UTC day yet (today is {today}): materialize days up to "
-                        f"{date.fromordinal(today.toordinal() - 1)}")
+        raise UserError(
+            f"{end} is not a complete UTC day yet (today is {today}): materialize days up to "
+            f"{date.fromordinal(today.toordinal() - 1)}"
+        )
     days = landing_days(landing)
     dated_only = days and all(_DATE.search(p.name) for p in (landing / "requests").glob("*") if p.is_file())
     if dated_only and not any(start <= d <= end for d in days):
-        raise UserError(f"no request logs for {start} .. {end} in {landing / 'requests'}; it has data for "
-                        f"{describe_days(days)}")
+        raise UserError(
+            f"no request logs for {start} .. {end} in {landing / 'requests'}; it has data for {describe_days(days)}"
+        )
 
 
 def partition_start_for(start: date) -> None:
@@ -98,11 +101,15 @@ def partition_start_for(start: date) -> None:
         return
     loaded = sys.modules.get("pipelines.defs.partitions")
     if loaded is not None and date.fromisoformat(str(loaded.START_DATE)) > start:
-        raise UserError(f"INFERCOST_START_DATE={configured} is after {start}: set INFERCOST_START_DATE={start} "
-                        "(or earlier) before the Dagster definitions load")
+        raise UserError(
+            f"INFERCOST_START_DATE={configured} is after {start}: set INFERCOST_START_DATE={start} "
+            "(or earlier) before the Dagster definitions load"
+        )
     os.environ["INFERCOST_START_DATE"] = start.isoformat()
-    say(f"partitions start at {start} for this run (INFERCOST_START_DATE was {configured}; set it to keep the "
-        "earlier days in `infercost dev`)")
+    say(
+        f"partitions start at {start} for this run (INFERCOST_START_DATE was {configured}; set it to keep the "
+        "earlier days in `infercost dev`)"
+    )
 
 
 def check_run(landing: Path, start: date, end: date) -> None:

@@ -31,8 +31,10 @@ def run_lock(home: Path, command: str) -> Iterator[Path]:
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "a process that has not written its PID yet"
-            raise UserError(f"another run is writing to {home}: {holder}. Wait for it to finish (or stop that "
-                            "process); two runs on one INFERCOST_HOME would corrupt each other") from None
+            raise UserError(
+                f"another run is writing to {home}: {holder}. Wait for it to finish (or stop that "
+                "process); two runs on one INFERCOST_HOME would corrupt each other"
+            ) from None
         f.seek(0)
         f.truncate()
         started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())

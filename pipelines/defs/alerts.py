@@ -23,15 +23,20 @@ def cost_anomalies(context: dg.AssetExecutionContext, duckdb: DuckDBResource) ->
     with warehouse_connection(duckdb) as con:
         found = detect_and_store(con, partition_days(context))
     for row in found.itertuples():
-        context.log.warning(f"{row.day} {row.dimension} {row.series_key}: {row.metric} {row.observed:.4g} vs "
-                            f"{row.expected:.4g} expected ({row.effect_pct:+.0f} %), likely {row.likely_cause}")
+        context.log.warning(
+            f"{row.day} {row.dimension} {row.series_key}: {row.metric} {row.observed:.4g} vs "
+            f"{row.expected:.4g} expected ({row.effect_pct:+.0f} %), likely {row.likely_cause}"
+        )
     return dg.MaterializeResult(metadata={"anomalies": len(found)})
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Sends new cost anomalies and failed data-quality checks to the sinks configured by "
-           "INFERCOST_ALERT_* environment variables; each alert reaches each sink once. Reads the published copy, "
-           "never the live warehouse, so it neither waits for a run nor holds one up.")
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends new cost anomalies and failed data-quality checks to the sinks configured by "
+    "INFERCOST_ALERT_* environment variables; each alert reaches each sink once. Reads the published copy, "
+    "never the live warehouse, so it neither waits for a run nor holds one up.",
+)
 def alert_sensor(context: dg.SensorEvaluationContext):
     sinks = sinks_from_env()
     if not sinks:

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-LAUNCHER = '''#!{python} -IS
+LAUNCHER = """#!{python} -IS
 # written by infercost (pipelines/defs/child_process.py): runs {target} so that it dies with its parent
 import ctypes, os, signal, sys
 
@@ -23,7 +23,7 @@ ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 if os.getppid() == 1:  # the parent died before the line above: nothing is waiting for this process
     sys.exit(1)
 os.execv({target!r}, [{target!r}] + sys.argv[1:])
-'''
+"""
 
 
 def dies_with_parent(executable: str | Path, folder: Path) -> str:

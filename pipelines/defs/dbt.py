@@ -1,6 +1,5 @@
 """The dbt project's models as Dagster assets; dbt tests become asset checks."""
 
-
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -45,6 +44,8 @@ def cost_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
         yield from dbt.cli(["build", "--vars", json.dumps(current().dbt_vars)], context=context).stream()
     except DagsterDbtCliRuntimeError as exc:
         if "Could not set lock" in str(exc):
-            raise WarehouseLocked(f"dbt could not open {path}: another process holds it (DuckDB lets one process "
-                                  "write the file and none open it meanwhile). Close it and run again.") from exc
+            raise WarehouseLocked(
+                f"dbt could not open {path}: another process holds it (DuckDB lets one process "
+                "write the file and none open it meanwhile). Close it and run again."
+            ) from exc
         raise

@@ -1,6 +1,5 @@
 """One asset per feed (requests, telemetry, prices), daily partitioned, and the fleet files."""
 
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -28,7 +27,8 @@ def report_metadata(reports: list[IngestReport]) -> dict:
     table = "| partition | file | read | loaded | quarantined | skipped |\n|---|---|---:|---:|---:|---:|\n" + "\n".join(
         f"| {r.partition_date or ''} | {f.source_file} | {f.rows_read} | {f.rows_loaded} | {f.rows_quarantined} "
         f"| {f.rows_skipped} |"
-        for r in reports for f in r.files
+        for r in reports
+        for f in r.files
     )
     return {
         "rows_read": sum(f.rows_read for f in files),
@@ -57,11 +57,13 @@ def build_feed_asset(feed: str) -> dg.AssetsDefinition:
         reports, outcomes = [], []
         with warehouse_connection(duckdb) as con:
             for day in partition_days(context):
+
                 def progress(done, total, so_far, day=day):
                     context.log.info(f"{feed} {day}: {done}/{total} files, {so_far.rows_read:,} rows read so far")
 
-                report = ingest_feed(con, feed, landing_dir(), day, progress=progress,
-                                     replace_anyway=config.replace_anyway)
+                report = ingest_feed(
+                    con, feed, landing_dir(), day, progress=progress, replace_anyway=config.replace_anyway
+                )
                 context.log.info(report.summary())
                 reports.append(report)
             # checks run after every day is loaded (freshness and cross-day checks see the whole range)
@@ -88,8 +90,7 @@ raw_carbon = build_feed_asset("carbon")
             key,
             group_name="ingest",
             kinds={"duckdb"},
-            description=f"{load_contract(name).description} From <landing>/fleet/{name}.csv "
-            f"(schemas/{name}.yaml).",
+            description=f"{load_contract(name).description} From <landing>/fleet/{name}.csv (schemas/{name}.yaml).",
         )
         for key, name in zip(FLEET_KEYS, FLEET_TABLES)
     ],

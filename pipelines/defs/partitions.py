@@ -19,6 +19,7 @@ def partition_days(context: dg.AssetExecutionContext) -> list[date]:
     first, end = window.start.date(), window.end.date()
     return [first + timedelta(days=i) for i in range((end - first).days)]
 
+
 import warnings  # noqa: E402
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)

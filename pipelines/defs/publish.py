@@ -31,9 +31,19 @@ def technique_comparison(context: dg.AssetExecutionContext, duckdb: DuckDBResour
     kinds={"duckdb"},
     partitions_def=daily_partitions,
     backfill_policy=single_run,
-    deps=["fct_request_cost", "agg_daily_model_cost", "agg_daily_technique_cost", "agg_daily_device_type_cost",
-          "agg_idle_cost", "agg_telemetry_coverage", "technique_savings", "agg_region_bucket_cost", "fct_electricity_prices", "cost_anomalies",
-          "technique_comparison"],
+    deps=[
+        "fct_request_cost",
+        "agg_daily_model_cost",
+        "agg_daily_technique_cost",
+        "agg_daily_device_type_cost",
+        "agg_idle_cost",
+        "agg_telemetry_coverage",
+        "technique_savings",
+        "agg_region_bucket_cost",
+        "fct_electricity_prices",
+        "cost_anomalies",
+        "technique_comparison",
+    ],
     description="A read-only copy of the whole warehouse for analysts ($INFERCOST_HOME/published/), replaced "
     "atomically after each run, so queries never wait on the pipeline's write lock.",
 )

@@ -41,8 +41,9 @@ def _dbt_executable() -> str:
     return dies_with_parent(found, Path(dbt_project.project_dir) / "target" / "bin")
 
 
-dbt_resource = DbtCliResource(project_dir=dbt_project, profiles_dir=str(dbt_project.profiles_dir),
-                              dbt_executable=_dbt_executable())
+dbt_resource = DbtCliResource(
+    project_dir=dbt_project, profiles_dir=str(dbt_project.profiles_dir), dbt_executable=_dbt_executable()
+)
 
 
 @contextlib.contextmanager

@@ -16,7 +16,16 @@ import sys
 
 import duckdb
 
-RUN_TIME_COLUMNS = {"loaded_at", "evaluated_at", "computed_at", "checked_at", "detected_at", "published_at", "run_at", "sent_at"}
+RUN_TIME_COLUMNS = {
+    "loaded_at",
+    "evaluated_at",
+    "computed_at",
+    "checked_at",
+    "detected_at",
+    "published_at",
+    "run_at",
+    "sent_at",
+}
 
 
 def _text(column: str, type_: str) -> str:
@@ -29,14 +38,23 @@ def _text(column: str, type_: str) -> str:
 def table_digests(path: str, ignore: set[str] = frozenset()) -> dict[str, tuple[int, str]]:
     con = duckdb.connect(path, read_only=True)
     try:
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
+            ).fetchall()
+        ]
         out = {}
         for table in tables:
-            cols = [(c, t) for c, t in con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
-                "AND table_schema = 'main' ORDER BY ordinal_position", [table]).fetchall()
-                if c not in RUN_TIME_COLUMNS | set(ignore)]
+            cols = [
+                (c, t)
+                for c, t in con.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
+                    "AND table_schema = 'main' ORDER BY ordinal_position",
+                    [table],
+                ).fetchall()
+                if c not in RUN_TIME_COLUMNS | set(ignore)
+            ]
             if not cols:
                 continue
             row = " || '|' || ".join(_text(c, t) for c, t in cols)

@@ -45,14 +45,28 @@ def collect(con: duckdb.DuckDBPyConnection) -> list[Alert]:
             "likely_cause FROM cost_anomalies ORDER BY day, dimension, series_key, metric"
         ).fetchall():
             aid, day, dim, key, metric, expected, observed, score, effect, cause = row
-            alerts.append(Alert(
-                key=f"anomaly:{aid}", kind="cost_anomaly", day=str(day),
-                title=f"Cost anomaly: {metric} of {dim} {key} on {day}",
-                text=(f"{metric} was {observed:.4g} against an expected {expected:.4g} ({effect:+.0f} %, score "
-                      f"{score:.1f}); likely cause: {cause}"),
-                details={"dimension": dim, "series_key": key, "metric": metric, "expected": expected,
-                         "observed": observed, "score": score, "effect_pct": effect, "likely_cause": cause},
-            ))
+            alerts.append(
+                Alert(
+                    key=f"anomaly:{aid}",
+                    kind="cost_anomaly",
+                    day=str(day),
+                    title=f"Cost anomaly: {metric} of {dim} {key} on {day}",
+                    text=(
+                        f"{metric} was {observed:.4g} against an expected {expected:.4g} ({effect:+.0f} %, score "
+                        f"{score:.1f}); likely cause: {cause}"
+                    ),
+                    details={
+                        "dimension": dim,
+                        "series_key": key,
+                        "metric": metric,
+                        "expected": expected,
+                        "observed": observed,
+                        "score": score,
+                        "effect_pct": effect,
+                        "likely_cause": cause,
+                    },
+                )
+            )
     if table_exists(con, "quality_check_results"):
         for day, check, description, failures in con.execute(
             # unexpected_sample holds each failed expectation in words with the offending values it names
@@ -60,12 +74,16 @@ def collect(con: duckdb.DuckDBPyConnection) -> list[Alert]:
             "string_agg(coalesce(nullif(unexpected_sample, ''), expectation), '; ' ORDER BY expectation, column_name) "
             "FROM quality_check_results WHERE NOT success GROUP BY 1, 2 ORDER BY 1, 2"
         ).fetchall():
-            alerts.append(Alert(
-                key=f"check:{day}:{check}", kind="quality_check", day=str(day),
-                title=f"Data-quality check failed: {check} on {day}",
-                text=f"{description} Failed: {failures}",
-                details={"check": check, "failures": failures},
-            ))
+            alerts.append(
+                Alert(
+                    key=f"check:{day}:{check}",
+                    kind="quality_check",
+                    day=str(day),
+                    title=f"Data-quality check failed: {check} on {day}",
+                    text=f"{description} Failed: {failures}",
+                    details={"check": check, "failures": failures},
+                )
+            )
     return alerts
 
 
@@ -114,8 +132,15 @@ def _failure_kind(exc: Exception) -> tuple[str, bool]:
     return type(exc).__name__, False
 
 
-def deliver(alerts: list[Alert], sinks: list[Sink], *, state_file: Path | None = None, attempts: int = 4,
-            backoff_s: float = 0.5, log=lambda msg: None) -> DeliveryReport:
+def deliver(
+    alerts: list[Alert],
+    sinks: list[Sink],
+    *,
+    state_file: Path | None = None,
+    attempts: int = 4,
+    backoff_s: float = 0.5,
+    log=lambda msg: None,
+) -> DeliveryReport:
     """Send each sink the alerts it has not accepted yet, in one batch, with retries and backoff. A sink's failure
     never stops the others and is reported by its kind only."""
     state_file = state_file or state_path()

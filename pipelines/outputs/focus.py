@@ -23,17 +23,61 @@ FOCUS_VERSION = "1.2"
 
 # the FOCUS 1.2 columns this export fills (the spec's mandatory columns, plus conditional ones that apply)
 FOCUS_COLUMNS = [
-    "BilledCost", "BillingAccountId", "BillingAccountName", "BillingAccountType", "BillingCurrency",
-    "BillingPeriodEnd", "BillingPeriodStart", "ChargeCategory", "ChargeClass", "ChargeDescription",
-    "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart", "ConsumedQuantity", "ConsumedUnit",
-    "ContractedCost", "ContractedUnitPrice", "EffectiveCost", "InvoiceIssuerName", "ListCost", "ListUnitPrice",
-    "PricingCategory", "PricingCurrency", "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName",
-    "RegionId", "RegionName", "ResourceId", "ResourceName", "ResourceType", "ServiceCategory", "ServiceName",
-    "ServiceSubcategory", "SkuId", "SkuPriceId", "SubAccountId", "SubAccountName", "SubAccountType", "Tags",
+    "BilledCost",
+    "BillingAccountId",
+    "BillingAccountName",
+    "BillingAccountType",
+    "BillingCurrency",
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargeCategory",
+    "ChargeClass",
+    "ChargeDescription",
+    "ChargeFrequency",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "ContractedCost",
+    "ContractedUnitPrice",
+    "EffectiveCost",
+    "InvoiceIssuerName",
+    "ListCost",
+    "ListUnitPrice",
+    "PricingCategory",
+    "PricingCurrency",
+    "PricingQuantity",
+    "PricingUnit",
+    "ProviderName",
+    "PublisherName",
+    "RegionId",
+    "RegionName",
+    "ResourceId",
+    "ResourceName",
+    "ResourceType",
+    "ServiceCategory",
+    "ServiceName",
+    "ServiceSubcategory",
+    "SkuId",
+    "SkuPriceId",
+    "SubAccountId",
+    "SubAccountName",
+    "SubAccountType",
+    "Tags",
 ]
 CUSTOM_COLUMNS = [
-    "x_Model", "x_ModelFamily", "x_Technique", "x_InputTokens", "x_OutputTokens", "x_Requests", "x_EnergyKwh",
-    "x_FacilityEnergyKwh", "x_EnergyCostUsd", "x_CapexCostUsd", "x_OverheadCostUsd", "x_IdleCostUsd",
+    "x_Model",
+    "x_ModelFamily",
+    "x_Technique",
+    "x_InputTokens",
+    "x_OutputTokens",
+    "x_Requests",
+    "x_EnergyKwh",
+    "x_FacilityEnergyKwh",
+    "x_EnergyCostUsd",
+    "x_CapexCostUsd",
+    "x_OverheadCostUsd",
+    "x_IdleCostUsd",
 ]
 
 
@@ -49,8 +93,10 @@ _SELECT = [
     ("BillingPeriodStart", "date_trunc('month', request_date)::TIMESTAMPTZ"),
     ("ChargeCategory", "'Usage'"),
     ("ChargeClass", "NULL::VARCHAR"),
-    ("ChargeDescription",
-     "model || ' inference (' || technique || ') on ' || device_type || ' in ' || region || ' for ' || tenant"),
+    (
+        "ChargeDescription",
+        "model || ' inference (' || technique || ') on ' || device_type || ' in ' || region || ' for ' || tenant",
+    ),
     ("ChargeFrequency", "'Usage-Based'"),
     ("ChargePeriodEnd", "(request_date + INTERVAL 1 DAY)::TIMESTAMPTZ"),
     ("ChargePeriodStart", "request_date::TIMESTAMPTZ"),
@@ -126,13 +172,14 @@ def focus_sql(start: date | None = None, end: date | None = None) -> str:
     where = [f"f.request_date >= DATE '{start.isoformat()}'"] if start else []
     where += [f"f.request_date <= DATE '{end.isoformat()}'"] if end else []
     columns = ",\n        ".join(f"{expr.format(**names)} AS {name}" for name, expr in _SELECT)
-    return (_USAGE_SQL.format(where="WHERE " + " AND ".join(where) if where else "")
-            + f"    SELECT\n        {columns}\n    FROM usage\n"
-            + "    ORDER BY ChargePeriodStart, RegionId, ResourceType, SkuId, x_Technique, SubAccountId\n")
+    return (
+        _USAGE_SQL.format(where="WHERE " + " AND ".join(where) if where else "")
+        + f"    SELECT\n        {columns}\n    FROM usage\n"
+        + "    ORDER BY ChargePeriodStart, RegionId, ResourceType, SkuId, x_Technique, SubAccountId\n"
+    )
 
 
-def export_focus(con: duckdb.DuckDBPyConnection, out: Path, start: date | None = None,
-                 end: date | None = None) -> int:
+def export_focus(con: duckdb.DuckDBPyConnection, out: Path, start: date | None = None, end: date | None = None) -> int:
     """Write FOCUS rows to ``out`` (.csv or .parquet). Returns the row count."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

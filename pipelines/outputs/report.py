@@ -31,8 +31,12 @@ class EmptyPeriod(ValueError):
 
 def data_days(con: duckdb.DuckDBPyConnection) -> list[date]:
     """The days agg_daily_model_cost has requests for."""
-    return [d for (d,) in con.execute(
-        "SELECT DISTINCT request_date FROM agg_daily_model_cost WHERE requests > 0 ORDER BY 1").fetchall()]
+    return [
+        d
+        for (d,) in con.execute(
+            "SELECT DISTINCT request_date FROM agg_daily_model_cost WHERE requests > 0 ORDER BY 1"
+        ).fetchall()
+    ]
 
 
 def check_period(con: duckdb.DuckDBPyConnection, start: date, end: date) -> None:
@@ -64,47 +68,65 @@ PERIOD_COMPARISON_SQL = """
            m.j_per_output_token, 100 * (m.j_per_output_token / b.j_per_output_token - 1) AS energy_change_pct
     FROM measures m LEFT JOIN measures b ON b.model = m.baseline_model AND b.technique = 'baseline'
     WHERE m.technique <> 'baseline' ORDER BY m.family, m.model, m.technique"""
-COMPARISON_COLUMNS = ["model", "technique", "baseline_model", "requests", "requests_inventory_missing",
-                      "cost_per_1m_output_tokens_usd", "baseline_cost_per_1m_output_tokens_usd", "cost_change_pct",
-                      "j_per_output_token", "energy_change_pct"]
+COMPARISON_COLUMNS = [
+    "model",
+    "technique",
+    "baseline_model",
+    "requests",
+    "requests_inventory_missing",
+    "cost_per_1m_output_tokens_usd",
+    "baseline_cost_per_1m_output_tokens_usd",
+    "cost_change_pct",
+    "j_per_output_token",
+    "energy_change_pct",
+]
+
+
+# each section's rows for the period [?, ?]
+_SECTION_SQL = {
+    "cost_by_model_day": """
+        SELECT request_date::VARCHAR AS x, model AS series, cost_per_1m_output_tokens_usd AS y
+        FROM agg_daily_model_cost WHERE request_date BETWEEN ? AND ? ORDER BY 1, 2""",
+    "cost_by_technique": """
+        SELECT model || ' / ' || technique AS x, sum(fully_loaded_cost_usd) * 1e6 / sum(completion_tokens) AS y
+        FROM agg_daily_technique_cost WHERE request_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1""",
+    "j_per_token": """
+        SELECT model || ' / ' || technique AS x, sum(energy_kwh) * 3.6e6 / sum(completion_tokens) AS y
+        FROM agg_daily_technique_cost WHERE request_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1""",
+    "idle_share": """
+        SELECT device_type AS x, sum(idle_energy_kwh) / nullif(sum(metered_energy_kwh), 0) AS y
+        FROM agg_idle_cost WHERE partition_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1""",
+    "cost_split": """
+        SELECT model AS x, sum(energy_cost_usd) AS energy, sum(capex_cost_usd) AS capex,
+        sum(overhead_cost_usd) AS overhead, sum(idle_cost_allocated_usd) AS idle
+        FROM agg_daily_model_cost WHERE request_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1""",
+    "price_vs_cost": """
+        SELECT strftime(bucket_start, '%Y-%m-%d %H:%M') AS x, region AS series,
+        any_value(price_usd_per_mwh) AS price, sum(energy_cost_usd) AS energy_cost
+        FROM agg_region_bucket_cost WHERE partition_date BETWEEN ? AND ? GROUP BY ALL ORDER BY 1, 2""",
+    "anomalies": """
+        SELECT day::VARCHAR AS day, dimension, series_key, metric, expected, observed, effect_pct, likely_cause
+        FROM cost_anomalies WHERE day BETWEEN ? AND ? ORDER BY day DESC, abs(score) DESC LIMIT 20""",
+    "totals": """
+        SELECT count(*) AS requests, sum(fully_loaded_cost_usd) AS cost_usd, sum(energy_j) / 3.6e6 AS energy_kwh,
+        sum(completion_tokens) AS output_tokens, sum(emissions_g_co2e) / 1000 AS emissions_kg
+        FROM fct_request_cost WHERE request_date BETWEEN ? AND ?""",
+}
 
 
 def report_data(con: duckdb.DuckDBPyConnection, start: date, end: date) -> dict:
     """Every section's data for [start, end]; EmptyPeriod when no day of it has requests."""
     check_period(con, start, end)
     p = [start, end]
-    return {
-        "period": [start.isoformat(), end.isoformat()],
-        "cost_by_model_day": _rows(con, """
-            SELECT request_date::VARCHAR AS x, model AS series, cost_per_1m_output_tokens_usd AS y
-            FROM agg_daily_model_cost WHERE request_date BETWEEN ? AND ? ORDER BY 1, 2""", p),
-        "cost_by_technique": _rows(con, """
-            SELECT model || ' / ' || technique AS x, sum(fully_loaded_cost_usd) * 1e6 / sum(completion_tokens) AS y
-            FROM agg_daily_technique_cost WHERE request_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1""", p),
-        "j_per_token": _rows(con, """
-            SELECT model || ' / ' || technique AS x, sum(energy_kwh) * 3.6e6 / sum(completion_tokens) AS y
-            FROM agg_daily_technique_cost WHERE request_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1""", p),
-        "idle_share": _rows(con, """
-            SELECT device_type AS x, sum(idle_energy_kwh) / nullif(sum(metered_energy_kwh), 0) AS y
-            FROM agg_idle_cost WHERE partition_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1""", p),
-        "cost_split": _rows(con, """
-            SELECT model AS x, sum(energy_cost_usd) AS energy, sum(capex_cost_usd) AS capex,
-                   sum(overhead_cost_usd) AS overhead, sum(idle_cost_allocated_usd) AS idle
-            FROM agg_daily_model_cost WHERE request_date BETWEEN ? AND ? GROUP BY 1 ORDER BY 1""", p),
-        "price_vs_cost": _rows(con, """
-            SELECT strftime(bucket_start, '%Y-%m-%d %H:%M') AS x, region AS series,
-                   any_value(price_usd_per_mwh) AS price, sum(energy_cost_usd) AS energy_cost
-            FROM agg_region_bucket_cost WHERE partition_date BETWEEN ? AND ? GROUP BY ALL ORDER BY 1, 2""", p),
-        "anomalies": _rows(con, """
-            SELECT day::VARCHAR AS day, dimension, series_key, metric, expected, observed, effect_pct, likely_cause
-            FROM cost_anomalies WHERE day BETWEEN ? AND ? ORDER BY day DESC, abs(score) DESC LIMIT 20""", p)
-        if table_exists(con, "cost_anomalies") else [],
-        "comparison": _rows(con, PERIOD_COMPARISON_SQL, p),
-        "totals": _rows(con, """
-            SELECT count(*) AS requests, sum(fully_loaded_cost_usd) AS cost_usd, sum(energy_j) / 3.6e6 AS energy_kwh,
-                   sum(completion_tokens) AS output_tokens, sum(emissions_g_co2e) / 1000 AS emissions_kg
-            FROM fct_request_cost WHERE request_date BETWEEN ? AND ?""", p)[0],
-    }
+    data = {"period": [start.isoformat(), end.isoformat()]}
+    for name, sql in _SECTION_SQL.items():
+        if name == "anomalies" and not table_exists(con, "cost_anomalies"):
+            data[name] = []
+        else:
+            data[name] = _rows(con, sql, p)
+    data["comparison"] = _rows(con, PERIOD_COMPARISON_SQL, p)
+    data["totals"] = data["totals"][0]
+    return data
 
 
 _SCRIPT = r"""
@@ -199,7 +221,8 @@ def render(data: dict) -> str:
     def table(rows, cols):
         head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
+            "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows
+        )
         return f"<table><tr>{head}</tr>{body}</table>" if rows else "<p>None.</p>"
 
     def chart(id_, title, note=""):
@@ -207,29 +230,39 @@ def render(data: dict) -> str:
 
     payload = json.dumps(data, default=str).replace("</", "<\\/")
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>infercost report {data['period'][0]} .. {data['period'][1]}</title>
+<html lang="en"><head><meta charset="utf-8"><title>infercost report {data["period"][0]} .. {data["period"][1]}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em auto; max-width: 720px; color: #222; }}
 svg {{ width: 100%; height: auto; border: 1px solid #eee; }} .note {{ color: #666; font-size: 0.9em; }}
 table {{ border-collapse: collapse; font-size: 0.85em; }} td, th {{ border: 1px solid #ddd; padding: 2px 6px; }}
 </style></head>
 <body>
-<h1>Inference cost, {data['period'][0]} .. {data['period'][1]}</h1>
-<p>{_cell(t['requests'])} requests, {_cell(t['output_tokens'])} output tokens, ${_cell(t['cost_usd'])} fully loaded,
-{_cell(t['energy_kwh'])} kWh of device energy, {_cell(t['emissions_kg'])} kgCO2e.</p>
-{chart("cost_by_model_day", "Cost per 1M output tokens by model, per day", "USD, fully loaded (energy, capex, overhead, idle share)")}
+<h1>Inference cost, {data["period"][0]} .. {data["period"][1]}</h1>
+<p>{_cell(t["requests"])} requests, {_cell(t["output_tokens"])} output tokens, ${_cell(t["cost_usd"])} fully loaded,
+{_cell(t["energy_kwh"])} kWh of device energy, {_cell(t["emissions_kg"])} kgCO2e.</p>
+{
+        chart(
+            "cost_by_model_day",
+            "Cost per 1M output tokens by model, per day",
+            "USD, fully loaded (energy, capex, overhead, idle share)",
+        )
+    }
 {chart("cost_by_technique", "Cost per 1M output tokens by model and technique", "USD over the period")}
 {chart("j_per_token", "Energy per output token by model and technique", "J per output token")}
 {chart("idle_share", "Idle share of metered energy by device type", "0 to 1")}
 {chart("cost_split", "Cost split by model", "USD: energy, capex, overhead, allocated idle")}
 {chart("price_curve", "Electricity price by region, per hour", "USD/MWh")}
 {chart("energy_cost_curve", "Energy cost of requests by region, per hour", "USD, beside the price curve above")}
-<section><h2>Techniques against their baselines</h2><p class="note">Over {data['period'][0]} .. {data['period'][1]},
+<section><h2>Techniques against their baselines</h2><p class="note">Over {data["period"][0]} .. {data["period"][1]},
 from the daily technique costs (negative change = cheaper; USD per 1M output tokens, J per output token; a request
 without its device's inventory row has a partial cost). Bootstrap intervals over the whole history:
-<code>infercost compare</code>.</p>{table(data['comparison'], COMPARISON_COLUMNS)}</section>
-<section><h2>Latest anomalies</h2>{table(data['anomalies'], ['day', 'dimension', 'series_key', 'metric', 'expected',
-                                                             'observed', 'effect_pct', 'likely_cause'])}</section>
+<code>infercost compare</code>.</p>{table(data["comparison"], COMPARISON_COLUMNS)}</section>
+<section><h2>Latest anomalies</h2>{
+        table(
+            data["anomalies"],
+            ["day", "dimension", "series_key", "metric", "expected", "observed", "effect_pct", "likely_cause"],
+        )
+    }</section>
 <script type="application/json" id="data">{payload}</script>
 <script>{_SCRIPT}</script>
 </body></html>

@@ -50,8 +50,9 @@ class Sink:
 
 def _post(url: str, body: bytes, headers: dict, timeout: float = 10.0) -> None:
     try:
-        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json", **headers},
-                                     method="POST")
+        req = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json", **headers}, method="POST"
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             if resp.status >= 300:
                 raise SendError(f"HTTP {resp.status}")
@@ -163,8 +164,17 @@ def sinks_from_env(env: dict | None = None) -> list[Sink]:
     if alerts.webhook_url:
         sinks.append(JsonWebhook(alerts.webhook_url, alerts.webhook_secret))
     if alerts.smtp_host:
-        sinks.append(SmtpEmail(alerts.smtp_host, alerts.smtp_port, alerts.smtp_user, alerts.smtp_password,
-                               alerts.smtp_from, list(alerts.smtp_to), alerts.smtp_starttls))
+        sinks.append(
+            SmtpEmail(
+                alerts.smtp_host,
+                alerts.smtp_port,
+                alerts.smtp_user,
+                alerts.smtp_password,
+                alerts.smtp_from,
+                list(alerts.smtp_to),
+                alerts.smtp_starttls,
+            )
+        )
     if alerts.jsonl_path:
         sinks.append(JsonlFile(alerts.jsonl_path))
     return sinks

@@ -32,8 +32,9 @@ def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def connect(path: Path | str | None = None, read_only: bool = False,
-            wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path | str | None = None, read_only: bool = False, wait_s: float | None = None
+) -> duckdb.DuckDBPyConnection:
     """A configured connection to ``path`` (default the live warehouse). A writer waits for another process's lock
     with backoff for at most ``wait_s`` (default INFERCOST_LOCK_WAIT_S), then raises ``WarehouseLocked``; a reader
     does not wait (readers open the published copy, which no process locks)."""
@@ -49,9 +50,13 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     for name in FEEDS + FLEET_TABLES:
         contract = table(f"raw_{name}")
         create_tables(con, f"raw_{name}")
-        have = {r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'",
-            [f"raw_{name}"]).fetchall()}
+        have = {
+            r[0]
+            for r in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'",
+                [f"raw_{name}"],
+            ).fetchall()
+        }
         for c in contract.columns:
             if c.name not in have:
                 con.execute(f"ALTER TABLE raw_{name} ADD COLUMN {c.name} {c.type}")

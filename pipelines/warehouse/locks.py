@@ -41,15 +41,20 @@ def _locked_message(path, exc: BaseException, read_only: bool, wait_s: float) ->
     # recognise this one
     held = f"Could not set lock on {path}: another process holds it{_holder(exc)}"
     if read_only:
-        return (f"{held}. DuckDB lets no other process open a file while one writes it: read the published copy, "
-                "or try again when the run is over.")
-    return (f"{held}. DuckDB lets one process write a file, and none while another has it open; waited "
-            f"{wait_s:g} s (INFERCOST_LOCK_WAIT_S). Close the other connection (readers should open the published "
-            "copy) and run again.")
+        return (
+            f"{held}. DuckDB lets no other process open a file while one writes it: read the published copy, "
+            "or try again when the run is over."
+        )
+    return (
+        f"{held}. DuckDB lets one process write a file, and none while another has it open; waited "
+        f"{wait_s:g} s (INFERCOST_LOCK_WAIT_S). Close the other connection (readers should open the published "
+        "copy) and run again."
+    )
 
 
-def open_with_retry(path: Path | str, *, read_only: bool = False, wait_s: float | None = None,
-                    config: dict | None = None) -> duckdb.DuckDBPyConnection:
+def open_with_retry(
+    path: Path | str, *, read_only: bool = False, wait_s: float | None = None, config: dict | None = None
+) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect``, retried with backoff while another process holds the file, for at most ``wait_s``
     seconds (default INFERCOST_LOCK_WAIT_S); then ``WarehouseLocked``. Errors other than the lock raise at once."""
     wait_s = current().lock_wait_s if wait_s is None else wait_s

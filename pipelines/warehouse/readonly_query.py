@@ -27,8 +27,9 @@ import pyarrow as pa
 from pipelines.warehouse.connection import configure
 
 ALLOWED_TYPES = (duckdb.StatementType.SELECT,)
-READ_ONLY_RULE = ("read-only: one SELECT (or WITH, FROM, VALUES, SHOW, DESCRIBE, SUMMARIZE) on the warehouse's "
-                  "tables is allowed")
+READ_ONLY_RULE = (
+    "read-only: one SELECT (or WITH, FROM, VALUES, SHOW, DESCRIBE, SUMMARIZE) on the warehouse's tables is allowed"
+)
 
 
 class QueryRefused(ValueError):
@@ -88,8 +89,9 @@ def one_select(con: duckdb.DuckDBPyConnection, sql: str):
         raise QueryRefused("no SQL statement given (the text is empty or only comments)")
     if len(statements) > 1:
         kinds = ", ".join(s.type.name for s in statements)
-        raise QueryRefused(f"exactly one statement is allowed; this text holds {len(statements)} ({kinds}): "
-                           "remove all but one")
+        raise QueryRefused(
+            f"exactly one statement is allowed; this text holds {len(statements)} ({kinds}): remove all but one"
+        )
     statement = statements[0]
     if statement.type not in ALLOWED_TYPES:
         raise QueryRefused(f"{READ_ONLY_RULE}; this is a {statement.type.name} statement")

@@ -30,8 +30,15 @@ SOURCES_FILE = REPO_ROOT / "dbt" / "models" / "staging" / "_sources.yml"
 
 # tables the pipeline writes besides the raw_ ones, in the order dbt's sources list them
 WRITTEN_TABLES = (
-    "request_energy_pieces", "device_energy_buckets", "unattributed_requests", "clock_skew_checks",
-    "ingest_quarantine", "ingest_file_stats", "quality_check_results", "cost_anomalies", "technique_comparison",
+    "request_energy_pieces",
+    "device_energy_buckets",
+    "unattributed_requests",
+    "clock_skew_checks",
+    "ingest_quarantine",
+    "ingest_file_stats",
+    "quality_check_results",
+    "cost_anomalies",
+    "technique_comparison",
 )
 RAW_TABLES = tuple(f"raw_{name}" for name in FEEDS + FLEET_TABLES)
 
@@ -47,8 +54,13 @@ def table(name: str) -> Contract:
     """The declared shape of a table Python writes: raw_<feed> (contract + lineage) or one of WRITTEN_TABLES."""
     if name in RAW_TABLES:
         contract = load_contract(name.removeprefix("raw_"))
-        return Contract(name=name, version=contract.version, description=contract.description,
-                        columns=contract.columns + lineage_columns(), key=contract.key)
+        return Contract(
+            name=name,
+            version=contract.version,
+            description=contract.description,
+            columns=contract.columns + lineage_columns(),
+            key=contract.key,
+        )
     if name not in WRITTEN_TABLES:
         raise KeyError(f"{name!r} is not a table the pipeline writes (schemas/tables/, or a raw_ table)")
     declared = read_contract(TABLES_DIR / f"{name}.yaml")
@@ -84,15 +96,29 @@ def sources_yaml() -> str:
     for name in RAW_TABLES + WRITTEN_TABLES:
         contract = table(name)
         where = f"schemas/{name.removeprefix('raw_')}.yaml" if name in RAW_TABLES else f"schemas/tables/{name}.yaml"
-        tables.append({"name": name, "description": f"{' '.join(contract.description.split())} ({where})",
-                       "columns": _source_columns(contract)})
-    doc = {"version": 2, "sources": [{
-        "name": "raw", "schema": "main",
-        "description": "Every table the Python pipeline writes (ingest, attribution, quality, anomalies, comparison). "
-                       "Generated from schemas/ by `python -m pipelines.warehouse.tables`; do not edit by hand.",
-        "tables": tables}]}
-    return ("# generated from schemas/*.yaml and schemas/tables/*.yaml by `python -m pipelines.warehouse.tables`\n"
-            + yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True))
+        tables.append(
+            {
+                "name": name,
+                "description": f"{' '.join(contract.description.split())} ({where})",
+                "columns": _source_columns(contract),
+            }
+        )
+    doc = {
+        "version": 2,
+        "sources": [
+            {
+                "name": "raw",
+                "schema": "main",
+                "description": "Every table the Python pipeline writes (ingest, attribution, quality, anomalies, comparison). "
+                "Generated from schemas/ by `python -m pipelines.warehouse.tables`; do not edit by hand.",
+                "tables": tables,
+            }
+        ],
+    }
+    return (
+        "# generated from schemas/*.yaml and schemas/tables/*.yaml by `python -m pipelines.warehouse.tables`\n"
+        + yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True)
+    )
 
 
 def main() -> None:

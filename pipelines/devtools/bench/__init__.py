@@ -22,16 +22,32 @@ generated fleet-day), command.py (the command line).
 
 from pipelines.devtools.bench.fleet_day import FLEET_DAY, fleet_day
 from pipelines.devtools.bench.inputs import (
-           SCALES,
-           bench_dir,
-           ensure_data,
-           load,
-           synthetic_inputs,
+    SCALES,
+    bench_dir,
+    ensure_data,
+    load,
+    synthetic_inputs,
 )
 from pipelines.devtools.bench.kernel_bench import compare_results, referee, run
 from pipelines.devtools.bench.methods import METHODS, STARTUP, run_floor, run_kernel
 from pipelines.devtools.bench.sql_reference import SWEEP_SQL, exact_energy_j, run_sql
 
-__all__ = ["FLEET_DAY", "METHODS", "SCALES", "STARTUP", "SWEEP_SQL", "bench_dir", "compare_results", "ensure_data",
-           "exact_energy_j", "fleet_day", "load", "referee", "run", "run_floor", "run_kernel", "run_sql",
-           "synthetic_inputs"]
+__all__ = [
+    "FLEET_DAY",
+    "METHODS",
+    "SCALES",
+    "STARTUP",
+    "SWEEP_SQL",
+    "bench_dir",
+    "compare_results",
+    "ensure_data",
+    "exact_energy_j",
+    "fleet_day",
+    "load",
+    "referee",
+    "run",
+    "run_floor",
+    "run_kernel",
+    "run_sql",
+    "synthetic_inputs",
+]

@@ -24,8 +24,13 @@ def _materialize(landing: Path, home: Path, say) -> tuple[float, str]:
     env.pop("DAGSTER_HOME", None)
     say(f"materializing {FLEET_DAY} from {landing} (progress below) ...")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(CLI + ["materialize", "--partition", FLEET_DAY], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        CLI + ["materialize", "--partition", FLEET_DAY],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     steps = ""
     for line in proc.stdout:
         if " - INFO - " in line and ("files," in line or "device group" in line or "attribution 20" in line):
@@ -34,9 +39,11 @@ def _materialize(landing: Path, home: Path, say) -> tuple[float, str]:
             steps = line.strip() if line.startswith("step seconds:") else steps
     seconds = time.perf_counter() - t0
     if proc.wait() != 0:
-        raise RuntimeError("the fleet-day materialization failed; run it by hand to see why: "
-                           f"INFERCOST_LANDING={landing} INFERCOST_HOME={home} infercost materialize "
-                           f"--partition {FLEET_DAY}")
+        raise RuntimeError(
+            "the fleet-day materialization failed; run it by hand to see why: "
+            f"INFERCOST_LANDING={landing} INFERCOST_HOME={home} infercost materialize "
+            f"--partition {FLEET_DAY}"
+        )
     return seconds, steps
 
 
@@ -44,8 +51,10 @@ def _published_counts(home: Path) -> dict[str, int]:
     import duckdb
 
     con = duckdb.connect(str(home / "published" / "warehouse.duckdb"), read_only=True)
-    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-              for t in ("raw_requests", "raw_telemetry", "fct_request_cost")}
+    counts = {
+        t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+        for t in ("raw_requests", "raw_telemetry", "fct_request_cost")
+    }
     con.close()
     return counts
 
@@ -69,7 +78,9 @@ def fleet_day(devices: int = 1000, say=print) -> dict:
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     counts = _published_counts(home)
     say(steps)
-    say(f"summary fleet-day ({devices} accelerators): {counts['raw_telemetry']:,} telemetry rows and "
+    say(
+        f"summary fleet-day ({devices} accelerators): {counts['raw_telemetry']:,} telemetry rows and "
         f"{counts['raw_requests']:,} requests to {counts['fct_request_cost']:,} costed requests in {seconds:.0f} s "
-        f"({seconds / 60:.1f} min; goal 10), peak {peak_mb:,.0f} MB (goal 8,192)")
+        f"({seconds / 60:.1f} min; goal 10), peak {peak_mb:,.0f} MB (goal 8,192)"
+    )
     return {"devices": devices, "seconds": seconds, "peak_mb": peak_mb, **counts}

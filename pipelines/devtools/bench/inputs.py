@@ -30,20 +30,25 @@ def synthetic_inputs(n_requests: int, n_devices: int, horizon_s: int, seed: int 
     start = rng.uniform(0, horizon_s - 4 * mean_len, n)
     length = np.minimum(rng.exponential(mean_len, n), 4 * mean_len) + 0.05
     names = np.array([f"gpu-{i:04d}" for i in range(n_devices)])
-    requests = pa.table({
-        "request_id": pa.array(np.char.add("r", np.arange(n).astype(str))),
-        "device_id": pa.array(names[dev]),
-        "started_at": pa.array(T0_US + np.round(start * 1e6).astype(np.int64)).cast(pa.timestamp("us", "UTC")),
-        "ended_at": pa.array(T0_US + np.round((start + length) * 1e6).astype(np.int64)).cast(
-            pa.timestamp("us", "UTC")),
-        "weight": rng.integers(1, 1000, n).astype(np.float64),
-    })
+    requests = pa.table(
+        {
+            "request_id": pa.array(np.char.add("r", np.arange(n).astype(str))),
+            "device_id": pa.array(names[dev]),
+            "started_at": pa.array(T0_US + np.round(start * 1e6).astype(np.int64)).cast(pa.timestamp("us", "UTC")),
+            "ended_at": pa.array(T0_US + np.round((start + length) * 1e6).astype(np.int64)).cast(
+                pa.timestamp("us", "UTC")
+            ),
+            "weight": rng.integers(1, 1000, n).astype(np.float64),
+        }
+    )
     t = np.arange(horizon_s + 1)
-    telemetry = pa.table({
-        "device_id": pa.array(np.repeat(names, len(t))),
-        "ts": pa.array(T0_US + np.tile(t, n_devices).astype(np.int64) * 1_000_000).cast(pa.timestamp("us", "UTC")),
-        "power_w": np.round(rng.uniform(70, 700, n_devices * len(t)), 2),
-    })
+    telemetry = pa.table(
+        {
+            "device_id": pa.array(np.repeat(names, len(t))),
+            "ts": pa.array(T0_US + np.tile(t, n_devices).astype(np.int64) * 1_000_000).cast(pa.timestamp("us", "UTC")),
+            "power_w": np.round(rng.uniform(70, 700, n_devices * len(t)), 2),
+        }
+    )
     return requests, telemetry
 
 
@@ -59,4 +64,3 @@ def ensure_data(scale: str) -> Path:
 
 def load(folder: Path) -> tuple[pa.Table, pa.Table]:
     return pq.read_table(folder / "requests.parquet"), pq.read_table(folder / "telemetry.parquet")
-

@@ -34,8 +34,13 @@ def run_child(method: str, scale: str, check: bool) -> None:
     out = METHODS[method](requests, telemetry)
     seconds = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {"method": method, "seconds": seconds, "startup_s": startup, "peak_mb": peak_mb,
-              "input_mb": base_rss / 1024}
+    result = {
+        "method": method,
+        "seconds": seconds,
+        "startup_s": startup,
+        "peak_mb": peak_mb,
+        "input_mb": base_rss / 1024,
+    }
     if check and method in ("kernel", "sql"):
         folder = bench_dir(scale)
         pq.write_table(out.sort_by("request_id"), folder / f"result_{method}.parquet")
@@ -52,7 +57,6 @@ def compare_results(scale: str) -> tuple[float, float]:
     kv = np.array([ks[r] for r in s["request_id"].to_pylist()])
     rel = np.abs(kv - sv) / np.maximum(np.abs(sv), 1e-12)
     return (float(np.median(rel)), float(rel.max())) if len(rel) else (0.0, 0.0)
-
 
 
 def referee(scale: str, n: int = 5) -> tuple[float, float]:
@@ -75,14 +79,18 @@ def referee(scale: str, n: int = 5) -> tuple[float, float]:
     return max(errors_k), max(errors_s)
 
 
-
 def _rounds(scale: str, repeat: int, methods, say) -> dict[str, list[dict]]:
     """Rounds interleave the methods, so that a noisy neighbour slows all of them alike; ratios are per round."""
     runs = {m: [] for m in methods}
     for i in range(repeat):
         for method in methods:
-            proc = subprocess.run([sys.executable, "-m", "pipelines.devtools.bench", "--child", method, "--scale", scale]
-                                  + (["--check"] if i == 0 else []), capture_output=True, text=True, check=False)
+            proc = subprocess.run(
+                [sys.executable, "-m", "pipelines.devtools.bench", "--child", method, "--scale", scale]
+                + (["--check"] if i == 0 else []),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if proc.returncode != 0:
                 raise RuntimeError(f"{method} failed: {proc.stderr[-2000:]}")
             runs[method].append(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -96,35 +104,47 @@ def _figures(runs: dict[str, list[dict]], methods) -> tuple[dict, dict]:
     figures = {}
     for method in methods:
         rs = runs[method]
-        figures[method] = {"seconds": statistics.median(r["seconds"] for r in rs),
-                           "best_s": min(r["seconds"] for r in rs),
-                           "startup_s": statistics.median(r["startup_s"] for r in rs),
-                           "peak_mb": max(r["peak_mb"] for r in rs),
-                           "input_mb": max(r["input_mb"] for r in rs)}
+        figures[method] = {
+            "seconds": statistics.median(r["seconds"] for r in rs),
+            "best_s": min(r["seconds"] for r in rs),
+            "startup_s": statistics.median(r["startup_s"] for r in rs),
+            "peak_mb": max(r["peak_mb"] for r in rs),
+            "input_mb": max(r["input_mb"] for r in rs),
+        }
     ratios = {}
     if "kernel" in runs:
         for method in methods:
             ratios[method] = statistics.median(
-                a["seconds"] / k["seconds"] for a, k in zip(runs[method], runs["kernel"]))
+                a["seconds"] / k["seconds"] for a, k in zip(runs[method], runs["kernel"])
+            )
     return figures, ratios
 
 
 def _report(scale: str, rows: int, figures: dict, ratios: dict, agreement, exact, say) -> None:
     say("")
-    say(f"{'method':8} {'seconds':>9} {'best s':>8} {'rows/s':>14} {'peak MB':>9} {'inputs MB':>10} "
-        f"{'vs kernel':>10} {'startup s':>10}")
+    say(
+        f"{'method':8} {'seconds':>9} {'best s':>8} {'rows/s':>14} {'peak MB':>9} {'inputs MB':>10} "
+        f"{'vs kernel':>10} {'startup s':>10}"
+    )
     for method, f in figures.items():
-        say(f"{method:8} {f['seconds']:9.2f} {f['best_s']:8.2f} {rows / f['seconds']:14,.0f} {f['peak_mb']:9,.0f} "
-            f"{f['input_mb']:10,.0f} {ratios.get(method, float('nan')):9.2f}x {f['startup_s']:10.2f}")
-    say("(seconds: the run itself, median of the rounds; vs kernel: median of the per-round ratios; startup: once "
-        "per process, imports and loading compiled code; peak MB: the process's peak RSS, inputs included)")
-    summary = (f"summary {scale}: kernel {figures['kernel']['seconds']:.2f} s is "
-               f"{ratios['sql']:.1f}x faster than exact SQL and "
-               f"{1 / ratios['floor']:.2f}x the floor; peak "
-               f"{figures['kernel']['peak_mb']:,.0f} MB; relative difference to SQL median {agreement[0]:.1e}, "
-               f"max {agreement[1]:.1e}; on the 5 requests that differ most, exact arithmetic puts the kernel "
-               f"within {exact[0]:.1e} and the SQL within {exact[1]:.1e}"
-               if {"kernel", "sql", "floor"} <= set(figures) else "")
+        say(
+            f"{method:8} {f['seconds']:9.2f} {f['best_s']:8.2f} {rows / f['seconds']:14,.0f} {f['peak_mb']:9,.0f} "
+            f"{f['input_mb']:10,.0f} {ratios.get(method, float('nan')):9.2f}x {f['startup_s']:10.2f}"
+        )
+    say(
+        "(seconds: the run itself, median of the rounds; vs kernel: median of the per-round ratios; startup: once "
+        "per process, imports and loading compiled code; peak MB: the process's peak RSS, inputs included)"
+    )
+    summary = (
+        f"summary {scale}: kernel {figures['kernel']['seconds']:.2f} s is "
+        f"{ratios['sql']:.1f}x faster than exact SQL and "
+        f"{1 / ratios['floor']:.2f}x the floor; peak "
+        f"{figures['kernel']['peak_mb']:,.0f} MB; relative difference to SQL median {agreement[0]:.1e}, "
+        f"max {agreement[1]:.1e}; on the 5 requests that differ most, exact arithmetic puts the kernel "
+        f"within {exact[0]:.1e} and the SQL within {exact[1]:.1e}"
+        if {"kernel", "sql", "floor"} <= set(figures)
+        else ""
+    )
     say(summary)
 
 
@@ -140,5 +160,12 @@ def run(scale: str, repeat: int = 3, methods=("floor", "kernel", "sql"), say=pri
     agreement = compare_results(scale) if {"kernel", "sql"} <= set(methods) else (float("nan"), float("nan"))
     exact = referee(scale) if {"kernel", "sql"} <= set(methods) else (float("nan"), float("nan"))
     _report(scale, n_req + n_tel, figures, ratios, agreement, exact, say)
-    return {"scale": scale, "requests": n_req, "telemetry_rows": n_tel, "figures": figures, "ratios": ratios,
-            "agreement": agreement, "exact": exact}
+    return {
+        "scale": scale,
+        "requests": n_req,
+        "telemetry_rows": n_tel,
+        "figures": figures,
+        "ratios": ratios,
+        "agreement": agreement,
+        "exact": exact,
+    }

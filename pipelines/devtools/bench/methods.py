@@ -17,7 +17,8 @@ def run_kernel(requests: pa.Table, telemetry: pa.Table) -> pa.Table:
 
     # one bucket per day: each request row is one piece (the pieces are what the warehouse stores)
     return attribute_energy(requests, telemetry, max_gap_s=10.0, bucket_s=86_400).per_request_bucket.select(
-        ["request_id", "energy_j"])
+        ["request_id", "energy_j"]
+    )
 
 
 def start_kernel(requests: pa.Table, telemetry: pa.Table) -> None:
@@ -48,4 +49,3 @@ def run_floor(requests: pa.Table, telemetry: pa.Table) -> pa.Table:
 METHODS = {"kernel": run_kernel, "sql": run_sql, "floor": run_floor}
 # the one-off cost of a process (imports, loading compiled code), timed apart from the run
 STARTUP = {"kernel": start_kernel, "sql": start_sql, "floor": lambda requests, telemetry: None}
-

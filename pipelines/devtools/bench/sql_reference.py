@@ -70,7 +70,6 @@ def run_sql(requests: pa.Table, telemetry: pa.Table) -> pa.Table:
     return con.sql(SWEEP_SQL).to_arrow_table()
 
 
-
 def exact_energy_j(requests: pa.Table, telemetry: pa.Table, request_id: str, max_gap_s: float = 10.0) -> float:
     """One request's energy under the kernel's rule in exact rational arithmetic (the bench's inputs: instantaneous
     samples held until the next one, at most max_gap): the referee when the kernel and the SQL disagree."""
@@ -101,4 +100,3 @@ def exact_energy_j(requests: pa.Table, telemetry: pa.Table, request_id: str, max
         d = sum(rate for x, y, rate in rates if x <= a and y >= b)
         total += Fraction(power[i]) * Fraction(b - a, 1_000_000) * mine / d
     return float(total)
-

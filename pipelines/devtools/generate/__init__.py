@@ -39,6 +39,22 @@ from pipelines.devtools.generate.simulate import (
     time_per_token_s,
 )
 
-__all__ = ["CONFIG_EFFECT", "DAY_S", "DEVICE_TYPES", "MODELS", "REGIONS", "TENANTS", "DeviceType", "Model", "Plant",
-           "Region", "Replica", "build_fleet", "generate", "j_per_token", "power_w", "simulate_replica",
-           "time_per_token_s"]
+__all__ = [
+    "CONFIG_EFFECT",
+    "DAY_S",
+    "DEVICE_TYPES",
+    "MODELS",
+    "REGIONS",
+    "TENANTS",
+    "DeviceType",
+    "Model",
+    "Plant",
+    "Region",
+    "Replica",
+    "build_fleet",
+    "generate",
+    "j_per_token",
+    "power_w",
+    "simulate_replica",
+    "time_per_token_s",
+]

@@ -13,6 +13,7 @@ import numpy as np
 
 DAY_S = 86_400
 
+
 @dataclass(frozen=True)
 class DeviceType:
     name: str
@@ -68,14 +69,62 @@ class Model:
 MODELS = {
     m.model: m
     for m in (
-        Model("llama-3.1-70b-instruct", "llama-3.1", 70.6, 70.6, False, None, "llama-3.1-70b-instruct", 4, 1.10, 1.7,
-              6_000, 220),
-        Model("llama-3.1-8b-instruct", "llama-3.1", 8.0, 8.0, False, None, "llama-3.1-8b-instruct", 1, 1.0, 1.0,
-              12_000, 180),
-        Model("llama-3.2-3b-distill", "llama-3.1", 3.2, 3.2, False, "llama-3.1-8b-instruct", "llama-3.1-8b-instruct",
-              1, 0.75, 0.55, 25_000, 170),
-        Model("mixtral-8x7b-instruct", "mixtral", 46.7, 12.9, True, None, "llama-3.1-70b-instruct", 2, 1.36, 1.25,
-              8_000, 200),
+        Model(
+            "llama-3.1-70b-instruct",
+            "llama-3.1",
+            70.6,
+            70.6,
+            False,
+            None,
+            "llama-3.1-70b-instruct",
+            4,
+            1.10,
+            1.7,
+            6_000,
+            220,
+        ),
+        Model(
+            "llama-3.1-8b-instruct",
+            "llama-3.1",
+            8.0,
+            8.0,
+            False,
+            None,
+            "llama-3.1-8b-instruct",
+            1,
+            1.0,
+            1.0,
+            12_000,
+            180,
+        ),
+        Model(
+            "llama-3.2-3b-distill",
+            "llama-3.1",
+            3.2,
+            3.2,
+            False,
+            "llama-3.1-8b-instruct",
+            "llama-3.1-8b-instruct",
+            1,
+            0.75,
+            0.55,
+            25_000,
+            170,
+        ),
+        Model(
+            "mixtral-8x7b-instruct",
+            "mixtral",
+            46.7,
+            12.9,
+            True,
+            None,
+            "llama-3.1-70b-instruct",
+            2,
+            1.36,
+            1.25,
+            8_000,
+            200,
+        ),
     )
 }
 
@@ -92,18 +141,31 @@ CONFIG_EFFECT = {
 
 # replica layouts of one 8-device host, by host kind
 _HOST_LAYOUTS = {
-    "h100-large": [("llama-3.1-70b-instruct", (None, None, "continuous")),
-                   ("llama-3.1-70b-instruct", ("fp8", None, "continuous"))],
-    "h100-small": [("llama-3.1-8b-instruct", c) for c in (
-        (None, None, "continuous"), (None, None, "continuous"), ("int8", None, "continuous"),
-        ("int8", None, "continuous"), (None, "prompt_lookup", "continuous"), (None, "prompt_lookup", "continuous"),
-        (None, None, "static"), ("int4", None, "continuous"))],
-    "a100": [("mixtral-8x7b-instruct", (None, None, "continuous")),
-             ("mixtral-8x7b-instruct", (None, None, "continuous")),
-             ("llama-3.2-3b-distill", (None, None, "continuous")),
-             ("llama-3.2-3b-distill", (None, None, "continuous")),
-             ("llama-3.2-3b-distill", ("int8", None, "continuous")),
-             ("llama-3.2-3b-distill", (None, None, "continuous"))],
+    "h100-large": [
+        ("llama-3.1-70b-instruct", (None, None, "continuous")),
+        ("llama-3.1-70b-instruct", ("fp8", None, "continuous")),
+    ],
+    "h100-small": [
+        ("llama-3.1-8b-instruct", c)
+        for c in (
+            (None, None, "continuous"),
+            (None, None, "continuous"),
+            ("int8", None, "continuous"),
+            ("int8", None, "continuous"),
+            (None, "prompt_lookup", "continuous"),
+            (None, "prompt_lookup", "continuous"),
+            (None, None, "static"),
+            ("int4", None, "continuous"),
+        )
+    ],
+    "a100": [
+        ("mixtral-8x7b-instruct", (None, None, "continuous")),
+        ("mixtral-8x7b-instruct", (None, None, "continuous")),
+        ("llama-3.2-3b-distill", (None, None, "continuous")),
+        ("llama-3.2-3b-distill", (None, None, "continuous")),
+        ("llama-3.2-3b-distill", ("int8", None, "continuous")),
+        ("llama-3.2-3b-distill", (None, None, "continuous")),
+    ],
 }
 _HOST_CYCLE = ("h100-large", "h100-small", "a100")
 
@@ -139,10 +201,17 @@ def build_fleet(n_devices: int, rng: np.random.Generator) -> tuple[list[dict], l
         for u in uuids:
             inventory.append(
                 {
-                    "device_id": u, "host": host, "region": region.region, "device_type": dtype.name,
-                    "purchase_cost": dtype.purchase_cost, "currency": dtype.currency,
-                    "in_service_from": "2025-01-01", "amortization_years": dtype.amortization_years,
-                    "tdp_w": dtype.tdp_w, "idle_w": dtype.idle_w, "pue": region.pue,
+                    "device_id": u,
+                    "host": host,
+                    "region": region.region,
+                    "device_type": dtype.name,
+                    "purchase_cost": dtype.purchase_cost,
+                    "currency": dtype.currency,
+                    "in_service_from": "2025-01-01",
+                    "amortization_years": dtype.amortization_years,
+                    "tdp_w": dtype.tdp_w,
+                    "idle_w": dtype.idle_w,
+                    "pue": region.pue,
                     "overhead_per_hour": dtype.overhead_per_hour,
                 }
             )
@@ -155,4 +224,3 @@ def build_fleet(n_devices: int, rng: np.random.Generator) -> tuple[list[dict], l
                 Replica(f"{host}-r{r}", host, region.region, dtype.name, model, config, [uuids[i] for i in idx], idx)
             )
     return inventory, replicas
-

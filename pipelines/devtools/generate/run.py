@@ -55,15 +55,23 @@ def _request_lines(rep: Replica, reqs: dict, t_start: float, days: int, rng) -> 
     lines_of_day: dict[int, list[str]] = {d: [] for d in range(days)}
     for k in range(len(ids)):
         obj = {
-            "id": ids[k], "object": "chat.completion", "created": int(t_start + reqs["arrival"][k]),
+            "id": ids[k],
+            "object": "chat.completion",
+            "created": int(t_start + reqs["arrival"][k]),
             "model": rep.model,
-            "usage": {"prompt_tokens": int(reqs["prompt"][k]), "completion_tokens": int(reqs["out"][k]),
-                      "total_tokens": int(reqs["prompt"][k] + reqs["out"][k]),
-                      "prompt_tokens_details": {"cached_tokens": int(reqs["cached"][k])}},
-            "started_at": started[k], "first_token_at": first[k], "ended_at": ended[k],
-            "replica_id": rep.replica_id, "host": rep.host, "status": str(reqs["status"][k]),
-            "metadata": {"tenant": str(tenants[k]), "quantization": quant, "speculative": spec,
-                         "batching": batching},
+            "usage": {
+                "prompt_tokens": int(reqs["prompt"][k]),
+                "completion_tokens": int(reqs["out"][k]),
+                "total_tokens": int(reqs["prompt"][k] + reqs["out"][k]),
+                "prompt_tokens_details": {"cached_tokens": int(reqs["cached"][k])},
+            },
+            "started_at": started[k],
+            "first_token_at": first[k],
+            "ended_at": ended[k],
+            "replica_id": rep.replica_id,
+            "host": rep.host,
+            "status": str(reqs["status"][k]),
+            "metadata": {"tenant": str(tenants[k]), "quantization": quant, "speculative": spec, "batching": batching},
         }
         lines_of_day[int(day_of[k])].append(json.dumps(obj, separators=(",", ":")))
     return lines_of_day
@@ -76,8 +84,7 @@ def _device_power(rep: Replica, batch: np.ndarray, busy: np.ndarray, throttled, 
     dt = DEVICE_TYPES[rep.device_type]
     quant = rep.config[0]
     p_eff, _ = CONFIG_EFFECT[rep.config]
-    mem_base = 1024 * (m.params_b * (1.0 if quant in ("int8", "fp8") else 0.5 if quant == "int4" else 2.0)
-                       / m.tp + 3)
+    mem_base = 1024 * (m.params_b * (1.0 if quant in ("int8", "fp8") else 0.5 if quant == "int4" else 2.0) / m.tp + 3)
     out = {}
     for j, dev_index in enumerate(rep.indices):
         dyn = (power_w(batch, p_eff) - 71.0) * m.power_scale * dt.power_scale
@@ -90,17 +97,19 @@ def _device_power(rep: Replica, batch: np.ndarray, busy: np.ndarray, throttled, 
     return out
 
 
-def _simulate(rep: Replica, t_start: float, days: int, load: float, plant: Plant | None, scratch: Path, rng
-              ) -> tuple[int, dict]:
+def _simulate(
+    rep: Replica, t_start: float, days: int, load: float, plant: Plant | None, scratch: Path, rng
+) -> tuple[int, dict]:
     """Simulate one replica: its request lines go to a scratch file per day; returns its request count and its
     devices' per-second power."""
     n_seconds = days * DAY_S
     throttled = None
     if plant and plant.throttle_replica == rep.replica_id:
         throttled = np.zeros(n_seconds, dtype=bool)
-        throttled[plant.day * DAY_S:(plant.day + 1) * DAY_S] = True
-    reqs, batch, busy = simulate_replica(rep, t_start, n_seconds, rng, load,
-                                         None if throttled is None else np.where(throttled, 2.0, 1.0))
+        throttled[plant.day * DAY_S : (plant.day + 1) * DAY_S] = True
+    reqs, batch, busy = simulate_replica(
+        rep, t_start, n_seconds, rng, load, None if throttled is None else np.where(throttled, 2.0, 1.0)
+    )
     lines_of_day = _request_lines(rep, reqs, t_start, days, rng)
     for d, lines in lines_of_day.items():
         if lines:
@@ -116,8 +125,10 @@ def _write_days(out: Path, scratch: Path, start: date, days: int, t_start: float
         day = start + timedelta(days=d)
         # ids are cmpl-<replica>-<n>: replicas in the order of "<replica>-", each in its own order, is id order
         parts = sorted(scratch.glob(f"*.d{d}"), key=lambda f: f.name.rsplit(".d", 1)[0])
-        with open(out / "requests" / f"{day.isoformat()}.jsonl.gz", "wb") as raw, \
-                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as gz:
+        with (
+            open(out / "requests" / f"{day.isoformat()}.jsonl.gz", "wb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as gz,
+        ):
             for part in parts:
                 gz.write(part.read_bytes())
                 part.unlink()
@@ -129,8 +140,17 @@ def _write_days(out: Path, scratch: Path, start: date, days: int, t_start: float
             write_carbon(out / "carbon" / f"{region.region}_{day.isoformat()}.csv", region, day, rng)
 
 
-def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, start: date = date(2026, 11, 2),
-             load: float = 1.0, progress=print, plant: Plant | None = None) -> dict:
+def generate(
+    out: Path,
+    *,
+    devices: int = 24,
+    days: int = 1,
+    seed: int = 7,
+    start: date = date(2026, 11, 2),
+    load: float = 1.0,
+    progress=print,
+    plant: Plant | None = None,
+) -> dict:
     """Write a fleet of ``devices`` accelerators over ``days`` days into ``out``. Returns counts."""
     rng = np.random.default_rng(seed)
     out = Path(out)
@@ -155,7 +175,8 @@ def generate(out: Path, *, devices: int = 24, days: int = 1, seed: int = 7, star
     shutil.rmtree(scratch)
     for host, devs in host_power.items():
         device_type = next(d["device_type"] for d in inventory if d["host"] == host)
-        counts["telemetry_rows"] += write_telemetry(out / "telemetry", host, devs, t_start, days, rng,
-                                                    instantaneous=power_draw_window_s(device_type) == 0)
+        counts["telemetry_rows"] += write_telemetry(
+            out / "telemetry", host, devs, t_start, days, rng, instantaneous=power_draw_window_s(device_type) == 0
+        )
         progress(f"  wrote telemetry for {host}")
     return counts

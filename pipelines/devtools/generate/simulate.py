@@ -49,7 +49,6 @@ def time_per_token_s(batch, config) -> np.ndarray:
     return b * j_per_token(b, j_eff) / power_w(b, p_eff)
 
 
-
 def _diurnal(t_s: np.ndarray, utc_offset_h: int) -> np.ndarray:
     """Relative load in [0.25, 1]: low at night, peak mid-afternoon local time, a little lower on weekends."""
     local_h = (t_s / 3600.0 + utc_offset_h) % 24
@@ -83,8 +82,9 @@ def _busy_per_second(starts: np.ndarray, ends: np.ndarray, n_seconds: int) -> np
     return _coverage_per_second(ms, me, n_seconds)
 
 
-def simulate_replica(rep: Replica, t0: float, n_seconds: int, rng: np.random.Generator, load: float,
-                     slowdown: np.ndarray | None = None):
+def simulate_replica(
+    rep: Replica, t0: float, n_seconds: int, rng: np.random.Generator, load: float, slowdown: np.ndarray | None = None
+):
     """Requests (dict of arrays, seconds since t0) and per-second decode batch of one replica. ``slowdown`` is a
     per-second factor on time per token (a throttled GPU)."""
     m = MODELS[rep.model]
@@ -116,10 +116,16 @@ def simulate_replica(rep: Replica, t0: float, n_seconds: int, rng: np.random.Gen
     status = np.where(rng.random(n) < 0.004, "error", "ok")
     out = np.where(status == "error", np.minimum(out, rng.integers(0, 8, n)), out)
     keep = end < n_seconds - 2  # the window's last requests finish in the next day's logs
-    reqs = {"arrival": arr, "first": first, "end": end, "prompt": prompt, "out": out, "cached": cached,
-            "status": status}
+    reqs = {
+        "arrival": arr,
+        "first": first,
+        "end": end,
+        "prompt": prompt,
+        "out": out,
+        "cached": cached,
+        "status": status,
+    }
     reqs = {k: v[keep] for k, v in reqs.items()}
     batch = _coverage_per_second(reqs["arrival"], reqs["end"], n_seconds)
     busy = _busy_per_second(reqs["arrival"], reqs["end"], n_seconds)
     return reqs, batch, busy
-

@@ -36,7 +36,6 @@ def price_day(region: Region, day_start: float, rng: np.random.Generator) -> np.
     return np.round(p, 2)
 
 
-
 def write_fleet_files(fleet: Path, inventory, replicas, t_start) -> None:
     def write(name, rows):
         with open(fleet / f"{name}.csv", "w", newline="") as f:
@@ -46,14 +45,37 @@ def write_fleet_files(fleet: Path, inventory, replicas, t_start) -> None:
 
     write("inventory", inventory)
     valid_from = datetime.fromtimestamp(t_start - 30 * DAY_S, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    write("deployments", [{"replica_id": r.replica_id, "device_id": d, "valid_from": valid_from, "valid_to": ""}
-                          for r in replicas for d in r.devices])
-    write("models", [{"model": m.model, "family": m.family, "params_b": m.params_b,
-                      "active_params_b": m.active_params_b, "is_moe": str(m.is_moe).lower(),
-                      "distilled_from": m.distilled_from or "", "baseline_precision": "bf16",
-                      "baseline_model": m.baseline_model} for m in MODELS.values()])
-    write("regions", [{"region": r.region, "market": r.market, "price_timezone": r.price_timezone,
-                       "interval_minutes": 60} for r in REGIONS.values()])
+    write(
+        "deployments",
+        [
+            {"replica_id": r.replica_id, "device_id": d, "valid_from": valid_from, "valid_to": ""}
+            for r in replicas
+            for d in r.devices
+        ],
+    )
+    write(
+        "models",
+        [
+            {
+                "model": m.model,
+                "family": m.family,
+                "params_b": m.params_b,
+                "active_params_b": m.active_params_b,
+                "is_moe": str(m.is_moe).lower(),
+                "distilled_from": m.distilled_from or "",
+                "baseline_precision": "bf16",
+                "baseline_model": m.baseline_model,
+            }
+            for m in MODELS.values()
+        ],
+    )
+    write(
+        "regions",
+        [
+            {"region": r.region, "market": r.market, "price_timezone": r.price_timezone, "interval_minutes": 60}
+            for r in REGIONS.values()
+        ],
+    )
     write("fx_rates", [{"currency": "USD", "usd_per_unit": 1.0}, {"currency": "EUR", "usd_per_unit": 1.08}])
 
 
@@ -89,8 +111,7 @@ def write_carbon(path: Path, region: Region, day: date, rng) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def write_telemetry(folder: Path, host: str, devs: dict, t_start: float, days: int, rng,
-                     instantaneous: bool) -> int:
+def write_telemetry(folder: Path, host: str, devs: dict, t_start: float, days: int, rng, instantaneous: bool) -> int:
     """nvidia-smi CSV (nounits), one sample per device per second, sampled at the end of each second."""
     rows = 0
     header = "timestamp, index, uuid, name, power.draw [W], utilization.gpu [%], memory.used [MiB]"
@@ -102,16 +123,19 @@ def write_telemetry(folder: Path, host: str, devs: dict, t_start: float, days: i
         jitter = np.round(rng.uniform(0.001, 0.012, len(secs)), 3)
         stamps = t_start + secs + (0 if instantaneous else 1) + jitter
         keep = stamps < t_start + hi
-        text_ts = [s.replace("T", " ").replace("-", "/")[:23] for s in
-                   np.datetime_as_string(np.round(stamps * 1e3).astype("int64").astype("datetime64[ms]"), unit="ms")]
+        text_ts = [
+            s.replace("T", " ").replace("-", "/")[:23]
+            for s in np.datetime_as_string(np.round(stamps * 1e3).astype("int64").astype("datetime64[ms]"), unit="ms")
+        ]
         buf = io.StringIO()
         buf.write(header + "\n")
         order = sorted(devs)
         for k in np.flatnonzero(keep):
             for idx in order:
                 uid, p, util, mem, name = devs[idx]
-                buf.write(f"{text_ts[k]}, {idx}, {uid}, {name}, {p[secs[k]]:.2f}, {int(util[secs[k]])}, "
-                          f"{int(mem[secs[k]])}\n")
+                buf.write(
+                    f"{text_ts[k]}, {idx}, {uid}, {name}, {p[secs[k]]:.2f}, {int(util[secs[k]])}, {int(mem[secs[k]])}\n"
+                )
                 rows += 1
         day = (datetime.fromtimestamp(t_start, UTC) + timedelta(days=d)).date()
         write_gz(folder / f"{host}_{day.isoformat()}.csv.gz", buf.getvalue())
