@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from pipelines.ingest.formats.common import (
     ParseContext,
+    check_options,
     columns_sql,
     finish,
     register,
@@ -41,6 +42,7 @@ class ArrivalTrace:
         raise NotImplementedError
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        check_options(self, ctx.options)
         lines = strip_bom(lines)
         contract = load_contract("requests")
         opts = ctx.options
@@ -95,6 +97,8 @@ class ArrivalTrace:
 class AzureTraceCsv(ArrivalTrace):
     """Azure LLM inference trace: TIMESTAMP (naive, 7 fractional digits), ContextTokens, GeneratedTokens."""
 
+    option_names = ('model', 'replicas', 'prefill_tokens_per_s', 'decode_s_per_token', 'timezone')
+
     kind = "csv"
 
     def arrival_sql(self, ctx, path, header):
@@ -112,6 +116,8 @@ class AzureTraceCsv(ArrivalTrace):
 class MooncakeJsonl(ArrivalTrace):
     """Mooncake trace: one JSON object a line with timestamp (ms from the trace start), input_length,
     output_length and hash_ids; needs the ``start`` option (an ISO time for timestamp 0)."""
+
+    option_names = ('model', 'replicas', 'prefill_tokens_per_s', 'decode_s_per_token', 'start')
 
     kind = "jsonl"
 

@@ -40,6 +40,17 @@ class ParseContext:
         self.registered.clear()
 
 
+def check_options(reader, options: dict) -> None:
+    """A one-line error for an option key the reader does not take (a misspelling is never silently ignored):
+    each reader lists its keys in ``option_names``."""
+    valid = tuple(getattr(reader, "option_names", ()))
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        name = type(reader).__name__
+        raise ValueError(f"unknown option {', '.join(map(repr, unknown))} for the {name} reader; valid options: "
+                         f"{', '.join(sorted(valid)) or '(none)'}")
+
+
 def strip_bom(lines: pa.Table) -> pa.Table:
     """The lines with a UTF-8 byte order mark removed from the first line of the file (Excel and PowerShell write
     one before a CSV header)."""

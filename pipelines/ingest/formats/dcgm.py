@@ -11,6 +11,7 @@ import pyarrow as pa
 from pipelines.ingest.device_power import power_draw_window_sql
 from pipelines.ingest.formats.common import (
     ParseContext,
+    check_options,
     columns_sql,
     epoch_sql,
     finish,
@@ -95,9 +96,12 @@ class DcgmPrometheusText:
     """
 
     feed = "telemetry"  # the feed whose contract its rows meet
+    option_names = ('host', 'scraped_at', 'power_draw_window_s')
+
     patterns = ("*.prom", "*.prom.gz", "*.txt", "*.txt.gz", "*.metrics")
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        check_options(self, ctx.options)
         lines = strip_bom(lines)
         scraped = ctx.options.get("scraped_at") or _scrape_time_from_name(path)
         if scraped and scraped.startswith("epoch:"):
@@ -194,9 +198,12 @@ class PrometheusRangeJson:
     (e.g. ``{__name__=~"DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"}``) so that they pair up."""
 
     feed = "telemetry"  # the feed whose contract its rows meet
+    option_names = ('host', 'power_draw_window_s')
+
     patterns = ("*.json", "*.json.gz")
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        check_options(self, ctx.options)
         lines = strip_bom(lines)
         rows = _range_points("\n".join(lines["raw_text"].to_pylist()),
                              lines["source_line"][0].as_py() if lines.num_rows else 1, ctx.options.get("host"))

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipelines.ingest.formats.common import ParseContext, strip_bom, typed_records
+from pipelines.ingest.formats.common import (
+    ParseContext,
+    check_options,
+    strip_bom,
+    typed_records,
+)
 from pipelines.warehouse.contracts import load_contract
 
 
@@ -16,12 +21,15 @@ class FleetCsv:
     """A version-controlled fleet file (inventory, deployments, models, fx_rates, regions): a CSV whose header
     names the contract's columns; empty cells are missing values."""
 
+    option_names = ()
+
     patterns = ("*.csv",)
 
     def __init__(self, name: str):
         self.name = name
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        check_options(self, ctx.options)
         contract = load_contract(self.name)
         lines = strip_bom(lines)
         raws = lines["raw_text"].to_pylist()

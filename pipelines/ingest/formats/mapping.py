@@ -48,6 +48,7 @@ import yaml
 
 from pipelines.ingest.formats.common import (
     ParseContext,
+    check_options,
     columns_sql,
     epoch_sql,
     finish,
@@ -119,6 +120,11 @@ class MappedFile:
     def __init__(self, mapping_path: Path | None = None):
         self.mapping_path = mapping_path
 
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        """``mapping`` for the mapped format; none for a shipped mapping (its mapping is fixed)."""
+        return () if self.mapping_path else ("mapping",)
+
     def mapping(self, ctx: ParseContext) -> tuple[Path, dict]:
         path = self.mapping_path or ctx.options.get("mapping")
         if not path:
@@ -127,6 +133,7 @@ class MappedFile:
         return path, load_mapping(path)
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        check_options(self, ctx.options)
         lines = strip_bom(lines)
         mpath, mapping = self.mapping(ctx)
         contract = load_contract(mapping["feed"])

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from pipelines.ingest.formats.common import (
     ParseContext,
+    check_options,
     columns_sql,
     empty_mapped,
     finish,
@@ -26,6 +27,8 @@ class RegionSeriesCsv:
     are read as such. Options: ``value_column`` (a header name, for files with several value columns) and
     ``currency`` (when the header does not say)."""
 
+    option_names = ('currency', 'value_column')
+
     patterns = ("*.csv", "*.csv.gz")
     feed = ""
 
@@ -36,6 +39,7 @@ class RegionSeriesCsv:
     value_column = ""
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        check_options(self, ctx.options)
         lines = strip_bom(lines)
         contract = load_contract(self.feed)
         region = path.name.split("_")[0].removesuffix(".csv").removesuffix(".gz")

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from pipelines.ingest.formats.common import (
     ParseContext,
+    check_options,
     columns_sql,
     epoch_sql,
     finish,
@@ -32,10 +33,13 @@ class OpenAIJsonl:
     """
 
     feed = "requests"  # the feed whose contract its rows meet
+    option_names = ()
+
     patterns = ("*.jsonl", "*.jsonl.gz", "*.json", "*.json.gz")
     chunks = "lines"  # a large file is read piece by piece (pipelines/ingest/loader.py)
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        check_options(self, ctx.options)
         lines = strip_bom(lines)
         src = register(ctx, lines)
         contract = load_contract("requests")
@@ -86,9 +90,12 @@ class LiteLlmSpendLogs:
     """
 
     feed = "requests"  # the feed whose contract its rows meet
+    option_names = ('model_field',)
+
     patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz")
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        check_options(self, ctx.options)
         lines = strip_bom(lines)
         contract = load_contract("requests")
         raws = lines["raw_text"].to_pylist()
@@ -160,6 +167,8 @@ class OtelGenAiSpans:
     """
 
     feed = "requests"  # the feed whose contract its rows meet
+    option_names = ('replica_attribute',)
+
     patterns = ("*.json", "*.json.gz", "*.jsonl", "*.jsonl.gz")
 
     def spans(self, lines: pa.Table) -> tuple[list[tuple[int, str, dict | None, dict, str | None]], str]:
@@ -199,6 +208,7 @@ class OtelGenAiSpans:
         return out
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        check_options(self, ctx.options)
         lines = strip_bom(lines)
         contract = load_contract("requests")
         replica_attr = ctx.options.get("replica_attribute", "server.address")

@@ -3,6 +3,7 @@ shipped mapping, mappings/energy_counter_csv.yaml)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from pipelines.ingest.device_power import (
 )
 from pipelines.ingest.formats.common import (
     ParseContext,
+    check_options,
     columns_sql,
     empty_mapped,
     finish,
@@ -22,6 +24,13 @@ from pipelines.ingest.formats.common import (
     strip_bom,
 )
 from pipelines.warehouse.contracts import load_contract
+
+log = logging.getLogger(__name__)
+
+# the documented file name: <host>_<YYYY-MM-DD>.csv[.gz] (README "Input formats")
+HOST_FILE_NAME = re.compile(r"^(?P<host>.+)_\d{4}-\d{2}-\d{2}\.csv(\.gz)?$")
+NO_HOST = ("no host for this device: the file name is not <host>_<YYYY-MM-DD>.csv and it has no uuid or "
+           "pci.bus_id column (give --option host=NAME)")
 
 _NVSMI_FIELDS = {
     "timestamp": "ts",
@@ -46,7 +55,28 @@ def _nvsmi_header(path: Path, header: str) -> tuple[list[str], list[str | None],
     return names, units, pos
 
 
-def _nvsmi_power_and_device(pos: dict[str, int], window, host: str, val) -> tuple[str, str, str]:
+def file_host(options: dict, path: Path) -> tuple[str | None, str]:
+    """(the host of an nvidia-smi file, where it came from): the ``host`` option, else the file name when it is
+    ``<host>_<YYYY-MM-DD>.csv[.gz]``, else unknown (None). Never a guess from any other name."""
+    if options.get("host"):
+        return str(options["host"]), "the host option"
+    m = HOST_FILE_NAME.match(path.name)
+    if m:
+        return m["host"], "the file name"
+    return None, "unknown"
+
+
+def _host_note(path: Path, host: str | None, source: str, pos: dict[str, int]) -> str:
+    """The line the log gets saying where the host and the device ids of a file came from."""
+    device = ("uuid" if "uuid" in pos else "pci.bus_id" if "pci_bus_id" in pos else
+              "<host>:index" if "index" in pos else "the host")
+    if host is None:
+        tail = ("device ids from " + device) if device in ("uuid", "pci.bus_id") else "its rows are quarantined"
+        return f"{path.name}: host unknown (not named <host>_<YYYY-MM-DD>.csv, no host option): {tail}"
+    return f"{path.name}: host {host!r} taken from {source}; device ids from {device}"
+
+
+def _nvsmi_power_and_device(pos: dict[str, int], window, host: str | None, val) -> tuple[str, str, str]:
     """(the field power_w comes from, its averaging window SQL, the device id SQL) for a header's fields."""
     if "power_draw_instant" in pos:
         power_key, window_sql = "power_draw_instant", "0.0"
@@ -60,6 +90,8 @@ def _nvsmi_power_and_device(pos: dict[str, int], window, host: str, val) -> tupl
         device = val("uuid")
     elif "pci_bus_id" in pos:
         device = val("pci_bus_id")
+    elif host is None:  # no name for the device: its rows are quarantined (NO_HOST)
+        device = "NULL::VARCHAR"
     elif "index" in pos:
         device = f"{sql_str(host)} || ':' || {val('index')}"
     else:  # a file of one device: the host names it
@@ -70,8 +102,10 @@ def _nvsmi_power_and_device(pos: dict[str, int], window, host: str, val) -> tupl
 class NvidiaSmiCsv:
     """``nvidia-smi --query-gpu=... --format=csv[,nounits]`` output, fields in any subset and order.
 
-    Device id: uuid, else pci.bus_id, else <host>:<index>. Host: the file name up to its first ``_`` (or the
-    ``host`` option). Power: power.draw.instant (an instantaneous reading, window 0) when present, else
+    Device id: uuid, else pci.bus_id, else <host>:<index>. Host: the ``host`` option, else the file name when it
+    is ``<host>_<YYYY-MM-DD>.csv[.gz]``, else unknown: then a uuid or pci.bus_id column still names each device,
+    and a file with neither has its rows quarantined saying so (never a host guessed from another name). The log
+    says where each file's host came from. Power: power.draw.instant (an instantaneous reading, window 0) when present, else
     power.draw.average (a 1 s average), else power.draw, whose meaning depends on the device type in the inventory
     (pipelines/ingest/device_power.py: a 1 s average on Ampere and newer except GA100, instantaneous on GA100 and
     Volta and older) unless the ``power_draw_window_s`` option says. A file with no uuid, pci.bus_id or index is one device named by its
@@ -80,10 +114,13 @@ class NvidiaSmiCsv:
     """
 
     feed = "telemetry"  # the feed whose contract its rows meet
+    option_names = ('host', 'timezone', 'power_draw_window_s')
+
     patterns = ("*.csv", "*.csv.gz")
     chunks = "header"  # a large file is read piece by piece, the header line heading every piece
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
+        check_options(self, ctx.options)
         lines = strip_bom(lines)
         if lines.num_rows == 0:
             return finish(ctx, load_contract("telemetry"), empty_mapped(load_contract("telemetry")))
@@ -91,7 +128,9 @@ class NvidiaSmiCsv:
         names, units, pos = _nvsmi_header(path, header)
         tz = ctx.options.get("timezone", "UTC")
         window = ctx.options.get("power_draw_window_s")
-        host = ctx.options.get("host") or path.name.split("_")[0].removesuffix(".csv").removesuffix(".gz")
+        host, host_source = file_host(ctx.options, path)
+        if lines["source_line"][0].as_py() == 1:  # once a file, not once a piece
+            log.info(_host_note(path, host, host_source, pos))
         src = register(ctx, lines.slice(1))
 
         def val(key):
@@ -108,11 +147,12 @@ class NvidiaSmiCsv:
 
         cleaned = ", ".join(f"{cleaned_sql(i)} AS v_{key}" for key, i in pos.items())
         power_key, window_sql, device = _nvsmi_power_and_device(pos, window, host, val)
+        unnamed = host is None and not ({"uuid", "pci_bus_id"} & set(pos))  # no device id at all: quarantined
         ts_fmt = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']"
         contract = load_contract("telemetry")
         raw = {"device_id": "device", "ts": val("ts"), "power_w": val(power_key),
                "power_window_s": f"{window_sql}::VARCHAR", "util_pct": val("util_pct"),
-               "mem_used_mib": val("mem_used_mib"), "host": sql_str(host)}
+               "mem_used_mib": val("mem_used_mib"), "host": sql_str(host) if host else "NULL::VARCHAR"}
         typed = {"device_id": "device", "ts": f"timezone({sql_str(tz)}, try_strptime({val('ts')}, {ts_fmt}))",
                  "power_window_s": window_sql}
         mapped = f"""
@@ -126,6 +166,7 @@ class NvidiaSmiCsv:
             SELECT source_file, source_line, raw_text,
                 CASE WHEN trim(raw_text) = {sql_str(header.strip())} THEN 'repeated header line'
                      WHEN n_parts <> {len(names)} THEN 'expected {len(names)} fields, got ' || n_parts
+                     {f"ELSE {sql_str(NO_HOST)}" if unnamed else ""}
                 END AS pre_reason,
                 {columns_sql(contract, raw, typed)}
             FROM s
