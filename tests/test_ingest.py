@@ -136,8 +136,8 @@ def test_nvidia_smi_csv_with_units_missing_values_and_bad_rows(con, landing):
 
 def test_nvidia_smi_local_time_zone_option(con, landing):
     rows = ["timestamp, power.draw.instant [W]", "2026/11/02 01:30:00.000, 100.0"]
-    (landing / "telemetry" / "gpu7.csv").write_text("\n".join(rows) + "\n")
-    ingest_feed(con, "telemetry", landing, DAY, options={"timezone": "Europe/Berlin"})
+    (landing / "telemetry" / "gpu7.csv").write_text("\n".join(rows) + "\n")  # one device, named by the host option
+    ingest_feed(con, "telemetry", landing, DAY, options={"timezone": "Europe/Berlin", "host": "gpu7"})
     ts, window, device = con.execute("SELECT ts, power_window_s, device_id FROM raw_telemetry").fetchall()[0]
     assert (ts.hour, ts.minute) == (0, 30)  # CET is UTC+1 in November
     assert window == 0.0  # power.draw.instant is an instantaneous reading

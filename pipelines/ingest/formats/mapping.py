@@ -23,9 +23,10 @@ A mapping file::
 
 Field forms: a bare column name (or ``$.a.b`` JSON path for jsonl); ``{column|path: ..., ...}`` with any of
 ``epoch`` (s|ms|us|ns), ``format`` (strptime, e.g. ``%Y/%m/%d %H:%M:%S.%f``) and ``timezone`` (an IANA zone for
-naive times; times with an offset keep it), ``scale`` (a factor into the contract's unit: 0.001 for mJ to J or ms
+naive times; times with an offset keep it; ``epoch: auto`` reads unix s/ms/us/ns by size, else ISO text), ``scale`` (a factor into the contract's unit: 0.001 for mJ to J or ms
 to s), ``optional: true`` (the column may be absent from a file), ``regex`` (the first group), ``map`` (value
-renames); ``{const: value}``; ``{sql: expression}`` over the source columns (all text). Unmapped columns are
+renames); ``{first_of: [form, form, ...]}`` (the first alternative whose column the file has, each with its own
+unit: one mapping for several loggers' spellings; none there is a one-line error naming them); ``{const: value}``; ``{sql: expression}`` over the source columns (all text). Unmapped columns are
 missing; ``status`` defaults to ``ok`` and ``power_window_s`` to 0 (instantaneous).
 
 A mapping is code: it is read from the config directory, not the landing (config.py), and every ``sql:`` and
@@ -110,6 +111,17 @@ def _csv_records(lines: pa.Table, delimiter: str) -> tuple[list[int], list[str],
     return nums, raws, rows, problems
 
 
+def _auto_time_sql(raw: str, timezone: str) -> str:
+    """A time in whatever form a logger wrote it: a unix number in s, ms, us or ns (told apart by size: any date
+    from 1973 to 2286 reads right), else ISO text (naive times in ``timezone``)."""
+    num = f"TRY_CAST({raw} AS DOUBLE)"
+    iso = (f"CASE WHEN regexp_matches({raw}, '([+-]\\d{{2}}:?\\d{{2}}|Z)$') THEN TRY_CAST({raw} AS TIMESTAMPTZ) "
+           f"ELSE timezone({sql_str(timezone)}, TRY_CAST({raw} AS TIMESTAMP)) END")
+    return (f"CASE WHEN {num} IS NULL THEN {iso} WHEN abs({num}) >= 1e17 THEN {epoch_sql(raw, 'ns')} "
+            f"WHEN abs({num}) >= 1e14 THEN {epoch_sql(raw, 'us')} WHEN abs({num}) >= 1e11 THEN {epoch_sql(raw, 'ms')} "
+            f"ELSE {epoch_sql(raw, 's')} END")
+
+
 class MappedFile:
     """A CSV or JSONL file read through a user mapping file (option ``mapping``: a path, relative to the config
     directory (pipelines/ingest/formats/config.py) or absolute). See the module documentation for the mapping language."""
@@ -152,6 +164,9 @@ class MappedFile:
                 p = name if str(name).startswith("$") else f"$.{name}"
                 return f"CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>{sql_str(p)} END"
             return column_sql(name, optional)
+
+        ref.path = path
+        ref.file_columns = getattr(column_sql, "file_columns", ())
 
         raw, typed = {}, {}
         for name, spec in fields.items():
@@ -206,6 +221,7 @@ class MappedFile:
             return '"' + name.replace('"', '""') + '"'
 
         column_sql.names = set(data)
+        column_sql.file_columns = names
         return table, column_sql
 
     def _field_sql(self, mpath: Path, c, spec, ref) -> tuple[str, str]:
@@ -219,6 +235,8 @@ class MappedFile:
             # try(): a row the expression fails on (an overflow, a cast) is that row's problem, not the file's
             expr = f"try({scalar_expression(spec['sql'], f'fields.{c.name}.sql', mpath)})"
             return f"CAST({expr} AS VARCHAR)", f"TRY_CAST({expr} AS {c.type})"
+        if "first_of" in spec:  # the first alternative whose column the file has (each with its own unit)
+            return self._first_of(mpath, c, spec, ref)
         name = spec.get("column", spec.get("path"))
         if name is None:
             raise ValueError(f"{mpath}: field {c.name} needs column, path, const or sql")
@@ -230,7 +248,9 @@ class MappedFile:
         if spec.get("map"):
             whens = " ".join(f"WHEN {sql_str(str(k))} THEN {sql_str(str(v))}" for k, v in spec["map"].items())
             raw = f"CASE {raw} {whens} ELSE {raw} END"
-        if spec.get("epoch"):
+        if spec.get("epoch") == "auto":
+            typed = _auto_time_sql(raw, spec.get("timezone", "UTC"))
+        elif spec.get("epoch"):
             typed = epoch_sql(raw, spec["epoch"])
         elif spec.get("format") or spec.get("timezone"):
             tz = sql_str(spec.get("timezone", "UTC"))
@@ -245,6 +265,26 @@ class MappedFile:
             if c.type == "BIGINT":
                 typed = f"TRY_CAST(round({typed}) AS BIGINT)"
         return raw, typed
+
+    def _first_of(self, mpath: Path, c, spec: dict, ref) -> tuple[str, str]:
+        alternatives = spec["first_of"]
+        if not isinstance(alternatives, list) or not alternatives:
+            raise ValueError(f"{mpath}: field {c.name}: first_of needs a list of field forms")
+        names = []
+        for alt in alternatives:
+            alt = alt if isinstance(alt, dict) else {"column": alt}
+            name = alt.get("column", alt.get("path"))
+            if name is not None:
+                names.append(str(name))
+                if ref(str(name), True) is None:  # not in this file: try the next
+                    continue
+            return self._field_sql(mpath, c, alt, ref)
+        if spec.get("optional"):
+            return "NULL::VARCHAR", f"NULL::{c.type}"
+        columns = ", ".join(getattr(ref, "file_columns", ())) or "(none)"
+        raise ValueError(f"{ref.path}: no column for {c.name}: none of {', '.join(names)} is in the file (its "
+                         f"columns: {columns}); name yours in a mapping file (--format mapped --option mapping=FILE, "
+                         f"see {mpath.name})")
 
     def _power_model(self, model: dict, mapped: str) -> str:
         idle = f"{float(model['idle_w'])}" if model.get("idle_w") is not None else "inv.idle_w"
