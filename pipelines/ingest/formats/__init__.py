@@ -2,13 +2,15 @@
 (and per family of formats: arrival-only traces, DCGM).
 
 ``FORMATS`` names every reader ``infercost ingest --format`` and ``$INFERCOST_CONFIG_DIR/formats.yaml``
-accept (pipelines/ingest/formats/config.py).
+accept (pipelines/ingest/formats/config.py). Each reader lists the option keys it takes in ``option_names``;
+``check_options(reader, options)`` refuses any other in one line (every reader calls it as it parses; a caller may
+call it earlier, e.g. before a run touches any table).
 """
 
 from pathlib import Path
 
 from pipelines.ingest.formats.arrival import AzureTraceCsv, MooncakeJsonl
-from pipelines.ingest.formats.common import ParseContext, validation_sql
+from pipelines.ingest.formats.common import ParseContext, check_options, validation_sql
 from pipelines.ingest.formats.dcgm import DcgmPrometheusText, PrometheusRangeJson
 from pipelines.ingest.formats.fleet import FleetCsv
 from pipelines.ingest.formats.mapping import MappedFile
@@ -36,4 +38,4 @@ FORMATS = {
 # formats that are a mapping file shipped here (formats/mappings/<name>.yaml)
 FORMATS.update({p.stem: MappedFile(p) for p in sorted((Path(__file__).parent / "mappings").glob("*.yaml"))})
 
-__all__ = ["FORMATS", "FleetCsv", "ParseContext", "validation_sql"]
+__all__ = ["FORMATS", "FleetCsv", "ParseContext", "check_options", "validation_sql"]
