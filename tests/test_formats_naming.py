@@ -2,15 +2,12 @@
 in other loggers' spellings, and option keys a reader does not take."""
 
 import logging
-import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 
 import pytest
 
 from pipelines.ingest.loader import ingest_feed
-from tests.conftest import REPO, assert_row_identity, quarantine
+from tests.conftest import assert_row_identity, quarantine, run_cli
 
 DAY = date(2026, 11, 2)
 T0 = datetime(2026, 11, 2, 10, tzinfo=UTC).timestamp()
@@ -88,16 +85,11 @@ def test_energy_counter_csv_reads_other_loggers_spellings(con, landing, header, 
     assert got[0][3] == pytest.approx(power_w)
 
 
-def cli(*args, env_extra=None):
-    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300, check=False)
-
-
+@pytest.mark.slow
 def test_an_unknown_energy_spelling_is_one_line_naming_the_column_and_the_mapping_option(tmp_path, landing):
     nvsmi(landing, "counters.csv", "t,gpu_uuid,joules_so_far", [f"{T0},{DEV},5"])
-    done = cli("ingest", "--partition", "2026-11-02", "--landing", str(landing), "--feed", "telemetry",
-               "--format", "energy_counter_csv", env_extra={"INFERCOST_HOME": str(tmp_path / "home")})
+    done = run_cli(["ingest", "--partition", "2026-11-02", "--landing", landing, "--feed", "telemetry",
+                    "--format", "energy_counter_csv"], home=tmp_path / "home", ok=False)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("infercost:")]

@@ -8,15 +8,14 @@ the runs share one INFERCOST_HOME. Then, with no silent loss: every file's rows 
 zero capex without a cost_caveat.
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import cli_env, run_cli
+
+pytestmark = pytest.mark.e2e
 
 INVENTORY = """device_id,host,region,device_type,purchase_cost,currency,in_service_from,amortization_years,tdp_w,idle_w,pue,overhead_per_hour
 az-gpu-0,az-host,US-CAL-CISO,A100-SXM4,14000,USD,2015-06-01,12,400,55,1.2,0.28
@@ -142,18 +141,12 @@ def write_run(base: Path, run: dict) -> tuple[Path, Path]:
 def materialized(realdata, tmp_path_factory):
     base = tmp_path_factory.mktemp("realdata_e2e")
     home = base / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INFERCOST_") and k != "DAGSTER_HOME"}
-    # no INFERCOST_START_DATE: materialize's first partition follows the (2016-2024) day asked for
-    env.update({"INFERCOST_HOME": str(home), "GX_ANALYTICS_ENABLED": "false",
-                "PYTHONPATH": str(REPO), "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")})
     done = []
     for run in runs(realdata):
         landing, config = write_run(base, run)
-        result = subprocess.run(
-            [sys.executable, "-m", "pipelines.cli", "materialize", "--partition", run["day"]], cwd=REPO,
-            env={**env, "INFERCOST_LANDING": str(landing), "INFERCOST_CONFIG_DIR": str(config)},
-            capture_output=True, text=True, timeout=1200, check=False)
-        assert result.returncode == 0, run["day"] + "\n" + result.stdout[-4000:] + result.stderr[-4000:]
+        # no INFERCOST_START_DATE: materialize's first partition follows the (2016-2024) day asked for
+        run_cli(["materialize", "--partition", run["day"]],
+                env=cli_env(home=home, landing=landing, INFERCOST_CONFIG_DIR=str(config)), timeout=1200)
         done.append((run, landing))
     live = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     published = duckdb.connect(str(home / "published" / "warehouse.duckdb"), read_only=True)
