@@ -30,6 +30,7 @@ manifest: dbt/target/manifest.json
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # the full suite, what CI runs (.ci/run)
 test: lint manifest

@@ -14,12 +14,16 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 _KEPT_SETTINGS = {"INFERCOST_REALDATA", "INFERCOST_DUCKDB_MEMORY"}
 
 
-def cli_env(home: Path | None = None, landing: Path | None = None, warehouse: Path | None = None,
-            **extra: str) -> dict[str, str]:
+def cli_env(
+    home: Path | None = None, landing: Path | None = None, warehouse: Path | None = None, **extra: str
+) -> dict[str, str]:
     """The environment of a subprocess test: this interpreter's bin first on PATH (dbt, dagster), no inherited
     INFERCOST_* setting or DAGSTER_HOME, then the given home, landing folder, warehouse file and extra variables."""
-    env = {k: v for k, v in os.environ.items()
-           if k != "DAGSTER_HOME" and (not k.startswith("INFERCOST_") or k in _KEPT_SETTINGS)}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "DAGSTER_HOME" and (not k.startswith("INFERCOST_") or k in _KEPT_SETTINGS)
+    }
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env["GX_ANALYTICS_ENABLED"] = "false"
     for name, path in (("INFERCOST_HOME", home), ("INFERCOST_LANDING", landing), ("INFERCOST_WAREHOUSE", warehouse)):
@@ -28,24 +32,38 @@ def cli_env(home: Path | None = None, landing: Path | None = None, warehouse: Pa
     return {**env, **extra}
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None, ok: bool = True, timeout: float = 300,
-        tail: int = 3000) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], env: dict[str, str] | None = None, ok: bool = True, timeout: float = 300, tail: int = 3000
+) -> subprocess.CompletedProcess:
     """Run cmd in the repo; with ok=True fail the test, showing the command and the tail of its output, unless it
     exits 0 (pass ok=False to check a refusal yourself)."""
-    done = subprocess.run(cmd, cwd=REPO, env=cli_env() if env is None else env, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(
+        cmd, cwd=REPO, env=cli_env() if env is None else env, capture_output=True, text=True, timeout=timeout
+    )
     if ok:
-        assert done.returncode == 0, (f"{' '.join(map(str, cmd))} exited {done.returncode}\n"
-                                      f"--- stdout (tail) ---\n{done.stdout[-tail:]}\n"
-                                      f"--- stderr (tail) ---\n{done.stderr[-tail:]}")
+        assert done.returncode == 0, (
+            f"{' '.join(map(str, cmd))} exited {done.returncode}\n"
+            f"--- stdout (tail) ---\n{done.stdout[-tail:]}\n"
+            f"--- stderr (tail) ---\n{done.stderr[-tail:]}"
+        )
     return done
 
 
-def run_cli(args: list, home: Path | None = None, landing: Path | None = None, env: dict[str, str] | None = None,
-            ok: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list,
+    home: Path | None = None,
+    landing: Path | None = None,
+    env: dict[str, str] | None = None,
+    ok: bool = True,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
     """`infercost <args>` in a subprocess, in cli_env(home, landing) unless env is given; see run for ok."""
-    return run([sys.executable, "-m", "pipelines.cli", *map(str, args)],
-               env=cli_env(home=home, landing=landing) if env is None else env, ok=ok, timeout=timeout)
+    return run(
+        [sys.executable, "-m", "pipelines.cli", *map(str, args)],
+        env=cli_env(home=home, landing=landing) if env is None else env,
+        ok=ok,
+        timeout=timeout,
+    )
 
 
 def realdata_dir() -> Path:
@@ -97,15 +115,20 @@ def con(tmp_path, landing):
 
 
 def quarantine(con, feed):
-    return {line: reason for line, reason in con.execute(
-        "SELECT source_line, reason FROM ingest_quarantine WHERE feed = ? ORDER BY source_line", [feed]).fetchall()}
+    return {
+        line: reason
+        for line, reason in con.execute(
+            "SELECT source_line, reason FROM ingest_quarantine WHERE feed = ? ORDER BY source_line", [feed]
+        ).fetchall()
+    }
 
 
 def assert_row_identity(con, feed):
     for f, read, loaded, quarantined, skipped in con.execute(
-            "SELECT source_file, rows_read, rows_loaded, rows_quarantined, rows_skipped FROM ingest_file_stats "
-            "WHERE feed = ?",
-            [feed]).fetchall():
+        "SELECT source_file, rows_read, rows_loaded, rows_quarantined, rows_skipped FROM ingest_file_stats "
+        "WHERE feed = ?",
+        [feed],
+    ).fetchall():
         assert read == loaded + quarantined + skipped, f
     loaded = con.execute(f"SELECT count(*) FROM raw_{feed}").fetchall()[0][0]
     stats = con.execute("SELECT sum(rows_loaded) FROM ingest_file_stats WHERE feed = ?", [feed]).fetchall()[0][0]

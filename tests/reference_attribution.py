@@ -25,6 +25,7 @@ def reference_attribution(requests, samples, *, max_gap_s=5.0, bucket_s=3600):
         for ts, p, w in rows:
             merged.setdefault(ts, []).append((p, w))
         pts = sorted((ts, sum(p for p, _ in v) / len(v), max(w for _, w in v)) for ts, v in merged.items())
+
         def own_start(i, pts=pts):
             ts, _, w = pts[i]
             if w > 0:

@@ -15,10 +15,21 @@ from aiosmtpd.controller import Controller
 from pipelines.outputs.alerts import Alert, deliver, sign, sinks_from_env
 
 ALERTS = [
-    Alert(key="anomaly:1", kind="cost_anomaly", day="2026-11-08", title="Cost anomaly: j_per_output_token",
-          text="+40 %", details={"likely_cause": "slower decoding (throttling?)"}),
-    Alert(key="check:2026-11-08:prices_within_bounds", kind="quality_check", day="2026-11-08",
-          title="Data-quality check failed: prices_within_bounds", text="1 unexpected"),
+    Alert(
+        key="anomaly:1",
+        kind="cost_anomaly",
+        day="2026-11-08",
+        title="Cost anomaly: j_per_output_token",
+        text="+40 %",
+        details={"likely_cause": "slower decoding (throttling?)"},
+    ),
+    Alert(
+        key="check:2026-11-08:prices_within_bounds",
+        kind="quality_check",
+        day="2026-11-08",
+        title="Data-quality check failed: prices_within_bounds",
+        text="1 unexpected",
+    ),
 ]
 SECRET = "s3cr3t-hmac-key"
 
@@ -80,8 +91,11 @@ def free_port():
 
 
 def test_slack_and_signed_webhook_receive_the_alerts_once(receiver, tmp_path):
-    env = {"INFERCOST_ALERT_SLACK_WEBHOOK_URL": receiver.url + "/slack/T000/B000/tokenpart",
-           "INFERCOST_ALERT_WEBHOOK_URL": receiver.url + "/hook", "INFERCOST_ALERT_WEBHOOK_SECRET": SECRET}
+    env = {
+        "INFERCOST_ALERT_SLACK_WEBHOOK_URL": receiver.url + "/slack/T000/B000/tokenpart",
+        "INFERCOST_ALERT_WEBHOOK_URL": receiver.url + "/hook",
+        "INFERCOST_ALERT_WEBHOOK_SECRET": SECRET,
+    }
     logs = []
     report = deliver(ALERTS, sinks_from_env(env), state_file=tmp_path / "sent.json", log=logs.append)
     assert report.sent == {"slack": 2, "webhook": 2} and not report.failed
@@ -108,8 +122,13 @@ def test_retries_with_backoff_then_succeeds(tmp_path):
     flaky = Receiver(fail_first=2)
     try:
         logs = []
-        report = deliver(ALERTS, sinks_from_env({"INFERCOST_ALERT_WEBHOOK_URL": flaky.url + "/x?token=abc123"}),
-                         state_file=tmp_path / "sent.json", backoff_s=0.01, log=logs.append)
+        report = deliver(
+            ALERTS,
+            sinks_from_env({"INFERCOST_ALERT_WEBHOOK_URL": flaky.url + "/x?token=abc123"}),
+            state_file=tmp_path / "sent.json",
+            backoff_s=0.01,
+            log=logs.append,
+        )
         assert report.sent == {"webhook": 2}
         assert sum("failed (HTTP 503)" in m for m in logs) == 2
         assert not any("abc123" in m for m in logs)
@@ -120,8 +139,14 @@ def test_retries_with_backoff_then_succeeds(tmp_path):
 def test_unreachable_sink_fails_without_recording_and_without_leaking(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/hook?key=topsecret"
     logs = []
-    report = deliver(ALERTS, sinks_from_env({"INFERCOST_ALERT_WEBHOOK_URL": url}),
-                     state_file=tmp_path / "sent.json", attempts=2, backoff_s=0.01, log=logs.append)
+    report = deliver(
+        ALERTS,
+        sinks_from_env({"INFERCOST_ALERT_WEBHOOK_URL": url}),
+        state_file=tmp_path / "sent.json",
+        attempts=2,
+        backoff_s=0.01,
+        log=logs.append,
+    )
     assert "webhook" in report.failed and not report.sent
     assert not (tmp_path / "sent.json").exists()  # nothing recorded: the next run tries again
     assert not any("topsecret" in m for m in logs) and "topsecret" not in report.text()
@@ -133,12 +158,15 @@ def test_email_over_smtp(tmp_path):
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        env = {"INFERCOST_ALERT_SMTP_HOST": "127.0.0.1", "INFERCOST_ALERT_SMTP_PORT": str(port),
-               "INFERCOST_ALERT_SMTP_FROM": "infercost@example.test",
-               "INFERCOST_ALERT_SMTP_TO": "finops@example.test, oncall@example.test"}
+        env = {
+            "INFERCOST_ALERT_SMTP_HOST": "127.0.0.1",
+            "INFERCOST_ALERT_SMTP_PORT": str(port),
+            "INFERCOST_ALERT_SMTP_FROM": "infercost@example.test",
+            "INFERCOST_ALERT_SMTP_TO": "finops@example.test, oncall@example.test",
+        }
         report = deliver(ALERTS, sinks_from_env(env), state_file=tmp_path / "sent.json")
         assert report.sent == {"smtp": 2}
-        (rcpts, content), = box.messages
+        ((rcpts, content),) = box.messages
         assert rcpts == ["finops@example.test", "oncall@example.test"]
         msg = message_from_bytes(content)
         assert msg["Subject"] == "infercost: 2 alert(s)"
@@ -169,8 +197,10 @@ def test_the_dagster_sensor_delivers_new_alerts_once_from_the_published_copy(rec
     monkeypatch.setenv("INFERCOST_ALERT_WEBHOOK_URL", receiver.url + "/hook")
     with connect(live) as con:
         con.execute(create_sql("cost_anomalies"))
-        con.execute("INSERT INTO cost_anomalies VALUES ('abc', DATE '2026-11-08', 'model', 'm', "
-                    "'j_per_output_token', 3.0, 4.5, 9.0, 50.0, 'slower decoding (throttling?)', now())")
+        con.execute(
+            "INSERT INTO cost_anomalies VALUES ('abc', DATE '2026-11-08', 'model', 'm', "
+            "'j_per_output_token', 3.0, 4.5, 9.0, 50.0, 'slower decoding (throttling?)', now())"
+        )
     assert "no published warehouse" in alert_sensor(dg.build_sensor_context()).skip_message
     with connect(live) as con:
         publish(con)
@@ -179,8 +209,7 @@ def test_the_dagster_sensor_delivers_new_alerts_once_from_the_published_copy(rec
     monkeypatch.setenv("INFERCOST_ALERT_WEBHOOK_URL", receiver.url + "/hook")
     # another process holds the live file for writing all along: the sensor reads the published copy regardless
     hold = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"
-    holder = subprocess.Popen([sys.executable, "-c", hold, str(live)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(live)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         first = alert_sensor(dg.build_sensor_context())

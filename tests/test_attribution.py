@@ -161,9 +161,7 @@ def test_requests_must_not_end_before_they_start():
 def test_default_weight_is_output_plus_prompt_factor():
     tel = tel_table([("g0", t, 100.0, 0) for t in range(3)])
     reqs = req_table([("a", "g0", 0, 2, 0), ("b", "g0", 0, 2, 0)]).drop_columns(["weight"])
-    reqs = reqs.append_column("completion_tokens", pa.array([10, 0])).append_column(
-        "prompt_tokens", pa.array([0, 100])
-    )
+    reqs = reqs.append_column("completion_tokens", pa.array([10, 0])).append_column("prompt_tokens", pa.array([0, 100]))
     e = energies(attribute_energy(reqs, tel, prompt_token_weight=0.1))
     assert e["a"] == pytest.approx(e["b"])
 
@@ -262,7 +260,8 @@ def test_segmented_cumsum_keeps_digits_at_scale():
 def test_energy_counter_deltas_are_the_energy_of_each_interval():
     # power readings say 100 W, the counter says 150 J per second from 1 s to 3 s: the counter wins
     tel = tel_table([("g0", t, 100.0, 0) for t in range(5)]).append_column(
-        "energy_counter_j", pa.array([0.0, 10.0, 160.0, 310.0, None]))
+        "energy_counter_j", pa.array([0.0, 10.0, 160.0, 310.0, None])
+    )
     res = attribute_energy(req_table([("r", "g0", 1, 3, 1)]), tel)
     assert energies(res)["r"] == pytest.approx(300.0)
     assert res.counter_intervals == 3 and res.counter_resets == 0
@@ -274,7 +273,8 @@ def test_energy_counter_deltas_are_the_energy_of_each_interval():
 def test_counter_reset_falls_back_to_power():
     # 1 s trailing power readings (power.draw on a modern GPU) beside the counter
     tel = tel_table([("g0", t, 100.0, 1) for t in range(4)]).append_column(
-        "energy_counter_j", pa.array([1000.0, 1200.0, 5.0, 205.0]))
+        "energy_counter_j", pa.array([1000.0, 1200.0, 5.0, 205.0])
+    )
     res = attribute_energy(req_table([("r", "g0", 0, 3, 1)]), tel)
     assert res.counter_resets == 1
     # [0,1): 200 J counter; [1,2): the reading at 2 (counter reset); [2,3): 200 J counter
@@ -287,8 +287,7 @@ def test_engines_and_device_groups_give_the_same_result(engine):
     rng = np.random.default_rng(42)
     reqs, samples = random_case(rng, n_dev=6, n_req=200)
     whole = attribute_energy(req_table(reqs), tel_table(samples), bucket_s=60, engine="numpy")
-    parts = attribute_energy(req_table(reqs), tel_table(samples), bucket_s=60, max_events_per_chunk=50,
-                             engine=engine)
+    parts = attribute_energy(req_table(reqs), tel_table(samples), bucket_s=60, max_events_per_chunk=50, engine=engine)
     for name in ("per_request", "per_request_bucket", "per_device_bucket"):
         a = getattr(whole, name)
         b = getattr(parts, name)
@@ -325,8 +324,10 @@ def test_both_engines_build_the_same_power_segments():
     window = np.where(rng.random(n) < 0.5, 1_000_000, 0).astype(np.int64)
     counter = np.cumsum(rng.uniform(0, 500, n))
     counter[rng.random(n) < 0.05] = 0.0  # resets
-    got = {name: power_segments(dev, ts_us, power, window, 5_000_000, counter, engine=name)
-           for name in ("numpy", "compiled")}
+    got = {
+        name: power_segments(dev, ts_us, power, window, 5_000_000, counter, engine=name)
+        for name in ("numpy", "compiled")
+    }
     a, b = got["numpy"], got["compiled"]
     assert a.dropped == b.dropped > 0
     assert (a.counter_intervals, a.counter_resets) == (b.counter_intervals, b.counter_resets)
@@ -334,4 +335,6 @@ def test_both_engines_build_the_same_power_segments():
     for field in ("dev", "start_us", "end_us"):
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
     np.testing.assert_allclose(a.power_w, b.power_w, rtol=1e-12)
-    assert np.all(a.end_us > a.start_us) and np.all(a.start_us[1:] >= np.where(a.dev[1:] == a.dev[:-1], a.end_us[:-1], 0))
+    assert np.all(a.end_us > a.start_us) and np.all(
+        a.start_us[1:] >= np.where(a.dev[1:] == a.dev[:-1], a.end_us[:-1], 0)
+    )

@@ -29,21 +29,41 @@ def _spend_log_rows() -> tuple[list[dict], list[str]]:
             r = json.loads(line)
             if r.get("replica_id") != REPLICA:
                 continue
-            rows.append({"request_id": r["id"], "startTime": r["started_at"], "endTime": r["ended_at"],
-                         "completionStartTime": r["first_token_at"], "model_group": r["model"],
-                         "api_base": REPLICA, "prompt_tokens": r["usage"]["prompt_tokens"],
-                         "completion_tokens": r["usage"]["completion_tokens"], "team_id": "team-a",
-                         "cache_hit": False, "status": "success"})
+            rows.append(
+                {
+                    "request_id": r["id"],
+                    "startTime": r["started_at"],
+                    "endTime": r["ended_at"],
+                    "completionStartTime": r["first_token_at"],
+                    "model_group": r["model"],
+                    "api_base": REPLICA,
+                    "prompt_tokens": r["usage"]["prompt_tokens"],
+                    "completion_tokens": r["usage"]["completion_tokens"],
+                    "team_id": "team-a",
+                    "cache_hit": False,
+                    "status": "success",
+                }
+            )
             if len(rows) == SERVED:
                 break
     hits = []
     for i, anchor in enumerate((rows[1]["startTime"], rows[-1]["endTime"])):
         t = datetime.fromisoformat(anchor) + timedelta(seconds=0.5)
         hits.append(f"cache-hit-{i}")
-        rows.append({"request_id": hits[-1], "startTime": t.isoformat(),
-                     "endTime": (t + timedelta(seconds=2)).isoformat(), "model_group": rows[0]["model_group"],
-                     "api_base": REPLICA, "prompt_tokens": 900, "completion_tokens": 300, "team_id": "team-a",
-                     "cache_hit": True, "status": "success"})
+        rows.append(
+            {
+                "request_id": hits[-1],
+                "startTime": t.isoformat(),
+                "endTime": (t + timedelta(seconds=2)).isoformat(),
+                "model_group": rows[0]["model_group"],
+                "api_base": REPLICA,
+                "prompt_tokens": 900,
+                "completion_tokens": 300,
+                "team_id": "team-a",
+                "cache_hit": True,
+                "status": "success",
+            }
+        )
     return rows, hits
 
 
@@ -65,13 +85,24 @@ def run(tmp_path_factory):
     with gzip.open(src, "rt") as f:
         lines = [x for i, x in enumerate(f) if i == 0 or x.startswith("2026/11/02 00:")]
     (landing / "telemetry" / f"us-west-h100-small-001_{DAY}.csv").write_text("".join(lines))
-    env = {**os.environ, "INFERCOST_HOME": str(root / "home"), "INFERCOST_LANDING": str(landing),
-           "INFERCOST_CONFIG_DIR": str(config)}
+    env = {
+        **os.environ,
+        "INFERCOST_HOME": str(root / "home"),
+        "INFERCOST_LANDING": str(landing),
+        "INFERCOST_CONFIG_DIR": str(config),
+    }
     env.pop("INFERCOST_WAREHOUSE", None)
     env.pop("DAGSTER_HOME", None)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "materialize", "--partition", DAY],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "materialize", "--partition", DAY],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     con = duckdb.connect(str(root / "home" / "warehouse.duckdb"), read_only=True)
     yield con, hits
@@ -80,16 +111,19 @@ def run(tmp_path_factory):
 
 def test_cache_hits_load_and_cost_nothing(run):
     con, hits = run
-    got = con.execute("SELECT request_id, energy_j, facility_energy_j, device_share_s, energy_cost_usd, "
-                      "capex_cost_usd, overhead_cost_usd, fully_loaded_cost_usd, cost_caveat, served_from_cache "
-                      "FROM fct_request_cost WHERE status = 'cache_hit' ORDER BY request_id").fetchall()
+    got = con.execute(
+        "SELECT request_id, energy_j, facility_energy_j, device_share_s, energy_cost_usd, "
+        "capex_cost_usd, overhead_cost_usd, fully_loaded_cost_usd, cost_caveat, served_from_cache "
+        "FROM fct_request_cost WHERE status = 'cache_hit' ORDER BY request_id"
+    ).fetchall()
     assert [r[0] for r in got] == hits
     for r in got:
         assert r[1:8] == (0, 0, 0, 0, 0, 0, 0), r
         assert r[8].startswith("served from cache") and r[9] is True
     # the kernel never saw them
-    assert con.execute("SELECT count(*) FROM request_energy_pieces WHERE request_id LIKE 'cache-hit-%'"
-                       ).fetchall() == [(0,)]
+    assert con.execute("SELECT count(*) FROM request_energy_pieces WHERE request_id LIKE 'cache-hit-%'").fetchall() == [
+        (0,)
+    ]
     assert con.execute("SELECT count(*) FROM unattributed_requests").fetchall() == [(0,)]
 
 
@@ -97,9 +131,11 @@ def test_served_requests_still_share_all_of_the_metered_energy(run):
     con, _ = run
     served, n, n_flagged = con.execute(
         "SELECT sum(energy_j), count(*) FILTER (WHERE energy_j > 0), count(*) FILTER (WHERE served_from_cache) "
-        "FROM fct_request_cost").fetchall()[0]
-    metered, idle = con.execute("SELECT sum(metered_energy_j), sum(idle_energy_j) FROM device_energy_buckets "
-                                "WHERE device_id = ?", [DEVICE]).fetchall()[0]
+        "FROM fct_request_cost"
+    ).fetchall()[0]
+    metered, idle = con.execute(
+        "SELECT sum(metered_energy_j), sum(idle_energy_j) FROM device_energy_buckets WHERE device_id = ?", [DEVICE]
+    ).fetchall()[0]
     assert n == SERVED and n_flagged == 2
     assert served > 0 and served == pytest.approx(metered - idle, rel=1e-9)
 
@@ -107,8 +143,7 @@ def test_served_requests_still_share_all_of_the_metered_energy(run):
 def test_the_rollups_count_them_apart(run):
     con, _ = run
     for rollup in ("agg_daily_model_cost", "agg_daily_technique_cost", "agg_daily_device_type_cost"):
-        cached, requests = con.execute(f"SELECT sum(requests_from_cache), sum(requests) FROM {rollup}"
-                                       ).fetchall()[0]
+        cached, requests = con.execute(f"SELECT sum(requests_from_cache), sum(requests) FROM {rollup}").fetchall()[0]
         assert (cached, requests) == (2, SERVED + 2), rollup
-    excluded, = con.execute("SELECT sum(requests_excluded) FROM technique_savings").fetchall()[0]
+    (excluded,) = con.execute("SELECT sum(requests_excluded) FROM technique_savings").fetchall()[0]
     assert excluded == 2

@@ -13,8 +13,22 @@ from pipelines.cli.main import main
 from pipelines.cli.runlock import LOCK_NAME, run_lock
 from tests.conftest import REPO, cli_env, run_cli
 
-COMMANDS = ["demo", "generate", "ingest", "materialize", "sql", "compare", "whatif", "report", "export", "docs", "validate-energy", "alerts",
-            "bench", "dev"]
+COMMANDS = [
+    "demo",
+    "generate",
+    "ingest",
+    "materialize",
+    "sql",
+    "compare",
+    "whatif",
+    "report",
+    "export",
+    "docs",
+    "validate-energy",
+    "alerts",
+    "bench",
+    "dev",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -43,17 +57,25 @@ def _no_home(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.mark.parametrize("argv,expected", [
-    (["sql", "SELECT 1"], "no published warehouse at {home}/published/warehouse.duckdb: run `infercost demo`"),
-    (["sql", "--live", "SELECT 1"], "no warehouse at {home}/warehouse.duckdb: run `infercost demo`"),
-    (["compare"], "no published warehouse at {home}/published/warehouse.duckdb"),
-    (["alerts", "list"], "no published warehouse at {home}/published/warehouse.duckdb"),
-    (["report", "--from", "2026-11-02", "--to", "2026-11-0x", "--out", "r.html"],
-     "not a date (YYYY-MM-DD): '2026-11-0x'"),
-    (["materialize", "--from", "2026-11-03", "--to", "2026-11-02"], "--to 2026-11-02 is before --from 2026-11-03"),
-    (["ingest", "--partition", "2026-11-02", "--feed", "requests", "--option", "model"], "--option takes KEY=VALUE"),
-    (["validate-energy", "--ground-truth", "nope.csv"], "no ground-truth file at nope.csv"),
-])
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["sql", "SELECT 1"], "no published warehouse at {home}/published/warehouse.duckdb: run `infercost demo`"),
+        (["sql", "--live", "SELECT 1"], "no warehouse at {home}/warehouse.duckdb: run `infercost demo`"),
+        (["compare"], "no published warehouse at {home}/published/warehouse.duckdb"),
+        (["alerts", "list"], "no published warehouse at {home}/published/warehouse.duckdb"),
+        (
+            ["report", "--from", "2026-11-02", "--to", "2026-11-0x", "--out", "r.html"],
+            "not a date (YYYY-MM-DD): '2026-11-0x'",
+        ),
+        (["materialize", "--from", "2026-11-03", "--to", "2026-11-02"], "--to 2026-11-02 is before --from 2026-11-03"),
+        (
+            ["ingest", "--partition", "2026-11-02", "--feed", "requests", "--option", "model"],
+            "--option takes KEY=VALUE",
+        ),
+        (["validate-energy", "--ground-truth", "nope.csv"], "no ground-truth file at nope.csv"),
+    ],
+)
 def test_user_errors_are_one_line_without_a_traceback(argv, expected, tmp_path, monkeypatch, capsys):
     _no_home(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
@@ -70,9 +92,14 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch, capsys):
     for argv in (["--debug", "sql", "SELECT 1"], ["sql", "--debug", "SELECT 1"]):
         with pytest.raises(UserError, match="no published warehouse"):
             main(argv)
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "--debug", "compare"], cwd=tmp_path,
-                         env={**os.environ, "INFERCOST_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)},
-                         capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "--debug", "compare"],
+        cwd=tmp_path,
+        env={**os.environ, "INFERCOST_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 1 and "Traceback (most recent call last)" in run.stderr and "UserError" in run.stderr
 
 
@@ -81,8 +108,9 @@ def test_a_bad_setting_and_an_unexpected_error_name_their_cause(tmp_path, monkey
     monkeypatch.setenv("INFERCOST_IDLE_SHARING_POLICY", "sometimes")
     with pytest.raises(SystemExit):
         main(["compare"])
-    assert capsys.readouterr().err == ("infercost: INFERCOST_IDLE_SHARING_POLICY='sometimes': use one of none, "
-                                       "proportional, even\n")
+    assert capsys.readouterr().err == (
+        "infercost: INFERCOST_IDLE_SHARING_POLICY='sometimes': use one of none, proportional, even\n"
+    )
     monkeypatch.delenv("INFERCOST_IDLE_SHARING_POLICY")
     published = tmp_path / "home" / "published" / "warehouse.duckdb"
     published.parent.mkdir(parents=True)
@@ -99,8 +127,9 @@ def test_a_second_run_on_one_home_is_refused_and_a_killed_run_blocks_nothing(tmp
     home = tmp_path / "home"
     env = cli_env(home=home, landing=REPO / "sample_logs", PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "pipelines.cli", "materialize", "--partition", "2026-11-02"]
-    first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    first = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         lock = home / LOCK_NAME
         deadline = time.time() + 60
@@ -111,8 +140,10 @@ def test_a_second_run_on_one_home_is_refused_and_a_killed_run_blocks_nothing(tmp
         for second in (cmd, [*cmd[:3], "ingest", "--partition", "2026-11-02"]):
             run = subprocess.run(second, cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=60)
             assert run.returncode == 1 and "Traceback" not in run.stderr
-            assert run.stderr.startswith(f"infercost: another run is writing to {home}: PID {first.pid} "
-                                         "(infercost materialize 2026-11-02..2026-11-02"), run.stderr
+            assert run.stderr.startswith(
+                f"infercost: another run is writing to {home}: PID {first.pid} "
+                "(infercost materialize 2026-11-02..2026-11-02"
+            ), run.stderr
         assert time.time() - t0 < 20  # refused at once, not after waiting for the first
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # the run and any dbt it started

@@ -17,8 +17,9 @@ DAYS = ["2023-03-01", "2023-03-02"]
 
 
 def _cli(args, env, check=False):
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, check=check
+    )
 
 
 def _env(home: Path) -> dict:
@@ -39,8 +40,11 @@ def fleet_2023(tmp_path_factory):
     root = tmp_path_factory.mktemp("fleet2023")
     landing, home = root / "landing", root / "home"
     env = _env(home)
-    _cli(["generate", "--devices", "8", "--days", "2", "--start", DAYS[0], "--load", "0.05", "--out", str(landing)],
-         env, check=True)
+    _cli(
+        ["generate", "--devices", "8", "--days", "2", "--start", DAYS[0], "--load", "0.05", "--out", str(landing)],
+        env,
+        check=True,
+    )
     run = _cli(["materialize", "--landing", str(landing), "--from", DAYS[0], "--to", DAYS[1]], env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"partitions start at {DAYS[0]}" in run.stdout
@@ -50,16 +54,20 @@ def fleet_2023(tmp_path_factory):
 def test_materialize_before_the_default_start_date(fleet_2023):
     _, home, _ = fleet_2023
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        days = [str(d) for (d,) in con.execute(
-            "SELECT DISTINCT request_date FROM agg_daily_model_cost ORDER BY 1").fetchall()]
+        days = [
+            str(d)
+            for (d,) in con.execute("SELECT DISTINCT request_date FROM agg_daily_model_cost ORDER BY 1").fetchall()
+        ]
         requests = con.execute("SELECT count(*) FROM raw_requests").fetchall()[0][0]
     assert days == DAYS and requests > 0
 
 
 def _table_counts(home: Path) -> dict:
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-                for t in ("raw_requests", "raw_telemetry", "raw_inventory", "fct_request_cost")}
+        return {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+            for t in ("raw_requests", "raw_telemetry", "raw_inventory", "fct_request_cost")
+        }
 
 
 def _bad_landing(tmp_path, landing: Path, case: str) -> Path:
@@ -73,14 +81,24 @@ def _bad_landing(tmp_path, landing: Path, case: str) -> Path:
     return bad
 
 
-@pytest.mark.parametrize("case,days,expected", [
-    ("nodata", ["--partition", "2023-06-01"],
-     r"no request logs for 2023-06-01 \.\. 2023-06-01 in .*/requests; it has data for 2023-03-01, 2023-03-02"),
-    ("formats", ["--partition", DAYS[0]], r"unknown format 'no_such_reader' for requests.*\(fix .*/config/formats\.yaml"),
-    ("fleet", ["--partition", DAYS[0]], r".*/fleet/inventory\.csv: fleet file for inventory is missing"),
-    ("missing", ["--partition", DAYS[0]], r"no landing directory at .*/nowhere \(give --landing DIR"),
-    ("future", ["--partition", "2999-01-01"], r"2999-01-01 is not a complete UTC day yet"),
-])
+@pytest.mark.parametrize(
+    "case,days,expected",
+    [
+        (
+            "nodata",
+            ["--partition", "2023-06-01"],
+            r"no request logs for 2023-06-01 \.\. 2023-06-01 in .*/requests; it has data for 2023-03-01, 2023-03-02",
+        ),
+        (
+            "formats",
+            ["--partition", DAYS[0]],
+            r"unknown format 'no_such_reader' for requests.*\(fix .*/config/formats\.yaml",
+        ),
+        ("fleet", ["--partition", DAYS[0]], r".*/fleet/inventory\.csv: fleet file for inventory is missing"),
+        ("missing", ["--partition", DAYS[0]], r"no landing directory at .*/nowhere \(give --landing DIR"),
+        ("future", ["--partition", "2999-01-01"], r"2999-01-01 is not a complete UTC day yet"),
+    ],
+)
 def test_unusable_inputs_are_one_line_and_touch_nothing(fleet_2023, tmp_path, case, days, expected):
     landing, home, env = fleet_2023
     target = tmp_path / "nowhere" if case == "missing" else _bad_landing(tmp_path, landing, case)
@@ -104,17 +122,24 @@ def test_report_of_a_period_without_data_is_refused(fleet_2023, tmp_path):
 def _comparison_requests(html: str) -> dict:
     import json
 
-    data = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.DOTALL)
-                      .group(1).replace("<\\/", "</"))
+    data = json.loads(
+        re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.DOTALL)
+        .group(1)
+        .replace("<\\/", "</")
+    )
     return data, {(r["model"], r["technique"]): r["requests"] for r in data["comparison"]}
 
 
 def test_every_report_section_honours_its_period(fleet_2023, tmp_path):
     _, home, env = fleet_2023
     with duckdb.connect(str(home / "published" / "warehouse.duckdb"), read_only=True) as con:
-        expected = {(m, t, str(d)): n for m, t, d, n in con.execute(
-            "SELECT model, technique, request_date, requests FROM agg_daily_technique_cost "
-            "WHERE technique <> 'baseline'").fetchall()}
+        expected = {
+            (m, t, str(d)): n
+            for m, t, d, n in con.execute(
+                "SELECT model, technique, request_date, requests FROM agg_daily_technique_cost "
+                "WHERE technique <> 'baseline'"
+            ).fetchall()
+        }
     assert expected, "the generated fleet has no technique to compare"
     for start, end in [(DAYS[0], DAYS[0]), (DAYS[1], DAYS[1]), (DAYS[0], DAYS[1])]:
         out = tmp_path / f"{start}_{end}.html"

@@ -16,9 +16,18 @@ def frame(n_tech, n_base, effect, seed=0):
         tokens = rng.integers(20, 400, n)
         cost = tokens * 5e-6 * scale * rng.lognormal(0, 0.3, n)
         for t, c in zip(tokens, cost):
-            rows.append({"family": "f", "model": "m", "technique": technique, "baseline_model": "m",
-                         "fully_loaded_cost_usd": c, "completion_tokens": t,
-                         "time_to_first_token_s": rng.exponential(0.2), "duration_s": t * 0.05 * scale})
+            rows.append(
+                {
+                    "family": "f",
+                    "model": "m",
+                    "technique": technique,
+                    "baseline_model": "m",
+                    "fully_loaded_cost_usd": c,
+                    "completion_tokens": t,
+                    "time_to_first_token_s": rng.exponential(0.2),
+                    "duration_s": t * 0.05 * scale,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -99,14 +108,17 @@ def test_stored_comparison_is_identical_whatever_the_physical_row_order():
     from pipelines.analysis.compare import compare_and_store
 
     f = with_ids(frame(600, 700, -0.3, seed=5)).assign(
-        inventory_missing=False, device_before_in_service=False, served_from_cache=False)
+        inventory_missing=False, device_before_in_service=False, served_from_cache=False
+    )
     outputs = []
     for order in (f, f.iloc[::-1], f.sample(frac=1.0, random_state=1)):
         con = duckdb.connect()
         con.register("_f", order.reset_index(drop=True))
         con.execute("CREATE TABLE fct_request_cost AS SELECT * FROM _f")
-        con.execute("CREATE TABLE agg_daily_technique_cost AS SELECT DISTINCT model, technique, 0.5 AS utilization, "
-                    "1 AS devices FROM _f")
+        con.execute(
+            "CREATE TABLE agg_daily_technique_cost AS SELECT DISTINCT model, technique, 0.5 AS utilization, "
+            "1 AS devices FROM _f"
+        )
         compare_and_store(con, n_boot=200)
         outputs.append(con.execute("SELECT * FROM technique_comparison ORDER BY ALL").fetchall())
         con.close()

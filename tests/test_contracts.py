@@ -39,12 +39,15 @@ def test_a_warehouse_made_under_an_older_contract_gains_the_new_columns(tmp_path
     from pipelines.warehouse.connection import connect, ensure_raw_tables
 
     con = connect(tmp_path / "old.duckdb")
-    con.execute("CREATE TABLE raw_telemetry (device_id VARCHAR, ts TIMESTAMPTZ, power_w DOUBLE, "
-                "power_window_s DOUBLE, source_file VARCHAR, source_line BIGINT, partition_date DATE, "
-                "loaded_at TIMESTAMPTZ)")
+    con.execute(
+        "CREATE TABLE raw_telemetry (device_id VARCHAR, ts TIMESTAMPTZ, power_w DOUBLE, "
+        "power_window_s DOUBLE, source_file VARCHAR, source_line BIGINT, partition_date DATE, "
+        "loaded_at TIMESTAMPTZ)"
+    )
     con.execute("INSERT INTO raw_telemetry (device_id, power_w) VALUES ('GPU-a', 100)")
     ensure_raw_tables(con)
     cols = {r[0] for r in con.execute("DESCRIBE raw_telemetry").fetchall()}
     assert {"energy_counter_j", "estimated_fields", "util_pct"} <= cols
     assert con.execute("SELECT device_id, power_w, estimated_fields FROM raw_telemetry").fetchall() == [
-        ("GPU-a", 100.0, None)]
+        ("GPU-a", 100.0, None)
+    ]

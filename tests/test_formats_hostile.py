@@ -20,17 +20,31 @@ LOG = "id,tag,s,e\nr1,a,2026-11-02T10:00:00Z,2026-11-02T10:00:01Z\nr2,b,2026-11-
 
 def mapping(tenant_sql: str = "tag", skip_when: str | None = None) -> str:
     source = {"type": "csv", **({"skip_when": skip_when} if skip_when else {})}
-    return yaml.safe_dump({"feed": "requests", "source": source, "fields": {
-        "request_id": "id", "started_at": "s", "ended_at": "e", "model": {"const": "llama-3.1-8b-instruct"},
-        "device_id": {"const": "gpu-0"}, "prompt_tokens": {"const": 3}, "completion_tokens": {"const": 4},
-        "tenant": {"sql": tenant_sql}}})
+    return yaml.safe_dump(
+        {
+            "feed": "requests",
+            "source": source,
+            "fields": {
+                "request_id": "id",
+                "started_at": "s",
+                "ended_at": "e",
+                "model": {"const": "llama-3.1-8b-instruct"},
+                "device_id": {"const": "gpu-0"},
+                "prompt_tokens": {"const": 3},
+                "completion_tokens": {"const": 4},
+                "tenant": {"sql": tenant_sql},
+            },
+        }
+    )
 
 
 def state(con):
-    return (con.execute("SELECT count(*) FROM raw_requests").fetchall()[0][0],
-            con.execute("SELECT sum(purchase_cost) FROM raw_inventory").fetchall()[0][0],
-            sorted(r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()),
-            con.execute("SELECT count(*) FROM duckdb_databases()").fetchall()[0][0])
+    return (
+        con.execute("SELECT count(*) FROM raw_requests").fetchall()[0][0],
+        con.execute("SELECT sum(purchase_cost) FROM raw_inventory").fetchall()[0][0],
+        sorted(r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()),
+        con.execute("SELECT count(*) FROM duckdb_databases()").fetchall()[0][0],
+    )
 
 
 def run(con, landing, config_dir, text):
@@ -55,12 +69,15 @@ def test_reading_the_environment_through_read_text_is_refused(con, landing, conf
     assert "s3cret" not in dump
 
 
-@pytest.mark.parametrize("statement", [
-    "COPY (SELECT 42) TO '{out}'",
-    "ATTACH '{out}' AS evil",
-    "CREATE TABLE pwned AS SELECT 1",
-    "UPDATE raw_inventory SET purchase_cost = 0",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COPY (SELECT 42) TO '{out}'",
+        "ATTACH '{out}' AS evil",
+        "CREATE TABLE pwned AS SELECT 1",
+        "UPDATE raw_inventory SET purchase_cost = 0",
+    ],
+)
 @pytest.mark.parametrize("where", ["sql", "skip_when"])
 def test_statements_smuggled_into_an_expression_are_refused(con, landing, config_dir, tmp_path, statement, where):
     out = tmp_path / "exfiltrated.out"
@@ -73,15 +90,18 @@ def test_statements_smuggled_into_an_expression_are_refused(con, landing, config
     assert state(con) == before
 
 
-@pytest.mark.parametrize("expr, why", [
-    ("1) FROM read_text('/etc/passwd') --", "reads from a table"),  # the comment eats the closing parenthesis
-    ("1) AS x FROM raw_inventory WHERE (1", "has no alias"),
-    ("tag) FROM raw_inventory WHERE (1", "reads from a table"),
-    ("1), (2", "more than one expression"),
-    ("tag IN (SELECT device_id FROM raw_inventory)", "subquery"),
-    ("EXISTS (SELECT 1)", "subquery"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "expr, why",
+    [
+        ("1) FROM read_text('/etc/passwd') --", "reads from a table"),  # the comment eats the closing parenthesis
+        ("1) AS x FROM raw_inventory WHERE (1", "has no alias"),
+        ("tag) FROM raw_inventory WHERE (1", "reads from a table"),
+        ("1), (2", "more than one expression"),
+        ("tag IN (SELECT device_id FROM raw_inventory)", "subquery"),
+        ("EXISTS (SELECT 1)", "subquery"),
+        ("", "empty"),
+    ],
+)
 def test_only_one_scalar_expression_passes(expr, why):
     with pytest.raises(UnsafeExpression, match=why):
         scalar_expression(expr, "fields.x.sql", "m.yaml")
@@ -93,9 +113,12 @@ def test_the_sandbox_sees_only_the_file_and_nothing_outside(tmp_path):
     rows = pa.table({"a": ["1"]})
     assert evaluate(rows, "SELECT a FROM src").to_pylist() == [{"a": "1"}]
     (tmp_path / "secret.txt").write_text("s3cret")
-    for query in (f"SELECT content FROM read_text('{tmp_path / 'secret.txt'}')",
-                  f"COPY (SELECT 1) TO '{tmp_path / 'x.csv'}'", f"ATTACH '{tmp_path / 'x.duckdb'}'",
-                  "SET enable_external_access = true"):
+    for query in (
+        f"SELECT content FROM read_text('{tmp_path / 'secret.txt'}')",
+        f"COPY (SELECT 1) TO '{tmp_path / 'x.csv'}'",
+        f"ATTACH '{tmp_path / 'x.duckdb'}'",
+        "SET enable_external_access = true",
+    ):
         with pytest.raises(duckdb.Error):
             evaluate(rows, query)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["secret.txt"]

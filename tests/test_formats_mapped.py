@@ -40,16 +40,25 @@ def test_wilkins_request_log_through_a_mapping(run, realdata, tmp_path):
     (tmp_path / "wilkins.yaml").write_text(WILKINS_MAPPING)
     con = connect(tmp_path / "w.duckdb")
     logged = read_request_log(folder / RUNS[run])
-    report = ingest_files(con, "requests", [folder / RUNS[run]], logged[0][1].date(), fmt="mapped",
-                          options={"mapping": str(tmp_path / "wilkins.yaml")})
+    report = ingest_files(
+        con,
+        "requests",
+        [folder / RUNS[run]],
+        logged[0][1].date(),
+        fmt="mapped",
+        options={"mapping": str(tmp_path / "wilkins.yaml")},
+    )
 
     # every inference row loads (prompt I's quoted newline keeps its record whole); the two setup rows are
     # quarantined as skipped, not dropped
     assert report.rows_loaded == len(logged)
-    assert [r for (r,) in con.execute("SELECT reason FROM ingest_quarantine").fetchall()] == \
-        ["skipped by the mapping: tag NOT LIKE 'start-inference-%'"] * 2
-    got = {r[0]: r[1:] for r in con.execute(
-        "SELECT request_id, started_at, ended_at, completion_tokens FROM raw_requests").fetchall()}
+    assert [r for (r,) in con.execute("SELECT reason FROM ingest_quarantine").fetchall()] == [
+        "skipped by the mapping: tag NOT LIKE 'start-inference-%'"
+    ] * 2
+    got = {
+        r[0]: r[1:]
+        for r in con.execute("SELECT request_id, started_at, ended_at, completion_tokens FROM raw_requests").fetchall()
+    }
     model = con.execute("SELECT any_value(model) FROM raw_requests").fetchall()[0][0]
     for tag, start, end, _ in logged:
         s, e, completion = got[f"{model}:{tag}"]
@@ -74,30 +83,35 @@ power_model: {idle_w: 30, tdp_w: 150}  # an A10-class GPU: the trace does not na
     archive = realdata / "alibaba-genai-2026" / "pod_gpu_duty_cycle_anon.tar.gz"
     total = 0
     for day in (date(2022, 9, 11), date(2022, 9, 12)):
-        report = ingest_files(con, "telemetry", [archive], day, fmt="mapped",
-                              options={"mapping": str(tmp_path / "alibaba.yaml")})
+        report = ingest_files(
+            con, "telemetry", [archive], day, fmt="mapped", options={"mapping": str(tmp_path / "alibaba.yaml")}
+        )
         total += report.rows_read
         assert report.rows_quarantined == 0
     assert total == 157_417  # every row of the published file, in one day or the other
     n, devices, lo, hi, est, bad = con.execute(
         "SELECT count(*), count(DISTINCT device_id), min(power_w), max(power_w), "
         "count(*) FILTER (WHERE estimated_fields = 'power_w'), "
-        "count(*) FILTER (WHERE abs(power_w - (30 + 120 * util_pct / 100)) > 1e-9) FROM raw_telemetry").fetchall()[0]
+        "count(*) FILTER (WHERE abs(power_w - (30 + 120 * util_pct / 100)) > 1e-9) FROM raw_telemetry"
+    ).fetchall()[0]
     assert (n, devices, est, bad) == (157_417, 143, 157_417, 0)
     assert 30 <= lo < hi <= 150
     assert_row_identity(con, "telemetry")
 
 
 def test_power_model_without_figures_needs_the_device_in_the_inventory(con, landing, config_dir):
-    (config_dir / "util.yaml").write_text("feed: telemetry\nfields: {device_id: gpu, ts: time, util_pct: util}\n"
-                                       "power_model: {}\n")
+    (config_dir / "util.yaml").write_text(
+        "feed: telemetry\nfields: {device_id: gpu, ts: time, util_pct: util}\npower_model: {}\n"
+    )
     (landing / "telemetry" / "util.csv").write_text(
         "gpu,time,util\nGPU-500320d4-f8f2-4545-b2d7-e6de5793354a,2026-11-02T10:00:00Z,50\n"
-        "GPU-unknown,2026-11-02T10:00:00Z,50\n")
+        "GPU-unknown,2026-11-02T10:00:00Z,50\n"
+    )
     ingest_feed(con, "telemetry", landing, date(2026, 11, 2), fmt="mapped", options={"mapping": "util.yaml"})
     assert con.execute("SELECT power_w, estimated_fields FROM raw_telemetry").fetchall() == [(385.5, "power_w")]
     assert con.execute("SELECT reason FROM ingest_quarantine").fetchall() == [
-        ("power model: device not in the inventory (give idle_w and tdp_w in the mapping)",)]
+        ("power model: device not in the inventory (give idle_w and tdp_w in the mapping)",)
+    ]
 
 
 def test_energy_counter_csv_alone_gives_the_energy(con, landing):
@@ -109,16 +123,25 @@ def test_energy_counter_csv_alone_gives_the_energy(con, landing):
     (landing / "telemetry" / "nvml.csv").write_text("\n".join(lines) + "\n")
     report = ingest_feed(con, "telemetry", landing, date(2026, 11, 2), fmt="energy_counter_csv")
     assert (report.rows_loaded, report.rows_quarantined) == (11, 2)
-    telemetry = con.sql("SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry"
-                        ).to_arrow_table()
+    telemetry = con.sql(
+        "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry"
+    ).to_arrow_table()
     assert telemetry["power_w"].null_count == 11  # no power column: the counter alone
     start = datetime.fromtimestamp(t0, UTC)
-    requests = pa.table({"request_id": ["r"], "device_id": [dev], "started_at": pa.array([start], TS_TYPE),
-                         "ended_at": pa.array([datetime.fromtimestamp(t0 + 10, UTC)], TS_TYPE)})
+    requests = pa.table(
+        {
+            "request_id": ["r"],
+            "device_id": [dev],
+            "started_at": pa.array([start], TS_TYPE),
+            "ended_at": pa.array([datetime.fromtimestamp(t0 + 10, UTC)], TS_TYPE),
+        }
+    )
     result = attribute_energy(requests, telemetry, max_gap_s=2.0)
     assert result.per_request["energy_j"][0].as_py() == pytest.approx(3000.0, rel=1e-12)
     assert sorted(r for (r,) in con.execute("SELECT reason FROM ingest_quarantine").fetchall()) == [
-        "energy_counter_j below 0: -0.005", "unparseable energy_counter_j: lots"]
+        "energy_counter_j below 0: -0.005",
+        "unparseable energy_counter_j: lots",
+    ]
 
 
 def test_jsonl_mapping_paths_time_zones_and_technique_tags(con, landing, config_dir):
@@ -137,23 +160,41 @@ fields:
   speculative: {path: $.engine.tags, regex: 'spec=(\w+)'}
 """)
     rows = [
-        {"rid": "a", "t": {"start": "02/11/2026 11:00:00", "end": "2026-11-02 11:00:02.5"},
-         "engine": {"model": "llama-3.1-8b-instruct", "pod": "r0", "tags": "quant=FP8;spec=eagle"},
-         "tok": {"in": 10, "out": 5}},
-        {"rid": "b", "t": {"start": "02/11/2026 11:00:00", "end": "2026-11-02T10:00:03Z"},
-         "engine": {"model": "m", "pod": "r0", "tags": "quant=W4A16"}, "tok": {"in": 10, "out": 5}},
+        {
+            "rid": "a",
+            "t": {"start": "02/11/2026 11:00:00", "end": "2026-11-02 11:00:02.5"},
+            "engine": {"model": "llama-3.1-8b-instruct", "pod": "r0", "tags": "quant=FP8;spec=eagle"},
+            "tok": {"in": 10, "out": 5},
+        },
+        {
+            "rid": "b",
+            "t": {"start": "02/11/2026 11:00:00", "end": "2026-11-02T10:00:03Z"},
+            "engine": {"model": "m", "pod": "r0", "tags": "quant=W4A16"},
+            "tok": {"in": 10, "out": 5},
+        },
         {"rid": "c", "t": {"start": "yesterday"}, "engine": {}, "tok": {}},
     ]
     (landing / "requests" / "gw.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n{oops\n")
     report = ingest_feed(con, "requests", landing, date(2026, 11, 2), fmt="mapped", options={"mapping": "gw.yaml"})
-    got = {r[0]: r[1:] for r in con.execute(
-        "SELECT request_id, started_at, ended_at, quantization, speculative, status FROM raw_requests").fetchall()}
-    assert got["a"] == (datetime(2026, 11, 2, 10, tzinfo=UTC),
-                        datetime(2026, 11, 2, 10, 0, 2, 500000, tzinfo=UTC), "fp8", "eagle", "ok")
+    got = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT request_id, started_at, ended_at, quantization, speculative, status FROM raw_requests"
+        ).fetchall()
+    }
+    assert got["a"] == (
+        datetime(2026, 11, 2, 10, tzinfo=UTC),
+        datetime(2026, 11, 2, 10, 0, 2, 500000, tzinfo=UTC),
+        "fp8",
+        "eagle",
+        "ok",
+    )
     assert got["b"][2:4] == ("int4", None)
     assert (report.rows_read, report.rows_loaded) == (4, 2)
     assert sorted(r for (r,) in con.execute("SELECT reason FROM ingest_quarantine").fetchall()) == [
-        "malformed JSON", "unparseable started_at: yesterday"]
+        "malformed JSON",
+        "unparseable started_at: yesterday",
+    ]
 
 
 def test_mapping_errors_name_the_mapping_file(con, landing, config_dir):

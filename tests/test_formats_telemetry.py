@@ -9,8 +9,10 @@ from tests.conftest import assert_row_identity, quarantine
 
 DAY = date(2026, 11, 2)
 H100 = "GPU-500320d4-f8f2-4545-b2d7-e6de5793354a"  # in the sample inventory, TDP 700 W
-LABELS = (f'gpu="0",UUID="{H100}",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="dcgm-pod-x",'
-          'hostname="us-west-h100-large-000",container="vllm",namespace="serving",pod="llama-0"')
+LABELS = (
+    f'gpu="0",UUID="{H100}",device="nvidia0",modelName="NVIDIA H100 80GB HBM3",Hostname="dcgm-pod-x",'
+    'hostname="us-west-h100-large-000",container="vllm",namespace="serving",pod="llama-0"'
+)
 
 
 def scrape(power, energy_mj, util, fb, ts_ms=None, labels=LABELS):
@@ -32,18 +34,29 @@ def scrape(power, energy_mj, util, fb, ts_ms=None, labels=LABELS):
 def test_dcgm_scrape_with_a_time_in_the_file_name(con, landing):
     lines = scrape(312.5, 123_456_789, 87, 40_000)
     lines.append('DCGM_FI_DEV_GPU_UTIL{gpu="1",Hostname="h9"} 5')  # no UUID: <Hostname>:<gpu>
-    lines.append("DCGM_FI_DEV_POWER_USAGE{gpu=\"1\",Hostname=\"h9\"} 1500.5")  # above twice the TDP? h9 unknown
+    lines.append('DCGM_FI_DEV_POWER_USAGE{gpu="1",Hostname="h9"} 1500.5')  # above twice the TDP? h9 unknown
     lines.append("garbage here {{")
     (landing / "telemetry" / "dcgm_2026-11-02T10-00-05Z.prom").write_text("\n".join(lines) + "\n")
 
     report = ingest_feed(con, "telemetry", landing, DAY, fmt="dcgm_prometheus")
 
     assert (report.rows_loaded, report.rows_quarantined) == (2, 1)
-    got = {r[0]: r[1:] for r in con.execute(
-        "SELECT device_id, ts, power_w, power_window_s, energy_counter_j, util_pct, mem_used_mib, host "
-        "FROM raw_telemetry").fetchall()}
-    assert got[H100] == (datetime(2026, 11, 2, 10, 0, 5, tzinfo=UTC), 312.5, 1.0, 123_456.789, 87.0,
-                         40_000.0, "dcgm-pod-x")  # H100: power usage is a 1 s average; mJ -> J
+    got = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT device_id, ts, power_w, power_window_s, energy_counter_j, util_pct, mem_used_mib, host "
+            "FROM raw_telemetry"
+        ).fetchall()
+    }
+    assert got[H100] == (
+        datetime(2026, 11, 2, 10, 0, 5, tzinfo=UTC),
+        312.5,
+        1.0,
+        123_456.789,
+        87.0,
+        40_000.0,
+        "dcgm-pod-x",
+    )  # H100: power usage is a 1 s average; mJ -> J
     assert got["h9:1"][1:] == (1500.5, 1.0, None, 5.0, None, "h9")  # not in the inventory: no TDP to test against
     assert quarantine(con, "telemetry") == {13: "not a Prometheus exposition line"}
     assert_row_identity(con, "telemetry")
@@ -60,7 +73,9 @@ def test_dcgm_scrapes_with_point_timestamps_and_problems(con, landing):
 
     assert report.rows_loaded == 1
     reasons = sorted(r for (r,) in con.execute("SELECT reason FROM ingest_quarantine").fetchall())
-    assert reasons[0] == "no time: the point has no timestamp, the file name has none, and no scraped_at option was given"
+    assert (
+        reasons[0] == "no time: the point has no timestamp, the file name has none, and no scraped_at option was given"
+    )
     assert len(reasons) == 6  # four untimed points, each its own row, and two problems of scrapes.prom
     q = con.execute("SELECT reason FROM ingest_quarantine WHERE source_file LIKE '%scrapes.prom'").fetchall()
     assert sorted(r for (r,) in q) == ["power_w above twice the device TDP: 2000.0", "series repeated at one timestamp"]
@@ -70,14 +85,24 @@ def test_dcgm_scrapes_with_point_timestamps_and_problems(con, landing):
 def test_prometheus_range_query_export(con, landing):
     t0 = datetime(2026, 11, 2, 10, tzinfo=UTC).timestamp()
     metric = {"UUID": H100, "gpu": "0", "Hostname": "us-west-h100-large-000", "namespace": "serving"}
-    doc = {"status": "success", "data": {"resultType": "matrix", "result": [
-        {"metric": {"__name__": "DCGM_FI_DEV_POWER_USAGE", **metric},
-         "values": [[t0, "300.5"], [t0 + 15, "NaN"], [t0 + 30, "320"]]},
-        {"metric": {"__name__": "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", **metric},
-         "values": [[t0, "1000000"], [t0 + 15, "5500000"], [t0 + 30, "10300000"], [t0 + 45, "15000000"]]},
-        {"metric": {"__name__": "DCGM_FI_DEV_MEM_CLOCK", **metric}, "values": [[t0, "1593"]]},
-        {"metric": {"__name__": "DCGM_FI_DEV_GPU_UTIL", "Hostname": "h"}, "values": [[t0, "1"]]},
-    ]}}
+    doc = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [
+                {
+                    "metric": {"__name__": "DCGM_FI_DEV_POWER_USAGE", **metric},
+                    "values": [[t0, "300.5"], [t0 + 15, "NaN"], [t0 + 30, "320"]],
+                },
+                {
+                    "metric": {"__name__": "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", **metric},
+                    "values": [[t0, "1000000"], [t0 + 15, "5500000"], [t0 + 30, "10300000"], [t0 + 45, "15000000"]],
+                },
+                {"metric": {"__name__": "DCGM_FI_DEV_MEM_CLOCK", **metric}, "values": [[t0, "1593"]]},
+                {"metric": {"__name__": "DCGM_FI_DEV_GPU_UTIL", "Hostname": "h"}, "values": [[t0, "1"]]},
+            ],
+        },
+    }
     (landing / "telemetry" / "range.json").write_text(json.dumps(doc, indent=1))
 
     report = ingest_feed(con, "telemetry", landing, DAY, fmt="prometheus_range_json")

@@ -21,10 +21,48 @@ from tests.conftest import REPO
 LINES_PER_EXAMPLE = 250
 EXAMPLES = 50  # 50 x 250 x ~0.95 mutated: about 11,900 mutations per feed
 
-NASTY = ["", " ", "NaN", "nan", "inf", "-inf", "-1", "-0", "0", "1e309", "1e-320", "9" * 30, "[N/A]",
-         "[Not Supported]", "null", "None", "true", "abc", "\"", "'", "{", "}", "[", "]", ",", ",,", "\\", "\t",
-         "9999-99-99", "2026-13-45 25:61:61", "1970-01-01T00:00:00Z", "2099-01-01T00:00:00Z", "2026/11/02",
-         "2026-11-02T10:00:00+25:00", "\u00e9\u4e2d\U0001f600", "\x00", "x" * 5000, "-12.5 W", "300 W", "1,5"]
+NASTY = [
+    "",
+    " ",
+    "NaN",
+    "nan",
+    "inf",
+    "-inf",
+    "-1",
+    "-0",
+    "0",
+    "1e309",
+    "1e-320",
+    "9" * 30,
+    "[N/A]",
+    "[Not Supported]",
+    "null",
+    "None",
+    "true",
+    "abc",
+    '"',
+    "'",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ",,",
+    "\\",
+    "\t",
+    "9999-99-99",
+    "2026-13-45 25:61:61",
+    "1970-01-01T00:00:00Z",
+    "2099-01-01T00:00:00Z",
+    "2026/11/02",
+    "2026-11-02T10:00:00+25:00",
+    "\u00e9\u4e2d\U0001f600",
+    "\x00",
+    "x" * 5000,
+    "-12.5 W",
+    "300 W",
+    "1,5",
+]
 NOISE = "abcXYZ019 ,.;:-+/\\\"'{}[]()\t\r\x00\x7f\u00e9\u4e2d\U0001f600"
 
 
@@ -73,7 +111,7 @@ def mutate(line: str, rng: random.Random) -> bytes:
 def sample_lines(path, n=400) -> tuple[str | None, list[str]]:
     lines, _ = read_lines(path)
     raws = lines["raw_text"].to_pylist()
-    return raws[0], raws[1:n + 1]
+    return raws[0], raws[1 : n + 1]
 
 
 def build_file(rng: random.Random, header: str | None, valid: list[str]) -> tuple[bytes, int]:
@@ -103,39 +141,79 @@ def expected_rows(data: bytes, header: bool) -> int:
 
 def otel_lines():
     from tests.test_formats_requests import GENAI, T0_NS, span
-    export = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [
-        span(f"s{i}", T0_NS + i, T0_NS + 10**9 + i, {**GENAI, "gen_ai.response.id": f"r{i}"}) for i in range(3)]}]}]}
+
+    export = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": []},
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            span(f"s{i}", T0_NS + i, T0_NS + 10**9 + i, {**GENAI, "gen_ai.response.id": f"r{i}"})
+                            for i in range(3)
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
     return None, [json.dumps(export)]
 
 
 def dcgm_lines():
     from tests.test_formats_telemetry import scrape
+
     t0 = 1_793_613_600_000
     return None, [line for i in range(20) for line in scrape(300 + i, 10**6 + i * 3 * 10**5, 50, 10, t0 + 1000 * i)]
 
 
 def litellm_lines():
     from tests.test_ingest import LITELLM_HEADER
-    row = ("ll-{i},2026-11-02T10:00:0{d},2026-11-02T10:00:05,2026-11-02T10:00:04,m,llama-3.1-8b-instruct,"
-           "http://10.0.0.5:8000,120,40,team,u1,[],False,success")
+
+    row = (
+        "ll-{i},2026-11-02T10:00:0{d},2026-11-02T10:00:05,2026-11-02T10:00:04,m,llama-3.1-8b-instruct,"
+        "http://10.0.0.5:8000,120,40,team,u1,[],False,success"
+    )
     return LITELLM_HEADER, [row.format(i=i, d=i % 4) for i in range(20)]
 
 
 def counter_lines():
-    return ("timestamp,gpu_uuid,total_energy_mj,power_mw,hostname",
-            [f"{1793613600 + i},GPU-500320d4-f8f2-4545-b2d7-e6de5793354a,{10**6 + 3 * 10**5 * i},300000,h"
-             for i in range(20)])
+    return (
+        "timestamp,gpu_uuid,total_energy_mj,power_mw,hostname",
+        [
+            f"{1793613600 + i},GPU-500320d4-f8f2-4545-b2d7-e6de5793354a,{10**6 + 3 * 10**5 * i},300000,h"
+            for i in range(20)
+        ],
+    )
 
 
 FORMATS = {
     # feed, format, file name, where valid lines come from, whether the first line is a header, and whether one
     # line is one row (so that rows read must equal the lines written)
-    "openai_jsonl": ("requests", None, "fuzz.jsonl", REPO / "sample_logs" / "requests" / "2026-11-02.jsonl.gz",
-                     False, True),
-    "nvidia_smi_csv": ("telemetry", None, "us-west-h100-large-000_fuzz.csv",
-                       REPO / "sample_logs" / "telemetry" / "us-west-h100-large-000_2026-11-02.csv.gz", True, True),
-    "market_csv": ("prices", None, "us-west_fuzz.csv", REPO / "sample_logs" / "prices" / "us-west_2026-11-02.csv",
-                   True, True),
+    "openai_jsonl": (
+        "requests",
+        None,
+        "fuzz.jsonl",
+        REPO / "sample_logs" / "requests" / "2026-11-02.jsonl.gz",
+        False,
+        True,
+    ),
+    "nvidia_smi_csv": (
+        "telemetry",
+        None,
+        "us-west-h100-large-000_fuzz.csv",
+        REPO / "sample_logs" / "telemetry" / "us-west-h100-large-000_2026-11-02.csv.gz",
+        True,
+        True,
+    ),
+    "market_csv": (
+        "prices",
+        None,
+        "us-west_fuzz.csv",
+        REPO / "sample_logs" / "prices" / "us-west_2026-11-02.csv",
+        True,
+        True,
+    ),
 }
 # the other readers, fewer examples each: no exception, and every row they make is loaded or quarantined
 MORE_FORMATS = {
@@ -172,12 +250,14 @@ def run_example(con, tmp_path, name, seed, compress):
             return 0  # damaged within the gzip header: the file cannot be read at all, and says so
         raise
     assert report.rows_read == report.rows_loaded + report.rows_quarantined + report.rows_skipped
-    stats = con.execute(f"SELECT sum(rows_read), sum(rows_loaded), sum(rows_quarantined) FROM ingest_file_stats "
-                        f"WHERE feed = '{feed}'").fetchall()[0]
+    stats = con.execute(
+        f"SELECT sum(rows_read), sum(rows_loaded), sum(rows_quarantined) FROM ingest_file_stats WHERE feed = '{feed}'"
+    ).fetchall()[0]
     assert stats == (report.rows_read, report.rows_loaded, report.rows_quarantined)
     assert con.execute(f"SELECT count(*) FROM raw_{feed}").fetchall()[0][0] == report.rows_loaded
-    assert con.execute("SELECT count(*) FROM ingest_quarantine WHERE reason IS NULL OR reason = ''"
-                       ).fetchall()[0][0] == 0
+    assert (
+        con.execute("SELECT count(*) FROM ingest_quarantine WHERE reason IS NULL OR reason = ''").fetchall()[0][0] == 0
+    )
     if line_is_row and not truncated:
         assert report.rows_read == expected_rows(data, header)
     path.unlink()
@@ -189,8 +269,9 @@ def run_example(con, tmp_path, name, seed, compress):
 def test_mutated_lines_never_raise_and_every_line_is_accounted_for(name, con, tmp_path):
     seen = []
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(seed=st.integers(0, 2**32 - 1), compress=st.sampled_from([None, None, None, "gzip", "truncated"]))
     def check(seed, compress):
         seen.append(run_example(con, tmp_path, name, seed, compress))
@@ -201,8 +282,7 @@ def test_mutated_lines_never_raise_and_every_line_is_accounted_for(name, con, tm
 
 @pytest.mark.parametrize("name", sorted(MORE_FORMATS))
 def test_other_readers_survive_mutations(name, con, tmp_path):
-    @settings(max_examples=8, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=8, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
     @given(seed=st.integers(0, 2**32 - 1), compress=st.sampled_from([None, "gzip", "truncated"]))
     def check(seed, compress):
         run_example(con, tmp_path, name, seed, compress)

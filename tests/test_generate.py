@@ -56,8 +56,12 @@ def test_generated_day_is_deterministic_and_overlapping(tmp_path):
     a = generate(tmp_path / "a", devices=8, days=1, seed=3, load=0.2, progress=lambda m: None)
     b = generate(tmp_path / "b", devices=8, days=1, seed=3, load=0.2, progress=lambda m: None)
     assert a == b
-    for sub in ("requests/2026-11-02.jsonl.gz", "telemetry/us-west-h100-large-000_2026-11-02.csv.gz",
-                "prices/us-west_2026-11-02.csv", "fleet/inventory.csv"):
+    for sub in (
+        "requests/2026-11-02.jsonl.gz",
+        "telemetry/us-west-h100-large-000_2026-11-02.csv.gz",
+        "prices/us-west_2026-11-02.csv",
+        "fleet/inventory.csv",
+    ):
         assert (tmp_path / "a" / sub).read_bytes() == (tmp_path / "b" / sub).read_bytes(), sub
     lines = gzip.decompress((tmp_path / "a" / "requests" / "2026-11-02.jsonl.gz").read_bytes()).splitlines()
     reqs = [json.loads(x) for x in lines]

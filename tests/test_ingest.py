@@ -14,10 +14,15 @@ DAY = date(2026, 11, 2)
 
 def good_request(i, **over):
     obj = {
-        "id": f"req-{i}", "model": "llama-3.1-8b-instruct",
+        "id": f"req-{i}",
+        "model": "llama-3.1-8b-instruct",
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "prompt_tokens_details": {"cached_tokens": 10}},
-        "started_at": "2026-11-02T10:00:00.000001Z", "first_token_at": "2026-11-02T10:00:00.2Z",
-        "ended_at": "2026-11-02T10:00:03Z", "replica_id": "r0", "host": "h0", "status": "ok",
+        "started_at": "2026-11-02T10:00:00.000001Z",
+        "first_token_at": "2026-11-02T10:00:00.2Z",
+        "ended_at": "2026-11-02T10:00:03Z",
+        "replica_id": "r0",
+        "host": "h0",
+        "status": "ok",
         "metadata": {"tenant": "team-a", "quantization": "int8", "speculative": None, "batching": "continuous"},
     }
     obj.update(over)
@@ -26,19 +31,20 @@ def good_request(i, **over):
 
 def test_requests_bad_lines_are_quarantined_with_reasons(con, landing):
     lines = [
-        good_request(1),                                            # 1 ok
-        "{not json",                                                # 2
-        good_request(3, usage={"prompt_tokens": -5, "completion_tokens": 3}),   # 3 negative
-        good_request(4, ended_at="2026-11-02T09:00:00Z"),           # 4 ends before start
-        json.dumps({"id": "req-5", "model": "m"}),                  # 5 missing started_at
-        good_request(1),                                            # 6 duplicate of line 1
-        "",                                                         # 7 blank: not a row
-        good_request(8, started_at="yesterday"),                    # 8 unparseable
-        good_request(9, replica_id=None),                           # 9 no replica, no device
-        good_request(10, metadata={"quantization": "int3"}),        # 10 an unknown tag value: loads as logged
-        good_request(11, started_at="2090-01-01T00:00:00Z", ended_at="2090-01-01T00:00:01Z",
-                     created=1793620800),                           # 11 far future, dated by created
-        "[1, 2]",                                                   # 12 not an object
+        good_request(1),  # 1 ok
+        "{not json",  # 2
+        good_request(3, usage={"prompt_tokens": -5, "completion_tokens": 3}),  # 3 negative
+        good_request(4, ended_at="2026-11-02T09:00:00Z"),  # 4 ends before start
+        json.dumps({"id": "req-5", "model": "m"}),  # 5 missing started_at
+        good_request(1),  # 6 duplicate of line 1
+        "",  # 7 blank: not a row
+        good_request(8, started_at="yesterday"),  # 8 unparseable
+        good_request(9, replica_id=None),  # 9 no replica, no device
+        good_request(10, metadata={"quantization": "int3"}),  # 10 an unknown tag value: loads as logged
+        good_request(
+            11, started_at="2090-01-01T00:00:00Z", ended_at="2090-01-01T00:00:01Z", created=1793620800
+        ),  # 11 far future, dated by created
+        "[1, 2]",  # 12 not an object
     ]
     body = "\r\n".join(lines) + "\r\n"
     (landing / "requests" / "2026-11-02.jsonl").write_bytes(body.encode() + b"\xff\xfe broken utf8\n")
@@ -59,8 +65,10 @@ def test_requests_bad_lines_are_quarantined_with_reasons(con, landing):
     assert q[13] == "malformed JSON"  # the non-UTF-8 line, bytes replaced, kept as raw text
     raw = con.execute("SELECT raw_text FROM ingest_quarantine WHERE source_line = 13").fetchall()[0][0]
     assert "broken utf8" in raw
-    row = con.execute("SELECT request_id, started_at, prompt_tokens, cached_prompt_tokens, quantization, tenant "
-                      "FROM raw_requests ORDER BY request_id").fetchall()[0]
+    row = con.execute(
+        "SELECT request_id, started_at, prompt_tokens, cached_prompt_tokens, quantization, tenant "
+        "FROM raw_requests ORDER BY request_id"
+    ).fetchall()[0]
     assert row[0] == "req-1" and row[1].microsecond == 1 and row[2:] == (100, 10, "int8", "team-a")
     assert con.execute("SELECT quantization FROM raw_requests WHERE request_id = 'req-10'").fetchall() == [("int3",)]
     assert_row_identity(con, "requests")
@@ -127,8 +135,9 @@ def test_nvidia_smi_csv_with_units_missing_values_and_bad_rows(con, landing):
     assert q[5].startswith("power_w below 0")
     assert q[6] == "expected 7 fields, got 4"
     assert q[7] == "repeated header line"
-    got = con.execute("SELECT device_id, ts, power_w, power_window_s, util_pct, mem_used_mib, host FROM "
-                      "raw_telemetry ORDER BY ts").fetchall()
+    got = con.execute(
+        "SELECT device_id, ts, power_w, power_window_s, util_pct, mem_used_mib, host FROM raw_telemetry ORDER BY ts"
+    ).fetchall()
     assert got[0][0] == "GPU-a" and got[0][1].microsecond == 3000 and got[0][2:] == (71.5, 1.0, 0.0, 1024.0, "host1")
     assert got[2][4] is None  # [Not Supported] utilization is a missing optional value
     assert_row_identity(con, "telemetry")
@@ -145,13 +154,19 @@ def test_nvidia_smi_local_time_zone_option(con, landing):
 
 
 def test_prices_local_time_currency_and_duplicates(con, landing):
-    rows = ["Datetime,Price (EUR/MWh)", "2026-11-02 01:00:00,50.5", "2026-11-02 02:00:00,-3.25",
-            "2026-11-02 02:00:00,99", "2026-11-02 03:00:00,abc"]
+    rows = [
+        "Datetime,Price (EUR/MWh)",
+        "2026-11-02 01:00:00,50.5",
+        "2026-11-02 02:00:00,-3.25",
+        "2026-11-02 02:00:00,99",
+        "2026-11-02 03:00:00,abc",
+    ]
     (landing / "prices" / "eu-central_x.csv").write_text("\n".join(rows) + "\n")
     report = ingest_feed(con, "prices", landing, DAY)
     assert (report.rows_loaded, report.rows_quarantined) == (2, 2)
-    got = con.execute("SELECT interval_start, interval_end, price_per_mwh, currency, market FROM raw_prices "
-                      "ORDER BY 1").fetchall()
+    got = con.execute(
+        "SELECT interval_start, interval_end, price_per_mwh, currency, market FROM raw_prices ORDER BY 1"
+    ).fetchall()
     assert got[0][0].hour == 0 and got[0][1].hour == 1  # 01:00 Berlin = 00:00 UTC
     assert got[1][2] == -3.25 and got[1][3] == "EUR" and got[1][4] == "EPEX-DA-DE-LU"
     q = quarantine(con, "prices")
@@ -165,8 +180,12 @@ def test_price_file_of_unknown_region_is_quarantined_and_the_others_load(con, la
     report = ingest_feed(con, "prices", landing, DAY)
     assert (report.rows_loaded, report.rows_quarantined) == (1, 1)
     assert con.execute("SELECT source_file, reason FROM ingest_quarantine").fetchall() == [
-        (str(landing / "prices" / "mars_2026.csv"), "region 'mars' (from the file name) is not in fleet/regions.csv, "
-         "or its row there was refused (see the quarantine of regions)")]
+        (
+            str(landing / "prices" / "mars_2026.csv"),
+            "region 'mars' (from the file name) is not in fleet/regions.csv, "
+            "or its row there was refused (see the quarantine of regions)",
+        )
+    ]
 
 
 def test_fleet_file_bad_rows_are_quarantined(con, landing):
@@ -180,10 +199,12 @@ def test_fleet_file_bad_rows_are_quarantined(con, landing):
 
 def test_power_draw_meaning_follows_the_device_type(con, landing):
     inv = {r[0]: r[1] for r in con.execute("SELECT device_type, device_id FROM raw_inventory").fetchall()}
-    rows = ["timestamp, uuid, power.draw [W]",
-            f"2026/11/02 00:00:01.000, {inv['H100-SXM']}, 200.0",
-            f"2026/11/02 00:00:01.000, {inv['A100-SXM4']}, 200.0",
-            "2026/11/02 00:00:01.000, GPU-not-in-inventory, 200.0"]
+    rows = [
+        "timestamp, uuid, power.draw [W]",
+        f"2026/11/02 00:00:01.000, {inv['H100-SXM']}, 200.0",
+        f"2026/11/02 00:00:01.000, {inv['A100-SXM4']}, 200.0",
+        "2026/11/02 00:00:01.000, GPU-not-in-inventory, 200.0",
+    ]
     (landing / "telemetry" / "mixed.csv").write_text("\n".join(rows) + "\n")
     ingest_feed(con, "telemetry", landing, DAY)
     got = dict(con.execute("SELECT device_id, power_window_s FROM raw_telemetry").fetchall())
@@ -192,38 +213,58 @@ def test_power_draw_meaning_follows_the_device_type(con, landing):
     assert got["GPU-not-in-inventory"] == 1.0
 
 
-LITELLM_HEADER = ("request_id,startTime,endTime,completionStartTime,model,model_group,api_base,prompt_tokens,"
-                  "completion_tokens,team_id,end_user,request_tags,cache_hit,status")
+LITELLM_HEADER = (
+    "request_id,startTime,endTime,completionStartTime,model,model_group,api_base,prompt_tokens,"
+    "completion_tokens,team_id,end_user,request_tags,cache_hit,status"
+)
 
 
 def test_litellm_spend_logs_csv_and_jsonl(con, landing):
     rows = [
         LITELLM_HEADER,
-        'll-1,2026-11-02T10:00:00.000001,2026-11-02T10:00:04,2026-11-02T10:00:00.3,hosted_vllm/llama-8b,'
+        "ll-1,2026-11-02T10:00:00.000001,2026-11-02T10:00:04,2026-11-02T10:00:00.3,hosted_vllm/llama-8b,"
         'llama-3.1-8b-instruct,http://10.0.0.5:8000,120,40,team-search,u1,"[""prod"",""eu""]",False,success',
-        'll-2,2026-11-02T10:00:01,2026-11-02T10:00:01.01,,hosted_vllm/llama-8b,llama-3.1-8b-instruct,'
-        'http://10.0.0.5:8000,120,40,,u2,[],True,success',
-        'll-3,2026-11-02T10:00:05,2026-11-02T10:00:02,,m,llama-3.1-8b-instruct,http://10.0.0.5:8000,1,1,t,u,[],'
-        'False,success',
+        "ll-2,2026-11-02T10:00:01,2026-11-02T10:00:01.01,,hosted_vllm/llama-8b,llama-3.1-8b-instruct,"
+        "http://10.0.0.5:8000,120,40,,u2,[],True,success",
+        "ll-3,2026-11-02T10:00:05,2026-11-02T10:00:02,,m,llama-3.1-8b-instruct,http://10.0.0.5:8000,1,1,t,u,[],"
+        "False,success",
         "ll-4,only,three",
     ]
     (landing / "requests" / "spend.csv").write_text("\n".join(rows) + "\n")
-    jsonl = [json.dumps({"request_id": "ll-5", "startTime": "2026-11-02T11:00:00Z", "endTime": "2026-11-02T11:00:02Z",
-                         "model_group": "llama-3.1-8b-instruct", "api_base": "http://10.0.0.6:8000",
-                         "prompt_tokens": 10, "completion_tokens": 5, "end_user": "acme", "cache_hit": False,
-                         "status": "success"}),
-             "{broken"]
+    jsonl = [
+        json.dumps(
+            {
+                "request_id": "ll-5",
+                "startTime": "2026-11-02T11:00:00Z",
+                "endTime": "2026-11-02T11:00:02Z",
+                "model_group": "llama-3.1-8b-instruct",
+                "api_base": "http://10.0.0.6:8000",
+                "prompt_tokens": 10,
+                "completion_tokens": 5,
+                "end_user": "acme",
+                "cache_hit": False,
+                "status": "success",
+            }
+        ),
+        "{broken",
+    ]
     (landing / "requests" / "spend.jsonl").write_text("\n".join(jsonl) + "\n")
     report = ingest_feed(con, "requests", landing, DAY, fmt="litellm")
     assert report.rows_read == 6 and report.rows_loaded == 3
-    got = {r[0]: r[1:] for r in con.execute(
-        "SELECT request_id, model, replica_id, tenant, status, started_at, first_token_at FROM raw_requests").fetchall()}
+    got = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT request_id, model, replica_id, tenant, status, started_at, first_token_at FROM raw_requests"
+        ).fetchall()
+    }
     assert got["ll-1"][:4] == ("llama-3.1-8b-instruct", "http://10.0.0.5:8000", "team-search", "success")
     assert got["ll-1"][4].microsecond == 1 and got["ll-1"][5] is not None
     assert got["ll-2"][2:4] == ("u2", "cache_hit")  # answered from LiteLLM's cache, not by a GPU
     assert got["ll-5"][2] == "acme"
-    q = {(f.rsplit("/", 1)[-1], line): reason for f, line, reason in con.execute(
-        "SELECT source_file, source_line, reason FROM ingest_quarantine").fetchall()}
+    q = {
+        (f.rsplit("/", 1)[-1], line): reason
+        for f, line, reason in con.execute("SELECT source_file, source_line, reason FROM ingest_quarantine").fetchall()
+    }
     assert q[("spend.csv", 4)] == "ended_at before started_at"
     assert q[("spend.csv", 5)] == "expected 14 fields, got 3"
     assert q[("spend.jsonl", 2)] == "malformed JSON"
@@ -239,8 +280,9 @@ def test_duplicate_telemetry_samples_all_load_for_the_kernel_to_average(con, lan
 
 def test_a_request_id_loaded_for_another_day_is_quarantined_as_a_duplicate(con, landing):
     # a replayed id a few days later (files a day apart are read together and deduplicated in one batch)
-    day1 = good_request(1, started_at="2026-10-30T10:00:00Z", ended_at="2026-10-30T10:00:02Z",
-                        first_token_at="2026-10-30T10:00:01Z")
+    day1 = good_request(
+        1, started_at="2026-10-30T10:00:00Z", ended_at="2026-10-30T10:00:02Z", first_token_at="2026-10-30T10:00:01Z"
+    )
     (landing / "requests" / "a_2026-10-30.jsonl").write_text(day1 + "\n")
     (landing / "requests" / "b_2026-11-02.jsonl").write_text(good_request(1) + "\n" + good_request(2) + "\n")
     ingest_feed(con, "requests", landing, date(2026, 10, 30))
@@ -259,8 +301,10 @@ def test_a_request_id_loaded_for_another_day_is_quarantined_as_a_duplicate(con, 
 def test_large_files_read_in_pieces_give_the_same_rows(con, landing, monkeypatch):
     import pipelines.ingest.loader as ingest
 
-    tel = [NVSMI_HEADER] + [f"2026/11/02 00:{i // 60:02d}:{i % 60:02d}.000, 0, GPU-a, NVIDIA H100 80GB HBM3, "
-                            f"{100 + i}.0, 5, 10" for i in range(500)]
+    tel = [NVSMI_HEADER] + [
+        f"2026/11/02 00:{i // 60:02d}:{i % 60:02d}.000, 0, GPU-a, NVIDIA H100 80GB HBM3, {100 + i}.0, 5, 10"
+        for i in range(500)
+    ]
     tel[250] = "garbage"
     (landing / "telemetry" / "h_2026-11-02.csv.gz").write_bytes(gzip.compress(("\n".join(tel) + "\n").encode()))
     reqs = [good_request(i) for i in range(300)] + [good_request(7)]  # a repeat in a later piece
@@ -268,9 +312,14 @@ def test_large_files_read_in_pieces_give_the_same_rows(con, landing, monkeypatch
 
     def run():
         con.execute("DELETE FROM ingest_quarantine")
-        return {feed: (ingest_feed(con, feed, landing, DAY),
-                       con.execute(f"SELECT * EXCLUDE (loaded_at) FROM raw_{feed} ORDER BY ALL").fetchall(),
-                       quarantine(con, feed)) for feed in ("telemetry", "requests")}
+        return {
+            feed: (
+                ingest_feed(con, feed, landing, DAY),
+                con.execute(f"SELECT * EXCLUDE (loaded_at) FROM raw_{feed} ORDER BY ALL").fetchall(),
+                quarantine(con, feed),
+            )
+            for feed in ("telemetry", "requests")
+        }
 
     whole = run()
     monkeypatch.setattr(ingest, "CHUNK_BYTES", 2_000)  # pieces of a few lines
@@ -278,11 +327,14 @@ def test_large_files_read_in_pieces_give_the_same_rows(con, landing, monkeypatch
     pieces = run()
     for feed in ("telemetry", "requests"):
         assert pieces[feed][1] == whole[feed][1] and pieces[feed][2] == whole[feed][2]
-        assert [(f.rows_read, f.rows_loaded) for f in pieces[feed][0].files] == \
-            [(f.rows_read, f.rows_loaded) for f in whole[feed][0].files]
+        assert [(f.rows_read, f.rows_loaded) for f in pieces[feed][0].files] == [
+            (f.rows_read, f.rows_loaded) for f in whole[feed][0].files
+        ]
     assert whole["telemetry"][2] == {251: "expected 7 fields, got 1"}
     assert list(whole["requests"][2]) == [301] and "duplicate request_id" in whole["requests"][2][301]
-    assert con.execute("SELECT count(*) FROM ingest_file_stats WHERE feed IN ('telemetry', 'requests')"
-                       ).fetchall()[0][0] == 2  # one row per file
+    assert (
+        con.execute("SELECT count(*) FROM ingest_file_stats WHERE feed IN ('telemetry', 'requests')").fetchall()[0][0]
+        == 2
+    )  # one row per file
     assert_row_identity(con, "requests")
     assert_row_identity(con, "telemetry")

@@ -27,8 +27,12 @@ def snapshot(con_or_path) -> dict:
     requests feed's: the CLI reloads the fleet files before the feeds)."""
     con = duckdb.connect(str(con_or_path)) if not hasattr(con_or_path, "execute") else con_or_path
     try:
-        return {t: con.execute(f"SELECT * FROM {t} {'' if t == 'raw_requests' else 'WHERE feed = $$requests$$'} "
-                               "ORDER BY ALL").fetchall() for t in TABLES}
+        return {
+            t: con.execute(
+                f"SELECT * FROM {t} {'' if t == 'raw_requests' else 'WHERE feed = $$requests$$'} ORDER BY ALL"
+            ).fetchall()
+            for t in TABLES
+        }
     finally:
         if con is not con_or_path:
             con.close()
@@ -45,12 +49,14 @@ def sha256(path) -> str:
 
 def cli(home, *args):
     """`infercost ingest <args>` with its own home (and the test's config directory, when it has one)."""
-    config = {"INFERCOST_CONFIG_DIR": os.environ["INFERCOST_CONFIG_DIR"]} if "INFERCOST_CONFIG_DIR" in os.environ \
-        else {}
+    config = (
+        {"INFERCOST_CONFIG_DIR": os.environ["INFERCOST_CONFIG_DIR"]} if "INFERCOST_CONFIG_DIR" in os.environ else {}
+    )
     return run_cli(["ingest", *args], env=cli_env(home=home, **config), ok=False)
 
 
 # -- a reader of another feed ---------------------------------------------------------------------------------
+
 
 def test_a_reader_of_another_feed_is_refused_before_anything_is_touched(con, landing):
     write_requests(landing)
@@ -78,13 +84,17 @@ def test_cli_refuses_a_reader_of_another_feed_in_one_line(landing, tmp_path):
     run = cli(home, *args, "--format", "prometheus_range_json")
     assert run.returncode == 1
     assert run.stderr.strip().splitlines() == [
-        ("infercost: format prometheus_range_json reads the telemetry feed, not requests: nothing was read or "
-         "changed; readers of requests: azure_trace_csv, litellm, mooncake_jsonl, openai_jsonl, otel_genai_json "
-         "(or mapped, with a mapping file of requests)")]
+        (
+            "infercost: format prometheus_range_json reads the telemetry feed, not requests: nothing was read or "
+            "changed; readers of requests: azure_trace_csv, litellm, mooncake_jsonl, openai_jsonl, otel_genai_json "
+            "(or mapped, with a mapping file of requests)"
+        )
+    ]
     assert sha256(home / "warehouse.duckdb") == digest  # not even the fleet files were reloaded
 
 
 # -- a run that would replace a loaded day with nothing, or with mostly quarantine ------------------------------
+
 
 def test_a_run_that_reads_no_file_leaves_the_loaded_day_as_it_was(con, landing):
     write_requests(landing)
@@ -94,8 +104,10 @@ def test_a_run_that_reads_no_file_leaves_the_loaded_day_as_it_was(con, landing):
     with pytest.raises(IngestRefused) as err:
         ingest_feed(con, "requests", landing, DAY)
     message = str(err.value)
-    assert message.startswith("requests 2026-11-02 (openai_jsonl): refused to replace the loaded day (20 rows): "
-                              "it would load 0 rows (0 files, 0 rows of the day read). Files: no file.")
+    assert message.startswith(
+        "requests 2026-11-02 (openai_jsonl): refused to replace the loaded day (20 rows): "
+        "it would load 0 rows (0 files, 0 rows of the day read). Files: no file."
+    )
     assert "--replace-anyway" in message and "replace_anyway: true" in message
     assert snapshot(con) == before
     # forced: the day is replaced by what the run read (nothing)
@@ -122,8 +134,7 @@ def test_mostly_quarantine_is_refused_where_the_loaded_day_had_far_fewer(con, la
     write_requests(landing, n_good=5, n_bad=20)  # the same file redelivered, mostly broken
     with pytest.raises(IngestRefused) as err:
         ingest_feed(con, "requests", landing, DAY)
-    assert "it would quarantine 20 of 25 rows (80%, over 50%) where the loaded day quarantined 4.8%" in \
-        str(err.value)
+    assert "it would quarantine 20 of 25 rows (80%, over 50%) where the loaded day quarantined 4.8%" in str(err.value)
     assert snapshot(con) == before
     # a day whose loaded run was as bad is not protected from an equally bad one (nothing better to keep)
     ingest_feed(con, "requests", landing, DAY, replace_anyway=True)
@@ -176,13 +187,18 @@ def test_the_dagster_asset_fails_rather_than_replace_and_takes_replace_anyway(la
     assert error.cause.cls_name == "IngestRefused"
     assert "refused to replace the loaded day (20 rows)" in error.cause.message
     assert rows() == before
-    forced = dg.materialize([raw_requests], partition_key="2026-11-02", resources=resources,
-                            run_config={"ops": {"raw_requests": {"config": {"replace_anyway": True}}}})
+    forced = dg.materialize(
+        [raw_requests],
+        partition_key="2026-11-02",
+        resources=resources,
+        run_config={"ops": {"raw_requests": {"config": {"replace_anyway": True}}}},
+    )
     assert forced.success
     assert rows()["raw_requests"] == []
 
 
 # -- a dry run ------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_dry_run_reads_validates_and_writes_nothing(con, landing, tmp_path):
@@ -204,8 +220,9 @@ def test_dry_run_reads_validates_and_writes_nothing(con, landing, tmp_path):
     (landing / "requests" / "api_2026-11-02.jsonl").unlink()
     run = cli(home, *args, "--dry-run")  # against the loaded warehouse: says it would be refused
     assert run.returncode == 0, run.stderr
-    assert "would be refused: requests 2026-11-02 (openai_jsonl): refused to replace the loaded day (3 rows)" in \
-        run.stdout
+    assert (
+        "would be refused: requests 2026-11-02 (openai_jsonl): refused to replace the loaded day (3 rows)" in run.stdout
+    )
     assert sha256(home / "warehouse.duckdb") == digest
 
 
@@ -213,8 +230,10 @@ def test_dry_run_reads_validates_and_writes_nothing(con, landing, tmp_path):
 
 EPF = "epftoolbox-dayahead/Forecasts_DE_DNN_LEAR_ensembles.csv"
 GREEN = "green-dcc-prices/DE-LU_electricity_prices_2023.csv"
-REGIONS = "region,market,price_timezone,interval_minutes\nDE-LU,RTE-DA-DE-LU,Europe/Berlin,60\n" \
-          "Forecasts,EPEX-DA-DE,Europe/Berlin,60\n"
+REGIONS = (
+    "region,market,price_timezone,interval_minutes\nDE-LU,RTE-DA-DE-LU,Europe/Berlin,60\n"
+    "Forecasts,EPEX-DA-DE,Europe/Berlin,60\n"
+)
 ROUTES = """prices:
   - {pattern: "Forecasts_*.csv", format: market_csv, options: {value_column: Real price, currency: EUR}}
   - {pattern: "*.csv", format: market_csv}
@@ -239,8 +258,9 @@ def two_source_prices(realdata, landing, tmp_path):
     c.close()
 
 
-def test_a_price_folder_of_two_sources_loads_with_a_reader_per_file_pattern(two_source_prices, landing, config_dir,
-                                                                          tmp_path):
+def test_a_price_folder_of_two_sources_loads_with_a_reader_per_file_pattern(
+    two_source_prices, landing, config_dir, tmp_path
+):
     con = two_source_prices
     with pytest.raises(ValueError, match="names no currency"):  # one reader for both cannot read the epf file
         ingest_feed(con, "prices", landing, date(2016, 1, 4))
@@ -248,11 +268,11 @@ def test_a_price_folder_of_two_sources_loads_with_a_reader_per_file_pattern(two_
     for day, region in ((date(2016, 1, 4), "Forecasts"), (date(2023, 1, 1), "DE-LU")):
         report = ingest_feed(con, "prices", landing, day)  # the other source's file has no row of the day
         assert (report.rows_loaded, report.rows_quarantined) == (24, 0)
-        got = con.execute("SELECT DISTINCT region, currency FROM raw_prices WHERE partition_date = ?",
-                          [day]).fetchall()
+        got = con.execute("SELECT DISTINCT region, currency FROM raw_prices WHERE partition_date = ?", [day]).fetchall()
         assert got == [(region, "EUR")]
-    epf_first = con.execute("SELECT price_per_mwh FROM raw_prices WHERE region = 'Forecasts' "
-                            "ORDER BY interval_start LIMIT 1").fetchall()
+    epf_first = con.execute(
+        "SELECT price_per_mwh FROM raw_prices WHERE region = 'Forecasts' ORDER BY interval_start LIMIT 1"
+    ).fetchall()
     assert epf_first == [(12.77,)]  # 01:00 Berlin (00:00 UTC): the "Real price" column, not a forecast (6.14...)
     assert_row_identity(con, "prices")
 
@@ -264,6 +284,7 @@ def test_a_price_folder_of_two_sources_loads_with_a_reader_per_file_pattern(two_
 
 # -- rows a mapping skips on purpose --------------------------------------------------------------------------
 
+
 def test_rows_a_mapping_skips_are_counted_apart_and_pass_the_quarantine_rate_check(realdata, tmp_path):
     from pipelines.analysis.quality import run_suite
     from pipelines.warehouse.connection import connect
@@ -274,7 +295,9 @@ def test_rows_a_mapping_skips_are_counted_apart_and_pass_the_quarantine_rate_che
     (tmp_path / "wilkins.yaml").write_text(WILKINS_MAPPING)
     con = connect(tmp_path / "w.duckdb")
     day = read_request_log(log)[0][1].date()
-    report = ingest_files(con, "requests", [log], day, fmt="mapped", options={"mapping": str(tmp_path / "wilkins.yaml")})
+    report = ingest_files(
+        con, "requests", [log], day, fmt="mapped", options={"mapping": str(tmp_path / "wilkins.yaml")}
+    )
     assert (report.rows_quarantined, report.rows_skipped) == (0, 2)
     assert report.rows_read == report.rows_loaded + 2
     assert con.execute("SELECT rows_quarantined, rows_skipped FROM ingest_file_stats").fetchall() == [(0, 2)]

@@ -25,24 +25,34 @@ DAYS = [date(2026, 11, 1), DAY, date(2026, 11, 3)]
 
 def stats(con, feed):
     """{file name: (rows read, loaded, quarantined)} summed over every day loaded."""
-    return {f.rsplit("/", 1)[-1]: (r, lo, q) for f, r, lo, q in con.execute(
-        "SELECT source_file, sum(rows_read), sum(rows_loaded), sum(rows_quarantined) FROM ingest_file_stats "
-        "WHERE feed = ? GROUP BY 1", [feed]).fetchall()}
+    return {
+        f.rsplit("/", 1)[-1]: (r, lo, q)
+        for f, r, lo, q in con.execute(
+            "SELECT source_file, sum(rows_read), sum(rows_loaded), sum(rows_quarantined) FROM ingest_file_stats "
+            "WHERE feed = ? GROUP BY 1",
+            [feed],
+        ).fetchall()
+    }
 
 
 def quarantined(con, feed):
-    return con.execute("SELECT regexp_extract(source_file, '[^/]*$'), source_line, partition_date, reason "
-                       "FROM ingest_quarantine WHERE feed = ? ORDER BY ALL", [feed]).fetchall()
+    return con.execute(
+        "SELECT regexp_extract(source_file, '[^/]*$'), source_line, partition_date, reason "
+        "FROM ingest_quarantine WHERE feed = ? ORDER BY ALL",
+        [feed],
+    ).fetchall()
 
 
 def test_rows_far_from_the_files_date_are_quarantined_not_lost(con, landing):
     # a host whose clock reset: every sample is dated months before the day in the file's name
-    reset = [NVSMI_HEADER] + [f"2026/06/15 00:00:{i:02d}.000, 0, GPU-a, NVIDIA H100 80GB HBM3, 100.0, 5, 10"
-                              for i in range(20)] + ["garbage"]
+    reset = (
+        [NVSMI_HEADER]
+        + [f"2026/06/15 00:00:{i:02d}.000, 0, GPU-a, NVIDIA H100 80GB HBM3, 100.0, 5, 10" for i in range(20)]
+        + ["garbage"]
+    )
     (landing / "telemetry" / "h_2026-11-02.csv").write_text("\n".join(reset) + "\n")
     far = good_request(3, started_at="2026-06-15T10:00:00Z", first_token_at=None, ended_at="2026-06-15T10:00:01Z")
-    next_day = good_request(2, started_at="2026-11-03T10:00:00Z", first_token_at=None,
-                            ended_at="2026-11-03T10:00:01Z")
+    next_day = good_request(2, started_at="2026-11-03T10:00:00Z", first_token_at=None, ended_at="2026-11-03T10:00:01Z")
     (landing / "requests" / "r_2026-11-02.jsonl").write_text("\n".join([good_request(1), next_day, far]) + "\n")
     for day in DAYS:
         for feed in ("telemetry", "requests"):
@@ -52,12 +62,18 @@ def test_rows_far_from_the_files_date_are_quarantined_not_lost(con, landing):
     assert stats(con, "requests") == {"r_2026-11-02.jsonl": (3, 2, 1)}
     tel = quarantined(con, "telemetry")
     assert {(d, r) for _, line, d, r in tel if line != 22} == {
-        (DAY, "row dated 2026-06-15, more than a day from the file's date 2026-11-02")}
+        (DAY, "row dated 2026-06-15, more than a day from the file's date 2026-11-02")
+    }
     assert tel[-1][1:] == (22, DAY, "expected 7 fields, got 1")  # beside the rows it came with: the file's day
     # the far request follows the nearest valid row before it (day 3), a day that opens the file
     assert quarantined(con, "requests") == [
-        ("r_2026-11-02.jsonl", 3, date(2026, 11, 3),
-         "row dated 2026-06-15, more than a day from the file's date 2026-11-02")]
+        (
+            "r_2026-11-02.jsonl",
+            3,
+            date(2026, 11, 3),
+            "row dated 2026-06-15, more than a day from the file's date 2026-11-02",
+        )
+    ]
     assert_row_identity(con, "telemetry")
     assert_row_identity(con, "requests")
 
@@ -87,12 +103,14 @@ def test_a_redelivered_file_that_sorts_first_does_not_take_the_rows(con, landing
         monkeypatch.setattr(loader, "BATCH_LINES", batch_lines)
         report = ingest_feed(con, "requests", landing, DAY)
         assert (report.rows_loaded, report.rows_quarantined) == (3, 3)
-        assert {f.rsplit("/", 1)[-1] for (f,) in con.execute("SELECT source_file FROM raw_requests").fetchall()} \
-            == {"r_2026-11-02.jsonl"}
+        assert {f.rsplit("/", 1)[-1] for (f,) in con.execute("SELECT source_file FROM raw_requests").fetchall()} == {
+            "r_2026-11-02.jsonl"
+        }
         q = quarantined(con, "requests")
         assert [(f, line) for f, line, _, _ in q] == [("a_redelivered_2026-11-02.jsonl", i) for i in (1, 2, 3)]
-        assert q[0][3].startswith("duplicate request_id (first loaded from ") and \
-            q[0][3].endswith("r_2026-11-02.jsonl:1)")
+        assert q[0][3].startswith("duplicate request_id (first loaded from ") and q[0][3].endswith(
+            "r_2026-11-02.jsonl:1)"
+        )
 
 
 def test_an_overlong_line_is_quarantined_and_the_others_load(con, landing):
@@ -100,13 +118,13 @@ def test_an_overlong_line_is_quarantined_and_the_others_load(con, landing):
     long_line = '{"id": "' + "x" * (3 * cap) + '"}'
     body = "\n".join([good_request(1), long_line, good_request(2), "x" * (cap + 1)]) + "\n" + "y" * (2 * cap)
     (landing / "requests" / "long_2026-11-02.jsonl").write_text(body)  # the last line runs to the end
-    (landing / "requests" / "long_2026-11-02.jsonl.gz").write_bytes(gzip.compress(body.replace("req-", "gz-")
-                                                                                   .encode()))
+    (landing / "requests" / "long_2026-11-02.jsonl.gz").write_bytes(gzip.compress(body.replace("req-", "gz-").encode()))
     report = ingest_feed(con, "requests", landing, DAY)
     assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (10, 4, 6)
     q = quarantined(con, "requests")
-    assert [(f, line) for f, line, _, _ in q] == [(f, i) for f in ("long_2026-11-02.jsonl", "long_2026-11-02.jsonl.gz")
-                                                  for i in (2, 4, 5)]
+    assert [(f, line) for f, line, _, _ in q] == [
+        (f, i) for f in ("long_2026-11-02.jsonl", "long_2026-11-02.jsonl.gz") for i in (2, 4, 5)
+    ]
     assert all(r.startswith(f"line longer than {cap:,} bytes") for *_, r in q)
     raws = [r for (r,) in con.execute("SELECT raw_text FROM ingest_quarantine").fetchall()]
     assert all(len(r) < 1_000 for r in raws) and raws[0].startswith('{"id": "xxx')  # a prefix, not the line
@@ -146,8 +164,15 @@ def gzip_bomb(path, expanded_bytes: int, line: bytes) -> None:
 def run_bomb(landing, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     started = time.monotonic()
-    out = subprocess.run([sys.executable, "-c", BOMB_SCRIPT, str(landing), str(tmp_path / "bomb.duckdb")],
-                         check=False, capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", BOMB_SCRIPT, str(landing), str(tmp_path / "bomb.duckdb")],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1]), time.monotonic() - started
 
@@ -206,8 +231,9 @@ def test_decompression_caps_end_a_file_with_a_reason_naming_it(con, landing, mon
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     (landing / "requests" / "trace_2026-11-02.tar.gz").write_bytes(buf.getvalue())
-    ingest_files(con, "requests", [landing / "requests" / "trace_2026-11-02.tar.gz"], DAY,
-                 replace_anyway=True)  # the day loaded above is replaced by a file that is all quarantine
+    ingest_files(
+        con, "requests", [landing / "requests" / "trace_2026-11-02.tar.gz"], DAY, replace_anyway=True
+    )  # the day loaded above is replaced by a file that is all quarantine
     [(name, line, _, reason)] = quarantined(con, "requests")
     assert name == "trace_2026-11-02.tar.gz" and line == 1
     assert reason.startswith("trace_2026-11-02.tar.gz: expands more than 200 times (8,388,608 bytes from ")

@@ -41,34 +41,43 @@ def one(con, sql):
 
 
 def test_requests_on_the_device_carry_the_caveat_into_the_fact_table(warehouse):
-    on_device, = one(warehouse, f"SELECT count(DISTINCT request_id) FROM request_energy_pieces "
-                                f"WHERE device_id = '{DEVICE}'")
-    flagged, caveated, partial = one(warehouse, """
+    (on_device,) = one(
+        warehouse, f"SELECT count(DISTINCT request_id) FROM request_energy_pieces WHERE device_id = '{DEVICE}'"
+    )
+    flagged, caveated, partial = one(
+        warehouse,
+        """
         SELECT count(*) FILTER (WHERE inventory_missing),
                count(*) FILTER (WHERE cost_caveat LIKE 'device missing from inventory%'),
-               count(*) FILTER (WHERE inventory_missing AND fully_loaded_cost_usd > 0) FROM fct_request_cost""")
+               count(*) FILTER (WHERE inventory_missing AND fully_loaded_cost_usd > 0) FROM fct_request_cost""",
+    )
     # a partial cost, not a missing one: without the flag it would pass for a complete cost
     assert on_device > 1000 and flagged == caveated == partial == on_device
 
 
 def test_every_rollup_counts_them(warehouse):
-    flagged, = one(warehouse, "SELECT count(*) FROM fct_request_cost WHERE inventory_missing")
+    (flagged,) = one(warehouse, "SELECT count(*) FROM fct_request_cost WHERE inventory_missing")
     for rollup in ("agg_daily_model_cost", "agg_daily_technique_cost", "agg_daily_device_type_cost"):
-        counted, caveated = one(warehouse, f"SELECT sum(requests_inventory_missing), sum(requests_with_caveat) "
-                                           f"FROM {rollup}")
+        counted, caveated = one(
+            warehouse, f"SELECT sum(requests_inventory_missing), sum(requests_with_caveat) FROM {rollup}"
+        )
         assert counted == flagged and caveated >= flagged, rollup
-    baseline, = one(warehouse, f"SELECT requests_inventory_missing FROM agg_daily_technique_cost "
-                               f"WHERE model = '{MODEL}' AND technique = 'baseline'")
+    (baseline,) = one(
+        warehouse,
+        f"SELECT requests_inventory_missing FROM agg_daily_technique_cost "
+        f"WHERE model = '{MODEL}' AND technique = 'baseline'",
+    )
     assert baseline == flagged
-    excluded, = one(warehouse, f"SELECT requests_excluded FROM technique_savings "
-                               f"WHERE model = '{MODEL}' AND technique = 'baseline'")
+    (excluded,) = one(
+        warehouse, f"SELECT requests_excluded FROM technique_savings WHERE model = '{MODEL}' AND technique = 'baseline'"
+    )
     assert excluded == flagged
 
 
 def test_the_comparisons_leave_them_out_and_say_so(warehouse):
     from pipelines.analysis.compare import compare
 
-    flagged, = one(warehouse, "SELECT count(*) FROM fct_request_cost WHERE inventory_missing")
+    (flagged,) = one(warehouse, "SELECT count(*) FROM fct_request_cost WHERE inventory_missing")
     rows = warehouse.execute(f"""
         SELECT technique, cost_change_pct, requests, baseline_requests, baseline_requests_excluded, summary
         FROM technique_comparison WHERE baseline_model = '{MODEL}' ORDER BY technique""").fetchall()
@@ -77,16 +86,22 @@ def test_the_comparisons_leave_them_out_and_say_so(warehouse):
     for _technique, change, n, n_base, excluded, summary in rows:
         assert change is None and n > 1000 and n_base == 0 and excluded == flagged
         assert f"left out 0 vs {flagged:,} requests" in summary and "no comparison" in summary
-    saving, = one(warehouse, f"SELECT cost_change_pct FROM technique_savings "
-                             f"WHERE model = '{MODEL}' AND technique = 'quant:fp8'")
+    (saving,) = one(
+        warehouse, f"SELECT cost_change_pct FROM technique_savings WHERE model = '{MODEL}' AND technique = 'quant:fp8'"
+    )
     assert saving is None
     # the 8B comparisons, on other devices, are as on the clean day (about -25 %)
-    int8, = one(warehouse, "SELECT cost_change_pct FROM technique_comparison "
-                           "WHERE model = 'llama-3.1-8b-instruct' AND technique = 'quant:int8'")
+    (int8,) = one(
+        warehouse,
+        "SELECT cost_change_pct FROM technique_comparison "
+        "WHERE model = 'llama-3.1-8b-instruct' AND technique = 'quant:int8'",
+    )
     assert -30 < int8 < -20
     # counting the partial costs would have reported a different, wrong change (the clean day's is about -27 %)
-    frame = warehouse.sql("SELECT family, model, technique, baseline_model, fully_loaded_cost_usd, completion_tokens, "
-                          "time_to_first_token_s, duration_s FROM fct_request_cost").df()
+    frame = warehouse.sql(
+        "SELECT family, model, technique, baseline_model, fully_loaded_cost_usd, completion_tokens, "
+        "time_to_first_token_s, duration_s FROM fct_request_cost"
+    ).df()
     naive = compare(frame, n_boot=50).set_index("technique").loc["quant:fp8", "cost_change_pct"]
     print(f"quant:fp8 counting partial costs: {naive:+.1f} %")
     assert naive > -15

@@ -15,14 +15,15 @@ from pipelines.warehouse.connection import connect
 from pipelines.warehouse.locks import WarehouseLocked
 
 REPO = Path(__file__).resolve().parents[1]
-HOLD = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); print('held', flush=True); "
-        "time.sleep(float(sys.argv[2]))")
+HOLD = (
+    "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); print('held', flush=True); "
+    "time.sleep(float(sys.argv[2]))"
+)
 
 
 def hold(path: Path, seconds: float) -> subprocess.Popen:
     """Another process holding the file read-only (a notebook, `infercost sql --live`) for ``seconds``."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE,
-                              text=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     return holder
 
@@ -103,13 +104,20 @@ def test_dbt_waits_for_a_reader_that_takes_the_file_as_it_starts(warehouse, monk
     monkeypatch.setenv("INFERCOST_WAREHOUSE", str(warehouse))
     holder = hold(warehouse, 4)
     try:
-        out = subprocess.run([dbt_resource.dbt_executable, "debug", "--profiles-dir", str(REPO / "dbt")],
-                             cwd=REPO / "dbt", check=False, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [dbt_resource.dbt_executable, "debug", "--profiles-dir", str(REPO / "dbt")],
+            cwd=REPO / "dbt",
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         holder.kill()
         holder.wait()
-    assert "Connection test: [OK connection ok]" in out.stdout.replace("\x1b[32m", "").replace("\x1b[0m", ""), \
+    assert "Connection test: [OK connection ok]" in out.stdout.replace("\x1b[32m", "").replace("\x1b[0m", ""), (
         out.stdout[-2000:]
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -128,12 +136,15 @@ def test_a_child_started_through_the_launcher_dies_with_its_killed_parent(tmp_pa
 
     # the dbt resource runs dbt through the launcher, and the launcher runs the real dbt
     assert dbt_resource.dbt_executable.endswith("dbt-dies-with-parent")
-    version = subprocess.run([dbt_resource.dbt_executable, "--version"], capture_output=True, text=True, timeout=60,
-                             check=False)
+    version = subprocess.run(
+        [dbt_resource.dbt_executable, "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert version.returncode == 0 and "duckdb" in version.stdout
     # a parent that starts a child as dagster-dbt does (a plain Popen), then is SIGKILLed
-    code = ("import subprocess, sys, time; p = subprocess.Popen([sys.argv[1], '120']); print(p.pid, flush=True); "
-            "time.sleep(120)")
+    code = (
+        "import subprocess, sys, time; p = subprocess.Popen([sys.argv[1], '120']); print(p.pid, flush=True); "
+        "time.sleep(120)"
+    )
     children = {}
     for how, exe in (("plain", "/bin/sleep"), ("launcher", dies_with_parent("/bin/sleep", tmp_path))):
         parent = subprocess.Popen([sys.executable, "-c", code, exe], stdout=subprocess.PIPE, text=True)
@@ -153,7 +164,7 @@ def test_a_child_started_through_the_launcher_dies_with_its_killed_parent(tmp_pa
                 os.kill(pid, signal.SIGKILL)
 
 
-JOB = '''
+JOB = """
 import sys, time
 import dagster as dg
 
@@ -168,7 +179,7 @@ def napper():
 
 with dg.DagsterInstance.get() as instance:
     napper.execute_in_process(instance=instance)
-'''
+"""
 
 
 @pytest.mark.slow
@@ -185,8 +196,15 @@ def test_a_killed_run_is_marked_failed_on_the_next_start_and_a_live_one_is_left_
     runs = []
     try:
         for _ in range(2):  # one after the other: the first creates the instance's storage
-            runs.append(subprocess.Popen([sys.executable, str(tmp_path / "job.py"), "120"], env=env,
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+            runs.append(
+                subprocess.Popen(
+                    [sys.executable, str(tmp_path / "job.py"), "120"],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+            )
             assert "napping" in runs[-1].stdout.readline()
         runs[0].send_signal(signal.SIGKILL)
         runs[0].wait()
@@ -216,8 +234,13 @@ def test_the_dbt_step_waits_for_the_lock_then_fails_naming_the_file(warehouse, t
     holder = hold(warehouse, 120)
     t0 = time.monotonic()
     try:
-        result = dg.materialize([cost_models], resources={"dbt": dbt_resource}, partition_key="2026-11-02",
-                                instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        result = dg.materialize(
+            [cost_models],
+            resources={"dbt": dbt_resource},
+            partition_key="2026-11-02",
+            instance=dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+        )
     finally:
         holder.kill()
         holder.wait()

@@ -40,46 +40,53 @@ def test_demo_prints_the_rollups(warehouse):
 
 def test_every_ingested_line_is_loaded_or_quarantined(warehouse):
     con = warehouse["con"]
-    bad = con.execute("SELECT * FROM ingest_file_stats WHERE rows_read <> rows_loaded + rows_quarantined + rows_skipped")
+    bad = con.execute(
+        "SELECT * FROM ingest_file_stats WHERE rows_read <> rows_loaded + rows_quarantined + rows_skipped"
+    )
     assert bad.fetchall() == []
     for feed in ("requests", "telemetry", "prices"):
-        loaded, = one(con, f"SELECT count(*) FROM raw_{feed}")
-        stats, = one(con, f"SELECT sum(rows_loaded) FROM ingest_file_stats WHERE feed = '{feed}'")
+        (loaded,) = one(con, f"SELECT count(*) FROM raw_{feed}")
+        (stats,) = one(con, f"SELECT sum(rows_loaded) FROM ingest_file_stats WHERE feed = '{feed}'")
         assert loaded == stats > 0
     # re-materializing did not double anything
-    dupes, = one(con, "SELECT count(*) - count(DISTINCT request_id) FROM raw_requests")
+    (dupes,) = one(con, "SELECT count(*) - count(DISTINCT request_id) FROM raw_requests")
     assert dupes == 0
 
 
 def test_energy_is_conserved_per_device_day(warehouse):
     con = warehouse["con"]
-    metered, attributed, idle = one(con, "SELECT sum(metered_energy_j), sum(request_energy_j), sum(idle_energy_j) "
-                                         "FROM int_device_days")
+    metered, attributed, idle = one(
+        con, "SELECT sum(metered_energy_j), sum(request_energy_j), sum(idle_energy_j) FROM int_device_days"
+    )
     assert metered > 0 and attributed > 0 and idle > 0
     assert attributed + idle == pytest.approx(metered, rel=1e-9)
-    pieces, = one(con, "SELECT sum(energy_j) FROM request_energy_pieces")
+    (pieces,) = one(con, "SELECT sum(energy_j) FROM request_energy_pieces")
     assert pieces == pytest.approx(attributed, rel=1e-12)
 
 
 def test_request_costs_add_up_and_cover_every_request(warehouse):
     con = warehouse["con"]
-    n_raw, = one(con, "SELECT count(*) FROM raw_requests")
+    (n_raw,) = one(con, "SELECT count(*) FROM raw_requests")
     n_fct, n_costed = one(con, "SELECT count(*), count(total_cost_usd) FROM fct_request_cost")
     assert n_raw == n_fct == n_costed
-    worst, = one(con, "SELECT max(abs(total_cost_usd - energy_cost_usd - capex_cost_usd - overhead_cost_usd)) "
-                      "FROM fct_request_cost")
+    (worst,) = one(
+        con,
+        "SELECT max(abs(total_cost_usd - energy_cost_usd - capex_cost_usd - overhead_cost_usd)) FROM fct_request_cost",
+    )
     assert worst < 1e-12
     # capex: requests + idle = every device's day of amortization
-    req, idle, day = one(con, "SELECT sum(request_capex_cost_usd), sum(idle_capex_cost_usd), "
-                              "sum(day_capex_cost_usd) FROM int_device_days")
+    req, idle, day = one(
+        con,
+        "SELECT sum(request_capex_cost_usd), sum(idle_capex_cost_usd), sum(day_capex_cost_usd) FROM int_device_days",
+    )
     assert req + idle == pytest.approx(day, rel=1e-9)
-    caveats, = one(con, "SELECT count(*) FROM fct_request_cost WHERE cost_caveat IS NOT NULL")
+    (caveats,) = one(con, "SELECT count(*) FROM fct_request_cost WHERE cost_caveat IS NOT NULL")
     assert caveats == 0
 
 
 def test_tensor_parallel_requests_draw_from_four_devices(warehouse):
     con = warehouse["con"]
-    devices, = one(con, "SELECT min(devices) FROM fct_request_cost WHERE model = 'llama-3.1-70b-instruct'")
+    (devices,) = one(con, "SELECT min(devices) FROM fct_request_cost WHERE model = 'llama-3.1-70b-instruct'")
     assert devices == 4
 
 
@@ -92,19 +99,25 @@ def test_rollups_cover_models_and_techniques_with_plausible_energy(warehouse):
     assert models["llama-3.1-70b-instruct"] > models["llama-3.1-8b-instruct"]
     techniques = {t for (t,) in con.execute("SELECT DISTINCT technique FROM agg_daily_technique_cost").fetchall()}
     assert {"baseline", "quant:int8", "spec:prompt_lookup", "batching:static", "moe", "distilled"} <= techniques
-    change = dict(con.execute("SELECT technique, cost_change_pct FROM technique_savings "
-                              "WHERE model = 'llama-3.1-8b-instruct'").fetchall())
+    change = dict(
+        con.execute(
+            "SELECT technique, cost_change_pct FROM technique_savings WHERE model = 'llama-3.1-8b-instruct'"
+        ).fetchall()
+    )
     assert change["baseline"] == 0
     assert change["quant:int8"] < 0 < change["batching:static"]  # negative is cheaper, as in technique_comparison
-    same, = one(con, """SELECT max(abs(s.cost_change_pct - c.cost_change_pct)) FROM technique_savings s
-                        JOIN technique_comparison c USING (model, technique)""")
+    (same,) = one(
+        con,
+        """SELECT max(abs(s.cost_change_pct - c.cost_change_pct)) FROM technique_savings s
+                        JOIN technique_comparison c USING (model, technique)""",
+    )
     assert same < 1e-9
 
 
 def test_idle_cost_is_reported_and_shared(warehouse):
     con = warehouse["con"]
-    idle_usd, = one(con, "SELECT sum(idle_cost_usd) FROM agg_idle_cost WHERE requests > 0")
-    allocated, = one(con, "SELECT sum(idle_cost_allocated_usd) FROM fct_request_cost")
+    (idle_usd,) = one(con, "SELECT sum(idle_cost_usd) FROM agg_idle_cost WHERE requests > 0")
+    (allocated,) = one(con, "SELECT sum(idle_cost_allocated_usd) FROM fct_request_cost")
     assert idle_usd > 0
     assert allocated == pytest.approx(idle_usd, rel=1e-9)  # the default policy is proportional
 
@@ -121,8 +134,9 @@ def test_clean_sample_day_raises_no_alert_and_passes_every_check(warehouse):
 
     con = warehouse["con"]
     assert collect(con) == []
-    checks, failed = one(con, "SELECT count(DISTINCT check_name), count(*) FILTER (WHERE NOT success) "
-                              "FROM quality_check_results")
+    checks, failed = one(
+        con, "SELECT count(DISTINCT check_name), count(*) FILTER (WHERE NOT success) FROM quality_check_results"
+    )
     assert checks >= 15 and failed == 0
 
 
@@ -130,18 +144,30 @@ def test_analysts_query_the_published_copy_while_a_run_writes(warehouse):
     home = warehouse["home"]
     assert (home / "published" / "warehouse.duckdb").exists()
     warehouse["con"].close()  # let a writer take the live file, as a running pipeline does
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "c.execute('CREATE TABLE IF NOT EXISTS _busy(x INT)'); print('writing', flush=True); "
-                               "time.sleep(120)", str(home / "warehouse.duckdb")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "c.execute('CREATE TABLE IF NOT EXISTS _busy(x INT)'); print('writing', flush=True); "
+            "time.sleep(120)",
+            str(home / "warehouse.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "writing"
-        ok = run_cli(["sql", "SELECT model, sum(requests) AS n FROM agg_daily_model_cost GROUP BY 1 ORDER BY 1"],
-                     home=home)
+        ok = run_cli(
+            ["sql", "SELECT model, sum(requests) AS n FROM agg_daily_model_cost GROUP BY 1 ORDER BY 1"], home=home
+        )
         assert "llama-3.1-8b-instruct" in ok.stdout
         live = run_cli(["sql", "--live", "SELECT 1"], home=home, ok=False)
         assert live.returncode != 0  # the live file is locked: exactly why the published copy exists
-        assert live.stderr.strip() == (f"infercost: the pipeline is writing to {home / 'warehouse.duckdb'} "
-                                       f"(PID {holder.pid}); query the published copy (drop --live)"), live.stderr
+        assert live.stderr.strip() == (
+            f"infercost: the pipeline is writing to {home / 'warehouse.duckdb'} "
+            f"(PID {holder.pid}); query the published copy (drop --live)"
+        ), live.stderr
     finally:
         holder.kill()
         holder.wait()
@@ -166,8 +192,10 @@ def test_the_readme_analyst_queries_run_as_written(warehouse):
 
 def test_technique_comparison_has_intervals_and_sizes(warehouse):
     con = warehouse["con"]
-    rows = con.execute("SELECT technique, cost_change_pct, cost_change_ci_low_pct, cost_change_ci_high_pct, requests, "
-                       "summary FROM technique_comparison WHERE model = 'llama-3.1-8b-instruct'").fetchall()
+    rows = con.execute(
+        "SELECT technique, cost_change_pct, cost_change_ci_low_pct, cost_change_ci_high_pct, requests, "
+        "summary FROM technique_comparison WHERE model = 'llama-3.1-8b-instruct'"
+    ).fetchall()
     by = {r[0]: r for r in rows}
     assert {"quant:int8", "spec:prompt_lookup", "batching:static"} <= set(by)
     tech, change, low, high, n, summary = by["quant:int8"]
@@ -219,9 +247,9 @@ def test_focus_export_follows_the_column_rules(warehouse, tmp_path):
         assert float(r["ConsumedQuantity"]) > 0 and r["ConsumedUnit"] == "Tokens"
         assert float(r["ListUnitPrice"]) * float(r["PricingQuantity"]) == pytest.approx(float(r["ListCost"]))
         assert json.loads(r["Tags"])["model"] == r["x_Model"]
-    total, = one(warehouse["con"], "SELECT sum(fully_loaded_cost_usd) FROM fct_request_cost")
+    (total,) = one(warehouse["con"], "SELECT sum(fully_loaded_cost_usd) FROM fct_request_cost")
     assert sum(float(r["BilledCost"]) for r in rows) == pytest.approx(total, rel=1e-9)
-    tokens, = one(warehouse["con"], "SELECT sum(prompt_tokens + completion_tokens) FROM fct_request_cost")
+    (tokens,) = one(warehouse["con"], "SELECT sum(prompt_tokens + completion_tokens) FROM fct_request_cost")
     assert sum(float(r["ConsumedQuantity"]) for r in rows) == tokens
 
 
@@ -231,38 +259,51 @@ def test_whatif_projections_rest_on_measurements(warehouse):
     con = duckdb.connect(str(warehouse["home"] / "published" / "warehouse.duckdb"), read_only=True)
     try:
         p = whatif.technique(con, "llama-3.1-8b-instruct", "quant:int8")
-        base, = one(con, "SELECT sum(fully_loaded_cost_usd) FROM fct_request_cost "
-                         "WHERE model = 'llama-3.1-8b-instruct' AND technique = 'baseline'")
-        change, = one(con, "SELECT cost_change_pct FROM technique_comparison "
-                           "WHERE model = 'llama-3.1-8b-instruct' AND technique = 'quant:int8'")
+        (base,) = one(
+            con,
+            "SELECT sum(fully_loaded_cost_usd) FROM fct_request_cost "
+            "WHERE model = 'llama-3.1-8b-instruct' AND technique = 'baseline'",
+        )
+        (change,) = one(
+            con,
+            "SELECT cost_change_pct FROM technique_comparison "
+            "WHERE model = 'llama-3.1-8b-instruct' AND technique = 'quant:int8'",
+        )
         assert p.current_usd == pytest.approx(base) and p.projected_usd == pytest.approx(base * (1 + change / 100))
         assert p.low_usd < p.projected_usd < p.high_usd < p.current_usd
         assert "n=" in p.rests_on[0] and "bootstrap" in p.rests_on[0]
         q = whatif.prices(con, "us-west", "eu-central")
-        expected, = one(con, """SELECT sum(p.facility_energy_j / 3.6e9 * s.price_usd_per_mwh)
+        (expected,) = one(
+            con,
+            """SELECT sum(p.facility_energy_j / 3.6e9 * s.price_usd_per_mwh)
             FROM int_request_cost_pieces p JOIN int_prices_usd s ON s.region = 'eu-central'
-             AND p.bucket_start >= s.interval_start AND p.bucket_start < s.interval_end WHERE p.region = 'us-west'""")
+             AND p.bucket_start >= s.interval_start AND p.bucket_start < s.interval_end WHERE p.region = 'us-west'""",
+        )
         assert q.projected_usd == pytest.approx(expected) and q.current_usd > 0
         with pytest.raises(whatif.NoMeasurement, match="never served it there"):
             whatif.device(con, "llama-3.1-8b-instruct", "A100-SXM4")
     finally:
         con.close()
-    projection = run_cli(["whatif", "technique", "--model", "llama-3.1-8b-instruct", "--technique", "quant:int8"],
-                         home=warehouse["home"])
+    projection = run_cli(
+        ["whatif", "technique", "--model", "llama-3.1-8b-instruct", "--technique", "quant:int8"], home=warehouse["home"]
+    )
     assert "rests on:" in projection.stdout
 
 
 def test_emissions_follow_energy_and_the_hourly_grid_intensity(warehouse):
     con = warehouse["con"]
-    got, = one(con, "SELECT sum(emissions_g_co2e) FROM fct_request_cost")
-    expected, = one(con, """
+    (got,) = one(con, "SELECT sum(emissions_g_co2e) FROM fct_request_cost")
+    (expected,) = one(
+        con,
+        """
         SELECT sum(p.facility_energy_j / 3.6e6 * c.g_co2e_per_kwh)
         FROM int_request_cost_pieces p JOIN stg_carbon_intensity c ON c.region = p.region
-         AND p.bucket_start >= c.interval_start AND p.bucket_start < c.interval_end""")
+         AND p.bucket_start >= c.interval_start AND p.bucket_start < c.interval_end""",
+    )
     assert got > 0 and got == pytest.approx(expected, rel=1e-9)
-    missing, = one(con, "SELECT count(*) FROM fct_request_cost WHERE emissions_g_co2e IS NULL")
+    (missing,) = one(con, "SELECT count(*) FROM fct_request_cost WHERE emissions_g_co2e IS NULL")
     assert missing == 0
-    kg, = one(con, "SELECT sum(emissions_kg_co2e) FROM agg_daily_model_cost")
+    (kg,) = one(con, "SELECT sum(emissions_kg_co2e) FROM agg_daily_model_cost")
     assert kg == pytest.approx(got / 1000, rel=1e-9)
 
 
@@ -284,9 +325,24 @@ def test_report_renders_offline_in_a_headless_browser(warehouse, tmp_path):
     run_cli(["report", "--from", "2026-11-02", "--to", "2026-11-02", "--out", out], home=warehouse["home"])
     page = out.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "the report must not fetch anything"
-    dom = run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", out.as_uri()], ok=False, timeout=120)
+    dom = run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            out.as_uri(),
+        ],
+        ok=False,
+        timeout=120,
+    )
     body = re.search(r"<body[^>]*>", dom.stdout)
     assert body, dom.stderr[-2000:]
     assert 'data-errors="0"' in body.group(0)
@@ -305,8 +361,9 @@ def test_every_mart_column_is_documented(warehouse):
             models[model["name"]] = {c["name"]: c.get("description") for c in model.get("columns", [])}
     for name, documented in models.items():
         built = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
-        assert set(built) == set(documented), f"{name}: undocumented {set(built) - set(documented)}, " \
-                                              f"stale {set(documented) - set(built)}"
+        assert set(built) == set(documented), (
+            f"{name}: undocumented {set(built) - set(documented)}, stale {set(documented) - set(built)}"
+        )
         assert all(documented.values()), f"{name}: a column without a description"
 
 
@@ -321,8 +378,9 @@ def test_every_table_python_writes_matches_its_declaration(warehouse):
     con = warehouse["con"]
     for name in RAW_TABLES + WRITTEN_TABLES:
         built = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {name}").fetchall()]
-        declared = [(c.name, {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}.get(c.type, c.type))
-                    for c in table(name).columns]
+        declared = [
+            (c.name, {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}.get(c.type, c.type)) for c in table(name).columns
+        ]
         assert built == declared, name
 
 
@@ -332,7 +390,13 @@ def test_no_comparison_leaves_requests_out_on_the_clean_sample_day(warehouse):
     assert one(con, "SELECT sum(requests_excluded + baseline_requests_excluded) FROM technique_comparison") == (0,)
     assert one(con, "SELECT sum(requests_inventory_missing) FROM agg_daily_model_cost") == (0,)
     # every sample device is inside its amortization window and no request came from a cache
-    assert one(con, "SELECT count(*) FILTER (WHERE device_before_in_service OR amortization_ended "
-                    "OR served_from_cache) FROM fct_request_cost") == (0,)
-    assert one(con, "SELECT sum(requests_before_in_service + requests_amortization_ended + requests_from_cache) "
-                    "FROM agg_daily_model_cost") == (0,)
+    assert one(
+        con,
+        "SELECT count(*) FILTER (WHERE device_before_in_service OR amortization_ended "
+        "OR served_from_cache) FROM fct_request_cost",
+    ) == (0,)
+    assert one(
+        con,
+        "SELECT sum(requests_before_in_service + requests_amortization_ended + requests_from_cache) "
+        "FROM agg_daily_model_cost",
+    ) == (0,)

@@ -21,8 +21,15 @@ def delivered(tmp_path_factory):
     root = tmp_path_factory.mktemp("planted")
     landing = root / "landing"
     # day 7: the 70B fp8 replica's GPUs throttle, and us-west prices spike x60 for four hours
-    generate(landing, devices=8, days=7, seed=21, load=0.3, progress=lambda m: None,
-             plant=Plant(day=6, throttle_replica="us-west-h100-large-000-r1", price_spike_region="us-west"))
+    generate(
+        landing,
+        devices=8,
+        days=7,
+        seed=21,
+        load=0.3,
+        progress=lambda m: None,
+        plant=Plant(day=6, throttle_replica="us-west-h100-large-000-r1", price_spike_region="us-west"),
+    )
     # day 6: the host's telemetry stops for an hour
     path = landing / "telemetry" / f"us-west-h100-large-000_{GAP_DAY}.csv.gz"
     lines = gzip.decompress(path.read_bytes()).decode().splitlines()
@@ -31,8 +38,12 @@ def delivered(tmp_path_factory):
     shutil.copy(landing / "requests" / f"{LAST_DAY}.jsonl.gz", landing / "requests" / f"{LAST_DAY}-resent.jsonl.gz")
 
     receiver = Receiver()
-    env = cli_env(home=root / "home", landing=landing, INFERCOST_ALERT_WEBHOOK_URL=receiver.url + "/hook",
-                  INFERCOST_ALERT_WEBHOOK_SECRET="k")
+    env = cli_env(
+        home=root / "home",
+        landing=landing,
+        INFERCOST_ALERT_WEBHOOK_URL=receiver.url + "/hook",
+        INFERCOST_ALERT_WEBHOOK_SECRET="k",
+    )
     try:
         run_cli(["materialize", "--from", "2026-11-02", "--to", LAST_DAY], env=env, timeout=1200)
         run_cli(["alerts", "send"], env=env)
@@ -71,10 +82,16 @@ def test_price_spike_is_flagged(delivered):
 
 
 def test_throttled_gpu_is_flagged(delivered):
-    throttled = [a for a in anomalies(delivered, LAST_DAY)
-                 if a["series_key"] == "llama-3.1-70b-instruct / quant:fp8" and a["metric"] == "j_per_output_token"]
+    throttled = [
+        a
+        for a in anomalies(delivered, LAST_DAY)
+        if a["series_key"] == "llama-3.1-70b-instruct / quant:fp8" and a["metric"] == "j_per_output_token"
+    ]
     assert throttled and throttled[0]["likely_cause"] == "slower decoding (throttling?)"
     assert throttled[0]["effect_pct"] > 15
     # the untouched bf16 replica of the same model is not flagged for energy per token
-    assert not [a for a in anomalies(delivered, LAST_DAY)
-                if a["series_key"] == "llama-3.1-70b-instruct / baseline" and a["metric"] == "j_per_output_token"]
+    assert not [
+        a
+        for a in anomalies(delivered, LAST_DAY)
+        if a["series_key"] == "llama-3.1-70b-instruct / baseline" and a["metric"] == "j_per_output_token"
+    ]

@@ -16,11 +16,20 @@ DAY = date(2026, 11, 2)
 @pytest.fixture
 def loaded(con, landing):
     """The sample fleet plus a day of requests where one request names a model models.csv does not know."""
-    lines = [json.dumps({"id": f"r{i}", "created": 1793613600, "model": model,
-                         "replica_id": "us-west-h100-small-001-r0",
-                         "usage": {"prompt_tokens": 10, "completion_tokens": 5},
-                         "started_at": f"2026-11-02T10:00:0{i}Z", "ended_at": f"2026-11-02T10:00:0{i + 1}Z"})
-             for i, model in enumerate(["llama-3.1-8b-instruct"] * 3 + ["mystery-13b"])]
+    lines = [
+        json.dumps(
+            {
+                "id": f"r{i}",
+                "created": 1793613600,
+                "model": model,
+                "replica_id": "us-west-h100-small-001-r0",
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+                "started_at": f"2026-11-02T10:00:0{i}Z",
+                "ended_at": f"2026-11-02T10:00:0{i + 1}Z",
+            }
+        )
+        for i, model in enumerate(["llama-3.1-8b-instruct"] * 3 + ["mystery-13b"])
+    ]
     (landing / "requests" / "2026-11-02.jsonl").write_text("\n".join(lines) + "\n")
     ingest_feed(con, "requests", landing, DAY)
     return con
@@ -28,8 +37,10 @@ def loaded(con, landing):
 
 def test_unknown_model_is_named_with_counts(loaded):
     if not loaded.execute("SELECT count(*) FROM raw_requests").fetchall()[0][0]:
-        pytest.fail("the fixture's requests did not load: " + str(loaded.execute(
-            "SELECT reason FROM ingest_quarantine LIMIT 3").fetchall()))
+        pytest.fail(
+            "the fixture's requests did not load: "
+            + str(loaded.execute("SELECT reason FROM ingest_quarantine LIMIT 3").fetchall())
+        )
     outcomes = {o.name: o for o in run_suite(loaded, "requests", DAY)}
     models = outcomes["requests_known_models"]
     assert not models.success
@@ -48,8 +59,9 @@ def test_freshness_says_how_many_hours(loaded):
 
 def test_stored_results_and_alert_text_name_the_offender(loaded):
     run_suite(loaded, "requests", DAY)
-    stored = loaded.execute("SELECT unexpected_sample FROM quality_check_results "
-                            "WHERE check_name = 'requests_known_models' AND NOT success").fetchall()
+    stored = loaded.execute(
+        "SELECT unexpected_sample FROM quality_check_results WHERE check_name = 'requests_known_models' AND NOT success"
+    ).fetchall()
     assert stored and "mystery-13b" in stored[0][0]
     alert = next(a for a in collect(loaded) if a.details.get("check") == "requests_known_models")
     assert "mystery-13b" in alert.text and "1 of 2 rows" in alert.text

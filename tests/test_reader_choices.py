@@ -36,8 +36,10 @@ def test_other_feeds_are_kept_and_a_new_format_drops_the_old_options(config_dir)
     other = next(name for name in sorted(FORMATS) if name != "litellm")
     save_reader_choice(config_dir, "requests", other, {"replicas": "r0,r1"})
     config = yaml.safe_load((config_dir / "formats.yaml").read_text())
-    assert config == {"requests": {"format": other, "options": {"replicas": "r0,r1"}},
-                      "telemetry": {"format": "nvidia_smi_csv", "options": {"timezone": "UTC"}}}
+    assert config == {
+        "requests": {"format": other, "options": {"replicas": "r0,r1"}},
+        "telemetry": {"format": "nvidia_smi_csv", "options": {"timezone": "UTC"}},
+    }
     assert not list(config_dir.glob(".formats.*"))  # no temporary file left behind
 
 
@@ -51,10 +53,13 @@ def test_a_landing_file_in_force_is_carried_over(landing, config_dir, monkeypatc
     assert resolve_landing_feed("telemetry", landing).options == {"timezone": "UTC"}
 
 
-@pytest.mark.parametrize("feed,fmt,message", [
-    ("requests", "no_such_reader", "unknown format 'no_such_reader' for requests"),
-    ("invoices", None, "unknown feed 'invoices'"),
-])
+@pytest.mark.parametrize(
+    "feed,fmt,message",
+    [
+        ("requests", "no_such_reader", "unknown format 'no_such_reader' for requests"),
+        ("invoices", None, "unknown feed 'invoices'"),
+    ],
+)
 def test_unknown_names_are_refused_and_nothing_is_written(config_dir, feed, fmt, message):
     with pytest.raises(IngestError, match=message):
         save_reader_choice(config_dir, feed, fmt, {})
@@ -96,3 +101,15 @@ def test_cli_ingest_keeps_its_reader_choice_for_the_next_run(tmp_path, landing):
     assert first_sample() == shifted
     utc = run_cli([*args, "--option", "timezone=UTC"], env=env)  # the option changes what is read
     assert utc.returncode == 0 and (shifted - first_sample()).total_seconds() / 3600 in (4.0, 5.0)
+
+
+def test_a_misspelled_option_is_refused_before_anything_is_read(tmp_path, landing):
+    from tests.conftest import cli_env, run_cli
+
+    env = cli_env(home=tmp_path / "home", landing=landing, INFERCOST_CONFIG_DIR=str(tmp_path / "config"))
+    done = run_cli(
+        ["ingest", "--partition", "2026-11-02", "--feed", "telemetry", "--option", "timezon=UTC"], env=env, ok=False
+    )
+    assert done.returncode == 1 and "unknown option 'timezon'" in done.stderr and "timezone" in done.stderr
+    assert not (tmp_path / "home" / "warehouse.duckdb").exists()
+    assert not (tmp_path / "config" / "formats.yaml").exists()

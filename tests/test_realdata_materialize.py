@@ -46,8 +46,10 @@ PJM,PJM-DA-COMED,America/Chicago,60
 """
 FX_RATES = "currency,usd_per_unit\nUSD,1.0\nEUR,1.08\n"
 
-WILKINS_RUNS = {"llama2-7b_palmetto-v100_2024-03-29_08-43-09": "Llama-2-7b-chat-hf-palmetto-v100-1.csv",
-                "mistral-7b_palmetto-v100_2024-03-29_11-19-25": "Mistral-7B-v0.1-palmetto-v100-1.csv"}
+WILKINS_RUNS = {
+    "llama2-7b_palmetto-v100_2024-03-29_08-43-09": "Llama-2-7b-chat-hf-palmetto-v100-1.csv",
+    "mistral-7b_palmetto-v100_2024-03-29_11-19-25": "Mistral-7B-v0.1-palmetto-v100-1.csv",
+}
 WILKINS_MAPPING = """
 feed: requests
 source:
@@ -86,35 +88,57 @@ def runs(realdata: Path) -> list[dict]:
     epf = realdata / "epftoolbox-dayahead"
     wilkins = realdata / "wilkins-energy-inference"
     return [
-        {"day": "2023-11-16",  # Azure's trace day, priced by every green-dcc 2023 market
-         "files": {"requests": {f.name: f for f in sorted((realdata / "azure-llm-2023").glob("*.csv"))},
-                   "prices": {f.name: f for f in sorted(green.glob("*_2023.csv"))}},
-         "formats": "requests:\n  format: azure_trace_csv\n  options:\n    "
-                    + ARRIVAL.format(model="llama-3.1-8b-instruct", replicas="az-r0,az-r1")},
-        {"day": "2024-03-29",  # Wilkins: both V100 runs, their request logs through a mapping, their nvidia-smi
-         "files": {"requests": {f"{run}.csv": wilkins / run / log for run, log in WILKINS_RUNS.items()},
-                   "telemetry": {f"palmetto-v100-{run.split('_')[0]}.csv": wilkins / run / "nvidia-smi.csv"
-                                 for run in WILKINS_RUNS},
-                   "prices": {f.name: f for f in sorted(green.glob("*_2024.csv"))}},
-         "formats": "requests:\n  format: mapped\n  options: {mapping: wilkins.yaml}\n"
-                    "telemetry:\n  options: {timezone: America/New_York, host: palmetto-v100, "
-                    "power_draw_window_s: 0}\n",
-         "config": {"wilkins.yaml": WILKINS_MAPPING}},
-        {"day": "2017-01-02",  # Mooncake placed on a day the EUR epftoolbox markets cover
-         "files": {"requests": {"conversation_trace.jsonl": realdata / "mooncake-fast25" / "conversation_trace.jsonl"},
-                   "prices": {"DE_epftoolbox.csv": epf / "Forecasts_DE_DNN_LEAR_ensembles.csv",
-                              "NP_epftoolbox.csv": epf / "Forecasts_NP_DNN_LEAR_ensembles.csv"}},
-         "formats": "requests:\n  format: mooncake_jsonl\n  options:\n    start: '2017-01-02T08:00:00Z'\n    "
-                    + ARRIVAL.format(model="mixtral-8x7b-instruct", replicas="mc-r0")
-                    + "prices:\n  options: {value_column: Real price, currency: EUR}\n"},
-        {"day": "2017-01-03",  # epftoolbox's PJM file is in USD: the currency option is one per run
-         "files": {"prices": {"PJM_epftoolbox.csv": epf / "Forecasts_PJM_DNN_LEAR_ensembles.csv"}},
-         "formats": "prices:\n  options: {value_column: Real price, currency: USD}\n"},
-        {"day": "2022-09-11",  # Alibaba's anonymized first day: utilization-only telemetry with a power model
-         "files": {"telemetry": {"pod_gpu_duty_cycle_anon.tar.gz":
-                                 realdata / "alibaba-genai-2026" / "pod_gpu_duty_cycle_anon.tar.gz"}},
-         "formats": "telemetry:\n  format: mapped\n  options: {mapping: alibaba.yaml}\n",
-         "config": {"alibaba.yaml": ALIBABA_MAPPING}},
+        {
+            "day": "2023-11-16",  # Azure's trace day, priced by every green-dcc 2023 market
+            "files": {
+                "requests": {f.name: f for f in sorted((realdata / "azure-llm-2023").glob("*.csv"))},
+                "prices": {f.name: f for f in sorted(green.glob("*_2023.csv"))},
+            },
+            "formats": "requests:\n  format: azure_trace_csv\n  options:\n    "
+            + ARRIVAL.format(model="llama-3.1-8b-instruct", replicas="az-r0,az-r1"),
+        },
+        {
+            "day": "2024-03-29",  # Wilkins: both V100 runs, their request logs through a mapping, their nvidia-smi
+            "files": {
+                "requests": {f"{run}.csv": wilkins / run / log for run, log in WILKINS_RUNS.items()},
+                "telemetry": {
+                    f"palmetto-v100-{run.split('_')[0]}.csv": wilkins / run / "nvidia-smi.csv" for run in WILKINS_RUNS
+                },
+                "prices": {f.name: f for f in sorted(green.glob("*_2024.csv"))},
+            },
+            "formats": "requests:\n  format: mapped\n  options: {mapping: wilkins.yaml}\n"
+            "telemetry:\n  options: {timezone: America/New_York, host: palmetto-v100, "
+            "power_draw_window_s: 0}\n",
+            "config": {"wilkins.yaml": WILKINS_MAPPING},
+        },
+        {
+            "day": "2017-01-02",  # Mooncake placed on a day the EUR epftoolbox markets cover
+            "files": {
+                "requests": {"conversation_trace.jsonl": realdata / "mooncake-fast25" / "conversation_trace.jsonl"},
+                "prices": {
+                    "DE_epftoolbox.csv": epf / "Forecasts_DE_DNN_LEAR_ensembles.csv",
+                    "NP_epftoolbox.csv": epf / "Forecasts_NP_DNN_LEAR_ensembles.csv",
+                },
+            },
+            "formats": "requests:\n  format: mooncake_jsonl\n  options:\n    start: '2017-01-02T08:00:00Z'\n    "
+            + ARRIVAL.format(model="mixtral-8x7b-instruct", replicas="mc-r0")
+            + "prices:\n  options: {value_column: Real price, currency: EUR}\n",
+        },
+        {
+            "day": "2017-01-03",  # epftoolbox's PJM file is in USD: the currency option is one per run
+            "files": {"prices": {"PJM_epftoolbox.csv": epf / "Forecasts_PJM_DNN_LEAR_ensembles.csv"}},
+            "formats": "prices:\n  options: {value_column: Real price, currency: USD}\n",
+        },
+        {
+            "day": "2022-09-11",  # Alibaba's anonymized first day: utilization-only telemetry with a power model
+            "files": {
+                "telemetry": {
+                    "pod_gpu_duty_cycle_anon.tar.gz": realdata / "alibaba-genai-2026" / "pod_gpu_duty_cycle_anon.tar.gz"
+                }
+            },
+            "formats": "telemetry:\n  format: mapped\n  options: {mapping: alibaba.yaml}\n",
+            "config": {"alibaba.yaml": ALIBABA_MAPPING},
+        },
     ]
 
 
@@ -122,8 +146,13 @@ def write_run(base: Path, run: dict) -> tuple[Path, Path]:
     landing, config = base / f"landing-{run['day']}", base / f"config-{run['day']}"
     fleet = landing / "fleet"
     fleet.mkdir(parents=True)
-    for name, text in {"inventory": INVENTORY, "deployments": DEPLOYMENTS, "models": MODELS, "regions": REGIONS,
-                       "fx_rates": FX_RATES}.items():
+    for name, text in {
+        "inventory": INVENTORY,
+        "deployments": DEPLOYMENTS,
+        "models": MODELS,
+        "regions": REGIONS,
+        "fx_rates": FX_RATES,
+    }.items():
         (fleet / f"{name}.csv").write_text(text)
     for feed in ("requests", "telemetry", "prices", "carbon"):
         (landing / feed).mkdir()
@@ -145,8 +174,11 @@ def materialized(realdata, tmp_path_factory):
     for run in runs(realdata):
         landing, config = write_run(base, run)
         # no INFERCOST_START_DATE: materialize's first partition follows the (2016-2024) day asked for
-        run_cli(["materialize", "--partition", run["day"]],
-                env=cli_env(home=home, landing=landing, INFERCOST_CONFIG_DIR=str(config)), timeout=1200)
+        run_cli(
+            ["materialize", "--partition", run["day"]],
+            env=cli_env(home=home, landing=landing, INFERCOST_CONFIG_DIR=str(config)),
+            timeout=1200,
+        )
         done.append((run, landing))
     live = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     published = duckdb.connect(str(home / "published" / "warehouse.duckdb"), read_only=True)
@@ -158,9 +190,11 @@ def materialized(realdata, tmp_path_factory):
 
 
 def file_stats(con, path: Path) -> list[tuple]:
-    return con.execute("SELECT partition_date::VARCHAR, rows_read, rows_loaded, rows_quarantined, rows_skipped "
-                       "FROM ingest_file_stats WHERE source_file IN (?, ?)",
-                       [str(path), str(path.resolve())]).fetchall()
+    return con.execute(
+        "SELECT partition_date::VARCHAR, rows_read, rows_loaded, rows_quarantined, rows_skipped "
+        "FROM ingest_file_stats WHERE source_file IN (?, ?)",
+        [str(path), str(path.resolve())],
+    ).fetchall()
 
 
 def test_every_real_file_is_read_with_no_row_lost(materialized):
@@ -179,29 +213,34 @@ def test_the_known_row_counts_load(materialized):
     con = materialized["live"]
 
     def loaded(feed, day, like):
-        return con.execute("SELECT sum(rows_loaded), sum(rows_quarantined) FROM ingest_file_stats "
-                           "WHERE feed = ? AND partition_date = ? AND source_file LIKE ?",
-                           [feed, day, like]).fetchall()[0]
+        return con.execute(
+            "SELECT sum(rows_loaded), sum(rows_quarantined) FROM ingest_file_stats "
+            "WHERE feed = ? AND partition_date = ? AND source_file LIKE ?",
+            [feed, day, like],
+        ).fetchall()[0]
 
     # SOURCE.md counts: Azure 19,366 + 8,819 requests, Mooncake 12,031, all in their day
     assert loaded("requests", "2023-11-16", "%Azure%") == (28_185, 0)
     assert loaded("requests", "2017-01-02", "%conversation_trace%") == (12_031, 0)
     # Wilkins: every inference row loads, the two setup rows of each log are counted as skipped
     assert loaded("requests", "2024-03-29", "%palmetto%")[1] == 0
-    skipped, = con.execute("SELECT sum(rows_skipped) FROM ingest_file_stats WHERE feed = 'requests' "
-                           "AND source_file LIKE '%palmetto%'").fetchall()[0]
+    (skipped,) = con.execute(
+        "SELECT sum(rows_skipped) FROM ingest_file_stats WHERE feed = 'requests' AND source_file LIKE '%palmetto%'"
+    ).fetchall()[0]
     assert skipped == 4
     # epftoolbox: one price an hour of the day, per market
     for region, day in (("DE", "2017-01-02"), ("NP", "2017-01-02"), ("PJM", "2017-01-03")):
-        n, = con.execute("SELECT count(*) FROM raw_prices WHERE region = ? AND interval_start::DATE = ?",
-                         [region, day]).fetchall()[0]
+        (n,) = con.execute(
+            "SELECT count(*) FROM raw_prices WHERE region = ? AND interval_start::DATE = ?", [region, day]
+        ).fetchall()[0]
         assert n == 24, (region, n)
 
 
 def test_every_loaded_request_is_costed(materialized):
     raw = materialized["live"].execute("SELECT count(*) FROM raw_requests").fetchall()[0][0]
-    fct, costed = materialized["published"].execute(
-        "SELECT count(*), count(total_cost_usd) FROM fct_request_cost").fetchall()[0]
+    fct, costed = (
+        materialized["published"].execute("SELECT count(*), count(total_cost_usd) FROM fct_request_cost").fetchall()[0]
+    )
     assert raw == fct == costed > 40_000
 
 
@@ -214,6 +253,8 @@ def test_no_request_costed_at_zero_energy_or_capex_without_a_caveat(materialized
         GROUP BY model""").fetchall()
     assert silent == []
     # the Wilkins requests are metered by their real V100 trace: energy and capex both, no caveat needed
-    metered, total = con.execute("SELECT count(*) FILTER (WHERE energy_j > 0 AND capex_cost_usd > 0), count(*) "
-                                 "FROM fct_request_cost WHERE model IN ('Llama-2-7b-chat-hf', 'Mistral-7B-v0.1')").fetchall()[0]
+    metered, total = con.execute(
+        "SELECT count(*) FILTER (WHERE energy_j > 0 AND capex_cost_usd > 0), count(*) "
+        "FROM fct_request_cost WHERE model IN ('Llama-2-7b-chat-hf', 'Mistral-7B-v0.1')"
+    ).fetchall()[0]
     assert metered == total == 63 + 74

@@ -35,8 +35,9 @@ def con(tmp_path):
 
 
 def prices(con, region):
-    return con.execute("SELECT interval_start, price_per_mwh FROM raw_prices WHERE region = ? ORDER BY 1",
-                       [region]).fetchall()
+    return con.execute(
+        "SELECT interval_start, price_per_mwh FROM raw_prices WHERE region = ? ORDER BY 1", [region]
+    ).fetchall()
 
 
 def test_caiso_utc_hours(realdata, con):
@@ -55,8 +56,10 @@ def test_ercot_offsets_across_the_fall_dst_change_and_a_scarcity_spike(realdata,
     assert [t.hour for t, _ in got] == list(range(24))
     # the 4191.66 USD/MWh scarcity hour (2023-08-25 19:00 CDT = 2023-08-26 00:00 UTC) loads as it is
     ingest_files(con, "prices", [f], date(2023, 8, 26))
-    spike = con.execute("SELECT price_per_mwh FROM raw_prices WHERE region = 'US-TEX-ERCO' "
-                        "AND interval_start = TIMESTAMPTZ '2023-08-26 00:00:00+00'").fetchall()
+    spike = con.execute(
+        "SELECT price_per_mwh FROM raw_prices WHERE region = 'US-TEX-ERCO' "
+        "AND interval_start = TIMESTAMPTZ '2023-08-26 00:00:00+00'"
+    ).fetchall()
     assert spike == [(4191.66,)]
 
 
@@ -80,8 +83,9 @@ def test_negative_prices_load(realdata, con):
 
 def test_epftoolbox_real_price_column(realdata, con):
     f = realdata / "epftoolbox-dayahead" / "Forecasts_DE_DNN_LEAR_ensembles.csv"
-    report = ingest_files(con, "prices", [f], date(2016, 1, 4), options={"value_column": "Real price",
-                                                                        "currency": "EUR"})
+    report = ingest_files(
+        con, "prices", [f], date(2016, 1, 4), options={"value_column": "Real price", "currency": "EUR"}
+    )
     got = prices(con, "Forecasts")
     assert report.rows_loaded == len(got) >= 23
     assert got[0][1] != 0 and con.execute("SELECT DISTINCT currency FROM raw_prices").fetchall() == [("EUR",)]

@@ -39,18 +39,24 @@ def test_attributed_energy_matches_the_logged_gpu_energy(run, realdata, tmp_path
     assert len(logged) > 60
     con = connect(tmp_path / "w.duckdb")
     day = logged[0][1].date()
-    report = ingest_files(con, "telemetry", [folder / "nvidia-smi.csv"], day,
-                          options={"timezone": "America/New_York", "host": "palmetto-v100",
-                                   "power_draw_window_s": 0})
+    report = ingest_files(
+        con,
+        "telemetry",
+        [folder / "nvidia-smi.csv"],
+        day,
+        options={"timezone": "America/New_York", "host": "palmetto-v100", "power_draw_window_s": 0},
+    )
     assert report.rows_quarantined == 0 and report.rows_loaded > 16_000
     telemetry = con.sql("SELECT device_id, ts, power_w, power_window_s FROM raw_telemetry").to_arrow_table()
-    requests = pa.table({
-        "request_id": [r[0] for r in logged],
-        "device_id": ["palmetto-v100"] * len(logged),
-        "started_at": pa.array([r[1] for r in logged], TS_TYPE),
-        "ended_at": pa.array([r[2] for r in logged], TS_TYPE),
-        "weight": [1.0] * len(logged),
-    })
+    requests = pa.table(
+        {
+            "request_id": [r[0] for r in logged],
+            "device_id": ["palmetto-v100"] * len(logged),
+            "started_at": pa.array([r[1] for r in logged], TS_TYPE),
+            "ended_at": pa.array([r[2] for r in logged], TS_TYPE),
+            "weight": [1.0] * len(logged),
+        }
+    )
     result = attribute_energy(requests, telemetry, max_gap_s=1.0)
     got = dict(zip(result.per_request["request_id"].to_pylist(), result.per_request["energy_j"].to_pylist()))
     errors = [abs(got[tag] - truth) / truth for tag, _, _, truth in logged]
@@ -68,15 +74,25 @@ def one_second_averages(telemetry: pa.Table) -> pa.Table:
     computed from the 100 ms instantaneous trace by the kernel's own integration."""
     ts = telemetry["ts"].to_pylist()
     grid = [ts[0] + timedelta(seconds=k) for k in range(1, int((ts[-1] - ts[0]).total_seconds()))]
-    windows = pa.table({
-        "request_id": [str(i) for i in range(len(grid))], "device_id": ["palmetto-v100"] * len(grid),
-        "started_at": pa.array([g - timedelta(seconds=1) for g in grid], TS_TYPE),
-        "ended_at": pa.array(grid, TS_TYPE), "weight": [1.0] * len(grid),
-    })
+    windows = pa.table(
+        {
+            "request_id": [str(i) for i in range(len(grid))],
+            "device_id": ["palmetto-v100"] * len(grid),
+            "started_at": pa.array([g - timedelta(seconds=1) for g in grid], TS_TYPE),
+            "ended_at": pa.array(grid, TS_TYPE),
+            "weight": [1.0] * len(grid),
+        }
+    )
     # the windows tile time without overlap, so each gets exactly its own second's energy
     energy = attribute_energy(windows, telemetry, max_gap_s=1.0).per_request["energy_j"].to_pylist()
-    return pa.table({"device_id": ["palmetto-v100"] * len(grid), "ts": pa.array(grid, TS_TYPE),
-                     "power_w": energy, "power_window_s": [1.0] * len(grid)})
+    return pa.table(
+        {
+            "device_id": ["palmetto-v100"] * len(grid),
+            "ts": pa.array(grid, TS_TYPE),
+            "power_w": energy,
+            "power_window_s": [1.0] * len(grid),
+        }
+    )
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))
@@ -85,15 +101,24 @@ def test_one_second_power_draw_meets_the_accuracy_goal(run, realdata, tmp_path):
     folder = realdata / "wilkins-energy-inference" / run
     logged = read_request_log(folder / RUNS[run])
     con = connect(tmp_path / "w.duckdb")
-    ingest_files(con, "telemetry", [folder / "nvidia-smi.csv"], logged[0][1].date(),
-                 options={"timezone": "America/New_York", "host": "palmetto-v100", "power_draw_window_s": 0})
+    ingest_files(
+        con,
+        "telemetry",
+        [folder / "nvidia-smi.csv"],
+        logged[0][1].date(),
+        options={"timezone": "America/New_York", "host": "palmetto-v100", "power_draw_window_s": 0},
+    )
     fine = con.sql("SELECT device_id, ts, power_w, power_window_s FROM raw_telemetry ORDER BY ts").to_arrow_table()
     coarse = one_second_averages(fine)
-    requests = pa.table({
-        "request_id": [r[0] for r in logged], "device_id": ["palmetto-v100"] * len(logged),
-        "started_at": pa.array([r[1] for r in logged], TS_TYPE), "ended_at": pa.array([r[2] for r in logged], TS_TYPE),
-        "weight": [1.0] * len(logged),
-    })
+    requests = pa.table(
+        {
+            "request_id": [r[0] for r in logged],
+            "device_id": ["palmetto-v100"] * len(logged),
+            "started_at": pa.array([r[1] for r in logged], TS_TYPE),
+            "ended_at": pa.array([r[2] for r in logged], TS_TYPE),
+            "weight": [1.0] * len(logged),
+        }
+    )
     result = attribute_energy(requests, coarse, max_gap_s=5.0)
     got = dict(zip(result.per_request["request_id"].to_pylist(), result.per_request["energy_j"].to_pylist()))
     errors = sorted(abs(got[tag] - truth) / truth for tag, _, _, truth in logged)
@@ -111,8 +136,13 @@ def test_validate_energy_command_on_real_windows(realdata, tmp_path):
     folder = realdata / "wilkins-energy-inference" / run
     logged = read_request_log(folder / RUNS[run])
     con = connect(tmp_path / "w.duckdb")
-    ingest_files(con, "telemetry", [folder / "nvidia-smi.csv"], logged[0][1].date(),
-                 options={"timezone": "America/New_York", "host": "palmetto-v100", "power_draw_window_s": 0})
+    ingest_files(
+        con,
+        "telemetry",
+        [folder / "nvidia-smi.csv"],
+        logged[0][1].date(),
+        options={"timezone": "America/New_York", "host": "palmetto-v100", "power_draw_window_s": 0},
+    )
     truth = tmp_path / "truth.csv"
     with open(truth, "w", newline="") as f:
         w = csv.writer(f)

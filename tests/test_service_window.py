@@ -47,8 +47,15 @@ def warehouse(tmp_path_factory):
     env.pop("INFERCOST_WAREHOUSE", None)
     env.pop("DAGSTER_HOME", None)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    run = subprocess.run([sys.executable, "-m", "pipelines.cli", "materialize", "--partition", DAY],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "materialize", "--partition", DAY],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     con = duckdb.connect(str(root / "home" / "warehouse.duckdb"), read_only=True)
     yield con
@@ -60,50 +67,66 @@ def one(con, sql, params=None):
 
 
 def on_device(con, device):
-    n, = one(con, "SELECT count(DISTINCT request_id) FROM request_energy_pieces WHERE device_id = ?", [device])
+    (n,) = one(con, "SELECT count(DISTINCT request_id) FROM request_energy_pieces WHERE device_id = ?", [device])
     assert n > 100, device
     return n
 
 
 def test_requests_before_in_service_carry_the_caveat_and_the_flag(warehouse):
     n = on_device(warehouse, EARLY)
-    flagged, caveated, capex = one(warehouse, f"""
+    flagged, caveated, capex = one(
+        warehouse,
+        f"""
         SELECT count(*) FILTER (WHERE device_before_in_service),
                count(*) FILTER (WHERE cost_caveat = 'device used before in_service_from {IN_SERVICE_FROM}: no capex, '
                                                     || 'cost is partial'),
-               sum(capex_cost_usd) FILTER (WHERE device_before_in_service) FROM fct_request_cost""")
+               sum(capex_cost_usd) FILTER (WHERE device_before_in_service) FROM fct_request_cost""",
+    )
     assert flagged == caveated == n
     assert capex == 0  # what made the fleet look cheaper per token, now said
     # the device's requests are left out of the technique comparisons, counted
-    excluded, = one(warehouse, "SELECT sum(requests_excluded) FROM technique_savings")
+    (excluded,) = one(warehouse, "SELECT sum(requests_excluded) FROM technique_savings")
     assert excluded >= n
 
 
 def test_a_paid_off_device_costs_no_capex_and_says_so(warehouse):
     n = on_device(warehouse, PAID_OFF)
-    flagged, caveated, capex, other = one(warehouse, """
+    flagged, caveated, capex, other = one(
+        warehouse,
+        """
         SELECT count(*) FILTER (WHERE amortization_ended),
                count(*) FILTER (WHERE cost_caveat = 'amortization ended 2024-06-01: no capex'),
                sum(capex_cost_usd) FILTER (WHERE amortization_ended),
                sum(capex_cost_usd) FILTER (WHERE NOT amortization_ended AND NOT device_before_in_service)
-        FROM fct_request_cost""")
+        FROM fct_request_cost""",
+    )
     assert flagged == caveated == n and capex == 0 and other > 0
-    assert one(warehouse, "SELECT count(*) FROM fct_request_cost WHERE amortization_ended "
-                          "AND device_before_in_service") == (0,)
+    assert one(
+        warehouse, "SELECT count(*) FROM fct_request_cost WHERE amortization_ended AND device_before_in_service"
+    ) == (0,)
 
 
 def test_every_rollup_counts_them(warehouse):
-    early, paid_off = one(warehouse, "SELECT count(*) FILTER (WHERE device_before_in_service), "
-                                     "count(*) FILTER (WHERE amortization_ended) FROM fct_request_cost")
+    early, paid_off = one(
+        warehouse,
+        "SELECT count(*) FILTER (WHERE device_before_in_service), "
+        "count(*) FILTER (WHERE amortization_ended) FROM fct_request_cost",
+    )
     for rollup in ("agg_daily_model_cost", "agg_daily_technique_cost", "agg_daily_device_type_cost"):
-        got = one(warehouse, f"SELECT sum(requests_before_in_service), sum(requests_amortization_ended), "
-                             f"sum(requests_with_caveat) FROM {rollup}")
+        got = one(
+            warehouse,
+            f"SELECT sum(requests_before_in_service), sum(requests_amortization_ended), "
+            f"sum(requests_with_caveat) FROM {rollup}",
+        )
         assert got[:2] == (early, paid_off) and got[2] >= early + paid_off, rollup
 
 
 def test_the_quality_check_names_the_device_and_the_day(warehouse):
-    rows = warehouse.execute("SELECT success, unexpected_sample FROM quality_check_results "
-                             "WHERE check_name = 'devices_in_service' AND partition_date = ?", [DAY]).fetchall()
+    rows = warehouse.execute(
+        "SELECT success, unexpected_sample FROM quality_check_results "
+        "WHERE check_name = 'devices_in_service' AND partition_date = ?",
+        [DAY],
+    ).fetchall()
     assert len(rows) == 1
     success, message = rows[0]
     print(message)

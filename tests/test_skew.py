@@ -36,14 +36,17 @@ def load(landing, db):
 
 def test_a_planted_skew_is_found_and_sized(fleet, tmp_path):
     con = load(fleet, tmp_path / "w.duckdb")
-    req = con.sql("SELECT r.host, d.device_id, r.started_at, r.ended_at FROM raw_requests r "
-                  "JOIN raw_deployments d USING (replica_id)").to_arrow_table()
+    req = con.sql(
+        "SELECT r.host, d.device_id, r.started_at, r.ended_at FROM raw_requests r "
+        "JOIN raw_deployments d USING (replica_id)"
+    ).to_arrow_table()
     tel = con.sql("SELECT device_id, ts, power_w, power_window_s FROM raw_telemetry").to_arrow_table()
     clean = detect_clock_skew(req, tel)
     assert clean and not any(r["likely_skew"] for r in clean)
     ahead = pa.scalar(timedelta(seconds=3))
     skewed = req.set_column(2, "started_at", pc.add(req["started_at"], ahead)).set_column(
-        3, "ended_at", pc.add(req["ended_at"], ahead))
+        3, "ended_at", pc.add(req["ended_at"], ahead)
+    )
     found = detect_clock_skew(skewed, tel)
     assert all(r["likely_skew"] for r in found)
     assert all(r["best_lag_s"] == pytest.approx(3.0, abs=0.5) for r in found)
@@ -58,8 +61,9 @@ def test_clock_offsets_are_applied_before_attribution(fleet, tmp_path):
         result = attribute_day(con, DAY)
     finally:
         (fleet / "fleet" / "clock_offsets.csv").unlink()
-    row = con.execute("SELECT applied_offset_s, best_lag_s, likely_skew FROM clock_skew_checks WHERE host = ?",
-                      [host]).fetchall()[0]
+    row = con.execute(
+        "SELECT applied_offset_s, best_lag_s, likely_skew FROM clock_skew_checks WHERE host = ?", [host]
+    ).fetchall()[0]
     # the (wrong) correction moves requests 4 s late against the power: the check sees it
     assert row[0] == 4.0 and row[1] == pytest.approx(4.0, abs=0.5) and row[2]
     assert host in result.skewed_hosts

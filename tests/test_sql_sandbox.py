@@ -29,12 +29,16 @@ def home(tmp_path, monkeypatch):
     (home / "published").mkdir(parents=True)
     live = home / "warehouse.duckdb"
     con = duckdb.connect(str(live))
-    con.execute("CREATE TABLE fct_request_cost AS SELECT 'r' || range AS request_id, "
-                "['llama-3.1-8b-instruct', 'mixtral-8x7b-instruct'][range % 2 + 1] AS model, "
-                "DATE '2026-11-02' + (range // 20)::INT AS request_date, (range * 0.001)::DOUBLE AS total_cost_usd, "
-                "range * 10.0 AS energy_j FROM range(40)")
-    con.execute("CREATE TABLE agg_daily_model_cost AS SELECT request_date, model, count(*) AS requests, "
-                "sum(total_cost_usd) AS cost_usd FROM fct_request_cost GROUP BY ALL")
+    con.execute(
+        "CREATE TABLE fct_request_cost AS SELECT 'r' || range AS request_id, "
+        "['llama-3.1-8b-instruct', 'mixtral-8x7b-instruct'][range % 2 + 1] AS model, "
+        "DATE '2026-11-02' + (range // 20)::INT AS request_date, (range * 0.001)::DOUBLE AS total_cost_usd, "
+        "range * 10.0 AS energy_j FROM range(40)"
+    )
+    con.execute(
+        "CREATE TABLE agg_daily_model_cost AS SELECT request_date, model, count(*) AS requests, "
+        "sum(total_cost_usd) AS cost_usd FROM fct_request_cost GROUP BY ALL"
+    )
     con.close()
     shutil.copyfile(live, home / "published" / "warehouse.duckdb")
     (tmp_path / "secret.csv").write_text(f"token\n{SECRET}\n")
@@ -50,16 +54,16 @@ def home(tmp_path, monkeypatch):
 
 def files_under(*roots):
     """Every file below the roots with its size and modification time."""
-    return {(str(p), p.stat().st_size, p.stat().st_mtime_ns)
-            for root in roots for p in root.rglob("*") if p.is_file()}
+    return {(str(p), p.stat().st_size, p.stat().st_mtime_ns) for root in roots for p in root.rglob("*") if p.is_file()}
 
 
 def row_counts(home):
     counts = {}
     for path in (home / "warehouse.duckdb", home / "published" / "warehouse.duckdb"):
         con = duckdb.connect(str(path), read_only=True)
-        counts[path.name + str(path.parent)] = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-                                                for t in TABLES}
+        counts[path.name + str(path.parent)] = {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in TABLES
+        }
         con.close()
     return counts
 
@@ -70,8 +74,7 @@ def attacks(home, tmp_path):
     return [
         # several statements, the first harmless
         ([f"SELECT 1; ATTACH '{live}' AS w (READ_WRITE); DELETE FROM w.fct_request_cost"], "exactly one"),
-        (["--live", f"SELECT 1; ATTACH '{published}' AS p (READ_WRITE); DROP TABLE p.fct_request_cost"],
-         "exactly one"),
+        (["--live", f"SELECT 1; ATTACH '{published}' AS p (READ_WRITE); DROP TABLE p.fct_request_cost"], "exactly one"),
         (["SELECT 1; EXPORT DATABASE 'exported'"], "exactly one"),
         (["SELECT 1; COPY fct_request_cost TO 'x.csv'"], "exactly one"),
         (["SELECT 1; SET enable_external_access = true; SELECT * FROM read_text('/etc/passwd')"], "exactly one"),
@@ -128,10 +131,20 @@ def test_the_environment_of_the_process_is_not_readable(home, tmp_path):
     """/proc/self/environ holds the alert secrets of the real process: run it as one, with the secret set."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     before = files_under(tmp_path)
-    for q in ["SELECT * FROM read_text('/proc/self/environ')", "SELECT content FROM read_blob('/proc/self/environ')",
-              "SELECT * FROM read_csv('/proc/self/environ', sep='\\0', header=false)"]:
-        run = subprocess.run([sys.executable, "-m", "pipelines.cli", "sql", q], cwd=home.parent / "cwd", env=env,
-                             capture_output=True, text=True, timeout=120, check=False)
+    for q in [
+        "SELECT * FROM read_text('/proc/self/environ')",
+        "SELECT content FROM read_blob('/proc/self/environ')",
+        "SELECT * FROM read_csv('/proc/self/environ', sep='\\0', header=false)",
+    ]:
+        run = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "sql", q],
+            cwd=home.parent / "cwd",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert run.returncode == 1 and run.stdout == "", run.stderr
         assert SECRET not in run.stderr and "no other file" in run.stderr
         assert len(run.stderr.strip().splitlines()) == 1
@@ -139,10 +152,20 @@ def test_the_environment_of_the_process_is_not_readable(home, tmp_path):
 
 
 ANALYST_QUERIES = [
-    (("WITH daily AS (SELECT request_date, model, sum(total_cost_usd) AS usd FROM fct_request_cost GROUP BY ALL) "
-      "SELECT model, sum(usd) AS usd FROM daily GROUP BY model ORDER BY model"), 2),
-    (("SELECT request_id, total_cost_usd, sum(total_cost_usd) OVER (PARTITION BY model ORDER BY request_id) AS "
-      "running_usd, rank() OVER (ORDER BY energy_j DESC) AS energy_rank FROM fct_request_cost"), 40),
+    (
+        (
+            "WITH daily AS (SELECT request_date, model, sum(total_cost_usd) AS usd FROM fct_request_cost GROUP BY ALL) "
+            "SELECT model, sum(usd) AS usd FROM daily GROUP BY model ORDER BY model"
+        ),
+        2,
+    ),
+    (
+        (
+            "SELECT request_id, total_cost_usd, sum(total_cost_usd) OVER (PARTITION BY model ORDER BY request_id) AS "
+            "running_usd, rank() OVER (ORDER BY energy_j DESC) AS energy_rank FROM fct_request_cost"
+        ),
+        40,
+    ),
     ("FROM agg_daily_model_cost SELECT model, requests", 4),
     ("SHOW TABLES", 2),
     ("DESCRIBE fct_request_cost", 5),
@@ -178,28 +201,40 @@ def test_the_sandbox_refuses_without_the_cli(home):
 
 def cli(args, cwd, **kwargs):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120, check=False, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        **kwargs,
+    )
 
 
 def test_live_while_the_pipeline_writes_says_what_to_do(home):
     live = home / "warehouse.duckdb"
-    hold = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-            "c.execute('CREATE TABLE IF NOT EXISTS _busy(x INT)'); print('writing', flush=True); time.sleep(120)")
+    hold = (
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+        "c.execute('CREATE TABLE IF NOT EXISTS _busy(x INT)'); print('writing', flush=True); time.sleep(120)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", hold, str(live)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "writing"
         busy = cli(["sql", "--live", "SELECT 1"], home)
         assert busy.returncode == 1 and busy.stdout == ""
-        assert busy.stderr.strip() == (f"infercost: the pipeline is writing to {live} (PID {holder.pid}); query the "
-                                       "published copy (drop --live)"), busy.stderr
+        assert busy.stderr.strip() == (
+            f"infercost: the pipeline is writing to {live} (PID {holder.pid}); query the published copy (drop --live)"
+        ), busy.stderr
         published = cli(["sql", "SELECT count(*) AS n FROM fct_request_cost"], home)
         assert published.returncode == 0 and published.stdout.splitlines()[2].strip() == "40"
         alerts = cli(["alerts", "list"], home)  # a reader: the published copy, whoever holds the live file
         assert alerts.returncode == 0 and "alert(s)" in alerts.stdout, alerts.stderr
         ingest = cli(["ingest", "--partition", "2026-11-02"], home)  # a writer of its own: told who holds the file
-        assert ingest.returncode == 1 and ingest.stderr == (f"infercost: the pipeline is writing to {live} "
-                                                            f"(PID {holder.pid}); wait for that run to finish\n")
+        assert ingest.returncode == 1 and ingest.stderr == (
+            f"infercost: the pipeline is writing to {live} (PID {holder.pid}); wait for that run to finish\n"
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -208,16 +243,29 @@ def test_live_while_the_pipeline_writes_says_what_to_do(home):
 
 def test_a_reader_that_stops_early_gets_no_broken_pipe_error(home):
     """`infercost sql ... | head -1`: the rest of the rows go nowhere, quietly."""
-    cmd = (f"{sys.executable} -m pipelines.cli sql --max-rows 100000 'SELECT range AS n, range * 2 AS m "
-           "FROM range(100000)' | head -1")
-    run = subprocess.run(["bash", "-c", cmd], cwd=home, env={**os.environ, "PYTHONPATH": str(REPO)},
-                         capture_output=True, text=True, timeout=120, check=False)
+    cmd = (
+        f"{sys.executable} -m pipelines.cli sql --max-rows 100000 'SELECT range AS n, range * 2 AS m "
+        "FROM range(100000)' | head -1"
+    )
+    run = subprocess.run(
+        ["bash", "-c", cmd],
+        cwd=home,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.stdout.split() == ["n", "m"]
     assert run.stderr == ""
     # the same, reading one line from a pipe and closing it: the command ends at once with SIGPIPE's status
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "sql", "--max-rows", "100000",
-                             "SELECT range AS n FROM range(100000)"], cwd=home, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "sql", "--max-rows", "100000", "SELECT range AS n FROM range(100000)"],
+        cwd=home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.stdout.readline().split() == [b"n"]
     proc.stdout.close()
     assert proc.wait(timeout=120) == 141

@@ -8,8 +8,19 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "pipelines"
 
 # lowest first: a module may import its own stage and the stages below it, never one above
-LAYERS = ["settings", "warehouse", "ingest", "attribution", "analysis", "outputs", "devtools", "dbt_project", "defs",
-          "definitions", "cli"]
+LAYERS = [
+    "settings",
+    "warehouse",
+    "ingest",
+    "attribution",
+    "analysis",
+    "outputs",
+    "devtools",
+    "dbt_project",
+    "defs",
+    "definitions",
+    "cli",
+]
 CORE = {"settings", "warehouse", "ingest", "attribution", "analysis", "outputs", "devtools"}
 MAX_FILE_LINES = 320  # "about 300"
 MAX_FUNCTION_LINES = 60
@@ -29,8 +40,12 @@ def modules() -> dict[str, Path]:
 def imports(path: Path) -> set[str]:
     """The modules a file imports when it runs (imports only for type checkers do not count)."""
     tree = ast.parse(path.read_text())
-    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and "TYPE_CHECKING" in ast.unparse(block.test) for n in ast.walk(block)}
+    typing_only = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for n in ast.walk(block)
+    }
     names = set()
     for node in ast.walk(tree):
         if id(node) in typing_only:
@@ -55,8 +70,13 @@ def test_every_stage_folder_says_what_it_owns():
 
 
 def test_the_core_imports_no_dagster():
-    offenders = [f"{m} imports {i}" for m, p in modules().items() if stage(m) in CORE
-                 for i in imports(p) if i.split(".")[0] in ("dagster", "dagster_dbt", "dagster_duckdb")]
+    offenders = [
+        f"{m} imports {i}"
+        for m, p in modules().items()
+        if stage(m) in CORE
+        for i in imports(p)
+        if i.split(".")[0] in ("dagster", "dagster_dbt", "dagster_duckdb")
+    ]
     assert not offenders, "\n".join(offenders)
 
 
@@ -74,8 +94,10 @@ def test_nothing_imports_upward():
 
 def test_no_import_cycles():
     mods = modules()
-    graph = {m: {i if i in mods else i.rsplit(".", 1)[0] for i in imports(p) if i.startswith("pipelines.")}
-             for m, p in mods.items()}
+    graph = {
+        m: {i if i in mods else i.rsplit(".", 1)[0] for i in imports(p) if i.startswith("pipelines.")}
+        for m, p in mods.items()
+    }
     graph = {m: {i for i in deps if i in mods and i != m and not m.startswith(i + ".")} for m, deps in graph.items()}
     state: dict[str, int] = {}
     cycles = []
@@ -84,7 +106,7 @@ def test_no_import_cycles():
         state[m] = 1
         for d in sorted(graph[m]):
             if state.get(d) == 1:
-                cycles.append(" -> ".join([*trail[trail.index(d):], d]) if d in trail else f"{m} -> {d}")
+                cycles.append(" -> ".join([*trail[trail.index(d) :], d]) if d in trail else f"{m} -> {d}")
             elif d not in state:
                 visit(d, [*trail, d])
         state[m] = 2

@@ -61,15 +61,21 @@ def test_python_writes_only_declared_tables_and_declares_none_inline():
         text = path.read_text()
         written |= set(re.findall(r"INSERT INTO (\w+)", text))
         if path.name != "tables.py":
-            inline += [f"{path.name}: {m}" for m in re.findall(r"CREATE (?:OR REPLACE )?TABLE (?:IF NOT EXISTS )?\w+",
-                                                                 text)]
+            inline += [
+                f"{path.name}: {m}" for m in re.findall(r"CREATE (?:OR REPLACE )?TABLE (?:IF NOT EXISTS )?\w+", text)
+            ]
     assert written - {"raw_"} <= set(RAW_TABLES + WRITTEN_TABLES), written
     assert {"request_energy_pieces", "cost_anomalies", "technique_comparison", "quality_check_results"} <= written
     assert not inline, inline
 
 
 def test_python_outputs_read_marts_only():
-    for rel in ("pipelines/analysis/whatif.py", "pipelines/outputs/focus.py", "pipelines/outputs/report.py",
-                "pipelines/analysis/compare.py", "pipelines/analysis/anomalies.py"):
+    for rel in (
+        "pipelines/analysis/whatif.py",
+        "pipelines/outputs/focus.py",
+        "pipelines/outputs/report.py",
+        "pipelines/analysis/compare.py",
+        "pipelines/analysis/anomalies.py",
+    ):
         found = re.findall(r"\b(?:stg|int)_[a-z_]+", (REPO / rel).read_text())
         assert not found, f"{rel} reads {found}: staging and intermediate models are dbt's own"

@@ -70,10 +70,16 @@ def cmd_ingest(args) -> None:
 
 def _check_readers(args, landing: Path, options: dict) -> None:
     from pipelines.ingest.feeds import resolve_landing_feed
+    from pipelines.ingest.formats import check_options
     from pipelines.warehouse.contracts import FEEDS
 
     for feed in [args.feed] if args.feed else list(FEEDS):
-        resolve_landing_feed(feed, landing, args.format, options if feed == args.feed else None)
+        resolved = resolve_landing_feed(feed, landing, args.format, options if feed == args.feed else None)
+        for _, route in resolved.routes or ((None, resolved),):
+            try:  # a misspelled option is refused before anything is read, not when a file of the feed turns up
+                check_options(route.reader, route.options or {})
+            except ValueError as exc:
+                raise UserError(f"{feed}: {exc}") from None
 
 
 def _ingest_days(args, landing: Path, start, end, options: dict) -> None:

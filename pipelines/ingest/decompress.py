@@ -32,11 +32,15 @@ def expansion_problem(path: Path, produced: int, consumed: int) -> CapPassed | N
     """Why a file that has expanded from ``consumed`` compressed bytes to ``produced`` bytes is read no further,
     or None."""
     if produced > MAX_DECOMPRESSED_BYTES:
-        return CapPassed(f"{path.name}: decompressed past {MAX_DECOMPRESSED_BYTES:,} bytes (MAX_DECOMPRESSED_BYTES); "
-                         "the rest of the file is not read")
+        return CapPassed(
+            f"{path.name}: decompressed past {MAX_DECOMPRESSED_BYTES:,} bytes (MAX_DECOMPRESSED_BYTES); "
+            "the rest of the file is not read"
+        )
     if produced > RATIO_FLOOR_BYTES and produced > MAX_EXPANSION_RATIO * max(consumed, 1):
-        return CapPassed(f"{path.name}: expands more than {MAX_EXPANSION_RATIO} times ({produced:,} bytes from "
-                         f"{consumed:,} compressed; a decompression bomb?); the rest of the file is not read")
+        return CapPassed(
+            f"{path.name}: expands more than {MAX_EXPANSION_RATIO} times ({produced:,} bytes from "
+            f"{consumed:,} compressed; a decompression bomb?); the rest of the file is not read"
+        )
     return None
 
 
@@ -106,12 +110,15 @@ def _tar_member_blocks(path: Path):
                     members.append(m)
                     total = sum(x.size for x in members)
                     if path.name.endswith((".gz", ".tgz")) and (
-                            problem := expansion_problem(path, total, path.stat().st_size)):
+                        problem := expansion_problem(path, total, path.stat().st_size)
+                    ):
                         yield b"", problem
                         return
             if len(members) != 1:
-                raise IngestError(f"{path}: an archive is read when it holds one file; it holds {len(members)} "
-                                  "(extract it into the landing folder)")
+                raise IngestError(
+                    f"{path}: an archive is read when it holds one file; it holds {len(members)} "
+                    "(extract it into the landing folder)"
+                )
             member = tar.extractfile(members[0])
             while data := member.read(OUT_BLOCK_BYTES):
                 yield data, None

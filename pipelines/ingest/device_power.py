@@ -29,7 +29,6 @@ def power_draw_window_s(device_type: str | None) -> float:
 def power_draw_window_sql(device_type_expr: str) -> str:
     """The same rule as a SQL CASE over a device_type expression (DuckDB regular expressions)."""
     whens = " ".join(
-        f"WHEN regexp_matches({device_type_expr}, '{pattern}') THEN {window}"
-        for pattern, window in POWER_DRAW_WINDOW_S
+        f"WHEN regexp_matches({device_type_expr}, '{pattern}') THEN {window}" for pattern, window in POWER_DRAW_WINDOW_S
     )
     return f"CASE {whens} ELSE {DEFAULT_POWER_DRAW_WINDOW_S} END"

@@ -15,8 +15,12 @@ from pipelines.ingest.formats.config import formats_config
 from pipelines.ingest.report import IngestError
 from pipelines.warehouse.contracts import Contract, load_contract
 
-DEFAULT_FORMATS = {"requests": "openai_jsonl", "telemetry": "nvidia_smi_csv", "prices": "market_csv",
-                   "carbon": "carbon_csv"}
+DEFAULT_FORMATS = {
+    "requests": "openai_jsonl",
+    "telemetry": "nvidia_smi_csv",
+    "prices": "market_csv",
+    "carbon": "carbon_csv",
+}
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,10 @@ def resolve_feed(name: str, fmt: str | None = None, options: dict | None = None,
         raise IngestError(f"unknown format {fmt!r} for {name}; known: {', '.join(sorted(FORMATS))}")
     reads = reader_feed(FORMATS[fmt], options, landing)
     if reads is not None and reads != name:
-        raise IngestError(f"format {fmt} reads the {reads} feed, not {name}: nothing was read or changed; "
-                          f"readers of {name}: {', '.join(readers_of(name))} (or mapped, with a mapping file of {name})")
+        raise IngestError(
+            f"format {fmt} reads the {reads} feed, not {name}: nothing was read or changed; "
+            f"readers of {name}: {', '.join(readers_of(name))} (or mapped, with a mapping file of {name})"
+        )
     return Feed(name, load_contract(name), FORMATS[fmt], dict(options or {}), fmt)
 
 
@@ -103,16 +109,22 @@ def resolve_landing_feed(name: str, landing: Path, fmt: str | None = None, optio
     file's name matches wins). Options merge, the arguments' winning; a format given as an argument reads every file."""
     configured = landing_formats(Path(landing)).get(name, {})
     if isinstance(configured, list) and not fmt:
-        routes = tuple((_route_pattern(landing, name, r), resolve_feed(
-            name, r.get("format"), {**(r.get("options") or {}), **(options or {})}, landing)) for r in configured)
+        routes = tuple(
+            (
+                _route_pattern(landing, name, r),
+                resolve_feed(name, r.get("format"), {**(r.get("options") or {}), **(options or {})}, landing),
+            )
+            for r in configured
+        )
         if not routes:
             raise IngestError(f"formats.yaml: {name} lists no file patterns")
         first = routes[0][1]
         return replace(first, routes=routes)
     if isinstance(configured, list):
         configured = {}
-    return resolve_feed(name, fmt or configured.get("format"),
-                        {**(configured.get("options") or {}), **(options or {})}, landing)
+    return resolve_feed(
+        name, fmt or configured.get("format"), {**(configured.get("options") or {}), **(options or {})}, landing
+    )
 
 
 def _route_pattern(landing: Path, name: str, route) -> str:

@@ -45,6 +45,7 @@ def date_in_name(path: Path) -> date | None:
 
 def by_arrival(files) -> list[Path]:
     """Files in the order they arrived: modification time, then name (a redelivery comes after the original)."""
+
     def arrived(p: Path) -> int:
         try:
             return Path(p).stat().st_mtime_ns
@@ -63,11 +64,10 @@ def files_for(folder: Path, patterns: tuple[str, ...], day: date | None) -> list
     return [p for p in files if (named := date_in_name(p)) is None or abs((named - day).days) <= 1]
 
 
-
-
 @dataclass(frozen=True)
 class LineProblem:
     """A line that cannot be a row (or the point where a file stopped being read): quarantined as it says."""
+
     line: int
     raw_text: str
     reason: str
@@ -121,7 +121,7 @@ class _LineSplitter:
                 self.skipping = (self.skipping[0], self.skipping[1] + len(data))
                 return
             self._skipped(self.skipping[0], self.skipping[1] + end)
-            data = data[end + 1:]
+            data = data[end + 1 :]
         self.pending += data
         while self.chunk_bytes is not None and len(self.pending) >= self.chunk_bytes:
             # a piece ends at a line end (never inside a UTF-8 character)
@@ -168,15 +168,16 @@ class _LineSplitter:
 
 
 def _prefix(data: bytes) -> str:
-    return bytes(data[:4 * KEPT_PREFIX_CHARS]).decode("utf-8", "replace")[:KEPT_PREFIX_CHARS]
+    return bytes(data[: 4 * KEPT_PREFIX_CHARS]).decode("utf-8", "replace")[:KEPT_PREFIX_CHARS]
 
 
 def _too_long(max_line_bytes: int, n_bytes: int) -> str:
     return f"line longer than {max_line_bytes:,} bytes ({n_bytes:,} bytes)"
 
 
-def _lines_table(path: Path, data: bytes, first_line: int, max_line_bytes: int
-                 ) -> tuple[pa.Table, int, list[LineProblem]]:
+def _lines_table(
+    path: Path, data: bytes, first_line: int, max_line_bytes: int
+) -> tuple[pa.Table, int, list[LineProblem]]:
     """The non-blank lines of a block of text that starts after line ``first_line``, the last line number, and the
     lines over the cap (left out of the table)."""
     text = data.decode("utf-8", errors="replace")
@@ -198,8 +199,12 @@ def _lines_table(path: Path, data: bytes, first_line: int, max_line_bytes: int
     blank = short[is_blank.to_numpy(zero_copy_only=False)]
     long = np.flatnonzero(lengths > max_line_bytes)
     nums = np.arange(first_line + 1, first_line + n_lines + 1, dtype=np.int64)
-    problems = [LineProblem(int(nums[i]), prefix, _too_long(max_line_bytes, int(lengths[i]))) for i, prefix in zip(
-        long, pc.utf8_slice_codeunits(lines.take(pa.array(long, pa.int64())), 0, KEPT_PREFIX_CHARS).to_pylist())]
+    problems = [
+        LineProblem(int(nums[i]), prefix, _too_long(max_line_bytes, int(lengths[i])))
+        for i, prefix in zip(
+            long, pc.utf8_slice_codeunits(lines.take(pa.array(long, pa.int64())), 0, KEPT_PREFIX_CHARS).to_pylist()
+        )
+    ]
     if len(blank) == 0 and len(long) == 0:
         raws = lines
     else:

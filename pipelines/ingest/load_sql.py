@@ -29,8 +29,10 @@ def day_sql(day: date | None) -> str:
 def empty_parsed_sql(feed: Feed) -> str:
     """A query with a parsed part's columns and no rows."""
     cols = ", ".join(f"NULL::{c.type} AS {c.name}" for c in feed.contract.columns)
-    return (f"SELECT {cols}, NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, "
-            "NULL::VARCHAR AS reason, NULL::DATE AS event_date WHERE false")
+    return (
+        f"SELECT {cols}, NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, "
+        "NULL::VARCHAR AS reason, NULL::DATE AS event_date WHERE false"
+    )
 
 
 def problem_rows_sql(feed: Feed, name: str) -> str:
@@ -42,8 +44,11 @@ def _filed_sql(union: str, day: date | None, files: bool) -> str:
     """CTE ``filed``: parsed rows with their file's name_date and arrival (FILES_TABLE), and a reason for a valid row
     dated more than a day from the date in its file's name. Such a row would be loaded by no run that opens the
     file (a run opens a file only when the date in its name is at most a day away), so it is quarantined."""
-    source = f"SELECT * FROM ({union}) LEFT JOIN {FILES_TABLE} USING (source_file)" if files else \
-        f"SELECT *, NULL::DATE AS name_date, 0 AS arrival FROM ({union})"
+    source = (
+        f"SELECT * FROM ({union}) LEFT JOIN {FILES_TABLE} USING (source_file)"
+        if files
+        else f"SELECT *, NULL::DATE AS name_date, 0 AS arrival FROM ({union})"
+    )
     if day is None:  # a load of every day loads every row on its own day
         return f"filed AS ({source})"
     return f"""filed AS (
@@ -63,13 +68,17 @@ def any_bad_sql(parsed_parts: list[str], day: date | None, files: bool) -> str:
 def _assigned_sql(day: date | None, any_bad: bool) -> str:
     """CTE ``assigned``: each row's partition_date. A quarantined row takes the day of the nearest valid row before
     it in its file (else after it, else the date in the file name, else the day being loaded: ``dated_by_run``)."""
-    own_date = r"""coalesce(
+    own_date = (
+        r"""coalesce(
                 valid_date,
                 last_value(valid_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
                 first_value(valid_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
                     ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
-                name_date)""" if any_bad else "valid_date"
+                name_date)"""
+        if any_bad
+        else "valid_date"
+    )
     return f"""assigned AS (
             SELECT * EXCLUDE (own_date), coalesce(own_date, {day_sql(day)}) AS partition_date,
                 own_date IS NULL AS dated_by_run
@@ -137,9 +146,16 @@ def already_loaded_sql(feed: Feed, day: date | None, staged: bool) -> str:
     cols = ", ".join(key)
     on = " AND ".join(f"b.{k} = r.{k}" for k in key)
     other_days = f"SELECT {cols}, partition_date, source_file, source_line FROM {feed.raw_table} " + (
-        f"WHERE partition_date IS DISTINCT FROM {day_sql(day)}" if day else "WHERE false")
-    earlier = (f" UNION ALL SELECT {cols}, partition_date, source_file, source_line FROM {feed.stage_table} "
-               "WHERE reason IS NULL") if staged else ""
+        f"WHERE partition_date IS DISTINCT FROM {day_sql(day)}" if day else "WHERE false"
+    )
+    earlier = (
+        (
+            f" UNION ALL SELECT {cols}, partition_date, source_file, source_line FROM {feed.stage_table} "
+            "WHERE reason IS NULL"
+        )
+        if staged
+        else ""
+    )
     return f"""
         UPDATE {BATCH_TABLE} b SET reason = 'duplicate {"/".join(key)} ('
             || CASE WHEN r.partition_date IS NOT DISTINCT FROM b.partition_date THEN 'first loaded from '

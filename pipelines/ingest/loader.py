@@ -55,17 +55,39 @@ from pipelines.ingest.staging import (
 from pipelines.warehouse.connection import ensure_raw_tables
 from pipelines.warehouse.contracts import OPTIONAL_FEEDS, OPTIONAL_FLEET_TABLES
 
-__all__ = ["BATCH_LINES", "CHUNK_BYTES", "DEFAULT_FORMATS", "FileReport", "IngestError", "IngestReport", "day_range",
-           "ingest_feed", "ingest_files", "ingest_fleet_table", "iter_line_chunks", "landing_formats", "read_lines"]
+__all__ = [
+    "BATCH_LINES",
+    "CHUNK_BYTES",
+    "DEFAULT_FORMATS",
+    "FileReport",
+    "IngestError",
+    "IngestReport",
+    "day_range",
+    "ingest_feed",
+    "ingest_files",
+    "ingest_fleet_table",
+    "iter_line_chunks",
+    "landing_formats",
+    "read_lines",
+]
 
 # files are parsed and loaded in batches of about this many lines, so that memory stays bounded however many
 # files a day has; all batches of a run are one transaction (a failed run changes nothing)
 BATCH_LINES = 2_000_000
 
 
-def ingest_feed(con: duckdb.DuckDBPyConnection, feed: str, landing: Path, day: date, *,
-                fmt: str | None = None, options: dict | None = None, progress=None,
-                replace_anyway: bool = False, dry_run: bool = False) -> IngestReport:
+def ingest_feed(
+    con: duckdb.DuckDBPyConnection,
+    feed: str,
+    landing: Path,
+    day: date,
+    *,
+    fmt: str | None = None,
+    options: dict | None = None,
+    progress=None,
+    replace_anyway: bool = False,
+    dry_run: bool = False,
+) -> IngestReport:
     """Load the rows of ``day`` from every file of ``landing/<feed>/`` into raw_<feed>.
 
     The format and its options come from the arguments, else from ``<landing>/formats.yaml`` (``<feed>: {format:
@@ -82,21 +104,29 @@ def ingest_feed(con: duckdb.DuckDBPyConnection, feed: str, landing: Path, day: d
             return _load_parts(con, resolved, [], day, replace_anyway=replace_anyway, dry_run=dry_run)
         raise IngestError(f"{folder}: landing folder for {feed} does not exist")
     files = files_for(folder, resolved.patterns, day)
-    return _ingest(con, resolved, files, day, Path(landing), progress, replace_anyway=replace_anyway,
-                   dry_run=dry_run)
+    return _ingest(con, resolved, files, day, Path(landing), progress, replace_anyway=replace_anyway, dry_run=dry_run)
 
 
-def ingest_files(con: duckdb.DuckDBPyConnection, feed: str, files: list[Path], day: date | None, *,
-                 fmt: str | None = None, options: dict | None = None, landing: Path | None = None,
-                 progress=None, replace_anyway: bool = False, dry_run: bool = False) -> IngestReport:
+def ingest_files(
+    con: duckdb.DuckDBPyConnection,
+    feed: str,
+    files: list[Path],
+    day: date | None,
+    *,
+    fmt: str | None = None,
+    options: dict | None = None,
+    landing: Path | None = None,
+    progress=None,
+    replace_anyway: bool = False,
+    dry_run: bool = False,
+) -> IngestReport:
     """Load the rows of ``day`` (every day when None) from the given files (read in place) into raw_<feed>,
     replacing what an earlier run loaded for that day. ``progress(files_done, files_total, report)`` is called
     after every batch. ``replace_anyway`` and ``dry_run`` as for :func:`ingest_feed`."""
     resolved = resolve_feed(feed, fmt, options, landing)
     if not dry_run:
         ensure_raw_tables(con)
-    return _ingest(con, resolved, list(files), day, landing, progress, replace_anyway=replace_anyway,
-                   dry_run=dry_run)
+    return _ingest(con, resolved, list(files), day, landing, progress, replace_anyway=replace_anyway, dry_run=dry_run)
 
 
 def ingest_fleet_table(con: duckdb.DuckDBPyConnection, name: str, landing: Path) -> IngestReport:
@@ -119,8 +149,9 @@ def day_range(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
-def _load_parts(con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[str], day: date | None,
-                **guard) -> IngestReport:
+def _load_parts(
+    con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[str], day: date | None, **guard
+) -> IngestReport:
     """Replace the day's rows (all rows when day is None) with the parsed parts, in one transaction."""
     report = IngestReport(feed=feed.name, partition_date=day)
     with replacing(con, feed, day, report, files=[], **guard) as counts:
@@ -128,8 +159,15 @@ def _load_parts(con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[s
     return report
 
 
-def _ingest(con: duckdb.DuckDBPyConnection, feed: Feed, files: list[Path], day: date | None,
-            landing: Path | None, progress, **guard) -> IngestReport:
+def _ingest(
+    con: duckdb.DuckDBPyConnection,
+    feed: Feed,
+    files: list[Path],
+    day: date | None,
+    landing: Path | None,
+    progress,
+    **guard,
+) -> IngestReport:
     """Parse the files piece by piece, stage them in batches of about BATCH_LINES lines, then replace the day."""
     report = IngestReport(feed=feed.name, partition_date=day)
     files = by_arrival(files)  # a redelivered file comes after the original, whatever its name

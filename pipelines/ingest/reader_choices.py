@@ -19,8 +19,14 @@ from pipelines.ingest.formats.config import FORMATS_FILE, formats_config
 from pipelines.ingest.report import IngestError
 
 
-def save_reader_choice(config_dir: Path | None, feed: str, fmt: str | None = None, options: dict | None = None, *,
-                       landing: Path | None = None) -> Path:
+def save_reader_choice(
+    config_dir: Path | None,
+    feed: str,
+    fmt: str | None = None,
+    options: dict | None = None,
+    *,
+    landing: Path | None = None,
+) -> Path:
     """Merge one feed's reader choice into ``<config_dir>/formats.yaml`` (None: INFERCOST_CONFIG_DIR) and return
     the file's path.
 
@@ -43,8 +49,10 @@ def save_reader_choice(config_dir: Path | None, feed: str, fmt: str | None = Non
     if isinstance(entry, str):  # the short form, `feed: format`
         entry = {"format": entry}
     if isinstance(entry, list):
-        raise IngestError(f"{path}: {feed} chooses its readers by file pattern; edit that list by hand instead of "
-                          "passing --format/--option")
+        raise IngestError(
+            f"{path}: {feed} chooses its readers by file pattern; edit that list by hand instead of "
+            "passing --format/--option"
+        )
     if not isinstance(entry, dict):
         raise IngestError(f"{path}: {feed}: expected {{format: ..., options: {{...}}}}")
     recorded = entry.get("format") or DEFAULT_FORMATS[feed]
@@ -78,8 +86,10 @@ def _load_in_force(landing: Path | None) -> dict:
 
 
 def _write_atomically(path: Path, config: dict) -> Path:
-    text = ("# which reader (and options) each feed's files need; `infercost ingest --format/--option` writes here\n"
-            + yaml.safe_dump(config, sort_keys=True, default_flow_style=False))
+    text = (
+        "# which reader (and options) each feed's files need; `infercost ingest --format/--option` writes here\n"
+        + yaml.safe_dump(config, sort_keys=True, default_flow_style=False)
+    )
     fd, tmp = tempfile.mkstemp(prefix=".formats.", suffix=".yaml", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:

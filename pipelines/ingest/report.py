@@ -57,13 +57,18 @@ class IngestReport:
         day = f" {self.partition_date}" if self.partition_date else ""
         skipped = f", {self.rows_skipped:,} skipped" if self.rows_skipped else ""
         verb = "" if self.written else " (dry run: nothing written)"
-        return (f"{self.feed}{day}: {len(self.files)} files, {self.rows_read:,} rows read, "
-                f"{self.rows_loaded:,} loaded, {self.rows_quarantined:,} quarantined{skipped}{verb}")
+        return (
+            f"{self.feed}{day}: {len(self.files)} files, {self.rows_read:,} rows read, "
+            f"{self.rows_loaded:,} loaded, {self.rows_quarantined:,} quarantined{skipped}{verb}"
+        )
 
     def file_lines(self) -> list[str]:
         """One line per file: what it loads, quarantines and skips."""
-        return [f"  {f.source_file}: {f.rows_read:,} read, {f.rows_loaded:,} load, {f.rows_quarantined:,} "
-                f"quarantined, {f.rows_skipped:,} skipped" for f in self.files]
+        return [
+            f"  {f.source_file}: {f.rows_read:,} read, {f.rows_loaded:,} load, {f.rows_quarantined:,} "
+            f"quarantined, {f.rows_skipped:,} skipped"
+            for f in self.files
+        ]
 
     def fill(self, counts: dict) -> IngestReport:
         """Set the files from per-file counts {source_file: (read, loaded, quarantined, skipped)}."""

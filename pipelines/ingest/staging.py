@@ -26,13 +26,22 @@ from pipelines.warehouse.connection import scalar, table_exists
 
 # a run that rejects more than this share of its rows does not replace a loaded day that rejected under half as many
 QUARANTINE_SHARE_LIMIT = 0.5
-FORCE_HINT = ("to replace it anyway: `infercost ingest --replace-anyway`, or the ingest asset's run config "
-              "replace_anyway: true")
+FORCE_HINT = (
+    "to replace it anyway: `infercost ingest --replace-anyway`, or the ingest asset's run config replace_anyway: true"
+)
 
 
 @contextlib.contextmanager
-def replacing(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, report: IngestReport, *,
-              files: list[Path] | None = None, replace_anyway: bool = False, dry_run: bool = False):
+def replacing(
+    con: duckdb.DuckDBPyConnection,
+    feed: Feed,
+    day: date | None,
+    report: IngestReport,
+    *,
+    files: list[Path] | None = None,
+    replace_anyway: bool = False,
+    dry_run: bool = False,
+):
     """Replace a day's rows of a feed (every day's when None) with what the batches inside the block stage. Yields
     the per-file counts {source_file: (read, loaded, quarantined, skipped)} that stage_batch fills; fills the report.
     ``files``: the files the run read (named when it is refused). Raises IngestRefused (see :func:`refusal`)."""
@@ -64,11 +73,13 @@ def _write(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts:
             con.execute(
                 f"INSERT INTO {feed.raw_table} ({cols}, source_file, source_line, partition_date, loaded_at) "
                 f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {feed.stage_table} "
-                "WHERE reason IS NULL")  # in staging order, batch by batch: no sort of a fleet-day
+                "WHERE reason IS NULL"
+            )  # in staging order, batch by batch: no sort of a fleet-day
             con.execute(
                 "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, "
                 f"reason, now() FROM {feed.stage_table} WHERE reason IS NOT NULL",
-                [feed.name])
+                [feed.name],
+            )
         _write_file_stats(con, feed, day, counts)
         con.execute("COMMIT")
     except Exception:
@@ -76,8 +87,9 @@ def _write(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts:
         raise
 
 
-def refusal(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts: dict,
-            files: list[Path] | None) -> str | None:
+def refusal(
+    con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts: dict, files: list[Path] | None
+) -> str | None:
     """Why this run must not replace the loaded day, or None. A day with loaded rows is not replaced by a run that
     loads none (no file, a reader that finds nothing of the day), nor by one that rejects more than
     QUARANTINE_SHARE_LIMIT of its rows when the loaded day rejected under half that share."""
@@ -89,19 +101,28 @@ def refusal(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts
     read, loaded, rejected = (sum(c[i] for c in counts.values()) for i in range(3))
     read_before, rejected_before = con.execute(
         "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_quarantined), 0) FROM ingest_file_stats "
-        "WHERE feed = ? AND partition_date = ?", [feed.name, day]).fetchall()[0]
+        "WHERE feed = ? AND partition_date = ?",
+        [feed.name, day],
+    ).fetchall()[0]
     share, share_before = rejected / max(read, 1), rejected_before / max(read_before, 1)
     if loaded == 0:
         why = f"it would load 0 rows ({len(files or [])} files, {read:,} rows of the day read)"
     elif share > QUARANTINE_SHARE_LIMIT and share_before < share / 2:
-        why = (f"it would quarantine {rejected:,} of {read:,} rows ({share:.0%}, over "
-               f"{QUARANTINE_SHARE_LIMIT:.0%}) where the loaded day quarantined {share_before:.1%}")
+        why = (
+            f"it would quarantine {rejected:,} of {read:,} rows ({share:.0%}, over "
+            f"{QUARANTINE_SHARE_LIMIT:.0%}) where the loaded day quarantined {share_before:.1%}"
+        )
     else:
         return None
-    named = "; ".join(f"{f} ({c[0]:,} read, {c[1]:,} loaded, {c[2]:,} quarantined)"
-                      for f, c in sorted(counts.items())) or ", ".join(str(f) for f in files or []) or "no file"
-    return (f"{feed.name} {day} ({feed.format or 'reader'}): refused to replace the loaded day ({loaded_before:,} rows): "
-            f"{why}. Files: {named}. The loaded day is unchanged; {FORCE_HINT}")
+    named = (
+        "; ".join(f"{f} ({c[0]:,} read, {c[1]:,} loaded, {c[2]:,} quarantined)" for f, c in sorted(counts.items()))
+        or ", ".join(str(f) for f in files or [])
+        or "no file"
+    )
+    return (
+        f"{feed.name} {day} ({feed.format or 'reader'}): refused to replace the loaded day ({loaded_before:,} rows): "
+        f"{why}. Files: {named}. The loaded day is unchanged; {FORCE_HINT}"
+    )
 
 
 def _clear(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None) -> None:
@@ -114,33 +135,47 @@ def _clear(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None) -> None
 def _write_file_stats(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts: dict) -> None:
     """One ingest_file_stats row per file: rows read = rows loaded + rows quarantined + rows skipped."""
     if counts:
-        con.executemany("INSERT INTO ingest_file_stats (feed, partition_date, source_file, rows_read, rows_loaded, "
-                        f"rows_quarantined, rows_skipped, loaded_at) VALUES (?, {load_sql.day_sql(day)}, ?, ?, ?, ?, "
-                        "?, now())",
-                        [[feed.name, f, *c] for f, c in sorted(counts.items())])
+        con.executemany(
+            "INSERT INTO ingest_file_stats (feed, partition_date, source_file, rows_read, rows_loaded, "
+            f"rows_quarantined, rows_skipped, loaded_at) VALUES (?, {load_sql.day_sql(day)}, ?, ?, ?, ?, "
+            "?, now())",
+            [[feed.name, f, *c] for f, c in sorted(counts.items())],
+        )
 
 
 def problem_rows(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, problems: list[LineProblem]) -> str:
     """A parsed part (temp table) of quarantine rows: lines that cannot be rows, or where a file stopped."""
     name = f"problem_{abs(hash((str(path), problems[0].line))) % 10**9}"
     con.execute(load_sql.problem_rows_sql(feed, name))
-    con.executemany(f"INSERT INTO {name} (source_file, source_line, raw_text, reason) VALUES (?, ?, ?, ?)",
-                    [[str(path), p.line, p.raw_text, p.reason] for p in problems])
+    con.executemany(
+        f"INSERT INTO {name} (source_file, source_line, raw_text, reason) VALUES (?, ?, ?, ?)",
+        [[str(path), p.line, p.raw_text, p.reason] for p in problems],
+    )
     return name
 
 
 def register_files(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
     """FILES_TABLE for a run's files (in arrival order): the date in each name, and its rank of arrival."""
-    table = pa.table({"source_file": pa.array([str(p) for p in files], pa.string()),
-                      "name_date": pa.array([date_in_name(p) for p in files], pa.date32()),
-                      "arrival": pa.array(range(len(files)), pa.int64())})
+    table = pa.table(
+        {
+            "source_file": pa.array([str(p) for p in files], pa.string()),
+            "name_date": pa.array([date_in_name(p) for p in files], pa.date32()),
+            "arrival": pa.array(range(len(files)), pa.int64()),
+        }
+    )
     con.register("_ingest_files_arrow", table)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {load_sql.FILES_TABLE} AS SELECT * FROM _ingest_files_arrow")
     con.unregister("_ingest_files_arrow")
 
 
-def stage_batch(con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[str], day: date | None,
-                counts: dict, files: bool = False) -> None:
+def stage_batch(
+    con: duckdb.DuckDBPyConnection,
+    feed: Feed,
+    parsed_parts: list[str],
+    day: date | None,
+    counts: dict,
+    files: bool = False,
+) -> None:
     """Stage one batch of parsed files (or pieces of files), each row with its day and its reason if it is to be
     quarantined; each file's rows read, loaded, quarantined and skipped are added to ``counts``. Drops the parsed parts.
     ``files``: the run registered its files (register_files)."""

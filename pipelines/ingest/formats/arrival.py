@@ -21,6 +21,22 @@ from pipelines.ingest.formats.common import (
 from pipelines.warehouse.contracts import load_contract
 
 
+def _trace_options(path: Path, opts: dict) -> tuple[list[str], float, float]:
+    """The replicas to spread requests over and the latency model (prefill tokens/s, decode s/token)."""
+    if not opts.get("model"):
+        raise ValueError(f"{path}: an arrival-only trace needs the model option (--option model=NAME)")
+    replicas = [r.strip() for r in str(opts.get("replicas", "")).split(",") if r.strip()]
+    if not replicas:
+        raise ValueError(f"{path}: an arrival-only trace needs the replicas option (--option replicas=a,b)")
+    return replicas, float(opts.get("prefill_tokens_per_s", 10_000)), float(opts.get("decode_s_per_token", 0.03))
+
+
+def _token_columns(contract):
+    """The requests contract narrowed to its token counts, to judge them before the times made from them."""
+    names = ("prompt_tokens", "completion_tokens")
+    return replace(contract, rules=(), columns=tuple(c for c in contract.columns if c.name in names))
+
+
 class ArrivalTrace:
     """Arrival-only request traces (Azure LLM inference trace CSV; Mooncake JSONL): arrival time and token counts,
     no end time, device or model. The user supplies the rest as options, and every filled-in field is named in
@@ -46,13 +62,7 @@ class ArrivalTrace:
         lines = strip_bom(lines)
         contract = load_contract("requests")
         opts = ctx.options
-        if not opts.get("model"):
-            raise ValueError(f"{path}: an arrival-only trace needs the model option (--option model=NAME)")
-        replicas = [r.strip() for r in str(opts.get("replicas", "")).split(",") if r.strip()]
-        if not replicas:
-            raise ValueError(f"{path}: an arrival-only trace needs the replicas option (--option replicas=a,b)")
-        prefill = float(opts.get("prefill_tokens_per_s", 10_000))
-        decode = float(opts.get("decode_s_per_token", 0.03))
+        replicas, prefill, decode = _trace_options(path, opts)
         header = lines["raw_text"][0].as_py() if lines.num_rows else ""
         arrival, prompt_raw, output_raw, pre = self.arrival_sql(ctx, path, header)
         body = lines.slice(1) if self.kind == "csv" else lines
@@ -64,14 +74,26 @@ class ArrivalTrace:
         # a duration past BIGINT microseconds (tokens of 2^63) is no time: the row is quarantined, not the day
         first_token = f"arrival + to_microseconds(TRY_CAST(round(prompt / {prefill} * 1e6) AS BIGINT))"
         end = f"arrival + to_microseconds(TRY_CAST(round((prompt / {prefill} + output * {decode}) * 1e6) AS BIGINT))"
-        raw = {"request_id": request_id, "started_at": "CAST(arrival AS VARCHAR)",
-               "first_token_at": "CAST(arrival AS VARCHAR)", "ended_at": "CAST(arrival AS VARCHAR)",
-               "model": sql_str(opts["model"]), "replica_id": replica, "prompt_tokens": "prompt_raw",
-               "completion_tokens": "output_raw", "status": "'ok'", "estimated_fields": sql_str(filled)}
-        typed = {"started_at": "arrival", "first_token_at": first_token, "ended_at": end, "prompt_tokens": "prompt",
-                 "completion_tokens": "output"}
-        tokens = replace(contract, rules=(), columns=tuple(
-            c for c in contract.columns if c.name in ("prompt_tokens", "completion_tokens")))
+        raw = {
+            "request_id": request_id,
+            "started_at": "CAST(arrival AS VARCHAR)",
+            "first_token_at": "CAST(arrival AS VARCHAR)",
+            "ended_at": "CAST(arrival AS VARCHAR)",
+            "model": sql_str(opts["model"]),
+            "replica_id": replica,
+            "prompt_tokens": "prompt_raw",
+            "completion_tokens": "output_raw",
+            "status": "'ok'",
+            "estimated_fields": sql_str(filled),
+        }
+        typed = {
+            "started_at": "arrival",
+            "first_token_at": first_token,
+            "ended_at": end,
+            "prompt_tokens": "prompt",
+            "completion_tokens": "output",
+        }
+        tokens = _token_columns(contract)
         mapped = f"""
             WITH base AS (
                 SELECT *, {arrival} AS arrival, {prompt_raw} AS prompt_raw, {output_raw} AS output_raw, {pre} AS pre
@@ -97,7 +119,7 @@ class ArrivalTrace:
 class AzureTraceCsv(ArrivalTrace):
     """Azure LLM inference trace: TIMESTAMP (naive, 7 fractional digits), ContextTokens, GeneratedTokens."""
 
-    option_names = ('model', 'replicas', 'prefill_tokens_per_s', 'decode_s_per_token', 'timezone')
+    option_names = ("model", "replicas", "prefill_tokens_per_s", "decode_s_per_token", "timezone")
 
     kind = "csv"
 
@@ -107,8 +129,10 @@ class AzureTraceCsv(ArrivalTrace):
             raise ValueError(f"{path}: not an Azure LLM trace (header {header!r})")
         tz = ctx.options.get("timezone", "UTC")
         parts = "string_split(raw_text, ',')"
-        arrival = (f"timezone({sql_str(tz)}, try_strptime(left(trim({parts}[1]), 26), "
-                   "['%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']))")
+        arrival = (
+            f"timezone({sql_str(tz)}, try_strptime(left(trim({parts}[1]), 26), "
+            "['%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']))"
+        )
         pre = f"CASE WHEN len({parts}) <> 3 THEN 'expected 3 fields, got ' || len({parts}) END"
         return arrival, f"trim({parts}[2])", f"trim({parts}[3])", pre
 
@@ -117,7 +141,7 @@ class MooncakeJsonl(ArrivalTrace):
     """Mooncake trace: one JSON object a line with timestamp (ms from the trace start), input_length,
     output_length and hash_ids; needs the ``start`` option (an ISO time for timestamp 0)."""
 
-    option_names = ('model', 'replicas', 'prefill_tokens_per_s', 'decode_s_per_token', 'start')
+    option_names = ("model", "replicas", "prefill_tokens_per_s", "decode_s_per_token", "start")
 
     kind = "jsonl"
 
@@ -125,8 +149,14 @@ class MooncakeJsonl(ArrivalTrace):
         start = ctx.options.get("start")
         if not start:
             raise ValueError(f"{path}: a Mooncake trace has relative times; give --option start=2026-11-02T00:00:00Z")
-        arrival = (f"CASE WHEN json_valid(raw_text) THEN TIMESTAMPTZ {sql_str(start)} + to_microseconds("
-                   "TRY_CAST(round(TRY_CAST(raw_text::JSON->>'$.timestamp' AS DOUBLE) * 1000) AS BIGINT)) END")
+        arrival = (
+            f"CASE WHEN json_valid(raw_text) THEN TIMESTAMPTZ {sql_str(start)} + to_microseconds("
+            "TRY_CAST(round(TRY_CAST(raw_text::JSON->>'$.timestamp' AS DOUBLE) * 1000) AS BIGINT)) END"
+        )
         pre = "CASE WHEN NOT json_valid(raw_text) THEN 'malformed JSON' END"
-        return (arrival, "CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>'$.input_length' END",
-                "CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>'$.output_length' END", pre)
+        return (
+            arrival,
+            "CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>'$.input_length' END",
+            "CASE WHEN json_valid(raw_text) THEN raw_text::JSON->>'$.output_length' END",
+            pre,
+        )

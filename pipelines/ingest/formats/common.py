@@ -47,8 +47,10 @@ def check_options(reader, options: dict) -> None:
     unknown = sorted(set(options) - set(valid))
     if unknown:
         name = type(reader).__name__
-        raise ValueError(f"unknown option {', '.join(map(repr, unknown))} for the {name} reader; valid options: "
-                         f"{', '.join(sorted(valid)) or '(none)'}")
+        raise ValueError(
+            f"unknown option {', '.join(map(repr, unknown))} for the {name} reader; valid options: "
+            f"{', '.join(sorted(valid)) or '(none)'}"
+        )
 
 
 def strip_bom(lines: pa.Table) -> pa.Table:
@@ -59,8 +61,12 @@ def strip_bom(lines: pa.Table) -> pa.Table:
     first = lines["raw_text"][0].as_py()
     if not first.startswith("\ufeff"):
         return lines
-    raw = pa.concat_arrays([pa.array([first.lstrip("\ufeff")], lines.schema.field("raw_text").type),
-                            lines["raw_text"].slice(1).combine_chunks()])
+    raw = pa.concat_arrays(
+        [
+            pa.array([first.lstrip("\ufeff")], lines.schema.field("raw_text").type),
+            lines["raw_text"].slice(1).combine_chunks(),
+        ]
+    )
     return lines.set_column(lines.schema.get_field_index("raw_text"), "raw_text", raw)
 
 
@@ -79,9 +85,7 @@ def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) 
         raw = f"{c.name}__raw"
         if c.required:
             whens.append(f"WHEN {raw} IS NULL THEN 'missing {c.name}'")
-        whens.append(
-            f"WHEN {raw} IS NOT NULL AND {c.name} IS NULL THEN 'unparseable {c.name}: ' || left({raw}, 80)"
-        )
+        whens.append(f"WHEN {raw} IS NOT NULL AND {c.name} IS NULL THEN 'unparseable {c.name}: ' || left({raw}, 80)")
         if c.type in ("DOUBLE", "BIGINT"):
             whens.append(f"WHEN isnan({c.name}::DOUBLE) OR isinf({c.name}::DOUBLE) THEN '{c.name} is not finite'")
         if c.min is not None:
@@ -90,8 +94,9 @@ def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) 
             whens.append(f"WHEN {c.name} > {c.max} THEN '{c.name} above {c.max}: ' || {c.name}")
         if c.allowed and c.required:  # an optional tag's allowed values only warn (a quality check names others)
             allowed = ", ".join(sql_str(a) for a in c.allowed)
-            whens.append(f"WHEN {c.name} NOT IN ({allowed}) THEN '{c.name} not one of {'|'.join(c.allowed)}: ' "
-                         f"|| {c.name}")
+            whens.append(
+                f"WHEN {c.name} NOT IN ({allowed}) THEN '{c.name} not one of {'|'.join(c.allowed)}: ' || {c.name}"
+            )
         if c.type == "TIMESTAMPTZ":
             whens.append(
                 f"WHEN {c.name} < TIMESTAMPTZ '{EARLIEST_PLAUSIBLE}' OR {c.name} > now() + INTERVAL 1 DAY "
@@ -101,15 +106,20 @@ def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) 
     return "CASE " + " ".join(whens) + " END"
 
 
-def finish(ctx: ParseContext, contract: Contract, mapped_sql: str, extra_rules=(), event_date_sql: str | None = None) -> str:
+def finish(
+    ctx: ParseContext, contract: Contract, mapped_sql: str, extra_rules=(), event_date_sql: str | None = None
+) -> str:
     """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table."""
     name = f"_parsed_{next(_counter)}"
     part = contract.partition_by
     event_date = event_date_sql or (f"{part}::DATE" if part else "NULL::DATE")
     cols = ", ".join(f"{c.name}::{c.type} AS {c.name}" for c in contract.columns)
     # a row that loads needs no copy of its line, unless the load may still quarantine it as a duplicate key
-    raw_text = "raw_text" if contract.on_duplicate_key == "quarantine" else \
-        "CASE WHEN reason IS NOT NULL THEN raw_text END AS raw_text"
+    raw_text = (
+        "raw_text"
+        if contract.on_duplicate_key == "quarantine"
+        else "CASE WHEN reason IS NOT NULL THEN raw_text END AS raw_text"
+    )
     ctx.con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {name} AS
         WITH mapped AS ({mapped_sql}),
@@ -138,14 +148,24 @@ def epoch_sql(raw: str, unit: str) -> str:
     if unit not in _US_PER_UNIT:
         raise ValueError(f"unknown epoch unit {unit!r}; one of s, ms, us, ns")
     if unit == "ns":  # integers past 2^53: divide exactly, fall back to a double for "1.7e18"-style text
-        micros = f"coalesce(TRY_CAST({raw} AS HUGEINT) // 1000, TRY_CAST(round(TRY_CAST({raw} AS DOUBLE) / 1e3) AS HUGEINT))"
+        micros = (
+            f"coalesce(TRY_CAST({raw} AS HUGEINT) // 1000, TRY_CAST(round(TRY_CAST({raw} AS DOUBLE) / 1e3) AS HUGEINT))"
+        )
     else:
         micros = f"round(TRY_CAST({raw} AS DOUBLE) * {_US_PER_UNIT[unit]})"
     return f"(to_timestamp(0) + to_microseconds(TRY_CAST({micros} AS BIGINT)))"
 
 
-def typed_records(ctx: ParseContext, contract: Contract, lines: pa.Table, records: list[dict], pre: list,
-             extra_rules=(), event_date_sql: str | None = None, casts: dict[str, str] | None = None) -> str:
+def typed_records(
+    ctx: ParseContext,
+    contract: Contract,
+    lines: pa.Table,
+    records: list[dict],
+    pre: list,
+    extra_rules=(),
+    event_date_sql: str | None = None,
+    casts: dict[str, str] | None = None,
+) -> str:
     """Rows given as dicts of canonical field -> raw value (one per row of ``lines``, which holds their
     source_file, source_line and raw_text), typed by the contract. ``casts`` gives a column's own SQL over its raw
     text (``{raw}`` in the template), e.g. an epoch in nanoseconds, instead of a plain cast."""
@@ -156,14 +176,19 @@ def typed_records(ctx: ParseContext, contract: Contract, lines: pa.Table, record
             v = rec.get(c.name)
             v = "" if v is None else str(v).strip()
             cols[c.name].append(v or None)
-    data = {"source_file": lines["source_file"], "source_line": lines["source_line"], "raw_text": lines["raw_text"],
-            "pre_reason": pa.array(pre, pa.string())}
+    data = {
+        "source_file": lines["source_file"],
+        "source_line": lines["source_line"],
+        "raw_text": lines["raw_text"],
+        "pre_reason": pa.array(pre, pa.string()),
+    }
     data.update({f"{k}__raw": pa.array(v, pa.string()) for k, v in cols.items()})
     src = register(ctx, pa.table(data))
     typed = ", ".join(
         (casts[c.name].format(raw=f"{c.name}__raw") if c.name in casts else f"TRY_CAST({c.name}__raw AS {c.type})")
         + f" AS {c.name}"
-        for c in contract.columns)
+        for c in contract.columns
+    )
     return finish(ctx, contract, f"SELECT *, {typed} FROM {src}", extra_rules, event_date_sql)
 
 
@@ -184,7 +209,22 @@ def columns_sql(contract: Contract, raw: dict[str, str], typed: dict[str, str] |
 
 
 def empty_mapped(contract: Contract) -> str:
-    return (f"SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, "
-            f"NULL::VARCHAR AS pre_reason, {columns_sql(contract, {})} WHERE false")
+    return (
+        f"SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, "
+        f"NULL::VARCHAR AS pre_reason, {columns_sql(contract, {})} WHERE false"
+    )
 
 
+def auto_time_sql(raw: str, timezone: str) -> str:
+    """A time in whatever form a logger wrote it: a unix number in s, ms, us or ns (told apart by size: any date
+    from 1973 to 2286 reads right), else ISO text (naive times in ``timezone``)."""
+    num = f"TRY_CAST({raw} AS DOUBLE)"
+    iso = (
+        f"CASE WHEN regexp_matches({raw}, '([+-]\\d{{2}}:?\\d{{2}}|Z)$') THEN TRY_CAST({raw} AS TIMESTAMPTZ) "
+        f"ELSE timezone({sql_str(timezone)}, TRY_CAST({raw} AS TIMESTAMP)) END"
+    )
+    return (
+        f"CASE WHEN {num} IS NULL THEN {iso} WHEN abs({num}) >= 1e17 THEN {epoch_sql(raw, 'ns')} "
+        f"WHEN abs({num}) >= 1e14 THEN {epoch_sql(raw, 'us')} WHEN abs({num}) >= 1e11 THEN {epoch_sql(raw, 'ms')} "
+        f"ELSE {epoch_sql(raw, 's')} END"
+    )

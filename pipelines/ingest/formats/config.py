@@ -38,9 +38,12 @@ def formats_config(landing: Path | None) -> dict:
                 raise ValueError(f"{path}: expected a mapping of feed -> {{format, options}}")
             return config
     if landing is not None and (Path(landing) / FORMATS_FILE).exists():
-        log.warning("%s is not read: configuration lives in %s (INFERCOST_CONFIG_DIR); set "
-                    "INFERCOST_CONFIG_IN_LANDING=true only if no one else can write to the landing folder",
-                    Path(landing) / FORMATS_FILE, current().config_dir)
+        log.warning(
+            "%s is not read: configuration lives in %s (INFERCOST_CONFIG_DIR); set "
+            "INFERCOST_CONFIG_IN_LANDING=true only if no one else can write to the landing folder",
+            Path(landing) / FORMATS_FILE,
+            current().config_dir,
+        )
     return {}
 
 
@@ -54,7 +57,9 @@ def resolve_mapping(path: str | Path, landing: Path | None) -> Path:
         if (folder / path).exists():
             return folder / path
     if landing is not None and (Path(landing) / path).exists() and not path.exists():
-        raise ValueError(f"mapping {path} is in the landing folder {landing}, which is not read for configuration: "
-                         f"move it to {current().config_dir} (INFERCOST_CONFIG_DIR), or set "
-                         "INFERCOST_CONFIG_IN_LANDING=true if no one else can write there")
+        raise ValueError(
+            f"mapping {path} is in the landing folder {landing}, which is not read for configuration: "
+            f"move it to {current().config_dir} (INFERCOST_CONFIG_DIR), or set "
+            "INFERCOST_CONFIG_IN_LANDING=true if no one else can write there"
+        )
     return path

@@ -34,16 +34,27 @@ def _dcgm_samples(ctx: ParseContext, long_table: str, window: str | None) -> str
     """Pivot a long table of DCGM series points (source_file, source_line, raw_text, pre_reason, metric, uuid, gpu,
     host, ts, value_raw) into one telemetry row per device and timestamp; a point with a problem stays a row of
     its own, to be quarantined with its reason."""
-    value = {col: f"max(CASE WHEN metric = {sql_str(m)} THEN value_raw END)"
-             for m, (col, _) in _DCGM_FIELDS.items()}
+    value = {col: f"max(CASE WHEN metric = {sql_str(m)} THEN value_raw END)" for m, (col, _) in _DCGM_FIELDS.items()}
     factor = {col: f for _, (col, f) in _DCGM_FIELDS.items()}
-    window_sql = (str(float(window)) if window is not None else
-                  f"coalesce(inv.power_draw_window_s, {power_draw_window_sql('inv.device_type')})")
+    window_sql = (
+        str(float(window))
+        if window is not None
+        else f"coalesce(inv.power_draw_window_s, {power_draw_window_sql('inv.device_type')})"
+    )
 
-    raw = {"device_id": "g.device", "ts": "CAST(g.ts AS VARCHAR)", "power_window_s": f"{window_sql}::VARCHAR",
-           "host": "g.host", **{c: f"g.{c}__raw" for c in value}}
-    typed = {"device_id": "g.device", "ts": "g.ts", "power_window_s": window_sql,
-             **{c: f"TRY_CAST(g.{c}__raw AS DOUBLE) * {factor[c]}" for c in value}}
+    raw = {
+        "device_id": "g.device",
+        "ts": "CAST(g.ts AS VARCHAR)",
+        "power_window_s": f"{window_sql}::VARCHAR",
+        "host": "g.host",
+        **{c: f"g.{c}__raw" for c in value},
+    }
+    typed = {
+        "device_id": "g.device",
+        "ts": "g.ts",
+        "power_window_s": window_sql,
+        **{c: f"TRY_CAST(g.{c}__raw AS DOUBLE) * {factor[c]}" for c in value},
+    }
 
     return f"""
         WITH points AS (
@@ -68,8 +79,11 @@ def _dcgm_samples(ctx: ParseContext, long_table: str, window: str | None) -> str
 
 def _label_sql(labels: str, *names: str) -> str:
     """The first of the named Prometheus labels present in a label set text, or NULL."""
-    return "coalesce(" + ", ".join(
-        f"nullif(regexp_extract({labels}, '(?:^|,)\\s*{n}=\"([^\"]*)\"', 1), '')" for n in names) + ")"
+    return (
+        "coalesce("
+        + ", ".join(f"nullif(regexp_extract({labels}, '(?:^|,)\\s*{n}=\"([^\"]*)\"', 1), '')" for n in names)
+        + ")"
+    )
 
 
 def _scrape_time_from_name(path: Path) -> str | None:
@@ -96,7 +110,7 @@ class DcgmPrometheusText:
     """
 
     feed = "telemetry"  # the feed whose contract its rows meet
-    option_names = ('host', 'scraped_at', 'power_draw_window_s')
+    option_names = ("host", "scraped_at", "power_draw_window_s")
 
     patterns = ("*.prom", "*.prom.gz", "*.txt", "*.txt.gz", "*.metrics")
 
@@ -130,34 +144,51 @@ class DcgmPrometheusText:
                 FROM l
             )
             SELECT source_file, source_line, raw_text, metric, value_raw, ts,
-                   {_label_sql('labels', 'UUID', 'uuid')} AS uuid, {_label_sql('labels', 'gpu')} AS gpu,
-                   coalesce({_label_sql('labels', 'Hostname', 'hostname')}, {sql_str(ctx.options.get('host', ''))})
+                   {_label_sql("labels", "UUID", "uuid")} AS uuid, {_label_sql("labels", "gpu")} AS gpu,
+                   coalesce({_label_sql("labels", "Hostname", "hostname")}, {sql_str(ctx.options.get("host", ""))})
                        AS host,
                    CASE WHEN metric IS NULL THEN 'not a Prometheus exposition line'
                         WHEN ts IS NULL THEN 'no time: the point has no timestamp, the file name has none, '
                                              || 'and no scraped_at option was given'
-                        WHEN {_label_sql('labels', 'UUID', 'uuid')} IS NULL
-                             AND {_label_sql('labels', 'gpu')} IS NULL THEN 'no UUID or gpu label'
+                        WHEN {_label_sql("labels", "UUID", "uuid")} IS NULL
+                             AND {_label_sql("labels", "gpu")} IS NULL THEN 'no UUID or gpu label'
                    END AS pre_reason
             FROM points WHERE metric IS NULL OR metric IN ({known})
         """)
-        return finish(ctx, load_contract("telemetry"),
-                       _dcgm_samples(ctx, long_name, ctx.options.get("power_draw_window_s")))
+        return finish(
+            ctx, load_contract("telemetry"), _dcgm_samples(ctx, long_name, ctx.options.get("power_draw_window_s"))
+        )
 
 
 def _range_points(text: str, first_line: int, host: str | None) -> dict[str, list]:
     """The points of a range-query answer as columns (source_line, raw_text, metric, value_raw, ts_raw, uuid, gpu,
     host, pre_reason), one per [time, value] pair of a DCGM series; a file that is no such answer is one row with
     its reason (the other files of the day still load)."""
-    rows = {"source_line": [], "raw_text": [], "metric": [], "value_raw": [], "ts_raw": [], "uuid": [], "gpu": [],
-            "host": [], "pre_reason": []}
+    rows = {
+        "source_line": [],
+        "raw_text": [],
+        "metric": [],
+        "value_raw": [],
+        "ts_raw": [],
+        "uuid": [],
+        "gpu": [],
+        "host": [],
+        "pre_reason": [],
+    }
 
     def add(raw, metric=None, value=None, ts=None, labels=None, problem=None):
         labels = labels or {}
-        for k, v in (("source_line", first_line), ("raw_text", raw), ("metric", metric),
-                     ("value_raw", None if value is None else str(value)), ("ts_raw", None if ts is None else str(ts)),
-                     ("uuid", labels.get("UUID") or labels.get("uuid")), ("gpu", labels.get("gpu")),
-                     ("host", labels.get("Hostname") or labels.get("hostname") or host), ("pre_reason", problem)):
+        for k, v in (
+            ("source_line", first_line),
+            ("raw_text", raw),
+            ("metric", metric),
+            ("value_raw", None if value is None else str(value)),
+            ("ts_raw", None if ts is None else str(ts)),
+            ("uuid", labels.get("UUID") or labels.get("uuid")),
+            ("gpu", labels.get("gpu")),
+            ("host", labels.get("Hostname") or labels.get("hostname") or host),
+            ("pre_reason", problem),
+        ):
             rows[k].append(v)
 
     try:
@@ -198,27 +229,34 @@ class PrometheusRangeJson:
     (e.g. ``{__name__=~"DCGM_FI_DEV_POWER_USAGE|DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"}``) so that they pair up."""
 
     feed = "telemetry"  # the feed whose contract its rows meet
-    option_names = ('host', 'power_draw_window_s')
+    option_names = ("host", "power_draw_window_s")
 
     patterns = ("*.json", "*.json.gz")
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
         check_options(self, ctx.options)
         lines = strip_bom(lines)
-        rows = _range_points("\n".join(lines["raw_text"].to_pylist()),
-                             lines["source_line"][0].as_py() if lines.num_rows else 1, ctx.options.get("host"))
+        rows = _range_points(
+            "\n".join(lines["raw_text"].to_pylist()),
+            lines["source_line"][0].as_py() if lines.num_rows else 1,
+            ctx.options.get("host"),
+        )
         n = len(rows["raw_text"])
-        table = pa.table({"source_file": pa.array([str(path)] * n, pa.string()),
-                          **{k: pa.array(v, pa.int64() if k == "source_line" else pa.string())
-                             for k, v in rows.items()}})
+        table = pa.table(
+            {
+                "source_file": pa.array([str(path)] * n, pa.string()),
+                **{k: pa.array(v, pa.int64() if k == "source_line" else pa.string()) for k, v in rows.items()},
+            }
+        )
         src = register(ctx, table)
         long_name = f"_promjson_{abs(hash(str(path))) % 10**9}"
         ctx.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {long_name} AS
-            SELECT * EXCLUDE (ts_raw, pre_reason), {epoch_sql('ts_raw', 's')} AS ts,
-                   coalesce(pre_reason, CASE WHEN {epoch_sql('ts_raw', 's')} IS NULL
+            SELECT * EXCLUDE (ts_raw, pre_reason), {epoch_sql("ts_raw", "s")} AS ts,
+                   coalesce(pre_reason, CASE WHEN {epoch_sql("ts_raw", "s")} IS NULL
                                              THEN 'unparseable time: ' || coalesce(ts_raw, 'null') END) AS pre_reason
             FROM {src}
         """)
-        return finish(ctx, load_contract("telemetry"),
-                       _dcgm_samples(ctx, long_name, ctx.options.get("power_draw_window_s")))
+        return finish(
+            ctx, load_contract("telemetry"), _dcgm_samples(ctx, long_name, ctx.options.get("power_draw_window_s"))
+        )

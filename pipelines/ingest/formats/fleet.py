@@ -63,7 +63,9 @@ def _refuse_repeated_keys(key, path: Path, records: list[dict], line_numbers: li
         seen = lines_of.get(k, [])
         if reason is None and len(seen) > 1:
             others = ", ".join(str(m) for m in seen if m != n)
-            reason = (f"duplicate {'/'.join(key)} {'/'.join(k)}: also on line {others} of {path.name}; "
-                      "none of these rows is loaded until one is left")
+            reason = (
+                f"duplicate {'/'.join(key)} {'/'.join(k)}: also on line {others} of {path.name}; "
+                "none of these rows is loaded until one is left"
+            )
         out.append(reason)
     return out

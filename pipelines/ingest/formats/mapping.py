@@ -49,6 +49,7 @@ import yaml
 
 from pipelines.ingest.formats.common import (
     ParseContext,
+    auto_time_sql,
     check_options,
     columns_sql,
     epoch_sql,
@@ -74,8 +75,10 @@ def load_mapping(path: Path) -> dict:
     contract = load_contract(mapping["feed"])
     unknown = set(mapping["fields"]) - set(contract.names)
     if unknown:
-        raise ValueError(f"{path}: fields {sorted(unknown)} are not columns of the {mapping['feed']} contract "
-                         f"({', '.join(contract.names)})")
+        raise ValueError(
+            f"{path}: fields {sorted(unknown)} are not columns of the {mapping['feed']} contract "
+            f"({', '.join(contract.names)})"
+        )
     return mapping
 
 
@@ -97,7 +100,7 @@ def _csv_records(lines: pa.Table, delimiter: str) -> tuple[list[int], list[str],
             quotes += raws_in[j].count('"')
         if quotes % 2 == 1:  # never closed: this line alone is the bad record
             j = i
-        text = "\n".join(raws_in[i:j + 1])
+        text = "\n".join(raws_in[i : j + 1])
         problem = "unbalanced quote (a quoted field no later line closes)" if quotes % 2 == 1 else None
         try:
             row = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
@@ -109,17 +112,6 @@ def _csv_records(lines: pa.Table, delimiter: str) -> tuple[list[int], list[str],
         problems.append(problem)
         i = j + 1
     return nums, raws, rows, problems
-
-
-def _auto_time_sql(raw: str, timezone: str) -> str:
-    """A time in whatever form a logger wrote it: a unix number in s, ms, us or ns (told apart by size: any date
-    from 1973 to 2286 reads right), else ISO text (naive times in ``timezone``)."""
-    num = f"TRY_CAST({raw} AS DOUBLE)"
-    iso = (f"CASE WHEN regexp_matches({raw}, '([+-]\\d{{2}}:?\\d{{2}}|Z)$') THEN TRY_CAST({raw} AS TIMESTAMPTZ) "
-           f"ELSE timezone({sql_str(timezone)}, TRY_CAST({raw} AS TIMESTAMP)) END")
-    return (f"CASE WHEN {num} IS NULL THEN {iso} WHEN abs({num}) >= 1e17 THEN {epoch_sql(raw, 'ns')} "
-            f"WHEN abs({num}) >= 1e14 THEN {epoch_sql(raw, 'us')} WHEN abs({num}) >= 1e11 THEN {epoch_sql(raw, 'ms')} "
-            f"ELSE {epoch_sql(raw, 's')} END")
 
 
 class MappedFile:
@@ -181,8 +173,10 @@ class MappedFile:
             cond = f"try({scalar_expression(skip, 'source.skip_when', mpath)})"
             pre = f"coalesce({pre}, CASE WHEN {cond} THEN {sql_str('skipped by the mapping: ' + str(skip))} END)"
         # the mapping's expressions run in a sandbox that sees only this file's rows (sandbox.py)
-        mapped = (f"SELECT source_file, source_line, raw_text, CAST({pre} AS VARCHAR) AS pre_reason, "
-                  f"{columns_sql(contract, raw, typed)} FROM src")
+        mapped = (
+            f"SELECT source_file, source_line, raw_text, CAST({pre} AS VARCHAR) AS pre_reason, "
+            f"{columns_sql(contract, raw, typed)} FROM src"
+        )
         mapped = f"SELECT * FROM {register(ctx, evaluate(table, mapped))}"
         if contract.name == "telemetry" and "power_model" in mapping:
             mapped = self._power_model(mapping["power_model"] or {}, mapped)
@@ -204,11 +198,16 @@ class MappedFile:
         width = max([named] + [len(r) for r in rows])
         names = names + [f"column{i + 1}" for i in range(named, width)]
         # a header fixes the width; named columns of a headerless file must all be there (more may follow)
-        problems = [p or (f"expected {named} fields, got {len(r)}" if (len(r) != named if header else len(r) < named)
-                          else None) for p, r in zip(problems, rows)]
-        data = {"source_file": pa.array([str(path)] * len(rows), pa.string()),
-                "source_line": pa.array(nums, pa.int64()), "raw_text": pa.array(raws, pa.string()),
-                "pre_reason": pa.array(problems, pa.string())}
+        problems = [
+            p or (f"expected {named} fields, got {len(r)}" if (len(r) != named if header else len(r) < named) else None)
+            for p, r in zip(problems, rows)
+        ]
+        data = {
+            "source_file": pa.array([str(path)] * len(rows), pa.string()),
+            "source_line": pa.array(nums, pa.int64()),
+            "raw_text": pa.array(raws, pa.string()),
+            "pre_reason": pa.array(problems, pa.string()),
+        }
         for i, n in enumerate(names):
             data[n] = pa.array([(r[i].strip() or None) if i < len(r) else None for r in rows], pa.string())
         table = pa.table(data)
@@ -249,15 +248,20 @@ class MappedFile:
             whens = " ".join(f"WHEN {sql_str(str(k))} THEN {sql_str(str(v))}" for k, v in spec["map"].items())
             raw = f"CASE {raw} {whens} ELSE {raw} END"
         if spec.get("epoch") == "auto":
-            typed = _auto_time_sql(raw, spec.get("timezone", "UTC"))
+            typed = auto_time_sql(raw, spec.get("timezone", "UTC"))
         elif spec.get("epoch"):
             typed = epoch_sql(raw, spec["epoch"])
         elif spec.get("format") or spec.get("timezone"):
             tz = sql_str(spec.get("timezone", "UTC"))
-            naive = (f"try_strptime({raw}, {sql_str(spec['format'])})" if spec.get("format")
-                     else f"TRY_CAST({raw} AS TIMESTAMP)")
-            typed = (f"CASE WHEN regexp_matches({raw}, '([+-]\\d{{2}}:?\\d{{2}}|Z)$') THEN TRY_CAST({raw} AS "
-                     f"TIMESTAMPTZ) ELSE timezone({tz}, {naive}) END")
+            naive = (
+                f"try_strptime({raw}, {sql_str(spec['format'])})"
+                if spec.get("format")
+                else f"TRY_CAST({raw} AS TIMESTAMP)"
+            )
+            typed = (
+                f"CASE WHEN regexp_matches({raw}, '([+-]\\d{{2}}:?\\d{{2}}|Z)$') THEN TRY_CAST({raw} AS "
+                f"TIMESTAMPTZ) ELSE timezone({tz}, {naive}) END"
+            )
         else:
             typed = f"TRY_CAST({raw} AS {c.type})"
         if spec.get("scale") is not None:
@@ -279,12 +283,15 @@ class MappedFile:
                 if ref(str(name), True) is None:  # not in this file: try the next
                     continue
             return self._field_sql(mpath, c, alt, ref)
-        if spec.get("optional"):
+        # optional, or a file with no header at all (empty, cut short): its rows are quarantined, not the run
+        if spec.get("optional") or not getattr(ref, "file_columns", ()):
             return "NULL::VARCHAR", f"NULL::{c.type}"
-        columns = ", ".join(getattr(ref, "file_columns", ())) or "(none)"
-        raise ValueError(f"{ref.path}: no column for {c.name}: none of {', '.join(names)} is in the file (its "
-                         f"columns: {columns}); name yours in a mapping file (--format mapped --option mapping=FILE, "
-                         f"see {mpath.name})")
+        columns = ", ".join(ref.file_columns)
+        raise ValueError(
+            f"{ref.path}: no column for {c.name}: none of {', '.join(names)} is in the file (its "
+            f"columns: {columns}); name yours in a mapping file (--format mapped --option mapping=FILE, "
+            f"see {mpath.name})"
+        )
 
     def _power_model(self, model: dict, mapped: str) -> str:
         idle = f"{float(model['idle_w'])}" if model.get("idle_w") is not None else "inv.idle_w"

@@ -20,6 +20,20 @@ from pipelines.ingest.formats.common import (
 from pipelines.warehouse.contracts import load_contract
 
 
+def _unknown_region(ctx: ParseContext, contract, region: str, lines: pa.Table) -> str:
+    """Every row of a price file whose region the fleet does not know, quarantined saying why."""
+    reason = sql_str(
+        f"region {region!r} (from the file name) is not in fleet/regions.csv, or its row there "
+        "was refused (see the quarantine of regions)"
+    )
+    return finish(
+        ctx,
+        contract,
+        f"SELECT source_file, source_line, raw_text, {reason} AS pre_reason, "
+        f"{columns_sql(contract, {})} FROM {register(ctx, lines.slice(1))}",
+    )
+
+
 class RegionSeriesCsv:
     """An hourly or sub-hourly series per region, one file per region named <region>_*.csv, as
     ``Datetime,<Label> (<unit>)``. The region's row in fleet/regions.csv gives the zone of naive timestamps (UTC
@@ -27,7 +41,7 @@ class RegionSeriesCsv:
     are read as such. Options: ``value_column`` (a header name, for files with several value columns) and
     ``currency`` (when the header does not say)."""
 
-    option_names = ('currency', 'value_column')
+    option_names = ("currency", "value_column")
 
     patterns = ("*.csv", "*.csv.gz")
     feed = ""
@@ -49,10 +63,7 @@ class RegionSeriesCsv:
         if lines.num_rows == 0:
             return finish(ctx, contract, empty_mapped(contract))
         if not found:  # every row is quarantined saying why; the other regions' files still load
-            reason = sql_str(f"region {region!r} (from the file name) is not in fleet/regions.csv, or its row there "
-                             "was refused (see the quarantine of regions)")
-            return finish(ctx, contract, f"SELECT source_file, source_line, raw_text, {reason} AS pre_reason, "
-                                         f"{columns_sql(contract, {})} FROM {register(ctx, lines.slice(1))}")
+            return _unknown_region(ctx, contract, region, lines)
         market, tz, minutes = found[0]
         header = lines["raw_text"][0].as_py()
         names = [h.strip() for h in header.split(",")]
@@ -60,16 +71,22 @@ class RegionSeriesCsv:
         if ctx.options.get("currency"):
             constants["currency"] = ctx.options["currency"]
         if "currency" in constants and not constants["currency"]:
-            raise ValueError(f"{path}: header {header!r} names no currency as 'Price (CUR/MWh)'; "
-                             "give the currency option")
+            raise ValueError(
+                f"{path}: header {header!r} names no currency as 'Price (CUR/MWh)'; give the currency option"
+            )
         # the value column: the option's name, else the second column (e.g. "Real price" in epftoolbox files)
         wanted = ctx.options.get("value_column")
         if wanted and wanted not in names:
             raise ValueError(f"{path}: no column {wanted!r} in header {header!r}")
         pos = names.index(wanted) + 1 if wanted else 2
         src = register(ctx, lines.slice(1))
-        raw = {"region": sql_str(region), "interval_start": "parts[1]", "interval_end": "parts[1]",
-               self.value_column: f"parts[{pos}]", **{k: sql_str(v) for k, v in constants.items()}}
+        raw = {
+            "region": sql_str(region),
+            "interval_start": "parts[1]",
+            "interval_end": "parts[1]",
+            self.value_column: f"parts[{pos}]",
+            **{k: sql_str(v) for k, v in constants.items()},
+        }
         typed = {"interval_start": "start_ts", "interval_end": f"start_ts + INTERVAL {int(minutes)} MINUTE"}
         mapped = f"""
             WITH s0 AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
@@ -111,5 +128,3 @@ class CarbonIntensityCsv(RegionSeriesCsv):
         if not re.search(r"gCO2(eq|e)?/kWh", header):
             raise ValueError(f"{path}: header {header!r} does not give gCO2eq/kWh")
         return {}
-
-

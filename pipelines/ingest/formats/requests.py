@@ -45,20 +45,35 @@ class OpenAIJsonl:
         contract = load_contract("requests")
 
         # every path is read in one parse of the line (one ->> per path would parse the line once per path)
-        raw = {"request_id": "$.id|$.request_id", "started_at": "$.started_at|$.start_time",
-               "ended_at": "$.ended_at|$.end_time", "first_token_at": "$.first_token_at", "model": "$.model",
-               "replica_id": "$.replica_id", "device_id": "$.device_id", "host": "$.host",
-               "prompt_tokens": "$.usage.prompt_tokens", "completion_tokens": "$.usage.completion_tokens",
-               "cached_prompt_tokens": "$.usage.prompt_tokens_details.cached_tokens",
-               "quantization": "$.metadata.quantization", "speculative": "$.metadata.speculative",
-               "batching": "$.metadata.batching", "tenant": "$.metadata.tenant|$.user", "status": "$.status"}
+        raw = {
+            "request_id": "$.id|$.request_id",
+            "started_at": "$.started_at|$.start_time",
+            "ended_at": "$.ended_at|$.end_time",
+            "first_token_at": "$.first_token_at",
+            "model": "$.model",
+            "replica_id": "$.replica_id",
+            "device_id": "$.device_id",
+            "host": "$.host",
+            "prompt_tokens": "$.usage.prompt_tokens",
+            "completion_tokens": "$.usage.completion_tokens",
+            "cached_prompt_tokens": "$.usage.prompt_tokens_details.cached_tokens",
+            "quantization": "$.metadata.quantization",
+            "speculative": "$.metadata.speculative",
+            "batching": "$.metadata.batching",
+            "tenant": "$.metadata.tenant|$.user",
+            "status": "$.status",
+        }
         paths = [x for alternatives in raw.values() for x in alternatives.split("|")] + ["$.created"]
 
         def p(path: str) -> str:
             return f"v[{paths.index(path) + 1}]"
 
-        raw = {c: f"coalesce({', '.join(p(x) for x in alternatives.split('|'))})" if "|" in alternatives
-               else p(alternatives) for c, alternatives in raw.items()}
+        raw = {
+            c: f"coalesce({', '.join(p(x) for x in alternatives.split('|'))})"
+            if "|" in alternatives
+            else p(alternatives)
+            for c, alternatives in raw.items()
+        }
         raw["status"] = f"CASE WHEN ok THEN coalesce({p('$.status')}, 'ok') END"
         path_list = ", ".join(sql_str(x) for x in paths)
         mapped = f"""
@@ -69,12 +84,14 @@ class OpenAIJsonl:
                 CASE WHEN NOT ok THEN 'malformed JSON'
                      WHEN NOT is_object THEN 'not a JSON object' END AS pre_reason,
                 {columns_sql(contract, raw)},
-                TRY_CAST({p('$.created')} AS DOUBLE) AS created_s
+                TRY_CAST({p("$.created")} AS DOUBLE) AS created_s
             FROM j
         """
         # `created` (unix seconds) dates a row with no start; a value past year 9999 (microseconds, 1e308) is none
-        event_date = ("coalesce(started_at, CASE WHEN created_s BETWEEN 0 AND 253402300799 "
-                      "THEN to_timestamp(created_s) END)::DATE")
+        event_date = (
+            "coalesce(started_at, CASE WHEN created_s BETWEEN 0 AND 253402300799 "
+            "THEN to_timestamp(created_s) END)::DATE"
+        )
         return finish(ctx, contract, mapped, event_date_sql=event_date)
 
 
@@ -90,7 +107,7 @@ class LiteLlmSpendLogs:
     """
 
     feed = "requests"  # the feed whose contract its rows meet
-    option_names = ('model_field',)
+    option_names = ("model_field",)
 
     patterns = ("*.csv", "*.csv.gz", "*.jsonl", "*.jsonl.gz")
 
@@ -119,18 +136,22 @@ class LiteLlmSpendLogs:
             except (ValueError, csv.Error, RecursionError):  # RecursionError: JSON nested ~1,000 levels deep
                 reason = "malformed JSON" if not is_csv else "malformed CSV row"
             cache_hit = str(rec.get("cache_hit", "")).strip().lower() in ("true", "1", "yes")
-            records.append({
-                "request_id": rec.get("request_id"), "started_at": rec.get("startTime"),
-                "ended_at": rec.get("endTime"), "first_token_at": rec.get("completionStartTime") or None,
-                "model": rec.get(model_field) or rec.get("model"), "replica_id": rec.get("api_base"),
-                "prompt_tokens": rec.get("prompt_tokens"), "completion_tokens": rec.get("completion_tokens"),
-                "tenant": rec.get("team_id") or rec.get("end_user"),
-                "status": "cache_hit" if cache_hit else (rec.get("status") or "ok") if rec else None,
-            })
+            records.append(
+                {
+                    "request_id": rec.get("request_id"),
+                    "started_at": rec.get("startTime"),
+                    "ended_at": rec.get("endTime"),
+                    "first_token_at": rec.get("completionStartTime") or None,
+                    "model": rec.get(model_field) or rec.get("model"),
+                    "replica_id": rec.get("api_base"),
+                    "prompt_tokens": rec.get("prompt_tokens"),
+                    "completion_tokens": rec.get("completion_tokens"),
+                    "tenant": rec.get("team_id") or rec.get("end_user"),
+                    "status": "cache_hit" if cache_hit else (rec.get("status") or "ok") if rec else None,
+                }
+            )
             pre.append(reason)
         return typed_records(ctx, contract, body, records, pre)
-
-
 
 
 def _otlp_value(v):
@@ -167,7 +188,7 @@ class OtelGenAiSpans:
     """
 
     feed = "requests"  # the feed whose contract its rows meet
-    option_names = ('replica_attribute',)
+    option_names = ("replica_attribute",)
 
     patterns = ("*.json", "*.json.gz", "*.jsonl", "*.jsonl.gz")
 
@@ -225,27 +246,38 @@ class OtelGenAiSpans:
             code = status.get("code") if isinstance(status, dict) else None
             start = span.get("startTimeUnixNano", span.get("start_time_unix_nano"))
             ttft = a.get("gen_ai.server.time_to_first_token")
-            records.append({
-                "request_id": a.get("gen_ai.response.id") or span.get("spanId") or span.get("span_id"),
-                "started_at": start,
-                "ended_at": span.get("endTimeUnixNano", span.get("end_time_unix_nano")),
-                "first_token_at": None if ttft is None or start is None else f"{start}+{ttft}",
-                "model": a.get("gen_ai.response.model") or a.get("gen_ai.request.model"),
-                "replica_id": a.get(replica_attr) or resource.get(replica_attr),
-                "device_id": a.get("infercost.device_id") or resource.get("infercost.device_id"),
-                "host": resource.get("host.name") or a.get("host.name"),
-                "prompt_tokens": a.get("gen_ai.usage.input_tokens"),
-                "completion_tokens": a.get("gen_ai.usage.output_tokens"),
-                "cached_prompt_tokens": a.get("gen_ai.usage.cache_read.input_tokens"),
-                "tenant": a.get("user.id") or a.get("enduser.id"),
-                "status": "error" if code in (2, "2", "STATUS_CODE_ERROR") else "ok",
-            })
-            pre.append(None if any(str(k).startswith("gen_ai.") for k in a)
-                       else "not a GenAI span (no gen_ai.* attributes)")
-        spans = pa.table({"source_file": pa.array([str(path)] * len(nums), pa.string()),
-                          "source_line": pa.array(nums, pa.int64()), "raw_text": pa.array(raw_texts, pa.string())})
+            records.append(
+                {
+                    "request_id": a.get("gen_ai.response.id") or span.get("spanId") or span.get("span_id"),
+                    "started_at": start,
+                    "ended_at": span.get("endTimeUnixNano", span.get("end_time_unix_nano")),
+                    "first_token_at": None if ttft is None or start is None else f"{start}+{ttft}",
+                    "model": a.get("gen_ai.response.model") or a.get("gen_ai.request.model"),
+                    "replica_id": a.get(replica_attr) or resource.get(replica_attr),
+                    "device_id": a.get("infercost.device_id") or resource.get("infercost.device_id"),
+                    "host": resource.get("host.name") or a.get("host.name"),
+                    "prompt_tokens": a.get("gen_ai.usage.input_tokens"),
+                    "completion_tokens": a.get("gen_ai.usage.output_tokens"),
+                    "cached_prompt_tokens": a.get("gen_ai.usage.cache_read.input_tokens"),
+                    "tenant": a.get("user.id") or a.get("enduser.id"),
+                    "status": "error" if code in (2, "2", "STATUS_CODE_ERROR") else "ok",
+                }
+            )
+            pre.append(
+                None if any(str(k).startswith("gen_ai.") for k in a) else "not a GenAI span (no gen_ai.* attributes)"
+            )
+        spans = pa.table(
+            {
+                "source_file": pa.array([str(path)] * len(nums), pa.string()),
+                "source_line": pa.array(nums, pa.int64()),
+                "raw_text": pa.array(raw_texts, pa.string()),
+            }
+        )
         ns = epoch_sql("{raw}", "ns")
-        first_token = (f"{epoch_sql('split_part({raw}, chr(43), 1)', 'ns')} + to_microseconds(TRY_CAST(round("
-                       "TRY_CAST(split_part({raw}, chr(43), 2) AS DOUBLE) * 1e6) AS BIGINT))")
-        return typed_records(ctx, contract, spans, records, pre,
-                        casts={"started_at": ns, "ended_at": ns, "first_token_at": first_token})
+        first_token = (
+            f"{epoch_sql('split_part({raw}, chr(43), 1)', 'ns')} + to_microseconds(TRY_CAST(round("
+            "TRY_CAST(split_part({raw}, chr(43), 2) AS DOUBLE) * 1e6) AS BIGINT))"
+        )
+        return typed_records(
+            ctx, contract, spans, records, pre, casts={"started_at": ns, "ended_at": ns, "first_token_at": first_token}
+        )

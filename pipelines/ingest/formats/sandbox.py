@@ -39,8 +39,10 @@ def scalar_expression(expr, where: str, mapping: Path | str) -> str:
     UnsafeExpression naming the mapping file and the field (``where``)."""
 
     def refuse(why: str) -> UnsafeExpression:
-        return UnsafeExpression(f"{mapping}: {where} must be one SQL expression over the source columns ({why}); "
-                                f"refused: {str(expr)[:200]!r}")
+        return UnsafeExpression(
+            f"{mapping}: {where} must be one SQL expression over the source columns ({why}); "
+            f"refused: {str(expr)[:200]!r}"
+        )
 
     if not isinstance(expr, str) or not expr.strip():
         raise refuse("it is empty or not text")
@@ -61,9 +63,16 @@ def scalar_expression(expr, where: str, mapping: Path | str) -> str:
             raise refuse("it is more than one expression")
         if node["select_list"][0].get("alias"):
             raise refuse("an expression has no alias")
-        if ((node.get("from_table") or {}).get("type") != "EMPTY" or node.get("where_clause") or node.get("having")
-                or node.get("qualify") or node.get("sample") or node.get("modifiers")
-                or (node.get("cte_map") or {}).get("map") or (node.get("group_expressions") or [])):
+        if (
+            (node.get("from_table") or {}).get("type") != "EMPTY"
+            or node.get("where_clause")
+            or node.get("having")
+            or node.get("qualify")
+            or node.get("sample")
+            or node.get("modifiers")
+            or (node.get("cte_map") or {}).get("map")
+            or (node.get("group_expressions") or [])
+        ):
             raise refuse("it reads from a table or holds a clause")
         if any(n.get("class") == "SUBQUERY" or "subquery" in n for n in _walk(node["select_list"])):
             raise refuse("it holds a subquery")

@@ -29,8 +29,10 @@ log = logging.getLogger(__name__)
 
 # the documented file name: <host>_<YYYY-MM-DD>.csv[.gz] (README "Input formats")
 HOST_FILE_NAME = re.compile(r"^(?P<host>.+)_\d{4}-\d{2}-\d{2}\.csv(\.gz)?$")
-NO_HOST = ("no host for this device: the file name is not <host>_<YYYY-MM-DD>.csv and it has no uuid or "
-           "pci.bus_id column (give --option host=NAME)")
+NO_HOST = (
+    "no host for this device: the file name is not <host>_<YYYY-MM-DD>.csv and it has no uuid or "
+    "pci.bus_id column (give --option host=NAME)"
+)
 
 _NVSMI_FIELDS = {
     "timestamp": "ts",
@@ -68,8 +70,15 @@ def file_host(options: dict, path: Path) -> tuple[str | None, str]:
 
 def _host_note(path: Path, host: str | None, source: str, pos: dict[str, int]) -> str:
     """The line the log gets saying where the host and the device ids of a file came from."""
-    device = ("uuid" if "uuid" in pos else "pci.bus_id" if "pci_bus_id" in pos else
-              "<host>:index" if "index" in pos else "the host")
+    device = (
+        "uuid"
+        if "uuid" in pos
+        else "pci.bus_id"
+        if "pci_bus_id" in pos
+        else "<host>:index"
+        if "index" in pos
+        else "the host"
+    )
     if host is None:
         tail = ("device ids from " + device) if device in ("uuid", "pci.bus_id") else "its rows are quarantined"
         return f"{path.name}: host unknown (not named <host>_<YYYY-MM-DD>.csv, no host option): {tail}"
@@ -84,8 +93,9 @@ def _nvsmi_power_and_device(pos: dict[str, int], window, host: str | None, val) 
         power_key, window_sql = "power_draw_average", "1.0"
     else:  # power.draw: its meaning depends on the device type (pipelines/ingest/device_power.py)
         power_key = "power_draw"
-        window_sql = (str(float(window)) if window is not None else
-                      f"coalesce(draw_window_s, {DEFAULT_POWER_DRAW_WINDOW_S})")
+        window_sql = (
+            str(float(window)) if window is not None else f"coalesce(draw_window_s, {DEFAULT_POWER_DRAW_WINDOW_S})"
+        )
     if "uuid" in pos:
         device = val("uuid")
     elif "pci_bus_id" in pos:
@@ -97,6 +107,15 @@ def _nvsmi_power_and_device(pos: dict[str, int], window, host: str | None, val) 
     else:  # a file of one device: the host names it
         device = sql_str(host)
     return power_key, window_sql, device
+
+
+def _cleaned_field_sql(i: int, unit: str | None) -> str:
+    """Field i's text once: trimmed, the unit its header names ("power.draw [W]": "160.5 W") cut, [N/A] and
+    [Not Supported] read as missing (string functions, not regular expressions: this runs per sample)."""
+    v = f"trim(parts[{i}])"
+    if unit:
+        v = f"CASE WHEN suffix({v}, {sql_str(' ' + unit)}) THEN left({v}, -{len(unit) + 1}) ELSE {v} END"
+    return f"nullif(nullif({v}, '[N/A]'), '[Not Supported]')"
 
 
 class NvidiaSmiCsv:
@@ -114,7 +133,7 @@ class NvidiaSmiCsv:
     """
 
     feed = "telemetry"  # the feed whose contract its rows meet
-    option_names = ('host', 'timezone', 'power_draw_window_s')
+    option_names = ("host", "timezone", "power_draw_window_s")
 
     patterns = ("*.csv", "*.csv.gz")
     chunks = "header"  # a large file is read piece by piece, the header line heading every piece
@@ -136,31 +155,31 @@ class NvidiaSmiCsv:
         def val(key):
             return f"v_{key}" if key in pos else "NULL::VARCHAR"
 
-        def cleaned_sql(i):
-            """Field i's text once: trimmed, the unit its header names ("power.draw [W]": "160.5 W") cut, [N/A]
-            and [Not Supported] read as missing (string functions, not regular expressions: this runs per sample)."""
-            v = f"trim(parts[{i}])"
-            unit = units[i - 1]
-            if unit:
-                v = f"CASE WHEN suffix({v}, {sql_str(' ' + unit)}) THEN left({v}, -{len(unit) + 1}) ELSE {v} END"
-            return f"nullif(nullif({v}, '[N/A]'), '[Not Supported]')"
-
-        cleaned = ", ".join(f"{cleaned_sql(i)} AS v_{key}" for key, i in pos.items())
+        cleaned = ", ".join(f"{_cleaned_field_sql(i, units[i - 1])} AS v_{key}" for key, i in pos.items())
         power_key, window_sql, device = _nvsmi_power_and_device(pos, window, host, val)
         unnamed = host is None and not ({"uuid", "pci_bus_id"} & set(pos))  # no device id at all: quarantined
         ts_fmt = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']"
         contract = load_contract("telemetry")
-        raw = {"device_id": "device", "ts": val("ts"), "power_w": val(power_key),
-               "power_window_s": f"{window_sql}::VARCHAR", "util_pct": val("util_pct"),
-               "mem_used_mib": val("mem_used_mib"), "host": sql_str(host) if host else "NULL::VARCHAR"}
-        typed = {"device_id": "device", "ts": f"timezone({sql_str(tz)}, try_strptime({val('ts')}, {ts_fmt}))",
-                 "power_window_s": window_sql}
+        raw = {
+            "device_id": "device",
+            "ts": val("ts"),
+            "power_w": val(power_key),
+            "power_window_s": f"{window_sql}::VARCHAR",
+            "util_pct": val("util_pct"),
+            "mem_used_mib": val("mem_used_mib"),
+            "host": sql_str(host) if host else "NULL::VARCHAR",
+        }
+        typed = {
+            "device_id": "device",
+            "ts": f"timezone({sql_str(tz)}, try_strptime({val('ts')}, {ts_fmt}))",
+            "power_window_s": window_sql,
+        }
         mapped = f"""
             WITH s0 AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
             s1 AS (SELECT * EXCLUDE (parts), len(parts) AS n_parts, {cleaned} FROM s0),
             s2 AS (SELECT *, {device} AS device FROM s1),
             -- what power.draw means, once per inventory device rather than once per sample
-            inv AS (SELECT device_id, coalesce(power_draw_window_s, {power_draw_window_sql('device_type')})
+            inv AS (SELECT device_id, coalesce(power_draw_window_s, {power_draw_window_sql("device_type")})
                         AS draw_window_s FROM raw_inventory),
             s AS (SELECT s2.*, inv.draw_window_s FROM s2 LEFT JOIN inv ON inv.device_id = s2.device)
             SELECT source_file, source_line, raw_text,
