@@ -191,16 +191,38 @@ def test_agrees_with_slow_reference(seed, engine):
     rng = np.random.default_rng(seed)
     reqs, samples = random_case(rng)
     bucket_s = 60
-    res = attribute_energy(req_table(reqs), tel_table(samples), max_gap_s=5, bucket_s=bucket_s, engine=engine)
-    ref_e, ref_idle, ref_metered, ref_unmet = reference_attribution(
-        [(r[0], r[1], r[2], r[3], r[4]) for r in reqs], samples, max_gap_s=5, bucket_s=bucket_s
+    # the placement rules in turn; an inventory idle power for one device (the others learn theirs or stay flat)
+    placement = ("activity", "flat")[seed % 2]
+    idle_w = {"g1": 80.0} if seed % 3 else None
+    exponent = 0.5 if seed % 4 == 2 else 0.0
+    res = attribute_energy(
+        req_table(reqs),
+        tel_table(samples),
+        max_gap_s=5,
+        bucket_s=bucket_s,
+        engine=engine,
+        placement=placement,
+        idle_w=idle_w,
+        load_exponent=exponent,
+    )
+    ref_e, ref_idle, ref_metered, ref_unmet, ref_unc = reference_attribution(
+        [(r[0], r[1], r[2], r[3], r[4]) for r in reqs],
+        samples,
+        max_gap_s=5,
+        bucket_s=bucket_s,
+        placement=placement,
+        idle_w=idle_w,
+        load_exponent=exponent,
     )
     got = energies(res)
-    for rid, *_ in reqs:
+    per_request = res.per_request.to_pylist()
+    for row in per_request:
+        rid = row["request_id"]
         assert got[rid] == pytest.approx(ref_e.get(rid, 0.0), rel=1e-9, abs=1e-6), rid
-    unmet = dict(zip(res.per_request["request_id"].to_pylist(), res.per_request["unmetered_s"].to_pylist()))
-    for rid, *_ in reqs:
-        assert unmet[rid] == pytest.approx(ref_unmet.get(rid, 0.0), abs=1e-6)
+        assert row["unmetered_s"] == pytest.approx(ref_unmet.get(rid, 0.0), abs=1e-6)
+        assert row["energy_uncertainty_j"] == pytest.approx(ref_unc.get(rid, 0.0), rel=1e-9, abs=1e-6), rid
+        assert -1e-6 <= row["energy_uncertainty_j"] <= row["energy_j"] * (1 + 1e-9) + 1e-6
+    assert len(per_request) == len(reqs)
     assert res.idle_energy_j == pytest.approx(sum(ref_idle.values()), rel=1e-9, abs=1e-6)
     assert res.metered_energy_j == pytest.approx(sum(ref_metered.values()), rel=1e-9)
     assert_conserved(res)

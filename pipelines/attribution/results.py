@@ -18,7 +18,8 @@ from pipelines.attribution.engine_api import SweepResult
 @dataclass
 class AttributionResult:
     per_request_bucket: pa.Table
-    """request_id, device_id, bucket_start, energy_j, device_share_s, unmetered_s (one row per piece)."""
+    """request_id, device_id, bucket_start, energy_j, device_share_s, unmetered_s, energy_uncertainty_j (one row
+    per piece)."""
     per_device_bucket: pa.Table
     """device_id, bucket_start, span_s, metered_s, busy_s, unmetered_s, metered_energy_j, busy_energy_j,
     idle_energy_j."""
@@ -32,7 +33,8 @@ class AttributionResult:
 
     @property
     def per_request(self) -> pa.Table:
-        """request_id, energy_j, device_share_s, unmetered_s, device_s (one row per distinct request_id); built
+        """request_id, energy_j, device_share_s, unmetered_s, energy_uncertainty_j, device_s (one row per distinct
+        request_id); built
         on first use (the warehouse keeps the pieces, so the daily run never needs it)."""
         if callable(self._per_request):
             self._per_request = self._per_request()
@@ -65,6 +67,7 @@ def _per_request_bucket(
             "energy_j": pa.array(res.energy_j, pa.float64()),
             "device_share_s": pa.array(res.device_share_s, pa.float64()),
             "unmetered_s": pa.array(res.unmetered_s, pa.float64()),
+            "energy_uncertainty_j": pa.array(res.energy_uncertainty_j, pa.float64()),
         }
     )
 
@@ -98,6 +101,9 @@ def _per_request(rid: pa.Array, res: SweepResult, length_s: np.ndarray):
                 "energy_j": np.bincount(codes[res.row], weights=res.energy_j, minlength=nreq),
                 "device_share_s": np.bincount(codes[res.row], weights=res.device_share_s, minlength=nreq),
                 "unmetered_s": np.bincount(codes[res.row], weights=res.unmetered_s, minlength=nreq),
+                "energy_uncertainty_j": np.bincount(
+                    codes[res.row], weights=res.energy_uncertainty_j, minlength=nreq
+                ),
                 "device_s": np.bincount(codes, weights=length_s, minlength=nreq),
             }
         )
