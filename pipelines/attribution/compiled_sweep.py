@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from pipelines.attribution.compiled_placement import load_of
+
 
 @njit(cache=True, inline="always")  # small helpers are inlined: a call costs more than they do
 def _kahan(total, comp, x):
@@ -73,7 +75,7 @@ def _close_bucket(s_dev, s_bucket, s_vals, k, dev, bucket, v_span, v_met, v_busy
 
 # fmt: off
 @njit(cache=True, parallel=True)
-def run_sweep(g_first, g_a, g_b, g_p, g_m, r_first, order_s, order_e, s, e, r_rate, r_weighted, r_positive,
+def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, order_s, order_e, s, e, r_rate, r_weighted, r_positive,
               r_pieces_start, r_npieces, bucket_us, seg_first, p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev,
               s_bucket, s_vals, r_next_piece, r_ge0, r_ge0c, r_gs0, r_gs0c, r_gu0, r_gm0, r_gm0c, active,
               active_pos):
@@ -82,7 +84,9 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, r_first, order_s, order_e, s, e, r_ra
     between consecutive event times. At one time, events apply in the order: segment off, segment on, starts, ends.
     Devices are 0..len(g_first)-2; g_first/r_first give each device's range in the segments and in
     order_s/order_e, seg_first its first device-bucket row. Energy from segments flagged in g_m (modeled shape)
-    is summed apart too: each piece's share of it is its energy_uncertainty_j (p_unc). Devices share nothing (each writes its own requests'
+    is summed apart too: each piece's share of it is its energy_uncertainty_j (p_unc). A segment whose energy is
+    placed by activity (g_scale not NaN: compiled_placement.py) draws g_scale x D ** exponent while a weighted
+    request runs and g_idle otherwise. Devices share nothing (each writes its own requests'
     pieces and state, and its own rows), so they run in parallel."""
     ndev = len(g_first) - 1
     big = np.iinfo(np.int64).max
@@ -107,6 +111,9 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, r_first, order_s, order_e, s, e, r_ra
         gm = 0.0
         gm_c = 0.0
         modeled = False
+        placed = False
+        scale = 0.0
+        p_idle = 0.0
         # this bucket's span, metered, busy and unmetered seconds; metered, busy and idle energy
         v_span = v_met = v_busy = v_unmet = e_met = e_busy = e_idle = 0.0
         d_rate = 0.0
@@ -176,7 +183,12 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, r_first, order_s, order_e, s, e, r_ra
                 busy_w = cnt_w > 0
                 v_span += dt
                 if metered:
-                    energy = power * dt
+                    if not placed:
+                        energy = power * dt
+                    elif busy_w:
+                        energy = scale * load_of(d_rate, exponent) * dt
+                    else:
+                        energy = p_idle * dt
                     v_met += dt
                     e_met += energy
                     if busy_w:
@@ -203,6 +215,9 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, r_first, order_s, order_e, s, e, r_ra
                 metered = True
                 power = g_p[k]
                 modeled = g_m[k]
+                scale = g_scale[k]
+                placed = scale == scale  # not NaN
+                p_idle = g_idle[k]
                 in_seg = True
             while i_s < i_end and s[order_s[i_s]] == t_next:
                 j = order_s[i_s]

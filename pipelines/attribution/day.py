@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from pipelines.attribution.kernel import attribute_energy
 from pipelines.attribution.skew import detect_clock_skew
-from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
+from pipelines.settings import DEFAULT_ENERGY_PLACEMENT, DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 from pipelines.warehouse.connection import ensure_raw_tables, scalar
 from pipelines.warehouse.tables import create_tables
 
@@ -216,16 +216,11 @@ def _store_group(
 
 
 def _attribute_groups(
-    con: duckdb.DuckDBPyConnection,
-    w: _Window,
-    groups: list[list[str]],
-    *,
-    max_gap_s: float,
-    prompt_token_weight: float,
-    progress,
+    con: duckdb.DuckDBPyConnection, w: _Window, groups: list[list[str]], *, max_gap_s: float, progress, **options
 ) -> tuple[dict, list[dict]]:
     """Attribute and store each device group in turn (whole hosts, so that a fleet-day's telemetry never sits in
-    memory at once). Returns the day's totals and the clock-skew rows."""
+    memory at once), the inventory's idle_w beside each device. Returns the day's totals and the clock-skew rows.
+    ``options``: the kernel's prompt_token_weight and placement."""
     totals = {
         "request_device_rows": 0,
         "telemetry_rows": 0,
@@ -238,10 +233,11 @@ def _attribute_groups(
     }
     skew: list[dict] = []
     bucket_s = bucket_seconds(con)
+    idle_w = con.sql("SELECT device_id, idle_w FROM raw_inventory WHERE idle_w IS NOT NULL").to_arrow_table()
     for i, devices in enumerate(groups, start=1):
         requests, telemetry = _group_inputs(con, devices, w)
         result = attribute_energy(
-            requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_s, prompt_token_weight=prompt_token_weight
+            requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_s, idle_w=idle_w, **options
         )
         skew += _group_skew(con, telemetry, max_gap_s)
         _store_group(con, w, result, totals, requests.num_rows, telemetry.num_rows)
@@ -277,11 +273,13 @@ def attribute_day(
     *,
     max_gap_s: float = DEFAULT_MAX_GAP_S,
     prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT,
+    placement: str = DEFAULT_ENERGY_PLACEMENT,
     progress=None,
 ) -> DayAttribution:
     """Attribute one UTC day; ``progress(groups_done, groups_total, totals)`` is called after each device group."""
     ensure_raw_tables(con)
     create_tables(con, "request_energy_pieces", "device_energy_buckets", "unattributed_requests", "clock_skew_checks")
+    con.execute("ALTER TABLE request_energy_pieces ADD COLUMN IF NOT EXISTS energy_uncertainty_j DOUBLE")  # older
     lo = datetime.combine(day, time(), tzinfo=UTC)
     w = _Window(day, lo, lo + timedelta(days=1), timedelta(seconds=max_gap_s + 60))
     _load_day_requests(con, w.lo, w.hi)
@@ -293,8 +291,9 @@ def attribute_day(
         con.execute("DELETE FROM device_energy_buckets WHERE partition_date = ?", [day])
         con.execute("DELETE FROM clock_skew_checks WHERE partition_date = ?", [day])
         totals, skew = _attribute_groups(
-            con, w, groups, max_gap_s=max_gap_s, prompt_token_weight=prompt_token_weight, progress=progress
-        )
+            con, w, groups, max_gap_s=max_gap_s, progress=progress, prompt_token_weight=prompt_token_weight,
+            placement=placement,
+        )  # fmt: skip
         _store_skew(con, day, skew)
         con.execute("COMMIT")
     except Exception:

@@ -85,35 +85,27 @@ def _prepared_requests(req: GroupRequests, bucket_us: int, ndev: int) -> dict:
 
 
 def place(r: dict, seg: PowerSegments, g_first: np.ndarray, placement: Placement):
-    """placement.py's rule, compiled: (start, end, power, modeled) of the placed segments, and each device's first
-    segment among them."""
+    """placement.py's rule, compiled: per segment, whether its shape is modeled, and where it is placed its idle
+    power and the scale of its active power (NaN: not placed), which the sweep applies as it integrates."""
     g_a, g_b, g_p = _readonly(_as(seg.start_us, np.int64), _as(seg.end_us, np.int64), _as(seg.power_w, np.float64))
     nseg, ndev = len(g_a), len(g_first) - 1
-    n_in, cnt_a = np.empty(nseg, np.int64), np.empty(nseg, np.int64)
+    n_in, cnt_a, t_idle, load = np.empty(nseg, np.int64), np.empty(nseg, np.int64), np.empty(nseg), np.empty(nseg)
     args = (r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"], r["weighted"])
-    compiled_placement.scan(g_first, g_a, g_b, *args, n_in, cnt_a)
-    averaged = np.zeros(nseg, dtype=bool) if seg.averaged is None else seg.averaged
+    exponent = np.float64(placement.load_exponent)
+    compiled_placement.scan(g_first, g_a, g_b, *args, exponent, n_in, cnt_a, t_idle, load)
     modeled = n_in > 0
+    scale = np.full(nseg, np.nan)
     if placement.rule == "flat":
-        return g_a, g_b, g_p, modeled, g_first
+        return modeled, scale, scale
+    averaged = np.zeros(nseg, dtype=bool) if seg.averaged is None else seg.averaged
     dev = _as(seg.dev, np.int64)
     quiet = averaged & (cnt_a == 0) & ~modeled
-    idle = idle_per_device(dev[quiet], g_p[quiet], ndev, placement.idle_w)
-    split = modeled & averaged & np.isfinite(idle[dev])
-    if not split.any():
-        return g_a, g_b, g_p, modeled, g_first
-    nsub = np.where(split, n_in + 1, 1)
-    out_first = np.cumsum(nsub) - nsub
-    n = int(nsub.sum())
-    o_dev, o_a, o_b, o_p, o_m = (np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n),
-                                 np.empty(n, np.bool_))  # fmt: skip
-    # fmt: off
-    compiled_placement.place(g_first, g_a, g_b, g_p, *args, n_in, split, idle, np.float64(placement.load_exponent),
-                             out_first, o_dev, o_a, o_b, o_p, o_m)
-    # fmt: on
-    o_first = np.append(out_first, n)[g_first].astype(np.int64)
-    o_a, o_b, o_p = _readonly(o_a, o_b, o_p)
-    return o_a, o_b, o_p, o_m, o_first
+    idle = idle_per_device(dev[quiet], g_p[quiet], ndev, placement.idle_w)[dev]
+    split = modeled & averaged & np.isfinite(idle) & (load > 0)
+    p_idle = np.minimum(idle, g_p)
+    e_active = g_p * (g_b - g_a).astype(np.float64) - p_idle * t_idle
+    scale[split] = e_active[split] / load[split]
+    return modeled, scale, p_idle
 
 
 def sweep(
@@ -126,10 +118,11 @@ def sweep(
     r = _prepared_requests(req, bucket_us, ndev)
     g_a, g_b, g_p = _readonly(_as(seg.start_us, np.int64), _as(seg.end_us, np.int64), _as(seg.power_w, np.float64))
     g_first = np.searchsorted(_as(seg.dev, np.int64), np.arange(ndev + 1)).astype(np.int64)
-    g_m = np.zeros(len(g_a), np.bool_)
+    g_m, g_scale, g_idle = np.zeros(len(g_a), np.bool_), np.full(len(g_a), np.nan), np.zeros(len(g_a))
     if placement is not None:
-        g_a, g_b, g_p, g_m, g_first = place(r, seg, g_first, placement)
-    (g_m,) = _readonly(g_m)
+        g_m, g_scale, g_idle = place(r, seg, g_first, placement)
+    exponent = np.float64(0.0 if placement is None else placement.load_exponent)
+    g_m, g_scale, g_idle = _readonly(g_m, g_scale, g_idle)
     seg_counts = count_segments(
         g_first, g_a, g_b, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], np.int64(bucket_us)
     )
@@ -146,9 +139,9 @@ def sweep(
     r_gm0, r_gm0c = np.zeros(n), np.zeros(n)
     r_gu0 = np.zeros(n, np.int64)
     active, active_pos = np.empty(n, np.int64), np.full(n, -1, np.int64)
-    # the compiled pass takes its 35 arrays positionally, in its own order; one per line would hide the order
+    # the compiled pass takes its 38 arguments positionally, in its own order; one per line would hide the order
     # fmt: off
-    run_sweep(g_first, g_a, g_b, g_p, g_m, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"],
+    run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"],
               r["weighted"], r["positive"], r["pieces_start"], r["npieces"], np.int64(bucket_us), seg_first,
               p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev, s_bucket, s_vals, r_next_piece, r_ge0, r_ge0c,
               r_gs0, r_gs0c, r_gu0, r_gm0, r_gm0c, active, active_pos)

@@ -25,6 +25,7 @@ select
     pieces.energy_j * rates.pue as facility_energy_j,
     pieces.device_share_s,
     pieces.unmetered_s,
+    pieces.energy_uncertainty_j,
     rates.price_usd_per_mwh,
     -- J -> MWh is / 3.6e9
     pieces.energy_j * rates.pue / 3.6e9 * rates.price_usd_per_mwh as energy_cost_usd,

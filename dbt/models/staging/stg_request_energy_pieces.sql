@@ -9,5 +9,6 @@ select
     bucket_start,
     energy_j,
     device_share_s,
-    unmetered_s
+    unmetered_s,
+    energy_uncertainty_j
 from pieces
