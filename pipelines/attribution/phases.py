@@ -136,10 +136,18 @@ def attribute_energy_by_phase(
     as ever) adds prefill_energy_j and decode_energy_j. requests: request_id, device_id, started_at, ended_at,
     completion_tokens, prompt_tokens and optionally first_token_at. Other options go to the kernel."""
     pseudo = split_phases(requests, prompt_token_weight)
-    result = attribute_energy(pseudo, telemetry, **kernel_options)
-    rid = pc.cast(requests["request_id"], pa.string())
-    rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
-    pieces = _sum_back(result.per_request_bucket, pseudo, rid)
+    if not pc.any(pc.not_equal(pseudo["phase"], WHOLE)).as_py():  # no phases: the kernel's rows as they are
+        plain = requests.drop_columns([c for c in ("first_token_at",) if c in requests.column_names])
+        result = attribute_energy(plain, telemetry, prompt_token_weight=prompt_token_weight, **kernel_options)
+        none = pa.nulls(result.per_request_bucket.num_rows, pa.float64())
+        pieces = result.per_request_bucket.append_column("prefill_energy_j", none).append_column(
+            "decode_energy_j", none
+        )
+    else:
+        result = attribute_energy(pseudo, telemetry, **kernel_options)
+        rid = pc.cast(requests["request_id"], pa.string())
+        rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
+        pieces = _sum_back(result.per_request_bucket, pseudo, rid)
     return AttributionResult(
         pieces,
         result.per_device_bucket,

@@ -9,5 +9,7 @@ select
     bucket_start,
     energy_j,
     device_share_s,
-    unmetered_s
+    unmetered_s,
+    prefill_energy_j,
+    decode_energy_j
 from pieces
