@@ -75,51 +75,49 @@ def split_phases(requests: pa.Table, prompt_token_weight: float = DEFAULT_PROMPT
     )
 
 
+KEYS = ["request_id", "device_id", "bucket_start"]
+
+
 def _sum_back(pieces: pa.Table, pseudo: pa.Table, request_ids: pa.Array) -> pa.Table:
-    """Pseudo-request pieces summed per (request, device, bucket), with the prefill and decode parts apart."""
+    """Pseudo-request pieces summed per (request, device, bucket): every measure the kernel gives (energy_j,
+    device_share_s, unmetered_s and any it adds), with the prefill and decode parts of energy_j apart."""
     idx = pa.array(pc.cast(pieces["request_id"], pa.int64()))
     src = pc.take(pseudo["source_row"], idx)
     phase = pc.take(pseudo["phase"], idx).to_numpy(zero_copy_only=False)
     energy = pieces["energy_j"].to_numpy()
+    measures = [c for c in pieces.column_names if c not in KEYS]
     t = pa.table(
         {
             "request_id": pc.take(request_ids, src),
-            "device_id": pieces["device_id"],
-            "bucket_start": pieces["bucket_start"],
-            "energy_j": pieces["energy_j"],
-            "device_share_s": pieces["device_share_s"],
-            "unmetered_s": pieces["unmetered_s"],
+            **{c: pieces[c] for c in KEYS[1:] + measures},
             "prefill_energy_j": np.where(phase == PREFILL, energy, 0.0),
             "decode_energy_j": np.where(phase == DECODE, energy, 0.0),
             "split": phase != WHOLE,
         }
     )
-    sums = ["energy_j", "device_share_s", "unmetered_s", "prefill_energy_j", "decode_energy_j"]
-    g = t.group_by(["request_id", "device_id", "bucket_start"], use_threads=False).aggregate(
-        [(c, "sum") for c in sums] + [("split", "max")]
-    )
+    sums = [*measures, "prefill_energy_j", "decode_energy_j"]
+    g = t.group_by(KEYS, use_threads=False).aggregate([(c, "sum") for c in sums] + [("split", "max")])
     g = g.rename_columns({f"{c}_sum": c for c in sums} | {"split_max": "split"})
     for c in ("prefill_energy_j", "decode_energy_j"):
         g = g.set_column(g.column_names.index(c), c, pc.if_else(g["split"], g[c], pa.scalar(None, pa.float64())))
-    cols = ["request_id", "device_id", "bucket_start", *sums]
-    return g.select(cols).sort_by(
+    return g.select(KEYS + sums).sort_by(
         [("device_id", "ascending"), ("request_id", "ascending"), ("bucket_start", "ascending")]
     )
 
 
 def _per_request(pieces: pa.Table, requests: pa.Table) -> pa.Table:
-    """request_id, energy_j, prefill_energy_j, decode_energy_j, device_share_s, unmetered_s, device_s."""
-    sums = ["energy_j", "prefill_energy_j", "decode_energy_j", "device_share_s", "unmetered_s"]
+    """request_id, the pieces' measures summed (energy_j, prefill_energy_j, decode_energy_j, device_share_s,
+    unmetered_s, ...) and device_s."""
+    sums = [c for c in pieces.column_names if c not in KEYS]
     g = pieces.group_by("request_id", use_threads=False).aggregate([(c, "sum") for c in sums])
     g = g.rename_columns({f"{c}_sum": c for c in sums})
-    dur = pc.divide(
-        pc.cast(
-            pc.subtract(pc.cast(requests["ended_at"], pa.int64()), pc.cast(requests["started_at"], pa.int64())),
-            pa.float64(),
-        ),
-        1e6,
+    micros = pc.subtract(pc.cast(requests["ended_at"], pa.int64()), pc.cast(requests["started_at"], pa.int64()))
+    length = pa.table(
+        {
+            "request_id": pc.cast(requests["request_id"], pa.string()),
+            "device_s": pc.divide(pc.cast(micros, pa.float64()), 1e6),
+        }
     )
-    length = pa.table({"request_id": pc.cast(requests["request_id"], pa.string()), "device_s": dur})
     length = length.group_by("request_id", use_threads=False).aggregate([("device_s", "sum")])
     length = length.rename_columns({"device_s_sum": "device_s"})
     return g.join(length, "request_id", join_type="full outer").select(["request_id", *sums, "device_s"])
