@@ -23,6 +23,8 @@ select
     rates.amortized_until,
     pieces.energy_j,
     pieces.energy_j * rates.pue as facility_energy_j,
+    pieces.prefill_energy_j,
+    pieces.decode_energy_j,
     pieces.device_share_s,
     pieces.unmetered_s,
     pieces.energy_uncertainty_j,

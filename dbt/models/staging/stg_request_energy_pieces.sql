@@ -10,5 +10,7 @@ select
     energy_j,
     device_share_s,
     unmetered_s,
-    energy_uncertainty_j
+    energy_uncertainty_j,
+    prefill_energy_j,
+    decode_energy_j
 from pieces
