@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-
 MIN_QUIET_WINDOWS = 10
 
 

@@ -9,7 +9,6 @@ power = scale x D ** exponent while a weighted request runs, the idle power othe
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit, prange
 
 

@@ -131,9 +131,7 @@ def _split(seg, split, lo, n_in, cnt_a, d_a, ut, ucnt, ud, idle, exponent) -> Po
     e_active = p * (seg.end_us - seg.start_us).astype(np.float64) - p_idle * t_idle
     placed = split & (load > 0)
     safe_load = np.where(placed, load, 1.0)
-    power = np.where(
-        placed[of], np.where(active, e_active[of] * f / safe_load[of], p_idle[of]), p[of]
-    )
+    power = np.where(placed[of], np.where(active, e_active[of] * f / safe_load[of], p_idle[of]), p[of])
     return PowerSegments(
         seg.dev[of],
         a,

@@ -101,9 +101,7 @@ def _per_request(rid: pa.Array, res: SweepResult, length_s: np.ndarray):
                 "energy_j": np.bincount(codes[res.row], weights=res.energy_j, minlength=nreq),
                 "device_share_s": np.bincount(codes[res.row], weights=res.device_share_s, minlength=nreq),
                 "unmetered_s": np.bincount(codes[res.row], weights=res.unmetered_s, minlength=nreq),
-                "energy_uncertainty_j": np.bincount(
-                    codes[res.row], weights=res.energy_uncertainty_j, minlength=nreq
-                ),
+                "energy_uncertainty_j": np.bincount(codes[res.row], weights=res.energy_uncertainty_j, minlength=nreq),
                 "device_s": np.bincount(codes, weights=length_s, minlength=nreq),
             }
         )

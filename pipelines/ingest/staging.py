@@ -193,7 +193,9 @@ def stage_batch(
         con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {batch}")
     skipped = f"starts_with(reason, '{load_sql.SKIPPED_REASON}')"
     # the column each loaded telemetry sample's energy came from (README "Input formats"), per file
-    source = "list(DISTINCT energy_source) FILTER (WHERE reason IS NULL)" if "energy_source" in feed.contract.names else "[]"
+    source = (
+        "list(DISTINCT energy_source) FILTER (WHERE reason IS NULL)" if "energy_source" in feed.contract.names else "[]"
+    )
     for f, *added, sources in con.execute(
         "SELECT source_file, count(*), count(*) FILTER (WHERE reason IS NULL), "
         f"count(*) FILTER (WHERE reason IS NOT NULL AND NOT {skipped}), count(*) FILTER (WHERE {skipped}), "
