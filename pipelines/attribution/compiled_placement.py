@@ -9,6 +9,7 @@ power = scale x D ** exponent while a weighted request runs, the idle power othe
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
 
 
@@ -90,3 +91,43 @@ def scan(g_first, g_a, g_b, r_first, order_s, order_e, s, e, rate, weighted, exp
             n_in[k] = m
             t_idle[k] = ti
             load[k] = ld
+
+
+# fmt: off
+@njit(cache=True, parallel=True)
+def finish(g_first, g_p, g_avg, n_in, cnt_a, t_idle, load, dt_us, inventory_idle, min_quiet, placed_rule, g_m,
+           g_scale, g_idle):
+    # fmt: on
+    """Per device: its idle power (the median of its quiet windows' power when it has min_quiet of them, else the
+    inventory's), then per segment whether its shape is modeled and, where the activity rule places it, its idle
+    power (capped at its average) and the scale of its active power (NaN: not placed). placement.idle_per_device
+    is the same estimate in numpy."""
+    for dev in prange(len(g_first) - 1):
+        lo, hi = g_first[dev], g_first[dev + 1]
+        for k in range(lo, hi):
+            g_m[k] = n_in[k] > 0
+            g_scale[k] = np.nan
+            g_idle[k] = 0.0
+        if not placed_rule:
+            continue
+        n_quiet = 0
+        for k in range(lo, hi):
+            if g_avg[k] and cnt_a[k] == 0 and n_in[k] == 0:
+                n_quiet += 1
+        idle = inventory_idle[dev]
+        if n_quiet >= min_quiet:
+            quiet = np.empty(n_quiet)
+            j = 0
+            for k in range(lo, hi):
+                if g_avg[k] and cnt_a[k] == 0 and n_in[k] == 0:
+                    quiet[j] = g_p[k]
+                    j += 1
+            quiet.sort()
+            idle = (quiet[(n_quiet - 1) // 2] + quiet[n_quiet // 2]) / 2
+        if not np.isfinite(idle):
+            continue
+        for k in range(lo, hi):
+            if n_in[k] > 0 and g_avg[k] and load[k] > 0:
+                p_idle = min(idle, g_p[k])
+                g_idle[k] = p_idle
+                g_scale[k] = (g_p[k] * float(dt_us[k]) - p_idle * t_idle[k]) / load[k]

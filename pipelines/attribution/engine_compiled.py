@@ -24,7 +24,7 @@ from pipelines.attribution.engine_api import (
     PowerSegments,
     SweepResult,
 )
-from pipelines.attribution.placement import idle_per_device
+from pipelines.attribution.placement import MIN_QUIET_WINDOWS
 
 
 def _readonly(*arrays):
@@ -93,19 +93,14 @@ def place(r: dict, seg: PowerSegments, g_first: np.ndarray, placement: Placement
     args = (r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"], r["weighted"])
     exponent = np.float64(placement.load_exponent)
     compiled_placement.scan(g_first, g_a, g_b, *args, exponent, n_in, cnt_a, t_idle, load)
-    modeled = n_in > 0
-    scale = np.full(nseg, np.nan)
-    if placement.rule == "flat":
-        return modeled, scale, scale
     averaged = np.zeros(nseg, dtype=bool) if seg.averaged is None else seg.averaged
-    dev = _as(seg.dev, np.int64)
-    quiet = averaged & (cnt_a == 0) & ~modeled
-    idle = idle_per_device(dev[quiet], g_p[quiet], ndev, placement.idle_w)[dev]
-    split = modeled & averaged & np.isfinite(idle) & (load > 0)
-    p_idle = np.minimum(idle, g_p)
-    e_active = g_p * (g_b - g_a).astype(np.float64) - p_idle * t_idle
-    scale[split] = e_active[split] / load[split]
-    return modeled, scale, p_idle
+    inventory = np.full(ndev, np.nan) if placement.idle_w is None else _as(placement.idle_w, np.float64)
+    g_m, g_scale, g_idle = np.empty(nseg, np.bool_), np.empty(nseg), np.empty(nseg)
+    # fmt: off
+    compiled_placement.finish(g_first, g_p, averaged, n_in, cnt_a, t_idle, load, g_b - g_a, inventory,
+                              np.int64(MIN_QUIET_WINDOWS), placement.rule == "activity", g_m, g_scale, g_idle)
+    # fmt: on
+    return g_m, g_scale, g_idle
 
 
 def sweep(
