@@ -43,7 +43,6 @@ from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.attribution.arrays import (
     TS_TYPE,
@@ -59,6 +58,7 @@ from pipelines.attribution.engine_api import (
     concat_results,
 )
 from pipelines.attribution.engines import default_engine, get_engine
+from pipelines.attribution.prepare import device_codes, rows_by_device
 from pipelines.attribution.results import AttributionResult, attribution_result
 from pipelines.attribution.segments import power_segments
 from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
@@ -112,23 +112,9 @@ def _request_arrays(requests: pa.Table, prompt_token_weight: float) -> tuple[np.
     return s, e, w
 
 
-def _device_codes(req_dev: pa.ChunkedArray, tel_dev: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    both = pa.chunked_array(
-        list(pc.cast(req_dev, pa.string()).chunks) + list(pc.cast(tel_dev, pa.string()).chunks), type=pa.string()
-    )
-    if pc.any(pc.is_null(both)).as_py():
-        raise ValueError("device_id must not be null")
-    devices = pc.unique(both).sort()
-    return (
-        devices,
-        pc.index_in(req_dev, devices).to_numpy(zero_copy_only=False).astype(np.int64),
-        pc.index_in(tel_dev, devices).to_numpy(zero_copy_only=False).astype(np.int64),
-    )
-
-
 def _inputs(requests: pa.Table, telemetry: pa.Table, prompt_token_weight: float) -> _Inputs:
     s, e, w = _request_arrays(requests, prompt_token_weight)
-    devices, r_dev, t_dev = _device_codes(requests["device_id"], telemetry["device_id"])
+    devices, (r_dev, t_dev) = device_codes(requests["device_id"], telemetry["device_id"])
     t_ts = ts_us(telemetry["ts"])
     t_p = float_array(telemetry["power_w"])
     t_w = window_us(telemetry["power_window_s"] if "power_window_s" in telemetry.column_names else None, len(t_ts))
@@ -149,30 +135,46 @@ def _chunks(r_dev: np.ndarray, t_dev: np.ndarray, ndev: int, max_events: int) ->
     return [(int(lo), int(hi)) for lo, hi in pairwise(bounds) if hi > lo]
 
 
-class _RowsByDevice:
-    """The rows of one table for a range of device codes [lo, hi). Rows usually come grouped by device already:
-    then a group's rows are a slice (a view), not a gather."""
-
-    def __init__(self, dev: np.ndarray, ndev: int):
-        self.sorted = bool(np.all(dev[1:] >= dev[:-1]))
-        self.order = None if self.sorted else np.argsort(dev, kind="stable")
-        self.first = np.searchsorted(dev if self.sorted else dev[self.order], np.arange(ndev + 1))
-
-    def rows(self, lo: int, hi: int) -> slice | np.ndarray:
-        if self.sorted:
-            return slice(self.first[lo], self.first[hi])
-        return self.order[self.first[lo] : self.first[hi]]
-
-    def table_rows(self, lo: int, hi: int, group_rows: np.ndarray) -> np.ndarray:
-        """The table's row numbers of rows numbered within the group."""
-        return group_rows + self.first[lo] if self.sorted else self.order[self.first[lo] : self.first[hi]][group_rows]
+def _pieces_per_row(inp: _Inputs, bucket_us: int) -> np.ndarray:
+    """How many pieces each request row gets: one per bucket it overlaps (one for a zero-length request)."""
+    last = np.where(inp.end_us > inp.start_us, inp.end_us - 1, inp.start_us) // bucket_us
+    return last - inp.start_us // bucket_us + 1
 
 
-def _sweep_groups(inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int, max_events: int) -> list[SweepResult]:
+PIECES = ("row", "bucket", "energy_j", "device_share_s", "unmetered_s")
+"""the SweepResult arrays that hold one value per piece"""
+
+
+class _Pieces:
+    """The pieces of all groups, written into arrays allocated once (concatenating the groups' pieces would hold
+    them twice); the device-bucket rows are few and are concatenated."""
+
+    def __init__(self, n: int):
+        self.arrays = {
+            name: np.empty(n, dtype=np.int64 if name in ("row", "bucket") else np.float64) for name in PIECES
+        }
+        self.at = 0
+        self.parts: list[SweepResult] = []
+
+    def add(self, part: SweepResult, rows: np.ndarray) -> None:
+        m = len(rows)
+        for name, out in self.arrays.items():
+            out[self.at : self.at + m] = rows if name == "row" else getattr(part, name)
+        self.at += m
+        empty = np.zeros(0, dtype=np.int64)
+        self.parts.append(replace(part, **{name: empty for name in PIECES}))
+
+    def result(self) -> SweepResult:
+        if self.at != len(self.arrays["row"]):
+            raise AssertionError(f"the sweep returned {self.at} pieces, not {len(self.arrays['row'])}")
+        return replace(concat_results(self.parts), **self.arrays)
+
+
+def _sweep_groups(inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int, max_events: int) -> SweepResult:
     """Devices are independent: sweep them in groups so that memory stays bounded whatever the input size."""
     ndev = len(inp.devices)
-    r_rows, t_rows = _RowsByDevice(inp.r_dev, ndev), _RowsByDevice(inp.t_dev, ndev)
-    parts = []
+    r_rows, t_rows = rows_by_device(inp.r_dev, ndev), rows_by_device(inp.t_dev, ndev)
+    pieces = _Pieces(int(_pieces_per_row(inp, bucket_us).sum()))
     for lo, hi in _chunks(inp.r_dev, inp.t_dev, ndev, max_events):
         ri, ti = r_rows.rows(lo, hi), t_rows.rows(lo, hi)
         requests = GroupRequests(
@@ -188,17 +190,15 @@ def _sweep_groups(inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int,
             engine,
         )
         part = engine.sweep(requests, segments, bucket_us, hi - lo)
-        parts.append(
-            replace(
-                part,
-                row=r_rows.table_rows(lo, hi, part.row),
-                seg_dev=part.seg_dev + lo,
-                dropped=segments.dropped,
-                counter_intervals=segments.counter_intervals,
-                counter_resets=segments.counter_resets,
-            )
+        part = replace(
+            part,
+            seg_dev=part.seg_dev + lo,
+            dropped=segments.dropped,
+            counter_intervals=segments.counter_intervals,
+            counter_resets=segments.counter_resets,
         )
-    return parts
+        pieces.add(part, r_rows.table_rows(lo, hi, part.row))
+    return pieces.result()
 
 
 def attribute_energy(
@@ -230,8 +230,8 @@ def attribute_energy(
     bucket_us = int(bucket_s) * US_PER_S
     max_gap_us = round(max_gap_s * US_PER_S)
 
-    rid = pc.cast(requests["request_id"], pa.string())
+    rid = requests["request_id"]
     rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
     inp = _inputs(requests, telemetry, prompt_token_weight)
-    res = concat_results(_sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk))
+    res = _sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk)
     return attribution_result(rid, inp.devices, inp.r_dev, (inp.end_us - inp.start_us) / US_PER_S, res, bucket_us)
