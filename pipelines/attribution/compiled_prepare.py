@@ -2,8 +2,10 @@
 
 * ``device_order``: the rows of a table in device-code order, stable (a counting sort: one histogram, one scatter);
 * ``order_within_devices``: rows already grouped by device put in (device, time) order, each device sorted on its
-  own and devices in parallel (rows logged in time order are already in order: one check, no sort);
-* ``group_ids``: dictionary codes of int64 ids (an open-addressing hash table), in order of first appearance.
+  own and devices in parallel (rows nearly in order, as logged at completion, by a few insertions);
+* ``group_ids``: dictionary codes of int64 ids (an open-addressing hash table), in order of first appearance;
+* ``sum_pieces``: the per-request sums of the pieces in one pass;
+* ``gather``: a parallel ``src[idx]``.
 
 prepare.py calls these when numba is installed and falls back to numpy/Arrow otherwise.
 """
@@ -40,22 +42,36 @@ def device_order(codes, ndev, order, first):
     return False
 
 
+@njit(cache=True, inline="always")
+def _insertion_sort(t, order, lo, hi, budget):
+    """Stable insertion sort of order[lo:hi] by t, giving up (False) after ``budget`` moves: rows logged at
+    completion are nearly in start order (a row is out of place by the few that overlap it)."""
+    moves = 0
+    for i in range(lo + 1, hi):
+        j = order[i]
+        key = t[j]
+        k = i - 1
+        while k >= lo and t[order[k]] > key:
+            order[k + 1] = order[k]
+            k -= 1
+            moves += 1
+        order[k + 1] = j
+        if moves > budget:
+            return False
+    return True
+
+
 @njit(cache=True, parallel=True)
 def order_within_devices(first, t, order):
     """``order``: positions of rows grouped by device (``first``: each device's first row) in (device, t) order,
-    stable. A device whose rows are already in time order costs one check."""
+    stable. Devices run in parallel; a device's rows in time order cost one pass, nearly in order a few moves
+    each (insertion sort), else a merge sort."""
     ndev = len(first) - 1
     for d in prange(ndev):
         lo, hi = first[d], first[d + 1]
-        ordered = True
-        for i in range(lo + 1, hi):
-            if t[i] < t[i - 1]:
-                ordered = False
-                break
-        if ordered:
-            for i in range(lo, hi):
-                order[i] = i
-        else:
+        for i in range(lo, hi):
+            order[i] = i
+        if not _insertion_sort(t, order, lo, hi, 16 * (hi - lo)):
             local = np.argsort(t[lo:hi], kind="mergesort")
             for i in range(hi - lo):
                 order[lo + i] = lo + local[i]
@@ -94,3 +110,21 @@ def group_ids(ids, codes, first_rows):
                 break
             j = (j + 1) & mask
     return k
+
+
+@njit(cache=True)
+def sum_pieces(rows, codes, coded, energy, share, unmet, out):
+    """out[:, c] += the pieces' energy, share and unmetered seconds, c the code of the piece's row (coded) or the
+    row itself, in one pass."""
+    for p in range(len(rows)):
+        c = codes[rows[p]] if coded else rows[p]
+        out[0, c] += energy[p]
+        out[1, c] += share[p]
+        out[2, c] += unmet[p]
+
+
+@njit(cache=True, parallel=True)
+def gather(src, idx, out):
+    """out[i] = src[idx[i]], in parallel (rows in time order gathered by device touch memory at a stride)."""
+    for i in prange(len(idx)):
+        out[i] = src[idx[i]]

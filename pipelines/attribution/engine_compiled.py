@@ -155,4 +155,4 @@ def power_segments(dev, ts, power, window_us, max_gap_us) -> PowerSegments:
     return PowerSegments(out_dev[:k], out_a[:k], out_b[:k], out_p[:k], int(dropped))
 
 
-ENGINE = Engine("compiled", 32_000_000, power_segments, sweep)
+ENGINE = Engine("compiled", 8_000_000, power_segments, sweep)

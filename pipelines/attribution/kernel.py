@@ -55,10 +55,9 @@ from pipelines.attribution.engine_api import (
     Engine,
     GroupRequests,
     SweepResult,
-    concat_results,
 )
 from pipelines.attribution.engines import default_engine, get_engine
-from pipelines.attribution.prepare import device_codes, rows_by_device
+from pipelines.attribution.prepare import RowsByDevice, device_codes, rows_by_device, take
 from pipelines.attribution.results import AttributionResult, attribution_result
 from pipelines.attribution.segments import power_segments
 from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
@@ -87,7 +86,8 @@ class _Inputs:
     t_dev: np.ndarray
     ts_us: np.ndarray
     power_w: np.ndarray
-    window_us: np.ndarray
+    window_us: np.ndarray | None
+    """None when the telemetry has no power_window_s column (every sample instantaneous)"""
     counter: np.ndarray | None
     """energy_counter_j, or None when the telemetry has no usable counter"""
 
@@ -117,7 +117,8 @@ def _inputs(requests: pa.Table, telemetry: pa.Table, prompt_token_weight: float)
     devices, (r_dev, t_dev) = device_codes(requests["device_id"], telemetry["device_id"])
     t_ts = ts_us(telemetry["ts"])
     t_p = float_array(telemetry["power_w"])
-    t_w = window_us(telemetry["power_window_s"] if "power_window_s" in telemetry.column_names else None, len(t_ts))
+    # no window column: every sample instantaneous (zeros made per group, not gathered)
+    t_w = window_us(telemetry["power_window_s"], len(t_ts)) if "power_window_s" in telemetry.column_names else None
     counter = None
     if "energy_counter_j" in telemetry.column_names:
         counter = float_array(telemetry["energy_counter_j"])
@@ -135,70 +136,43 @@ def _chunks(r_dev: np.ndarray, t_dev: np.ndarray, ndev: int, max_events: int) ->
     return [(int(lo), int(hi)) for lo, hi in pairwise(bounds) if hi > lo]
 
 
-def _pieces_per_row(inp: _Inputs, bucket_us: int) -> np.ndarray:
-    """How many pieces each request row gets: one per bucket it overlaps (one for a zero-length request)."""
-    last = np.where(inp.end_us > inp.start_us, inp.end_us - 1, inp.start_us) // bucket_us
-    return last - inp.start_us // bucket_us + 1
+def _group_segments(inp: _Inputs, t_rows: RowsByDevice, lo: int, hi: int, max_gap_us: int, engine: Engine):
+    """The power segments of devices [lo, hi): their samples gathered in device order."""
+    ti = t_rows.rows(lo, hi)
+    ts = take(inp.ts_us, ti)
+    return power_segments(
+        t_rows.codes(lo, hi),
+        ts,
+        take(inp.power_w, ti),
+        np.zeros(len(ts), np.int64) if inp.window_us is None else take(inp.window_us, ti),
+        max_gap_us,
+        None if inp.counter is None else take(inp.counter, ti),
+        engine,
+    )
 
 
-PIECES = ("row", "bucket", "energy_j", "device_share_s", "unmetered_s")
-"""the SweepResult arrays that hold one value per piece"""
-
-
-class _Pieces:
-    """The pieces of all groups, written into arrays allocated once (concatenating the groups' pieces would hold
-    them twice); the device-bucket rows are few and are concatenated."""
-
-    def __init__(self, n: int):
-        self.arrays = {
-            name: np.empty(n, dtype=np.int64 if name in ("row", "bucket") else np.float64) for name in PIECES
-        }
-        self.at = 0
-        self.parts: list[SweepResult] = []
-
-    def add(self, part: SweepResult, rows: np.ndarray) -> None:
-        m = len(rows)
-        for name, out in self.arrays.items():
-            out[self.at : self.at + m] = rows if name == "row" else getattr(part, name)
-        self.at += m
-        empty = np.zeros(0, dtype=np.int64)
-        self.parts.append(replace(part, **{name: empty for name in PIECES}))
-
-    def result(self) -> SweepResult:
-        if self.at != len(self.arrays["row"]):
-            raise AssertionError(f"the sweep returned {self.at} pieces, not {len(self.arrays['row'])}")
-        return replace(concat_results(self.parts), **self.arrays)
-
-
-def _sweep_groups(inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int, max_events: int) -> SweepResult:
-    """Devices are independent: sweep them in groups so that memory stays bounded whatever the input size."""
+def _sweep_groups(inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int, max_events: int) -> list[SweepResult]:
+    """Devices are independent: sweep them in groups so that memory stays bounded whatever the input size. Each
+    group's result keeps its own arrays (the output tables are chunked by group: nothing is concatenated), with
+    the table's request rows and global device codes."""
     ndev = len(inp.devices)
     r_rows, t_rows = rows_by_device(inp.r_dev, ndev), rows_by_device(inp.t_dev, ndev)
-    pieces = _Pieces(int(_pieces_per_row(inp, bucket_us).sum()))
+    parts = []
     for lo, hi in _chunks(inp.r_dev, inp.t_dev, ndev, max_events):
-        ri, ti = r_rows.rows(lo, hi), t_rows.rows(lo, hi)
-        requests = GroupRequests(
-            inp.r_dev[ri] - lo if lo else inp.r_dev[ri], inp.start_us[ri], inp.end_us[ri], inp.weight[ri]
-        )
-        segments = power_segments(
-            inp.t_dev[ti] - lo if lo else inp.t_dev[ti],
-            inp.ts_us[ti],
-            inp.power_w[ti],
-            inp.window_us[ti],
-            max_gap_us,
-            None if inp.counter is None else inp.counter[ti],
-            engine,
-        )
+        ri = r_rows.rows(lo, hi)
+        requests = GroupRequests(r_rows.codes(lo, hi), inp.start_us[ri], inp.end_us[ri], inp.weight[ri])
+        segments = _group_segments(inp, t_rows, lo, hi, max_gap_us, engine)
         part = engine.sweep(requests, segments, bucket_us, hi - lo)
         part = replace(
             part,
+            row=r_rows.table_rows(lo, hi, part.row).astype(np.int64, copy=False),
             seg_dev=part.seg_dev + lo,
             dropped=segments.dropped,
             counter_intervals=segments.counter_intervals,
             counter_resets=segments.counter_resets,
         )
-        pieces.add(part, r_rows.table_rows(lo, hi, part.row))
-    return pieces.result()
+        parts.append(part)
+    return parts
 
 
 def attribute_energy(
@@ -218,7 +192,7 @@ def attribute_energy(
     row per device under the same request_id.
     telemetry: device_id, ts, power_w and optionally power_window_s and energy_counter_j.
     Devices are swept in groups of about ``max_events_per_chunk`` breakpoints, so memory stays bounded (default:
-    4M for the numpy engine, whose arrays grow with the events of a group, 32M for the compiled one).
+    4M for the numpy engine, whose arrays grow with the events of a group, 8M for the compiled one).
     engine: "compiled" (one numba pass per group, the default when numba is installed) or "numpy" (vectorized
     passes); both implement the same rule and are tested against each other and the slow reference.
     """
@@ -233,5 +207,7 @@ def attribute_energy(
     rid = requests["request_id"]
     rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
     inp = _inputs(requests, telemetry, prompt_token_weight)
-    res = _sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk)
-    return attribution_result(rid, inp.devices, inp.r_dev, (inp.end_us - inp.start_us) / US_PER_S, res, bucket_us)
+    parts = _sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk)
+    devices, r_dev, length_s = inp.devices, inp.r_dev, (inp.end_us - inp.start_us) / US_PER_S
+    del inp  # the input arrays are freed before the output tables are built
+    return attribution_result(rid, devices, r_dev, length_s, parts, bucket_us)

@@ -50,10 +50,11 @@ def _encoded_chunks(cols: list) -> list[list[pa.DictionaryArray]]:
 
 
 def _remapped(chunks: list[pa.DictionaryArray], devices: pa.Array, n: int) -> np.ndarray:
-    codes = np.empty(n, dtype=np.int64)
+    codes = np.empty(n, dtype=np.int32)
     at = 0
     for enc in chunks:
         lookup = pc.index_in(pc.cast(enc.dictionary, pa.string()), devices).to_numpy(zero_copy_only=False)
+        lookup = lookup.astype(np.int32)
         m = len(enc)
         codes[at : at + m] = lookup[enc.indices.to_numpy(zero_copy_only=False)]
         at += m
@@ -61,7 +62,7 @@ def _remapped(chunks: list[pa.DictionaryArray], devices: pa.Array, n: int) -> np
 
 
 def device_codes(*cols) -> tuple[pa.Array, list[np.ndarray]]:
-    """Sorted distinct device ids of all the columns, and each column's rows as int64 codes into them."""
+    """Sorted distinct device ids of all the columns, and each column's rows as int32 codes into them."""
     if any(col.null_count for col in cols):
         raise ValueError("device_id must not be null")
     encoded = _encoded_chunks(list(cols))
@@ -85,6 +86,10 @@ class RowsByDevice:
             return slice(int(self.first[lo]), int(self.first[hi]))
         return self.order[self.first[lo] : self.first[hi]]
 
+    def codes(self, lo: int, hi: int) -> np.ndarray:
+        """The device code (minus lo) of each of the group's rows: known from the counts, no gather needed."""
+        return np.repeat(np.arange(hi - lo, dtype=np.int64), np.diff(self.first[lo : hi + 1]))
+
     def table_rows(self, lo: int, hi: int, group_rows: np.ndarray) -> np.ndarray:
         """The table's row numbers of rows numbered within the group."""
         if self.order is None:
@@ -92,11 +97,20 @@ class RowsByDevice:
         return self.order[self.first[lo] : self.first[hi]][group_rows]
 
 
+def take(src: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
+    """src[rows]: a view for a slice, a parallel compiled gather for positions (when numba is installed)."""
+    if isinstance(rows, slice) or compiled_prepare is None or len(rows) < 100_000:
+        return src[rows]
+    out = np.empty(len(rows), dtype=src.dtype)
+    compiled_prepare.gather(src, rows, out)
+    return out
+
+
 def rows_by_device(dev: np.ndarray, ndev: int) -> RowsByDevice:
     """One stable sort of the rows by device code: a counting sort (compiled), or numpy's stable argsort."""
     first = np.zeros(ndev + 1, dtype=np.int64)
     if compiled_prepare is not None:
-        order = np.empty(len(dev), dtype=np.int64)
+        order = np.empty(len(dev), dtype=np.int32 if len(dev) < 2**31 else np.int64)
         if compiled_prepare.device_order(dev, ndev, order, first):
             return RowsByDevice(None, first)
         return RowsByDevice(order, first)
@@ -112,9 +126,19 @@ def request_codes(rid: pa.Array) -> tuple[np.ndarray, pa.Array]:
     Unique ids give codes 0..n-1 and the ids themselves (no copy)."""
     if pa.types.is_integer(rid.type) and compiled_prepare is not None and not rid.null_count:
         ids = rid.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-        codes = np.empty(len(ids), dtype=np.int64)
-        first_rows = np.empty(len(ids), dtype=np.int64)
+        index_type = np.int32 if len(ids) < 2**31 else np.int64
+        codes, first_rows = np.empty(len(ids), dtype=index_type), np.empty(len(ids), dtype=index_type)
         k = compiled_prepare.group_ids(ids, codes, first_rows)
         return codes, rid if k == len(ids) else rid.take(pa.array(first_rows[:k]))
     enc = pc.dictionary_encode(rid)
     return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary
+
+
+def sum_pieces(rows: np.ndarray, codes: np.ndarray | None, values: tuple, out: np.ndarray) -> None:
+    """out[j, code of the piece's row] += values[j][piece] (codes None: the rows are the codes)."""
+    if compiled_prepare is not None:
+        compiled_prepare.sum_pieces(rows, rows if codes is None else codes, codes is not None, *values, out)
+        return
+    by = rows if codes is None else codes[rows]
+    for j, v in enumerate(values):
+        out[j] += np.bincount(by, weights=v, minlength=out.shape[1])
