@@ -60,6 +60,7 @@ from pipelines.attribution.engines import default_engine, get_engine
 from pipelines.attribution.prepare import RowsByDevice, device_codes, rows_by_device, take
 from pipelines.attribution.results import AttributionResult, attribution_result
 from pipelines.attribution.segments import power_segments
+from pipelines.attribution.warmup import warm_up
 from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 
 __all__ = ["TS_TYPE", "US_PER_S", "AttributionResult", "attribute_energy", "default_engine", "request_weights"]
@@ -197,6 +198,8 @@ def attribute_energy(
     passes); both implement the same rule and are tested against each other and the slow reference.
     """
     chosen = get_engine(engine)
+    if chosen.name == "compiled":
+        warm_up()  # the first call in a process: load the compiled code while the inputs are prepared
     if max_events_per_chunk is None:
         max_events_per_chunk = chosen.max_events_per_chunk
     if bucket_s <= 0 or 86400 % bucket_s and bucket_s % 86400:

@@ -98,12 +98,19 @@ class RowsByDevice:
 
 
 def take(src: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
-    """src[rows]: a view for a slice, a parallel compiled gather for positions (when numba is installed)."""
-    if isinstance(rows, slice) or compiled_prepare is None or len(rows) < 100_000:
+    """src[rows]: a view for a slice, a parallel compiled gather for positions (when numba is installed; the
+    arrays are passed read-only whatever their source, so that one compiled version serves every caller)."""
+    if isinstance(rows, slice) or compiled_prepare is None:
         return src[rows]
     out = np.empty(len(rows), dtype=src.dtype)
-    compiled_prepare.gather(src, rows, out)
+    compiled_prepare.gather(_readonly(src), _readonly(rows), out)
     return out
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def rows_by_device(dev: np.ndarray, ndev: int) -> RowsByDevice:
