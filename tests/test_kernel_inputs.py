@@ -96,7 +96,7 @@ def test_null_device_ids_are_refused():
 
 def test_the_warm_up_loads_every_compiled_version_a_real_call_uses():
     from pipelines.attribution import compiled_prepare, compiled_segments, compiled_sweep
-    from pipelines.attribution.warmup import warm_up
+    from pipelines.attribution.kernel import warm_up
     from pipelines.devtools.bench import synthetic_inputs
 
     warm_up().join()
@@ -109,5 +109,5 @@ def test_the_warm_up_loads_every_compiled_version_a_real_call_uses():
     before = {f: len(f.signatures) for f in dispatchers}
     assert before[compiled_sweep.run_sweep] >= 1
     requests, telemetry = synthetic_inputs(20_000, 4, 2_000, seed=5)
-    attribute_energy(requests, telemetry, bucket_s=3600, engine="compiled").per_request
+    assert attribute_energy(requests, telemetry, bucket_s=3600, engine="compiled").per_request.num_rows == 20_000
     assert {f: len(f.signatures) for f in dispatchers} == before  # nothing compiled or loaded after the warm-up

@@ -18,9 +18,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.attribution.kernel import attribute_energy
+from pipelines.attribution.kernel import attribute_energy, warm_up
 from pipelines.attribution.skew import detect_clock_skew
-from pipelines.attribution.warmup import warm_up
 from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 from pipelines.warehouse.connection import ensure_raw_tables, scalar
 from pipelines.warehouse.tables import create_tables

@@ -60,10 +60,18 @@ from pipelines.attribution.engines import default_engine, get_engine
 from pipelines.attribution.prepare import RowsByDevice, device_codes, rows_by_device, take
 from pipelines.attribution.results import AttributionResult, attribution_result
 from pipelines.attribution.segments import power_segments
-from pipelines.attribution.warmup import warm_up
+from pipelines.attribution.warmup import start_warm_up
 from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 
-__all__ = ["TS_TYPE", "US_PER_S", "AttributionResult", "attribute_energy", "default_engine", "request_weights"]
+__all__ = [
+    "TS_TYPE",
+    "US_PER_S",
+    "AttributionResult",
+    "attribute_energy",
+    "default_engine",
+    "request_weights",
+    "warm_up",
+]
 
 
 def request_weights(
@@ -174,6 +182,14 @@ def _sweep_groups(inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int,
         )
         parts.append(part)
     return parts
+
+
+def warm_up():
+    """Load the compiled engine in a background thread (once per process; see warmup.py): the first call in a
+    process then overlaps it with its own work. Returns the thread (None without numba)."""
+    return start_warm_up(
+        lambda requests, telemetry: attribute_energy(requests, telemetry, bucket_s=3600, engine="compiled").per_request
+    )
 
 
 def attribute_energy(

@@ -2,7 +2,7 @@
 
 numba's first dispatch in a process initializes its typing and target contexts and loads each compiled function
 from its cache: about 2 s of CPU whatever the input size, most of a small call and a third of a large one.
-``warm_up()`` does that work in a daemon thread on a tiny input that takes the same paths with the same array
+``kernel.warm_up()`` does that work in a daemon thread on a tiny input that takes the same paths with the same array
 types as real inputs, so that it overlaps the caller's own work: ``attribute_energy`` starts it on its first call
 (it then overlaps the preparation of the inputs, which runs in Arrow without holding the GIL), and a caller can
 start it earlier (the daily run does, before its queries). Only the first call in a process pays anything.
@@ -12,6 +12,7 @@ Pure numpy/pyarrow; imports no Dagster.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -20,8 +21,9 @@ _lock = threading.Lock()
 _thread: threading.Thread | None = None
 
 
-def warm_up() -> threading.Thread | None:
-    """Start loading the compiled engine in the background (once per process); None when numba is missing."""
+def start_warm_up(run: Callable[[pa.Table, pa.Table], object]) -> threading.Thread | None:
+    """Start ``run(requests, telemetry)`` on the tiny inputs in the background (once per process): the kernel
+    passes its own call. None when numba is missing."""
     global _thread
     with _lock:
         if _thread is None:
@@ -29,7 +31,7 @@ def warm_up() -> threading.Thread | None:
                 import numba  # noqa: F401
             except ImportError:
                 return None
-            _thread = threading.Thread(target=_run, name="infercost-kernel-warm-up", daemon=True)
+            _thread = threading.Thread(target=_run, args=(run,), name="infercost-kernel-warm-up", daemon=True)
             _thread.start()
     return _thread
 
@@ -58,11 +60,8 @@ def _tiny_inputs() -> tuple[pa.Table, pa.Table]:
     return requests, telemetry
 
 
-def _run() -> None:
-    from pipelines.attribution.kernel import attribute_energy
-
+def _run(run) -> None:
     try:
-        requests, telemetry = _tiny_inputs()
-        attribute_energy(requests, telemetry, bucket_s=3600, engine="compiled").per_request  # noqa: B018
+        run(*_tiny_inputs())
     except Exception:  # noqa: BLE001 (a failed warm-up only costs time: the real call raises the real error)
         return
