@@ -32,8 +32,10 @@ Computed as a sorted sweep over merged breakpoints, devices in bounded groups, w
 every (device, bucket) segment so that no long running sum loses digits: O((N+M) log(N+M)). Two engines
 implement the sweep (engines.py names them): one compiled pass per group (engine_compiled.py, numba) and
 vectorized numpy passes (engine_numpy.py); they agree to 1e-11 and both are checked against a slow reference.
-This module prepares the inputs (arrays.py), builds power segments (segments.py), sweeps device groups with the
-chosen engine and assembles the output tables.
+This module converts the inputs (arrays.py), turns ids into codes and rows into device order (prepare.py: rows
+may come in any order, typically time order as logged), builds power segments (segments.py), sweeps device groups
+with the chosen engine and assembles the output tables (results.py: chunked by group, request ids in the caller's
+type). The compiled engine's code is loaded in a background thread on the first call (warm_up, warmup.py).
 """
 
 from __future__ import annotations
