@@ -1,5 +1,5 @@
 """The infercost command: demo, generate, ingest, materialize, sql, compare, whatif, report, export, docs,
-validate-energy, alerts, bench, dev.
+validate-energy, alerts, bench, dev, serve, api.
 
 Each command lives in the module of its group (run, ingest, query, alerts, devtools); this module builds the parser
 and turns errors into one line: ``infercost: <message>`` and exit status 1, the traceback only with --debug.
@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from pipelines.cli import alerts, devtools, ingest, query, run
+from pipelines.cli import alerts, devtools, ingest, query, run, serve
 from pipelines.cli.helpers import UserError
 
 # the order of `infercost --help`
@@ -30,6 +30,8 @@ COMMANDS = [
     alerts.add_alerts,
     devtools.add_bench,
     run.add_dev,
+    serve.add_serve,
+    serve.add_api,
 ]
 
 
