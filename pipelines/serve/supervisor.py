@@ -119,4 +119,7 @@ class Supervisor:
                     pass
         for p in self.children.values():
             p.wait()
+        deadline = time.monotonic() + 5  # SIGKILL is not instant: wait for the kernel to finish them
+        while time.monotonic() < deadline and any(alive(pid) for pid in tree):
+            time.sleep(0.05)
         self.say("stopped")
