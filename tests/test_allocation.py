@@ -5,6 +5,7 @@ Day 2026-11-02: device A (r1, H100) idle 10 USD, requests q1 (m1, t1, direct 3) 
 device B (r2, L4) idle 4 USD, no request. Day 2026-11-03: device A idle 2 USD, request q3 (m1, t2, direct 2).
 """
 
+import json
 from datetime import date
 
 import duckdb
@@ -32,9 +33,10 @@ IDLE = [
 ]
 
 
-def build_warehouse(path, labels: bool = False) -> None:
+def build_warehouse(path, labels: str | None = None) -> None:
+    """The hand-worked warehouse; ``labels``: the SQL type of a labels column (each request's project), or none."""
     con = duckdb.connect(str(path))
-    label_col = ", labels MAP(VARCHAR, VARCHAR)" if labels else ""
+    label_col = f", labels {labels}" if labels else ""
     con.execute(
         "CREATE TABLE fct_request_cost (request_id VARCHAR, request_date DATE, model VARCHAR, family VARCHAR, "
         "technique VARCHAR, tenant VARCHAR, device_type VARCHAR, region VARCHAR, cost_caveat VARCHAR, "
@@ -51,7 +53,8 @@ def build_warehouse(path, labels: bool = False) -> None:
         "idle_sharing_policy VARCHAR, idle_cost_usd DOUBLE)"
     )
     for rid, day, model, tenant, device, region, dtype, direct, prompt, completion, energy in REQUESTS:
-        extra = [{"project": f"p-{tenant}"}] if labels else []
+        extra = [json.dumps({"project": f"p-{tenant}"}) if labels == "VARCHAR" else {"project": f"p-{tenant}"}]
+        extra = extra if labels else []
         con.execute(
             f"INSERT INTO fct_request_cost VALUES (?, ?, ?, 'fam', 'baseline', ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, "
             f"?, 0{', ?' if labels else ''})",
@@ -154,6 +157,7 @@ def test_window_forms():
         ("a week", "not understood"),
         ("2024-13-01,2024-12-02", "not a date"),
         ("99999d", "longer than"),
+        ("", "not understood"),
     ],
 )
 def test_bad_windows_say_why(window, message):
@@ -175,9 +179,10 @@ def test_aggregate_is_whitelisted(aggregate, message):
         parse_aggregate(aggregate, None)
 
 
-def test_label_dimension_reads_a_labels_column_when_there_is_one(tmp_path):
+@pytest.mark.parametrize("labels_type", ["VARCHAR", "MAP(VARCHAR, VARCHAR)"])  # JSON text, as the warehouse has it
+def test_label_dimension_reads_a_labels_column_when_there_is_one(tmp_path, labels_type):
     path = tmp_path / "labelled.duckdb"
-    build_warehouse(path, labels=True)
+    build_warehouse(path, labels=labels_type)
     with pytest.raises(BadParameter, match="label key"):
         parse_aggregate("label:x' OR 1=1 --", "MAP(VARCHAR, VARCHAR)")
     with duckdb.connect(str(path), read_only=True) as con:
@@ -186,9 +191,10 @@ def test_label_dimension_reads_a_labels_column_when_there_is_one(tmp_path):
     assert rows[IDLE_GROUP]["idle_cost_usd"] == pytest.approx(16.0)
 
 
-def test_bad_policy(wh):
+@pytest.mark.parametrize("policy", ["fair", ""])
+def test_bad_policy(wh, policy):
     with pytest.raises(BadParameter, match="use one of none, proportional, even"):
-        allocate(wh, "1d", "model", "fair")
+        allocate(wh, "1d", "model", policy)
 
 
 def test_every_dimension_runs(wh):

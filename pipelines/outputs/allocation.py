@@ -1,8 +1,8 @@
 """Cost allocation over a window, grouped by whitelisted dimensions: the query behind the allocation API.
 
 In the spirit of OpenCost's ``/allocation?window=...&aggregate=...``: cost, energy, tokens and emissions of the
-requests of a window of whole UTC days, grouped by any of the dimensions in ``DIMENSIONS`` (and ``label:<key>`` once
-``fct_request_cost`` has a ``labels`` column), with the idle policy as a parameter.
+requests of a window of whole UTC days, grouped by any of the dimensions in ``DIMENSIONS`` (and ``label:<key>``, a
+request label of ``fct_request_cost.labels``), with the idle policy as a parameter.
 
 Idle cost (device time no request used) reaches requests by a policy: ``none``, ``proportional`` (to each request's
 direct cost on that device-day) or ``even``. The warehouse applies the policy it was built with
@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
-from pipelines.settings import IDLE_SHARING_POLICIES
+from pipelines.settings import IDLE_SHARING_POLICIES, LABEL_KEY_PATTERN
 
 # each dimension: its SQL over a request row (r) and over an idle device-day row (d); None = not a device property
 DIMENSIONS: dict[str, tuple[str, str | None]] = {
@@ -40,7 +40,7 @@ DIMENSIONS: dict[str, tuple[str, str | None]] = {
 IDLE_GROUP = "__idle__"
 LABEL_PREFIX = "label:"
 LABELS_COLUMN = "labels"
-LABEL_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
 MAX_WINDOW_DAYS = 3660
 # the share of a device-day's idle cost each request on it takes (int_request_idle_allocation's rule)
 IDLE_SHARE_SQL = {
@@ -90,7 +90,7 @@ def _bound(text: str, name: str) -> date:
 def parse_window(text: str, latest_day: date | None, today: date | None = None) -> Window:
     """A window from ``start,end`` (dates or RFC 3339 midnights UTC, end exclusive), ``Nd`` (the N days ending
     with the latest day in the warehouse), ``latest`` (that day), ``today`` or ``yesterday`` (UTC)."""
-    text = (text or "").strip().lower()
+    text = text.strip().lower()
     today = today or datetime.now(UTC).date()
     last = latest_day or today
     if "," in text:
@@ -118,12 +118,15 @@ def parse_window(text: str, latest_day: date | None, today: date | None = None) 
 
 
 def label_sql(key: str, column_type: str | None) -> str:
-    """The SQL of dimension ``label:<key>``: the extension point for request labels (a MAP or JSON ``labels``)."""
+    """The SQL of dimension ``label:<key>``: the request's value of that label (``fct_request_cost.labels``, a JSON
+    object as text, or a MAP), 'unlabelled' where it has none. The key is checked against the pattern
+    INFERCOST_REQUEST_LABELS keys follow, so it is safe to quote."""
     if not LABEL_KEY.fullmatch(key):
         raise BadParameter(f"label key {key!r}: use 1 to 64 letters, digits, '_', '.' or '-'")
     if column_type is None:
         raise BadParameter(
-            f"aggregate {LABEL_PREFIX}{key}: this warehouse has no request labels (fct_request_cost.{LABELS_COLUMN})"
+            f"aggregate {LABEL_PREFIX}{key}: this warehouse has no request labels (fct_request_cost.{LABELS_COLUMN}): "
+            "rebuild it with this version of infercost"
         )
     if column_type.upper().startswith("MAP"):
         return f"coalesce(r.{LABELS_COLUMN}['{key}'], 'unlabelled')"
@@ -148,7 +151,7 @@ def parse_aggregate(text: str | None, labels_type: str | None) -> list[tuple[str
 
 
 def parse_idle_policy(text: str | None, built_policy: str) -> str:
-    policy = (text or built_policy).strip().lower()
+    policy = built_policy if text is None else text.strip().lower()
     if policy not in IDLE_SHARE_SQL:
         raise BadParameter(f"idle_policy {text!r}: use one of {', '.join(IDLE_SHARE_SQL)}")
     return policy
@@ -235,7 +238,7 @@ def _json_value(value):
 
 def allocate(
     con: duckdb.DuckDBPyConnection,
-    window: str | None = "latest",
+    window: str | None = None,
     aggregate: str | None = None,
     idle_policy: str | None = None,
     today: date | None = None,
@@ -248,7 +251,7 @@ def allocate(
         "(SELECT any_value(idle_sharing_policy) FROM agg_idle_cost)"
     ).fetchall()[0]
     built_policy = built_policy or "proportional"
-    parsed_window = parse_window(window or "latest", latest, today)
+    parsed_window = parse_window("latest" if window is None else window, latest, today)
     dims = parse_aggregate(aggregate, _column_type(con, "fct_request_cost", LABELS_COLUMN))
     policy = parse_idle_policy(idle_policy, built_policy)
     bounds = {"start": parsed_window.start, "end": parsed_window.end}

@@ -32,7 +32,7 @@ _PARAMETERS = [
         "description": "Whole UTC days: `START,END` (dates or RFC 3339 midnights UTC, END exclusive, e.g. "
         "`2024-05-01T00:00:00Z,2024-05-02T00:00:00Z`), `Nd` (the N days ending with the latest day in the "
         "warehouse, e.g. `7d`), `latest` (the default), `today` or `yesterday` (UTC).",
-        "schema": {"type": "string", "default": "latest"},
+        "schema": {"type": "string", "minLength": 1, "default": "latest"},
         "examples": {"range": {"value": "2026-11-01,2026-11-08"}, "week": {"value": "7d"}},
     },
     {
@@ -40,7 +40,7 @@ _PARAMETERS = [
         "in": "query",
         "required": False,
         "description": f"Comma-separated dimensions to group by, any of {', '.join(DIMENSIONS)}, or "
-        f"`{LABEL_PREFIX}<key>` where the warehouse has request labels. Empty: one row for the whole window.",
+        f"`{LABEL_PREFIX}<key>` for a request label (INFERCOST_REQUEST_LABELS). Empty: one row for the whole window.",
         "schema": {"type": "string", "default": ""},
         "examples": {"model": {"value": "model"}, "chargeback": {"value": "tenant,day"}},
     },
