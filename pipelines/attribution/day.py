@@ -294,10 +294,8 @@ def attribute_day(
         con.execute("DELETE FROM request_energy_pieces WHERE partition_date = ?", [day])
         con.execute("DELETE FROM device_energy_buckets WHERE partition_date = ?", [day])
         con.execute("DELETE FROM clock_skew_checks WHERE partition_date = ?", [day])
-        totals, skew = _attribute_groups(
-            con, w, groups, max_gap_s=max_gap_s, progress=progress, prompt_token_weight=prompt_token_weight,
-            placement=placement,
-        )  # fmt: skip
+        options = {"prompt_token_weight": prompt_token_weight, "placement": placement}
+        totals, skew = _attribute_groups(con, w, groups, max_gap_s=max_gap_s, progress=progress, **options)
         _store_skew(con, day, skew)
         con.execute("COMMIT")
     except Exception:
