@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from pipelines.ingest.duckdb_lines import read_line_relation
 from pipelines.ingest.feeds import (
     DEFAULT_FORMATS,
     Feed,
@@ -70,6 +71,10 @@ __all__ = [
     "landing_formats",
     "read_lines",
 ]
+
+# how a file's lines are read: "duckdb" (DuckDB's multithreaded CSV reader where it gives exactly the lines the
+# Python path would, else the Python path: pipelines/ingest/duckdb_lines.py) or "python" (files.iter_line_chunks)
+LINE_READER = "duckdb"
 
 # files are parsed and loaded in batches of about this many lines, so that memory stays bounded however many
 # files a day has; all batches of a run are one transaction (a failed run changes nothing)
@@ -200,6 +205,16 @@ def _parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, p
     """(parsed parts, lines read) for each piece of a file (one piece when the reader takes files whole): the
     piece's rows, and its lines that cannot be rows (over-long, or where the file stopped being read), in the same
     batch as the rows beside them, whose day they take."""
+    if LINE_READER == "duckdb" and hasattr(feed.reader, "parse_relation"):
+        # DuckDB's multithreaded reader, when it gives exactly the lines of the Python path (duckdb_lines.py)
+        relation = read_line_relation(con, path, feed.max_line_bytes)
+        if relation is not None:
+            try:
+                parts = [feed.reader.parse_relation(ctx, path, relation)]
+            finally:
+                relation.drop(con)
+            yield parts, relation.num_rows
+            return
     header = None
     for lines, problems in iter_line_chunks(path, CHUNK_BYTES if feed.chunks else None, feed.max_line_bytes):
         if header is not None:

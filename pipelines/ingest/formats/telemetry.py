@@ -144,13 +144,30 @@ class NvidiaSmiCsv:
         if lines.num_rows == 0:
             return finish(ctx, load_contract("telemetry"), empty_mapped(load_contract("telemetry")))
         header = lines["raw_text"][0].as_py()
+        first_piece = lines["source_line"][0].as_py() == 1  # the host is logged once a file, not once a piece
+        return self._parse_body(ctx, path, header, register(ctx, lines.slice(1)), first_piece)
+
+    def parse_relation(self, ctx: ParseContext, path: Path, lines) -> str:
+        """The same rows from a DuckDB relation of the whole file's lines (pipelines/ingest/duckdb_lines.py): the
+        first line is the header."""
+        check_options(self, ctx.options)
+        first = ctx.con.execute(
+            f"SELECT source_line, raw_text FROM {lines.name} ORDER BY source_line LIMIT 1"
+        ).fetchall()
+        if not first:
+            return finish(ctx, load_contract("telemetry"), empty_mapped(load_contract("telemetry")))
+        header_line, header = first[0]
+        body = f"(SELECT * FROM {lines.name} WHERE source_line > {int(header_line)})"
+        return self._parse_body(ctx, path, header, body, True)
+
+    def _parse_body(self, ctx: ParseContext, path: Path, header: str, src: str, log_host: bool) -> str:
+        """The parsed rows of the lines after the header, in the relation ``src``."""
         names, units, pos = _nvsmi_header(path, header)
         tz = ctx.options.get("timezone", "UTC")
         window = ctx.options.get("power_draw_window_s")
         host, host_source = file_host(ctx.options, path)
-        if lines["source_line"][0].as_py() == 1:  # once a file, not once a piece
+        if log_host:
             log.info(_host_note(path, host, host_source, pos))
-        src = register(ctx, lines.slice(1))
 
         def val(key):
             return f"v_{key}" if key in pos else "NULL::VARCHAR"
