@@ -113,7 +113,8 @@ def _read_lines_table(con: duckdb.DuckDBPyConnection, plain: Path, max_line_byte
         return None
     with open(plain, "rb") as f:
         starts_with_bom = f.read(len(_BOM)) == _BOM
-    if starts_with_bom and con.execute(f"SELECT {_PLAIN_START} FROM {name} WHERE rowid = 0").fetchall() != [(True,)]:
+    first_plain = _PLAIN_START.replace("raw_text", "ltrim(raw_text, chr(65279))")
+    if starts_with_bom and con.execute(f"SELECT {first_plain} FROM {name} WHERE rowid = 0").fetchall() != [(True,)]:
         con.execute(f"DROP TABLE {name}")  # a mark then a blank line: blank in DuckDB, not in the Python path
         return None
     return name

@@ -53,6 +53,7 @@ from pipelines.ingest.staging import (
     replacing,
     stage_batch,
 )
+from pipelines.settings import current
 from pipelines.warehouse.connection import ensure_raw_tables
 from pipelines.warehouse.contracts import OPTIONAL_FEEDS, OPTIONAL_FLEET_TABLES
 
@@ -71,10 +72,6 @@ __all__ = [
     "landing_formats",
     "read_lines",
 ]
-
-# how a file's lines are read: "duckdb" (DuckDB's multithreaded CSV reader where it gives exactly the lines the
-# Python path would, else the Python path: pipelines/ingest/duckdb_lines.py) or "python" (files.iter_line_chunks)
-LINE_READER = "duckdb"
 
 # files are parsed and loaded in batches of about this many lines, so that memory stays bounded however many
 # files a day has; all batches of a run are one transaction (a failed run changes nothing)
@@ -205,8 +202,9 @@ def _parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, p
     """(parsed parts, lines read) for each piece of a file (one piece when the reader takes files whole): the
     piece's rows, and its lines that cannot be rows (over-long, or where the file stopped being read), in the same
     batch as the rows beside them, whose day they take."""
-    if LINE_READER == "duckdb" and hasattr(feed.reader, "parse_relation"):
-        # DuckDB's multithreaded reader, when it gives exactly the lines of the Python path (duckdb_lines.py)
+    if current().line_reader == "duckdb" and hasattr(feed.reader, "parse_relation"):
+        # DuckDB's multithreaded reader, when it gives exactly the lines of the Python path (duckdb_lines.py); else
+        # (INFERCOST_LINE_READER=python, another reader, or a file DuckDB cannot read exactly) the Python path
         relation = read_line_relation(con, path, feed.max_line_bytes)
         if relation is not None:
             try:
