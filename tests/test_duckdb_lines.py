@@ -157,3 +157,34 @@ def test_a_telemetry_file_header_only_or_after_blank_lines(tmp_path, con, monkey
         results[reader] = digest(con, "telemetry")
     assert results["python"] == results["duckdb"]
     assert results["duckdb"][0]  # rows loaded from the files whose header follows blank lines
+
+
+def test_nvidia_smi_fields_split_by_duckdb_load_as_split_in_sql(tmp_path, con, monkeypatch):
+    """A file whose every line has the header's number of fields is split by DuckDB's reader (no split in SQL):
+    bad values, a repeated header, units and [N/A] load or quarantine as the Python reader has them."""
+    lines = gzip.decompress(TELEMETRY.read_bytes()).decode().splitlines()[:2000]
+    header, body = lines[0], lines[1:]
+    n = header.count(",")
+    bad = [
+        header,
+        " " + header + " ",
+        body[3].replace("2026/", "2O26/", 1),
+        ",".join(["[N/A]"] * (n + 1)),
+        ",".join([""] * (n + 1)),
+        body[4].replace(".", ",", 1).rsplit(",", 1)[0],  # still n + 1 fields
+        body[5].replace(", ", ", -", 3),
+        body[6],  # a repeated sample
+    ]
+    path = tmp_path / "us-west-h100-large-000_2026-11-02.csv"
+    path.write_text("\ufeff\ufeff" + "\n".join([header] + body[:500] + bad + body[500:]))  # no final newline
+    relation = read_line_relation(duckdb.connect(), path, csv_fields=True)
+    assert relation is not None and relation.fields == n + 1
+    results = {}
+    for reader in ("python", "duckdb"):
+        monkeypatch.setenv("INFERCOST_LINE_READER", reader)
+        report = ingest_files(con, "telemetry", [path], date(2026, 11, 2), replace_anyway=True)
+        assert report.rows_quarantined >= 5 and report.rows_read == len(body) + len(bad)
+        results[reader] = digest(con, "telemetry")
+    assert results["python"] == results["duckdb"]
+    reasons = {r[4].split(":")[0] for r in results["duckdb"][1]}
+    assert "repeated header line" in reasons and "unparseable ts" in reasons, reasons

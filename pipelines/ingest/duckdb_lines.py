@@ -49,6 +49,9 @@ class LineRelation:
     name: str
     table: str
     num_rows: int
+    fields: int = 0
+    """When the file was read as comma-separated fields (``csv_fields``): how many; the view then also has
+    field_1 .. field_N, each field's text as written (NULL when empty)."""
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP VIEW IF EXISTS {self.name}")
@@ -57,10 +60,11 @@ class LineRelation:
 
 
 def read_line_relation(
-    con: duckdb.DuckDBPyConnection, path: Path, max_line_bytes: int = MAX_LINE_BYTES
+    con: duckdb.DuckDBPyConnection, path: Path, max_line_bytes: int = MAX_LINE_BYTES, csv_fields: bool = False
 ) -> LineRelation | None:
     """The file's lines as a LineRelation, or None when DuckDB cannot read them exactly (the caller reads the file
-    with files.iter_line_chunks)."""
+    with files.iter_line_chunks). ``csv_fields``: first try reading the fields too (read_csv_fields), for a file
+    whose every line has as many commas as its first; else the file is read a line a row."""
     path = Path(path)
     if _GLOB_CHARS & set(str(path)):
         return None
@@ -72,11 +76,14 @@ def read_line_relation(
             plain = _decompressed(path, tmp / "lines.txt")
             if plain is None:
                 return None
-        table = _read_lines_table(con, plain, max_line_bytes)
+        relation = read_csv_fields(con, plain, path, max_line_bytes) if csv_fields else None
+        if relation is None:
+            table = _read_lines_table(con, plain, max_line_bytes)
+            relation = None if table is None else _relation(con, table, path)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    return None if table is None else _relation(con, table, path)
+    return relation
 
 
 def _compressed(path: Path) -> bool:
@@ -148,3 +155,52 @@ def _relation(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> LineRel
     n_rows = con.execute(f"SELECT count(*) FROM {table} WHERE raw_text IS NOT NULL").fetchall()[0][0]
     n_rows -= blank_rows.num_rows
     return LineRelation(view, table, n_rows)
+
+
+def read_csv_fields(
+    con: duckdb.DuckDBPyConnection, plain: Path, path: Path, max_line_bytes: int
+) -> LineRelation | None:
+    """The file read by DuckDB's CSV reader as comma-separated fields (as many as its first line has; no quoting:
+    each field as written), each row with its line and its text rebuilt from its fields; or None when a line has
+    another number of fields, a line is blank (DuckDB skips those: the bytes read then fall short of the file's), or
+    the one-column read's reasons hold. Splitting in the reader spares a split of every line in SQL."""
+    with open(plain, "rb") as f:
+        first = f.readline(max_line_bytes + 1)
+    try:
+        header = first.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return None
+    n = header.count(",") + 1
+    if n < 2 or not header.endswith("\n") or "\r" in header or _GLOB_CHARS & set(str(plain)):
+        return None
+    table = f"_duck_fields_{next(_counter)}"
+    fields = [f"field_{i}" for i in range(1, n + 1)]
+    columns = ", ".join(f"'{c}': 'VARCHAR'" for c in fields)
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT * FROM read_csv('{plain}', columns = {{{columns}}}, header = false, auto_detect = false,
+                quote = '', escape = '', comment = '', new_line = '\\n', delim = ',', strict_mode = true,
+                compression = 'none', max_line_size = {int(max_line_bytes) + 1})
+        """)
+    except duckdb.Error:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+        return None
+    field_bytes = " + ".join(f"coalesce(strlen({c}), 0)" for c in fields)
+    n_rows, n_bytes = con.execute(f"SELECT count(*), coalesce(sum({field_bytes}), 0) FROM {table}").fetchall()[0]
+    size = os.path.getsize(plain) - (len(_BOM) if first.startswith(_BOM) else 0)
+    if size - (n_bytes + n_rows * n) not in (
+        0,
+        -1,
+    ):  # each line: its fields, n - 1 commas, a line end (the last may lack it)
+        con.execute(f"DROP TABLE {table}")
+        return None
+    text = " || ',' || ".join(f"coalesce({c}, '')" for c in fields)
+    source = "'" + str(path).replace("'", "''") + "'"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW {table}_view AS
+        SELECT {source} AS source_file, rowid + 1 AS source_line,
+            CASE WHEN rowid = 0 THEN ltrim({text}, chr(65279)) ELSE {text} END AS raw_text, {", ".join(fields)}
+        FROM {table}
+    """)
+    return LineRelation(f"{table}_view", table, n_rows, n)

@@ -205,7 +205,7 @@ def _parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, p
     if current().line_reader == "duckdb" and hasattr(feed.reader, "parse_relation"):
         # DuckDB's multithreaded reader, when it gives exactly the lines of the Python path (duckdb_lines.py); else
         # (INFERCOST_LINE_READER=python, another reader, or a file DuckDB cannot read exactly) the Python path
-        relation = read_line_relation(con, path, feed.max_line_bytes)
+        relation = read_line_relation(con, path, feed.max_line_bytes, getattr(feed.reader, "csv_fields", False))
         if relation is not None:
             try:
                 parts = [feed.reader.parse_relation(ctx, path, relation)]
