@@ -30,6 +30,8 @@ DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8000
 DEFAULT_UI_PORT = 3000
 IDLE_SHARING_POLICIES = ("none", "proportional", "even")
+DEFAULT_ENERGY_PLACEMENT = "activity"
+ENERGY_PLACEMENTS = ("activity", "flat")
 LINE_READERS = ("duckdb", "python")
 
 
@@ -155,6 +157,8 @@ class Settings:
     """INFERCOST_PROMPT_TOKEN_WEIGHT: a prompt token's weight against an output token in the energy split."""
     idle_sharing_policy: str = DEFAULT_IDLE_SHARING_POLICY
     """INFERCOST_IDLE_SHARING_POLICY: none, proportional or even (how idle cost reaches requests)."""
+    energy_placement: str = DEFAULT_ENERGY_PLACEMENT
+    """INFERCOST_ENERGY_PLACEMENT: activity or flat (where a sampling window's energy goes inside it)."""
     price_fill_max_hours: float = DEFAULT_PRICE_FILL_MAX_HOURS
     """INFERCOST_PRICE_FILL_MAX_HOURS: an unpublished price interval takes the nearest price at most this far away."""
     request_labels: tuple[str, ...] = ()
@@ -192,6 +196,9 @@ class Settings:
             raise SettingsError(
                 f"INFERCOST_IDLE_SHARING_POLICY={policy!r}: use one of {', '.join(IDLE_SHARING_POLICIES)}"
             )
+        placement = env.get("INFERCOST_ENERGY_PLACEMENT") or DEFAULT_ENERGY_PLACEMENT
+        if placement not in ENERGY_PLACEMENTS:
+            raise SettingsError(f"INFERCOST_ENERGY_PLACEMENT={placement!r}: use one of {', '.join(ENERGY_PLACEMENTS)}")
         line_reader = env.get("INFERCOST_LINE_READER") or "duckdb"
         if line_reader not in LINE_READERS:
             raise SettingsError(f"INFERCOST_LINE_READER={line_reader!r}: use one of {', '.join(LINE_READERS)}")
@@ -210,6 +217,7 @@ class Settings:
             max_gap_s=_float(env, "INFERCOST_MAX_GAP_S", DEFAULT_MAX_GAP_S),
             prompt_token_weight=_float(env, "INFERCOST_PROMPT_TOKEN_WEIGHT", DEFAULT_PROMPT_TOKEN_WEIGHT),
             idle_sharing_policy=policy,
+            energy_placement=placement,
             price_fill_max_hours=_float(env, "INFERCOST_PRICE_FILL_MAX_HOURS", DEFAULT_PRICE_FILL_MAX_HOURS),
             request_labels=_labels(env),
             focus_provider=env.get("INFERCOST_FOCUS_PROVIDER") or "Self-hosted inference (infercost)",

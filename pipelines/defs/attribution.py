@@ -79,6 +79,7 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
                 progress=progress,
                 max_gap_s=settings.max_gap_s,
                 prompt_token_weight=settings.prompt_token_weight,
+                placement=settings.energy_placement,
             )
             outcomes += run_suite(con, "attribution", day)
             context.log.info(result.summary())
@@ -94,7 +95,12 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
                 context.log.warning(f"{day}: likely clock skew on {result.skewed_hosts}; see clock_skew_checks")
     yield dg.MaterializeResult(
         asset_key="request_energy_pieces",
-        metadata={**totals, "max_gap_s": settings.max_gap_s, "prompt_token_weight": settings.prompt_token_weight},
+        metadata={
+            **totals,
+            "max_gap_s": settings.max_gap_s,
+            "prompt_token_weight": settings.prompt_token_weight,
+            "energy_placement": settings.energy_placement,
+        },
     )
     yield dg.MaterializeResult(asset_key="device_energy_buckets", metadata={"idle_kwh": totals["idle_kwh"]})
     yield dg.MaterializeResult(asset_key="clock_skew_checks", metadata={"likely_skewed_hosts": sorted(skewed)})

@@ -47,6 +47,13 @@ _NVSMI_FIELDS = {
 }
 
 
+_ENERGY_SOURCE = {
+    "power_draw_average": "power.draw.average",
+    "power_draw": "power.draw",
+    "power_draw_instant": "power.draw.instant",
+}
+
+
 def _nvsmi_header(path: Path, header: str) -> tuple[list[str], list[str | None], dict[str, int]]:
     """The header's field names, the unit each names ("power.draw [W]") and where each known field is (1-based)."""
     names = [re.sub(r"\s*\[.*\]$", "", h.strip()) for h in header.split(",")]
@@ -86,16 +93,18 @@ def _host_note(path: Path, host: str | None, source: str, pos: dict[str, int]) -
 
 
 def _nvsmi_power_and_device(pos: dict[str, int], window, host: str | None, val) -> tuple[str, str, str]:
-    """(the field power_w comes from, its averaging window SQL, the device id SQL) for a header's fields."""
-    if "power_draw_instant" in pos:
-        power_key, window_sql = "power_draw_instant", "0.0"
-    elif "power_draw_average" in pos:
+    """(the field power_w comes from, its averaging window SQL, the device id SQL) for a header's fields: the
+    column that covers the interval first (power.draw.average, else power.draw, whose meaning depends on the device
+    type: pipelines/ingest/device_power.py), power.draw.instant only when the file has nothing else."""
+    if "power_draw_average" in pos:
         power_key, window_sql = "power_draw_average", "1.0"
-    else:  # power.draw: its meaning depends on the device type (pipelines/ingest/device_power.py)
+    elif "power_draw" in pos:
         power_key = "power_draw"
         window_sql = (
             str(float(window)) if window is not None else f"coalesce(draw_window_s, {DEFAULT_POWER_DRAW_WINDOW_S})"
         )
+    else:
+        power_key, window_sql = "power_draw_instant", "0.0"
     if "uuid" in pos:
         device = val("uuid")
     elif "pci_bus_id" in pos:
@@ -144,10 +153,13 @@ class NvidiaSmiCsv:
     Device id: uuid, else pci.bus_id, else <host>:<index>. Host: the ``host`` option, else the file name when it
     is ``<host>_<YYYY-MM-DD>.csv[.gz]``, else unknown: then a uuid or pci.bus_id column still names each device,
     and a file with neither has its rows quarantined saying so (never a host guessed from another name). The log
-    says where each file's host came from. Power: power.draw.instant (an instantaneous reading, window 0) when present, else
-    power.draw.average (a 1 s average), else power.draw, whose meaning depends on the device type in the inventory
-    (pipelines/ingest/device_power.py: a 1 s average on Ampere and newer except GA100, instantaneous on GA100 and
-    Volta and older) unless the ``power_draw_window_s`` option says. A file with no uuid, pci.bus_id or index is one device named by its
+    says where each file's host came from. Power (the energy): the column that covers the interval between
+    samples: power.draw.average (a 1 s average) when present, else power.draw, whose meaning depends on the device
+    type in the inventory (pipelines/ingest/device_power.py: a 1 s average on Ampere and newer except GA100,
+    instantaneous on GA100 and Volta and older) unless the ``power_draw_window_s`` option says, else
+    power.draw.instant (window 0). A point reading once a second aliases with load that changes faster, so beside
+    an average it is kept as ``power_instant_w`` (for shape), never integrated. ``energy_source`` names the column
+    the energy came from, per sample and in the ingest report per file. A file with no uuid, pci.bus_id or index is one device named by its
     host. Timestamps are ``YYYY/MM/DD HH:MM:SS.fff`` in the ``timezone``
     option (default UTC). Values may carry units ("160.5 W"); "[N/A]" and "[Not Supported]" read as missing.
     """
@@ -208,6 +220,8 @@ class NvidiaSmiCsv:
             "util_pct": val("util_pct"),
             "mem_used_mib": val("mem_used_mib"),
             "host": sql_str(host) if host else "NULL::VARCHAR",
+            "power_instant_w": val("power_draw_instant") if power_key != "power_draw_instant" else "NULL::VARCHAR",
+            "energy_source": sql_str(_ENERGY_SOURCE[power_key]),
         }
         typed = {
             "device_id": "device",
