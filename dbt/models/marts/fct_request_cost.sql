@@ -155,6 +155,7 @@ select
     speculative,
     batching,
     tenant,
+    labels,
     status,
     replica_id,
     device_type,
