@@ -116,7 +116,7 @@ def _per_request(pieces: pa.Table, requests: pa.Table) -> pa.Table:
     micros = pc.subtract(pc.cast(requests["ended_at"], pa.int64()), pc.cast(requests["started_at"], pa.int64()))
     length = pa.table(
         {
-            "request_id": pc.cast(requests["request_id"], pa.string()),
+            "request_id": requests["request_id"],
             "device_s": pc.divide(pc.cast(micros, pa.float64()), 1e6),
         }
     )
@@ -145,7 +145,7 @@ def attribute_energy_by_phase(
         )
     else:
         result = attribute_energy(pseudo, telemetry, **kernel_options)
-        rid = pc.cast(requests["request_id"], pa.string())
+        rid = requests["request_id"]
         rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
         pieces = _sum_back(result.per_request_bucket, pseudo, rid)
     return AttributionResult(
