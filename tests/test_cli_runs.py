@@ -151,5 +151,5 @@ def test_every_report_section_honours_its_period(fleet_2023, tmp_path):
             if start <= d <= end:
                 want[(m, t)] = want.get((m, t), 0) + n
         assert got == want
-        assert {r["x"] for r in data["cost_by_model_day"]} <= {d for d in DAYS if start <= d <= end}
+        assert {r["day"] for r in data["cost_by_model_day"]} <= {d for d in DAYS if start <= d <= end}
         assert f"Over {start} .. {end}" in out.read_text()
