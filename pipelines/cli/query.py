@@ -118,10 +118,12 @@ def cmd_report(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from pipelines.outputs.focus import export_focus
+    from pipelines.outputs.focus import FORMATS, export_focus
 
     start = parse_day(args.start) if args.start else None
     end = parse_day(args.end) if args.end else None
+    if Path(args.out).suffix.lower() not in FORMATS:
+        raise UserError(f"cannot write FOCUS to {args.out}: name the file .csv, .json or .parquet")
     with open_warehouse() as con:
         n = export_focus(con, Path(args.out), start, end)
     say(f"wrote {n:,} FOCUS 1.2 rows to {args.out}")
@@ -201,7 +203,7 @@ def add_report(sub) -> None:
 def add_export(sub) -> None:
     s = add_command(sub, "export", help="export inference cost in a standard format (FOCUS 1.2)")
     s.add_argument("format", choices=["focus"])
-    s.add_argument("--out", required=True, help="file to write: .csv or .parquet")
+    s.add_argument("--out", required=True, help="file to write: .csv, .json or .parquet (by its extension)")
     s.add_argument("--from", dest="start", help="first day (default: all)")
     s.add_argument("--to", dest="end", help="last day, inclusive")
     s.set_defaults(func=cmd_export)
