@@ -1,8 +1,10 @@
 """The whole pipeline on the shipped sample day, through the CLI and Dagster, into a fresh warehouse."""
 
 import json
+import re
 import subprocess
 import sys
+import time
 
 import duckdb
 import pytest
@@ -15,13 +17,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     home = tmp_path_factory.mktemp("infercost_home")
+    started = time.time()
     demo = run_cli(["demo"], home=home, timeout=900)
     # materializing the same day again replaces it, never doubles it
     run_cli(["materialize", "--partition", "2026-11-02"], home=home, landing=REPO / "sample_logs", timeout=900)
     path = home / "warehouse.duckdb"
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
-    yield {"con": con, "demo_output": demo.stdout, "home": home}
+    yield {"con": con, "demo_output": demo.stdout, "home": home, "started": started}
     con.close()
 
 
@@ -33,6 +36,46 @@ def test_demo_prints_the_rollups(warehouse):
     out = warehouse["demo_output"]
     assert "Daily cost per model (agg_daily_model_cost)" in out
     assert "llama-3.1-70b-instruct" in out and "spec:prompt_lookup" in out
+
+
+def test_demo_is_quiet_and_its_full_log_is_kept(warehouse):
+    out = warehouse["demo_output"]
+    assert " - dagster - " not in out and "\x1b[" not in out and "of 139 START" not in out
+    assert len(out.splitlines()) < 120, out
+    assert out.rstrip().splitlines()[-1].startswith("published copy for queries:")  # ends with the answer
+    assert re.search(r"requests 2026-11-02: \d+ files, [\d,]+ rows read", out)  # each feed's load summary
+    assert "dbt build: " in out
+    (log,) = (warehouse["home"] / "logs").glob("materialize-*.log")
+    text = log.read_text()
+    assert " - dagster - INFO - " in text and " OK created sql table model " in text
+    assert "\x1b[" not in text  # dbt's colours are off when its output is not a terminal
+
+
+# what `make manifest` (dagster-dbt prepare: dbt parse) writes into dbt/target; a run writes nothing there
+MANIFEST_FILES = {
+    "manifest.json",
+    "manifest.concurrent-update-lock",
+    "partial_parse.msgpack",
+    "perf_info.json",
+    "semantic_manifest.json",
+    "graph.gpickle",
+    "graph_summary.json",
+    "dbt.log",
+    "run_results.json",
+}
+
+
+def test_a_run_writes_dbt_files_under_its_home_not_the_source_tree(warehouse):
+    touched = [
+        p
+        for folder in (REPO / "dbt" / "target", REPO / "dbt" / "logs")
+        if folder.exists()
+        for p in folder.rglob("*")
+        if p.is_file() and p.stat().st_mtime >= warehouse["started"]
+    ]
+    assert all(p.parent == REPO / "dbt" / "target" and p.name in MANIFEST_FILES for p in touched), touched
+    builds = list((warehouse["home"] / "dbt" / "target").glob("build-*/run_results.json"))
+    assert len(builds) == 2  # the demo and the re-materialized day, each in its own folder
 
 
 def test_every_ingested_line_is_loaded_or_quarantined(warehouse):
