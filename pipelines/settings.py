@@ -11,6 +11,7 @@ Imports nothing of the project: every layer may read it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -49,6 +50,19 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     if value in ("1", "true", "yes"):
         return True
     raise SettingsError(f"{name}={value!r}: use true or false")
+
+
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
+def _labels(env: Mapping[str, str]) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in (env.get("INFERCOST_REQUEST_LABELS") or "").split(",") if k.strip())
+    bad = [k for k in keys if not re.match(LABEL_KEY_PATTERN, k)]
+    if bad:
+        raise SettingsError(
+            f"INFERCOST_REQUEST_LABELS: {', '.join(map(repr, bad))} is not a plain key (letters, digits, _ . -)"
+        )
+    return tuple(dict.fromkeys(keys))
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
@@ -127,6 +141,9 @@ class Settings:
     """INFERCOST_IDLE_SHARING_POLICY: none, proportional or even (how idle cost reaches requests)."""
     price_fill_max_hours: float = DEFAULT_PRICE_FILL_MAX_HOURS
     """INFERCOST_PRICE_FILL_MAX_HOURS: an unpublished price interval takes the nearest price at most this far away."""
+    request_labels: tuple[str, ...] = ()
+    """INFERCOST_REQUEST_LABELS: request metadata keys kept as labels (comma-separated, e.g. project,feature,api_key),
+    carried to fct_request_cost.labels, agg_daily_label_cost and FOCUS Tags."""
     focus_provider: str = "Self-hosted inference (infercost)"
     """INFERCOST_FOCUS_PROVIDER: FOCUS ProviderName/PublisherName."""
     focus_billing_account: str = "inference-fleet"
@@ -160,6 +177,7 @@ class Settings:
             prompt_token_weight=_float(env, "INFERCOST_PROMPT_TOKEN_WEIGHT", DEFAULT_PROMPT_TOKEN_WEIGHT),
             idle_sharing_policy=policy,
             price_fill_max_hours=_float(env, "INFERCOST_PRICE_FILL_MAX_HOURS", DEFAULT_PRICE_FILL_MAX_HOURS),
+            request_labels=_labels(env),
             focus_provider=env.get("INFERCOST_FOCUS_PROVIDER") or "Self-hosted inference (infercost)",
             focus_billing_account=env.get("INFERCOST_FOCUS_BILLING_ACCOUNT") or "inference-fleet",
             bench_data=_path(env, "INFERCOST_BENCH_DATA", REPO_ROOT / "bench_data"),

@@ -35,7 +35,8 @@ def warehouse(con: duckdb.DuckDBPyConnection, policy: str) -> None:
         CREATE TABLE fct_request_cost AS
         SELECT i.partition_date AS request_date, i.device_id, i.region, i.device_type, 'r' || r AS request_id,
                ['m-small', 'm-large', 'm-small'][r] AS model, 'fam' AS family, 'baseline' AS technique,
-               ['team-a', 'team-b', NULL][r] AS tenant, 100 * r AS prompt_tokens, 50 * r AS completion_tokens,
+               ['team-a', 'team-b', NULL][r] AS tenant,
+               CASE WHEN r = 1 THEN '{"project": "alpha", "model": "spoofed"}'::JSON END AS labels, 100 * r AS prompt_tokens, 50 * r AS completion_tokens,
                1000.0 * r AS energy_j, 1300.0 * r AS facility_energy_j, 0.01 * r AS energy_cost_usd,
                0.02 * r AS capex_cost_usd, 0.005 * r AS overhead_cost_usd, 0.035 * r AS total_cost_usd,
                i.idle_cost_usd AS device_idle_usd
@@ -93,6 +94,8 @@ def test_the_export_sums_to_the_fleets_cost_under_every_idle_policy(policy_con, 
         )
     else:  # only dev-c's idle day without requests
         assert idle == pytest.approx({("2026-11-02", "eu-central"): 5.0})
+    tagged = [json.loads(r["Tags"]) for r in rows if r["SubAccountId"] == "team-a"]
+    assert tagged and all(t["project"] == "alpha" and t["model"] == "m-small" for t in tagged)  # labels carried
     (tokens,) = con.execute("SELECT sum(prompt_tokens + completion_tokens) FROM fct_request_cost").fetchone()
     assert sum(float(r["ConsumedQuantity"]) for r in rows if r["ConsumedUnit"] == "Tokens") == tokens
 

@@ -133,6 +133,7 @@ _SELECT = [
     ("SubAccountId", "tenant"),
     ("SubAccountName", "tenant"),
     ("SubAccountType", "'Tenant'"),
+    # requests: their labels (INFERCOST_REQUEST_LABELS), then model, technique and tenant, which win a clash of keys
     ("Tags", "tags"),
     ("x_Model", "model"),
     ("x_ModelFamily", "family"),
@@ -162,6 +163,7 @@ _CHARGES_SQL = """
     usage AS (
         SELECT request_date, region, device_type, model, family, technique,
                coalesce(tenant, 'unassigned') AS tenant,
+               labels,
                count(*) AS requests, sum(prompt_tokens) AS input_tokens, sum(completion_tokens) AS output_tokens,
                -- as DOUBLE: a union of DECIMALs of different scales would round to the coarser one
                sum(coalesce(fully_loaded_cost_usd, 0))::DOUBLE AS cost_usd,
@@ -194,7 +196,9 @@ _CHARGES_SQL = """
                    AS description,
                region || '/' || device_type || '/' || model AS resource_id, model || ' on ' || device_type
                    AS resource_name, model AS sku, model || ':' || technique AS sku_price,
-               to_json(map(['model', 'technique', 'tenant'], [model, technique, tenant]))::VARCHAR AS tags
+               json_merge_patch(coalesce(labels, '{{}}'),
+                                to_json(map(['model', 'technique', 'tenant'], [model, technique, tenant])))::VARCHAR
+                   AS tags
         FROM usage
         UNION ALL BY NAME
         SELECT request_date, region, device_type, '{unallocated}' AS tenant, 0 AS requests, 0 AS input_tokens,
@@ -241,7 +245,7 @@ def focus_sql(start: date | None = None, end: date | None = None, text_timestamp
             unallocated=UNALLOCATED,
         )
         + f"    SELECT\n        {columns}\n    FROM charges\n"
-        + "    ORDER BY ChargePeriodStart, RegionId, ResourceType, SkuId, x_Technique, SubAccountId\n"
+        + "    ORDER BY ChargePeriodStart, RegionId, ResourceType, SkuId, x_Technique, SubAccountId, Tags\n"
     )
 
 
