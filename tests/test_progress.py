@@ -69,3 +69,19 @@ def test_ingest_progress_says_each_file_and_an_eta(monkeypatch):
         "  telemetry 2026-11-02: file 1/3, 3,000 rows read (20 s, ETA 40 s)",
         "  telemetry 2026-11-02: file 3/3, 9,000 rows read (30 s)",
     ]
+
+
+def test_a_long_steps_progress_shows_every_few_seconds_with_an_eta(tmp_path, capsys, monkeypatch):
+    clock = iter([0.0, 5.0, 12.0, 30.0])
+    monkeypatch.setattr("pipelines.cli.progress.time.monotonic", lambda: next(clock))
+    with quiet_run(tmp_path, "materialize", False, lambda line: None):
+        for done in (1, 2, 3, 4):
+            msg = f"attribution 2026-11-02: device group {done}/8, 1,000 samples and 10 request-devices so far"
+            print(RUN.format(level="INFO", step="energy_attribution", msg=msg))
+    shown = capsys.readouterr().out.splitlines()
+    assert shown == [
+        "  energy_attribution: attribution 2026-11-02: device group 3/8, 1,000 samples and 10 request-devices "
+        "so far (ETA 20 s)",
+        "  energy_attribution: attribution 2026-11-02: device group 4/8, 1,000 samples and 10 request-devices "
+        "so far (ETA 30 s)",
+    ]

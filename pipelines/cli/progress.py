@@ -20,6 +20,10 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Dagster's console format: <time> - dagster - <LEVEL> - <job> - <run id> - <step> - <message>
 DAGSTER_LINE = re.compile(r" - dagster - (?P<level>[A-Z]+) - [\w-]+ - [0-9a-f-]+ - (?P<step>[\w.-]+) - (?P<msg>.*)")
 LOAD_SUMMARY = re.compile(r"\d+ files, [\d,]+ rows read, [\d,]+ loaded")
+# a long step's progress: ingest's "x/y files" and attribution's "device group x/y"
+STEP_PROGRESS = re.compile(r"^(?P<what>.*?)(?:device group )?(?P<done>\d+)/(?P<total>\d+)\b")
+# a long step's progress is shown at most this often
+PROGRESS_EVERY_S = 10.0
 DBT_RESULT = re.compile(r"^(?P<n>\d+) of (?P<total>\d+) (?P<status>OK|PASS|WARN|ERROR|FAIL|SKIP)\b")
 
 
@@ -56,6 +60,7 @@ class _Filter(io.TextIOBase):
     def __init__(self, log, show):
         self.log, self.show, self.pending = log, show, ""
         self.dbt_t0: float | None = None  # when dbt started: its ETA is from its own pace
+        self.steps: dict[str, tuple[float, float]] = {}  # a long step's (first seen, last shown)
         self.dbt_shown = 0
 
     def writable(self) -> bool:
@@ -78,6 +83,8 @@ class _Filter(io.TextIOBase):
             if m["level"] in ("WARNING", "ERROR", "CRITICAL") or LOAD_SUMMARY.search(m["msg"]):
                 prefix = "" if m["level"] == "INFO" else f"{m['level']}: "
                 self.show(f"  {prefix}{m['step']}: {m['msg']}")
+            elif m["level"] == "INFO":
+                self._step_progress(m["step"], m["msg"])
             return
         if line.startswith("Running with dbt="):
             self.dbt_t0, self.dbt_shown = time.monotonic(), 0
@@ -98,6 +105,19 @@ class _Filter(io.TextIOBase):
             return
         if line.startswith(("Completed with", "Failure in", "Database Error", "Compilation Error")):
             self.show(f"  dbt: {line}")
+
+    def _step_progress(self, step: str, msg: str) -> None:
+        """A long step's progress line, every PROGRESS_EVERY_S at most, with an ETA from its pace since first seen."""
+        p = STEP_PROGRESS.match(msg)
+        if not p or int(p["done"]) >= int(p["total"]):
+            return
+        key, now = f"{step}: {p['what']}", time.monotonic()
+        first, last = self.steps.setdefault(key, (now, now))
+        if now - last < PROGRESS_EVERY_S:
+            return
+        self.steps[key] = (first, now)
+        when = eta(now - first, int(p["done"]), int(p["total"]))
+        self.show(f"  {step}: {msg}" + (f" ({when})" if when else ""))
 
 
 @contextlib.contextmanager
