@@ -105,8 +105,9 @@ def series(
     fig = make_subplots(
         rows=nrows,
         cols=cols,
-        shared_xaxes=True,
-        shared_yaxes=True,
+        # every panel on the same axes, so that panels compare at a glance
+        shared_xaxes="all",
+        shared_yaxes="all",
         subplot_titles=names if panels else None,
         vertical_spacing=0.3 / nrows if panels else 0.02,
     )
@@ -131,9 +132,16 @@ def series(
     fig.update_xaxes(title_text=x_title if not panels else None)
     if x_title == "day":
         fig.update_xaxes(type="date", dtick=86_400_000, tickformat="%Y-%m-%d")
-    if panels:
-        fig.update_layout(title={"text": f"{unit} by {x_title}, one panel per {by}", "font": {"size": 12}})
-    return _layout(fig, 320 if not panels else 60 + 200 * nrows, legend=not panels)
+    spec = _layout(fig, 320 if not panels else 90 + 210 * nrows, legend=not panels)
+    if panels:  # each panel keeps its tick labels; the axis names go in a title above the panels
+        fig.update_xaxes(showticklabels=True)
+        fig.update_yaxes(showticklabels=True)
+        fig.update_layout(
+            title={"text": f"{unit} by {x_title}, one panel per {by}", "font": {"size": 13}, "y": 0.995},
+            margin={"t": 90},
+        )
+        spec = fig.to_plotly_json()
+    return spec
 
 
 def intervals(rows: list[dict]) -> dict | None:
