@@ -127,7 +127,8 @@ def _comparison_requests(html: str) -> dict:
         .group(1)
         .replace("<\\/", "</")
     )
-    return data, {(r["model"], r["technique"]): r["requests"] for r in data["comparison"]}
+    # the period's requests of each technique: those compared and those left out (cost incomplete)
+    return data, {(r["model"], r["technique"]): r["requests"] + r["requests_excluded"] for r in data["comparison"]}
 
 
 def test_every_report_section_honours_its_period(fleet_2023, tmp_path):
