@@ -11,7 +11,7 @@ import pytest
 
 from pipelines.analysis.budgets import BudgetError, load_budgets
 from pipelines.analysis.shadow_price import PriceFileError, break_even_utilization, load_api_prices
-from tests.conftest import REPO, cli_env, run_cli
+from tests.conftest import REPO, cli_env, run_cli, sample_landing, sample_telemetry_hour
 
 DAY = "2026-11-02"
 HOST = "us-west-h100-small-001"
@@ -49,15 +49,10 @@ def _requests() -> list[str]:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     root = tmp_path_factory.mktemp("finops")
-    landing, config, home = root / "landing", root / "config", root / "home"
-    for feed in ("requests", "telemetry"):
-        (landing / feed).mkdir(parents=True)
-    for feed in ("fleet", "prices", "carbon"):
-        (landing / feed).symlink_to(REPO / "sample_logs" / feed)
+    config, home = root / "config", root / "home"
+    landing = sample_landing(root, linked=("prices", "carbon"))
     (landing / "requests" / f"{DAY}.jsonl").write_text("".join(_requests()))
-    with gzip.open(REPO / "sample_logs" / "telemetry" / f"{HOST}_{DAY}.csv.gz", "rt") as f:
-        lines = [x for i, x in enumerate(f) if i == 0 or x.startswith("2026/11/02 00:")]
-    (landing / "telemetry" / f"{HOST}_{DAY}.csv").write_text("".join(lines))
+    sample_telemetry_hour(landing, HOST, DAY)
     config.mkdir()
     (config / "budgets.yaml").write_text(BUDGETS)
     env = cli_env(
