@@ -30,6 +30,7 @@ DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8000
 DEFAULT_UI_PORT = 3000
 IDLE_SHARING_POLICIES = ("none", "proportional", "even")
+LINE_READERS = ("duckdb", "python")
 
 
 class SettingsError(ValueError):
@@ -142,6 +143,9 @@ class Settings:
     """INFERCOST_START_DATE: the first daily partition (YYYY-MM-DD)."""
     duckdb_memory: str = DEFAULT_DUCKDB_MEMORY
     """INFERCOST_DUCKDB_MEMORY: DuckDB's memory cap for every connection and dbt; past it DuckDB spills to disk."""
+    line_reader: str = "duckdb"
+    """INFERCOST_LINE_READER: how request JSONL and nvidia-smi CSV lines are read: duckdb (DuckDB's multithreaded
+    reader where it gives exactly the Python reader's lines, else the Python reader) or python (always Python)."""
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S
     """INFERCOST_LOCK_WAIT_S: how long a writer (ingest, dbt, publish) waits for another process to let go of the
     live warehouse before failing with a message naming the file."""
@@ -188,6 +192,9 @@ class Settings:
             raise SettingsError(
                 f"INFERCOST_IDLE_SHARING_POLICY={policy!r}: use one of {', '.join(IDLE_SHARING_POLICIES)}"
             )
+        line_reader = env.get("INFERCOST_LINE_READER") or "duckdb"
+        if line_reader not in LINE_READERS:
+            raise SettingsError(f"INFERCOST_LINE_READER={line_reader!r}: use one of {', '.join(LINE_READERS)}")
         return cls(
             home=home,
             warehouse=_path(env, "INFERCOST_WAREHOUSE", home / "warehouse.duckdb"),
@@ -198,6 +205,7 @@ class Settings:
             config_in_landing=_bool(env, "INFERCOST_CONFIG_IN_LANDING"),
             start_date=env.get("INFERCOST_START_DATE") or DEFAULT_START_DATE,
             duckdb_memory=env.get("INFERCOST_DUCKDB_MEMORY") or DEFAULT_DUCKDB_MEMORY,
+            line_reader=line_reader,
             lock_wait_s=_float(env, "INFERCOST_LOCK_WAIT_S", DEFAULT_LOCK_WAIT_S),
             max_gap_s=_float(env, "INFERCOST_MAX_GAP_S", DEFAULT_MAX_GAP_S),
             prompt_token_weight=_float(env, "INFERCOST_PROMPT_TOKEN_WEIGHT", DEFAULT_PROMPT_TOKEN_WEIGHT),

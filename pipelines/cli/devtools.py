@@ -39,7 +39,7 @@ def cmd_bench(args) -> None:
 
     if args.fleet_day:
         prepare_environment()
-        fleet_day(args.devices, say=say)
+        fleet_day(args.devices, say=say, readers=args.readers)
     else:
         run(args.scale, args.repeat, say=say)
 
@@ -116,4 +116,10 @@ def add_bench(sub) -> None:
         help="time raw files to published marts for a generated fleet-day (see --devices)",
     )
     s.add_argument("--devices", type=int, default=1000, help="accelerators of the fleet-day (default 1000)")
+    s.add_argument(
+        "--readers",
+        action="store_true",
+        help="with --fleet-day: first time the request and telemetry ingest by the Python and the DuckDB line "
+        "readers side by side",
+    )
     s.set_defaults(func=cmd_bench)

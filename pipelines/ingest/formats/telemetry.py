@@ -109,10 +109,30 @@ def _nvsmi_power_and_device(pos: dict[str, int], window, host: str | None, val) 
     return power_key, window_sql, device
 
 
-def _cleaned_field_sql(i: int, unit: str | None) -> str:
+def _split_sql(header: str, src: str, fields: int) -> dict[str, str]:
+    """How the lines of ``src`` are cut into fields: split in SQL (a list ``parts``), or already split by DuckDB's
+    CSV reader (``fields`` columns field_1 .. field_N); and the test of a line that repeats the header."""
+    repeated = f"trim(raw_text) = {sql_str(header.strip())}"
+    if not fields:
+        return {
+            "lines": f"SELECT *, string_split(raw_text, ',') AS parts FROM {src}",
+            "drop": "parts",
+            "n_parts": "len(parts)",
+            "repeated_header": repeated,
+        }
+    first = sql_str(header.strip().split(",")[0])  # implied by the test, and cheaper than rebuilding every line
+    return {
+        "lines": f"SELECT * FROM {src}",
+        "drop": ", ".join(f"field_{i}" for i in range(2, fields + 1)),  # field_1 stays for the header test
+        "n_parts": str(fields),
+        "repeated_header": f"ltrim(coalesce(field_1, '')) = {first} AND {repeated}",
+    }
+
+
+def _cleaned_field_sql(i: int, unit: str | None, fields: int = 0) -> str:
     """Field i's text once: trimmed, the unit its header names ("power.draw [W]": "160.5 W") cut, [N/A] and
     [Not Supported] read as missing (string functions, not regular expressions: this runs per sample)."""
-    v = f"trim(parts[{i}])"
+    v = f"trim(coalesce(field_{i}, ''))" if fields else f"trim(parts[{i}])"
     if unit:
         v = f"CASE WHEN suffix({v}, {sql_str(' ' + unit)}) THEN left({v}, -{len(unit) + 1}) ELSE {v} END"
     return f"nullif(nullif({v}, '[N/A]'), '[Not Supported]')"
@@ -137,6 +157,7 @@ class NvidiaSmiCsv:
 
     patterns = ("*.csv", "*.csv.gz")
     chunks = "header"  # a large file is read piece by piece, the header line heading every piece
+    csv_fields = True  # DuckDB's reader may split the fields (pipelines/ingest/duckdb_lines.py read_csv_fields)
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
         check_options(self, ctx.options)
@@ -144,18 +165,37 @@ class NvidiaSmiCsv:
         if lines.num_rows == 0:
             return finish(ctx, load_contract("telemetry"), empty_mapped(load_contract("telemetry")))
         header = lines["raw_text"][0].as_py()
+        first_piece = lines["source_line"][0].as_py() == 1  # the host is logged once a file, not once a piece
+        return self._parse_body(ctx, path, header, register(ctx, lines.slice(1)), first_piece)
+
+    def parse_relation(self, ctx: ParseContext, path: Path, lines) -> str:
+        """The same rows from a DuckDB relation of the whole file's lines (pipelines/ingest/duckdb_lines.py): the
+        first line is the header."""
+        check_options(self, ctx.options)
+        first = ctx.con.execute(
+            f"SELECT source_line, raw_text FROM {lines.name} ORDER BY source_line LIMIT 1"
+        ).fetchall()
+        if not first:
+            return finish(ctx, load_contract("telemetry"), empty_mapped(load_contract("telemetry")))
+        header_line, header = first[0]
+        body = f"(SELECT * FROM {lines.name} WHERE source_line > {int(header_line)})"
+        return self._parse_body(ctx, path, header, body, True, lines.fields)
+
+    def _parse_body(self, ctx: ParseContext, path: Path, header: str, src: str, log_host: bool, fields: int = 0) -> str:
+        """The parsed rows of the lines after the header, in the relation ``src``; ``fields``: the relation has the
+        lines' comma-separated fields split already (field_1 .. field_N, duckdb_lines.read_csv_fields)."""
         names, units, pos = _nvsmi_header(path, header)
         tz = ctx.options.get("timezone", "UTC")
         window = ctx.options.get("power_draw_window_s")
         host, host_source = file_host(ctx.options, path)
-        if lines["source_line"][0].as_py() == 1:  # once a file, not once a piece
+        if log_host:
             log.info(_host_note(path, host, host_source, pos))
-        src = register(ctx, lines.slice(1))
 
         def val(key):
             return f"v_{key}" if key in pos else "NULL::VARCHAR"
 
-        cleaned = ", ".join(f"{_cleaned_field_sql(i, units[i - 1])} AS v_{key}" for key, i in pos.items())
+        split = _split_sql(header, src, fields)
+        cleaned = ", ".join(f"{_cleaned_field_sql(i, units[i - 1], fields)} AS v_{key}" for key, i in pos.items())
         power_key, window_sql, device = _nvsmi_power_and_device(pos, window, host, val)
         unnamed = host is None and not ({"uuid", "pci_bus_id"} & set(pos))  # no device id at all: quarantined
         ts_fmt = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']"
@@ -175,15 +215,15 @@ class NvidiaSmiCsv:
             "power_window_s": window_sql,
         }
         mapped = f"""
-            WITH s0 AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
-            s1 AS (SELECT * EXCLUDE (parts), len(parts) AS n_parts, {cleaned} FROM s0),
+            WITH s0 AS ({split["lines"]}),
+            s1 AS (SELECT * EXCLUDE ({split["drop"]}), {split["n_parts"]} AS n_parts, {cleaned} FROM s0),
             s2 AS (SELECT *, {device} AS device FROM s1),
             -- what power.draw means, once per inventory device rather than once per sample
             inv AS (SELECT device_id, coalesce(power_draw_window_s, {power_draw_window_sql("device_type")})
                         AS draw_window_s FROM raw_inventory),
             s AS (SELECT s2.*, inv.draw_window_s FROM s2 LEFT JOIN inv ON inv.device_id = s2.device)
             SELECT source_file, source_line, raw_text,
-                CASE WHEN trim(raw_text) = {sql_str(header.strip())} THEN 'repeated header line'
+                CASE WHEN {split["repeated_header"]} THEN 'repeated header line'
                      WHEN n_parts <> {len(names)} THEN 'expected {len(names)} fields, got ' || n_parts
                      {f"ELSE {sql_str(NO_HOST)}" if unnamed else ""}
                 END AS pre_reason,
