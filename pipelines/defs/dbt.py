@@ -9,7 +9,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from pipelines.dbt_project import dbt_project
-from pipelines.defs.partitions import daily_partitions, single_run
+from pipelines.defs.partitions import daily_partitions, partition_days, single_run
 from pipelines.settings import current
 from pipelines.warehouse.connection import warehouse_path
 from pipelines.warehouse.locks import WarehouseLocked, wait_for_write_lock
@@ -26,6 +26,12 @@ class InfercostTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(group_name=layer)
 
 
+def run_vars(context: dg.AssetExecutionContext) -> dict:
+    """dbt's vars for a run: the settings, and the run's first and last day (partition_start, partition_end)."""
+    days = partition_days(context)
+    return {**current().dbt_vars, "partition_start": days[0].isoformat(), "partition_end": days[-1].isoformat()}
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     dagster_dbt_translator=InfercostTranslator(),
@@ -33,7 +39,8 @@ class InfercostTranslator(DagsterDbtTranslator):
     backfill_policy=single_run,
 )
 def cost_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Rebuild the cost models over every loaded day (the marts are small; their inputs are partitioned).
+    """Build the cost models for the run's days: the incremental models delete and insert those days' rows
+    (dbt/macros/run_days.sql), the windowed rollups read their window; the days go to dbt as vars.
 
     dbt-duckdb opens the live file itself, once per invocation (profiles.yml: keep_open), and fails at once if
     another process holds it. So the step first waits for the lock like every writer (INFERCOST_LOCK_WAIT_S);
@@ -41,7 +48,7 @@ def cost_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     path = warehouse_path()
     wait_for_write_lock(path)
     try:
-        yield from dbt.cli(["build", "--vars", json.dumps(current().dbt_vars)], context=context).stream()
+        yield from dbt.cli(["build", "--vars", json.dumps(run_vars(context))], context=context).stream()
     except DagsterDbtCliRuntimeError as exc:
         if "Could not set lock" in str(exc):
             raise WarehouseLocked(
