@@ -54,3 +54,12 @@ def test_retention_deletes_old_lake_days_only_when_set_and_logs_each(tmp_path):
     assert archive.apply_retention("raw_telemetry", 2, DAYS[-1], tmp_path, log=logged.append) == [DAYS[0]]
     assert lake.list_days("raw_telemetry", tmp_path) == [DAYS[1]]
     assert len(logged) == 1 and "2026-01-01: 100 rows deleted" in logged[0] and "RETENTION_DAYS=2" in logged[0]
+
+
+def test_readers_of_past_days_see_the_lake_beside_the_warehouse(tmp_path):
+    con = _warehouse()
+    before = con.execute("SELECT count(*), sum(power_w) FROM raw_telemetry").fetchall()
+    assert archive.with_lake(con, "raw_telemetry", tmp_path) == "raw_telemetry"
+    archive.archive_past_days(con, "raw_telemetry", tmp_path, log=lambda _: None)
+    expr = archive.with_lake(con, "raw_telemetry", tmp_path)
+    assert con.execute(f"SELECT count(*), sum(power_w) FROM {expr}").fetchall() == before

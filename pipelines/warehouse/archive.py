@@ -111,3 +111,17 @@ def apply_retention(
         )
         dropped.append(day)
     return dropped
+
+
+def with_lake(con: duckdb.DuckDBPyConnection, table: str, root: Path | None = None) -> str:
+    """A table expression over the warehouse table and the lake days it does not hold (the table itself when the
+    lake holds none): for readers of past days' raw telemetry."""
+    held = set(warehouse_days(con, table))
+    days = [d for d in lake.list_days(table, root) if d not in held]
+    if not days:
+        return table
+    key = lake.PARTITION_KEY
+    return (
+        f"(SELECT * FROM {table} UNION ALL BY NAME "
+        f"SELECT * EXCLUDE ({key}), {key} AS partition_date FROM {lake.read_sql(table, root, days)})"
+    )
