@@ -53,6 +53,7 @@ EXPECTED_ASSETS = {
     "cost_anomalies",
     # publish
     "published_warehouse",
+    "raw_telemetry_lake",
     "technique_comparison",
 }
 
