@@ -11,7 +11,7 @@ from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from pipelines.dbt_project import dbt_project
 from pipelines.defs.partitions import daily_partitions, partition_days, single_run
 from pipelines.settings import current
-from pipelines.warehouse.connection import warehouse_path
+from pipelines.warehouse.connection import connect, warehouse_path
 from pipelines.warehouse.locks import WarehouseLocked, wait_for_write_lock
 
 
@@ -24,6 +24,33 @@ class InfercostTranslator(DagsterDbtTranslator):
             return spec.replace_attributes(key=dg.AssetKey(props["name"]))
         layer = props["fqn"][1] if len(props["fqn"]) > 2 else "dbt"
         return spec.replace_attributes(group_name=layer)
+
+
+# models whose rows gained a day column when they became incremental: a warehouse built before has them without it,
+# so they are dropped and dbt builds them once over every day
+REGRAINED = {"int_request_idle_allocation": "partition_date"}
+
+
+def drop_regrained_models(path) -> list[str]:
+    """Drop the REGRAINED models a warehouse holds without their day column; returns their names."""
+    if not path.exists():
+        return []
+    con = connect(path)
+    try:
+        dropped = []
+        for model, column in REGRAINED.items():
+            columns = {
+                c
+                for (c,) in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [model]
+                ).fetchall()
+            }
+            if columns and column not in columns:
+                con.execute(f"DROP TABLE {model}")
+                dropped.append(model)
+        return dropped
+    finally:
+        con.close()
 
 
 def run_vars(context: dg.AssetExecutionContext) -> dict:
@@ -47,6 +74,8 @@ def cost_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     profiles.yml's connect retries cover the second in which dbt starts."""
     path = warehouse_path()
     wait_for_write_lock(path)
+    for model in drop_regrained_models(path):
+        context.log.info(f"{model}: built before it was incremental; rebuilt over every day once")
     try:
         yield from dbt.cli(["build", "--vars", json.dumps(run_vars(context))], context=context).stream()
     except DagsterDbtCliRuntimeError as exc:
