@@ -1,13 +1,22 @@
 {#
   Daily cost rollup of fct_request_cost by request_date and the given columns, with utilization and idle share
-  of the devices that served each group that day (a device serving two groups counts for both).
+  of the devices that served each group that day (a device serving two groups counts for both). by_label=true
+  groups by each label (label_key, label_value) of fct_request_cost.labels instead of its rows.
 #}
-{% macro daily_cost_rollup(group_columns) %}
+{% macro daily_cost_rollup(group_columns, by_label=false) %}
 {{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_request_days('request_date')) }}") }}
 -- depends_on: {{ ref('int_requests') }}
 -- depends_on: {{ ref('stg_request_energy_pieces') }}
 with requests as (
+    {% if by_label %}
+    -- one row per request and label it carries (a request with two labels counts under each)
+    select fct.*, label.key as label_key, label.value as label_value
+    from {{ ref('fct_request_cost') }} as fct,
+        unnest(map_entries(json(fct.labels)::map(varchar, varchar))) as labels(label)
+    where {{ in_run_request_days('fct.request_date') }}
+    {% else %}
     select * from {{ ref('fct_request_cost') }} where {{ in_run_request_days('request_date') }}
+    {% endif %}
 ),
 
 pieces as (
@@ -16,7 +25,14 @@ pieces as (
 
 -- the requests of those pieces (they start at most 2 days before the piece's day)
 piece_requests as (
+    {% if by_label %}
+    select fct.*, label.key as label_key, label.value as label_value
+    from {{ ref('fct_request_cost') }} as fct,
+        unnest(map_entries(json(fct.labels)::map(varchar, varchar))) as labels(label)
+    where {{ in_run_days('fct.request_date', before=4) }}
+    {% else %}
     select * from {{ ref('fct_request_cost') }} where {{ in_run_days('request_date', before=4) }}
+    {% endif %}
 ),
 
 device_days as (

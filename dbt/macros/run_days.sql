@@ -78,7 +78,7 @@
     {%- set columns = {
         'int_requests': 'request_date', 'fct_request_cost': 'request_date',
         'agg_daily_model_cost': 'request_date', 'agg_daily_technique_cost': 'request_date',
-        'agg_daily_device_type_cost': 'request_date',
+        'agg_daily_device_type_cost': 'request_date', 'agg_daily_label_cost': 'request_date',
         'int_device_bucket_rates': 'partition_date', 'int_request_cost_pieces': 'partition_date',
         'int_device_days': 'partition_date', 'int_request_idle_allocation': 'partition_date',
         'agg_idle_cost': 'partition_date', 'agg_telemetry_coverage': 'partition_date',
