@@ -67,6 +67,8 @@ def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 
     if number < minimum:
         raise SettingsError(f"{name}={value!r}: use a whole number of at least {minimum}")
     return number
+
+
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     value = env.get(name)
     if value in (None, ""):
