@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup run lint test test-fast manifest bench bench-fleet clean
+.PHONY: setup run lint test test-fast manifest bench bench-fleet bench-history clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ bench: setup
 DEVICES ?= 1000
 bench-fleet: manifest
 	$(BIN)/infercost bench --fleet-day --devices $(DEVICES)
+
+# the daily run on day 1 and on day DAYS of a fresh warehouse (64 accelerators), side by side
+DAYS ?= 10
+bench-history: manifest
+	$(BIN)/infercost bench --history --devices 64 --days $(DAYS)
 
 clean:
 	rm -rf .infercost dbt/target dbt/logs .pytest_cache

@@ -9,6 +9,7 @@ from pipelines.defs.ingest import fleet_files, raw_carbon, raw_prices, raw_reque
 from pipelines.defs.jobs import daily_cost_job, daily_cost_schedule
 from pipelines.defs.publish import published_warehouse, technique_comparison
 from pipelines.defs.resources import dbt_resource, duckdb_resource
+from pipelines.defs.storage import raw_telemetry_lake
 
 defs = dg.Definitions(
     assets=[
@@ -22,6 +23,7 @@ defs = dg.Definitions(
         cost_anomalies,
         budget_status,
         technique_comparison,
+        raw_telemetry_lake,
         published_warehouse,
     ],
     jobs=[daily_cost_job],

@@ -26,6 +26,7 @@ DEFAULT_PRICE_FILL_MAX_HOURS = 6.0
 DEFAULT_START_DATE = "2026-01-01"
 DEFAULT_DUCKDB_MEMORY = "4GB"
 DEFAULT_LOCK_WAIT_S = 60.0
+DEFAULT_COMPARISON_DAYS = 28
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8000
 DEFAULT_UI_PORT = 3000
@@ -56,6 +57,19 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     if value in ("1", "true", "yes"):
         return True
     raise SettingsError(f"{name}={value!r}: use true or false")
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None, minimum: int = 1) -> int | None:
+    value = env.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a whole number") from None
+    if number < minimum:
+        raise SettingsError(f"{name}={value!r}: use a whole number of at least {minimum}")
+    return number
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -161,6 +175,12 @@ class Settings:
     """INFERCOST_ENERGY_PLACEMENT: activity or flat (where a sampling window's energy goes inside it)."""
     price_fill_max_hours: float = DEFAULT_PRICE_FILL_MAX_HOURS
     """INFERCOST_PRICE_FILL_MAX_HOURS: an unpublished price interval takes the nearest price at most this far away."""
+    comparison_days: int = DEFAULT_COMPARISON_DAYS
+    """INFERCOST_COMPARISON_DAYS: technique_savings and technique_comparison compare the requests of this many days up
+    to the last loaded day (a window, so a nightly run does not reread the whole history)."""
+    raw_telemetry_retention_days: int | None = None
+    """INFERCOST_RAW_TELEMETRY_RETENTION_DAYS: raw telemetry older than this many days before a run's last day is
+    deleted from the lake (logged day by day); unset keeps it all. Marts are always kept."""
     request_labels: tuple[str, ...] = ()
     """INFERCOST_REQUEST_LABELS: request metadata keys kept as labels (comma-separated, e.g. project,feature,api_key),
     carried to fct_request_cost.labels, agg_daily_label_cost and FOCUS Tags."""
@@ -219,6 +239,8 @@ class Settings:
             idle_sharing_policy=policy,
             energy_placement=placement,
             price_fill_max_hours=_float(env, "INFERCOST_PRICE_FILL_MAX_HOURS", DEFAULT_PRICE_FILL_MAX_HOURS),
+            comparison_days=_int(env, "INFERCOST_COMPARISON_DAYS", DEFAULT_COMPARISON_DAYS),
+            raw_telemetry_retention_days=_int(env, "INFERCOST_RAW_TELEMETRY_RETENTION_DAYS", None, minimum=2),
             request_labels=_labels(env),
             focus_provider=env.get("INFERCOST_FOCUS_PROVIDER") or "Self-hosted inference (infercost)",
             focus_billing_account=env.get("INFERCOST_FOCUS_BILLING_ACCOUNT") or "inference-fleet",
@@ -239,6 +261,7 @@ class Settings:
             "prompt_token_weight": self.prompt_token_weight,
             "idle_sharing_policy": self.idle_sharing_policy,
             "price_fill_max_hours": self.price_fill_max_hours,
+            "comparison_days": self.comparison_days,
         }
 
     @classmethod

@@ -1,6 +1,8 @@
 """Technique comparison: the bootstrap interval covers a known effect, shrinks with more data, and is the same on
 every run of the same data; requests without a usable cost are left out and counted."""
 
+from datetime import date
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -108,7 +110,7 @@ def test_stored_comparison_is_identical_whatever_the_physical_row_order():
     from pipelines.analysis.compare import compare_and_store
 
     f = with_ids(frame(600, 700, -0.3, seed=5)).assign(
-        inventory_missing=False, device_before_in_service=False, served_from_cache=False
+        inventory_missing=False, device_before_in_service=False, served_from_cache=False, request_date=date(2026, 1, 1)
     )
     outputs = []
     for order in (f, f.iloc[::-1], f.sample(frac=1.0, random_state=1)):
@@ -116,8 +118,8 @@ def test_stored_comparison_is_identical_whatever_the_physical_row_order():
         con.register("_f", order.reset_index(drop=True))
         con.execute("CREATE TABLE fct_request_cost AS SELECT * FROM _f")
         con.execute(
-            "CREATE TABLE agg_daily_technique_cost AS SELECT DISTINCT model, technique, 0.5 AS utilization, "
-            "1 AS devices FROM _f"
+            "CREATE TABLE agg_daily_technique_cost AS SELECT DISTINCT request_date, model, technique, "
+            "0.5 AS utilization, 1 AS devices FROM _f"
         )
         compare_and_store(con, n_boot=200)
         outputs.append(con.execute("SELECT * FROM technique_comparison ORDER BY ALL").fetchall())

@@ -55,6 +55,7 @@ EXPECTED_ASSETS = {
     "budget_status",
     # publish
     "published_warehouse",
+    "raw_telemetry_lake",
     "technique_comparison",
 }
 

@@ -4,32 +4,48 @@
   groups by each label (label_key, label_value) of fct_request_cost.labels instead of its rows.
 #}
 {% macro daily_cost_rollup(group_columns, by_label=false) %}
+{{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_request_days('request_date')) }}") }}
+-- depends_on: {{ ref('int_requests') }}
+-- depends_on: {{ ref('stg_request_energy_pieces') }}
 with requests as (
     {% if by_label %}
     -- one row per request and label it carries (a request with two labels counts under each)
     select fct.*, label.key as label_key, label.value as label_value
     from {{ ref('fct_request_cost') }} as fct,
         unnest(map_entries(json(fct.labels)::map(varchar, varchar))) as labels(label)
+    where {{ in_run_request_days('fct.request_date') }}
     {% else %}
-    select * from {{ ref('fct_request_cost') }}
+    select * from {{ ref('fct_request_cost') }} where {{ in_run_request_days('request_date') }}
     {% endif %}
 ),
 
 pieces as (
-    select * from {{ ref('int_request_cost_pieces') }}
+    select * from {{ ref('int_request_cost_pieces') }} where {{ in_run_request_days('partition_date') }}
+),
+
+-- the requests of those pieces (they start at most 2 days before the piece's day)
+piece_requests as (
+    {% if by_label %}
+    select fct.*, label.key as label_key, label.value as label_value
+    from {{ ref('fct_request_cost') }} as fct,
+        unnest(map_entries(json(fct.labels)::map(varchar, varchar))) as labels(label)
+    where {{ in_run_days('fct.request_date', before=4) }}
+    {% else %}
+    select * from {{ ref('fct_request_cost') }} where {{ in_run_days('request_date', before=4) }}
+    {% endif %}
 ),
 
 device_days as (
-    select * from {{ ref('int_device_days') }}
+    select * from {{ ref('int_device_days') }} where {{ in_run_request_days('partition_date') }}
 ),
 
 group_devices as (
     select distinct
         pieces.partition_date,
         pieces.device_id,
-        {% for c in group_columns %}requests.{{ c }}{{ "," if not loop.last }}{% endfor %}
+        {% for c in group_columns %}piece_requests.{{ c }}{{ "," if not loop.last }}{% endfor %}
     from pieces
-    inner join requests on pieces.request_id = requests.request_id
+    inner join piece_requests on pieces.request_id = piece_requests.request_id
 ),
 
 device_usage as (

@@ -3,11 +3,12 @@
 {% if var('idle_sharing_policy') != 'none' %}
 with allocated as (
     select sum(idle_cost_allocated_usd) as usd from {{ ref('int_request_idle_allocation') }}
+    where {{ in_tested_days('partition_date') }}
 ),
 idle as (
     select sum(idle_energy_cost_usd + idle_capex_cost_usd + idle_overhead_cost_usd) as usd
     from {{ ref('int_device_days') }}
-    where requests > 0
+    where requests > 0 and {{ in_tested_days('partition_date') }}
 )
 select allocated.usd, idle.usd
 from allocated, idle

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import numpy as np
@@ -46,7 +46,9 @@ class Settings:
     threshold: float = 4.0
 
 
-def load_series(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def load_series(con: duckdb.DuckDBPyConnection, first: date | None = None, last: date | None = None) -> pd.DataFrame:
+    """The daily series of the rollups, on the days from ``first`` to ``last`` (every day when not given)."""
+    where = "" if first is None else f"WHERE request_date BETWEEN DATE '{first}' AND DATE '{last}'"
     parts = []
     for dimension, (table, key) in SERIES.items():
         parts.append(f"""
@@ -54,7 +56,7 @@ def load_series(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                    {", ".join(METRICS)},
                    requests_with_caveat / requests AS caveat_share, effective_price_usd_per_mwh,
                    s_per_output_token, utilization, requests
-            FROM {table}""")
+            FROM {table} {where}""")
     return con.sql(" UNION ALL ".join(parts)).df()
 
 
@@ -162,10 +164,16 @@ def detect(series: pd.DataFrame, days: list[date] | None = None, settings: Setti
 
 
 def detect_and_store(con: duckdb.DuckDBPyConnection, days: list[date], settings: Settings = Settings()) -> pd.DataFrame:
-    """Score ``days`` against the history in the rollups and replace those days' rows of cost_anomalies."""
+    """Score ``days``, and the loaded days up to ``window_days`` after them (their trailing history holds ``days``,
+    so a re-run of a past day scores them again), against the history in the rollups; replace those days' rows of
+    cost_anomalies. Reads only the rollups' rows of that window."""
     create_tables(con, "cost_anomalies")
-    found = detect(load_series(con), days, settings)
-    con.execute(f"DELETE FROM cost_anomalies WHERE day IN ({', '.join('?' for _ in days)})", list(days))
+    window = timedelta(days=settings.window_days)
+    series = load_series(con, min(days) - window, max(days) + window)
+    later = {d.date() for d in pd.to_datetime(series["day"]) if d.date() > max(days)}
+    scored = sorted(set(days) | later)
+    found = detect(series, scored, settings)
+    con.execute(f"DELETE FROM cost_anomalies WHERE day IN ({', '.join('?' for _ in scored)})", scored)
     if len(found):
         con.register("_found", found)
         con.execute("INSERT INTO cost_anomalies SELECT *, now() FROM _found")

@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from pipelines.settings import DEFAULT_COMPARISON_DAYS
 from pipelines.warehouse.tables import create_tables
 
 # above this many requests a side's bootstrap sums are drawn from their exact first two moments (below)
@@ -162,15 +163,21 @@ def _compare_pair(g: pd.DataFrame, base: pd.DataFrame, n_boot: int, rng, exclude
     }
 
 
-def compare_and_store(con: duckdb.DuckDBPyConnection, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def compare_and_store(
+    con: duckdb.DuckDBPyConnection, *, n_boot: int = 1000, seed: int = 0, window_days: int = DEFAULT_COMPARISON_DAYS
+) -> pd.DataFrame:
+    """Compare the requests of the ``window_days`` days up to the last loaded day (INFERCOST_COMPARISON_DAYS, as
+    technique_savings) and replace technique_comparison."""
     # names as categories, not a Python string per request: a fleet-day has millions of requests; in request_id
     # order, so that the bootstrap weights go to the same requests on every run
+    last_day = con.sql("SELECT max(request_date) FROM agg_daily_technique_cost").fetchall()[0][0] or "1900-01-01"
     frame = (
         con.sql(
             "SELECT family, model, technique, baseline_model, fully_loaded_cost_usd, "
             "completion_tokens, time_to_first_token_s, duration_s, "
             "coalesce(inventory_missing OR device_before_in_service OR served_from_cache, false) "
             "AS cost_incomplete FROM fct_request_cost "
+            f"WHERE request_date > DATE '{last_day}' - {int(window_days)} "
             "ORDER BY request_id"
         )
         .to_arrow_table()
@@ -181,11 +188,11 @@ def compare_and_store(con: duckdb.DuckDBPyConnection, *, n_boot: int = 1000, see
     if len(result):
         con.register("_cmp", result)
         # utilization of the devices that served each side, device-day weighted (agg_daily_technique_cost)
-        con.execute("""
+        con.execute(f"""
             INSERT INTO technique_comparison BY NAME
             WITH util AS (
                 SELECT model, technique, sum(utilization * devices) / nullif(sum(devices), 0) AS utilization
-                FROM agg_daily_technique_cost GROUP BY ALL
+                FROM agg_daily_technique_cost WHERE request_date > DATE '{last_day}' - {window_days} GROUP BY ALL
             )
             SELECT c.*, u.utilization, b.utilization AS baseline_utilization
             FROM _cmp c

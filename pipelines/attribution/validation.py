@@ -25,6 +25,7 @@ import pyarrow as pa
 from pipelines.attribution.arrays import TS_TYPE
 from pipelines.attribution.kernel import attribute_energy
 from pipelines.settings import DEFAULT_MAX_GAP_S
+from pipelines.warehouse.archive import with_lake
 
 
 class GroundTruthError(ValueError):
@@ -144,7 +145,7 @@ def _per_request(con, truth: pa.Table, groups: list, measured: list) -> tuple[li
 def _window_energy_j(con, dev: str, ws, we, max_gap_s: float) -> float | None:
     """The energy telemetry attributes to one device window, None where it does not cover the whole window."""
     tel = con.sql(
-        "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry "
+        f"SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM {with_lake(con, 'raw_telemetry')} "
         "WHERE device_id = $d AND ts BETWEEN $lo::TIMESTAMPTZ - INTERVAL 1 MINUTE "
         "AND $hi::TIMESTAMPTZ + INTERVAL 1 MINUTE",
         params={"d": dev, "lo": ws, "hi": we},

@@ -37,9 +37,14 @@ def cmd_generate(args) -> None:
 def cmd_bench(args) -> None:
     from pipelines.devtools.bench import fleet_day, run
 
-    if args.fleet_day:
+    if args.history:
+        from pipelines.devtools.bench.history import history
+
         prepare_environment()
-        fleet_day(args.devices, say=say, readers=args.readers)
+        history(args.devices or 64, args.days, say=say)
+    elif args.fleet_day:
+        prepare_environment()
+        fleet_day(args.devices or 1000, say=say, readers=args.readers)
     else:
         run(args.scale, args.repeat, say=say)
 
@@ -143,11 +148,19 @@ def add_bench(sub) -> None:
         action="store_true",
         help="time raw files to published marts for a generated fleet-day (see --devices)",
     )
-    s.add_argument("--devices", type=int, default=1000, help="accelerators of the fleet-day (default 1000)")
     s.add_argument(
         "--readers",
         action="store_true",
         help="with --fleet-day: first time the request and telemetry ingest by the Python and the DuckDB line "
         "readers side by side",
+    )
+    s.add_argument(
+        "--history",
+        action="store_true",
+        help="time the daily run on day 1 and on day --days of a fresh warehouse (generated fleet, see --devices)",
+    )
+    s.add_argument("--days", type=int, default=10, help="days of the history benchmark (default 10)")
+    s.add_argument(
+        "--devices", type=int, help="accelerators of the fleet-day (default 1000) or of the history (default 64)"
     )
     s.set_defaults(func=cmd_bench)

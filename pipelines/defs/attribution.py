@@ -1,5 +1,7 @@
 """The attribution kernel as a daily partitioned asset."""
 
+from datetime import timedelta
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -9,6 +11,7 @@ from pipelines.defs.partitions import daily_partitions, partition_days, single_r
 from pipelines.defs.quality import check_results, suite_check_specs
 from pipelines.defs.resources import warehouse_connection
 from pipelines.settings import current
+from pipelines.warehouse.archive import ARCHIVED_TABLES, restore_days
 
 
 @dg.multi_asset(
@@ -64,6 +67,10 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     skewed = set()
     outcomes = []
     with warehouse_connection(duckdb) as con:
+        # a day reads the telemetry of the days beside it: load back any the lake holds (re-running a past day)
+        neighbours = {d + timedelta(days=k) for d in days for k in (-1, 0, 1)}
+        for table in ARCHIVED_TABLES:
+            restore_days(con, table, neighbours, log=context.log.info)
         for day in days:
 
             def progress(done, total, so_far, day=day):

@@ -12,9 +12,9 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from pipelines.dbt_project import dbt_project
-from pipelines.defs.partitions import daily_partitions, single_run
+from pipelines.defs.partitions import daily_partitions, partition_days, single_run
 from pipelines.settings import current
-from pipelines.warehouse.connection import dbt_target_dir, warehouse_path
+from pipelines.warehouse.connection import connect, dbt_target_dir, warehouse_path
 from pipelines.warehouse.locks import WarehouseLocked, wait_for_write_lock
 
 
@@ -46,6 +46,39 @@ def dbt_target_path(run_id: str) -> Path:
     return root / f"build-{run_id[:8]}-{uuid.uuid4().hex[:6]}"
 
 
+# models whose rows gained a day column when they became incremental: a warehouse built before has them without it,
+# so they are dropped and dbt builds them once over every day
+REGRAINED = {"int_request_idle_allocation": "partition_date"}
+
+
+def drop_regrained_models(path) -> list[str]:
+    """Drop the REGRAINED models a warehouse holds without their day column; returns their names."""
+    if not path.exists():
+        return []
+    con = connect(path)
+    try:
+        dropped = []
+        for model, column in REGRAINED.items():
+            columns = {
+                c
+                for (c,) in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [model]
+                ).fetchall()
+            }
+            if columns and column not in columns:
+                con.execute(f"DROP TABLE {model}")
+                dropped.append(model)
+        return dropped
+    finally:
+        con.close()
+
+
+def run_vars(context: dg.AssetExecutionContext) -> dict:
+    """dbt's vars for a run: the settings, and the run's first and last day (partition_start, partition_end)."""
+    days = partition_days(context)
+    return {**current().dbt_vars, "partition_start": days[0].isoformat(), "partition_end": days[-1].isoformat()}
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     dagster_dbt_translator=InfercostTranslator(),
@@ -53,17 +86,20 @@ def dbt_target_path(run_id: str) -> Path:
     backfill_policy=single_run,
 )
 def cost_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Rebuild the cost models over every loaded day (the marts are small; their inputs are partitioned).
+    """Build the cost models for the run's days: the incremental models delete and insert those days' rows
+    (dbt/macros/run_days.sql), the windowed rollups read their window; the days go to dbt as vars.
 
     dbt-duckdb opens the live file itself, once per invocation (profiles.yml: keep_open), and fails at once if
     another process holds it. So the step first waits for the lock like every writer (INFERCOST_LOCK_WAIT_S);
     profiles.yml's connect retries cover the second in which dbt starts."""
     path = warehouse_path()
     wait_for_write_lock(path)
+    for model in drop_regrained_models(path):
+        context.log.info(f"{model}: built before it was incremental; rebuilt over every day once")
     try:
         target = dbt_target_path(context.run.run_id)
         yield from dbt.cli(
-            ["build", "--vars", json.dumps(current().dbt_vars)], context=context, target_path=target
+            ["build", "--vars", json.dumps(run_vars(context))], context=context, target_path=target
         ).stream()
     except DagsterDbtCliRuntimeError as exc:
         if "Could not set lock" in str(exc):

@@ -6,6 +6,7 @@ from dagster_duckdb import DuckDBResource
 from pipelines.analysis.compare import compare_and_store
 from pipelines.defs.partitions import daily_partitions, single_run
 from pipelines.defs.resources import warehouse_connection
+from pipelines.settings import current
 from pipelines.warehouse.publish import publish
 
 
@@ -20,7 +21,7 @@ from pipelines.warehouse.publish import publish
 )
 def technique_comparison(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     with warehouse_connection(duckdb) as con:
-        result = compare_and_store(con)
+        result = compare_and_store(con, window_days=current().comparison_days)
     for line in result["summary"] if len(result) else []:
         context.log.info(line)
     return dg.MaterializeResult(metadata={"comparisons": len(result)})
@@ -45,6 +46,7 @@ def technique_comparison(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         "cost_anomalies",
         "budget_status",
         "technique_comparison",
+        "raw_telemetry_lake",
     ],
     description="A read-only copy of the whole warehouse for analysts ($INFERCOST_HOME/published/), replaced "
     "atomically after each run, so queries never wait on the pipeline's write lock.",

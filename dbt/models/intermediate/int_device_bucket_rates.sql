@@ -1,6 +1,7 @@
+{{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_days('partition_date')) }}") }}
 -- what one device-second and one joule cost on each device in each price bucket
 with buckets as (
-    select * from {{ ref('stg_device_energy_buckets') }}
+    select * from {{ ref('stg_device_energy_buckets') }} where {{ in_run_days('partition_date') }}
 ),
 
 inventory as (

@@ -1,18 +1,19 @@
+{{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_days('partition_date')) }}") }}
 -- every inventory device on every loaded day: what it measured, what requests used, and what stayed idle
 with inventory as (
     select * from {{ ref('int_inventory_usd') }}
 ),
 
 buckets as (
-    select * from {{ ref('stg_device_energy_buckets') }}
+    select * from {{ ref('stg_device_energy_buckets') }} where {{ in_run_days('partition_date') }}
 ),
 
 rates as (
-    select * from {{ ref('int_device_bucket_rates') }}
+    select * from {{ ref('int_device_bucket_rates') }} where {{ in_run_days('partition_date') }}
 ),
 
 pieces as (
-    select * from {{ ref('int_request_cost_pieces') }}
+    select * from {{ ref('int_request_cost_pieces') }} where {{ in_run_days('partition_date') }}
 ),
 
 loaded_days as (

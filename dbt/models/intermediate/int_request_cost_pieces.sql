@@ -1,10 +1,11 @@
+{{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_days('partition_date')) }}") }}
 -- each piece of a request (device x price bucket) priced at its own interval's price
 with pieces as (
-    select * from {{ ref('stg_request_energy_pieces') }}
+    select * from {{ ref('stg_request_energy_pieces') }} where {{ in_run_days('partition_date') }}
 ),
 
 rates as (
-    select * from {{ ref('int_device_bucket_rates') }}
+    select * from {{ ref('int_device_bucket_rates') }} where {{ in_run_days('partition_date') }}
 )
 
 select

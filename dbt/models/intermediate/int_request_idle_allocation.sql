@@ -1,15 +1,17 @@
--- idle cost of each device-day handed to the requests that ran on it, by the idle_sharing_policy var
+{{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_days('partition_date')) }}") }}
+-- idle cost of each device-day handed to the requests that ran on it, by the idle_sharing_policy var; one row per
+-- day and request (a request that runs past midnight takes a share on both days: fct_request_cost adds them)
 {% set policy = var('idle_sharing_policy') %}
 {% if policy not in ['none', 'proportional', 'even'] %}
     {{ exceptions.raise_compiler_error("idle_sharing_policy must be none, proportional or even, not " ~ policy) }}
 {% endif %}
 
 with pieces as (
-    select * from {{ ref('int_request_cost_pieces') }}
+    select * from {{ ref('int_request_cost_pieces') }} where {{ in_run_days('partition_date') }}
 ),
 
 device_days as (
-    select * from {{ ref('int_device_days') }}
+    select * from {{ ref('int_device_days') }} where {{ in_run_days('partition_date') }}
 ),
 
 request_device_days as (
@@ -36,6 +38,7 @@ shares as (
 )
 
 select
+    shares.partition_date,
     shares.request_id,
     sum(coalesce(shares.idle_share, 0) * (device_days.idle_energy_cost_usd + device_days.idle_capex_cost_usd
         + device_days.idle_overhead_cost_usd)) as idle_cost_allocated_usd

@@ -1,6 +1,7 @@
+{{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_days('request_date')) }}") }}
 -- each request with its durations, the model's family, its defaults filled in and its technique label
 with requests as (
-    select * from {{ ref('stg_requests') }}
+    select * from {{ ref('stg_requests') }} where {{ in_run_days('request_date') }}
 ),
 
 models as (

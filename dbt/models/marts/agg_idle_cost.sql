@@ -1,6 +1,7 @@
+{{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_days('partition_date')) }}") }}
 -- what each device cost on each day while no request used it
 with device_days as (
-    select * from {{ ref('int_device_days') }}
+    select * from {{ ref('int_device_days') }} where {{ in_run_days('partition_date') }}
 )
 
 select

@@ -1,6 +1,7 @@
+{{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_days('partition_date')) }}") }}
 -- what the requests of each region drew and paid in each price bucket, beside the bucket's price
 with pieces as (
-    select * from {{ ref('int_request_cost_pieces') }}
+    select * from {{ ref('int_request_cost_pieces') }} where {{ in_run_days('partition_date') }}
 )
 
 select

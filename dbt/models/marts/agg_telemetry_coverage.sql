@@ -1,10 +1,11 @@
+{{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_days('partition_date')) }}") }}
 -- how much of each device-day the telemetry covered, and which requests ran in its gaps
 with device_days as (
-    select * from {{ ref('int_device_days') }}
+    select * from {{ ref('int_device_days') }} where {{ in_run_days('partition_date') }}
 ),
 
 pieces as (
-    select * from {{ ref('int_request_cost_pieces') }}
+    select * from {{ ref('int_request_cost_pieces') }} where {{ in_run_days('partition_date') }}
 ),
 
 gap_requests as (

@@ -1,19 +1,27 @@
--- one row per request: its energy and what it cost, by component
+{{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_requests()) }}") }}
+-- one row per request: its energy and what it cost, by component. A run rebuilds the requests of its days and the
+-- earlier requests that have energy in them (they ran past midnight): see macros/run_days.sql
+-- depends_on: {{ ref('stg_request_energy_pieces') }}
 with requests as (
-    select * from {{ ref('int_requests') }}
+    select * from {{ ref('int_requests') }} where {{ in_run_requests() }}
 ),
 
 pieces as (
     select * from {{ ref('int_request_cost_pieces') }}
+    where {{ in_run_days('partition_date', before=2, after=2) }} and request_id in (select request_id from requests)
 ),
 
 idle_allocation as (
-    select * from {{ ref('int_request_idle_allocation') }}
+    select request_id, sum(idle_cost_allocated_usd) as idle_cost_allocated_usd
+    from {{ ref('int_request_idle_allocation') }}
+    where {{ in_run_days('partition_date', before=2, after=2) }} and request_id in (select request_id from requests)
+    group by all
 ),
 
 unattributed as (
     select request_id, any_value(reason) as reason
     from {{ source('raw', 'unattributed_requests') }}
+    where {{ in_run_days('partition_date', before=2, after=2) }} and request_id in (select request_id from requests)
     group by all
 ),
 

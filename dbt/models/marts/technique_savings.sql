@@ -1,12 +1,19 @@
 -- each technique's cost per 1M output tokens against its baseline model's untreated requests; negative changes are
 -- savings. Requests without a usable cost (unknown, or partial: a device without a usable inventory row, or used
 -- before its in_service_from) and requests served from cache (no GPU ran them) are left out and counted.
-with requests as (
+-- Over the trailing comparison_days days (var, INFERCOST_COMPARISON_DAYS) up to the last loaded day, so that a
+-- run reads a window, not the whole history.
+with last_day as (
+    select max(request_date) as request_date from {{ ref('agg_daily_model_cost') }}
+),
+
+requests as (
     select
         *,
         fully_loaded_cost_usd is not null and not inventory_missing and not device_before_in_service
             and not served_from_cache as cost_usable
     from {{ ref('fct_request_cost') }}
+    where request_date > (select request_date from last_day) - {{ var('comparison_days') }}
 ),
 
 by_technique as (

@@ -1,0 +1,80 @@
+"""The history benchmark: does a daily run cost the same on day 1 and on day N of a warehouse's life?
+
+A generated fleet of N days (``infercost generate --days N``, written once under bench_data/history-<devices>/) is
+materialized into a fresh warehouse as the schedule would: day 1 alone (timed), days 2 .. N-1 as one backfill run
+(the history, not timed), then day N alone (timed). Each run is ``infercost materialize`` in a child process; the
+summary prints both days' times, the ratio and each step's seconds side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from pipelines.devtools.bench.inputs import bench_dir
+
+FIRST_DAY = date(2026, 11, 2)
+CLI = [sys.executable, "-m", "pipelines.cli"]
+
+
+def _materialize(landing: Path, home: Path, first: date, last: date) -> tuple[float, dict[str, float]]:
+    """``infercost materialize`` of [first, last]; returns its wall seconds and its step seconds."""
+    env = {**os.environ, "INFERCOST_LANDING": str(landing), "INFERCOST_HOME": str(home)}
+    env.pop("INFERCOST_WAREHOUSE", None)
+    env.pop("DAGSTER_HOME", None)
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        CLI + ["materialize", "--from", first.isoformat(), "--to", last.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"materialize {first}..{last} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    steps = {}
+    for line in done.stdout.splitlines() + done.stderr.splitlines():
+        if line.startswith("step seconds:"):
+            steps = {k: float(v) for k, v in re.findall(r"(\w+) ([0-9.]+)", line.split(":", 1)[1])}
+    return seconds, steps
+
+
+def history(devices: int = 64, days: int = 10, say=print) -> dict:
+    """Day 1 and day ``days`` of a fresh warehouse's daily runs on a generated fleet, timed side by side."""
+    landing = bench_dir(f"history-{devices}")
+    last = FIRST_DAY + timedelta(days=days - 1)
+    if not any((landing / "requests").glob(f"{last}*")):
+        say(f"generating {days} days of a {devices}-accelerator fleet into {landing} (once) ...")
+        shutil.rmtree(landing, ignore_errors=True)
+        subprocess.run(
+            CLI
+            + ["generate", "--devices", str(devices), "--days", str(days), "--start", str(FIRST_DAY)]
+            + ["--out", str(landing)],
+            check=True,
+        )
+    home = landing.parent / f"history-{devices}-home"
+    shutil.rmtree(home, ignore_errors=True)
+    say(f"day 1 ({FIRST_DAY}) in an empty warehouse ...")
+    first_s, first_steps = _materialize(landing, home, FIRST_DAY, FIRST_DAY)
+    say(f"  {first_s:.1f} s; days 2 .. {days - 1} as one backfill (the history, not timed) ...")
+    _materialize(landing, home, FIRST_DAY + timedelta(days=1), last - timedelta(days=1))
+    say(f"day {days} ({last}) on {days - 1} days of history ...")
+    last_s, last_steps = _materialize(landing, home, last, last)
+    ratio = last_s / first_s
+    say(f"{'step':<24}{'day 1 s':>10}{f'day {days} s':>10}{'ratio':>8}")
+    for step in first_steps:
+        a, b = first_steps[step], last_steps.get(step, float("nan"))
+        say(f"{step:<24}{a:>10.1f}{b:>10.1f}{b / a if a else float('nan'):>8.2f}")
+    say(f"{'materialize (wall)':<24}{first_s:>10.1f}{last_s:>10.1f}{ratio:>8.2f}")
+    size_gb = (home / "warehouse.duckdb").stat().st_size / 1e9
+    say(
+        f"summary history ({devices} accelerators): day 1 {first_s:.1f} s, day {days} {last_s:.1f} s, ratio "
+        f"{ratio:.2f} (goal <= 1.25); warehouse file {size_gb:.2f} GB after {days} days"
+    )
+    return {"day1_s": first_s, "last_s": last_s, "ratio": ratio, "steps": (first_steps, last_steps)}
