@@ -14,6 +14,13 @@ from pipelines.settings import current
 from pipelines.warehouse.archive import ARCHIVED_TABLES, restore_days
 
 
+def restore_neighbours(con, days, log) -> None:
+    """A day reads the telemetry of the days beside it: load back any the lake holds (re-running a past day)."""
+    neighbours = {d + timedelta(days=k) for d in days for k in (-1, 0, 1)}
+    for table in ARCHIVED_TABLES:
+        restore_days(con, table, neighbours, log=log)
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -67,10 +74,7 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     skewed = set()
     outcomes = []
     with warehouse_connection(duckdb) as con:
-        # a day reads the telemetry of the days beside it: load back any the lake holds (re-running a past day)
-        neighbours = {d + timedelta(days=k) for d in days for k in (-1, 0, 1)}
-        for table in ARCHIVED_TABLES:
-            restore_days(con, table, neighbours, log=context.log.info)
+        restore_neighbours(con, days, log=context.log.info)
         for day in days:
 
             def progress(done, total, so_far, day=day):
