@@ -26,6 +26,8 @@ DEFAULT_START_DATE = "2026-01-01"
 DEFAULT_DUCKDB_MEMORY = "4GB"
 DEFAULT_LOCK_WAIT_S = 60.0
 IDLE_SHARING_POLICIES = ("none", "proportional", "even")
+ENGINES = ("duckdb", "spark")
+DEFAULT_SPARK_MASTER = "local[*]"
 
 
 class SettingsError(ValueError):
@@ -131,6 +133,12 @@ class Settings:
     """INFERCOST_FOCUS_PROVIDER: FOCUS ProviderName/PublisherName."""
     focus_billing_account: str = "inference-fleet"
     """INFERCOST_FOCUS_BILLING_ACCOUNT: FOCUS BillingAccountId/Name."""
+    engine: str = "duckdb"
+    """INFERCOST_ENGINE: duckdb (one machine, the default) or spark (ingest of requests and telemetry and the
+    attribution run on a Spark cluster and write the Parquet lake; the marts stay dbt-duckdb)."""
+    spark_master: str = DEFAULT_SPARK_MASTER
+    """INFERCOST_SPARK_MASTER: the Spark master the spark engine connects to (local[*], local-cluster[2,1,1024],
+    spark://host:7077, k8s://https://..., yarn)."""
     bench_data: Path = REPO_ROOT / "bench_data"
     """INFERCOST_BENCH_DATA: where the benchmarks cache their generated inputs."""
     alerts: AlertSettings = field(default_factory=AlertSettings)
@@ -145,6 +153,9 @@ class Settings:
             raise SettingsError(
                 f"INFERCOST_IDLE_SHARING_POLICY={policy!r}: use one of {', '.join(IDLE_SHARING_POLICIES)}"
             )
+        engine = (env.get("INFERCOST_ENGINE") or "duckdb").strip().lower()
+        if engine not in ENGINES:
+            raise SettingsError(f"INFERCOST_ENGINE={engine!r}: use one of {', '.join(ENGINES)}")
         return cls(
             home=home,
             warehouse=_path(env, "INFERCOST_WAREHOUSE", home / "warehouse.duckdb"),
@@ -162,6 +173,8 @@ class Settings:
             price_fill_max_hours=_float(env, "INFERCOST_PRICE_FILL_MAX_HOURS", DEFAULT_PRICE_FILL_MAX_HOURS),
             focus_provider=env.get("INFERCOST_FOCUS_PROVIDER") or "Self-hosted inference (infercost)",
             focus_billing_account=env.get("INFERCOST_FOCUS_BILLING_ACCOUNT") or "inference-fleet",
+            engine=engine,
+            spark_master=env.get("INFERCOST_SPARK_MASTER") or DEFAULT_SPARK_MASTER,
             bench_data=_path(env, "INFERCOST_BENCH_DATA", REPO_ROOT / "bench_data"),
             alerts=AlertSettings.from_env(env),
         )
