@@ -92,27 +92,31 @@ def _sizing(devices: int, rows: int, seconds: float, cores: int) -> str:
     )
 
 
+NAMES = ["session start", "ingest requests", "ingest telemetry", "attribution"]
+
+
+def _line(label: str, steps: dict, counts: dict, devices: int, cores: int) -> str:
+    work_s = sum(v for k, v in steps.items() if k != "session start")
+    cells = "".join(f"{steps.get(n, 0.0):18.1f}" for n in NAMES)
+    sizing = _sizing(devices, counts["requests"] + counts["telemetry"], work_s, cores)
+    return f"{label:38s}{cells}{work_s:10.1f}{counts['energy_j']:18.1f}\n  {sizing}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=32)
+    parser.add_argument("--executors", default="1,2", help="the local-cluster sizes to run, comma-separated")
     args = parser.parse_args(argv)
     landing = _landing(args.devices, print)
     work = landing.parent / f"spark-bench-{args.devices}"
-    runs = {"duckdb (1 process)": (run_duckdb(landing, work / "duckdb"), 1)}
-    for executors in (1, 2):
-        runs[f"spark local-cluster, {executors} executor(s)"] = (
-            run_spark(landing, work / f"spark-{executors}", executors),
-            executors,
-        )
-    base = next(iter(runs.values()))[0][1]
-    print(f"fleet-day of {args.devices} accelerators: {base['requests']:,} requests, {base['telemetry']:,} samples")
-    names = ["session start", "ingest requests", "ingest telemetry", "attribution"]
-    print(f"{'engine':38s}" + "".join(f"{n:>18s}" for n in names) + f"{'total s':>10s}{'energy J':>18s}")
-    for label, ((steps, counts), cores) in runs.items():
-        work_s = sum(v for k, v in steps.items() if k != "session start")
-        cells = "".join(f"{steps.get(n, 0.0):18.1f}" for n in names)
-        print(f"{label:38s}{cells}{work_s:10.1f}{counts['energy_j']:18.1f}")
-        print(f"  {_sizing(args.devices, counts['requests'] + counts['telemetry'], work_s, cores)}")
+    steps, counts = run_duckdb(landing, work / "duckdb")
+    print(f"fleet-day of {args.devices} accelerators: {counts['requests']:,} requests, {counts['telemetry']:,} samples")
+    print(f"{'engine':38s}" + "".join(f"{n:>18s}" for n in NAMES) + f"{'total s':>10s}{'energy J':>18s}")
+    print(_line("duckdb (1 process)", steps, counts, args.devices, 1), flush=True)
+    for executors in map(int, args.executors.split(",")):
+        steps, counts = run_spark(landing, work / f"spark-{executors}", executors)
+        label = f"spark local-cluster, {executors} executor(s)"
+        print(_line(label, steps, counts, args.devices, executors), flush=True)
 
 
 if __name__ == "__main__":
