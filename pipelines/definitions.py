@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.defs.alerts import alert_sensor, cost_anomalies
+from pipelines.defs.alerts import alert_sensor, budget_status, cost_anomalies
 from pipelines.defs.attribution import energy_attribution
 from pipelines.defs.dbt import cost_models
 from pipelines.defs.ingest import fleet_files, raw_carbon, raw_prices, raw_requests, raw_telemetry
@@ -20,6 +20,7 @@ defs = dg.Definitions(
         energy_attribution,
         cost_models,
         cost_anomalies,
+        budget_status,
         technique_comparison,
         published_warehouse,
     ],

@@ -11,6 +11,7 @@ Imports nothing of the project: every layer may read it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,6 +26,9 @@ DEFAULT_PRICE_FILL_MAX_HOURS = 6.0
 DEFAULT_START_DATE = "2026-01-01"
 DEFAULT_DUCKDB_MEMORY = "4GB"
 DEFAULT_LOCK_WAIT_S = 60.0
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8000
+DEFAULT_UI_PORT = 3000
 IDLE_SHARING_POLICIES = ("none", "proportional", "even")
 ENGINES = ("duckdb", "spark")
 DEFAULT_SPARK_MASTER = "local[*]"
@@ -51,6 +55,28 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     if value in ("1", "true", "yes"):
         return True
     raise SettingsError(f"{name}={value!r}: use true or false")
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value in (None, ""):
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SettingsError(f"{name}={value!r} is not a port number (1 to 65535)")
+    return int(value)
+
+
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
+def _labels(env: Mapping[str, str]) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in (env.get("INFERCOST_REQUEST_LABELS") or "").split(",") if k.strip())
+    bad = [k for k in keys if not re.match(LABEL_KEY_PATTERN, k)]
+    if bad:
+        raise SettingsError(
+            f"INFERCOST_REQUEST_LABELS: {', '.join(map(repr, bad))} is not a plain key (letters, digits, _ . -)"
+        )
+    return tuple(dict.fromkeys(keys))
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
@@ -129,6 +155,9 @@ class Settings:
     """INFERCOST_IDLE_SHARING_POLICY: none, proportional or even (how idle cost reaches requests)."""
     price_fill_max_hours: float = DEFAULT_PRICE_FILL_MAX_HOURS
     """INFERCOST_PRICE_FILL_MAX_HOURS: an unpublished price interval takes the nearest price at most this far away."""
+    request_labels: tuple[str, ...] = ()
+    """INFERCOST_REQUEST_LABELS: request metadata keys kept as labels (comma-separated, e.g. project,feature,api_key),
+    carried to fct_request_cost.labels, agg_daily_label_cost and FOCUS Tags."""
     focus_provider: str = "Self-hosted inference (infercost)"
     """INFERCOST_FOCUS_PROVIDER: FOCUS ProviderName/PublisherName."""
     focus_billing_account: str = "inference-fleet"
@@ -141,6 +170,20 @@ class Settings:
     spark://host:7077, k8s://https://..., yarn)."""
     bench_data: Path = REPO_ROOT / "bench_data"
     """INFERCOST_BENCH_DATA: where the benchmarks cache their generated inputs."""
+    api_host: str = DEFAULT_API_HOST
+    """INFERCOST_API_HOST: the address the allocation API listens on (`infercost api`, `infercost serve`); 0.0.0.0
+    exposes it to the network (as in the container)."""
+    api_port: int = DEFAULT_API_PORT
+    """INFERCOST_API_PORT: the allocation API's port."""
+    api_token: str | None = field(default=None, repr=False)
+    """INFERCOST_API_TOKEN: when set, every API endpoint but /healthz asks for `Authorization: Bearer <token>`."""
+    ui_host: str = DEFAULT_API_HOST
+    """INFERCOST_UI_HOST: the address `infercost serve` runs the Dagster UI on."""
+    ui_port: int = DEFAULT_UI_PORT
+    """INFERCOST_UI_PORT: the Dagster UI's port under `infercost serve`."""
+    schedule_running: bool = False
+    """INFERCOST_SCHEDULE_RUNNING: the daily schedule (02:00 UTC) starts switched on (default false; `infercost
+    serve` sets it true unless it is set)."""
     alerts: AlertSettings = field(default_factory=AlertSettings)
     """INFERCOST_ALERT_*: the alert sinks (see pipelines/outputs/alerts.py)."""
 
@@ -171,11 +214,18 @@ class Settings:
             prompt_token_weight=_float(env, "INFERCOST_PROMPT_TOKEN_WEIGHT", DEFAULT_PROMPT_TOKEN_WEIGHT),
             idle_sharing_policy=policy,
             price_fill_max_hours=_float(env, "INFERCOST_PRICE_FILL_MAX_HOURS", DEFAULT_PRICE_FILL_MAX_HOURS),
+            request_labels=_labels(env),
             focus_provider=env.get("INFERCOST_FOCUS_PROVIDER") or "Self-hosted inference (infercost)",
             focus_billing_account=env.get("INFERCOST_FOCUS_BILLING_ACCOUNT") or "inference-fleet",
             engine=engine,
             spark_master=env.get("INFERCOST_SPARK_MASTER") or DEFAULT_SPARK_MASTER,
             bench_data=_path(env, "INFERCOST_BENCH_DATA", REPO_ROOT / "bench_data"),
+            api_host=env.get("INFERCOST_API_HOST") or DEFAULT_API_HOST,
+            api_port=_port(env, "INFERCOST_API_PORT", DEFAULT_API_PORT),
+            api_token=env.get("INFERCOST_API_TOKEN") or None,
+            ui_host=env.get("INFERCOST_UI_HOST") or DEFAULT_API_HOST,
+            ui_port=_port(env, "INFERCOST_UI_PORT", DEFAULT_UI_PORT),
+            schedule_running=_bool(env, "INFERCOST_SCHEDULE_RUNNING"),
             alerts=AlertSettings.from_env(env),
         )
 

@@ -66,6 +66,35 @@ def run_cli(
     )
 
 
+def sample_landing(root: Path, edit_inventory=None, linked=("requests", "telemetry", "prices", "carbon")) -> Path:
+    """A landing folder under ``root`` holding the sample day: the ``linked`` feeds as links to sample_logs/, the
+    fleet files copied, inventory.csv's lines passed through ``edit_inventory`` (a function of the list of lines)
+    when given. Feeds not linked get an empty folder, for the test to fill."""
+    landing = root / "landing"
+    (landing / "fleet").mkdir(parents=True)
+    for feed in ("requests", "telemetry", "prices", "carbon"):
+        if feed in linked:
+            (landing / feed).symlink_to(REPO / "sample_logs" / feed)
+        else:
+            (landing / feed).mkdir()
+    for src in (REPO / "sample_logs" / "fleet").iterdir():
+        lines = src.read_text().splitlines(keepends=True)
+        if src.name == "inventory.csv" and edit_inventory is not None:
+            lines = edit_inventory(lines)
+        (landing / "fleet" / src.name).write_text("".join(lines))
+    return landing
+
+
+def sample_telemetry_hour(landing: Path, host: str, day: str = "2026-11-02", hour: int = 0) -> None:
+    """The sample host's nvidia-smi lines of one hour of ``day``, header first, into landing/telemetry/."""
+    import gzip
+
+    stamp = f"{day.replace('-', '/')} {hour:02d}:"
+    with gzip.open(REPO / "sample_logs" / "telemetry" / f"{host}_{day}.csv.gz", "rt") as f:
+        lines = [x for i, x in enumerate(f) if i == 0 or x.startswith(stamp)]
+    (landing / "telemetry" / f"{host}_{day}.csv").write_text("".join(lines))
+
+
 def realdata_dir() -> Path:
     """Third-party data beside the repo (../shared/realdata), or $INFERCOST_REALDATA."""
     return Path(os.environ.get("INFERCOST_REALDATA", REPO.parent / "shared" / "realdata"))

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import duckdb
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, sample_landing, sample_telemetry_hour
 
 DAY = "2026-11-02"
 REPLICA = "us-west-h100-small-001-r0"
@@ -70,21 +70,14 @@ def _spend_log_rows() -> tuple[list[dict], list[str]]:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache_hits")
-    landing = root / "landing"
-    for feed in ("requests", "telemetry"):
-        (landing / feed).mkdir(parents=True)
-    for feed in ("fleet", "prices", "carbon"):
-        (landing / feed).symlink_to(REPO / "sample_logs" / feed)
+    landing = sample_landing(root, linked=("prices", "carbon"))
     config = root / "config"  # the reader is configuration, kept out of the landing folder
     config.mkdir()
     (config / "formats.yaml").write_text("requests: {format: litellm}\n")
     rows, hits = _spend_log_rows()
     (landing / "requests" / "spend.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     # the host's telemetry for the first hour of the day (what the requests need, and quick)
-    src = REPO / "sample_logs" / "telemetry" / f"us-west-h100-small-001_{DAY}.csv.gz"
-    with gzip.open(src, "rt") as f:
-        lines = [x for i, x in enumerate(f) if i == 0 or x.startswith("2026/11/02 00:")]
-    (landing / "telemetry" / f"us-west-h100-small-001_{DAY}.csv").write_text("".join(lines))
+    sample_telemetry_hour(landing, "us-west-h100-small-001", DAY)
     env = {
         **os.environ,
         "INFERCOST_HOME": str(root / "home"),

@@ -28,6 +28,8 @@ COMMANDS = [
     "alerts",
     "bench",
     "dev",
+    "serve",
+    "api",
 ]
 
 

@@ -49,8 +49,10 @@ EXPECTED_ASSETS = {
     "agg_daily_device_type_cost",
     "agg_region_bucket_cost",
     "fct_electricity_prices",
+    "agg_daily_label_cost",
     # alerts
     "cost_anomalies",
+    "budget_status",
     # publish
     "published_warehouse",
     "technique_comparison",

@@ -121,3 +121,47 @@ def test_otel_genai_spans_otlp_json_and_flat(con, landing):
     raw = con.execute("SELECT source_line, raw_text FROM ingest_quarantine WHERE reason LIKE 'not a GenAI%'").fetchall()
     assert raw[0][0] == 1 and json.loads(raw[0][1])["spanId"] == "a4"
     assert_row_identity(con, "requests")
+
+
+def test_request_labels_from_metadata_in_openai_and_litellm_rows(con, landing, config_dir, monkeypatch):
+    monkeypatch.setenv("INFERCOST_REQUEST_LABELS", "project, api_key,feature")
+    (config_dir / "formats.yaml").write_text(
+        "requests:\n  - {pattern: 'litellm*', format: litellm}\n  - {pattern: '*.jsonl', format: openai_jsonl}\n"
+    )
+    base = {"model": "llama-3.1-8b-instruct", "replica_id": "us-west-h100-large-000-r0"}
+    openai = [
+        {
+            **base,
+            "id": "o1",
+            "started_at": "2026-11-02T10:00:00Z",
+            "ended_at": "2026-11-02T10:00:02Z",
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+            "metadata": {"project": "search", "api_key": 'k"1', "other": "x"},
+        },
+        {
+            **base,
+            "id": "o2",
+            "started_at": "2026-11-02T10:00:00Z",
+            "ended_at": "2026-11-02T10:00:02Z",
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+            "metadata": {"project": None},
+        },
+    ]
+    litellm = {
+        "request_id": "l1",
+        "startTime": "2026-11-02T10:00:00Z",
+        "endTime": "2026-11-02T10:00:01Z",
+        "model_group": base["model"],
+        "api_base": base["replica_id"],
+        "prompt_tokens": 3,
+        "completion_tokens": 4,
+        "metadata": json.dumps({"feature": "autocomplete"}),
+        "project": "agents",
+    }
+    (landing / "requests" / "gateway.jsonl").write_text("".join(json.dumps(r) + "\n" for r in openai))
+    (landing / "requests" / "litellm.jsonl").write_text(json.dumps(litellm) + "\n")
+    ingest_feed(con, "requests", landing, DAY)
+    got = dict(con.execute("SELECT request_id, labels FROM raw_requests ORDER BY 1").fetchall())
+    assert json.loads(got["o1"]) == {"project": "search", "api_key": 'k"1'}  # `other` is not named
+    assert got["o2"] is None  # no named key has a value
+    assert json.loads(got["l1"]) == {"feature": "autocomplete", "project": "agents"}

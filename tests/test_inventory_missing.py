@@ -4,7 +4,7 @@ into fct_request_cost and every rollup, and the technique comparisons leave them
 import duckdb
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import run_cli, sample_landing
 
 pytestmark = pytest.mark.e2e
 
@@ -17,19 +17,13 @@ MODEL = "llama-3.1-70b-instruct"
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     root = tmp_path_factory.mktemp("inventory_missing")
-    landing = root / "landing"
-    landing.mkdir()
-    for feed in ("requests", "telemetry", "prices", "carbon"):
-        (landing / feed).symlink_to(REPO / "sample_logs" / feed)
-    fleet = landing / "fleet"
-    fleet.mkdir()
-    for src in (REPO / "sample_logs" / "fleet").iterdir():
-        lines = src.read_text().splitlines(keepends=True)
-        if src.name == "inventory.csv":
-            kept = [x for x in lines if not x.startswith(DEVICE)]
-            assert len(kept) == len(lines) - 1
-            lines = kept
-        (fleet / src.name).write_text("".join(lines))
+
+    def without_device(lines):
+        kept = [x for x in lines if not x.startswith(DEVICE)]
+        assert len(kept) == len(lines) - 1
+        return kept
+
+    landing = sample_landing(root, edit_inventory=without_device)
     run_cli(["materialize", "--partition", "2026-11-02"], home=root / "home", landing=landing, timeout=900)
     con = duckdb.connect(str(root / "home" / "warehouse.duckdb"), read_only=True)
     yield con

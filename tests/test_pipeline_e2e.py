@@ -400,3 +400,29 @@ def test_no_comparison_leaves_requests_out_on_the_clean_sample_day(warehouse):
         "SELECT sum(requests_before_in_service + requests_amortization_ended + requests_from_cache) "
         "FROM agg_daily_model_cost",
     ) == (0,)
+
+
+def test_allocation_api_query_matches_the_marts_under_every_idle_policy(warehouse):
+    from pipelines.outputs.allocation import allocate
+    from pipelines.outputs.metrics import metrics_text
+
+    with duckdb.connect(str(warehouse["home"] / "published" / "warehouse.duckdb"), read_only=True) as con:
+        fleet = one(con, "SELECT sum(total_cost_usd) FROM fct_request_cost")[0]
+        fleet += one(con, "SELECT sum(idle_cost_usd) FROM agg_idle_cost")[0]
+        built = dict(
+            con.execute("SELECT model, sum(idle_cost_allocated_usd) FROM fct_request_cost GROUP BY ALL").fetchall()
+        )
+        for policy in ("none", "proportional", "even"):
+            result = allocate(con, "7d", "model,region", policy)
+            assert sum(r["total_cost_usd"] for r in result["data"]) == pytest.approx(fleet, rel=1e-9)
+        # the query-time rule is the warehouse's own for the policy it was built with
+        by_model = allocate(con, "7d", "model")
+        assert by_model["idle_policy"] == by_model["warehouse_idle_policy"] == "proportional"
+        rows = {r["model"]: r for r in by_model["data"] if not r["idle_unallocated"]}
+        assert {m: r["idle_cost_usd"] for m, r in rows.items()} == pytest.approx(built, rel=1e-9)
+        text = metrics_text(con)
+        for model, usd in con.execute(
+            "SELECT model, cost_per_1m_output_tokens_usd FROM agg_daily_model_cost "
+            "WHERE request_date = (SELECT max(request_date) FROM agg_daily_model_cost)"
+        ).fetchall():
+            assert f'infercost_cost_per_1m_output_tokens_usd{{model="{model}"}} {usd!r}' in text

@@ -3,14 +3,10 @@
 devices_in_service names the device and the day), one whose amortization ended (paid off: capex 0 is right, and
 its caveat says so)."""
 
-import os
-import subprocess
-import sys
-
 import duckdb
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import run_cli, sample_landing
 
 DAY = "2026-11-02"
 # single-device replicas on us-west-h100-small-001, in USD
@@ -32,31 +28,8 @@ def _moved(line: str) -> str:
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     root = tmp_path_factory.mktemp("service_window")
-    landing = root / "landing"
-    landing.mkdir()
-    for feed in ("requests", "telemetry", "prices", "carbon"):
-        (landing / feed).symlink_to(REPO / "sample_logs" / feed)
-    fleet = landing / "fleet"
-    fleet.mkdir()
-    for src in (REPO / "sample_logs" / "fleet").iterdir():
-        lines = src.read_text().splitlines(keepends=True)
-        if src.name == "inventory.csv":
-            lines = [_moved(x) for x in lines]
-        (fleet / src.name).write_text("".join(lines))
-    env = {**os.environ, "INFERCOST_HOME": str(root / "home"), "INFERCOST_LANDING": str(landing)}
-    env.pop("INFERCOST_WAREHOUSE", None)
-    env.pop("DAGSTER_HOME", None)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    run = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "materialize", "--partition", DAY],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    landing = sample_landing(root, edit_inventory=lambda lines: [_moved(x) for x in lines])
+    run_cli(["materialize", "--partition", DAY], home=root / "home", landing=landing, timeout=900)
     con = duckdb.connect(str(root / "home" / "warehouse.duckdb"), read_only=True)
     yield con
     con.close()

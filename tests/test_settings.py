@@ -43,8 +43,19 @@ def test_values_are_parsed_and_bad_values_named():
         Settings.from_env({"INFERCOST_MAX_GAP_S": "five"})
     with pytest.raises(SettingsError, match="INFERCOST_IDLE_SHARING_POLICY"):
         Settings.from_env({"INFERCOST_IDLE_SHARING_POLICY": "fair"})
+    served = Settings.from_env({"INFERCOST_API_PORT": "9000", "INFERCOST_SCHEDULE_RUNNING": "true"})
+    assert served.api_port == 9000 and served.api_host == "127.0.0.1" and served.schedule_running
+    for bad in ("http", "0", "70000"):
+        with pytest.raises(SettingsError, match="INFERCOST_UI_PORT"):
+            Settings.from_env({"INFERCOST_UI_PORT": bad})
 
 
 def test_secrets_stay_out_of_repr():
-    s = Settings.from_env({"INFERCOST_ALERT_WEBHOOK_SECRET": "hunter2", "INFERCOST_ALERT_SMTP_PASSWORD": "pw9"})
-    assert "hunter2" not in repr(s) and "pw9" not in repr(s)
+    s = Settings.from_env(
+        {
+            "INFERCOST_ALERT_WEBHOOK_SECRET": "hunter2",
+            "INFERCOST_ALERT_SMTP_PASSWORD": "pw9",
+            "INFERCOST_API_TOKEN": "tok3n",
+        }
+    )
+    assert "hunter2" not in repr(s) and "pw9" not in repr(s) and "tok3n" not in repr(s)

@@ -1,10 +1,18 @@
 {#
   Daily cost rollup of fct_request_cost by request_date and the given columns, with utilization and idle share
-  of the devices that served each group that day (a device serving two groups counts for both).
+  of the devices that served each group that day (a device serving two groups counts for both). by_label=true
+  groups by each label (label_key, label_value) of fct_request_cost.labels instead of its rows.
 #}
-{% macro daily_cost_rollup(group_columns) %}
+{% macro daily_cost_rollup(group_columns, by_label=false) %}
 with requests as (
+    {% if by_label %}
+    -- one row per request and label it carries (a request with two labels counts under each)
+    select fct.*, label.key as label_key, label.value as label_value
+    from {{ ref('fct_request_cost') }} as fct,
+        unnest(map_entries(json(fct.labels)::map(varchar, varchar))) as labels(label)
+    {% else %}
     select * from {{ ref('fct_request_cost') }}
+    {% endif %}
 ),
 
 pieces as (

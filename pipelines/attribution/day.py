@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.attribution.kernel import attribute_energy
+from pipelines.attribution.kernel import attribute_energy, warm_up
 from pipelines.attribution.skew import detect_clock_skew
 from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 from pipelines.warehouse.connection import ensure_raw_tables, scalar
@@ -280,6 +280,7 @@ def attribute_day(
     progress=None,
 ) -> DayAttribution:
     """Attribute one UTC day; ``progress(groups_done, groups_total, totals)`` is called after each device group."""
+    warm_up()  # load the compiled kernel in the background while the day's inputs are queried
     ensure_raw_tables(con)
     create_tables(con, "request_energy_pieces", "device_energy_buckets", "unattributed_requests", "clock_skew_checks")
     lo = datetime.combine(day, time(), tzinfo=UTC)

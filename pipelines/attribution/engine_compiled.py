@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipelines.attribution.compiled_prepare import order_within_devices
 from pipelines.attribution.compiled_segments import build_segments, compact, is_clean
 from pipelines.attribution.compiled_sweep import (
     count_segments,
@@ -36,15 +37,20 @@ def _readonly(*arrays):
 
 
 def _order_within_devices(dev: np.ndarray, t: np.ndarray, ndev: int) -> np.ndarray:
-    """Row order by (device, time): one argsort of packed keys, skipped when the rows are already in order."""
+    """Row order by (device, time), stable: nothing to do when the rows are in order already; rows grouped by
+    device (as the kernel passes them) are sorted device by device, in parallel; others by one packed argsort."""
     if len(t) == 0:
         return np.zeros(0, dtype=np.int64)
     if in_order(dev, t):
         return np.arange(len(t), dtype=np.int64)
+    if bool(np.all(dev[1:] >= dev[:-1])):
+        order = np.empty(len(t), dtype=np.int64)
+        order_within_devices(np.searchsorted(dev, np.arange(ndev + 1)).astype(np.int64), t, order)
+        return order
     t_min = int(t.min())
     span = int(t.max()) - t_min + 1
     if ndev * span < 2**62:
-        return np.argsort(dev * span + (t - t_min)).astype(np.int64, copy=False)
+        return np.argsort(dev * span + (t - t_min), kind="stable").astype(np.int64, copy=False)
     return np.lexsort((t, dev)).astype(np.int64, copy=False)
 
 
@@ -149,4 +155,4 @@ def power_segments(dev, ts, power, window_us, max_gap_us) -> PowerSegments:
     return PowerSegments(out_dev[:k], out_a[:k], out_b[:k], out_p[:k], int(dropped))
 
 
-ENGINE = Engine("compiled", 32_000_000, power_segments, sweep)
+ENGINE = Engine("compiled", 8_000_000, power_segments, sweep)

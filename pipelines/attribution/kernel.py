@@ -32,8 +32,10 @@ Computed as a sorted sweep over merged breakpoints, devices in bounded groups, w
 every (device, bucket) segment so that no long running sum loses digits: O((N+M) log(N+M)). Two engines
 implement the sweep (engines.py names them): one compiled pass per group (engine_compiled.py, numba) and
 vectorized numpy passes (engine_numpy.py); they agree to 1e-11 and both are checked against a slow reference.
-This module prepares the inputs (arrays.py), builds power segments (segments.py), sweeps device groups with the
-chosen engine and assembles the output tables.
+This module converts the inputs (arrays.py), turns ids into codes and rows into device order (prepare.py: rows
+may come in any order, typically time order as logged), builds power segments (segments.py), sweeps device groups
+with the chosen engine and assembles the output tables (results.py: chunked by group, request ids in the caller's
+type). The compiled engine's code is loaded in a background thread on the first call (warm_up, warmup.py).
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.attribution.arrays import (
     TS_TYPE,
@@ -56,14 +57,23 @@ from pipelines.attribution.engine_api import (
     Engine,
     GroupRequests,
     SweepResult,
-    concat_results,
 )
 from pipelines.attribution.engines import default_engine, get_engine
+from pipelines.attribution.prepare import RowsByDevice, device_codes, rows_by_device, take
 from pipelines.attribution.results import AttributionResult, attribution_result
 from pipelines.attribution.segments import power_segments
+from pipelines.attribution.warmup import start_warm_up
 from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 
-__all__ = ["TS_TYPE", "US_PER_S", "AttributionResult", "attribute_energy", "default_engine", "request_weights"]
+__all__ = [
+    "TS_TYPE",
+    "US_PER_S",
+    "AttributionResult",
+    "attribute_energy",
+    "default_engine",
+    "request_weights",
+    "warm_up",
+]
 
 
 def request_weights(
@@ -87,7 +97,8 @@ class _Inputs:
     t_dev: np.ndarray
     ts_us: np.ndarray
     power_w: np.ndarray
-    window_us: np.ndarray
+    window_us: np.ndarray | None
+    """None when the telemetry has no power_window_s column (every sample instantaneous)"""
     counter: np.ndarray | None
     """energy_counter_j, or None when the telemetry has no usable counter"""
 
@@ -112,26 +123,13 @@ def _request_arrays(requests: pa.Table, prompt_token_weight: float) -> tuple[np.
     return s, e, w
 
 
-def _device_codes(req_dev: pa.ChunkedArray, tel_dev: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    both = pa.chunked_array(
-        list(pc.cast(req_dev, pa.string()).chunks) + list(pc.cast(tel_dev, pa.string()).chunks), type=pa.string()
-    )
-    if pc.any(pc.is_null(both)).as_py():
-        raise ValueError("device_id must not be null")
-    devices = pc.unique(both).sort()
-    return (
-        devices,
-        pc.index_in(req_dev, devices).to_numpy(zero_copy_only=False).astype(np.int64),
-        pc.index_in(tel_dev, devices).to_numpy(zero_copy_only=False).astype(np.int64),
-    )
-
-
 def _inputs(requests: pa.Table, telemetry: pa.Table, prompt_token_weight: float) -> _Inputs:
     s, e, w = _request_arrays(requests, prompt_token_weight)
-    devices, r_dev, t_dev = _device_codes(requests["device_id"], telemetry["device_id"])
+    devices, (r_dev, t_dev) = device_codes(requests["device_id"], telemetry["device_id"])
     t_ts = ts_us(telemetry["ts"])
     t_p = float_array(telemetry["power_w"])
-    t_w = window_us(telemetry["power_window_s"] if "power_window_s" in telemetry.column_names else None, len(t_ts))
+    # no window column: every sample instantaneous (zeros made per group, not gathered)
+    t_w = window_us(telemetry["power_window_s"], len(t_ts)) if "power_window_s" in telemetry.column_names else None
     counter = None
     if "energy_counter_j" in telemetry.column_names:
         counter = float_array(telemetry["energy_counter_j"])
@@ -149,56 +147,51 @@ def _chunks(r_dev: np.ndarray, t_dev: np.ndarray, ndev: int, max_events: int) ->
     return [(int(lo), int(hi)) for lo, hi in pairwise(bounds) if hi > lo]
 
 
-class _RowsByDevice:
-    """The rows of one table for a range of device codes [lo, hi). Rows usually come grouped by device already:
-    then a group's rows are a slice (a view), not a gather."""
-
-    def __init__(self, dev: np.ndarray, ndev: int):
-        self.sorted = bool(np.all(dev[1:] >= dev[:-1]))
-        self.order = None if self.sorted else np.argsort(dev, kind="stable")
-        self.first = np.searchsorted(dev if self.sorted else dev[self.order], np.arange(ndev + 1))
-
-    def rows(self, lo: int, hi: int) -> slice | np.ndarray:
-        if self.sorted:
-            return slice(self.first[lo], self.first[hi])
-        return self.order[self.first[lo] : self.first[hi]]
-
-    def table_rows(self, lo: int, hi: int, group_rows: np.ndarray) -> np.ndarray:
-        """The table's row numbers of rows numbered within the group."""
-        return group_rows + self.first[lo] if self.sorted else self.order[self.first[lo] : self.first[hi]][group_rows]
+def _group_segments(inp: _Inputs, t_rows: RowsByDevice, lo: int, hi: int, max_gap_us: int, engine: Engine):
+    """The power segments of devices [lo, hi): their samples gathered in device order."""
+    ti = t_rows.rows(lo, hi)
+    ts = take(inp.ts_us, ti)
+    return power_segments(
+        t_rows.codes(lo, hi),
+        ts,
+        take(inp.power_w, ti),
+        np.zeros(len(ts), np.int64) if inp.window_us is None else take(inp.window_us, ti),
+        max_gap_us,
+        None if inp.counter is None else take(inp.counter, ti),
+        engine,
+    )
 
 
 def _sweep_groups(inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int, max_events: int) -> list[SweepResult]:
-    """Devices are independent: sweep them in groups so that memory stays bounded whatever the input size."""
+    """Devices are independent: sweep them in groups so that memory stays bounded whatever the input size. Each
+    group's result keeps its own arrays (the output tables are chunked by group: nothing is concatenated), with
+    the table's request rows and global device codes."""
     ndev = len(inp.devices)
-    r_rows, t_rows = _RowsByDevice(inp.r_dev, ndev), _RowsByDevice(inp.t_dev, ndev)
+    r_rows, t_rows = rows_by_device(inp.r_dev, ndev), rows_by_device(inp.t_dev, ndev)
     parts = []
     for lo, hi in _chunks(inp.r_dev, inp.t_dev, ndev, max_events):
-        ri, ti = r_rows.rows(lo, hi), t_rows.rows(lo, hi)
-        requests = GroupRequests(
-            inp.r_dev[ri] - lo if lo else inp.r_dev[ri], inp.start_us[ri], inp.end_us[ri], inp.weight[ri]
-        )
-        segments = power_segments(
-            inp.t_dev[ti] - lo if lo else inp.t_dev[ti],
-            inp.ts_us[ti],
-            inp.power_w[ti],
-            inp.window_us[ti],
-            max_gap_us,
-            None if inp.counter is None else inp.counter[ti],
-            engine,
-        )
+        ri = r_rows.rows(lo, hi)
+        requests = GroupRequests(r_rows.codes(lo, hi), inp.start_us[ri], inp.end_us[ri], inp.weight[ri])
+        segments = _group_segments(inp, t_rows, lo, hi, max_gap_us, engine)
         part = engine.sweep(requests, segments, bucket_us, hi - lo)
-        parts.append(
-            replace(
-                part,
-                row=r_rows.table_rows(lo, hi, part.row),
-                seg_dev=part.seg_dev + lo,
-                dropped=segments.dropped,
-                counter_intervals=segments.counter_intervals,
-                counter_resets=segments.counter_resets,
-            )
+        part = replace(
+            part,
+            row=r_rows.table_rows(lo, hi, part.row).astype(np.int64, copy=False),
+            seg_dev=part.seg_dev + lo,
+            dropped=segments.dropped,
+            counter_intervals=segments.counter_intervals,
+            counter_resets=segments.counter_resets,
         )
+        parts.append(part)
     return parts
+
+
+def warm_up():
+    """Load the compiled engine in a background thread (once per process; see warmup.py): the first call in a
+    process then overlaps it with its own work. Returns the thread (None without numba)."""
+    return start_warm_up(
+        lambda requests, telemetry: attribute_energy(requests, telemetry, bucket_s=3600, engine="compiled").per_request
+    )
 
 
 def attribute_energy(
@@ -218,11 +211,13 @@ def attribute_energy(
     row per device under the same request_id.
     telemetry: device_id, ts, power_w and optionally power_window_s and energy_counter_j.
     Devices are swept in groups of about ``max_events_per_chunk`` breakpoints, so memory stays bounded (default:
-    4M for the numpy engine, whose arrays grow with the events of a group, 32M for the compiled one).
+    4M for the numpy engine, whose arrays grow with the events of a group, 8M for the compiled one).
     engine: "compiled" (one numba pass per group, the default when numba is installed) or "numpy" (vectorized
     passes); both implement the same rule and are tested against each other and the slow reference.
     """
     chosen = get_engine(engine)
+    if chosen.name == "compiled":
+        warm_up()  # the first call in a process: load the compiled code while the inputs are prepared
     if max_events_per_chunk is None:
         max_events_per_chunk = chosen.max_events_per_chunk
     if bucket_s <= 0 or 86400 % bucket_s and bucket_s % 86400:
@@ -230,8 +225,10 @@ def attribute_energy(
     bucket_us = int(bucket_s) * US_PER_S
     max_gap_us = round(max_gap_s * US_PER_S)
 
-    rid = pc.cast(requests["request_id"], pa.string())
+    rid = requests["request_id"]
     rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
     inp = _inputs(requests, telemetry, prompt_token_weight)
-    res = concat_results(_sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk))
-    return attribution_result(rid, inp.devices, inp.r_dev, (inp.end_us - inp.start_us) / US_PER_S, res, bucket_us)
+    parts = _sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk)
+    devices, r_dev, length_s = inp.devices, inp.r_dev, (inp.end_us - inp.start_us) / US_PER_S
+    del inp  # the input arrays are freed before the output tables are built
+    return attribution_result(rid, devices, r_dev, length_s, parts, bucket_us)

@@ -9,16 +9,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.attribution.arrays import TS_TYPE
 from pipelines.attribution.engine_api import SweepResult
+from pipelines.attribution.prepare import request_codes, sum_pieces
 
 
 @dataclass
 class AttributionResult:
     per_request_bucket: pa.Table
-    """request_id, device_id, bucket_start, energy_j, device_share_s, unmetered_s (one row per piece)."""
+    """request_id, device_id, bucket_start, energy_j, device_share_s, unmetered_s (one row per piece). request_id
+    keeps the input's type."""
     per_device_bucket: pa.Table
     """device_id, bucket_start, span_s, metered_s, busy_s, unmetered_s, metered_energy_j, busy_energy_j,
     idle_energy_j."""
@@ -51,54 +52,79 @@ class AttributionResult:
         return float(np.sum(self.per_request_bucket["energy_j"].to_numpy()))
 
 
+def _device_ids(devices: pa.Array, codes: np.ndarray) -> pa.Array:
+    """Device ids of codes: strings (a dictionary array would be smaller, but Arrow cannot sort by one)."""
+    return devices.take(pa.array(codes))
+
+
+def _bucket_starts(bucket: np.ndarray, bucket_us: int) -> pa.Array:
+    """Bucket numbers as their start times, in place (the sweep's bucket array is not used again)."""
+    bucket *= bucket_us
+    return pa.array(bucket, pa.int64()).cast(TS_TYPE)
+
+
+def _chunked(arrays: list, type_: pa.DataType) -> pa.ChunkedArray:
+    """One column from the groups' arrays, zero-copy where Arrow can (no concatenation)."""
+    return pa.chunked_array([pa.array(a, type_) if isinstance(a, np.ndarray) else a for a in arrays], type=type_)
+
+
 def _per_request_bucket(
-    rid: pa.Array, devices: pa.Array, r_dev: np.ndarray, res: SweepResult, bucket_us: int
+    rid: pa.Array, devices: pa.Array, r_dev: np.ndarray, parts: list[SweepResult], bucket_us: int
 ) -> pa.Table:
-    row = res.row
-    # one piece per request row, in row order (one bucket, rows grouped by device): no gather needed
-    identity = len(row) == len(r_dev) and (len(row) == 0 or (row[0] == 0 and bool(np.all(row[1:] > row[:-1]))))
+    def request_ids(row: np.ndarray) -> pa.Array:
+        # one piece per request row, in row order (one bucket, one group, rows grouped by device): no gather
+        identity = len(row) == len(rid) and (len(row) == 0 or (row[0] == 0 and bool(np.all(row[1:] > row[:-1]))))
+        return rid if identity else rid.take(pa.array(row))
+
     return pa.table(
         {
-            "request_id": rid if identity else pc.take(rid, pa.array(row)),
-            "device_id": pc.take(devices, pa.array(r_dev[row])),
-            "bucket_start": pa.array(res.bucket * bucket_us, pa.int64()).cast(TS_TYPE),
-            "energy_j": pa.array(res.energy_j, pa.float64()),
-            "device_share_s": pa.array(res.device_share_s, pa.float64()),
-            "unmetered_s": pa.array(res.unmetered_s, pa.float64()),
+            "request_id": _chunked([request_ids(p.row) for p in parts], rid.type),
+            "device_id": _chunked([_device_ids(devices, r_dev[p.row]) for p in parts], pa.string()),
+            "bucket_start": _chunked([_bucket_starts(p.bucket, bucket_us) for p in parts], TS_TYPE),
+            **{
+                name: _chunked([getattr(p, name) for p in parts], pa.float64())
+                for name in ("energy_j", "device_share_s", "unmetered_s")
+            },
         }
     )
 
 
-def _per_device_bucket(devices: pa.Array, res: SweepResult, bucket_us: int) -> pa.Table:
+def _per_device_bucket(devices: pa.Array, parts: list[SweepResult], bucket_us: int) -> pa.Table:
+    def column(name: str, dtype=np.float64) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0, dtype)
+
     return pa.table(
         {
-            "device_id": pc.take(devices, pa.array(res.seg_dev)),
-            "bucket_start": pa.array(res.seg_bucket * bucket_us, pa.int64()).cast(TS_TYPE),
-            "span_s": res.span_s,
-            "metered_s": res.metered_s,
-            "busy_s": res.busy_s,
-            "unmetered_s": res.seg_unmetered_s,
-            "metered_energy_j": res.metered_energy_j,
-            "busy_energy_j": res.busy_energy_j,
-            "idle_energy_j": res.idle_energy_j,
+            "device_id": _device_ids(devices, column("seg_dev", np.int64)),
+            "bucket_start": pa.array(column("seg_bucket", np.int64) * bucket_us, pa.int64()).cast(TS_TYPE),
+            "span_s": column("span_s"),
+            "metered_s": column("metered_s"),
+            "busy_s": column("busy_s"),
+            "unmetered_s": column("seg_unmetered_s"),
+            "metered_energy_j": column("metered_energy_j"),
+            "busy_energy_j": column("busy_energy_j"),
+            "idle_energy_j": column("idle_energy_j"),
         }
     )
 
 
-def _per_request(rid: pa.Array, res: SweepResult, length_s: np.ndarray):
-    """A function building the per-request table (on first use: the daily run never needs it)."""
+def _per_request(rid: pa.Array, parts: list[SweepResult], length_s: np.ndarray):
+    """A function building the per-request table (on first use: the daily run never needs it). Request ids are
+    grouped as codes (prepare.request_codes) and the pieces summed by code, no strings built."""
 
     def build() -> pa.Table:
-        enc = pc.dictionary_encode(rid)
-        codes = enc.indices.to_numpy(zero_copy_only=False)
-        nreq = len(enc.dictionary)
+        codes, ids = request_codes(rid)
+        unique = len(ids) == len(length_s)  # then the codes are the rows: per-request totals are per-row totals
+        sums = np.zeros((3, len(ids)))
+        for p in parts:
+            sum_pieces(p.row, None if unique else codes, (p.energy_j, p.device_share_s, p.unmetered_s), sums)
         return pa.table(
             {
-                "request_id": enc.dictionary,
-                "energy_j": np.bincount(codes[res.row], weights=res.energy_j, minlength=nreq),
-                "device_share_s": np.bincount(codes[res.row], weights=res.device_share_s, minlength=nreq),
-                "unmetered_s": np.bincount(codes[res.row], weights=res.unmetered_s, minlength=nreq),
-                "device_s": np.bincount(codes, weights=length_s, minlength=nreq),
+                "request_id": ids,
+                "energy_j": sums[0],
+                "device_share_s": sums[1],
+                "unmetered_s": sums[2],
+                "device_s": length_s if unique else np.bincount(codes, weights=length_s, minlength=len(ids)),
             }
         )
 
@@ -106,15 +132,16 @@ def _per_request(rid: pa.Array, res: SweepResult, length_s: np.ndarray):
 
 
 def attribution_result(
-    rid: pa.Array, devices: pa.Array, r_dev: np.ndarray, length_s: np.ndarray, res: SweepResult, bucket_us: int
+    rid: pa.Array, devices: pa.Array, r_dev: np.ndarray, length_s: np.ndarray, parts: list[SweepResult], bucket_us: int
 ) -> AttributionResult:
-    """The tables of a sweep's result. rid: request_id per request row (string); devices: device ids by code;
-    r_dev: device code per request row; length_s: duration of each request row."""
+    """The tables of the device groups' sweeps (their pieces' rows are the table's request rows, their device codes
+    global). rid: request_id per request row (the caller's type, kept); devices: device ids by code; r_dev: device
+    code per request row; length_s: duration of each request row. Columns stay chunked by group (no copies)."""
     return AttributionResult(
-        _per_request_bucket(rid, devices, r_dev, res, bucket_us),
-        _per_device_bucket(devices, res, bucket_us),
-        res.dropped,
-        res.counter_intervals,
-        res.counter_resets,
-        _per_request(rid, res, length_s),
+        _per_request_bucket(rid, devices, r_dev, parts, bucket_us),
+        _per_device_bucket(devices, parts, bucket_us),
+        sum(p.dropped for p in parts),
+        sum(p.counter_intervals for p in parts),
+        sum(p.counter_resets for p in parts),
+        _per_request(rid, parts, length_s),
     )

@@ -88,6 +88,17 @@ def open_warehouse(live: bool = False, busy_hint: str = "try again when the run 
         yield con
 
 
+# the Dagster instance's settings unless the user wrote their own dagster.yaml: no telemetry, and one run at a time
+# (the live warehouse has one writer)
+DAGSTER_YAML = """# written by infercost (pipelines/cli/helpers.py); edit freely, it is not rewritten once it has content
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+"""
+
+
 def prepare_environment() -> None:
     """One data directory: the warehouse, Dagster's instance, dbt's target all resolve from INFERCOST_HOME."""
     home = infercost_home()
@@ -95,7 +106,9 @@ def prepare_environment() -> None:
     os.environ.setdefault("INFERCOST_WAREHOUSE", str(warehouse_path()))
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home / "dagster")))
     dagster_home.mkdir(parents=True, exist_ok=True)
-    (dagster_home / "dagster.yaml").touch()
+    instance_yaml = dagster_home / "dagster.yaml"
+    if not instance_yaml.exists() or not instance_yaml.read_text().strip():
+        instance_yaml.write_text(DAGSTER_YAML)
     # the dbt executable lives beside this Python
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

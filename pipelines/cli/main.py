@@ -1,5 +1,5 @@
 """The infercost command: demo, generate, ingest, materialize, sql, compare, whatif, report, export, docs,
-validate-energy, alerts, bench, dev.
+validate-energy, alerts, budgets, shadow-price, bench, dev, serve, api.
 
 Each command lives in the module of its group (run, ingest, query, alerts, devtools); this module builds the parser
 and turns errors into one line: ``infercost: <message>`` and exit status 1, the traceback only with --debug.
@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from pipelines.cli import alerts, devtools, ingest, query, run
+from pipelines.cli import alerts, devtools, finops, ingest, query, run, serve
 from pipelines.cli.helpers import UserError
 
 # the order of `infercost --help`
@@ -28,8 +28,12 @@ COMMANDS = [
     query.add_docs,
     devtools.add_validate_energy,
     alerts.add_alerts,
+    finops.add_budgets,
+    finops.add_shadow_price,
     devtools.add_bench,
     run.add_dev,
+    serve.add_serve,
+    serve.add_api,
 ]
 
 

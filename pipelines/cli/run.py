@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from datetime import date
@@ -22,6 +21,7 @@ from pipelines.cli.helpers import (
 )
 from pipelines.cli.run_checks import check_run, landing_days
 from pipelines.cli.runlock import run_lock
+from pipelines.serve.supervisor import Command, Supervisor
 from pipelines.settings import REPO_ROOT
 from pipelines.warehouse.connection import infercost_home, landing_dir, warehouse_path
 
@@ -139,9 +139,13 @@ def cmd_dev(args) -> None:
         "-p",
         str(args.port),
     ]
-    say(f"serving the Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    say(f"serving the Dagster UI on http://127.0.0.1:{args.port} (Ctrl-C or SIGTERM stops it and its children)")
     os.environ["DAGSTER_IS_DEV_CLI"] = "1"
-    raise SystemExit(subprocess.call(cmd, cwd=REPO_ROOT))
+    # `dagster dev` in its own process group, stopped as a group: killing only its PID leaves its webserver,
+    # daemon and code servers running and holding the port
+    supervisor = Supervisor([Command("dagster dev", cmd)], dict(os.environ), REPO_ROOT, say)
+    supervisor.start()
+    raise SystemExit(supervisor.wait())
 
 
 def add_demo(sub) -> None:

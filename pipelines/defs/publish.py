@@ -41,7 +41,9 @@ def technique_comparison(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         "technique_savings",
         "agg_region_bucket_cost",
         "fct_electricity_prices",
+        "agg_daily_label_cost",
         "cost_anomalies",
+        "budget_status",
         "technique_comparison",
     ],
     description="A read-only copy of the whole warehouse for analysts ($INFERCOST_HOME/published/), replaced "

@@ -29,7 +29,7 @@ from pipelines.warehouse.publish import published_path
 @dataclass(frozen=True)
 class Alert:
     key: str
-    kind: str  # cost_anomaly | quality_check
+    kind: str  # cost_anomaly | quality_check | budget
     day: str
     title: str
     text: str
@@ -84,6 +84,35 @@ def collect(con: duckdb.DuckDBPyConnection) -> list[Alert]:
                     details={"check": check, "failures": failures},
                 )
             )
+    return alerts + _budget_alerts(con)
+
+
+def _budget_alerts(con: duckdb.DuckDBPyConnection) -> list[Alert]:
+    """A budget over, or forecast over, its limit: one alert per budget, month and status (a budget that goes from
+    forecast over to over alerts twice, never daily)."""
+    if not table_exists(con, "budget_status"):
+        return []
+    rows = con.execute(
+        "SELECT budget, scope, unit, month, as_of, limit_amount, spent_to_date, forecast_month_end, status "
+        "FROM budget_status WHERE status <> 'ok' "
+        "QUALIFY as_of = max(as_of) OVER (PARTITION BY budget, month) ORDER BY month, budget"
+    ).fetchall()
+    alerts = []
+    for name, scope, unit, month, as_of, limit, spent, forecast, status in rows:
+        verb = "is over" if status == "over" else "is forecast to exceed"
+        alerts.append(
+            Alert(
+                key=f"budget:{name}:{month:%Y-%m}:{status}",
+                kind="budget",
+                day=str(as_of),
+                title=f"Budget {name} ({scope}) {verb} its limit for {month:%Y-%m}",
+                text=(
+                    f"spent {spent:,.2f} {unit} through {as_of} of {limit:,.2f}; forecast {forecast:,.2f} {unit} "
+                    f"({100 * forecast / limit:.0f} % of the limit) by the month's end"
+                ),
+                details={"budget": name, "scope": scope, "unit": unit, "status": status, "forecast": forecast},
+            )
+        )
     return alerts
 
 

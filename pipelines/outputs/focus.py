@@ -127,7 +127,12 @@ _SELECT = [
     ("SubAccountId", "tenant"),
     ("SubAccountName", "tenant"),
     ("SubAccountType", "'Tenant'"),
-    ("Tags", "to_json(map(['model', 'technique', 'tenant'], [model, technique, tenant]))::VARCHAR"),
+    # the request labels (INFERCOST_REQUEST_LABELS), then model, technique and tenant, which win a clash of keys
+    (
+        "Tags",
+        "json_merge_patch(coalesce(labels, '{{}}'), to_json(map(['model', 'technique', 'tenant'], "
+        "[model, technique, tenant])))::VARCHAR",
+    ),
     ("x_Model", "model"),
     ("x_ModelFamily", "family"),
     ("x_Technique", "technique"),
@@ -151,6 +156,7 @@ _USAGE_SQL = """
     usage AS (
         SELECT request_date, region, coalesce(device_type, 'unknown') AS device_type, model, family, technique,
                coalesce(tenant, 'unassigned') AS tenant,
+               labels,
                count(*) AS requests, sum(prompt_tokens) AS input_tokens, sum(completion_tokens) AS output_tokens,
                sum(coalesce(fully_loaded_cost_usd, 0)) AS cost_usd, sum(coalesce(energy_j, 0)) / 3.6e6 AS energy_kwh,
                sum(coalesce(facility_energy_j, 0)) / 3.6e6 AS facility_energy_kwh,
@@ -175,7 +181,7 @@ def focus_sql(start: date | None = None, end: date | None = None) -> str:
     return (
         _USAGE_SQL.format(where="WHERE " + " AND ".join(where) if where else "")
         + f"    SELECT\n        {columns}\n    FROM usage\n"
-        + "    ORDER BY ChargePeriodStart, RegionId, ResourceType, SkuId, x_Technique, SubAccountId\n"
+        + "    ORDER BY ChargePeriodStart, RegionId, ResourceType, SkuId, x_Technique, SubAccountId, Tags\n"
     )
 
 

@@ -38,6 +38,7 @@ WRITTEN_TABLES = (
     "ingest_file_stats",
     "quality_check_results",
     "cost_anomalies",
+    "budget_status",
     "technique_comparison",
 )
 RAW_TABLES = tuple(f"raw_{name}" for name in FEEDS + FLEET_TABLES)

@@ -40,6 +40,7 @@ select
     ), ''), 'baseline') as technique,
     coalesce(models.baseline_model, requests.model) as baseline_model,
     requests.tenant,
+    requests.labels,
     requests.status,
     requests.estimated_fields
 from requests

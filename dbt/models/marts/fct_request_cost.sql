@@ -143,6 +143,7 @@ select
     speculative,
     batching,
     tenant,
+    labels,
     status,
     replica_id,
     device_type,

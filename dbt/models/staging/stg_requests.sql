@@ -19,6 +19,7 @@ select
     speculative,
     batching,
     tenant,
+    labels,
     status,
     estimated_fields
 from requests

@@ -3,7 +3,7 @@
 Inputs are synthetic fleets like those of issue 6 (1 s instantaneous telemetry, continuous batching with a mean
 concurrency about 6), generated once per scale with a fixed seed and cached as Parquet under bench_data/.
 
-* kernel: ``attribute_energy`` (one bucket per day, so its pieces are per request like the SQL's rows);
+* kernel: ``attribute_energy`` with hourly buckets: its pieces and its per-request totals (what a caller needs);
 * sql: a window-function sweep over a unioned event table in DuckDB (rates summed per device in time order,
   power joined ASOF, compensated (fsum) prefix sums of P/D per device, request energy = rate x (G(end) -
   G(start)));
@@ -24,6 +24,7 @@ from pipelines.devtools.bench.fleet_day import FLEET_DAY, fleet_day
 from pipelines.devtools.bench.inputs import (
     SCALES,
     bench_dir,
+    data_dir,
     ensure_data,
     load,
     synthetic_inputs,
@@ -39,6 +40,7 @@ __all__ = [
     "STARTUP",
     "SWEEP_SQL",
     "bench_dir",
+    "data_dir",
     "compare_results",
     "ensure_data",
     "exact_energy_j",

@@ -208,6 +208,13 @@ def columns_sql(contract: Contract, raw: dict[str, str], typed: dict[str, str] |
     return ",\n                ".join(out)
 
 
+def labels_sql(values: dict[str, str]) -> str:
+    """A request's labels as JSON text, from the SQL of each label key's value: the keys with a value, null when
+    none has one."""
+    entries = ", ".join(f"{{'k': {sql_str(k)}, 'v': CAST({v} AS VARCHAR)}}" for k, v in values.items())
+    return f"nullif(to_json(map_from_entries(list_filter([{entries}], lambda x: x.v IS NOT NULL))), '{{}}')"
+
+
 def empty_mapped(contract: Contract) -> str:
     return (
         f"SELECT NULL::VARCHAR AS source_file, NULL::BIGINT AS source_line, NULL::VARCHAR AS raw_text, "

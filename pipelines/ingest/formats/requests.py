@@ -15,11 +15,13 @@ from pipelines.ingest.formats.common import (
     columns_sql,
     epoch_sql,
     finish,
+    labels_sql,
     register,
     sql_str,
     strip_bom,
     typed_records,
 )
+from pipelines.settings import current
 from pipelines.warehouse.contracts import load_contract
 
 
@@ -29,7 +31,8 @@ class OpenAIJsonl:
     Field paths: id (or request_id); started_at, first_token_at, ended_at as ISO-8601 (or start_time/end_time);
     model; replica_id, device_id, host; usage.prompt_tokens, usage.completion_tokens,
     usage.prompt_tokens_details.cached_tokens; status (missing means ok); metadata.tenant (or user),
-    metadata.quantization, metadata.speculative, metadata.batching.
+    metadata.quantization, metadata.speculative, metadata.batching; the metadata keys INFERCOST_REQUEST_LABELS
+    names, as labels.
     """
 
     feed = "requests"  # the feed whose contract its rows meet
@@ -63,7 +66,9 @@ class OpenAIJsonl:
             "tenant": "$.metadata.tenant|$.user",
             "status": "$.status",
         }
+        label_paths = {key: f'$.metadata."{key}"' for key in current().request_labels}
         paths = [x for alternatives in raw.values() for x in alternatives.split("|")] + ["$.created"]
+        paths += list(label_paths.values())
 
         def p(path: str) -> str:
             return f"v[{paths.index(path) + 1}]"
@@ -75,6 +80,8 @@ class OpenAIJsonl:
             for c, alternatives in raw.items()
         }
         raw["status"] = f"CASE WHEN ok THEN coalesce({p('$.status')}, 'ok') END"
+        if label_paths:
+            raw["labels"] = labels_sql({key: p(path) for key, path in label_paths.items()})
         path_list = ", ".join(sql_str(x) for x in paths)
         mapped = f"""
             WITH l AS (SELECT *, json_valid(raw_text) AS ok FROM {src}),
@@ -147,11 +154,29 @@ class LiteLlmSpendLogs:
                     "prompt_tokens": rec.get("prompt_tokens"),
                     "completion_tokens": rec.get("completion_tokens"),
                     "tenant": rec.get("team_id") or rec.get("end_user"),
+                    "labels": _labels_json(rec.get("metadata"), rec),
                     "status": "cache_hit" if cache_hit else (rec.get("status") or "ok") if rec else None,
                 }
             )
             pre.append(reason)
         return typed_records(ctx, contract, body, records, pre)
+
+
+def _labels_json(*sources) -> str | None:
+    """The labels INFERCOST_REQUEST_LABELS names, from the first of ``sources`` (dicts, or JSON text of one) that has
+    each key, as JSON text; None when no key has a value."""
+    found = {}
+    for key in current().request_labels:
+        for source in sources:
+            if isinstance(source, str):
+                try:
+                    source = json.loads(source)
+                except ValueError:
+                    continue
+            if isinstance(source, dict) and source.get(key) not in (None, ""):
+                found[key] = str(source[key])
+                break
+    return json.dumps(found, sort_keys=True, separators=(",", ":")) if found else None
 
 
 def _otlp_value(v):
@@ -260,6 +285,7 @@ class OtelGenAiSpans:
                     "completion_tokens": a.get("gen_ai.usage.output_tokens"),
                     "cached_prompt_tokens": a.get("gen_ai.usage.cache_read.input_tokens"),
                     "tenant": a.get("user.id") or a.get("enduser.id"),
+                    "labels": _labels_json(a, resource),
                     "status": "error" if code in (2, "2", "STATUS_CODE_ERROR") else "ok",
                 }
             )

@@ -1,0 +1,130 @@
+"""Compiled (numba) input preparation and output grouping: linear-time passes that replace sorts and string hashes.
+
+* ``device_order``: the rows of a table in device-code order, stable (a counting sort: one histogram, one scatter);
+* ``order_within_devices``: rows already grouped by device put in (device, time) order, each device sorted on its
+  own and devices in parallel (rows nearly in order, as logged at completion, by a few insertions);
+* ``group_ids``: dictionary codes of int64 ids (an open-addressing hash table), in order of first appearance;
+* ``sum_pieces``: the per-request sums of the pieces in one pass;
+* ``gather``: a parallel ``src[idx]``.
+
+prepare.py calls these when numba is installed and falls back to numpy/Arrow otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def device_order(codes, ndev, order, first):
+    """Fill ``order`` with the row numbers sorted by code (stable) and ``first`` (ndev + 1) with each code's first
+    position in it. Returns True when the rows were already in code order (then ``order`` is left unfilled)."""
+    counts = np.zeros(ndev + 1, np.int64)
+    ordered = True
+    prev = -1
+    for i in range(len(codes)):
+        c = codes[i]
+        counts[c + 1] += 1
+        if c < prev:
+            ordered = False
+        prev = c
+    first[0] = 0
+    for d in range(ndev):
+        first[d + 1] = first[d] + counts[d + 1]
+    if ordered:
+        return True
+    nxt = first[:-1].copy()
+    for i in range(len(codes)):
+        c = codes[i]
+        order[nxt[c]] = i
+        nxt[c] += 1
+    return False
+
+
+@njit(cache=True, inline="always")
+def _insertion_sort(t, order, lo, hi, budget):
+    """Stable insertion sort of order[lo:hi] by t, giving up (False) after ``budget`` moves: rows logged at
+    completion are nearly in start order (a row is out of place by the few that overlap it)."""
+    moves = 0
+    for i in range(lo + 1, hi):
+        j = order[i]
+        key = t[j]
+        k = i - 1
+        while k >= lo and t[order[k]] > key:
+            order[k + 1] = order[k]
+            k -= 1
+            moves += 1
+        order[k + 1] = j
+        if moves > budget:
+            return False
+    return True
+
+
+@njit(cache=True, parallel=True)
+def order_within_devices(first, t, order):
+    """``order``: positions of rows grouped by device (``first``: each device's first row) in (device, t) order,
+    stable. Devices run in parallel; a device's rows in time order cost one pass, nearly in order a few moves
+    each (insertion sort), else a merge sort."""
+    ndev = len(first) - 1
+    for d in prange(ndev):
+        lo, hi = first[d], first[d + 1]
+        for i in range(lo, hi):
+            order[i] = i
+        if not _insertion_sort(t, order, lo, hi, 16 * (hi - lo)):
+            local = np.argsort(t[lo:hi], kind="mergesort")
+            for i in range(hi - lo):
+                order[lo + i] = lo + local[i]
+
+
+@njit(cache=True, inline="always")
+def _slot(x, mask):
+    h = np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)
+    return np.int64((h >> np.uint64(20)) & np.uint64(mask))
+
+
+@njit(cache=True)
+def group_ids(ids, codes, first_rows):
+    """Codes of int64 ids in order of first appearance (``codes[i]``), the first row of each code
+    (``first_rows[:k]``); returns k, the number of distinct ids."""
+    n = len(ids)
+    size = 1
+    while size < 2 * n:
+        size *= 2
+    table = np.full(size, -1, np.int32)  # code of the id in the slot, -1 when empty (n < 2**31)
+    mask = size - 1
+    k = 0
+    for i in range(n):
+        x = ids[i]
+        j = _slot(x, mask)
+        while True:
+            c = table[j]
+            if c < 0:
+                table[j] = k
+                codes[i] = k
+                first_rows[k] = i
+                k += 1
+                break
+            if ids[first_rows[c]] == x:
+                codes[i] = c
+                break
+            j = (j + 1) & mask
+    return k
+
+
+@njit(cache=True)
+def sum_pieces(rows, codes, coded, energy, share, unmet, out):
+    """out[:, c] += the pieces' energy, share and unmetered seconds, c the code of the piece's row (coded) or the
+    row itself, in one pass."""
+    for p in range(len(rows)):
+        c = codes[rows[p]] if coded else rows[p]
+        out[0, c] += energy[p]
+        out[1, c] += share[p]
+        out[2, c] += unmet[p]
+
+
+@njit(cache=True, parallel=True)
+def gather(src, idx, out):
+    """out[i] = src[idx[i]], in parallel (rows in time order gathered by device touch memory at a stride)."""
+    for i in prange(len(idx)):
+        out[i] = src[idx[i]]

@@ -1,0 +1,151 @@
+"""The kernel's inputs as codes and orders: device ids as dictionary codes, the rows of each device group, request
+ids as dictionary codes. Pure numpy/pyarrow; imports no Dagster.
+
+Inputs come as the warehouse or a user gives them: rows in time order as logged (devices interleaved), string
+device ids, int64 or string request ids. Nothing here sorts by time or hashes a string per row more than once:
+* device ids: each chunk dictionary-encoded (chunks in parallel threads; Arrow releases the GIL), the small
+  dictionaries unified into sorted device ids, the chunk codes remapped through a lookup array;
+* rows by device: one stable counting sort by device code (linear), skipped when rows come grouped already;
+* request ids: int64 ids grouped by a compiled hash table, other ids by Arrow's dictionary encoding; codes follow
+  first appearance, so unique ids get the identity and per-request totals are per-row totals.
+The compiled passes (compiled_prepare.py) are used when numba is installed; numpy/Arrow do the same otherwise.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+try:
+    from pipelines.attribution import compiled_prepare
+except ImportError:  # numba is optional
+    compiled_prepare = None
+
+_THREADS = 2
+
+
+def _chunks(col: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
+    return list(col.chunks) if isinstance(col, pa.ChunkedArray) else [col]
+
+
+def _encode(chunk: pa.Array) -> pa.DictionaryArray:
+    if pa.types.is_dictionary(chunk.type):
+        return chunk
+    return pc.dictionary_encode(pc.cast(chunk, pa.string()))
+
+
+def _encoded_chunks(cols: list) -> list[list[pa.DictionaryArray]]:
+    """Every chunk of each column dictionary-encoded, chunks spread over threads."""
+    pieces = [(i, chunk) for i, col in enumerate(cols) for chunk in _chunks(col)]
+    with ThreadPoolExecutor(_THREADS) as pool:
+        encoded = list(pool.map(lambda item: _encode(item[1]), pieces))
+    out: list[list[pa.DictionaryArray]] = [[] for _ in cols]
+    for (i, _), enc in zip(pieces, encoded):
+        out[i].append(enc)
+    return out
+
+
+def _remapped(chunks: list[pa.DictionaryArray], devices: pa.Array, n: int) -> np.ndarray:
+    codes = np.empty(n, dtype=np.int32)
+    at = 0
+    for enc in chunks:
+        lookup = pc.index_in(pc.cast(enc.dictionary, pa.string()), devices).to_numpy(zero_copy_only=False)
+        lookup = lookup.astype(np.int32)
+        m = len(enc)
+        codes[at : at + m] = lookup[enc.indices.to_numpy(zero_copy_only=False)]
+        at += m
+    return codes
+
+
+def device_codes(*cols) -> tuple[pa.Array, list[np.ndarray]]:
+    """Sorted distinct device ids of all the columns, and each column's rows as int32 codes into them."""
+    if any(col.null_count for col in cols):
+        raise ValueError("device_id must not be null")
+    encoded = _encoded_chunks(list(cols))
+    dicts = [pc.cast(enc.dictionary, pa.string()) for chunks in encoded for enc in chunks]
+    devices = pc.unique(pa.chunked_array(dicts, type=pa.string())).sort() if dicts else pa.array([], pa.string())
+    return devices, [_remapped(chunks, devices, len(col)) for chunks, col in zip(encoded, cols)]
+
+
+@dataclass(frozen=True)
+class RowsByDevice:
+    """The rows of one table for a range of device codes [lo, hi): a slice (a view) when the rows come grouped
+    by device, else positions in one stable device order."""
+
+    order: np.ndarray | None
+    """row numbers in device order, None when the rows are in that order already"""
+    first: np.ndarray
+    """each device code's first position in that order (ndev + 1)"""
+
+    def rows(self, lo: int, hi: int) -> slice | np.ndarray:
+        if self.order is None:
+            return slice(int(self.first[lo]), int(self.first[hi]))
+        return self.order[self.first[lo] : self.first[hi]]
+
+    def codes(self, lo: int, hi: int) -> np.ndarray:
+        """The device code (minus lo) of each of the group's rows: known from the counts, no gather needed."""
+        return np.repeat(np.arange(hi - lo, dtype=np.int64), np.diff(self.first[lo : hi + 1]))
+
+    def table_rows(self, lo: int, hi: int, group_rows: np.ndarray) -> np.ndarray:
+        """The table's row numbers of rows numbered within the group."""
+        if self.order is None:
+            return group_rows + self.first[lo]
+        return self.order[self.first[lo] : self.first[hi]][group_rows]
+
+
+def take(src: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
+    """src[rows]: a view for a slice, a parallel compiled gather for positions (when numba is installed; the
+    arrays are passed read-only whatever their source, so that one compiled version serves every caller)."""
+    if isinstance(rows, slice) or compiled_prepare is None:
+        return src[rows]
+    out = np.empty(len(rows), dtype=src.dtype)
+    compiled_prepare.gather(_readonly(src), _readonly(rows), out)
+    return out
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+def rows_by_device(dev: np.ndarray, ndev: int) -> RowsByDevice:
+    """One stable sort of the rows by device code: a counting sort (compiled), or numpy's stable argsort."""
+    first = np.zeros(ndev + 1, dtype=np.int64)
+    if compiled_prepare is not None:
+        order = np.empty(len(dev), dtype=np.int32 if len(dev) < 2**31 else np.int64)
+        if compiled_prepare.device_order(dev, ndev, order, first):
+            return RowsByDevice(None, first)
+        return RowsByDevice(order, first)
+    if len(dev) == 0 or bool(np.all(dev[1:] >= dev[:-1])):
+        return RowsByDevice(None, np.searchsorted(dev, np.arange(ndev + 1)))
+    small = dev.astype(np.int16) if ndev < 2**15 else dev  # numpy radix-sorts 16-bit keys
+    order = np.argsort(small, kind="stable")
+    return RowsByDevice(order, np.searchsorted(dev[order], np.arange(ndev + 1)))
+
+
+def request_codes(rid: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Per request row, the code of its request_id (codes follow first appearance), and the distinct ids by code.
+    Unique ids give codes 0..n-1 and the ids themselves (no copy)."""
+    if pa.types.is_integer(rid.type) and compiled_prepare is not None and not rid.null_count:
+        ids = rid.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        index_type = np.int32 if len(ids) < 2**31 else np.int64
+        codes, first_rows = np.empty(len(ids), dtype=index_type), np.empty(len(ids), dtype=index_type)
+        k = compiled_prepare.group_ids(ids, codes, first_rows)
+        return codes, rid if k == len(ids) else rid.take(pa.array(first_rows[:k]))
+    enc = pc.dictionary_encode(rid)
+    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary
+
+
+def sum_pieces(rows: np.ndarray, codes: np.ndarray | None, values: tuple, out: np.ndarray) -> None:
+    """out[j, code of the piece's row] += values[j][piece] (codes None: the rows are the codes)."""
+    if compiled_prepare is not None:
+        compiled_prepare.sum_pieces(rows, rows if codes is None else codes, codes is not None, *values, out)
+        return
+    by = rows if codes is None else codes[rows]
+    for j, v in enumerate(values):
+        out[j] += np.bincount(by, weights=v, minlength=out.shape[1])

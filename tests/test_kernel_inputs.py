@@ -1,0 +1,113 @@
+"""The kernel called as the warehouse or a user calls it: rows in time order as logged, int64 request ids, string
+or dictionary device ids, many chunks; the preparation's compiled and numpy paths; the compiled code's warm-up."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from pipelines.attribution import prepare
+from pipelines.attribution.kernel import attribute_energy
+from tests.test_attribution import random_case, req_table, tel_table
+
+
+def _case(seed: int):
+    reqs, samples = random_case(np.random.default_rng(seed), n_dev=5, n_req=300)
+    requests, telemetry = req_table(reqs), tel_table(samples)
+    # int64 ids, as a serving log writes them
+    ids = pa.array([int(r[0][1:]) * 7919 + 10**12 for r in reqs], pa.int64())
+    return requests.set_column(0, "request_id", ids), telemetry
+
+
+def _as_logged(requests: pa.Table, telemetry: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Requests in the order they completed, telemetry in time order (devices interleaved), in several chunks."""
+    requests = requests.take(pc.sort_indices(requests, [("ended_at", "ascending")]))
+    telemetry = telemetry.take(pc.sort_indices(telemetry, [("ts", "ascending")]))
+    return pa.concat_tables([requests.slice(0, 100), requests.slice(100)]), pa.concat_tables(
+        [telemetry.slice(0, 500), telemetry.slice(500)]
+    )
+
+
+def _assert_same(a, b):
+    for name in ("per_request", "per_request_bucket", "per_device_bucket"):
+        x, y = getattr(a, name), getattr(b, name)
+        keys = [c for c in ("request_id", "device_id", "bucket_start") if c in x.column_names]
+        x, y = x.sort_by([(k, "ascending") for k in keys]), y.sort_by([(k, "ascending") for k in keys])
+        assert x.schema == y.schema
+        for col in x.column_names:
+            if col in keys:
+                assert x[col].to_pylist() == y[col].to_pylist()
+            else:
+                np.testing.assert_allclose(x[col].to_numpy(), y[col].to_numpy(), rtol=1e-12, atol=1e-12)
+    assert a.dropped_samples == b.dropped_samples
+
+
+@pytest.mark.parametrize("engine", ["compiled", "numpy"])
+@pytest.mark.parametrize("seed", range(3))
+def test_rows_as_logged_give_the_result_of_rows_grouped_by_device(seed, engine):
+    requests, telemetry = _case(seed)
+    grouped = attribute_energy(requests, telemetry, max_gap_s=5, bucket_s=60, engine=engine)
+    logged = attribute_energy(*_as_logged(requests, telemetry), max_gap_s=5, bucket_s=60, engine=engine)
+    _assert_same(grouped, logged)
+    assert logged.per_request["request_id"].type == pa.int64()  # the caller's ids, not strings
+
+
+def test_the_preparation_without_numba_gives_the_same_result(monkeypatch):
+    requests, telemetry = _as_logged(*_case(7))
+    compiled = attribute_energy(requests, telemetry, max_gap_s=5, bucket_s=60, engine="numpy")
+    monkeypatch.setattr(prepare, "compiled_prepare", None)
+    plain = attribute_energy(requests, telemetry, max_gap_s=5, bucket_s=60, engine="numpy")
+    _assert_same(compiled, plain)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_repeated_int64_ids_are_one_request(monkeypatch, compiled):
+    if not compiled:
+        monkeypatch.setattr(prepare, "compiled_prepare", None)
+    requests = req_table([("x", "g1", 0, 4, 1), ("y", "g0", 0, 4, 1), ("x", "g0", 0, 4, 1)])
+    requests = requests.set_column(0, "request_id", pa.array([5, 9, 5], pa.int64()))
+    telemetry = tel_table([(d, t, 100.0, 0) for t in range(6) for d in ("g0", "g1")])
+    out = attribute_energy(requests, telemetry).per_request.sort_by("request_id").to_pylist()
+    assert [r["request_id"] for r in out] == [5, 9]
+    assert out[0]["energy_j"] == pytest.approx(400 + 200)  # all of g1's 4 s, half of g0's
+    assert out[0]["device_s"] == pytest.approx(8.0)
+    assert out[1]["energy_j"] == pytest.approx(200)
+
+
+def test_dictionary_device_ids_in_chunks_with_different_dictionaries():
+    requests, telemetry = _case(3)
+    plain = attribute_energy(requests, telemetry, max_gap_s=5, bucket_s=60)
+    halves = [telemetry.slice(0, 700), telemetry.slice(700)]
+    encoded = pa.concat_tables(
+        [t.set_column(0, "device_id", pc.dictionary_encode(t["device_id"]).combine_chunks()) for t in halves]
+    )
+    assert encoded["device_id"].num_chunks == 2
+    _assert_same(plain, attribute_energy(requests, encoded, max_gap_s=5, bucket_s=60))
+
+
+def test_null_device_ids_are_refused():
+    requests, telemetry = _case(0)
+    telemetry = telemetry.set_column(0, "device_id", pa.array([None] * telemetry.num_rows, pa.string()))
+    with pytest.raises(ValueError, match="device_id must not be null"):
+        attribute_energy(requests, telemetry)
+
+
+def test_the_warm_up_loads_every_compiled_version_a_real_call_uses():
+    from pipelines.attribution import compiled_prepare, compiled_segments, compiled_sweep
+    from pipelines.attribution.kernel import warm_up
+    from pipelines.devtools.bench import synthetic_inputs
+
+    warm_up().join()
+    dispatchers = [
+        f
+        for m in (compiled_prepare, compiled_segments, compiled_sweep)
+        for f in vars(m).values()
+        if hasattr(f, "signatures")
+    ]
+    before = {f: len(f.signatures) for f in dispatchers}
+    assert before[compiled_sweep.run_sweep] >= 1
+    requests, telemetry = synthetic_inputs(20_000, 4, 2_000, seed=5)
+    assert attribute_energy(requests, telemetry, bucket_s=3600, engine="compiled").per_request.num_rows == 20_000
+    assert {f: len(f.signatures) for f in dispatchers} == before  # nothing compiled or loaded after the warm-up
