@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from pipelines.ingest import load_sql
 from pipelines.ingest.feeds import resolve_landing_feed
 from pipelines.ingest.files import by_arrival, date_in_name, files_for
 from pipelines.ingest.report import IngestRefused, IngestReport
@@ -32,7 +33,6 @@ from pipelines.warehouse.contracts import FLEET_TABLES
 from pipelines.warehouse.tables import table
 
 KEY_BUCKETS = 16
-SKIPPED = "skipped by the mapping: "
 
 
 def _files_table(files: list[Path]) -> pa.Table:
@@ -99,7 +99,7 @@ def _loaded_schema(feed, cols: list[str]):
 def _file_counts(rows) -> dict:
     from pyspark.sql import functions as F
 
-    skipped = F.col("reason").startswith(SKIPPED)
+    skipped = F.col("reason").startswith(load_sql.SKIPPED_REASON)
     counts = rows.groupBy("source_file").agg(
         F.count(F.lit(1)).alias("read"),
         F.count(F.when(F.col("reason").isNull(), 1)).alias("loaded"),
