@@ -32,6 +32,9 @@ DEFAULT_UI_PORT = 3000
 IDLE_SHARING_POLICIES = ("none", "proportional", "even")
 ENGINES = ("duckdb", "spark")
 DEFAULT_SPARK_MASTER = "local[*]"
+DEFAULT_ENERGY_PLACEMENT = "activity"
+ENERGY_PLACEMENTS = ("activity", "flat")
+LINE_READERS = ("duckdb", "python")
 
 
 class SettingsError(ValueError):
@@ -144,6 +147,9 @@ class Settings:
     """INFERCOST_START_DATE: the first daily partition (YYYY-MM-DD)."""
     duckdb_memory: str = DEFAULT_DUCKDB_MEMORY
     """INFERCOST_DUCKDB_MEMORY: DuckDB's memory cap for every connection and dbt; past it DuckDB spills to disk."""
+    line_reader: str = "duckdb"
+    """INFERCOST_LINE_READER: how request JSONL and nvidia-smi CSV lines are read: duckdb (DuckDB's multithreaded
+    reader where it gives exactly the Python reader's lines, else the Python reader) or python (always Python)."""
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S
     """INFERCOST_LOCK_WAIT_S: how long a writer (ingest, dbt, publish) waits for another process to let go of the
     live warehouse before failing with a message naming the file."""
@@ -153,6 +159,8 @@ class Settings:
     """INFERCOST_PROMPT_TOKEN_WEIGHT: a prompt token's weight against an output token in the energy split."""
     idle_sharing_policy: str = DEFAULT_IDLE_SHARING_POLICY
     """INFERCOST_IDLE_SHARING_POLICY: none, proportional or even (how idle cost reaches requests)."""
+    energy_placement: str = DEFAULT_ENERGY_PLACEMENT
+    """INFERCOST_ENERGY_PLACEMENT: activity or flat (where a sampling window's energy goes inside it)."""
     price_fill_max_hours: float = DEFAULT_PRICE_FILL_MAX_HOURS
     """INFERCOST_PRICE_FILL_MAX_HOURS: an unpublished price interval takes the nearest price at most this far away."""
     request_labels: tuple[str, ...] = ()
@@ -199,6 +207,12 @@ class Settings:
         engine = (env.get("INFERCOST_ENGINE") or "duckdb").strip().lower()
         if engine not in ENGINES:
             raise SettingsError(f"INFERCOST_ENGINE={engine!r}: use one of {', '.join(ENGINES)}")
+        placement = env.get("INFERCOST_ENERGY_PLACEMENT") or DEFAULT_ENERGY_PLACEMENT
+        if placement not in ENERGY_PLACEMENTS:
+            raise SettingsError(f"INFERCOST_ENERGY_PLACEMENT={placement!r}: use one of {', '.join(ENERGY_PLACEMENTS)}")
+        line_reader = env.get("INFERCOST_LINE_READER") or "duckdb"
+        if line_reader not in LINE_READERS:
+            raise SettingsError(f"INFERCOST_LINE_READER={line_reader!r}: use one of {', '.join(LINE_READERS)}")
         return cls(
             home=home,
             warehouse=_path(env, "INFERCOST_WAREHOUSE", home / "warehouse.duckdb"),
@@ -209,10 +223,12 @@ class Settings:
             config_in_landing=_bool(env, "INFERCOST_CONFIG_IN_LANDING"),
             start_date=env.get("INFERCOST_START_DATE") or DEFAULT_START_DATE,
             duckdb_memory=env.get("INFERCOST_DUCKDB_MEMORY") or DEFAULT_DUCKDB_MEMORY,
+            line_reader=line_reader,
             lock_wait_s=_float(env, "INFERCOST_LOCK_WAIT_S", DEFAULT_LOCK_WAIT_S),
             max_gap_s=_float(env, "INFERCOST_MAX_GAP_S", DEFAULT_MAX_GAP_S),
             prompt_token_weight=_float(env, "INFERCOST_PROMPT_TOKEN_WEIGHT", DEFAULT_PROMPT_TOKEN_WEIGHT),
             idle_sharing_policy=policy,
+            energy_placement=placement,
             price_fill_max_hours=_float(env, "INFERCOST_PRICE_FILL_MAX_HOURS", DEFAULT_PRICE_FILL_MAX_HOURS),
             request_labels=_labels(env),
             focus_provider=env.get("INFERCOST_FOCUS_PROVIDER") or "Self-hosted inference (infercost)",
@@ -244,6 +260,11 @@ class Settings:
         names = {f.name: f"INFERCOST_{f.name.upper()}" for f in fields(cls) if f.name != "alerts"}
         alert_names = [f"INFERCOST_ALERT_{f.name.upper()}" for f in fields(AlertSettings)]
         return sorted(names.values()) + sorted(alert_names)
+
+
+def environment() -> dict[str, str]:
+    """The INFERCOST_* variables set now, for processes that must read the same settings (Spark's executors)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("INFERCOST_")}
 
 
 def current() -> Settings:

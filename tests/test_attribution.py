@@ -191,16 +191,38 @@ def test_agrees_with_slow_reference(seed, engine):
     rng = np.random.default_rng(seed)
     reqs, samples = random_case(rng)
     bucket_s = 60
-    res = attribute_energy(req_table(reqs), tel_table(samples), max_gap_s=5, bucket_s=bucket_s, engine=engine)
-    ref_e, ref_idle, ref_metered, ref_unmet = reference_attribution(
-        [(r[0], r[1], r[2], r[3], r[4]) for r in reqs], samples, max_gap_s=5, bucket_s=bucket_s
+    # the placement rules in turn; an inventory idle power for one device (the others learn theirs or stay flat)
+    placement = ("activity", "flat")[seed % 2]
+    idle_w = {"g1": 80.0} if seed % 3 else None
+    exponent = 0.5 if seed % 4 == 2 else 0.0
+    res = attribute_energy(
+        req_table(reqs),
+        tel_table(samples),
+        max_gap_s=5,
+        bucket_s=bucket_s,
+        engine=engine,
+        placement=placement,
+        idle_w=idle_w,
+        load_exponent=exponent,
+    )
+    ref_e, ref_idle, ref_metered, ref_unmet, ref_unc = reference_attribution(
+        [(r[0], r[1], r[2], r[3], r[4]) for r in reqs],
+        samples,
+        max_gap_s=5,
+        bucket_s=bucket_s,
+        placement=placement,
+        idle_w=idle_w,
+        load_exponent=exponent,
     )
     got = energies(res)
-    for rid, *_ in reqs:
+    per_request = res.per_request.to_pylist()
+    for row in per_request:
+        rid = row["request_id"]
         assert got[rid] == pytest.approx(ref_e.get(rid, 0.0), rel=1e-9, abs=1e-6), rid
-    unmet = dict(zip(res.per_request["request_id"].to_pylist(), res.per_request["unmetered_s"].to_pylist()))
-    for rid, *_ in reqs:
-        assert unmet[rid] == pytest.approx(ref_unmet.get(rid, 0.0), abs=1e-6)
+        assert row["unmetered_s"] == pytest.approx(ref_unmet.get(rid, 0.0), abs=1e-6)
+        assert row["energy_uncertainty_j"] == pytest.approx(ref_unc.get(rid, 0.0), rel=1e-9, abs=1e-6), rid
+        assert -1e-6 <= row["energy_uncertainty_j"] <= row["energy_j"] * (1 + 1e-9) + 1e-6
+    assert len(per_request) == len(reqs)
     assert res.idle_energy_j == pytest.approx(sum(ref_idle.values()), rel=1e-9, abs=1e-6)
     assert res.metered_energy_j == pytest.approx(sum(ref_metered.values()), rel=1e-9)
     assert_conserved(res)
@@ -338,3 +360,36 @@ def test_both_engines_build_the_same_power_segments():
     assert np.all(a.end_us > a.start_us) and np.all(
         a.start_us[1:] >= np.where(a.dev[1:] == a.dev[:-1], a.end_us[:-1], 0)
     )
+
+
+@pytest.mark.parametrize("engine", ["compiled", "numpy"])
+def test_a_windows_energy_is_placed_where_the_requests_ran(engine):
+    """1 s trailing averages: 100 W idle before and after (15 quiet windows: idle learned as 100 W); a runs
+    10.2-11.6 s, b 12.5-14.0 s. Window (10, 11] of 300 W: 0.2 s idle at 100 W, the rest (280 J) to a's 0.8 s;
+    (11, 12] of 250 W: 210 J to a; (12, 13] of 200 W: 150 J to b; (13, 14] of 400 W: all b's and measured."""
+    tel = tel_table(
+        [("g0", t, p, 1) for t, p in zip(range(1, 21), [100.0] * 10 + [300, 250, 200, 400, 100] + [100.0] * 5)]
+    )
+    reqs = req_table([("a", "g0", 10.2, 11.6, 1), ("b", "g0", 12.5, 14.0, 1)])
+    placed = attribute_energy(reqs, tel, engine=engine)
+    flat = attribute_energy(reqs, tel, engine=engine, placement="flat")
+    rows = {r["request_id"]: r for r in placed.per_request.to_pylist()}
+    assert rows["a"]["energy_j"] == pytest.approx(490.0) and rows["b"]["energy_j"] == pytest.approx(550.0)
+    assert rows["a"]["energy_uncertainty_j"] == pytest.approx(490.0)  # both its windows are cut
+    assert rows["b"]["energy_uncertainty_j"] == pytest.approx(150.0)  # (13, 14] is all b's: measured
+    assert energies(flat) == {"a": pytest.approx(0.8 * 300 + 0.6 * 250), "b": pytest.approx(0.5 * 200 + 400)}
+    for res in (placed, flat):
+        assert res.metered_energy_j == pytest.approx(sum([100.0] * 15 + [300, 250, 200, 400, 100]))
+        assert_conserved(res)
+    # idle never takes more than its share: a quiet-window idle of 100 W above a 60 W window's average is capped
+    low = tel_table([("g0", t, 60.0 if t == 11 else 100.0, 1) for t in range(1, 21)])
+    capped = attribute_energy(req_table([("a", "g0", 10.5, 11.0, 1)]), low, engine=engine)
+    assert energies(capped)["a"] == pytest.approx(30.0)  # the window's average throughout
+    assert_conserved(capped)
+    # too few quiet windows to learn from: the inventory's idle_w is used; without it the window stays flat
+    short = tel_table([("g0", t, 200.0, 1) for t in (1, 2, 3)])
+    one = req_table([("a", "g0", 1.5, 2.0, 1)])
+    assert energies(attribute_energy(one, short, engine=engine, idle_w={"g0": 50.0}))["a"] == pytest.approx(175.0)
+    assert energies(attribute_energy(one, short, engine=engine))["a"] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="placement must be"):
+        attribute_energy(one, short, engine=engine, placement="smart")

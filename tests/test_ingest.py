@@ -153,6 +153,40 @@ def test_nvidia_smi_local_time_zone_option(con, landing):
     assert device == "gpu7"
 
 
+def test_nvidia_smi_integrates_the_average_and_keeps_the_instant_apart(con, landing):
+    """Issue 12: a file with power.draw (a 1 s average on an H100) and power.draw.instant integrates the average;
+    the instant reading is kept as power_instant_w, and the ingest says which column the energy came from."""
+    rows = [
+        "timestamp, uuid, power.draw [W], power.draw.instant [W]",
+        "2026/11/02 00:00:01.000, GPU-h, 300.00 W, 610.00 W",
+        "2026/11/02 00:00:02.000, GPU-h, 310.00 W, 95.00 W",
+    ]
+    (landing / "telemetry" / "host1_2026-11-02.csv").write_text("\n".join(rows) + "\n")
+    (landing / "telemetry" / "host2_2026-11-02.csv").write_text(
+        "timestamp, uuid, power.draw.instant [W]\n2026/11/02 00:00:01.000, GPU-v, 120.00 W\n"
+    )
+    report = ingest_feed(con, "telemetry", landing, DAY)
+    got = con.execute(
+        "SELECT device_id, power_w, power_window_s, power_instant_w, energy_source FROM raw_telemetry "
+        "ORDER BY device_id, ts"
+    ).fetchall()
+    assert got == [
+        ("GPU-h", 300.0, 1.0, 610.0, "power.draw"),
+        ("GPU-h", 310.0, 1.0, 95.0, "power.draw"),
+        ("GPU-v", 120.0, 0.0, None, "power.draw.instant"),  # only an instant reading: it is the energy
+    ]
+    by_file = {f.source_file.rsplit("/", 1)[1]: f for f in report.files}
+    assert by_file["host1_2026-11-02.csv"].energy_source == "power.draw"
+    assert any(line.endswith("energy from power.draw") for line in report.file_lines())
+    stats = dict(
+        con.execute(
+            "SELECT regexp_extract(source_file, '[^/]+$'), energy_source FROM ingest_file_stats "
+            "WHERE feed = 'telemetry'"
+        ).fetchall()
+    )
+    assert stats == {"host1_2026-11-02.csv": "power.draw", "host2_2026-11-02.csv": "power.draw.instant"}
+
+
 def test_prices_local_time_currency_and_duplicates(con, landing):
     rows = [
         "Datetime,Price (EUR/MWh)",

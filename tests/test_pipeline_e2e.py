@@ -402,6 +402,33 @@ def test_no_comparison_leaves_requests_out_on_the_clean_sample_day(warehouse):
     ) == (0,)
 
 
+def test_prefill_and_decode_energy_reach_the_marts(warehouse):
+    con = warehouse["con"]
+    # the sample requests log first_token_at: every attributed one is split into measured phases
+    n, split, worst = one(
+        con,
+        "SELECT count(*), count(prefill_energy_j), "
+        "max(abs(prefill_energy_j + decode_energy_j - energy_j) / nullif(energy_j, 0)) "
+        "FROM fct_request_cost WHERE energy_j > 0",
+    )
+    assert n > 0 and split == n and worst < 1e-9
+    (measured,) = one(con, "SELECT count(*) FILTER (WHERE input_share_measured) FROM fct_request_cost")
+    assert measured == n
+    (gap,) = one(con, "SELECT max(abs(input_cost_usd + output_cost_usd - fully_loaded_cost_usd)) FROM fct_request_cost")
+    assert gap < 1e-12
+    # the rollups carry the phase energy and the input/output cost per 1M tokens it splits
+    prefill_kwh, decode_kwh, energy_kwh, inp, out, total = one(
+        con,
+        "SELECT sum(prefill_energy_kwh), sum(decode_energy_kwh), sum(energy_kwh), "
+        "sum(input_cost_per_1m_input_tokens_usd * prompt_tokens), "
+        "sum(output_cost_per_1m_output_tokens_usd * completion_tokens), 1e6 * sum(fully_loaded_cost_usd) "
+        "FROM agg_daily_model_cost",
+    )
+    assert prefill_kwh + decode_kwh == pytest.approx(energy_kwh, rel=1e-9)
+    assert 0 < prefill_kwh < decode_kwh
+    assert inp + out == pytest.approx(total, rel=1e-9)
+
+
 def test_allocation_api_query_matches_the_marts_under_every_idle_policy(warehouse):
     from pipelines.outputs.allocation import allocate
     from pipelines.outputs.metrics import metrics_text

@@ -62,6 +62,12 @@ request_totals as (
         sum(completion_tokens) as completion_tokens,
         sum(energy_j) as energy_j,
         sum(facility_energy_j) as facility_energy_j,
+        sum(energy_uncertainty_j) as energy_uncertainty_j,
+        sum(prefill_energy_j) as prefill_energy_j,
+        sum(decode_energy_j) as decode_energy_j,
+        count(*) filter (where input_share_measured) as requests_phase_measured,
+        sum(input_cost_usd) as input_cost_usd,
+        sum(output_cost_usd) as output_cost_usd,
         sum(emissions_g_co2e) as emissions_g_co2e,
         sum(energy_cost_usd) as energy_cost_usd,
         sum(capex_cost_usd) as capex_cost_usd,
@@ -89,6 +95,10 @@ select
     request_totals.completion_tokens,
     request_totals.energy_j / 3.6e6 as energy_kwh,
     request_totals.facility_energy_j / 3.6e6 as facility_energy_kwh,
+    request_totals.energy_uncertainty_j / 3.6e6 as energy_uncertainty_kwh,
+    request_totals.prefill_energy_j / 3.6e6 as prefill_energy_kwh,
+    request_totals.decode_energy_j / 3.6e6 as decode_energy_kwh,
+    request_totals.requests_phase_measured,
     request_totals.emissions_g_co2e / 1000 as emissions_kg_co2e,
     request_totals.energy_cost_usd,
     request_totals.capex_cost_usd,
@@ -100,6 +110,9 @@ select
         as cost_per_1m_output_tokens_usd,
     1e6 * request_totals.fully_loaded_cost_usd
         / nullif(request_totals.prompt_tokens + request_totals.completion_tokens, 0) as cost_per_1m_tokens_usd,
+    1e6 * request_totals.input_cost_usd / nullif(request_totals.prompt_tokens, 0) as input_cost_per_1m_input_tokens_usd,
+    1e6 * request_totals.output_cost_usd / nullif(request_totals.completion_tokens, 0)
+        as output_cost_per_1m_output_tokens_usd,
     request_totals.energy_j / nullif(request_totals.completion_tokens, 0) as j_per_output_token,
     1e6 * request_totals.energy_cost_usd / nullif(request_totals.completion_tokens, 0)
         as energy_cost_per_1m_output_tokens_usd,

@@ -62,7 +62,7 @@ def _coverage_start(dev, ts, window_us, max_gap_us, i):
 
 
 @njit(cache=True)
-def build_segments(dev, ts, power, window_us, max_gap_us, out_dev, out_a, out_b, out_p):
+def build_segments(dev, ts, power, window_us, max_gap_us, out_dev, out_a, out_b, out_p, out_avg):
     m = len(ts)
     k = 0
     prev_end = 0
@@ -83,5 +83,6 @@ def build_segments(dev, ts, power, window_us, max_gap_us, out_dev, out_a, out_b,
             out_a[k] = a
             out_b[k] = end
             out_p[k] = power[i]
+            out_avg[k] = window_us[i] > 0
             k += 1
     return k

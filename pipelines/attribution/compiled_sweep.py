@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from pipelines.attribution.compiled_placement import load_of
+
 
 @njit(cache=True, inline="always")  # small helpers are inlined: a call costs more than they do
 def _kahan(total, comp, x):
@@ -42,11 +44,17 @@ def _emit_piece(
     p_energy,
     p_share,
     p_unmet,
+    gm,
+    gm_c,
+    r_gm0,
+    r_gm0c,
+    p_unc,
 ):
     """Request r's piece in this bucket: its rate times the compensated growth of the segment sums since it began."""
     k = r_pieces_start[r] + r_next_piece[r]
     p_bucket[k] = bucket
     p_energy[k] = r_rate[r] * ((ge - r_ge0[r]) - (ge_c - r_ge0c[r]))
+    p_unc[k] = r_rate[r] * ((gm - r_gm0[r]) - (gm_c - r_gm0c[r]))
     p_share[k] = r_rate[r] * ((gs - r_gs0[r]) - (gs_c - r_gs0c[r]))
     p_unmet[k] = (gu - r_gu0[r]) / 1e6
     r_next_piece[r] += 1
@@ -67,14 +75,18 @@ def _close_bucket(s_dev, s_bucket, s_vals, k, dev, bucket, v_span, v_met, v_busy
 
 # fmt: off
 @njit(cache=True, parallel=True)
-def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r_weighted, r_positive,
-              r_pieces_start, r_npieces, bucket_us, seg_first, p_bucket, p_energy, p_share, p_unmet, s_dev, s_bucket,
-              s_vals, r_next_piece, r_ge0, r_ge0c, r_gs0, r_gs0c, r_gu0, active, active_pos):
+def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, order_s, order_e, s, e, r_rate, r_weighted, r_positive,
+              r_pieces_start, r_npieces, bucket_us, seg_first, p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev,
+              s_bucket, s_vals, r_next_piece, r_ge0, r_ge0c, r_gs0, r_gs0c, r_gu0, r_gm0, r_gm0c, active,
+              active_pos):
     # fmt: on
     """Merge, per device, three time-sorted streams (power segments, request starts, request ends) and integrate
     between consecutive event times. At one time, events apply in the order: segment off, segment on, starts, ends.
     Devices are 0..len(g_first)-2; g_first/r_first give each device's range in the segments and in
-    order_s/order_e, seg_first its first device-bucket row. Devices share nothing (each writes its own requests'
+    order_s/order_e, seg_first its first device-bucket row. Energy from segments flagged in g_m (modeled shape)
+    is summed apart too: each piece's share of it is its energy_uncertainty_j (p_unc). A segment whose energy is
+    placed by activity (g_scale not NaN: compiled_placement.py) draws g_scale x D ** exponent while a weighted
+    request runs and g_idle otherwise. Devices share nothing (each writes its own requests'
     pieces and state, and its own rows), so they run in parallel."""
     ndev = len(g_first) - 1
     big = np.iinfo(np.int64).max
@@ -96,6 +108,12 @@ def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r
         gs = 0.0
         gs_c = 0.0
         gu = 0
+        gm = 0.0
+        gm_c = 0.0
+        modeled = False
+        placed = False
+        scale = 0.0
+        p_idle = 0.0
         # this bucket's span, metered, busy and unmetered seconds; metered, busy and idle energy
         v_span = v_met = v_busy = v_unmet = e_met = e_busy = e_idle = 0.0
         d_rate = 0.0
@@ -119,32 +137,18 @@ def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r
                     # close the bucket: pieces of active requests, then the device-bucket row
                     for a in range(n_active):
                         r = active[base + a]
-                        _emit_piece(
-                            r,
-                            bucket,
-                            ge,
-                            ge_c,
-                            gs,
-                            gs_c,
-                            gu,
-                            r_rate,
-                            r_pieces_start,
-                            r_next_piece,
-                            r_ge0,
-                            r_ge0c,
-                            r_gs0,
-                            r_gs0c,
-                            r_gu0,
-                            p_bucket,
-                            p_energy,
-                            p_share,
-                            p_unmet,
-                        )
+                        # fmt: off
+                        _emit_piece(r, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0,
+                                    r_ge0c, r_gs0, r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet, gm, gm_c,
+                                    r_gm0, r_gm0c, p_unc)
+                        # fmt: on
                         r_ge0[r] = 0.0
                         r_ge0c[r] = 0.0
                         r_gs0[r] = 0.0
                         r_gs0c[r] = 0.0
                         r_gu0[r] = 0
+                        r_gm0[r] = 0.0
+                        r_gm0c[r] = 0.0
                     _close_bucket(
                         s_dev,
                         s_bucket,
@@ -167,6 +171,8 @@ def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r
                     gs = 0.0
                     gs_c = 0.0
                     gu = 0
+                    gm = 0.0
+                    gm_c = 0.0
                     bucket += 1
                     continue
                 if t_cur >= t_next:
@@ -177,12 +183,19 @@ def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r
                 busy_w = cnt_w > 0
                 v_span += dt
                 if metered:
-                    energy = power * dt
+                    if not placed:
+                        energy = power * dt
+                    elif busy_w:
+                        energy = scale * load_of(d_rate, exponent) * dt
+                    else:
+                        energy = p_idle * dt
                     v_met += dt
                     e_met += energy
                     if busy_w:
                         e_busy += energy
                         ge, ge_c = _kahan(ge, ge_c, energy * inv_d)
+                        if modeled:
+                            gm, gm_c = _kahan(gm, gm_c, energy * inv_d)
                     else:
                         e_idle += energy
                 else:
@@ -201,6 +214,10 @@ def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r
             if not in_seg and k < k_end and g_a[k] == t_next:
                 metered = True
                 power = g_p[k]
+                modeled = g_m[k]
+                scale = g_scale[k]
+                placed = scale == scale  # not NaN
+                p_idle = g_idle[k]
                 in_seg = True
             while i_s < i_end and s[order_s[i_s]] == t_next:
                 j = order_s[i_s]
@@ -209,6 +226,8 @@ def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r
                 r_gs0[j] = gs
                 r_gs0c[j] = gs_c
                 r_gu0[j] = gu
+                r_gm0[j] = gm
+                r_gm0c[j] = gm_c
                 if r_positive[j]:
                     d_rate += r_rate[j]
                     inv_d = 1.0 / d_rate if d_rate > 0 else 0.0
@@ -223,27 +242,11 @@ def run_sweep(g_first, g_a, g_b, g_p, r_first, order_s, order_e, s, e, r_rate, r
                 j = order_e[i_e]
                 # a request ending exactly at a bucket boundary got its last piece at the close
                 if r_next_piece[j] < r_npieces[j]:
-                    _emit_piece(
-                        j,
-                        bucket,
-                        ge,
-                        ge_c,
-                        gs,
-                        gs_c,
-                        gu,
-                        r_rate,
-                        r_pieces_start,
-                        r_next_piece,
-                        r_ge0,
-                        r_ge0c,
-                        r_gs0,
-                        r_gs0c,
-                        r_gu0,
-                        p_bucket,
-                        p_energy,
-                        p_share,
-                        p_unmet,
-                    )
+                    # fmt: off
+                    _emit_piece(j, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0,
+                                r_ge0c, r_gs0, r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet, gm, gm_c, r_gm0,
+                                r_gm0c, p_unc)
+                    # fmt: on
                 if r_positive[j]:
                     cnt -= 1
                     if r_weighted[j]:

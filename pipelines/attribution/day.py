@@ -18,9 +18,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.attribution.kernel import attribute_energy, warm_up
+from pipelines.attribution.kernel import warm_up
+from pipelines.attribution.phases import attribute_energy_by_phase
 from pipelines.attribution.skew import detect_clock_skew
-from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
+from pipelines.settings import DEFAULT_ENERGY_PLACEMENT, DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 from pipelines.warehouse.connection import ensure_raw_tables, scalar
 from pipelines.warehouse.tables import create_tables
 
@@ -109,12 +110,14 @@ def _load_day_requests(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetim
                        r.started_at + to_microseconds(CAST(round(coalesce(o.offset_s, 0) * 1e6) AS BIGINT))
                            AS started_at,
                        r.ended_at + to_microseconds(CAST(round(coalesce(o.offset_s, 0) * 1e6) AS BIGINT))
-                           AS ended_at),
+                           AS ended_at,
+                       r.first_token_at + to_microseconds(CAST(round(coalesce(o.offset_s, 0) * 1e6) AS BIGINT))
+                           AS first_token_at),
                    coalesce(o.offset_s, 0) AS applied_offset_s
             FROM raw_requests r LEFT JOIN raw_clock_offsets o ON r.host = o.host
         )
-        SELECT r.request_id, r.replica_id, r.device_id AS logged_device_id, r.started_at, r.ended_at,
-               r.prompt_tokens, r.completion_tokens, r.host, r.applied_offset_s,
+        SELECT r.request_id, r.replica_id, r.device_id AS logged_device_id, r.started_at, r.first_token_at,
+               r.ended_at, r.prompt_tokens, r.completion_tokens, r.host, r.applied_offset_s,
                coalesce(d.device_id, r.device_id) AS device_id
         FROM shifted r
         LEFT JOIN raw_deployments d
@@ -167,7 +170,7 @@ def _group_inputs(con: duckdb.DuckDBPyConnection, devices: list[str], w: _Window
     """The requests and telemetry of one device group."""
     con.execute("CREATE OR REPLACE TEMP TABLE _group_devices AS SELECT unnest(?::VARCHAR[]) AS device_id", [devices])
     requests = con.sql(
-        "SELECT request_id, device_id, started_at, ended_at, completion_tokens, prompt_tokens "
+        "SELECT request_id, device_id, started_at, first_token_at, ended_at, completion_tokens, prompt_tokens "
         "FROM _day_requests WHERE device_id IN (SELECT device_id FROM _group_devices) "
         "ORDER BY device_id, started_at"
     ).to_arrow_table()
@@ -201,7 +204,7 @@ def _store_group(
     buckets = w.in_day(result.per_device_bucket)
     con.register("_pieces", pieces)
     con.register("_buckets", buckets)
-    con.execute("INSERT INTO request_energy_pieces SELECT ?, * FROM _pieces", [w.day])
+    con.execute("INSERT INTO request_energy_pieces BY NAME SELECT ? AS partition_date, * FROM _pieces", [w.day])
     con.execute("INSERT INTO device_energy_buckets SELECT ?, * FROM _buckets", [w.day])
     con.unregister("_pieces")
     con.unregister("_buckets")
@@ -216,16 +219,11 @@ def _store_group(
 
 
 def _attribute_groups(
-    con: duckdb.DuckDBPyConnection,
-    w: _Window,
-    groups: list[list[str]],
-    *,
-    max_gap_s: float,
-    prompt_token_weight: float,
-    progress,
+    con: duckdb.DuckDBPyConnection, w: _Window, groups: list[list[str]], *, max_gap_s: float, progress, **options
 ) -> tuple[dict, list[dict]]:
     """Attribute and store each device group in turn (whole hosts, so that a fleet-day's telemetry never sits in
-    memory at once). Returns the day's totals and the clock-skew rows."""
+    memory at once), the inventory's idle_w beside each device. Returns the day's totals and the clock-skew rows.
+    ``options``: the kernel's prompt_token_weight and placement."""
     totals = {
         "request_device_rows": 0,
         "telemetry_rows": 0,
@@ -238,10 +236,12 @@ def _attribute_groups(
     }
     skew: list[dict] = []
     bucket_s = bucket_seconds(con)
+    idle_w = con.sql("SELECT device_id, idle_w FROM raw_inventory WHERE idle_w IS NOT NULL").to_arrow_table()
     for i, devices in enumerate(groups, start=1):
         requests, telemetry = _group_inputs(con, devices, w)
-        result = attribute_energy(
-            requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_s, prompt_token_weight=prompt_token_weight
+        # prefill and decode share power as two phases where first_token_at is logged (phases.py)
+        result = attribute_energy_by_phase(
+            requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_s, idle_w=idle_w, **options
         )
         skew += _group_skew(con, telemetry, max_gap_s)
         _store_group(con, w, result, totals, requests.num_rows, telemetry.num_rows)
@@ -277,6 +277,7 @@ def attribute_day(
     *,
     max_gap_s: float = DEFAULT_MAX_GAP_S,
     prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT,
+    placement: str = DEFAULT_ENERGY_PLACEMENT,
     progress=None,
 ) -> DayAttribution:
     """Attribute one UTC day; ``progress(groups_done, groups_total, totals)`` is called after each device group."""
@@ -293,9 +294,8 @@ def attribute_day(
         con.execute("DELETE FROM request_energy_pieces WHERE partition_date = ?", [day])
         con.execute("DELETE FROM device_energy_buckets WHERE partition_date = ?", [day])
         con.execute("DELETE FROM clock_skew_checks WHERE partition_date = ?", [day])
-        totals, skew = _attribute_groups(
-            con, w, groups, max_gap_s=max_gap_s, prompt_token_weight=prompt_token_weight, progress=progress
-        )
+        options = {"prompt_token_weight": prompt_token_weight, "placement": placement}
+        totals, skew = _attribute_groups(con, w, groups, max_gap_s=max_gap_s, progress=progress, **options)
         _store_skew(con, day, skew)
         con.execute("COMMIT")
     except Exception:

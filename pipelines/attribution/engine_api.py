@@ -28,6 +28,24 @@ class PowerSegments:
     """intervals whose energy came from an energy-counter delta"""
     counter_resets: int = 0
     """counter deltas that went backwards (resets or wraps), where power filled in"""
+    averaged: np.ndarray | None = None
+    """per segment: True where it is a trailing average or a counter delta (a window's measured energy), False
+    where it holds an instantaneous reading; None when not known"""
+    modeled: np.ndarray | None = None
+    """per segment: True where the requests' activity changes inside it, so how its energy is shaped over time is
+    modeled, not measured (placement.py); None: nothing modeled"""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How a window's measured energy is placed inside it (placement.py): ``rule`` "activity" (idle power where no
+    request runs, the rest over the active sub-intervals by load) or "flat" (the window's average throughout);
+    ``idle_w``: per device code, the idle power from the inventory (NaN: unknown); ``load_exponent``: an active
+    sub-interval's share grows with its load D (sum of active rates) as D ** load_exponent."""
+
+    rule: str = "activity"
+    idle_w: np.ndarray | None = None
+    load_exponent: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,8 @@ class SweepResult:
     energy_j: np.ndarray
     device_share_s: np.ndarray
     unmetered_s: np.ndarray
+    energy_uncertainty_j: np.ndarray
+    """the part of energy_j that came from segments whose shape inside is modeled (PowerSegments.modeled)"""
     seg_dev: np.ndarray
     """device code of each device-bucket row"""
     seg_bucket: np.ndarray
@@ -90,8 +110,9 @@ def concat_results(parts: list[SweepResult]) -> SweepResult:
 
 PowerSegmentsFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int], PowerSegments]
 """(dev, ts_us, power_w, window_us, max_gap_us) of samples sorted by (device, ts), counters already applied."""
-SweepFn = Callable[[GroupRequests, PowerSegments, int, int], SweepResult]
-"""(requests, segments, bucket_us, ndev): pieces and device-bucket rows of one device group."""
+SweepFn = Callable[[GroupRequests, PowerSegments, int, int, Placement | None], SweepResult]
+"""(requests, segments, bucket_us, ndev, placement): pieces and device-bucket rows of one device group, the
+segments' energy first placed by activity (placement.py) unless placement is None."""
 
 
 @dataclass(frozen=True)

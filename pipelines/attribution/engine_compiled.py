@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipelines.attribution import compiled_placement
 from pipelines.attribution.compiled_prepare import order_within_devices
 from pipelines.attribution.compiled_segments import build_segments, compact, is_clean
 from pipelines.attribution.compiled_sweep import (
@@ -20,9 +21,11 @@ from pipelines.attribution.compiled_sweep import (
 from pipelines.attribution.engine_api import (
     Engine,
     GroupRequests,
+    Placement,
     PowerSegments,
     SweepResult,
 )
+from pipelines.attribution.placement import MIN_QUIET_WINDOWS
 
 
 def _readonly(*arrays):
@@ -87,13 +90,40 @@ def _prepared_requests(req: GroupRequests, bucket_us: int, ndev: int) -> dict:
     }
 
 
-def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> SweepResult:
+def place(r: dict, seg: PowerSegments, g_first: np.ndarray, placement: Placement):
+    """placement.py's rule, compiled: per segment, whether its shape is modeled, and where it is placed its idle
+    power and the scale of its active power (NaN: not placed), which the sweep applies as it integrates."""
+    g_a, g_b, g_p = _readonly(_as(seg.start_us, np.int64), _as(seg.end_us, np.int64), _as(seg.power_w, np.float64))
+    nseg, ndev = len(g_a), len(g_first) - 1
+    n_in, cnt_a, t_idle, load = np.empty(nseg, np.int64), np.empty(nseg, np.int64), np.empty(nseg), np.empty(nseg)
+    args = (r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"], r["weighted"])
+    exponent = np.float64(placement.load_exponent)
+    compiled_placement.scan(g_first, g_a, g_b, *args, exponent, n_in, cnt_a, t_idle, load)
+    averaged = np.zeros(nseg, dtype=bool) if seg.averaged is None else seg.averaged
+    inventory = np.full(ndev, np.nan) if placement.idle_w is None else _as(placement.idle_w, np.float64)
+    g_m, g_scale, g_idle = np.empty(nseg, np.bool_), np.empty(nseg), np.empty(nseg)
+    # fmt: off
+    compiled_placement.finish(g_first, g_p, averaged, n_in, cnt_a, t_idle, load, g_b - g_a, inventory,
+                              np.int64(MIN_QUIET_WINDOWS), placement.rule == "activity", g_m, g_scale, g_idle)
+    # fmt: on
+    return g_m, g_scale, g_idle
+
+
+def sweep(
+    req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int, placement: Placement | None = None
+) -> SweepResult:
     """Pieces and device-bucket rows of one device group (device codes 0..ndev-1), as the numpy sweep returns
-    them. The power segments come sorted by device and time, as power_segments returns them."""
+    them, each window's energy first placed by activity unless placement is None. The power segments come sorted
+    by device and time, as power_segments returns them."""
     n = len(req.start_us)
     r = _prepared_requests(req, bucket_us, ndev)
     g_a, g_b, g_p = _readonly(_as(seg.start_us, np.int64), _as(seg.end_us, np.int64), _as(seg.power_w, np.float64))
     g_first = np.searchsorted(_as(seg.dev, np.int64), np.arange(ndev + 1)).astype(np.int64)
+    g_m, g_scale, g_idle = np.zeros(len(g_a), np.bool_), np.full(len(g_a), np.nan), np.zeros(len(g_a))
+    if placement is not None:
+        g_m, g_scale, g_idle = place(r, seg, g_first, placement)
+    exponent = np.float64(0.0 if placement is None else placement.load_exponent)
+    g_m, g_scale, g_idle = _readonly(g_m, g_scale, g_idle)
     seg_counts = count_segments(
         g_first, g_a, g_b, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], np.int64(bucket_us)
     )
@@ -102,19 +132,20 @@ def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> 
     # outputs and per-request state, allocated by numpy (huge pages) rather than inside the compiled code
     n_pieces = r["n_pieces"]
     p_bucket, p_energy = np.zeros(n_pieces, np.int64), np.zeros(n_pieces)
-    p_share, p_unmet = np.zeros(n_pieces), np.zeros(n_pieces)
+    p_share, p_unmet, p_unc = np.zeros(n_pieces), np.zeros(n_pieces), np.zeros(n_pieces)
     s_dev, s_bucket = np.zeros(n_segments, np.int64), np.zeros(n_segments, np.int64)
     s_vals = np.zeros((n_segments, 7))  # span, metered, busy, unmetered, metered_e, busy_e, idle_e
     r_next_piece = np.zeros(n, np.int64)
     r_ge0, r_ge0c, r_gs0, r_gs0c = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    r_gm0, r_gm0c = np.zeros(n), np.zeros(n)
     r_gu0 = np.zeros(n, np.int64)
     active, active_pos = np.empty(n, np.int64), np.full(n, -1, np.int64)
-    # the compiled pass takes its 31 arrays positionally, in its own order; one per line would hide the order
+    # the compiled pass takes its 38 arguments positionally, in its own order; one per line would hide the order
     # fmt: off
-    run_sweep(g_first, g_a, g_b, g_p, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"],
+    run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"],
               r["weighted"], r["positive"], r["pieces_start"], r["npieces"], np.int64(bucket_us), seg_first,
-              p_bucket, p_energy, p_share, p_unmet, s_dev, s_bucket, s_vals, r_next_piece, r_ge0, r_ge0c, r_gs0,
-              r_gs0c, r_gu0, active, active_pos)
+              p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev, s_bucket, s_vals, r_next_piece, r_ge0, r_ge0c,
+              r_gs0, r_gs0c, r_gu0, r_gm0, r_gm0c, active, active_pos)
     # fmt: on
     row = np.arange(n) if n_pieces == n else np.repeat(np.arange(n), r["npieces"])
     return SweepResult(
@@ -123,6 +154,7 @@ def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> 
         energy_j=p_energy,
         device_share_s=p_share,
         unmetered_s=p_unmet,
+        energy_uncertainty_j=p_unc,
         seg_dev=s_dev,
         seg_bucket=s_bucket,
         span_s=s_vals[:, 0],
@@ -150,9 +182,9 @@ def power_segments(dev, ts, power, window_us, max_gap_us) -> PowerSegments:
         dev, ts, power, window_us = _readonly(u_dev[:m], u_ts[:m], u_p[:m], u_w[:m])
     n = len(ts)
     out_dev, out_a, out_b = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
-    out_p = np.empty(n)
-    k = build_segments(dev, ts, power, window_us, np.int64(max_gap_us), out_dev, out_a, out_b, out_p)
-    return PowerSegments(out_dev[:k], out_a[:k], out_b[:k], out_p[:k], int(dropped))
+    out_p, out_avg = np.empty(n), np.empty(n, np.bool_)
+    k = build_segments(dev, ts, power, window_us, np.int64(max_gap_us), out_dev, out_a, out_b, out_p, out_avg)
+    return PowerSegments(out_dev[:k], out_a[:k], out_b[:k], out_p[:k], int(dropped), averaged=out_avg[:k])
 
 
 ENGINE = Engine("compiled", 8_000_000, power_segments, sweep)

@@ -16,9 +16,14 @@ from pipelines.attribution.arrays import US_PER_S
 from pipelines.attribution.engine_api import (
     Engine,
     GroupRequests,
+    Placement,
     PowerSegments,
     SweepResult,
 )
+from pipelines.attribution.placement import place
+from pipelines.attribution.running_sums import exclusive_segmented_cumsum
+
+__all__ = ["ENGINE", "exclusive_segmented_cumsum", "power_segments", "sweep"]
 
 
 def power_segments(dev, ts, power, window_us, max_gap_us) -> PowerSegments:
@@ -52,35 +57,7 @@ def power_segments(dev, ts, power, window_us, max_gap_us) -> PowerSegments:
     prev_end = np.where(same_prev, np.roll(end, 1), np.iinfo(np.int64).min // 2)
     start = np.maximum(start, prev_end)
     keep = end > start
-    return PowerSegments(dev[keep], start[keep], end[keep], power[keep], dropped)
-
-
-def exclusive_segmented_cumsum(x: np.ndarray, seg_start: np.ndarray) -> np.ndarray:
-    """E[k] = sum of x[j] for j < k within k's segment (segments begin where seg_start is True).
-
-    A global cumsum minus each segment's base loses digits in proportion to the global total; one refinement
-    pass (re-summing the increments the first pass got wrong) brings the error back to the segment's own scale.
-    """
-    if len(x) == 0:
-        return x.copy()
-    seg_id = np.cumsum(seg_start) - 1
-    first = np.flatnonzero(seg_start)
-
-    def once(v: np.ndarray) -> np.ndarray:
-        incl = np.cumsum(v)
-        excl = incl - v
-        return excl - excl[first][seg_id]
-
-    e = once(x)
-    # increments implied by e within each segment, next - this; the last of a segment is taken as exact
-    implied = np.empty_like(e)
-    implied[:-1] = e[1:] - e[:-1]
-    implied[-1] = x[-1]
-    last = np.empty(len(x), dtype=bool)
-    last[:-1] = seg_start[1:]
-    last[-1] = True
-    implied[last] = x[last]
-    return e + once(x - implied)
+    return PowerSegments(dev[keep], start[keep], end[keep], power[keep], dropped, averaged=trailing[keep])
 
 
 def _bucket_edges(dev_min: np.ndarray, dev_max: np.ndarray, bucket_us: int) -> tuple[np.ndarray, np.ndarray]:
@@ -156,16 +133,18 @@ def _breakpoints(req: GroupRequests, seg: PowerSegments, ndev: int, bucket_us: i
     return _Breakpoints(t_min, span, keys, k_dev, k_bucket, dt, seg_start)
 
 
-def _interval_power(bp: _Breakpoints, seg: PowerSegments) -> tuple[np.ndarray, np.ndarray]:
-    """Whether each elementary interval is metered, and its power."""
+def _interval_power(bp: _Breakpoints, seg: PowerSegments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whether each elementary interval is metered, its power, and whether its power's shape is modeled."""
     seg_a_key = bp.key(seg.dev, seg.start_us)
     seg_b_key = bp.key(seg.dev, seg.end_us)
     idx = np.searchsorted(seg_a_key, bp.keys, side="right") - 1
     idx_c = np.clip(idx, 0, None)
     if len(seg_a_key):
         metered = (idx >= 0) & (bp.keys < seg_b_key[idx_c]) & (bp.dt > 0)
-        return metered, np.where(metered, seg.power_w[idx_c], 0.0)
-    return np.zeros(len(bp.keys), dtype=bool), np.zeros(len(bp.keys))
+        modeled = metered & seg.modeled[idx_c] if seg.modeled is not None else np.zeros(len(bp.keys), dtype=bool)
+        return metered, np.where(metered, seg.power_w[idx_c], 0.0), modeled
+    none = np.zeros(len(bp.keys), dtype=bool)
+    return none, np.zeros(len(bp.keys)), none
 
 
 @dataclass(frozen=True)
@@ -231,10 +210,15 @@ def _pieces(req: GroupRequests, bp: _Breakpoints, act: _Activity, bucket_us: int
     return out
 
 
-def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> SweepResult:
-    """The attribution of one group of devices (device codes 0..ndev-1)."""
+def sweep(
+    req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int, placement: Placement | None = None
+) -> SweepResult:
+    """The attribution of one group of devices (device codes 0..ndev-1), each window's energy first placed by
+    activity (placement.py) unless placement is None."""
+    if placement is not None:
+        seg = place(req, seg, ndev, placement)
     bp = _breakpoints(req, seg, ndev, bucket_us)
-    metered, power = _interval_power(bp, seg)
+    metered, power, modeled = _interval_power(bp, seg)
     act = _activity(req, bp)
     busy_w = (act.cnt_w > 0) & (bp.dt > 0)
     safe_d = np.where(busy_w, act.d_rate, 1.0)
@@ -242,6 +226,7 @@ def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> 
     energy = power * dt_s
     x_energy = np.where(busy_w & metered, energy / safe_d, 0.0)
     x_share = np.where(busy_w, dt_s / safe_d, 0.0)
+    x_modeled = np.where(modeled, x_energy, 0.0)
     unmetered_us = np.where(metered, 0, bp.dt)
     pieces = _pieces(
         req,
@@ -251,6 +236,7 @@ def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> 
         {
             "energy_j": (exclusive_segmented_cumsum(x_energy, bp.seg_start), x_energy),
             "device_share_s": (exclusive_segmented_cumsum(x_share, bp.seg_start), x_share),
+            "energy_uncertainty_j": (exclusive_segmented_cumsum(x_modeled, bp.seg_start), x_modeled),
             "unmetered_us": (np.cumsum(unmetered_us) - unmetered_us, unmetered_us),  # exact in int64
         },
     )
@@ -270,6 +256,7 @@ def sweep(req: GroupRequests, seg: PowerSegments, bucket_us: int, ndev: int) -> 
         energy_j=rate * pieces["energy_j"],
         device_share_s=rate * pieces["device_share_s"],
         unmetered_s=pieces["unmetered_us"] / US_PER_S,
+        energy_uncertainty_j=rate * pieces["energy_uncertainty_j"],
         seg_dev=bp.dev[first],
         seg_bucket=bp.bucket[first],
         span_s=seg_sum(dt_s),

@@ -56,9 +56,11 @@ from pipelines.attribution.arrays import (
 from pipelines.attribution.engine_api import (
     Engine,
     GroupRequests,
+    Placement,
     SweepResult,
 )
 from pipelines.attribution.engines import default_engine, get_engine
+from pipelines.attribution.placement import check_rule
 from pipelines.attribution.prepare import RowsByDevice, device_codes, rows_by_device, take
 from pipelines.attribution.results import AttributionResult, attribution_result
 from pipelines.attribution.segments import power_segments
@@ -162,7 +164,20 @@ def _group_segments(inp: _Inputs, t_rows: RowsByDevice, lo: int, hi: int, max_ga
     )
 
 
-def _sweep_groups(inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int, max_events: int) -> list[SweepResult]:
+def _idle_by_code(devices: pa.Array, idle_w) -> np.ndarray | None:
+    """The inventory's idle power per device code (NaN where unknown), from {device_id: idle_w} or a table with
+    device_id and idle_w."""
+    if idle_w is None:
+        return None
+    if isinstance(idle_w, pa.Table):
+        idle_w = dict(zip(idle_w["device_id"].to_pylist(), idle_w["idle_w"].to_pylist(), strict=True))
+    out = np.array([idle_w.get(d) for d in pa.array(devices).cast(pa.string()).to_pylist()], dtype=np.float64)
+    return np.where(np.isfinite(out) & (out >= 0), out, np.nan)
+
+
+def _sweep_groups(
+    inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int, max_events: int, placement: Placement | None
+) -> list[SweepResult]:
     """Devices are independent: sweep them in groups so that memory stays bounded whatever the input size. Each
     group's result keeps its own arrays (the output tables are chunked by group: nothing is concatenated), with
     the table's request rows and global device codes."""
@@ -173,7 +188,10 @@ def _sweep_groups(inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int,
         ri = r_rows.rows(lo, hi)
         requests = GroupRequests(r_rows.codes(lo, hi), inp.start_us[ri], inp.end_us[ri], inp.weight[ri])
         segments = _group_segments(inp, t_rows, lo, hi, max_gap_us, engine)
-        part = engine.sweep(requests, segments, bucket_us, hi - lo)
+        group_placement = placement
+        if placement is not None and placement.idle_w is not None:
+            group_placement = replace(placement, idle_w=placement.idle_w[lo:hi])
+        part = engine.sweep(requests, segments, bucket_us, hi - lo, group_placement)
         part = replace(
             part,
             row=r_rows.table_rows(lo, hi, part.row).astype(np.int64, copy=False),
@@ -203,6 +221,9 @@ def attribute_energy(
     prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT,
     max_events_per_chunk: int | None = None,
     engine: str | None = None,
+    placement: str = "activity",
+    idle_w=None,
+    load_exponent: float = 0.0,
 ) -> AttributionResult:
     """Attribute measured device energy to requests; see the module docstring for the rule.
 
@@ -214,6 +235,10 @@ def attribute_energy(
     4M for the numpy engine, whose arrays grow with the events of a group, 8M for the compiled one).
     engine: "compiled" (one numba pass per group, the default when numba is installed) or "numpy" (vectorized
     passes); both implement the same rule and are tested against each other and the slow reference.
+    placement: "activity" (the default: a window's measured energy placed where the requests ran, placement.py)
+    or "flat" (the window's average throughout). idle_w: the inventory's idle power per device ({device_id: W}, or
+    a table with device_id and idle_w), used where a device has too few quiet windows to learn its own.
+    load_exponent: an active stretch's share of a window grows as (sum of active rates) ** load_exponent.
     """
     chosen = get_engine(engine)
     if chosen.name == "compiled":
@@ -228,7 +253,8 @@ def attribute_energy(
     rid = requests["request_id"]
     rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
     inp = _inputs(requests, telemetry, prompt_token_weight)
-    parts = _sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk)
+    rule = Placement(check_rule(placement), _idle_by_code(inp.devices, idle_w), float(load_exponent))
+    parts = _sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk, rule)
     devices, r_dev, length_s = inp.devices, inp.r_dev, (inp.end_us - inp.start_us) / US_PER_S
     del inp  # the input arrays are freed before the output tables are built
     return attribution_result(rid, devices, r_dev, length_s, parts, bucket_us)

@@ -18,8 +18,8 @@ from pipelines.attribution.prepare import request_codes, sum_pieces
 @dataclass
 class AttributionResult:
     per_request_bucket: pa.Table
-    """request_id, device_id, bucket_start, energy_j, device_share_s, unmetered_s (one row per piece). request_id
-    keeps the input's type."""
+    """request_id, device_id, bucket_start, energy_j, device_share_s, unmetered_s, energy_uncertainty_j (one row
+    per piece). request_id keeps the input's type."""
     per_device_bucket: pa.Table
     """device_id, bucket_start, span_s, metered_s, busy_s, unmetered_s, metered_energy_j, busy_energy_j,
     idle_energy_j."""
@@ -33,7 +33,8 @@ class AttributionResult:
 
     @property
     def per_request(self) -> pa.Table:
-        """request_id, energy_j, device_share_s, unmetered_s, device_s (one row per distinct request_id); built
+        """request_id, energy_j, device_share_s, unmetered_s, energy_uncertainty_j, device_s (one row per distinct
+        request_id); built
         on first use (the warehouse keeps the pieces, so the daily run never needs it)."""
         if callable(self._per_request):
             self._per_request = self._per_request()
@@ -83,7 +84,7 @@ def _per_request_bucket(
             "bucket_start": _chunked([_bucket_starts(p.bucket, bucket_us) for p in parts], TS_TYPE),
             **{
                 name: _chunked([getattr(p, name) for p in parts], pa.float64())
-                for name in ("energy_j", "device_share_s", "unmetered_s")
+                for name in ("energy_j", "device_share_s", "unmetered_s", "energy_uncertainty_j")
             },
         }
     )
@@ -116,14 +117,18 @@ def _per_request(rid: pa.Array, parts: list[SweepResult], length_s: np.ndarray):
         codes, ids = request_codes(rid)
         unique = len(ids) == len(length_s)  # then the codes are the rows: per-request totals are per-row totals
         sums = np.zeros((3, len(ids)))
+        uncertainty = np.zeros(len(ids))
         for p in parts:
             sum_pieces(p.row, None if unique else codes, (p.energy_j, p.device_share_s, p.unmetered_s), sums)
+            by = p.row if unique else codes[p.row]
+            uncertainty += np.bincount(by, weights=p.energy_uncertainty_j, minlength=len(ids))
         return pa.table(
             {
                 "request_id": ids,
                 "energy_j": sums[0],
                 "device_share_s": sums[1],
                 "unmetered_s": sums[2],
+                "energy_uncertainty_j": uncertainty,
                 "device_s": length_s if unique else np.bincount(codes, weights=length_s, minlength=len(ids)),
             }
         )

@@ -39,7 +39,7 @@ def cmd_bench(args) -> None:
 
     if args.fleet_day:
         prepare_environment()
-        fleet_day(args.devices, say=say)
+        fleet_day(args.devices, say=say, readers=args.readers)
     else:
         run(args.scale, args.repeat, say=say)
 
@@ -48,6 +48,9 @@ def cmd_validate_energy(args) -> None:
     from pipelines.attribution.validation import GroundTruthError, validate_energy
     from pipelines.settings import current
 
+    if args.simulate:
+        simulate_and_score(args)
+        return
     truth = Path(args.ground_truth)
     if not truth.is_file():
         raise UserError(f"no ground-truth file at {truth} (--ground-truth takes a CSV file)")
@@ -59,6 +62,18 @@ def cmd_validate_energy(args) -> None:
     say(report.text())
     if not report.rows:
         raise UserError("nothing to compare: no ground-truth row matched attributed energy")
+
+
+def simulate_and_score(args) -> None:
+    """`validate-energy --simulate`: every telemetry kind and rule scored against the simulator's truth."""
+    from pipelines.devtools.simulate import run_simulation, table_text
+
+    if args.seconds < 30:
+        raise UserError("--seconds must be at least 30 (each regime runs several phases of 3-15 s)")
+    t0 = time.time()
+    scores, runs, requests, _ = run_simulation(args.seed, args.seconds, folder=args.keep_files)
+    say(table_text(scores, requests, runs))
+    say(f"({time.time() - t0:.0f} s; seed {args.seed}, {args.seconds:g} s per regime)")
 
 
 def add_generate(sub) -> None:
@@ -84,7 +99,12 @@ The ground truth is a CSV file with a header row, in one of two layouts:
 energy_j is in joules (1 kWh = 3,600,000 J). window_start and window_end are ISO 8601
 (2024-03-29T12:43:09Z, 2024-03-29 08:43:09-04:00; no offset means UTC) or unix seconds (1711716189,
 1711716189.25). group is optional: totals are printed per group and for all rows. The live warehouse is read
-(INFERCOST_HOME); energies are printed in joules, errors as (attributed - measured) / measured."""
+(INFERCOST_HOME); energies are printed in joules, errors as (attributed - measured) / measured.
+
+--simulate needs no warehouse: it draws a seeded 10 ms power truth from simulated requests (six regimes: short
+requests, big batches, speculative decoding, fp32, MoE, mixed), writes what nvidia-smi (1 s, power.draw and
+power.draw.instant), DCGM (1 s, power and energy counter) and an NVML poller (100 ms energy counter) would log,
+reads those files with the ingest's readers, and prints each rule's error against the truth side by side."""
 
 
 def add_validate_energy(sub) -> None:
@@ -97,12 +117,20 @@ def add_validate_energy(sub) -> None:
         description=GROUND_TRUTH_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument(
+    source = s.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--ground-truth",
-        required=True,
         help="CSV: energy_j (J) with request_id, or with device_id, "
         "window_start, window_end (ISO 8601 or unix seconds); optional group",
     )
+    source.add_argument(
+        "--simulate",
+        action="store_true",
+        help="score every telemetry kind and rule against a seeded 10 ms power simulation (no warehouse needed)",
+    )
+    s.add_argument("--seed", type=int, default=12, help="the simulation's seed (default 12)")
+    s.add_argument("--seconds", type=float, default=600.0, help="simulated seconds per regime (default 600)")
+    s.add_argument("--keep-files", help="write the simulated loggers' files under this folder and keep them")
     s.set_defaults(func=cmd_validate_energy)
 
 
@@ -116,4 +144,10 @@ def add_bench(sub) -> None:
         help="time raw files to published marts for a generated fleet-day (see --devices)",
     )
     s.add_argument("--devices", type=int, default=1000, help="accelerators of the fleet-day (default 1000)")
+    s.add_argument(
+        "--readers",
+        action="store_true",
+        help="with --fleet-day: first time the request and telemetry ingest by the Python and the DuckDB line "
+        "readers side by side",
+    )
     s.set_defaults(func=cmd_bench)

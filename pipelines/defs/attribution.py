@@ -18,10 +18,20 @@ def _attribute(engine: EngineResource, con, day, progress):
         from pipelines.spark.attribution import attribute_day_spark
 
         return attribute_day_spark(
-            engine.spark(), con, day, max_gap_s=settings.max_gap_s, prompt_token_weight=settings.prompt_token_weight
+            engine.spark(),
+            con,
+            day,
+            max_gap_s=settings.max_gap_s,
+            prompt_token_weight=settings.prompt_token_weight,
+            placement=settings.energy_placement,
         )
     return attribute_day(
-        con, day, progress=progress, max_gap_s=settings.max_gap_s, prompt_token_weight=settings.prompt_token_weight
+        con,
+        day,
+        progress=progress,
+        max_gap_s=settings.max_gap_s,
+        prompt_token_weight=settings.prompt_token_weight,
+        placement=settings.energy_placement,
     )
 
 
@@ -102,7 +112,12 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
                 context.log.warning(f"{day}: likely clock skew on {result.skewed_hosts}; see clock_skew_checks")
     yield dg.MaterializeResult(
         asset_key="request_energy_pieces",
-        metadata={**totals, "max_gap_s": settings.max_gap_s, "prompt_token_weight": settings.prompt_token_weight},
+        metadata={
+            **totals,
+            "max_gap_s": settings.max_gap_s,
+            "prompt_token_weight": settings.prompt_token_weight,
+            "energy_placement": settings.energy_placement,
+        },
     )
     yield dg.MaterializeResult(asset_key="device_energy_buckets", metadata={"idle_kwh": totals["idle_kwh"]})
     yield dg.MaterializeResult(asset_key="clock_skew_checks", metadata={"likely_skewed_hosts": sorted(skewed)})

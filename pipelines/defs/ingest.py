@@ -24,9 +24,10 @@ class IngestRunConfig(dg.Config):
 
 def report_metadata(reports: list[IngestReport]) -> dict:
     files = [f for r in reports for f in r.files]
-    table = "| partition | file | read | loaded | quarantined | skipped |\n|---|---|---:|---:|---:|---:|\n" + "\n".join(
+    table = "| partition | file | read | loaded | quarantined | skipped | energy from |\n"
+    table += "|---|---|---:|---:|---:|---:|---|\n" + "\n".join(
         f"| {r.partition_date or ''} | {f.source_file} | {f.rows_read} | {f.rows_loaded} | {f.rows_quarantined} "
-        f"| {f.rows_skipped} |"
+        f"| {f.rows_skipped} | {f.energy_source} |"
         for r in reports
         for f in r.files
     )

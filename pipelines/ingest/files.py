@@ -175,6 +175,26 @@ def _too_long(max_line_bytes: int, n_bytes: int) -> str:
     return f"line longer than {max_line_bytes:,} bytes ({n_bytes:,} bytes)"
 
 
+def _blank_rows(lines: pa.Array, lengths: np.ndarray) -> np.ndarray:
+    """The positions of blank lines (empty or whitespace only), which are not rows: only short lines can be blank,
+    so only those are looked at."""
+    short = np.flatnonzero(lengths < 64)
+    candidates = lines.take(pa.array(short, pa.int64()))
+    is_blank = pc.or_(pc.equal(pc.binary_length(candidates), 0), pc.utf8_is_space(candidates))
+    return short[is_blank.to_numpy(zero_copy_only=False)]
+
+
+def drop_blank_lines(lines: pa.Array, nums: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The lines that are not blank (by the rule of _lines_table), with their line numbers."""
+    blank = _blank_rows(lines, pc.binary_length(lines).to_numpy(zero_copy_only=False))
+    if len(blank) == 0:
+        return lines, nums
+    keep = np.ones(len(lines), dtype=bool)
+    keep[blank] = False
+    rows = pa.array(np.flatnonzero(keep))
+    return lines.take(rows), nums.take(rows)
+
+
 def _lines_table(
     path: Path, data: bytes, first_line: int, max_line_bytes: int
 ) -> tuple[pa.Table, int, list[LineProblem]]:
@@ -192,11 +212,7 @@ def _lines_table(
     if pc.any(pc.ends_with(lines, "\r")).as_py():  # CRLF: predicates are cheap, rewriting every line is not
         lines = pc.utf8_rtrim(lines, "\r")
     lengths = pc.binary_length(lines).to_numpy(zero_copy_only=False)
-    # blank lines (empty or whitespace only) are not rows: only short lines can be blank, so only those are looked at
-    short = np.flatnonzero(lengths < 64)
-    candidates = lines.take(pa.array(short, pa.int64()))
-    is_blank = pc.or_(pc.equal(pc.binary_length(candidates), 0), pc.utf8_is_space(candidates))
-    blank = short[is_blank.to_numpy(zero_copy_only=False)]
+    blank = _blank_rows(lines, lengths)
     long = np.flatnonzero(lengths > max_line_bytes)
     nums = np.arange(first_line + 1, first_line + n_lines + 1, dtype=np.int64)
     problems = [

@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from pipelines.ingest.duckdb_lines import read_line_relation
 from pipelines.ingest.feeds import (
     DEFAULT_FORMATS,
     Feed,
@@ -52,6 +53,7 @@ from pipelines.ingest.staging import (
     replacing,
     stage_batch,
 )
+from pipelines.settings import current
 from pipelines.warehouse.connection import ensure_raw_tables
 from pipelines.warehouse.contracts import OPTIONAL_FEEDS, OPTIONAL_FLEET_TABLES
 
@@ -200,6 +202,17 @@ def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, pa
     """(parsed parts, lines read) for each piece of a file (one piece when the reader takes files whole): the
     piece's rows, and its lines that cannot be rows (over-long, or where the file stopped being read), in the same
     batch as the rows beside them, whose day they take."""
+    if current().line_reader == "duckdb" and hasattr(feed.reader, "parse_relation"):
+        # DuckDB's multithreaded reader, when it gives exactly the lines of the Python path (duckdb_lines.py); else
+        # (INFERCOST_LINE_READER=python, another reader, or a file DuckDB cannot read exactly) the Python path
+        relation = read_line_relation(con, path, feed.max_line_bytes, getattr(feed.reader, "csv_fields", False))
+        if relation is not None:
+            try:
+                parts = [feed.reader.parse_relation(ctx, path, relation)]
+            finally:
+                relation.drop(con)
+            yield parts, relation.num_rows
+            return
     header = None
     for lines, problems in iter_line_chunks(path, CHUNK_BYTES if feed.chunks else None, feed.max_line_bytes):
         if header is not None:

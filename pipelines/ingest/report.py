@@ -25,6 +25,8 @@ class FileReport:
     """Rows rejected: they break the contract (ingest_quarantine, with the reason)."""
     rows_skipped: int = 0
     """Rows a mapping's skip rule says are not data (kept in ingest_quarantine too, reason "skipped by ...")."""
+    energy_source: str = ""
+    """Telemetry: the logged column(s) its loaded samples' energy came from (power.draw, power.draw.average, ...)."""
 
 
 @dataclass
@@ -66,11 +68,11 @@ class IngestReport:
         """One line per file: what it loads, quarantines and skips."""
         return [
             f"  {f.source_file}: {f.rows_read:,} read, {f.rows_loaded:,} load, {f.rows_quarantined:,} "
-            f"quarantined, {f.rows_skipped:,} skipped"
+            f"quarantined, {f.rows_skipped:,} skipped" + (f"; energy from {f.energy_source}" if f.energy_source else "")
             for f in self.files
         ]
 
     def fill(self, counts: dict) -> IngestReport:
-        """Set the files from per-file counts {source_file: (read, loaded, quarantined, skipped)}."""
+        """Set the files from per-file counts {source_file: (read, loaded, quarantined, skipped, energy sources)}."""
         self.files = [FileReport(f, *c) for f, c in counts.items()]
         return self

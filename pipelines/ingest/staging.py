@@ -43,7 +43,8 @@ def replacing(
     dry_run: bool = False,
 ):
     """Replace a day's rows of a feed (every day's when None) with what the batches inside the block stage. Yields
-    the per-file counts {source_file: (read, loaded, quarantined, skipped)} that stage_batch fills; fills the report.
+    the per-file counts {source_file: (read, loaded, quarantined, skipped, energy sources)} that stage_batch fills;
+    fills the report.
     ``files``: the files the run read (named when it is refused). Raises IngestRefused (see :func:`refusal`)."""
     counts: dict = {}
     stage = feed.stage_table
@@ -65,7 +66,8 @@ def replacing(
 def _write(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts: dict, staged: bool) -> None:
     """Replace the day with the stage: raw rows, quarantine rows, file stats, in one transaction."""
     cols = ", ".join(feed.contract.names)
-    con.execute("ALTER TABLE ingest_file_stats ADD COLUMN IF NOT EXISTS rows_skipped BIGINT")  # an older warehouse
+    for column in ("rows_skipped BIGINT", "energy_source VARCHAR"):  # an older warehouse
+        con.execute(f"ALTER TABLE ingest_file_stats ADD COLUMN IF NOT EXISTS {column}")
     con.execute("BEGIN TRANSACTION")
     try:
         _clear(con, feed, day)
@@ -137,8 +139,8 @@ def _write_file_stats(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | No
     if counts:
         con.executemany(
             "INSERT INTO ingest_file_stats (feed, partition_date, source_file, rows_read, rows_loaded, "
-            f"rows_quarantined, rows_skipped, loaded_at) VALUES (?, {load_sql.day_sql(day)}, ?, ?, ?, ?, "
-            "?, now())",
+            f"rows_quarantined, rows_skipped, energy_source, loaded_at) VALUES (?, {load_sql.day_sql(day)}, ?, ?, "
+            "?, ?, ?, nullif(?, ''), now())",
             [[feed.name, f, *c] for f, c in sorted(counts.items())],
         )
 
@@ -190,12 +192,18 @@ def stage_batch(
     else:
         con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {batch}")
     skipped = f"starts_with(reason, '{load_sql.SKIPPED_REASON}')"
-    for f, *added in con.execute(
+    # the column each loaded telemetry sample's energy came from (README "Input formats"), per file
+    source = (
+        "list(DISTINCT energy_source) FILTER (WHERE reason IS NULL)" if "energy_source" in feed.contract.names else "[]"
+    )
+    for f, *added, sources in con.execute(
         "SELECT source_file, count(*), count(*) FILTER (WHERE reason IS NULL), "
-        f"count(*) FILTER (WHERE reason IS NOT NULL AND NOT {skipped}), count(*) FILTER (WHERE {skipped}) "
-        f"FROM {batch} GROUP BY 1 ORDER BY 1"
+        f"count(*) FILTER (WHERE reason IS NOT NULL AND NOT {skipped}), count(*) FILTER (WHERE {skipped}), "
+        f"{source} FROM {batch} GROUP BY 1 ORDER BY 1"
     ).fetchall():
-        counts[f] = tuple(a + b for a, b in zip(counts.get(f, (0, 0, 0, 0)), added))
+        old = counts.get(f, (0, 0, 0, 0, ""))
+        known = {s for s in (*old[4].split(", "), *(sources or [])) if s}
+        counts[f] = (*(a + b for a, b in zip(old[:4], added)), ", ".join(sorted(known)))
     con.execute(f"DROP TABLE {batch}")
     for p in parsed_parts:
         con.execute(f"DROP TABLE IF EXISTS {p}")

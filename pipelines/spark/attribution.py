@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.attribution.day import DayAttribution
-from pipelines.settings import DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
+from pipelines.settings import DEFAULT_ENERGY_PLACEMENT, DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 from pipelines.spark import tasks
 from pipelines.spark.lake_io import attach_lake, read_days, write_frame
 from pipelines.spark.session import spark_schema
@@ -125,6 +125,7 @@ def attribute_day_spark(
     root: Path | None = None,
     max_gap_s: float = DEFAULT_MAX_GAP_S,
     prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT,
+    placement: str = DEFAULT_ENERGY_PLACEMENT,
 ) -> DayAttribution:
     """Attribute one UTC day on Spark (module docstring); the fleet tables come from the warehouse ``con``."""
     from pyspark.sql import functions as F
@@ -137,7 +138,11 @@ def attribute_day_spark(
 
     def attribute(group_requests: pa.Table, group_telemetry: pa.Table) -> pa.Table:
         tables, totals = tasks.attribute_group(
-            day, dims, group_requests.drop(["gid"]), group_telemetry.drop(["gid"]), max_gap_s, prompt_token_weight
+            day,
+            dims,
+            group_requests.drop(["gid"]),
+            group_telemetry.drop(["gid"]),
+            {"max_gap_s": max_gap_s, "prompt_token_weight": prompt_token_weight, "placement": placement},
         )
         return tasks.tagged(tables, totals, schema)
 

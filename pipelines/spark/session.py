@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pipelines.settings import REPO_ROOT, current
+from pipelines.settings import REPO_ROOT, current, environment
 
 # the engine's session settings; spark-defaults.conf (SPARK_CONF_DIR) or spark-submit --conf may add to them
 SESSION_CONF = {
@@ -44,6 +44,8 @@ def spark_session(master: str | None = None, app_name: str = "infercost", conf: 
         "spark.executorEnv.PYTHONPATH": path,
         "spark.executorEnv.PYSPARK_PYTHON": os.environ["PYSPARK_PYTHON"],
         "spark.executorEnv.GX_ANALYTICS_ENABLED": "false",
+        # the executors read the driver's settings (memory cap, line reader...) as the driver does
+        **{f"spark.executorEnv.{k}": v for k, v in environment().items()},
         **(conf or {}),
     }.items():
         builder = builder.config(key, value)

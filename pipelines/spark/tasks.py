@@ -112,13 +112,13 @@ def dedup_bucket(feed: Feed, day: date | None, files: pa.Table, rows: pa.Table, 
 
 
 def attribute_group(
-    day: date, dims: dict[str, pa.Table], requests: pa.Table, telemetry: pa.Table, max_gap_s: float, weight: float
+    day: date, dims: dict[str, pa.Table], requests: pa.Table, telemetry: pa.Table, options: dict
 ) -> tuple[dict[str, pa.Table], dict]:
     """``attribute_day`` over one device group: its requests (raw rows of the days the day's requests may have
-    started on) and telemetry (raw rows of the day and its neighbours), beside the fleet tables ``dims``.
-    Returns the group's output tables and its totals."""
+    started on) and telemetry (raw rows of the day and its neighbours), beside the fleet tables ``dims``;
+    ``options``: attribute_day's (max_gap_s, prompt_token_weight, placement). Returns the group's output tables and its totals."""
     con = task_connection(dims={**dims, "raw_requests": requests, "raw_telemetry": telemetry})
-    result = attribute_day(con, day, max_gap_s=max_gap_s, prompt_token_weight=weight)
+    result = attribute_day(con, day, **options)
     tables = {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in ATTRIBUTION_OUTPUTS}
     con.close()
     totals = {

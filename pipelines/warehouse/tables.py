@@ -77,8 +77,14 @@ def create_sql(name: str, replace: bool = False) -> str:
 
 
 def create_tables(con: duckdb.DuckDBPyConnection, *names: str, replace: bool = False) -> None:
+    """Create each table; a table an older version created gets the columns its contract has since gained
+    (nullable, at the end: a contract only ever appends columns)."""
     for name in names:
         con.execute(create_sql(name, replace=replace))
+        have = {r[0] for r in con.execute(f"SELECT column_name FROM (DESCRIBE {name})").fetchall()}
+        for c in table(name).columns:
+            if c.name not in have:
+                con.execute(f"ALTER TABLE {name} ADD COLUMN {c.name} {c.type}")
 
 
 def _source_columns(contract: Contract) -> list[dict]:

@@ -23,8 +23,11 @@ select
     rates.amortized_until,
     pieces.energy_j,
     pieces.energy_j * rates.pue as facility_energy_j,
+    pieces.prefill_energy_j,
+    pieces.decode_energy_j,
     pieces.device_share_s,
     pieces.unmetered_s,
+    pieces.energy_uncertainty_j,
     rates.price_usd_per_mwh,
     -- J -> MWh is / 3.6e9
     pieces.energy_j * rates.pue / 3.6e9 * rates.price_usd_per_mwh as energy_cost_usd,

@@ -25,8 +25,11 @@ request_totals as (
         any_value(region) as region,
         sum(energy_j) as energy_j,
         sum(facility_energy_j) as facility_energy_j,
+        sum(prefill_energy_j) as prefill_energy_j,
+        sum(decode_energy_j) as decode_energy_j,
         sum(device_share_s) as device_share_s,
         sum(unmetered_s) as unmetered_s,
+        sum(energy_uncertainty_j) as energy_uncertainty_j,
         sum(energy_cost_usd) as energy_cost_usd,
         sum(capex_cost_usd) as capex_cost_usd,
         sum(overhead_cost_usd) as overhead_cost_usd,
@@ -52,8 +55,11 @@ served_from_cache as (
         null as region,
         0.0 as energy_j,
         0.0 as facility_energy_j,
+        null::double as prefill_energy_j,
+        null::double as decode_energy_j,
         0.0 as device_share_s,
         0.0 as unmetered_s,
+        0.0 as energy_uncertainty_j,
         0.0 as energy_cost_usd,
         0.0 as capex_cost_usd,
         0.0 as overhead_cost_usd,
@@ -90,8 +96,11 @@ costed as (
         measured.region,
         case when not measured.fully_unmetered then measured.energy_j end as energy_j,
         case when not measured.fully_unmetered then measured.facility_energy_j end as facility_energy_j,
+        case when not measured.fully_unmetered then measured.prefill_energy_j end as prefill_energy_j,
+        case when not measured.fully_unmetered then measured.decode_energy_j end as decode_energy_j,
         measured.device_share_s,
         measured.unmetered_s,
+        case when not measured.fully_unmetered then measured.energy_uncertainty_j end as energy_uncertainty_j,
         case when not measured.fully_unmetered then measured.energy_cost_usd end as energy_cost_usd,
         case when not measured.fully_unmetered then measured.emissions_g_co2e end as emissions_g_co2e,
         measured.capex_cost_usd,
@@ -114,10 +123,16 @@ costed as (
             when measured.amortization_ended
                 then 'amortization ended ' || strftime(measured.amortized_until, '%Y-%m-%d') || ': no capex'
         end as cost_caveat,
-        -- the weight the kernel split by: output tokens + prompt_token_weight x prompt tokens
-        {{ var('prompt_token_weight') }} * requests.prompt_tokens
-            / nullif(requests.completion_tokens + {{ var('prompt_token_weight') }} * requests.prompt_tokens, 0)
-            as input_weight_share,
+        -- the input tokens' share of the cost: the measured prefill share of the energy where first_token_at
+        -- split the request into phases, else the kernel's weights (prompt_token_weight x prompt tokens over
+        -- output tokens + prompt_token_weight x prompt tokens)
+        coalesce(
+            case when not measured.fully_unmetered then measured.prefill_energy_j / nullif(measured.energy_j, 0) end,
+            {{ var('prompt_token_weight') }} * requests.prompt_tokens
+                / nullif(requests.completion_tokens + {{ var('prompt_token_weight') }} * requests.prompt_tokens, 0)
+        ) as input_share,
+        not measured.fully_unmetered and measured.prefill_energy_j is not null and measured.energy_j > 0
+            as input_share_measured,
         coalesce(not measured.inventory_usable, false) as inventory_missing,
         coalesce(measured.before_in_service, false) as device_before_in_service,
         coalesce(measured.amortization_ended, false) as amortization_ended,
@@ -154,7 +169,10 @@ select
     cached_prompt_tokens,
     energy_j,
     facility_energy_j,
+    prefill_energy_j,
+    decode_energy_j,
     energy_j / nullif(completion_tokens, 0) as energy_j_per_output_token,
+    energy_uncertainty_j,
     emissions_g_co2e,
     device_share_s,
     unmetered_s,
@@ -164,9 +182,12 @@ select
     total_cost_usd,
     idle_cost_allocated_usd,
     total_cost_usd + idle_cost_allocated_usd as fully_loaded_cost_usd,
-    1000 * (total_cost_usd + idle_cost_allocated_usd) * input_weight_share / nullif(prompt_tokens, 0)
+    (total_cost_usd + idle_cost_allocated_usd) * coalesce(input_share, 0) as input_cost_usd,
+    (total_cost_usd + idle_cost_allocated_usd) * (1 - coalesce(input_share, 0)) as output_cost_usd,
+    coalesce(input_share_measured, false) as input_share_measured,
+    1000 * (total_cost_usd + idle_cost_allocated_usd) * input_share / nullif(prompt_tokens, 0)
         as cost_per_1k_input_tokens_usd,
-    1000 * (total_cost_usd + idle_cost_allocated_usd) * (1 - coalesce(input_weight_share, 0))
+    1000 * (total_cost_usd + idle_cost_allocated_usd) * (1 - coalesce(input_share, 0))
         / nullif(completion_tokens, 0) as cost_per_1k_output_tokens_usd,
     cost_caveat,
     inventory_missing,

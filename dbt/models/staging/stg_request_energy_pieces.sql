@@ -9,5 +9,8 @@ select
     bucket_start,
     energy_j,
     device_share_s,
-    unmetered_s
+    unmetered_s,
+    energy_uncertainty_j,
+    prefill_energy_j,
+    decode_energy_j
 from pieces

@@ -19,12 +19,13 @@ def main(argv=None) -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--fleet-day", action="store_true", help="time the whole pipeline on a generated fleet-day")
     p.add_argument("--devices", type=int, default=1000, help="accelerators of the fleet-day (default 1000)")
+    p.add_argument("--readers", action="store_true", help="with --fleet-day: the two line readers side by side first")
     p.add_argument("--child", choices=sorted(METHODS), help=argparse.SUPPRESS)
     p.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         run_child(args.child, args.scale, args.check)
     elif args.fleet_day:
-        fleet_day(args.devices)
+        fleet_day(args.devices, readers=args.readers)
     else:
         run(args.scale, args.repeat)

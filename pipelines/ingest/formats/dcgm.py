@@ -42,11 +42,17 @@ def _dcgm_samples(ctx: ParseContext, long_table: str, window: str | None) -> str
         else f"coalesce(inv.power_draw_window_s, {power_draw_window_sql('inv.device_type')})"
     )
 
+    # the kernel takes energy from counter deltas where they exist, else from POWER_USAGE
+    source = (
+        "CASE WHEN TRY_CAST(g.energy_counter_j__raw AS DOUBLE) IS NOT NULL "
+        "THEN 'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION' ELSE 'DCGM_FI_DEV_POWER_USAGE' END"
+    )
     raw = {
         "device_id": "g.device",
         "ts": "CAST(g.ts AS VARCHAR)",
         "power_window_s": f"{window_sql}::VARCHAR",
         "host": "g.host",
+        "energy_source": source,
         **{c: f"g.{c}__raw" for c in value},
     }
     typed = {

@@ -43,8 +43,15 @@ class OpenAIJsonl:
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
         check_options(self, ctx.options)
-        lines = strip_bom(lines)
-        src = register(ctx, lines)
+        return self._parse_src(ctx, register(ctx, strip_bom(lines)))
+
+    def parse_relation(self, ctx: ParseContext, path: Path, lines) -> str:
+        """The same rows from a DuckDB relation of the file's lines (pipelines/ingest/duckdb_lines.py)."""
+        check_options(self, ctx.options)
+        return self._parse_src(ctx, lines.name)
+
+    def _parse_src(self, ctx: ParseContext, src: str) -> str:
+        """The parsed rows of the lines in the relation ``src`` (source_file, source_line, raw_text)."""
         contract = load_contract("requests")
 
         # every path is read in one parse of the line (one ->> per path would parse the line once per path)

@@ -47,6 +47,13 @@ _NVSMI_FIELDS = {
 }
 
 
+_ENERGY_SOURCE = {
+    "power_draw_average": "power.draw.average",
+    "power_draw": "power.draw",
+    "power_draw_instant": "power.draw.instant",
+}
+
+
 def _nvsmi_header(path: Path, header: str) -> tuple[list[str], list[str | None], dict[str, int]]:
     """The header's field names, the unit each names ("power.draw [W]") and where each known field is (1-based)."""
     names = [re.sub(r"\s*\[.*\]$", "", h.strip()) for h in header.split(",")]
@@ -86,16 +93,18 @@ def _host_note(path: Path, host: str | None, source: str, pos: dict[str, int]) -
 
 
 def _nvsmi_power_and_device(pos: dict[str, int], window, host: str | None, val) -> tuple[str, str, str]:
-    """(the field power_w comes from, its averaging window SQL, the device id SQL) for a header's fields."""
-    if "power_draw_instant" in pos:
-        power_key, window_sql = "power_draw_instant", "0.0"
-    elif "power_draw_average" in pos:
+    """(the field power_w comes from, its averaging window SQL, the device id SQL) for a header's fields: the
+    column that covers the interval first (power.draw.average, else power.draw, whose meaning depends on the device
+    type: pipelines/ingest/device_power.py), power.draw.instant only when the file has nothing else."""
+    if "power_draw_average" in pos:
         power_key, window_sql = "power_draw_average", "1.0"
-    else:  # power.draw: its meaning depends on the device type (pipelines/ingest/device_power.py)
+    elif "power_draw" in pos:
         power_key = "power_draw"
         window_sql = (
             str(float(window)) if window is not None else f"coalesce(draw_window_s, {DEFAULT_POWER_DRAW_WINDOW_S})"
         )
+    else:
+        power_key, window_sql = "power_draw_instant", "0.0"
     if "uuid" in pos:
         device = val("uuid")
     elif "pci_bus_id" in pos:
@@ -109,10 +118,30 @@ def _nvsmi_power_and_device(pos: dict[str, int], window, host: str | None, val) 
     return power_key, window_sql, device
 
 
-def _cleaned_field_sql(i: int, unit: str | None) -> str:
+def _split_sql(header: str, src: str, fields: int) -> dict[str, str]:
+    """How the lines of ``src`` are cut into fields: split in SQL (a list ``parts``), or already split by DuckDB's
+    CSV reader (``fields`` columns field_1 .. field_N); and the test of a line that repeats the header."""
+    repeated = f"trim(raw_text) = {sql_str(header.strip())}"
+    if not fields:
+        return {
+            "lines": f"SELECT *, string_split(raw_text, ',') AS parts FROM {src}",
+            "drop": "parts",
+            "n_parts": "len(parts)",
+            "repeated_header": repeated,
+        }
+    first = sql_str(header.strip().split(",")[0])  # implied by the test, and cheaper than rebuilding every line
+    return {
+        "lines": f"SELECT * FROM {src}",
+        "drop": ", ".join(f"field_{i}" for i in range(2, fields + 1)),  # field_1 stays for the header test
+        "n_parts": str(fields),
+        "repeated_header": f"ltrim(coalesce(field_1, '')) = {first} AND {repeated}",
+    }
+
+
+def _cleaned_field_sql(i: int, unit: str | None, fields: int = 0) -> str:
     """Field i's text once: trimmed, the unit its header names ("power.draw [W]": "160.5 W") cut, [N/A] and
     [Not Supported] read as missing (string functions, not regular expressions: this runs per sample)."""
-    v = f"trim(parts[{i}])"
+    v = f"trim(coalesce(field_{i}, ''))" if fields else f"trim(parts[{i}])"
     if unit:
         v = f"CASE WHEN suffix({v}, {sql_str(' ' + unit)}) THEN left({v}, -{len(unit) + 1}) ELSE {v} END"
     return f"nullif(nullif({v}, '[N/A]'), '[Not Supported]')"
@@ -124,10 +153,13 @@ class NvidiaSmiCsv:
     Device id: uuid, else pci.bus_id, else <host>:<index>. Host: the ``host`` option, else the file name when it
     is ``<host>_<YYYY-MM-DD>.csv[.gz]``, else unknown: then a uuid or pci.bus_id column still names each device,
     and a file with neither has its rows quarantined saying so (never a host guessed from another name). The log
-    says where each file's host came from. Power: power.draw.instant (an instantaneous reading, window 0) when present, else
-    power.draw.average (a 1 s average), else power.draw, whose meaning depends on the device type in the inventory
-    (pipelines/ingest/device_power.py: a 1 s average on Ampere and newer except GA100, instantaneous on GA100 and
-    Volta and older) unless the ``power_draw_window_s`` option says. A file with no uuid, pci.bus_id or index is one device named by its
+    says where each file's host came from. Power (the energy): the column that covers the interval between
+    samples: power.draw.average (a 1 s average) when present, else power.draw, whose meaning depends on the device
+    type in the inventory (pipelines/ingest/device_power.py: a 1 s average on Ampere and newer except GA100,
+    instantaneous on GA100 and Volta and older) unless the ``power_draw_window_s`` option says, else
+    power.draw.instant (window 0). A point reading once a second aliases with load that changes faster, so beside
+    an average it is kept as ``power_instant_w`` (for shape), never integrated. ``energy_source`` names the column
+    the energy came from, per sample and in the ingest report per file. A file with no uuid, pci.bus_id or index is one device named by its
     host. Timestamps are ``YYYY/MM/DD HH:MM:SS.fff`` in the ``timezone``
     option (default UTC). Values may carry units ("160.5 W"); "[N/A]" and "[Not Supported]" read as missing.
     """
@@ -137,6 +169,7 @@ class NvidiaSmiCsv:
 
     patterns = ("*.csv", "*.csv.gz")
     chunks = "header"  # a large file is read piece by piece, the header line heading every piece
+    csv_fields = True  # DuckDB's reader may split the fields (pipelines/ingest/duckdb_lines.py read_csv_fields)
 
     def parse(self, ctx: ParseContext, path: Path, lines: pa.Table) -> str:
         check_options(self, ctx.options)
@@ -144,18 +177,37 @@ class NvidiaSmiCsv:
         if lines.num_rows == 0:
             return finish(ctx, load_contract("telemetry"), empty_mapped(load_contract("telemetry")))
         header = lines["raw_text"][0].as_py()
+        first_piece = lines["source_line"][0].as_py() == 1  # the host is logged once a file, not once a piece
+        return self._parse_body(ctx, path, header, register(ctx, lines.slice(1)), first_piece)
+
+    def parse_relation(self, ctx: ParseContext, path: Path, lines) -> str:
+        """The same rows from a DuckDB relation of the whole file's lines (pipelines/ingest/duckdb_lines.py): the
+        first line is the header."""
+        check_options(self, ctx.options)
+        first = ctx.con.execute(
+            f"SELECT source_line, raw_text FROM {lines.name} ORDER BY source_line LIMIT 1"
+        ).fetchall()
+        if not first:
+            return finish(ctx, load_contract("telemetry"), empty_mapped(load_contract("telemetry")))
+        header_line, header = first[0]
+        body = f"(SELECT * FROM {lines.name} WHERE source_line > {int(header_line)})"
+        return self._parse_body(ctx, path, header, body, True, lines.fields)
+
+    def _parse_body(self, ctx: ParseContext, path: Path, header: str, src: str, log_host: bool, fields: int = 0) -> str:
+        """The parsed rows of the lines after the header, in the relation ``src``; ``fields``: the relation has the
+        lines' comma-separated fields split already (field_1 .. field_N, duckdb_lines.read_csv_fields)."""
         names, units, pos = _nvsmi_header(path, header)
         tz = ctx.options.get("timezone", "UTC")
         window = ctx.options.get("power_draw_window_s")
         host, host_source = file_host(ctx.options, path)
-        if lines["source_line"][0].as_py() == 1:  # once a file, not once a piece
+        if log_host:
             log.info(_host_note(path, host, host_source, pos))
-        src = register(ctx, lines.slice(1))
 
         def val(key):
             return f"v_{key}" if key in pos else "NULL::VARCHAR"
 
-        cleaned = ", ".join(f"{_cleaned_field_sql(i, units[i - 1])} AS v_{key}" for key, i in pos.items())
+        split = _split_sql(header, src, fields)
+        cleaned = ", ".join(f"{_cleaned_field_sql(i, units[i - 1], fields)} AS v_{key}" for key, i in pos.items())
         power_key, window_sql, device = _nvsmi_power_and_device(pos, window, host, val)
         unnamed = host is None and not ({"uuid", "pci_bus_id"} & set(pos))  # no device id at all: quarantined
         ts_fmt = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']"
@@ -168,6 +220,8 @@ class NvidiaSmiCsv:
             "util_pct": val("util_pct"),
             "mem_used_mib": val("mem_used_mib"),
             "host": sql_str(host) if host else "NULL::VARCHAR",
+            "power_instant_w": val("power_draw_instant") if power_key != "power_draw_instant" else "NULL::VARCHAR",
+            "energy_source": sql_str(_ENERGY_SOURCE[power_key]),
         }
         typed = {
             "device_id": "device",
@@ -175,15 +229,15 @@ class NvidiaSmiCsv:
             "power_window_s": window_sql,
         }
         mapped = f"""
-            WITH s0 AS (SELECT *, string_split(raw_text, ',') AS parts FROM {src}),
-            s1 AS (SELECT * EXCLUDE (parts), len(parts) AS n_parts, {cleaned} FROM s0),
+            WITH s0 AS ({split["lines"]}),
+            s1 AS (SELECT * EXCLUDE ({split["drop"]}), {split["n_parts"]} AS n_parts, {cleaned} FROM s0),
             s2 AS (SELECT *, {device} AS device FROM s1),
             -- what power.draw means, once per inventory device rather than once per sample
             inv AS (SELECT device_id, coalesce(power_draw_window_s, {power_draw_window_sql("device_type")})
                         AS draw_window_s FROM raw_inventory),
             s AS (SELECT s2.*, inv.draw_window_s FROM s2 LEFT JOIN inv ON inv.device_id = s2.device)
             SELECT source_file, source_line, raw_text,
-                CASE WHEN trim(raw_text) = {sql_str(header.strip())} THEN 'repeated header line'
+                CASE WHEN {split["repeated_header"]} THEN 'repeated header line'
                      WHEN n_parts <> {len(names)} THEN 'expected {len(names)} fields, got ' || n_parts
                      {f"ELSE {sql_str(NO_HOST)}" if unnamed else ""}
                 END AS pre_reason,

@@ -1,0 +1,206 @@
+"""A landing file's lines read by DuckDB's multithreaded CSV reader into a DuckDB relation of the same rows as
+files.iter_line_chunks gives (source_file, source_line, raw_text), whenever DuckDB gives exactly the lines the Python
+path would; a reader with ``parse_relation`` parses them in DuckDB, with no copy through Python or Arrow.
+
+DuckDB reads the file as one VARCHAR column a line (no quote, no escape, a separator no log holds), strictly: a
+carriage return anywhere (a CRLF file, a stray one), bytes that are not UTF-8, a line longer than the cap, or one
+holding the separator stop the read with an error, and the file is read by the Python path instead (``None`` here),
+which keeps each such line's own treatment (CRLF normalized, U+FFFD, an over-long line quarantined). Each physical line
+is a row of DuckDB's output, in file order (an empty line a NULL), so its row number is its line number.
+
+Compressed files (gzip, a tar archive of one file) are decompressed by decompress.py, with its caps, into a
+temporary plain file that DuckDB then reads in parallel: a file that passes a cap or is damaged is read by the
+Python path, which ends it with its problem where it happened. DuckDB strips a UTF-8 byte order mark at the start
+of a file as strip_bom does; a file that is a mark and then a line end goes to the Python path (its first line is
+not blank there), as does one whose first line is not plainly text. Blank lines are dropped by the rule of
+files._lines_table (utf8_is_space, on the few short lines whose first character is not printable ASCII). The file is
+read whole, in DuckDB's memory (which spills to disk past INFERCOST_DUCKDB_MEMORY), not in pieces.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.ingest.decompress import text_blocks
+from pipelines.ingest.files import MAX_LINE_BYTES
+
+# the column separator of the one-column read: a line holding it is read by the Python path
+SEPARATOR_SQL = r"E'\x1f\x1e\x1d'"
+_counter = itertools.count()
+_BOM = b"\xef\xbb\xbf"
+# a file name DuckDB would read as a glob, or that needs quoting we do not risk: the Python path reads it
+_GLOB_CHARS = set("*?[]{}'\\")
+
+
+@dataclass(frozen=True)
+class LineRelation:
+    """A file's non-blank lines held by DuckDB: ``name`` is a view of source_file, source_line, raw_text (the first
+    line's byte order marks stripped, as strip_bom does), ``num_rows`` its rows."""
+
+    name: str
+    table: str
+    num_rows: int
+    fields: int = 0
+    """When the file was read as comma-separated fields (``csv_fields``): how many; the view then also has
+    field_1 .. field_N, each field's text as written (NULL when empty)."""
+
+    def drop(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(f"DROP VIEW IF EXISTS {self.name}")
+        con.execute(f"DROP TABLE IF EXISTS {self.table}_blank")
+        con.execute(f"DROP TABLE IF EXISTS {self.table}")
+
+
+def read_line_relation(
+    con: duckdb.DuckDBPyConnection, path: Path, max_line_bytes: int = MAX_LINE_BYTES, csv_fields: bool = False
+) -> LineRelation | None:
+    """The file's lines as a LineRelation, or None when DuckDB cannot read them exactly (the caller reads the file
+    with files.iter_line_chunks). ``csv_fields``: first try reading the fields too (read_csv_fields), for a file
+    whose every line has as many commas as its first; else the file is read a line a row."""
+    path = Path(path)
+    if _GLOB_CHARS & set(str(path)):
+        return None
+    tmp = None
+    try:
+        plain = path
+        if _compressed(path):
+            tmp = Path(tempfile.mkdtemp(prefix="infercost-lines-"))
+            plain = _decompressed(path, tmp / "lines.txt")
+            if plain is None:
+                return None
+        relation = read_csv_fields(con, plain, path, max_line_bytes) if csv_fields else None
+        if relation is None:
+            table = _read_lines_table(con, plain, max_line_bytes)
+            relation = None if table is None else _relation(con, table, path)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return relation
+
+
+def _compressed(path: Path) -> bool:
+    return path.suffix == ".gz" or path.name.endswith((".tar", ".tgz"))
+
+
+def _decompressed(path: Path, out: Path) -> Path | None:
+    """The file's text written to ``out`` through decompress.text_blocks (its caps and checks), or None when the
+    stream reports a problem (a damaged stream, a cap passed): the Python path then reads it and says so."""
+    with open(out, "wb") as f:
+        for data, problem in text_blocks(path):
+            if problem:
+                return None
+            f.write(data)
+    return out
+
+
+def _read_lines_table(con: duckdb.DuckDBPyConnection, plain: Path, max_line_bytes: int) -> str | None:
+    """A temp table of the file's lines (raw_text, NULL for an empty line) in file order, or None when DuckDB's
+    strict read fails (the reasons in the module docstring)."""
+    if os.path.getsize(plain) == 0 or _GLOB_CHARS & set(str(plain)):
+        return None  # nothing to read (the Python path gives the empty table callers expect), or an awkward name
+    name = f"_duck_lines_{next(_counter)}"
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {name} AS
+            SELECT raw_text FROM read_csv('{plain}', columns = {{'raw_text': 'VARCHAR'}}, header = false,
+                auto_detect = false, quote = '', escape = '', comment = '', new_line = '\\n',
+                delim = {SEPARATOR_SQL}, strict_mode = true, compression = 'none',
+                max_line_size = {int(max_line_bytes) + 1})
+        """)
+    except duckdb.Error:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+        return None
+    with open(plain, "rb") as f:
+        starts_with_bom = f.read(len(_BOM)) == _BOM
+    first_plain = _PLAIN_START.replace("raw_text", "ltrim(raw_text, chr(65279))")
+    if starts_with_bom and con.execute(f"SELECT {first_plain} FROM {name} WHERE rowid = 0").fetchall() != [(True,)]:
+        con.execute(f"DROP TABLE {name}")  # a mark then a blank line: blank in DuckDB, not in the Python path
+        return None
+    return name
+
+
+# a line whose first character is printable ASCII (not a space): never blank, and a mark before it is only a mark
+_PLAIN_START = "coalesce(ord(raw_text[1]) BETWEEN 33 AND 126, false)"
+
+
+def _relation(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> LineRelation:
+    """The view of the table's non-blank lines with their file and line numbers."""
+    blank = f"{table}_blank"
+    candidates = con.sql(
+        f"SELECT rowid AS r, raw_text FROM {table} WHERE raw_text IS NOT NULL AND strlen(raw_text) < 64 "
+        f"AND NOT {_PLAIN_START}"
+    ).to_arrow_table()
+    is_blank = pc.utf8_is_space(candidates["raw_text"]).to_numpy(zero_copy_only=False)
+    blank_rows = pa.table({"r": candidates["r"].combine_chunks().filter(pa.array(is_blank, pa.bool_()))})
+    con.register(f"{blank}_arrow", blank_rows)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {blank} AS SELECT r FROM {blank}_arrow")
+    con.unregister(f"{blank}_arrow")
+    source = "'" + str(path).replace("'", "''") + "'"
+    view = f"{table}_view"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW {view} AS
+        SELECT {source} AS source_file, rowid + 1 AS source_line,
+            CASE WHEN rowid = 0 THEN ltrim(raw_text, chr(65279)) ELSE raw_text END AS raw_text
+        FROM {table}
+        WHERE raw_text IS NOT NULL AND rowid NOT IN (SELECT r FROM {blank})
+    """)
+    n_rows = con.execute(f"SELECT count(*) FROM {table} WHERE raw_text IS NOT NULL").fetchall()[0][0]
+    n_rows -= blank_rows.num_rows
+    return LineRelation(view, table, n_rows)
+
+
+def read_csv_fields(
+    con: duckdb.DuckDBPyConnection, plain: Path, path: Path, max_line_bytes: int
+) -> LineRelation | None:
+    """The file read by DuckDB's CSV reader as comma-separated fields (as many as its first line has; no quoting:
+    each field as written), each row with its line and its text rebuilt from its fields; or None when a line has
+    another number of fields, a line is blank (DuckDB skips those: the bytes read then fall short of the file's), or
+    the one-column read's reasons hold. Splitting in the reader spares a split of every line in SQL."""
+    with open(plain, "rb") as f:
+        first = f.readline(max_line_bytes + 1)
+    try:
+        header = first.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        return None
+    n = header.count(",") + 1
+    if n < 2 or not header.endswith("\n") or "\r" in header or _GLOB_CHARS & set(str(plain)):
+        return None
+    table = f"_duck_fields_{next(_counter)}"
+    fields = [f"field_{i}" for i in range(1, n + 1)]
+    columns = ", ".join(f"'{c}': 'VARCHAR'" for c in fields)
+    try:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT * FROM read_csv('{plain}', columns = {{{columns}}}, header = false, auto_detect = false,
+                quote = '', escape = '', comment = '', new_line = '\\n', delim = ',', strict_mode = true,
+                compression = 'none', max_line_size = {int(max_line_bytes) + 1})
+        """)
+    except duckdb.Error:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+        return None
+    field_bytes = " + ".join(f"coalesce(strlen({c}), 0)" for c in fields)
+    n_rows, n_bytes = con.execute(f"SELECT count(*), coalesce(sum({field_bytes}), 0) FROM {table}").fetchall()[0]
+    size = os.path.getsize(plain) - (len(_BOM) if first.startswith(_BOM) else 0)
+    if size - (n_bytes + n_rows * n) not in (
+        0,
+        -1,
+    ):  # each line: its fields, n - 1 commas, a line end (the last may lack it)
+        con.execute(f"DROP TABLE {table}")
+        return None
+    text = " || ',' || ".join(f"coalesce({c}, '')" for c in fields)
+    source = "'" + str(path).replace("'", "''") + "'"
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW {table}_view AS
+        SELECT {source} AS source_file, rowid + 1 AS source_line,
+            CASE WHEN rowid = 0 THEN ltrim({text}, chr(65279)) ELSE {text} END AS raw_text, {", ".join(fields)}
+        FROM {table}
+    """)
+    return LineRelation(f"{table}_view", table, n_rows, n)
