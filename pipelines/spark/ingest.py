@@ -96,17 +96,27 @@ def _loaded_schema(feed, cols: list[str]):
     return spark_schema(pa.schema([schema.field(c) for c in cols]))
 
 
-def _file_counts(rows) -> dict:
+def _file_counts(rows, feed) -> dict:
+    """{source_file: (read, loaded, quarantined, skipped, energy_source)}, as staging.stage_batch counts them."""
     from pyspark.sql import functions as F
 
     skipped = F.col("reason").startswith(load_sql.SKIPPED_REASON)
+    sources = (
+        F.array_join(F.array_sort(F.collect_set(F.when(F.col("reason").isNull(), F.col("energy_source")))), ", ")
+        if "energy_source" in feed.contract.names
+        else F.lit("")
+    )
     counts = rows.groupBy("source_file").agg(
         F.count(F.lit(1)).alias("read"),
         F.count(F.when(F.col("reason").isNull(), 1)).alias("loaded"),
         F.count(F.when(F.col("reason").isNotNull() & ~skipped, 1)).alias("quarantined"),
         F.count(F.when(skipped, 1)).alias("skipped"),
+        sources.alias("energy_source"),
     )
-    return {r["source_file"]: (r["read"], r["loaded"], r["quarantined"], r["skipped"]) for r in counts.collect()}
+    return {
+        r["source_file"]: (r["read"], r["loaded"], r["quarantined"], r["skipped"], r["energy_source"] or "")
+        for r in counts.collect()
+    }
 
 
 def _write(con: duckdb.DuckDBPyConnection, feed, day: date, rows, counts: dict, root: Path | None) -> None:
@@ -135,7 +145,7 @@ def _write(con: duckdb.DuckDBPyConnection, feed, day: date, rows, counts: dict, 
         )
         con.executemany(
             "INSERT INTO ingest_file_stats (feed, partition_date, source_file, rows_read, rows_loaded, "
-            "rows_quarantined, rows_skipped, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+            "rows_quarantined, rows_skipped, energy_source, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, ''), now())",
             [[feed.name, day, f, *c] for f, c in sorted(counts.items())],
         )
         con.execute("COMMIT")
@@ -165,7 +175,7 @@ def ingest_feed_spark(
     staged = _parsed(spark, con, feed, day, files, Path(landing)).persist()
     try:
         rows = _deduplicated(spark, feed, day, staged, files, root).persist()
-        counts = _file_counts(rows)
+        counts = _file_counts(rows, feed)
         report = IngestReport(feed=feed.name, partition_date=day).fill(dict(sorted(counts.items())))
         report.refusal = None if replace_anyway else refusal(con, feed, day, counts, files)
         if report.refusal:
