@@ -1,16 +1,15 @@
 """The whole pipeline on the shipped sample day, through the CLI and Dagster, into a fresh warehouse."""
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
+import time
 
 import duckdb
 import pytest
 
-from tests.conftest import REPO, run, run_cli
+from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -18,13 +17,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     home = tmp_path_factory.mktemp("infercost_home")
+    started = time.time()
     demo = run_cli(["demo"], home=home, timeout=900)
     # materializing the same day again replaces it, never doubles it
     run_cli(["materialize", "--partition", "2026-11-02"], home=home, landing=REPO / "sample_logs", timeout=900)
     path = home / "warehouse.duckdb"
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
-    yield {"con": con, "demo_output": demo.stdout, "home": home}
+    yield {"con": con, "demo_output": demo.stdout, "home": home, "started": started}
     con.close()
 
 
@@ -36,6 +36,47 @@ def test_demo_prints_the_rollups(warehouse):
     out = warehouse["demo_output"]
     assert "Daily cost per model (agg_daily_model_cost)" in out
     assert "llama-3.1-70b-instruct" in out and "spec:prompt_lookup" in out
+
+
+def test_demo_is_quiet_and_its_full_log_is_kept(warehouse):
+    out = warehouse["demo_output"]
+    assert " - dagster - " not in out and "\x1b[" not in out and "of 139 START" not in out
+    assert len(out.splitlines()) < 120, out
+    assert out.rstrip().splitlines()[-1].startswith("published copy for queries:")  # ends with the answer
+    assert re.search(r"requests 2026-11-02: \d+ files, [\d,]+ rows read", out)  # each feed's load summary
+    assert "dbt build: " in out
+    logs = sorted((warehouse["home"] / "logs").glob("materialize-*.log"))
+    assert len(logs) == 2  # the demo's run and the day materialized again, a log each
+    text = logs[0].read_text()
+    assert " - dagster - INFO - " in text and " OK created sql table model " in text
+    assert "\x1b[" not in text  # dbt's colours are off when its output is not a terminal
+
+
+# what `make manifest` (dagster-dbt prepare: dbt parse) writes into dbt/target; a run writes nothing there
+MANIFEST_FILES = {
+    "manifest.json",
+    "manifest.concurrent-update-lock",
+    "partial_parse.msgpack",
+    "perf_info.json",
+    "semantic_manifest.json",
+    "graph.gpickle",
+    "graph_summary.json",
+    "dbt.log",
+    "run_results.json",
+}
+
+
+def test_a_run_writes_dbt_files_under_its_home_not_the_source_tree(warehouse):
+    touched = [
+        p
+        for folder in (REPO / "dbt" / "target", REPO / "dbt" / "logs")
+        if folder.exists()
+        for p in folder.rglob("*")
+        if p.is_file() and p.stat().st_mtime >= warehouse["started"]
+    ]
+    assert all(p.parent == REPO / "dbt" / "target" and p.name in MANIFEST_FILES for p in touched), touched
+    builds = list((warehouse["home"] / "dbt" / "target").glob("build-*/run_results.json"))
+    assert len(builds) == 2  # the demo and the re-materialized day, each in its own folder
 
 
 def test_every_ingested_line_is_loaded_or_quarantined(warehouse):
@@ -216,41 +257,19 @@ def test_docs_are_generated_offline_with_every_mart(warehouse):
 
 def test_focus_export_follows_the_column_rules(warehouse, tmp_path):
     import csv
-    import re
-    from datetime import datetime
 
-    from pipelines.outputs.focus import CUSTOM_COLUMNS, FOCUS_COLUMNS
+    from tests.focus_rules import check_focus_rows
 
     out = tmp_path / "focus.csv"
     run_cli(["export", "focus", "--out", out], home=warehouse["home"])
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert rows
-    header = list(rows[0])
-    assert header == FOCUS_COLUMNS + CUSTOM_COLUMNS
-    # FOCUS naming: PascalCase columns, provider-specific ones prefixed x_
-    assert all(re.fullmatch(r"[A-Z][A-Za-z]+", c) for c in FOCUS_COLUMNS)
-    assert all(c.startswith("x_") for c in CUSTOM_COLUMNS)
-    ts = lambda v: datetime.fromisoformat(v)  # noqa: E731
-    for r in rows:
-        assert r["ChargeCategory"] in {"Usage", "Purchase", "Tax", "Credit", "Adjustment"}
-        assert r["ChargeClass"] in ("", "Correction")
-        assert r["ChargeFrequency"] in {"One-Time", "Recurring", "Usage-Based"}
-        assert r["ServiceCategory"] == "AI and Machine Learning"
-        assert re.fullmatch(r"[A-Z]{3}", r["BillingCurrency"]) and re.fullmatch(r"[A-Z]{3}", r["PricingCurrency"])
-        for cost in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost"):
-            assert r[cost] != "" and float(r[cost]) >= 0
-        assert float(r["EffectiveCost"]) == float(r["BilledCost"])
-        assert ts(r["ChargePeriodStart"]) < ts(r["ChargePeriodEnd"])
-        assert ts(r["BillingPeriodStart"]) <= ts(r["ChargePeriodStart"]) < ts(r["BillingPeriodEnd"])
-        # usage rows carry what was consumed
-        assert float(r["ConsumedQuantity"]) > 0 and r["ConsumedUnit"] == "Tokens"
-        assert float(r["ListUnitPrice"]) * float(r["PricingQuantity"]) == pytest.approx(float(r["ListCost"]))
-        assert json.loads(r["Tags"])["model"] == r["x_Model"]
-    (total,) = one(warehouse["con"], "SELECT sum(fully_loaded_cost_usd) FROM fct_request_cost")
-    assert sum(float(r["BilledCost"]) for r in rows) == pytest.approx(total, rel=1e-9)
+    check_focus_rows(rows)
+    # the fleet's cost: every device-day's request cost and idle cost
+    (fleet,) = one(warehouse["con"], "SELECT sum(request_cost_usd + idle_cost_usd) FROM agg_idle_cost")
+    assert sum(float(r["BilledCost"]) for r in rows) == pytest.approx(fleet, rel=1e-9)
     (tokens,) = one(warehouse["con"], "SELECT sum(prompt_tokens + completion_tokens) FROM fct_request_cost")
-    assert sum(float(r["ConsumedQuantity"]) for r in rows) == tokens
+    assert sum(float(r["ConsumedQuantity"]) for r in rows if r["ConsumedUnit"] == "Tokens") == tokens
 
 
 def test_whatif_projections_rest_on_measurements(warehouse):
@@ -307,47 +326,20 @@ def test_emissions_follow_energy_and_the_hourly_grid_intensity(warehouse):
     assert kg == pytest.approx(got / 1000, rel=1e-9)
 
 
-def chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 def test_report_renders_offline_in_a_headless_browser(warehouse, tmp_path):
-    browser = chromium()
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: .ci/run installs Debian's chromium")
-        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    from tests.browser import assert_fetches_nothing, coloured_pixels_per_chart, open_report
+
     out = tmp_path / "report.html"
     run_cli(["report", "--from", "2026-11-02", "--to", "2026-11-02", "--out", out], home=warehouse["home"])
-    page = out.read_text()
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "the report must not fetch anything"
-    dom = run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--dump-dom",
-            out.as_uri(),
-        ],
-        ok=False,
-        timeout=120,
-    )
-    body = re.search(r"<body[^>]*>", dom.stdout)
-    assert body, dom.stderr[-2000:]
-    assert 'data-errors="0"' in body.group(0)
-    assert 'data-charts="7"' in body.group(0)  # every chart drew
-    assert dom.stdout.count("<polyline") >= 3 and dom.stdout.count("<rect") >= 10
+    assert_fetches_nothing(out.read_text())
+    body, charts = open_report(out, tmp_path)
+    assert body["data-errors"] == "0"
+    assert body["data-charts"] == body["data-charts-expected"] == str(len(charts))
+    # the sample day has tenants, techniques beside their baselines, two regions' prices and telemetry coverage
+    assert {"tenant_cost", "comparison", "cost_split", "coverage", "prices", "energy_cost"} <= set(charts)
+    assert all(int(c["data-marks"]) > 0 for c in charts.values()), charts
+    pixels = coloured_pixels_per_chart(out, tmp_path, charts)
+    assert all(n >= 50 for n in pixels.values()), pixels
 
 
 def test_every_mart_column_is_documented(warehouse):

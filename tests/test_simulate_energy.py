@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.devtools.simulate import Rule, run_simulation, simulate_fleet
 from pipelines.devtools.simulate.loggers import logger_tables, write_logger_files
-from pipelines.devtools.simulate.score import read_with_ingest
+from pipelines.devtools.simulate.score import read_with_ingest, rule_options
 from pipelines.devtools.simulate.workload import STEP_S
 from tests.conftest import run_cli
 
@@ -19,7 +19,12 @@ SECONDS = 120.0
 @pytest.fixture(scope="module")
 def simulated():
     scores, runs, requests, tables = run_simulation(seed=5, seconds=SECONDS)
-    return {(s.rule.kind, s.rule.label): s for s in scores}, runs, requests, tables
+    return {s.rule.label_key: s for s in scores}, runs, requests, tables
+
+
+def rule(kind, column, use_phases=False, options=None):
+    """The key of a rule's score: with the kernel's first option set (today's rule) unless told."""
+    return Rule(kind, column, use_phases, rule_options()[0] if options is None else options).label_key
 
 
 def test_the_truth_conserves_its_energy_and_is_seeded():
@@ -72,9 +77,9 @@ FLAT, PLACED = {"placement": "flat"}, {"placement": "activity"}
 
 def test_the_counter_beats_the_instant_reading_and_the_average_beats_it_too(simulated):
     scores, *_ = simulated
-    instant = scores["nvidia_smi_1s", Rule("nvidia_smi_1s", "power.draw.instant", options=FLAT).label]
-    average = scores["nvidia_smi_1s", Rule("nvidia_smi_1s", "power.draw", options=FLAT).label]
-    counter = scores["nvml_100ms", Rule("nvml_100ms", "file", options=FLAT).label]
+    instant = scores[rule("nvidia_smi_1s", "power.draw.instant")]
+    average = scores[rule("nvidia_smi_1s", "power.draw")]
+    counter = scores[rule("nvml_100ms", "file")]
     assert counter.group_median < average.group_median < instant.group_median
     assert counter.group_p90 < average.group_p90 < instant.group_p90
     assert counter.group_median < 0.01 and counter.worst_regime < 0.02
@@ -85,12 +90,23 @@ def test_the_counter_beats_the_instant_reading_and_the_average_beats_it_too(simu
 def test_phases_place_energy_better_per_request(simulated):
     scores, *_ = simulated
     for kind in ("nvml_100ms", "nvidia_smi_1s"):
-        flat = scores[kind, Rule(kind, "file", options=FLAT).label]
-        phased = scores[kind, Rule(kind, "file", use_phases=True, options=FLAT).label]
+        flat = scores[rule(kind, "file")]
+        phased = scores[rule(kind, "file", use_phases=True)]
         assert phased.request_median < 0.7 * flat.request_median, kind
         # the split moves energy between concurrent requests only: regime totals barely move
         for regime, err in flat.regimes.items():
             assert abs(phased.regimes[regime] - err) < 0.01, regime
+
+
+def test_every_kernel_option_is_a_row_and_placing_by_activity_helps_where_it_exists(simulated):
+    scores, *_ = simulated
+    options = rule_options()
+    for opts in options:  # each kernel option set is scored with every kind, column and phase choice
+        assert scores[rule("nvidia_smi_1s", "power.draw", options=opts)].conservation < 1e-9
+    if {"placement": "activity"} in options:
+        flat = scores[rule("nvidia_smi_1s", "power.draw", options={"placement": "flat"})]
+        placed = scores[rule("nvidia_smi_1s", "power.draw", options={"placement": "activity"})]
+        assert placed.group_median < flat.group_median and placed.worst_regime < flat.worst_regime
 
 
 @pytest.mark.slow

@@ -74,6 +74,7 @@ def test_python_outputs_read_marts_only():
         "pipelines/analysis/whatif.py",
         "pipelines/outputs/focus.py",
         "pipelines/outputs/report.py",
+        "pipelines/outputs/report_data.py",
         "pipelines/analysis/compare.py",
         "pipelines/analysis/anomalies.py",
     ):

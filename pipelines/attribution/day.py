@@ -118,11 +118,17 @@ def _load_day_requests(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetim
         )
         SELECT r.request_id, r.replica_id, r.device_id AS logged_device_id, r.started_at, r.first_token_at,
                r.ended_at, r.prompt_tokens, r.completion_tokens, r.host, r.applied_offset_s,
-               coalesce(d.device_id, r.device_id) AS device_id
+               -- a partitioned GPU (MIG, MPS, time slices): telemetry is per GPU, so its requests run on the GPU
+               coalesce(d.device_id, part.device_id, r.device_id) AS device_id,
+               coalesce(d.instance_id, part.instance_id) AS instance_id
         FROM shifted r
         LEFT JOIN raw_deployments d
           ON r.replica_id = d.replica_id AND r.started_at >= d.valid_from
          AND (d.valid_to IS NULL OR r.started_at < d.valid_to)
+        -- a request that logs the instance it ran on (a MIG- UUID) as its device
+        LEFT JOIN raw_deployments part
+          ON d.device_id IS NULL AND r.device_id = part.instance_id AND r.started_at >= part.valid_from
+         AND (part.valid_to IS NULL OR r.started_at < part.valid_to)
         WHERE r.started_at < $hi AND (r.ended_at > $lo OR r.started_at >= $lo)
           AND r.partition_date BETWEEN $lo::DATE - 2 AND $lo::DATE
           -- answered from a gateway cache (LiteLLM cache_hit): no GPU served it, so it takes no device energy
@@ -251,23 +257,14 @@ def _attribute_groups(
     return totals, skew
 
 
+_SKEW_COLUMNS = ("host", "best_lag_s", "suggested_offset_s", "corr_at_best", "corr_at_zero", "likely_skew")
+
+
 def _store_skew(con: duckdb.DuckDBPyConnection, day: date, skew: list[dict]) -> None:
     if skew:
         con.executemany(
             "INSERT INTO clock_skew_checks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                [
-                    day,
-                    r["host"],
-                    r["best_lag_s"],
-                    r["suggested_offset_s"],
-                    r["corr_at_best"],
-                    r["corr_at_zero"],
-                    r["likely_skew"],
-                    r["applied_offset_s"],
-                ]
-                for r in skew
-            ],
+            [[day, *(r[c] for c in _SKEW_COLUMNS), r["applied_offset_s"]] for r in skew],
         )
 
 

@@ -35,7 +35,7 @@ def _tokens(requests: pa.Table, name: str) -> np.ndarray:
 
 
 def split_phases(requests: pa.Table, prompt_token_weight: float = DEFAULT_PROMPT_TOKEN_WEIGHT) -> pa.Table:
-    """The kernel's input rows: request_id (the row number as text), source_row, phase (WHOLE, PREFILL, DECODE),
+    """The kernel's input rows: request_id (the row number), source_row, phase (WHOLE, PREFILL, DECODE),
     device_id, started_at, ended_at, weight. Requests with a first_token_at strictly inside their interval give a
     prefill and a decode row, the others one whole row."""
     start = ts_us(requests["started_at"])
@@ -64,7 +64,7 @@ def split_phases(requests: pa.Table, prompt_token_weight: float = DEFAULT_PROMPT
     ts_type = requests["started_at"].type
     return pa.table(
         {
-            "request_id": pa.array(np.arange(len(rows)).astype(str)),
+            "request_id": pa.array(np.arange(len(rows)), pa.int64()),  # the kernel reads it as text
             "source_row": pa.array(rows, pa.int64()),
             "phase": pa.array(phase, pa.int8()),
             "device_id": pc.take(requests["device_id"], pa.array(rows)),
@@ -79,30 +79,32 @@ KEYS = ["request_id", "device_id", "bucket_start"]
 
 
 def _sum_back(pieces: pa.Table, pseudo: pa.Table, request_ids: pa.Array) -> pa.Table:
-    """Pseudo-request pieces summed per (request, device, bucket): every measure the kernel gives (energy_j,
-    device_share_s, unmetered_s and any it adds), with the prefill and decode parts of energy_j apart."""
-    idx = pa.array(pc.cast(pieces["request_id"], pa.int64()))
-    src = pc.take(pseudo["source_row"], idx)
-    phase = pc.take(pseudo["phase"], idx).to_numpy(zero_copy_only=False)
-    energy = pieces["energy_j"].to_numpy()
+    """Pseudo-request pieces summed per (request row, bucket), which is per (request, device, bucket): every
+    measure the kernel gives (energy_j, device_share_s, unmetered_s and any it adds), with the prefill and decode
+    parts of energy_j apart. In the order of the request rows, then buckets."""
+    idx = pc.cast(pieces["request_id"], pa.int64()).to_numpy(zero_copy_only=False)
+    src = pseudo["source_row"].to_numpy()[idx]
+    phase = pseudo["phase"].to_numpy()[idx]
+    bucket = pc.cast(pieces["bucket_start"], pa.int64()).to_numpy(zero_copy_only=False)
+    order = np.lexsort((bucket, src))
+    src, bucket, phase = src[order], bucket[order], phase[order]
+    first = np.flatnonzero(np.concatenate(([True], (src[1:] != src[:-1]) | (bucket[1:] != bucket[:-1]))))
+    energy = pieces["energy_j"].to_numpy()[order]
     measures = [c for c in pieces.column_names if c not in KEYS]
-    t = pa.table(
-        {
-            "request_id": pc.take(request_ids, src),
-            **{c: pieces[c] for c in KEYS[1:] + measures},
-            "prefill_energy_j": np.where(phase == PREFILL, energy, 0.0),
-            "decode_energy_j": np.where(phase == DECODE, energy, 0.0),
-            "split": phase != WHOLE,
-        }
-    )
-    sums = [*measures, "prefill_energy_j", "decode_energy_j"]
-    g = t.group_by(KEYS, use_threads=False).aggregate([(c, "sum") for c in sums] + [("split", "max")])
-    g = g.rename_columns({f"{c}_sum": c for c in sums} | {"split_max": "split"})
-    for c in ("prefill_energy_j", "decode_energy_j"):
-        g = g.set_column(g.column_names.index(c), c, pc.if_else(g["split"], g[c], pa.scalar(None, pa.float64())))
-    return g.select(KEYS + sums).sort_by(
-        [("device_id", "ascending"), ("request_id", "ascending"), ("bucket_start", "ascending")]
-    )
+
+    def summed(values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(values, first) if len(values) else values
+
+    split = summed((phase != WHOLE).astype(np.int64)) > 0
+    out = {
+        "request_id": pc.take(request_ids, pa.array(src[first])),
+        "device_id": pc.take(pieces["device_id"], pa.array(order[first])),
+        "bucket_start": pa.array(bucket[first], pa.int64()).cast(pieces["bucket_start"].type),
+        **{c: summed(pieces[c].to_numpy()[order]) for c in measures},
+    }
+    for name, part in (("prefill_energy_j", PREFILL), ("decode_energy_j", DECODE)):
+        out[name] = pa.array(summed(np.where(phase == part, energy, 0.0)), pa.float64(), mask=~split)
+    return pa.table(out)
 
 
 def _per_request(pieces: pa.Table, requests: pa.Table) -> pa.Table:
@@ -114,7 +116,7 @@ def _per_request(pieces: pa.Table, requests: pa.Table) -> pa.Table:
     micros = pc.subtract(pc.cast(requests["ended_at"], pa.int64()), pc.cast(requests["started_at"], pa.int64()))
     length = pa.table(
         {
-            "request_id": pc.cast(requests["request_id"], pa.string()),
+            "request_id": requests["request_id"],
             "device_s": pc.divide(pc.cast(micros, pa.float64()), 1e6),
         }
     )
@@ -143,7 +145,7 @@ def attribute_energy_by_phase(
         )
     else:
         result = attribute_energy(pseudo, telemetry, **kernel_options)
-        rid = pc.cast(requests["request_id"], pa.string())
+        rid = requests["request_id"]
         rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
         pieces = _sum_back(result.per_request_bucket, pseudo, rid)
     return AttributionResult(

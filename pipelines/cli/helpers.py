@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
-from pipelines.warehouse.connection import infercost_home, warehouse_path
+from pipelines.warehouse.connection import dbt_logs_dir, infercost_home, warehouse_path
 
 
 class UserError(Exception):
@@ -99,8 +99,9 @@ concurrency:
 """
 
 
-def prepare_environment() -> None:
-    """One data directory: the warehouse, Dagster's instance, dbt's target all resolve from INFERCOST_HOME."""
+def prepare_environment(colour: bool | None = None) -> None:
+    """One data directory: the warehouse, Dagster's instance, dbt's target and logs all resolve from INFERCOST_HOME.
+    dbt colours its output only when ``colour`` (default: when stdout is a terminal); DBT_USE_COLORS overrides."""
     home = infercost_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("INFERCOST_WAREHOUSE", str(warehouse_path()))
@@ -112,6 +113,10 @@ def prepare_environment() -> None:
     # the dbt executable lives beside this Python
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    if colour is None:
+        colour = sys.stdout.isatty()
+    os.environ.setdefault("DBT_USE_COLORS", "true" if colour else "false")
+    os.environ.setdefault("DBT_LOG_PATH", str(dbt_logs_dir()))
 
 
 def ensure_manifest() -> None:

@@ -83,6 +83,7 @@ def _check_readers(args, landing: Path, options: dict) -> None:
 
 
 def _ingest_days(args, landing: Path, start, end, options: dict) -> None:
+    from pipelines.cli.progress import IngestProgress
     from pipelines.ingest.loader import day_range, ingest_feed, ingest_fleet_table
     from pipelines.warehouse.connection import connect
     from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES
@@ -101,6 +102,7 @@ def _ingest_days(args, landing: Path, start, end, options: dict) -> None:
                     fmt=args.format,
                     options=options if feed == args.feed else None,
                     replace_anyway=args.replace_anyway,
+                    progress=IngestProgress(f"{feed} {day}", say),
                 )
                 say(f"{report.summary()} ({time.time() - t0:.1f} s)")
 

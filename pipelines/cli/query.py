@@ -24,17 +24,22 @@ from pipelines.warehouse.connection import infercost_home
 
 
 def cmd_sql(args) -> None:
-    """One SELECT, in the sandbox of pipelines.warehouse.readonly_query (no writes, no other file)."""
+    """One SELECT, in the sandbox of pipelines.warehouse.readonly_query (no writes, no other file); the answer as a
+    table, or as CSV, JSON or Parquet written by Python to --out (or stdout)."""
     import duckdb
 
-    from pipelines.warehouse.readonly_query import (
-        QueryRefused,
-        WarehouseBusy,
-        query_read_only,
-    )
+    from pipelines.warehouse.readonly_query import QueryRefused, WarehouseBusy
 
+    fmt = args.format or _format_of(args.out)
+    if args.max_rows is not None and args.max_rows < 0:
+        raise UserError("--max-rows must be 0 (all rows) or more")
+    max_rows = args.max_rows if args.max_rows is not None else (50 if fmt == "table" else 0)
+    if fmt == "table" and args.out:
+        raise UserError("--out needs --format csv, json or parquet (or a file name ending in one of them)")
+    if fmt == "parquet" and not args.out:
+        raise UserError("--format parquet needs --out FILE (Parquet is binary)")
     try:
-        result = query_read_only(warehouse_file(args.live), args.query, max_rows=args.max_rows)
+        _run_sql(args, fmt, max_rows or None)
     except QueryRefused as exc:
         raise UserError(str(exc)) from None
     except WarehouseBusy as exc:
@@ -42,7 +47,37 @@ def cmd_sql(args) -> None:
         raise UserError(f"{exc}; {hint}") from None
     except duckdb.Error as exc:
         raise UserError(f"query failed: {exc}") from None
-    print_table(result.table, result.total_rows, args.max_rows)
+
+
+def _format_of(out: str | None) -> str:
+    if not out:
+        return "table"
+    suffix = Path(out).suffix.lower().lstrip(".")
+    if suffix not in ("csv", "json", "parquet"):
+        raise UserError(f"cannot tell the format of {out} from its extension: add --format csv, json or parquet")
+    return suffix
+
+
+def _run_sql(args, fmt: str, max_rows: int | None) -> None:
+    from pipelines.outputs.table_files import write_batches
+    from pipelines.warehouse.readonly_query import query_read_only, stream_read_only
+
+    path = warehouse_file(args.live)
+    if fmt == "table":
+        result = query_read_only(path, args.query, max_rows=max_rows)
+        print_table(result.table, result.total_rows, result.table.num_rows)
+        return
+    out = Path(args.out) if args.out else None
+    written = []
+    total = stream_read_only(
+        path, args.query, lambda schema, batches: written.append(write_batches(schema, batches, fmt, out, max_rows))
+    )
+    if out is not None:
+        say(f"wrote {written[0]:,} rows as {fmt} to {out}")
+    if written[0] < total:
+        print(
+            f"infercost: {total - written[0]:,} more rows left out by --max-rows {max_rows} (0: all)", file=sys.stderr
+        )
 
 
 def cmd_compare(args) -> None:
@@ -83,10 +118,12 @@ def cmd_report(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from pipelines.outputs.focus import export_focus
+    from pipelines.outputs.focus import FORMATS, export_focus
 
     start = parse_day(args.start) if args.start else None
     end = parse_day(args.end) if args.end else None
+    if Path(args.out).suffix.lower() not in FORMATS:
+        raise UserError(f"cannot write FOCUS to {args.out}: name the file .csv, .json or .parquet")
     with open_warehouse() as con:
         n = export_focus(con, Path(args.out), start, end)
     say(f"wrote {n:,} FOCUS 1.2 rows to {args.out}")
@@ -124,7 +161,9 @@ def cmd_docs(args) -> None:
 def add_sql(sub) -> None:
     s = add_command(sub, "sql", help="run one read-only SELECT against the warehouse (README: Security)")
     s.add_argument("query")
-    s.add_argument("--max-rows", type=int, default=50)
+    s.add_argument("--max-rows", type=int, help="rows to print or write, 0 for all (default: 50 printed, all written)")
+    s.add_argument("--format", choices=["table", "csv", "json", "parquet"], help="default: table, or --out's extension")
+    s.add_argument("--out", help="file to write (.csv, .json or .parquet); stdout when left out")
     s.add_argument(
         "--live",
         action="store_true",
@@ -164,7 +203,7 @@ def add_report(sub) -> None:
 def add_export(sub) -> None:
     s = add_command(sub, "export", help="export inference cost in a standard format (FOCUS 1.2)")
     s.add_argument("format", choices=["focus"])
-    s.add_argument("--out", required=True, help="file to write: .csv or .parquet")
+    s.add_argument("--out", required=True, help="file to write: .csv, .json or .parquet (by its extension)")
     s.add_argument("--from", dest="start", help="first day (default: all)")
     s.add_argument("--to", dest="end", help="last day, inclusive")
     s.set_defaults(func=cmd_export)

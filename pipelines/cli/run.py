@@ -19,6 +19,7 @@ from pipelines.cli.helpers import (
     print_query,
     say,
 )
+from pipelines.cli.progress import quiet_run
 from pipelines.cli.run_checks import check_run, landing_days
 from pipelines.cli.runlock import run_lock
 from pipelines.serve.supervisor import Command, Supervisor
@@ -39,18 +40,20 @@ DEMO_TECHNIQUE_SQL = (
 COMPARISON_SQL = "SELECT summary FROM technique_comparison ORDER BY family, model, technique"
 
 
-def materialize(start: date, end: date) -> None:
+def materialize(start: date, end: date, verbose: bool = False) -> None:
     """Run the daily job over [start, end] as one run in the local Dagster instance (one run per home at a time).
 
-    The run's inputs are checked first (run_checks.py): a problem is one line, and no table is touched."""
+    The run's inputs are checked first (run_checks.py): a problem is one line, and no table is touched. Unless
+    ``verbose``, Dagster's and dbt's logs go to a file under INFERCOST_HOME/logs and the terminal gets the summary
+    (pipelines/cli/progress.py)."""
     check_run(landing_dir(), start, end)
     with run_lock(infercost_home(), f"materialize {start}..{end}"):
-        prepare_environment()
+        prepare_environment(colour=verbose and sys.stdout.isatty())
         ensure_manifest()
-        _execute_job(start, end)
+        _execute_job(start, end, verbose)
 
 
-def _execute_job(start: date, end: date) -> None:
+def _execute_job(start: date, end: date, verbose: bool = False) -> None:
     import dagster as dg
 
     from pipelines.definitions import defs
@@ -63,7 +66,7 @@ def _execute_job(start: date, end: date) -> None:
     }
     say(f"materializing {start} .. {end} into {warehouse_path()} (landing: {landing_dir()})")
     t0 = time.time()
-    with dg.DagsterInstance.get() as instance:
+    with quiet_run(infercost_home(), "materialize", verbose, say) as log, dg.DagsterInstance.get() as instance:
         fail_orphaned_runs(instance, log=say)
         result = job.execute_in_process(
             instance=instance,
@@ -73,6 +76,8 @@ def _execute_job(start: date, end: date) -> None:
         )
         steps = _step_seconds(instance, result.run_id)
     if not result.success:
+        if log:
+            say(f"the run's full log: {log}")
         for event in result.all_events:
             if event.is_failure:
                 say(f"FAILED: {event.message}")
@@ -100,7 +105,7 @@ def cmd_materialize(args) -> None:
     days = days_arg(args)
     if args.landing:
         os.environ["INFERCOST_LANDING"] = str(Path(args.landing).resolve())
-    materialize(*days)
+    materialize(*days, verbose=args.verbose)
 
 
 def cmd_demo(args) -> None:
@@ -111,7 +116,7 @@ def cmd_demo(args) -> None:
     days = landing_days(landing) if landing.is_dir() else []
     if not days:
         raise UserError(f"no dated request logs under {landing}/requests (file names must hold a YYYY-MM-DD day)")
-    materialize(days[0], days[-1])
+    materialize(days[0], days[-1], verbose=args.verbose)
     with open_warehouse() as con:
         say("\nDaily cost per model (agg_daily_model_cost):")
         print_query(con, DEMO_MODEL_SQL)
@@ -148,9 +153,18 @@ def cmd_dev(args) -> None:
     raise SystemExit(supervisor.wait())
 
 
+def add_verbose(s) -> None:
+    s.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Dagster's and dbt's logs as the run goes (default: a summary; the logs go to INFERCOST_HOME/logs)",
+    )
+
+
 def add_demo(sub) -> None:
     s = add_command(sub, "demo", help="ingest sample_logs, materialize everything, print the daily rollups")
     s.add_argument("--landing", help="landing directory (default: the repo's sample_logs/)")
+    add_verbose(s)
     s.set_defaults(func=cmd_demo)
 
 
@@ -162,6 +176,7 @@ def add_materialize(sub) -> None:
         help="landing directory (default $INFERCOST_LANDING or sample_logs/); its readers "
         "come from $INFERCOST_CONFIG_DIR/formats.yaml",
     )
+    add_verbose(s)
     s.set_defaults(func=cmd_materialize)
 
 

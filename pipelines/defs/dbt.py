@@ -1,7 +1,10 @@
 """The dbt project's models as Dagster assets; dbt tests become asset checks."""
 
 import json
+import shutil
+import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -11,7 +14,7 @@ from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from pipelines.dbt_project import dbt_project
 from pipelines.defs.partitions import daily_partitions, single_run
 from pipelines.settings import current
-from pipelines.warehouse.connection import warehouse_path
+from pipelines.warehouse.connection import dbt_target_dir, warehouse_path
 from pipelines.warehouse.locks import WarehouseLocked, wait_for_write_lock
 
 
@@ -24,6 +27,23 @@ class InfercostTranslator(DagsterDbtTranslator):
             return spec.replace_attributes(key=dg.AssetKey(props["name"]))
         layer = props["fqn"][1] if len(props["fqn"]) > 2 else "dbt"
         return spec.replace_attributes(group_name=layer)
+
+
+# the latest runs' dbt folders kept under INFERCOST_HOME/dbt/target (about 5 MB each), for their logs and artifacts
+KEEP_DBT_RUNS = 5
+
+
+def dbt_target_path(run_id: str) -> Path:
+    """This run's own folder for dbt's artifacts and log, under INFERCOST_HOME (never the source tree); the oldest
+    run folders beyond KEEP_DBT_RUNS are removed."""
+    root = dbt_target_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    runs = sorted(
+        (p for p in root.iterdir() if p.is_dir() and p.name.startswith("build-")), key=lambda p: p.stat().st_mtime
+    )
+    for old in runs[: max(0, len(runs) - KEEP_DBT_RUNS + 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return root / f"build-{run_id[:8]}-{uuid.uuid4().hex[:6]}"
 
 
 @dbt_assets(
@@ -41,7 +61,10 @@ def cost_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     path = warehouse_path()
     wait_for_write_lock(path)
     try:
-        yield from dbt.cli(["build", "--vars", json.dumps(current().dbt_vars)], context=context).stream()
+        target = dbt_target_path(context.run.run_id)
+        yield from dbt.cli(
+            ["build", "--vars", json.dumps(current().dbt_vars)], context=context, target_path=target
+        ).stream()
     except DagsterDbtCliRuntimeError as exc:
         if "Could not set lock" in str(exc):
             raise WarehouseLocked(

@@ -11,7 +11,7 @@ from dagster_duckdb import DuckDBResource
 from pipelines.dbt_project import dbt_project
 from pipelines.defs.child_process import dies_with_parent
 from pipelines.settings import current
-from pipelines.warehouse.connection import configure, connect, warehouse_path
+from pipelines.warehouse.connection import configure, connect, dbt_target_dir, warehouse_path
 
 # Dagster and dbt read the same file: dbt's profiles.yml reads INFERCOST_WAREHOUSE
 os.environ.setdefault("INFERCOST_WAREHOUSE", str(warehouse_path()))
@@ -40,7 +40,7 @@ def _dbt_executable() -> str:
     found = str(beside) if beside.exists() else shutil.which("dbt")
     if not found:
         return "dbt"  # dagster-dbt names what is missing
-    return dies_with_parent(found, Path(dbt_project.project_dir) / "target" / "bin")
+    return dies_with_parent(found, dbt_target_dir().parent / "bin")
 
 
 dbt_resource = DbtCliResource(

@@ -21,6 +21,17 @@ def warehouse_path() -> Path:
     return current().warehouse
 
 
+def dbt_target_dir() -> Path:
+    """Where each run's dbt invocation writes its artifacts and log (one folder per invocation): under
+    INFERCOST_HOME, not the source tree. The dbt manifest `make manifest` prepares stays in dbt/target."""
+    return current().home / "dbt" / "target"
+
+
+def dbt_logs_dir() -> Path:
+    """dbt's log folder for the commands infercost runs dbt in directly (`infercost docs`)."""
+    return current().home / "dbt" / "logs"
+
+
 def landing_dir() -> Path:
     return current().landing
 

@@ -98,28 +98,52 @@ def one_select(con: duckdb.DuckDBPyConnection, sql: str):
     return statement
 
 
-def query_read_only(path: Path | str, sql: str, max_rows: int | None = None) -> QueryResult:
-    """Run one SELECT on the warehouse file at ``path`` in the sandbox above.
+def stream_read_only(path: Path | str, sql: str, consume, batch_size: int = 100_000) -> int:
+    """Run one SELECT on the warehouse file at ``path`` in the sandbox above and hand its answer to
+    ``consume(schema, batches)`` batch by batch (nothing is held beyond one batch unless ``consume`` keeps it).
 
-    Returns the first ``max_rows`` rows as an Arrow table (all rows when None) and the answer's row count; the rows
-    past ``max_rows`` are counted batch by batch, never held. Raises ``QueryRefused`` (not a read-only query of the
-    warehouse, or it tried to reach a file), ``WarehouseBusy``, ``FileNotFoundError``, or ``duckdb.Error`` (a
-    query that is allowed but wrong: a missing column, a syntax error).
+    Returns the answer's row count, which includes the rows ``consume`` did not read. Raises ``QueryRefused`` (not
+    a read-only query of the warehouse, or it tried to reach a file), ``WarehouseBusy``, ``FileNotFoundError``, or
+    ``duckdb.Error`` (a query that is allowed but wrong: a missing column, a syntax error).
     """
     with sandbox(open_read_only(path)) as con:
         statement = one_select(con, sql)
-        try:
-            reader = con.sql(statement).to_arrow_reader(batch_size=max(1, min(max_rows or 100_000, 100_000)))
-            kept, kept_rows, total = [], 0, 0
+        counted = [0]
+
+        def batches(reader):
             for batch in reader:
-                total += batch.num_rows
-                if max_rows is None or kept_rows < max_rows:
-                    kept.append(batch)
-                    kept_rows += batch.num_rows
+                counted[0] += batch.num_rows
+                yield batch
+
+        try:
+            reader = con.sql(statement).to_arrow_reader(batch_size=max(1, batch_size))
+            it = batches(reader)
+            consume(reader.schema, it)
+            for _ in it:  # the rows consume left are still counted
+                pass
         except duckdb.PermissionException as exc:
             reason = str(exc).split(" - ", 1)[0].removeprefix("Permission Error: ")
             raise QueryRefused(f"only the warehouse's own tables can be read, no other file ({reason})") from None
-        table = pa.Table.from_batches(kept, schema=reader.schema)
+    return counted[0]
+
+
+def query_read_only(path: Path | str, sql: str, max_rows: int | None = None) -> QueryResult:
+    """The first ``max_rows`` rows (all rows when None) of one SELECT run by ``stream_read_only``, as an Arrow
+    table, and the answer's row count; the rows past ``max_rows`` are counted batch by batch, never held."""
+    kept: list[pa.RecordBatch] = []
+    schemas: list[pa.Schema] = []
+
+    def keep(schema, batches):
+        schemas.append(schema)
+        rows = 0
+        for batch in batches:
+            kept.append(batch)
+            rows += batch.num_rows
+            if max_rows is not None and rows >= max_rows:
+                return
+
+    total = stream_read_only(path, sql, keep, batch_size=min(max_rows or 100_000, 100_000))
+    table = pa.Table.from_batches(kept, schema=schemas[0])
     if max_rows is not None:
         table = table.slice(0, max_rows)
     return QueryResult(table, total)

@@ -26,7 +26,7 @@ def _materialize(landing: Path, home: Path, say) -> tuple[float, str]:
     say(f"materializing {FLEET_DAY} from {landing} (progress below) ...")
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        CLI + ["materialize", "--partition", FLEET_DAY],
+        CLI + ["materialize", "--partition", FLEET_DAY, "--verbose"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

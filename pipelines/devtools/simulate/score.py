@@ -67,6 +67,11 @@ class Rule:
         opts = ", ".join(f"{v}" for v in self.options.values())
         return f"{COLUMNS[self.kind][self.column]}{', ' + opts if opts else ''}{', phases' if self.use_phases else ''}"
 
+    @property
+    def label_key(self) -> tuple:
+        """(kind, column, use_phases, options) as a hashable key."""
+        return (self.kind, self.column, self.use_phases, tuple(sorted(self.options.items())))
+
 
 def default_rules() -> list[Rule]:
     return [
@@ -151,14 +156,19 @@ def _errors(attributed: np.ndarray, true: np.ndarray) -> np.ndarray:
     return np.abs(attributed - true) / np.where(true > 0, true, np.nan)
 
 
-def score(rule: Rule, requests: pa.Table, telemetry: pa.Table) -> Score:
+def score(rule: Rule, requests: pa.Table, telemetry: pa.Table, idle_w: dict | None = None) -> Score:
+    """One rule's errors. idle_w: each device's idle power as its inventory row would give it, passed to a kernel
+    that takes it (as the daily run passes the inventory's)."""
     kernel_in = requests.select(
         ["request_id", "device_id", "started_at", "first_token_at", "ended_at", "prompt_tokens", "completion_tokens"]
     )
+    options = dict(rule.options)
+    if idle_w is not None and "idle_w" in inspect.signature(attribute_energy).parameters:
+        options["idle_w"] = idle_w
     if rule.use_phases:
-        result = attribute_energy_by_phase(kernel_in, telemetry, **rule.options)
+        result = attribute_energy_by_phase(kernel_in, telemetry, **options)
     else:
-        result = attribute_energy(kernel_in.drop_columns(["first_token_at"]), telemetry, **rule.options)
+        result = attribute_energy(kernel_in.drop_columns(["first_token_at"]), telemetry, **options)
     got = result.per_request.select(["request_id", "energy_j"])
     joined = requests.select(["request_id", "group", "true_energy_j"]).join(got, "request_id")
     attributed = np.nan_to_num(joined["energy_j"].to_numpy(zero_copy_only=False))
@@ -191,7 +201,8 @@ def run_simulation(seed: int = 12, seconds: float = 600.0, rules: list[Rule] | N
         paths = write_logger_files(Path(folder or scratch), tables, day.isoformat())
         read = {kind: read_with_ingest(path, kind, day) for kind, path in paths.items()}
     requests = requests_table(runs)
-    scores = [score(rule, requests, telemetry_for(rule, tables, read)) for rule in rules or default_rules()]
+    idle_w = {run.device_id: run.regime.idle_w for run in runs}  # the simulated fleet's inventory
+    scores = [score(rule, requests, telemetry_for(rule, tables, read), idle_w) for rule in rules or default_rules()]
     return scores, runs, requests, tables
 
 
