@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup run lint test test-fast manifest bench bench-fleet bench-history clean
+.PHONY: setup run lint test test-fast manifest bench bench-fleet bench-history bench-spark clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ bench-fleet: manifest
 DAYS ?= 10
 bench-history: manifest
 	$(BIN)/infercost bench --history --devices 64 --days $(DAYS)
+
+# the spark engine beside the duckdb engine on a generated fleet-day of SPARK_DEVICES accelerators, on a local
+# cluster of 1 and then 2 executors: per-step times, rows/s/core, the sizing for 10,000 accelerators
+SPARK_DEVICES ?= 32
+bench-spark: setup
+	$(BIN)/python -m pipelines.devtools.bench.spark_bench --devices $(SPARK_DEVICES)
 
 clean:
 	rm -rf .infercost dbt/target dbt/logs .pytest_cache

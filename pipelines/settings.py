@@ -31,6 +31,8 @@ DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8000
 DEFAULT_UI_PORT = 3000
 IDLE_SHARING_POLICIES = ("none", "proportional", "even")
+ENGINES = ("duckdb", "spark")
+DEFAULT_SPARK_MASTER = "local[*]"
 DEFAULT_ENERGY_PLACEMENT = "activity"
 ENERGY_PLACEMENTS = ("activity", "flat")
 LINE_READERS = ("duckdb", "python")
@@ -188,6 +190,12 @@ class Settings:
     """INFERCOST_FOCUS_PROVIDER: FOCUS ProviderName/PublisherName."""
     focus_billing_account: str = "inference-fleet"
     """INFERCOST_FOCUS_BILLING_ACCOUNT: FOCUS BillingAccountId/Name."""
+    engine: str = "duckdb"
+    """INFERCOST_ENGINE: duckdb (one machine, the default) or spark (ingest of requests and telemetry and the
+    attribution run on a Spark cluster and write the Parquet lake; the marts stay dbt-duckdb)."""
+    spark_master: str = DEFAULT_SPARK_MASTER
+    """INFERCOST_SPARK_MASTER: the Spark master the spark engine connects to (local[*], local-cluster[2,1,1024],
+    spark://host:7077, k8s://https://..., yarn)."""
     bench_data: Path = REPO_ROOT / "bench_data"
     """INFERCOST_BENCH_DATA: where the benchmarks cache their generated inputs."""
     api_host: str = DEFAULT_API_HOST
@@ -216,6 +224,9 @@ class Settings:
             raise SettingsError(
                 f"INFERCOST_IDLE_SHARING_POLICY={policy!r}: use one of {', '.join(IDLE_SHARING_POLICIES)}"
             )
+        engine = (env.get("INFERCOST_ENGINE") or "duckdb").strip().lower()
+        if engine not in ENGINES:
+            raise SettingsError(f"INFERCOST_ENGINE={engine!r}: use one of {', '.join(ENGINES)}")
         placement = env.get("INFERCOST_ENERGY_PLACEMENT") or DEFAULT_ENERGY_PLACEMENT
         if placement not in ENERGY_PLACEMENTS:
             raise SettingsError(f"INFERCOST_ENERGY_PLACEMENT={placement!r}: use one of {', '.join(ENERGY_PLACEMENTS)}")
@@ -244,6 +255,8 @@ class Settings:
             request_labels=_labels(env),
             focus_provider=env.get("INFERCOST_FOCUS_PROVIDER") or "Self-hosted inference (infercost)",
             focus_billing_account=env.get("INFERCOST_FOCUS_BILLING_ACCOUNT") or "inference-fleet",
+            engine=engine,
+            spark_master=env.get("INFERCOST_SPARK_MASTER") or DEFAULT_SPARK_MASTER,
             bench_data=_path(env, "INFERCOST_BENCH_DATA", REPO_ROOT / "bench_data"),
             api_host=env.get("INFERCOST_API_HOST") or DEFAULT_API_HOST,
             api_port=_port(env, "INFERCOST_API_PORT", DEFAULT_API_PORT),
@@ -270,6 +283,11 @@ class Settings:
         names = {f.name: f"INFERCOST_{f.name.upper()}" for f in fields(cls) if f.name != "alerts"}
         alert_names = [f"INFERCOST_ALERT_{f.name.upper()}" for f in fields(AlertSettings)]
         return sorted(names.values()) + sorted(alert_names)
+
+
+def environment() -> dict[str, str]:
+    """The INFERCOST_* variables set now, for processes that must read the same settings (Spark's executors)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("INFERCOST_")}
 
 
 def current() -> Settings:

@@ -162,3 +162,16 @@ def assert_row_identity(con, feed):
     loaded = con.execute(f"SELECT count(*) FROM raw_{feed}").fetchall()[0][0]
     stats = con.execute("SELECT sum(rows_loaded) FROM ingest_file_stats WHERE feed = ?", [feed]).fetchall()[0][0]
     assert loaded == stats
+
+
+# a real multi-process Spark cluster (a master and two executor JVMs of 1 core and 1 GB), shared by the session
+SPARK_TEST_MASTER = "local-cluster[2,1,1024]"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from pipelines.spark.session import spark_session
+
+    session = spark_session(SPARK_TEST_MASTER, app_name="infercost-tests", conf={"spark.driver.memory": "1g"})
+    yield session
+    session.stop()

@@ -46,8 +46,9 @@ def test_dagster_ingest_assets_follow_the_formats_file(landing, config_dir, tmp_
     monkeypatch.setenv("INFERCOST_LANDING", str(landing))
     monkeypatch.setenv("GX_ANALYTICS_ENABLED", "false")
     from pipelines.defs.ingest import fleet_files, raw_requests, raw_telemetry
+    from pipelines.defs.resources import EngineResource
 
-    resources = {"duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb"))}
+    resources = {"duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb")), "engine": EngineResource()}
     assert dg.materialize([fleet_files], resources=resources).success
     result = dg.materialize(
         [raw_requests, raw_telemetry],

@@ -168,8 +168,9 @@ def test_the_dagster_asset_fails_rather_than_replace_and_takes_replace_anyway(la
     write_requests(landing)
     monkeypatch.setenv("INFERCOST_LANDING", str(landing))
     from pipelines.defs.ingest import fleet_files, raw_requests
+    from pipelines.defs.resources import EngineResource
 
-    resources = {"duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb"))}
+    resources = {"duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb")), "engine": EngineResource()}
 
     def rows():  # with the resource's own connection settings (a failed run's connection may still be open)
         with resources["duckdb"].get_connection() as c:

@@ -13,6 +13,7 @@ LAYERS = [
     "warehouse",
     "ingest",
     "attribution",
+    "spark",
     "analysis",
     "outputs",
     "devtools",
@@ -22,7 +23,7 @@ LAYERS = [
     "definitions",
     "cli",
 ]
-CORE = {"settings", "warehouse", "ingest", "attribution", "analysis", "outputs", "devtools", "serve"}
+CORE = {"settings", "warehouse", "ingest", "attribution", "spark", "analysis", "outputs", "devtools", "serve"}
 MAX_FILE_LINES = 320  # "about 300"
 MAX_FUNCTION_LINES = 60
 # the compiled sweep is one numba loop: splitting it would cost the speed it exists for

@@ -9,7 +9,7 @@ from pipelines.analysis.quality import run_suite
 from pipelines.attribution.day import attribute_day
 from pipelines.defs.partitions import daily_partitions, partition_days, single_run
 from pipelines.defs.quality import check_results, suite_check_specs
-from pipelines.defs.resources import warehouse_connection
+from pipelines.defs.resources import EngineResource, warehouse_connection
 from pipelines.settings import current
 from pipelines.warehouse.archive import ARCHIVED_TABLES, restore_days
 
@@ -19,6 +19,30 @@ def restore_neighbours(con, days, log) -> None:
     neighbours = {d + timedelta(days=k) for d in days for k in (-1, 0, 1)}
     for table in ARCHIVED_TABLES:
         restore_days(con, table, neighbours, log=log)
+
+
+def _attribute(engine: EngineResource, con, day, progress):
+    """One day on the engine the resource names (the same outputs either way)."""
+    settings = current()
+    if engine.on_spark:
+        from pipelines.spark.attribution import attribute_day_spark
+
+        return attribute_day_spark(
+            engine.spark(),
+            con,
+            day,
+            max_gap_s=settings.max_gap_s,
+            prompt_token_weight=settings.prompt_token_weight,
+            placement=settings.energy_placement,
+        )
+    return attribute_day(
+        con,
+        day,
+        progress=progress,
+        max_gap_s=settings.max_gap_s,
+        prompt_token_weight=settings.prompt_token_weight,
+        placement=settings.energy_placement,
+    )
 
 
 @dg.multi_asset(
@@ -57,7 +81,7 @@ def restore_neighbours(con, days, log) -> None:
     backfill_policy=single_run,
     check_specs=suite_check_specs("attribution", "request_energy_pieces"),
 )
-def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource, engine: EngineResource):
     """Split each device's measured energy across the requests running on it (pipelines/attribution/kernel.py)."""
     days = partition_days(context)
     settings = current()
@@ -84,14 +108,7 @@ def energy_attribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource
                     "request-devices so far"
                 )
 
-            result = attribute_day(
-                con,
-                day,
-                progress=progress,
-                max_gap_s=settings.max_gap_s,
-                prompt_token_weight=settings.prompt_token_weight,
-                placement=settings.energy_placement,
-            )
+            result = _attribute(engine, con, day, progress)
             outcomes += run_suite(con, "attribution", day)
             context.log.info(result.summary())
             totals["metered_kwh"] += result.metered_energy_j / 3.6e6

@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 from pipelines.analysis.quality import run_suite
 from pipelines.defs.partitions import daily_partitions, partition_days, single_run
 from pipelines.defs.quality import check_results, suite_check_specs
-from pipelines.defs.resources import warehouse_connection
+from pipelines.defs.resources import SPARK_FEEDS, EngineResource, warehouse_connection
 from pipelines.ingest.loader import IngestReport, ingest_feed, ingest_fleet_table
 from pipelines.warehouse.connection import landing_dir
 from pipelines.warehouse.contracts import FLEET_TABLES, load_contract
@@ -54,7 +54,9 @@ def build_feed_asset(feed: str) -> dg.AssetsDefinition:
         description=f"{contract.description} Files: <landing>/{feed}/. Contract: schemas/{feed}.yaml "
         f"(v{contract.version}). Bad rows go to ingest_quarantine; per-file counts to ingest_file_stats.",
     )
-    def _asset(context: dg.AssetExecutionContext, duckdb: DuckDBResource, config: IngestRunConfig):
+    def _asset(
+        context: dg.AssetExecutionContext, duckdb: DuckDBResource, engine: EngineResource, config: IngestRunConfig
+    ):
         reports, outcomes = [], []
         with warehouse_connection(duckdb) as con:
             for day in partition_days(context):
@@ -62,9 +64,16 @@ def build_feed_asset(feed: str) -> dg.AssetsDefinition:
                 def progress(done, total, so_far, day=day):
                     context.log.info(f"{feed} {day}: {done}/{total} files, {so_far.rows_read:,} rows read so far")
 
-                report = ingest_feed(
-                    con, feed, landing_dir(), day, progress=progress, replace_anyway=config.replace_anyway
-                )
+                if engine.on_spark and feed in SPARK_FEEDS:
+                    from pipelines.spark.ingest import ingest_feed_spark
+
+                    report = ingest_feed_spark(
+                        engine.spark(), con, feed, landing_dir(), day, replace_anyway=config.replace_anyway
+                    )
+                else:
+                    report = ingest_feed(
+                        con, feed, landing_dir(), day, progress=progress, replace_anyway=config.replace_anyway
+                    )
                 context.log.info(report.summary())
                 reports.append(report)
             # checks run after every day is loaded (freshness and cross-day checks see the whole range)

@@ -4,11 +4,13 @@ import shutil
 import sys
 from pathlib import Path
 
+import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_duckdb import DuckDBResource
 
 from pipelines.dbt_project import dbt_project
 from pipelines.defs.child_process import dies_with_parent
+from pipelines.settings import current
 from pipelines.warehouse.connection import configure, connect, dbt_target_dir, warehouse_path
 
 # Dagster and dbt read the same file: dbt's profiles.yml reads INFERCOST_WAREHOUSE
@@ -51,3 +53,28 @@ def warehouse_connection(duckdb: DuckDBResource):
     """A connection with infercost's session settings (UTC dates, a memory cap)."""
     with duckdb.get_connection() as con:
         yield configure(con)
+
+
+class EngineResource(dg.ConfigurableResource):
+    """Where the row-level steps run (INFERCOST_ENGINE): ``duckdb`` in this process, or ``spark`` on the cluster of
+    ``spark_master`` (INFERCOST_SPARK_MASTER), with extra Spark settings in ``spark_conf`` (what dagster-pyspark's
+    PySparkResource takes as spark_config). The session is created on first use, in the step's process."""
+
+    engine: str = "duckdb"
+    spark_master: str = "local[*]"
+    spark_conf: dict = {}
+
+    @property
+    def on_spark(self) -> bool:
+        return self.engine == "spark"
+
+    def spark(self):
+        from pipelines.spark.session import spark_session
+
+        return spark_session(self.spark_master, conf=dict(self.spark_conf))
+
+
+# the spark engine runs these feeds (the big ones); prices, carbon and the fleet files stay on DuckDB (a few
+# thousand rows a day)
+SPARK_FEEDS = ("requests", "telemetry")
+engine_resource = EngineResource(engine=current().engine, spark_master=current().spark_master)

@@ -180,7 +180,7 @@ def _ingest(
             for i, path in enumerate(files, start=1):
                 reader = feed.for_file(path)  # formats.yaml may give each file pattern its own reader
                 ctx = ParseContext(con=con, landing=landing, day=day, options=reader.options)
-                for piece_parts, n_lines in _parse_file(con, ctx, reader, path):
+                for piece_parts, n_lines in parse_file(con, ctx, reader, path):
                     parts += piece_parts
                     lines_in_batch += n_lines
                     if lines_in_batch >= BATCH_LINES:
@@ -198,7 +198,7 @@ def _ingest(
     return report
 
 
-def _parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, path: Path):
+def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, path: Path):
     """(parsed parts, lines read) for each piece of a file (one piece when the reader takes files whole): the
     piece's rows, and its lines that cannot be rows (over-long, or where the file stopped being read), in the same
     batch as the rows beside them, whose day they take."""

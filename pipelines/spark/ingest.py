@@ -1,0 +1,187 @@
+"""Ingest of one feed's day on Spark: files parsed in parallel by the feed's own reader, the duplicate-key rule
+over key buckets, loaded rows and quarantine rows written to the lake, per-file counts into the warehouse.
+
+Stages (each a Spark job; tasks run pipelines/spark/tasks.py):
+1. one task per file (``mapInArrow`` over the file list): read, parse and stage, as the loader does;
+2. the valid rows and the keys already loaded for other days, co-grouped by a hash of the key
+   (``cogroup(...).applyInArrow``): repeats get their reason, the first delivered loads;
+3. ``raw_<feed>/day=...`` and ``ingest_quarantine/feed=<feed>/day=...`` written to the lake (staging, rename);
+   the warehouse's ``ingest_quarantine`` and ``ingest_file_stats`` rows of the day replaced from them.
+
+The run is checked before anything is written with the loader's own guard (staging.refusal).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.ingest import load_sql
+from pipelines.ingest.feeds import resolve_landing_feed
+from pipelines.ingest.files import by_arrival, date_in_name, files_for
+from pipelines.ingest.report import IngestRefused, IngestReport
+from pipelines.ingest.staging import refusal
+from pipelines.spark import tasks
+from pipelines.spark.lake_io import attach_lake, read_days, write_frame
+from pipelines.spark.session import spark_schema
+from pipelines.warehouse import lake
+from pipelines.warehouse.connection import ensure_raw_tables
+from pipelines.warehouse.contracts import FLEET_TABLES
+from pipelines.warehouse.tables import table
+
+KEY_BUCKETS = 16
+
+
+def _files_table(files: list[Path]) -> pa.Table:
+    return pa.table(
+        {
+            "source_file": pa.array([str(p) for p in files], pa.string()),
+            "name_date": pa.array([date_in_name(p) for p in files], pa.date32()),
+            "arrival": pa.array(range(len(files)), pa.int64()),
+        }
+    )
+
+
+def _parsed(spark, con: duckdb.DuckDBPyConnection, feed, day, files: list[Path], landing: Path):
+    """Stage 1: every file's staged rows (one task per file), the fleet tables beside them as in the warehouse."""
+    schema = tasks.staged_schema(tasks.without_duplicate_rule(feed), day)
+    files_arrow = _files_table(files)
+    dims = {f"raw_{n}": con.sql(f"SELECT * FROM raw_{n}").to_arrow_table() for n in FLEET_TABLES}
+
+    def parse(batches):
+        for batch in batches:
+            for path in batch.column(0).to_pylist():
+                for t in tasks.parse_files(feed, day, files_arrow, dims, [path], landing):
+                    yield from t.to_batches()
+
+    paths = spark.createDataFrame([(str(p),) for p in files], "source_file string")
+    return paths.repartition(max(len(files), 1)).mapInArrow(parse, spark_schema(schema))
+
+
+def _deduplicated(spark, feed, day, staged, files: list[Path], root: Path | None):
+    """Stage 2: the duplicate-key rule over key buckets; rows already quarantined pass through."""
+    from pyspark.sql import functions as F
+
+    key = list(feed.duplicate_key)
+    if not key:
+        return staged
+    bucket = F.pmod(F.xxhash64(*key), F.lit(KEY_BUCKETS)).alias("_bucket")
+    valid = staged.where(F.col("reason").isNull())
+    earlier = [d for d in lake.list_days(feed.raw_table, root) if d != day]
+    loaded = read_days(spark, feed.raw_table, earlier, root)
+    loaded_cols = [*key, "partition_date", "source_file", "source_line"]
+    if loaded is None:
+        loaded = spark.createDataFrame([], _loaded_schema(feed, loaded_cols))
+    loaded = loaded.select(*loaded_cols).join(valid.select(*key).distinct(), key, "left_semi")
+    files_arrow = _files_table(files)
+    out_schema = staged.schema
+
+    def dedup(rows: pa.Table, earlier_rows: pa.Table) -> pa.Table:
+        return tasks.dedup_bucket(feed, day, files_arrow, rows.drop(["_bucket"]), earlier_rows.drop(["_bucket"]))
+
+    deduped = (
+        valid.select("*", bucket)
+        .groupBy("_bucket")
+        .cogroup(loaded.select("*", bucket).groupBy("_bucket"))
+        .applyInArrow(dedup, out_schema)
+    )
+    return staged.where(F.col("reason").isNotNull()).unionByName(deduped)
+
+
+def _loaded_schema(feed, cols: list[str]):
+    schema = table(feed.raw_table).arrow_schema()
+    return spark_schema(pa.schema([schema.field(c) for c in cols]))
+
+
+def _file_counts(rows, feed) -> dict:
+    """{source_file: (read, loaded, quarantined, skipped, energy_source)}, as staging.stage_batch counts them."""
+    from pyspark.sql import functions as F
+
+    skipped = F.col("reason").startswith(load_sql.SKIPPED_REASON)
+    sources = (
+        F.array_join(F.array_sort(F.collect_set(F.when(F.col("reason").isNull(), F.col("energy_source")))), ", ")
+        if "energy_source" in feed.contract.names
+        else F.lit("")
+    )
+    counts = rows.groupBy("source_file").agg(
+        F.count(F.lit(1)).alias("read"),
+        F.count(F.when(F.col("reason").isNull(), 1)).alias("loaded"),
+        F.count(F.when(F.col("reason").isNotNull() & ~skipped, 1)).alias("quarantined"),
+        F.count(F.when(skipped, 1)).alias("skipped"),
+        sources.alias("energy_source"),
+    )
+    return {
+        r["source_file"]: (r["read"], r["loaded"], r["quarantined"], r["skipped"], r["energy_source"] or "")
+        for r in counts.collect()
+    }
+
+
+def _write(con: duckdb.DuckDBPyConnection, feed, day: date, rows, counts: dict, root: Path | None) -> None:
+    """Stage 3: the day's loaded and quarantined rows into the lake, the warehouse's bookkeeping from them."""
+    from pyspark.sql import functions as F
+
+    raw_cols = [F.current_timestamp().alias(c) if c == "loaded_at" else F.col(c) for c in table(feed.raw_table).names]
+    write_frame(rows.where(F.col("reason").isNull()).select(*raw_cols), feed.raw_table, day, root)
+    quarantine = rows.where(F.col("reason").isNotNull()).select(
+        F.lit(feed.name).alias("feed"),
+        "partition_date",
+        "source_file",
+        "source_line",
+        "raw_text",
+        "reason",
+        F.current_timestamp().alias("loaded_at"),
+    )
+    written = write_frame(quarantine, f"ingest_quarantine/feed={feed.name}", day, root, files=1)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM ingest_quarantine WHERE feed = ? AND partition_date = ?", [feed.name, day])
+        con.execute("DELETE FROM ingest_file_stats WHERE feed = ? AND partition_date = ?", [feed.name, day])
+        con.execute(
+            "INSERT INTO ingest_quarantine BY NAME SELECT * "
+            f"FROM read_parquet('{written}/*.parquet', hive_partitioning = false)"
+        )
+        con.executemany(
+            "INSERT INTO ingest_file_stats (feed, partition_date, source_file, rows_read, rows_loaded, "
+            "rows_quarantined, rows_skipped, energy_source, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, ''), now())",
+            [[feed.name, day, f, *c] for f, c in sorted(counts.items())],
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    attach_lake(con, root)
+
+
+def ingest_feed_spark(
+    spark,
+    con: duckdb.DuckDBPyConnection,
+    feed_name: str,
+    landing: Path,
+    day: date,
+    *,
+    root: Path | None = None,
+    replace_anyway: bool = False,
+) -> IngestReport:
+    """Load ``day`` of ``landing/<feed_name>/`` into the lake on Spark (see the module docstring); the same
+    readers, options (formats.yaml) and rules as pipelines/ingest/loader.ingest_feed, the same report."""
+    ensure_raw_tables(con)
+    attach_lake(con, root)
+    feed = resolve_landing_feed(feed_name, Path(landing))
+    folder = Path(landing) / feed_name
+    files = by_arrival(files_for(folder, feed.patterns, day)) if folder.is_dir() else []
+    staged = _parsed(spark, con, feed, day, files, Path(landing)).persist()
+    try:
+        rows = _deduplicated(spark, feed, day, staged, files, root).persist()
+        counts = _file_counts(rows, feed)
+        report = IngestReport(feed=feed.name, partition_date=day).fill(dict(sorted(counts.items())))
+        report.refusal = None if replace_anyway else refusal(con, feed, day, counts, files)
+        if report.refusal:
+            raise IngestRefused(report.refusal)
+        _write(con, feed, day, rows, counts, root)
+        rows.unpersist()
+    finally:
+        staged.unpersist()
+    return report

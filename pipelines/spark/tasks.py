@@ -1,0 +1,192 @@
+"""What a Spark task runs: the one-machine code on a slice of the data, in an in-memory DuckDB of its own.
+
+No rule is written twice. An ingest task reads whole files with the feed's reader and gives each row its day and
+reason with the same SQL as the one-machine loader (pipelines/ingest/load_sql.py), its duplicate-key rule left
+out; a dedup task then applies that rule to every row of one key bucket (first delivered wins, across files, and
+a key already loaded for another day keeps that day). An attribution task runs ``attribute_day`` on one device
+group's requests and telemetry, so that requests over midnight, counter deltas and idle come out as on one machine.
+
+Pure DuckDB and Arrow (no pyspark, no Dagster): the tests call these functions directly too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.attribution.day import attribute_day
+from pipelines.ingest import load_sql
+from pipelines.ingest.feeds import Feed
+from pipelines.ingest.formats import ParseContext
+from pipelines.ingest.loader import BATCH_LINES, parse_file
+from pipelines.warehouse.connection import configure, ensure_raw_tables
+
+# the tables an attribution task returns, tagged in one output (Spark needs one schema per applyInArrow)
+ATTRIBUTION_OUTPUTS = ("request_energy_pieces", "device_energy_buckets", "unattributed_requests", "clock_skew_checks")
+
+
+def task_connection(
+    files: pa.Table | None = None, dims: dict[str, pa.Table] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the raw tables, the fleet tables ``dims`` (readers look up a device's type and a
+    region's time zone there) and the run's files (source_file, name_date, arrival) when given."""
+    con = configure(duckdb.connect())
+    ensure_raw_tables(con)
+    for name, rows in (dims or {}).items():
+        if rows.num_rows:
+            con.register("_rows", rows)
+            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _rows")
+            con.unregister("_rows")
+    if files is not None:
+        con.register("_files_arrow", files)
+        con.execute(f"CREATE TEMP TABLE {load_sql.FILES_TABLE} AS SELECT * FROM _files_arrow")
+        con.unregister("_files_arrow")
+    return con
+
+
+def without_duplicate_rule(feed: Feed) -> Feed:
+    """The feed with its duplicate-key rule left out: a per-file task cannot see the other files' keys."""
+    return replace(feed, contract=replace(feed.contract, on_duplicate_key="keep"))
+
+
+def staged_schema(feed: Feed, day: date | None) -> pa.Schema:
+    """The columns of a staged batch: the contract's, lineage, raw_text, reason, event_date and partition_date."""
+    con = task_connection()
+    con.execute(load_sql.batch_sql(feed, [], day, False, False))
+    return con.sql(f"SELECT * FROM {load_sql.BATCH_TABLE}").to_arrow_table().schema
+
+
+def _stage(con: duckdb.DuckDBPyConnection, feed: Feed, parts: list[str], day: date | None) -> pa.Table:
+    any_bad = bool(con.execute(load_sql.any_bad_sql(parts, day, True)).fetchall())
+    con.execute(load_sql.batch_sql(feed, parts, day, any_bad, True))
+    staged = con.sql(f"SELECT * FROM {load_sql.BATCH_TABLE}").to_arrow_table()
+    con.execute(f"DROP TABLE {load_sql.BATCH_TABLE}")
+    for p in parts:
+        con.execute(f"DROP TABLE IF EXISTS {p}")
+    return staged
+
+
+def parse_files(
+    feed: Feed, day: date | None, files: pa.Table, dims: dict[str, pa.Table], paths: list[str], landing: Path | None
+) -> Iterator[pa.Table]:
+    """Each file's rows of ``day``, staged in batches of about BATCH_LINES lines as the loader stages them: every
+    row with its partition_date and, when it is to be quarantined, its reason (the duplicate-key rule aside)."""
+    con = task_connection(files, dims)
+    per_file = without_duplicate_rule(feed)
+    schema = staged_schema(per_file, day)
+    for path in map(Path, paths):
+        reader = feed.for_file(path)
+        ctx = ParseContext(con=con, landing=landing, day=day, options=reader.options)
+        parts, lines = [], 0
+        for piece_parts, n_lines in parse_file(con, ctx, reader, path):
+            parts += piece_parts
+            lines += n_lines
+            if lines >= BATCH_LINES:
+                yield _stage(con, per_file, parts, day).select(schema.names).cast(schema)
+                parts, lines = [], 0
+        if parts:
+            yield _stage(con, per_file, parts, day).select(schema.names).cast(schema)
+    con.close()
+
+
+def dedup_bucket(feed: Feed, day: date | None, files: pa.Table, rows: pa.Table, loaded: pa.Table) -> pa.Table:
+    """The duplicate-key rule over one key bucket: ``rows`` are the day's valid staged rows whose key hashes here,
+    ``loaded`` the rows of other days already in the lake with those keys (key, partition_date, source_file,
+    source_line). Returns the rows with a reason set on every repeat, as the one-machine loader does."""
+    con = task_connection(files)
+    con.register("_rows", rows)
+    con.execute("CREATE TEMP TABLE _part AS SELECT * EXCLUDE (partition_date) FROM _rows")
+    con.execute(load_sql.batch_sql(feed, ["_part"], day, False, True))
+    if loaded.num_rows:
+        con.register("_loaded", loaded)
+        con.execute(f"INSERT INTO {feed.raw_table} BY NAME SELECT * FROM _loaded")
+    con.execute(load_sql.already_loaded_sql(feed, day, staged=False))
+    out = con.sql(f"SELECT * FROM {load_sql.BATCH_TABLE}").to_arrow_table()
+    con.close()
+    return out.select(rows.schema.names).cast(rows.schema)
+
+
+def attribute_group(
+    day: date, dims: dict[str, pa.Table], requests: pa.Table, telemetry: pa.Table, options: dict
+) -> tuple[dict[str, pa.Table], dict]:
+    """``attribute_day`` over one device group: its requests (raw rows of the days the day's requests may have
+    started on) and telemetry (raw rows of the day and its neighbours), beside the fleet tables ``dims``;
+    ``options``: attribute_day's (max_gap_s, prompt_token_weight, placement). Returns the group's output tables and its totals."""
+    con = task_connection(dims={**dims, "raw_requests": requests, "raw_telemetry": telemetry})
+    result = attribute_day(con, day, **options)
+    tables = {name: con.sql(f"SELECT * FROM {name}").to_arrow_table() for name in ATTRIBUTION_OUTPUTS}
+    con.close()
+    totals = {
+        "requests": result.requests,
+        "request_device_rows": result.request_device_rows,
+        "telemetry_rows": result.telemetry_rows,
+        "dropped_samples": result.dropped_samples,
+        "counter_intervals": result.counter_intervals,
+        "counter_resets": result.counter_resets,
+    }
+    return tables, totals
+
+
+def device_groups(deployments: pa.Table, inventory: pa.Table) -> dict[str, str]:
+    """device_id -> group: whole hosts, and every host a replica's devices sit on in one group (a tensor-parallel
+    replica over two hosts joins them), so a request's devices are attributed together. A group is named by its
+    first host."""
+    host_of = dict(zip(inventory["device_id"].to_pylist(), inventory["host"].to_pylist()))
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    by_replica: dict[str, str] = {}
+    for replica, device in zip(deployments["replica_id"].to_pylist(), deployments["device_id"].to_pylist()):
+        host = host_of.get(device) or device
+        first = by_replica.setdefault(replica, host)
+        a, b = root(first), root(host)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    devices = set(host_of) | set(deployments["device_id"].to_pylist())
+    return {d: root(host_of.get(d) or d) for d in devices}
+
+
+TOTALS = ("requests", "request_device_rows", "telemetry_rows", "dropped_samples", "counter_intervals", "counter_resets")
+
+
+def tagged_schema() -> pa.Schema:
+    """One schema for every attribution output: ``kind`` (the table), the union of the tables' columns, and a
+    ``total_<name>`` column per group total (on the group's ``totals`` row)."""
+    con = task_connection()
+    attribute_day(con, date(2000, 1, 1))  # creates the output tables (empty)
+    fields = {"kind": pa.field("kind", pa.string())}
+    for name in ATTRIBUTION_OUTPUTS:
+        for f in con.sql(f"SELECT * FROM {name}").to_arrow_table().schema:
+            if f.name in fields and fields[f.name].type != f.type:
+                raise TypeError(f"{name}.{f.name}: {f.type} where another output has {fields[f.name].type}")
+            fields.setdefault(f.name, f.with_nullable(True))
+    con.close()
+    return pa.schema([*fields.values(), *(pa.field(f"total_{t}", pa.int64()) for t in TOTALS)])
+
+
+def tagged(tables: dict[str, pa.Table], totals: dict, schema: pa.Schema) -> pa.Table:
+    """The group's outputs as rows of ``tagged_schema``: each table's rows under its kind, then a totals row."""
+
+    def widen(t: pa.Table, kind: str) -> pa.Table:
+        cols = {f.name: t[f.name] if f.name in t.column_names else pa.nulls(t.num_rows, f.type) for f in schema}
+        cols["kind"] = pa.array([kind] * t.num_rows, pa.string())
+        return pa.table(cols, schema=schema)
+
+    totals_row = pa.table({f"total_{k}": pa.array([int(totals[k])], pa.int64()) for k in TOTALS})
+    return pa.concat_tables(
+        [*(widen(t.cast(_sub(schema, t)), k) for k, t in tables.items()), widen(totals_row, "totals")]
+    )
+
+
+def _sub(schema: pa.Schema, t: pa.Table) -> pa.Schema:
+    return pa.schema([schema.field(n) for n in t.column_names])
