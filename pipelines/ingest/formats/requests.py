@@ -134,6 +134,7 @@ class LiteLlmSpendLogs:
         header = next(csv.reader([raws[0]])) if is_csv and raws else []
         body = lines.slice(1) if is_csv and raws else lines
         model_field = ctx.options.get("model_field", "model_group")
+        label_keys = current().request_labels
         records, pre = [], []
         for raw in raws[1:] if is_csv else raws:
             reason, rec = None, {}
@@ -161,7 +162,7 @@ class LiteLlmSpendLogs:
                     "prompt_tokens": rec.get("prompt_tokens"),
                     "completion_tokens": rec.get("completion_tokens"),
                     "tenant": rec.get("team_id") or rec.get("end_user"),
-                    "labels": _labels_json(rec.get("metadata"), rec),
+                    "labels": _labels_json(label_keys, rec.get("metadata"), rec),
                     "status": "cache_hit" if cache_hit else (rec.get("status") or "ok") if rec else None,
                 }
             )
@@ -169,11 +170,11 @@ class LiteLlmSpendLogs:
         return typed_records(ctx, contract, body, records, pre)
 
 
-def _labels_json(*sources) -> str | None:
-    """The labels INFERCOST_REQUEST_LABELS names, from the first of ``sources`` (dicts, or JSON text of one) that has
-    each key, as JSON text; None when no key has a value."""
+def _labels_json(keys: tuple[str, ...], *sources) -> str | None:
+    """The labels ``keys`` names (INFERCOST_REQUEST_LABELS, read once per file), from the first of ``sources``
+    (dicts, or JSON text of one) that has each key, as JSON text; None when no key has a value."""
     found = {}
-    for key in current().request_labels:
+    for key in keys:
         for source in sources:
             if isinstance(source, str):
                 try:
@@ -265,6 +266,7 @@ class OtelGenAiSpans:
         lines = strip_bom(lines)
         contract = load_contract("requests")
         replica_attr = ctx.options.get("replica_attribute", "server.address")
+        label_keys = current().request_labels
         nums, raw_texts, records, pre = [], [], [], []
         for n, raw, span, resource, problem in self.spans(lines):
             nums.append(n)
@@ -292,7 +294,7 @@ class OtelGenAiSpans:
                     "completion_tokens": a.get("gen_ai.usage.output_tokens"),
                     "cached_prompt_tokens": a.get("gen_ai.usage.cache_read.input_tokens"),
                     "tenant": a.get("user.id") or a.get("enduser.id"),
-                    "labels": _labels_json(a, resource),
+                    "labels": _labels_json(label_keys, a, resource),
                     "status": "error" if code in (2, "2", "STATUS_CODE_ERROR") else "ok",
                 }
             )
