@@ -49,6 +49,19 @@ def run(
     return done
 
 
+def dbt_build(work: Path, env: dict[str, str], *select: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`dbt build` of the repo's project in ``env`` (its warehouse), with dbt's target and logs under ``work``
+    (never the source tree); ``select`` narrows it (dbt --select), none builds everything."""
+    return run(
+        ["dbt", "build", "--project-dir", "dbt", "--profiles-dir", "dbt"]
+        + ["--target-path", str(work / "target"), "--log-path", str(work / "logs")]
+        + (["--select", *select] if select else []),
+        env=env,
+        timeout=timeout,
+        tail=4000,
+    )
+
+
 def run_cli(
     args: list,
     home: Path | None = None,

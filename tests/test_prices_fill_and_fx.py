@@ -7,31 +7,13 @@ from pathlib import Path
 import pytest
 
 from pipelines.ingest.loader import ingest_feed, ingest_fleet_table
-from tests.conftest import cli_env, run
+from tests.conftest import cli_env, dbt_build
 
 DAY = date(2026, 11, 2)
 
 
 def run_dbt(warehouse: Path, work: Path, *select: str) -> None:
-    run(
-        [
-            "dbt",
-            "build",
-            "--project-dir",
-            "dbt",
-            "--profiles-dir",
-            "dbt",
-            "--target-path",
-            str(work / "target"),
-            "--log-path",
-            str(work / "logs"),
-            "--select",
-            *select,
-        ],
-        env=cli_env(warehouse=warehouse),
-        timeout=600,
-        tail=4000,
-    )
+    dbt_build(work, cli_env(warehouse=warehouse), *select)
 
 
 @pytest.mark.slow

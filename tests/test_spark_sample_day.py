@@ -10,7 +10,7 @@ from pipelines.attribution.day import attribute_day
 from pipelines.ingest.loader import ingest_feed, ingest_fleet_table
 from pipelines.warehouse.connection import connect
 from pipelines.warehouse.contracts import FLEET_TABLES
-from tests.conftest import REPO, cli_env, run
+from tests.conftest import REPO, cli_env, dbt_build
 from tests.test_spark_engine import assert_same_rows
 
 DAY = date(2026, 11, 2)
@@ -36,23 +36,7 @@ def _build(home, spark=None):
             ingest_feed_spark(spark, con, feed, LANDING, DAY, root=home / "lake")
         attribute_day_spark(spark, con, DAY, root=home / "lake")
     con.close()
-    run(
-        [
-            "dbt",
-            "build",
-            "--project-dir",
-            "dbt",
-            "--profiles-dir",
-            "dbt",
-            "--target-path",
-            str(home / "target"),
-            "--log-path",
-            str(home / "logs"),
-        ],
-        env=cli_env(home=home, warehouse=home / "warehouse.duckdb"),
-        timeout=900,
-        tail=4000,
-    )
+    dbt_build(home, cli_env(home=home, warehouse=home / "warehouse.duckdb"), timeout=900)
     return connect(home / "warehouse.duckdb", read_only=True)
 
 
