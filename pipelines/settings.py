@@ -27,6 +27,7 @@ DEFAULT_START_DATE = "2026-01-01"
 DEFAULT_DUCKDB_MEMORY = "4GB"
 DEFAULT_LOCK_WAIT_S = 60.0
 DEFAULT_COMPARISON_DAYS = 28
+DEFAULT_DUPLICATE_WINDOW_DAYS = 7
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8000
 DEFAULT_UI_PORT = 3000
@@ -180,6 +181,10 @@ class Settings:
     comparison_days: int = DEFAULT_COMPARISON_DAYS
     """INFERCOST_COMPARISON_DAYS: technique_savings and technique_comparison compare the requests of this many days up
     to the last loaded day (a window, so a nightly run does not reread the whole history)."""
+    duplicate_window_days: int = DEFAULT_DUPLICATE_WINDOW_DAYS
+    """INFERCOST_DUPLICATE_WINDOW_DAYS: a request_id already loaded within this many days of a run's day is a
+    duplicate (quarantined); further apart it is another request (ids get reused), so the check reads a window of
+    days, not the history."""
     raw_telemetry_retention_days: int | None = None
     """INFERCOST_RAW_TELEMETRY_RETENTION_DAYS: raw telemetry older than this many days before a run's last day is
     deleted from the lake (logged day by day); unset keeps it all. Marts are always kept."""
@@ -251,6 +256,7 @@ class Settings:
             energy_placement=placement,
             price_fill_max_hours=_float(env, "INFERCOST_PRICE_FILL_MAX_HOURS", DEFAULT_PRICE_FILL_MAX_HOURS),
             comparison_days=_int(env, "INFERCOST_COMPARISON_DAYS", DEFAULT_COMPARISON_DAYS),
+            duplicate_window_days=_int(env, "INFERCOST_DUPLICATE_WINDOW_DAYS", DEFAULT_DUPLICATE_WINDOW_DAYS),
             raw_telemetry_retention_days=_int(env, "INFERCOST_RAW_TELEMETRY_RETENTION_DAYS", None, minimum=2),
             request_labels=_labels(env),
             focus_provider=env.get("INFERCOST_FOCUS_PROVIDER") or "Self-hosted inference (infercost)",

@@ -331,6 +331,24 @@ def test_a_request_id_loaded_for_another_day_is_quarantined_as_a_duplicate(con, 
     assert_row_identity(con, "requests")
 
 
+def test_a_request_id_further_away_than_the_duplicate_window_is_another_request(con, landing, monkeypatch):
+    # the same id 3 days apart: a duplicate inside a 3-day window, another request (ids reused) outside a 2-day one
+    early = good_request(
+        1, started_at="2026-10-30T10:00:00Z", ended_at="2026-10-30T10:00:02Z", first_token_at="2026-10-30T10:00:01Z"
+    )
+    (landing / "requests" / "a_2026-10-30.jsonl").write_text(early + "\n")
+    (landing / "requests" / "b_2026-11-02.jsonl").write_text(good_request(1) + "\n")
+    ingest_feed(con, "requests", landing, date(2026, 10, 30))
+    monkeypatch.setenv("INFERCOST_DUPLICATE_WINDOW_DAYS", "3")
+    assert ingest_feed(con, "requests", landing, DAY).rows_quarantined == 1
+    monkeypatch.setenv("INFERCOST_DUPLICATE_WINDOW_DAYS", "2")
+    report = ingest_feed(con, "requests", landing, DAY)
+    assert (report.rows_loaded, report.rows_quarantined) == (1, 0)
+    days = con.execute("SELECT partition_date FROM raw_requests WHERE request_id = 'req-1' ORDER BY 1").fetchall()
+    assert [d for (d,) in days] == [date(2026, 10, 30), DAY]
+    assert_row_identity(con, "requests")
+
+
 @pytest.mark.slow
 def test_large_files_read_in_pieces_give_the_same_rows(con, landing, monkeypatch):
     import pipelines.ingest.loader as ingest

@@ -139,14 +139,19 @@ def batch_sql(feed: Feed, parsed_parts: list[str], day: date | None, any_bad: bo
     """
 
 
-def already_loaded_sql(feed: Feed, day: date | None, staged: bool) -> str:
-    """Quarantine batch rows whose key is already loaded (for another day, or staged by an earlier batch of this
-    run): the first keeps it. Only for a feed with a duplicate key."""
+def already_loaded_sql(feed: Feed, day: date | None, staged: bool, window_days: int) -> str:
+    """Quarantine batch rows whose key is already loaded (for another day at most ``window_days`` away, or staged by
+    an earlier batch of this run): the first keeps it. Only for a feed with a duplicate key. The window keeps the
+    check to a few days of rows (the raw table is appended day by day, so DuckDB skips the other row groups by
+    their partition_date ranges) however long the history."""
     key = feed.duplicate_key
     cols = ", ".join(key)
     on = " AND ".join(f"b.{k} = r.{k}" for k in key)
     other_days = f"SELECT {cols}, partition_date, source_file, source_line FROM {feed.raw_table} " + (
-        f"WHERE partition_date IS DISTINCT FROM {day_sql(day)}" if day else "WHERE false"
+        f"WHERE partition_date <> {day_sql(day)} AND partition_date BETWEEN {day_sql(day)} - {int(window_days)} "
+        f"AND {day_sql(day)} + {int(window_days)}"
+        if day
+        else "WHERE false"
     )
     earlier = (
         (

@@ -22,6 +22,7 @@ from pipelines.ingest import load_sql
 from pipelines.ingest.feeds import Feed
 from pipelines.ingest.files import LineProblem, date_in_name
 from pipelines.ingest.report import IngestRefused, IngestReport
+from pipelines.settings import current
 from pipelines.warehouse.connection import scalar, table_exists
 
 # a run that rejects more than this share of its rows does not replace a loaded day that rejected under half as many
@@ -186,7 +187,7 @@ def stage_batch(
     stage, batch = feed.stage_table, load_sql.BATCH_TABLE
     staged = table_exists(con, stage)
     if feed.duplicate_key:
-        con.execute(load_sql.already_loaded_sql(feed, day, staged))
+        con.execute(load_sql.already_loaded_sql(feed, day, staged, current().duplicate_window_days))
     if staged:
         con.execute(f"INSERT INTO {stage} SELECT * FROM {batch}")
     else:

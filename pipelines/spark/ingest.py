@@ -24,6 +24,7 @@ from pipelines.ingest.feeds import resolve_landing_feed
 from pipelines.ingest.files import by_arrival, date_in_name, files_for
 from pipelines.ingest.report import IngestRefused, IngestReport
 from pipelines.ingest.staging import refusal
+from pipelines.settings import current
 from pipelines.spark import tasks
 from pipelines.spark.lake_io import attach_lake, read_days, write_frame
 from pipelines.spark.session import spark_schema
@@ -70,7 +71,10 @@ def _deduplicated(spark, feed, day, staged, files: list[Path], root: Path | None
         return staged
     bucket = F.pmod(F.xxhash64(*key), F.lit(KEY_BUCKETS)).alias("_bucket")
     valid = staged.where(F.col("reason").isNull())
-    earlier = [d for d in lake.list_days(feed.raw_table, root) if d != day]
+    window = current().duplicate_window_days
+    earlier = [
+        d for d in lake.list_days(feed.raw_table, root) if d != day and (day is None or abs((d - day).days) <= window)
+    ]
     loaded = read_days(spark, feed.raw_table, earlier, root)
     loaded_cols = [*key, "partition_date", "source_file", "source_line"]
     if loaded is None:
@@ -80,7 +84,9 @@ def _deduplicated(spark, feed, day, staged, files: list[Path], root: Path | None
     out_schema = staged.schema
 
     def dedup(rows: pa.Table, earlier_rows: pa.Table) -> pa.Table:
-        return tasks.dedup_bucket(feed, day, files_arrow, rows.drop(["_bucket"]), earlier_rows.drop(["_bucket"]))
+        return tasks.dedup_bucket(
+            feed, day, files_arrow, rows.drop(["_bucket"]), earlier_rows.drop(["_bucket"]), window
+        )
 
     deduped = (
         valid.select("*", bucket)

@@ -94,10 +94,13 @@ def parse_files(
     con.close()
 
 
-def dedup_bucket(feed: Feed, day: date | None, files: pa.Table, rows: pa.Table, loaded: pa.Table) -> pa.Table:
+def dedup_bucket(
+    feed: Feed, day: date | None, files: pa.Table, rows: pa.Table, loaded: pa.Table, window_days: int
+) -> pa.Table:
     """The duplicate-key rule over one key bucket: ``rows`` are the day's valid staged rows whose key hashes here,
     ``loaded`` the rows of other days already in the lake with those keys (key, partition_date, source_file,
-    source_line). Returns the rows with a reason set on every repeat, as the one-machine loader does."""
+    source_line) within ``window_days`` of ``day``. Returns the rows with a reason set on every repeat, as the one-machine
+    loader does."""
     con = task_connection(files)
     con.register("_rows", rows)
     con.execute("CREATE TEMP TABLE _part AS SELECT * EXCLUDE (partition_date) FROM _rows")
@@ -105,7 +108,7 @@ def dedup_bucket(feed: Feed, day: date | None, files: pa.Table, rows: pa.Table, 
     if loaded.num_rows:
         con.register("_loaded", loaded)
         con.execute(f"INSERT INTO {feed.raw_table} BY NAME SELECT * FROM _loaded")
-    con.execute(load_sql.already_loaded_sql(feed, day, staged=False))
+    con.execute(load_sql.already_loaded_sql(feed, day, staged=False, window_days=window_days))
     out = con.sql(f"SELECT * FROM {load_sql.BATCH_TABLE}").to_arrow_table()
     con.close()
     return out.select(rows.schema.names).cast(rows.schema)
