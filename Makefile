@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup run lint test test-fast manifest bench bench-fleet bench-history bench-spark clean
+.PHONY: setup run lint test test-fast manifest bench bench-fleet bench-history bench-spark compare-engines clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench-history: manifest
 SPARK_DEVICES ?= 32
 bench-spark: setup
 	$(BIN)/python -m pipelines.devtools.bench.spark_bench --devices $(SPARK_DEVICES)
+
+# both engines on a generated 3-day, 64-accelerator fleet, materialized from the same raw files: every mart compared
+compare-engines: manifest
+	$(BIN)/python -m pipelines.devtools.bench.engine_marts --devices 64 --days 3
 
 clean:
 	rm -rf .infercost dbt/target dbt/logs .pytest_cache

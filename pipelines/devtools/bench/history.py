@@ -23,9 +23,12 @@ FIRST_DAY = date(2026, 11, 2)
 CLI = [sys.executable, "-m", "pipelines.cli"]
 
 
-def _materialize(landing: Path, home: Path, first: date, last: date) -> tuple[float, dict[str, float]]:
-    """``infercost materialize`` of [first, last]; returns its wall seconds and its step seconds."""
-    env = {**os.environ, "INFERCOST_LANDING": str(landing), "INFERCOST_HOME": str(home)}
+def materialize_days(
+    landing: Path, home: Path, first: date, last: date, extra_env: dict[str, str] | None = None
+) -> tuple[float, dict[str, float]]:
+    """``infercost materialize`` of [first, last] in a child process (``extra_env`` added to its environment);
+    returns its wall seconds and its step seconds."""
+    env = {**os.environ, **(extra_env or {}), "INFERCOST_LANDING": str(landing), "INFERCOST_HOME": str(home)}
     env.pop("INFERCOST_WAREHOUSE", None)
     env.pop("DAGSTER_HOME", None)
     t0 = time.perf_counter()
@@ -45,8 +48,8 @@ def _materialize(landing: Path, home: Path, first: date, last: date) -> tuple[fl
     return seconds, steps
 
 
-def history(devices: int = 64, days: int = 10, say=print) -> dict:
-    """Day 1 and day ``days`` of a fresh warehouse's daily runs on a generated fleet, timed side by side."""
+def fleet_landing(devices: int, days: int, say=print) -> Path:
+    """The generated fleet of ``devices`` accelerators from FIRST_DAY, with at least ``days`` days (written once)."""
     landing = bench_dir(f"history-{devices}")
     last = FIRST_DAY + timedelta(days=days - 1)
     if not any((landing / "requests").glob(f"{last}*")):
@@ -58,14 +61,21 @@ def history(devices: int = 64, days: int = 10, say=print) -> dict:
             + ["--out", str(landing)],
             check=True,
         )
+    return landing
+
+
+def history(devices: int = 64, days: int = 10, say=print) -> dict:
+    """Day 1 and day ``days`` of a fresh warehouse's daily runs on a generated fleet, timed side by side."""
+    landing = fleet_landing(devices, days, say)
+    last = FIRST_DAY + timedelta(days=days - 1)
     home = landing.parent / f"history-{devices}-home"
     shutil.rmtree(home, ignore_errors=True)
     say(f"day 1 ({FIRST_DAY}) in an empty warehouse ...")
-    first_s, first_steps = _materialize(landing, home, FIRST_DAY, FIRST_DAY)
+    first_s, first_steps = materialize_days(landing, home, FIRST_DAY, FIRST_DAY)
     say(f"  {first_s:.1f} s; days 2 .. {days - 1} as one backfill (the history, not timed) ...")
-    _materialize(landing, home, FIRST_DAY + timedelta(days=1), last - timedelta(days=1))
+    materialize_days(landing, home, FIRST_DAY + timedelta(days=1), last - timedelta(days=1))
     say(f"day {days} ({last}) on {days - 1} days of history ...")
-    last_s, last_steps = _materialize(landing, home, last, last)
+    last_s, last_steps = materialize_days(landing, home, last, last)
     ratio = last_s / first_s
     say(f"{'step':<24}{'day 1 s':>10}{f'day {days} s':>10}{'ratio':>8}")
     for step in first_steps:
