@@ -19,7 +19,7 @@ from pipelines.ingest.loader import ingest_feed, ingest_fleet_table
 from pipelines.warehouse import lake
 from pipelines.warehouse.connection import connect
 from pipelines.warehouse.contracts import FLEET_TABLES
-from tests.conftest import REPO
+from tests.conftest import REPO, cli_env, run_cli
 
 DAYS = [date(2026, 11, 1), date(2026, 11, 2)]
 START = datetime(2026, 11, 1, 23, 30, tzinfo=UTC)
@@ -197,3 +197,21 @@ def test_a_rerun_day_replaces_itself(spark, both_engines):
     assert lake.list_days("request_energy_pieces", home / "lake") == DAYS
     # nothing of a staging directory is left for a reader's glob
     assert not [p for p in (home / "lake" / "request_energy_pieces").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.slow
+def test_infercost_ingest_follows_the_engine_setting(both_engines, small_landing, tmp_path):
+    # the CLI's ingest alone, as `materialize` and the assets do: requests to the lake on Spark, the same rows
+    duck, _, _ = both_engines
+    home = tmp_path / "home"
+    env = cli_env(home=home, landing=small_landing, INFERCOST_ENGINE="spark", INFERCOST_SPARK_MASTER="local[1]")
+    done = run_cli(["ingest", "--from", DAYS[0], "--to", DAYS[-1], "--feed", "requests"], env=env, timeout=900)
+    assert "engine: spark (local[1])" in done.stdout + done.stderr
+    assert lake.list_days("raw_requests", home / "lake") == DAYS
+    con = connect(home / "warehouse.duckdb", read_only=True)
+    name = "raw_requests"
+    assert_same_rows(_rows(duck, name, COMPARED[name]), _rows(con, name, COMPARED[name]), name)
+    for name in ("ingest_quarantine", "ingest_file_stats"):
+        query = f"SELECT * EXCLUDE (loaded_at) FROM {name} WHERE feed = 'requests' ORDER BY {COMPARED[name]}"
+        assert_same_rows(duck.execute(query).fetchall(), con.execute(query).fetchall(), name)
+    con.close()

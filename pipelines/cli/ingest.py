@@ -14,6 +14,7 @@ from pipelines.cli.helpers import (
     say,
 )
 from pipelines.cli.runlock import run_lock
+from pipelines.spark import SPARK_FEEDS
 from pipelines.warehouse.connection import infercost_home, landing_dir, warehouse_path
 
 
@@ -88,23 +89,47 @@ def _ingest_days(args, landing: Path, start, end, options: dict) -> None:
     from pipelines.warehouse.connection import connect
     from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES
 
+    spark = _spark_session(args)
     with _open_for_writing(connect) as con:
         for name in FLEET_TABLES:
             say(ingest_fleet_table(con, name, landing).summary())
         for day in day_range(start, end):
             for feed in [args.feed] if args.feed else list(FEEDS):
                 t0 = time.time()
-                report = ingest_feed(
-                    con,
-                    feed,
-                    landing,
-                    day,
-                    fmt=args.format,
-                    options=options if feed == args.feed else None,
-                    replace_anyway=args.replace_anyway,
-                    progress=IngestProgress(f"{feed} {day}", say),
-                )
+                chosen = {"fmt": args.format, "options": options} if feed == args.feed else {}
+                if spark is not None and feed in SPARK_FEEDS:
+                    from pipelines.spark.ingest import ingest_feed_spark
+
+                    report = ingest_feed_spark(
+                        spark, con, feed, landing, day, replace_anyway=args.replace_anyway, **chosen
+                    )
+                else:
+                    report = ingest_feed(
+                        con,
+                        feed,
+                        landing,
+                        day,
+                        **chosen,
+                        replace_anyway=args.replace_anyway,
+                        progress=IngestProgress(f"{feed} {day}", say),
+                    )
                 say(f"{report.summary()} ({time.time() - t0:.1f} s)")
+    if spark is not None:
+        spark.stop()
+
+
+def _spark_session(args):
+    """The Spark session when INFERCOST_ENGINE=spark and a spark feed is to be loaded (requests and telemetry go
+    to the lake on the cluster, as the daily run's assets do), else None."""
+    from pipelines.settings import current
+
+    settings = current()
+    if settings.engine != "spark" or (args.feed and args.feed not in SPARK_FEEDS):
+        return None
+    from pipelines.spark.session import spark_session
+
+    say(f"engine: spark ({settings.spark_master})")
+    return spark_session(settings.spark_master)
 
 
 def _dry_run(args, landing: Path, start, end, options: dict) -> None:

@@ -6,8 +6,9 @@ from dagster_duckdb import DuckDBResource
 from pipelines.analysis.quality import run_suite
 from pipelines.defs.partitions import daily_partitions, partition_days, single_run
 from pipelines.defs.quality import check_results, suite_check_specs
-from pipelines.defs.resources import SPARK_FEEDS, EngineResource, warehouse_connection
+from pipelines.defs.resources import EngineResource, warehouse_connection
 from pipelines.ingest.loader import IngestReport, ingest_feed, ingest_fleet_table
+from pipelines.spark import SPARK_FEEDS
 from pipelines.warehouse.connection import landing_dir
 from pipelines.warehouse.contracts import FLEET_TABLES, load_contract
 

@@ -74,7 +74,4 @@ class EngineResource(dg.ConfigurableResource):
         return spark_session(self.spark_master, conf=dict(self.spark_conf))
 
 
-# the spark engine runs these feeds (the big ones); prices, carbon and the fleet files stay on DuckDB (a few
-# thousand rows a day)
-SPARK_FEEDS = ("requests", "telemetry")
 engine_resource = EngineResource(engine=current().engine, spark_master=current().spark_master)

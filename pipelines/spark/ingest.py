@@ -170,12 +170,15 @@ def ingest_feed_spark(
     *,
     root: Path | None = None,
     replace_anyway: bool = False,
+    fmt: str | None = None,
+    options: dict | None = None,
 ) -> IngestReport:
     """Load ``day`` of ``landing/<feed_name>/`` into the lake on Spark (see the module docstring); the same
-    readers, options (formats.yaml) and rules as pipelines/ingest/loader.ingest_feed, the same report."""
+    readers, options (``fmt`` and ``options``, else formats.yaml) and rules as pipelines/ingest/loader.ingest_feed,
+    the same report."""
     ensure_raw_tables(con)
     attach_lake(con, root)
-    feed = resolve_landing_feed(feed_name, Path(landing))
+    feed = resolve_landing_feed(feed_name, Path(landing), fmt, options)
     folder = Path(landing) / feed_name
     files = by_arrival(files_for(folder, feed.patterns, day)) if folder.is_dir() else []
     staged = _parsed(spark, con, feed, day, files, Path(landing)).persist()
