@@ -215,3 +215,22 @@ def test_infercost_ingest_follows_the_engine_setting(both_engines, small_landing
         query = f"SELECT * EXCLUDE (loaded_at) FROM {name} WHERE feed = 'requests' ORDER BY {COMPARED[name]}"
         assert_same_rows(duck.execute(query).fetchall(), con.execute(query).fetchall(), name)
     con.close()
+
+
+@pytest.mark.slow
+def test_an_undated_file_without_valid_rows_is_quarantined_once_on_spark(spark, tmp_path):
+    # as on one machine (test_ingest_hostile): the first day that reads it keeps its lines, the next day skips them
+    from pipelines.spark.ingest import ingest_feed_spark
+
+    land = tmp_path / "landing"
+    shutil.copytree(REPO / "sample_logs" / "fleet", land / "fleet")
+    (land / "requests").mkdir()
+    (land / "requests" / "notes.jsonl").write_text("\n".join("{broken" for _ in range(20)) + "\n")
+    con = connect(tmp_path / "warehouse.duckdb")
+    for name in FLEET_TABLES:
+        ingest_fleet_table(con, name, land)
+    for day in DAYS:
+        ingest_feed_spark(spark, con, "requests", land, day, root=tmp_path / "lake")
+    rows = con.execute("SELECT partition_date, count(*) FROM ingest_quarantine GROUP BY ALL").fetchall()
+    assert rows == [(DAYS[0], 20)]
+    con.close()

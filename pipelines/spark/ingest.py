@@ -51,6 +51,13 @@ def _parsed(spark, con: duckdb.DuckDBPyConnection, feed, day, files: list[Path],
     schema = tasks.staged_schema(tasks.without_duplicate_rule(feed), day)
     files_arrow = _files_table(files)
     dims = {f"raw_{n}": con.sql(f"SELECT * FROM raw_{n}").to_arrow_table() for n in FLEET_TABLES}
+    # lines of these files already quarantined for another day: an undated file's are not quarantined again
+    con.register("_run_files", files_arrow)
+    dims["ingest_quarantine"] = con.sql(
+        f"SELECT * FROM ingest_quarantine WHERE feed = '{feed.name}' AND partition_date IS DISTINCT FROM "
+        f"{load_sql.day_sql(day)} AND source_file IN (SELECT source_file FROM _run_files)"
+    ).to_arrow_table()
+    con.unregister("_run_files")
 
     def parse(batches):
         for batch in batches:
@@ -149,11 +156,12 @@ def _write(con: duckdb.DuckDBPyConnection, feed, day: date, rows, counts: dict, 
             "INSERT INTO ingest_quarantine BY NAME SELECT * "
             f"FROM read_parquet('{written}/*.parquet', hive_partitioning = false)"
         )
-        con.executemany(
-            "INSERT INTO ingest_file_stats (feed, partition_date, source_file, rows_read, rows_loaded, "
-            "rows_quarantined, rows_skipped, energy_source, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, ''), now())",
-            [[feed.name, day, f, *c] for f, c in sorted(counts.items())],
-        )
+        if counts:  # none for a day without files (or whose lines were all quarantined on another day)
+            con.executemany(
+                "INSERT INTO ingest_file_stats (feed, partition_date, source_file, rows_read, rows_loaded, "
+                "rows_quarantined, rows_skipped, energy_source, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, ''), now())",
+                [[feed.name, day, f, *c] for f, c in sorted(counts.items())],
+            )
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
