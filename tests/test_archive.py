@@ -63,3 +63,24 @@ def test_readers_of_past_days_see_the_lake_beside_the_warehouse(tmp_path):
     archive.archive_past_days(con, "raw_telemetry", tmp_path, log=lambda _: None)
     expr = archive.with_lake(con, "raw_telemetry", tmp_path)
     assert con.execute(f"SELECT count(*), sum(power_w) FROM {expr}").fetchall() == before
+
+
+def test_a_view_over_the_lake_moves_nothing(tmp_path):
+    # the spark engine: raw_telemetry is a view over the lake's days, which are already there; archiving it would
+    # rewrite a lake day from a view of itself
+    con = _warehouse()
+    query = "SELECT * EXCLUDE (partition_date) FROM raw_telemetry WHERE partition_date = ?"
+    for day in DAYS:
+        lake.write_day_from_query(con, "raw_telemetry", day, query, [day], tmp_path)
+    con.execute("DROP TABLE raw_telemetry")
+    con.execute(
+        "CREATE VIEW raw_telemetry AS SELECT * EXCLUDE (day), day AS partition_date FROM "
+        f"{lake.read_sql('raw_telemetry', tmp_path)}"
+    )
+    files = sorted((tmp_path / "raw_telemetry").rglob("*.parquet"))
+    stamps = [f.stat().st_mtime_ns for f in files]
+    assert archive.archive_past_days(con, "raw_telemetry", tmp_path) == []
+    assert archive.restore_days(con, "raw_telemetry", DAYS, tmp_path) == []
+    assert sorted((tmp_path / "raw_telemetry").rglob("*.parquet")) == files
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    assert archive.warehouse_days(con, "raw_telemetry") == DAYS

@@ -36,6 +36,13 @@ def warehouse_days(con: duckdb.DuckDBPyConnection, table: str) -> list[date]:
     return [r[0] for r in rows if r[0] is not None]
 
 
+def holds_rows(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """The table is the warehouse's own (a base table). On the spark engine it is a view over the lake, whose days
+    are already there: nothing moves to the lake or back."""
+    kind = scalar(con, "SELECT table_type FROM information_schema.tables WHERE table_name = ?", [table])
+    return kind == "BASE TABLE"
+
+
 def _lake_rows(table: str, day: date, root: Path | None) -> int:
     expr = lake.read_sql(table, root, days=[day])
     return scalar(duckdb.connect(), f"SELECT count(*) FROM {expr}")
@@ -44,8 +51,9 @@ def _lake_rows(table: str, day: date, root: Path | None) -> int:
 def archive_past_days(
     con: duckdb.DuckDBPyConnection, table: str, root: Path | None = None, log: Callable[[str], None] = print
 ) -> list[date]:
-    """Move the table's days older than its newest day but one into the lake; returns the days moved."""
-    held = warehouse_days(con, table)
+    """Move the table's days older than its newest day but one into the lake; returns the days moved. A view over
+    the lake (the spark engine) moves nothing."""
+    held = warehouse_days(con, table) if holds_rows(con, table) else []
     if not held:
         return []
     newest = max(held + lake.list_days(table, root))
@@ -75,7 +83,10 @@ def restore_days(
     root: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> list[date]:
-    """Load back from the lake the given days the warehouse table does not hold; returns the days loaded."""
+    """Load back from the lake the given days the warehouse table does not hold; returns the days loaded (none for
+    a view over the lake, which reads every lake day)."""
+    if not holds_rows(con, table):
+        return []
     held = set(warehouse_days(con, table))
     wanted = sorted({d for d in days if d not in held and lake.has_day(table, d, root)})
     for day in wanted:

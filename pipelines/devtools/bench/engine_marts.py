@@ -66,6 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=64)
     parser.add_argument("--days", type=int, default=3)
+    parser.add_argument(
+        "--engines",
+        default="duckdb,spark",
+        help="the engines to run (comma-separated); the other's warehouse is reused",
+    )
     args = parser.parse_args(argv)
     landing = fleet_landing(args.devices, args.days, print)
     last = FIRST_DAY + timedelta(days=args.days - 1)
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     homes = {"duckdb": work / "duckdb", "spark": work / "spark"}
     spark_env = {"INFERCOST_ENGINE": "spark", "INFERCOST_SPARK_MASTER": SPARK_MASTER, "PYSPARK_PYTHON": sys.executable}
     for engine, home in homes.items():
+        if engine not in args.engines.split(","):
+            continue
         print(f"materialize {FIRST_DAY} .. {last} with the {engine} engine ...", flush=True)
         shutil.rmtree(home, ignore_errors=True)
         seconds, steps = materialize_days(landing, home, FIRST_DAY, last, spark_env if engine == "spark" else {})
