@@ -35,8 +35,10 @@
 {# a filter on request_date (and request_id): the requests of the run's days and run_request_ids #}
 {% macro in_run_requests(date_column='request_date', id_column='request_id') -%}
     {%- if run_days_limited() -%}
-        ({{ in_run_days(date_column) }}
-         or ({{ in_run_days(date_column, before=2) }} and {{ id_column }} in ({{ run_request_ids() }})))
+        {#- the leading range is implied by what follows; DuckDB prunes the scan with it (an OR with a subquery
+            would read every row group of the history) -#}
+        ({{ in_run_days(date_column, before=2) }} and ({{ in_run_days(date_column) }}
+         or {{ id_column }} in ({{ run_request_ids() }})))
     {%- else -%}
         true
     {%- endif -%}
@@ -46,10 +48,10 @@
    requests it rebuilds) #}
 {% macro in_run_request_days(column) -%}
     {%- if run_days_limited() -%}
-        ({{ in_run_days(column) }} or {{ column }} in (
+        ({{ in_run_days(column, before=2) }} and ({{ in_run_days(column) }} or {{ column }} in (
             select distinct request_date from {{ ref('int_requests') }}
             where {{ in_run_days('request_date', before=2) }} and request_id in ({{ run_request_ids() }})
-        ))
+        )))
     {%- else -%}
         true
     {%- endif -%}
@@ -73,7 +75,8 @@
     {%- endif -%}
 {%- endmacro %}
 
-{# the day column of each model built incrementally, for the generic tests' filter (get_where_subquery) #}
+{# the day column of each model built incrementally (and of the staging views of the two history-long raw tables),
+   for the generic tests' filter (get_where_subquery) #}
 {% macro run_day_column(name) -%}
     {%- set columns = {
         'int_requests': 'request_date', 'fct_request_cost': 'request_date',
@@ -82,7 +85,8 @@
         'int_device_bucket_rates': 'partition_date', 'int_request_cost_pieces': 'partition_date',
         'int_device_days': 'partition_date', 'int_request_idle_allocation': 'partition_date',
         'agg_idle_cost': 'partition_date', 'agg_telemetry_coverage': 'partition_date',
-        'agg_region_bucket_cost': 'partition_date'} -%}
+        'agg_region_bucket_cost': 'partition_date',
+        'stg_requests': 'request_date', 'stg_request_energy_pieces': 'partition_date'} -%}
     {{ return(columns.get(name)) }}
 {%- endmacro %}
 
