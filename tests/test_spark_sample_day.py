@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from pipelines.attribution.day import attribute_day
+from pipelines.devtools.bench.engine_marts import MARTS, sorted_rows
 from pipelines.ingest.loader import ingest_feed, ingest_fleet_table
 from pipelines.warehouse.connection import connect
 from pipelines.warehouse.contracts import FLEET_TABLES
@@ -15,7 +16,6 @@ from tests.test_spark_engine import assert_same_rows
 
 DAY = date(2026, 11, 2)
 LANDING = REPO / "sample_logs"
-MARTS = sorted(p.stem for p in (REPO / "dbt" / "models" / "marts").glob("*.sql"))
 
 
 def _build(home, spark=None):
@@ -40,19 +40,6 @@ def _build(home, spark=None):
     return connect(home / "warehouse.duckdb", read_only=True)
 
 
-def _sorted_rows(con, name: str) -> list[tuple]:
-    cols = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-        [name],
-    ).fetchall()
-    keep = [c for c, t in cols if c not in ("loaded_at", "computed_at")]
-    exact = [c for c, t in cols if c in keep and t not in ("DOUBLE", "FLOAT")]
-    order = ", ".join(f'"{c}"' for c in exact + [c for c in keep if c not in exact])
-    return con.execute(
-        f"SELECT {', '.join(chr(34) + c + chr(34) for c in keep)} FROM {name} ORDER BY {order}"
-    ).fetchall()
-
-
 @pytest.mark.e2e
 def test_the_sample_day_gives_the_same_marts_on_both_engines(spark, tmp_path):
     duck = _build(tmp_path / "duckdb")
@@ -61,6 +48,6 @@ def test_the_sample_day_gives_the_same_marts_on_both_engines(spark, tmp_path):
         "SELECT table_type FROM information_schema.tables WHERE table_name = 'raw_telemetry'"
     ).fetchall() == [("VIEW",)]
     for name in [*MARTS, "ingest_quarantine", "ingest_file_stats", "unattributed_requests"]:
-        assert_same_rows(_sorted_rows(duck, name), _sorted_rows(on_spark, name), name)
+        assert_same_rows(sorted_rows(duck, name)[1], sorted_rows(on_spark, name)[1], name)
     n = duck.execute("SELECT count(*), sum(total_cost_usd) FROM fct_request_cost").fetchall()[0]
     assert n[0] > 100_000 and n[1] > 0

@@ -84,38 +84,44 @@ def _check_readers(args, landing: Path, options: dict) -> None:
 
 
 def _ingest_days(args, landing: Path, start, end, options: dict) -> None:
-    from pipelines.cli.progress import IngestProgress
-    from pipelines.ingest.loader import day_range, ingest_feed, ingest_fleet_table
+    from pipelines.ingest.loader import day_range, ingest_fleet_table
     from pipelines.warehouse.connection import connect
     from pipelines.warehouse.contracts import FEEDS, FLEET_TABLES
 
-    spark = _spark_session(args)
     with _open_for_writing(connect) as con:
         for name in FLEET_TABLES:
             say(ingest_fleet_table(con, name, landing).summary())
-        for day in day_range(start, end):
-            for feed in [args.feed] if args.feed else list(FEEDS):
-                t0 = time.time()
-                chosen = {"fmt": args.format, "options": options} if feed == args.feed else {}
-                if spark is not None and feed in SPARK_FEEDS:
-                    from pipelines.spark.ingest import ingest_feed_spark
+        spark = _spark_session(args)  # once the warehouse is ours: a busy warehouse starts no cluster
+        try:
+            for day in day_range(start, end):
+                for feed in [args.feed] if args.feed else list(FEEDS):
+                    t0 = time.time()
+                    report = _ingest_feed_day(args, con, spark, feed, landing, day, options)
+                    say(f"{report.summary()} ({time.time() - t0:.1f} s)")
+        finally:
+            if spark is not None:
+                spark.stop()
 
-                    report = ingest_feed_spark(
-                        spark, con, feed, landing, day, replace_anyway=args.replace_anyway, **chosen
-                    )
-                else:
-                    report = ingest_feed(
-                        con,
-                        feed,
-                        landing,
-                        day,
-                        **chosen,
-                        replace_anyway=args.replace_anyway,
-                        progress=IngestProgress(f"{feed} {day}", say),
-                    )
-                say(f"{report.summary()} ({time.time() - t0:.1f} s)")
-    if spark is not None:
-        spark.stop()
+
+def _ingest_feed_day(args, con, spark, feed: str, landing: Path, day, options: dict):
+    """One feed's day: on the cluster when a Spark session is given and the feed is one Spark runs, else here."""
+    from pipelines.cli.progress import IngestProgress
+    from pipelines.ingest.loader import ingest_feed
+
+    chosen = {"fmt": args.format, "options": options} if feed == args.feed else {}
+    if spark is not None and feed in SPARK_FEEDS:
+        from pipelines.spark.ingest import ingest_feed_spark
+
+        return ingest_feed_spark(spark, con, feed, landing, day, replace_anyway=args.replace_anyway, **chosen)
+    return ingest_feed(
+        con,
+        feed,
+        landing,
+        day,
+        **chosen,
+        replace_anyway=args.replace_anyway,
+        progress=IngestProgress(f"{feed} {day}", say),
+    )
 
 
 def _spark_session(args):

@@ -22,11 +22,11 @@ from datetime import timedelta
 import duckdb
 
 from pipelines.devtools.bench.history import FIRST_DAY, fleet_landing, materialize_days
+from pipelines.devtools.marts_digest import RUN_TIME_COLUMNS
 from pipelines.settings import REPO_ROOT
 
 MARTS = sorted(p.stem for p in (REPO_ROOT / "dbt" / "models" / "marts").glob("*.sql"))
 ALSO = ["technique_comparison", "cost_anomalies", "ingest_quarantine", "ingest_file_stats", "unattributed_requests"]
-RUN_TIME = {"loaded_at", "computed_at"}
 SPARK_MASTER = "local-cluster[2,1,1024]"
 
 
@@ -36,7 +36,7 @@ def sorted_rows(con: duckdb.DuckDBPyConnection, name: str) -> tuple[list[str], l
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
         [name],
     ).fetchall()
-    keep = [c for c, _ in cols if c not in RUN_TIME]
+    keep = [c for c, _ in cols if c not in RUN_TIME_COLUMNS]
     exact = [c for c, t in cols if c in keep and t not in ("DOUBLE", "FLOAT")]
     order = ", ".join(f'"{c}"' for c in exact + [c for c in keep if c not in exact])
     quoted = ", ".join(f'"{c}"' for c in keep)
@@ -52,10 +52,14 @@ def compare_table(cols: list[str], a: list[tuple], b: list[tuple], rel: float = 
     for ra, rb in zip(a, b, strict=True):
         for col, x, y in zip(cols, ra, rb, strict=True):
             if isinstance(x, float) and isinstance(y, float):
+                if math.isnan(x) or math.isnan(y):  # NaN on one side only is a difference, on both is equal
+                    if math.isnan(x) and math.isnan(y):
+                        continue
+                    return math.inf, f"{col}: {x!r} != {y!r} in {ra}"
                 diff = abs(x - y)
                 worst = max(worst, diff / max(abs(x), 1e-300) if diff else 0.0)
                 tolerance = 0.005 if col.endswith("_usd") else max(rel * abs(x), 1e-9)
-                if diff > tolerance and not (math.isnan(x) and math.isnan(y)):
+                if diff > tolerance:
                     return worst, f"{col}: {x!r} != {y!r} in {ra}"
             elif x != y:
                 return worst, f"{col}: {x!r} != {y!r} in {ra}"
