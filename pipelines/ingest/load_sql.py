@@ -120,20 +120,31 @@ def _of_this_run_sql(feed: Feed, day: date | None, any_bad: bool) -> str:
     return where
 
 
-def batch_sql(feed: Feed, parsed_parts: list[str], day: date | None, any_bad: bool, files: bool) -> str:
+def batch_sql(
+    feed: Feed, parsed_parts: list[str], day: date | None, any_bad: bool, files: bool, loaded: str | None = None
+) -> str:
     """Create BATCH_TABLE: the day's rows of the parsed parts, each with its partition_date and its reason if it
     is to be quarantined (its own, far from its file's date, or a repeat of a key earlier in the batch).
-    ``any_bad``: some row is to be quarantined (any_bad_sql); ``files``: FILES_TABLE describes the parts' files."""
+    ``any_bad``: some row is to be quarantined (any_bad_sql); ``files``: FILES_TABLE describes the parts' files.
+    ``loaded``: the keys already loaded (loaded_keys_sql): then a row keeps its line only when it is quarantined
+    or its key is among them (already_loaded_sql may yet quarantine it), not every row of the batch."""
     union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts) or empty_parsed_sql(feed)
     key = feed.duplicate_key
+    raw_text = ""
+    if loaded and key:
+        seen = " AND ".join(f"r.{k} = ranked.{k}" for k in key)
+        raw_text = f""", CASE WHEN reason IS NOT NULL OR key_rank > 1 OR EXISTS (SELECT 1 FROM ({loaded}) r
+            WHERE {seen}) THEN raw_text END AS raw_text"""
     return f"""
         CREATE OR REPLACE TEMP TABLE {BATCH_TABLE} AS
         WITH {_filed_sql(union, day, files)},
         {_assigned_sql(day, any_bad)}{_ranked_sql(key)}
-        SELECT * EXCLUDE (key_rank, first_seen, reason, valid_date, name_date, arrival, dated_by_run),
+        SELECT * EXCLUDE (key_rank, first_seen, reason, valid_date, name_date, arrival, dated_by_run{
+        ", raw_text" if raw_text else ""
+    }),
             CASE WHEN reason IS NOT NULL THEN reason
                  WHEN key_rank > 1 THEN 'duplicate {"/".join(key) or "row"} (first loaded from ' || first_seen || ')'
-            END AS reason
+            END AS reason{raw_text}
         FROM ranked
         WHERE {_of_this_run_sql(feed, day, any_bad)}
     """
@@ -145,8 +156,21 @@ def already_loaded_sql(feed: Feed, day: date | None, staged: bool, window_days: 
     check to a few days of rows (the raw table is appended day by day, so DuckDB skips the other row groups by
     their partition_date ranges) however long the history."""
     key = feed.duplicate_key
-    cols = ", ".join(key)
     on = " AND ".join(f"b.{k} = r.{k}" for k in key)
+    return f"""
+        UPDATE {BATCH_TABLE} b SET reason = 'duplicate {"/".join(key)} ('
+            || CASE WHEN r.partition_date IS NOT DISTINCT FROM b.partition_date THEN 'first loaded from '
+                    ELSE 'already loaded for ' || r.partition_date || ' from ' END
+            || r.source_file || ':' || r.source_line || ')'
+        FROM ({loaded_keys_sql(feed, day, staged, window_days)}) r
+        WHERE b.reason IS NULL AND {on}
+    """
+
+
+def loaded_keys_sql(feed: Feed, day: date | None, staged: bool, window_days: int) -> str:
+    """The keys already loaded, with where: for another day at most ``window_days`` away, or staged by an earlier
+    batch of this run (already_loaded_sql)."""
+    cols = ", ".join(feed.duplicate_key)
     other_days = f"SELECT {cols}, partition_date, source_file, source_line FROM {feed.raw_table} " + (
         f"WHERE partition_date <> {day_sql(day)} AND partition_date BETWEEN {day_sql(day)} - {int(window_days)} "
         f"AND {day_sql(day)} + {int(window_days)}"
@@ -161,11 +185,4 @@ def already_loaded_sql(feed: Feed, day: date | None, staged: bool, window_days: 
         if staged
         else ""
     )
-    return f"""
-        UPDATE {BATCH_TABLE} b SET reason = 'duplicate {"/".join(key)} ('
-            || CASE WHEN r.partition_date IS NOT DISTINCT FROM b.partition_date THEN 'first loaded from '
-                    ELSE 'already loaded for ' || r.partition_date || ' from ' END
-            || r.source_file || ':' || r.source_line || ')'
-        FROM ({other_days}{earlier}) r
-        WHERE b.reason IS NULL AND {on}
-    """
+    return other_days + earlier

@@ -183,15 +183,19 @@ def stage_batch(
     quarantined; each file's rows read, loaded, quarantined and skipped are added to ``counts``. Drops the parsed parts.
     ``files``: the run registered its files (register_files)."""
     any_bad = bool(parsed_parts) and bool(con.execute(load_sql.any_bad_sql(parsed_parts, day, files)).fetchall())
-    con.execute(load_sql.batch_sql(feed, parsed_parts, day, any_bad, files))
     stage, batch = feed.stage_table, load_sql.BATCH_TABLE
     staged = table_exists(con, stage)
+    window = current().duplicate_window_days
+    loaded = load_sql.loaded_keys_sql(feed, day, staged, window) if feed.duplicate_key else None
+    con.execute(load_sql.batch_sql(feed, parsed_parts, day, any_bad, files, loaded))
     if feed.duplicate_key:
-        con.execute(load_sql.already_loaded_sql(feed, day, staged, current().duplicate_window_days))
+        con.execute(load_sql.already_loaded_sql(feed, day, staged, window))
+    # a row that loads needs its line no more (a later repeat of its key is quarantined with its own line)
+    rows = f"SELECT * REPLACE (CASE WHEN reason IS NOT NULL THEN raw_text END AS raw_text) FROM {batch}"
     if staged:
-        con.execute(f"INSERT INTO {stage} SELECT * FROM {batch}")
+        con.execute(f"INSERT INTO {stage} {rows}")
     else:
-        con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {batch}")
+        con.execute(f"CREATE TEMP TABLE {stage} AS {rows}")
     skipped = f"starts_with(reason, '{load_sql.SKIPPED_REASON}')"
     # the column each loaded telemetry sample's energy came from (README "Input formats"), per file
     source = (
