@@ -120,34 +120,44 @@ def _of_this_run_sql(feed: Feed, day: date | None, any_bad: bool) -> str:
     return where
 
 
-def batch_sql(
-    feed: Feed, parsed_parts: list[str], day: date | None, any_bad: bool, files: bool, loaded: str | None = None
+def batch_sql(feed: Feed, parsed_parts: list[str], day: date | None, any_bad: bool, files: bool) -> str:
+    """Create BATCH_TABLE from batch_query_sql."""
+    return f"CREATE OR REPLACE TEMP TABLE {BATCH_TABLE} AS {batch_query_sql(feed, parsed_parts, day, any_bad, files)}"
+
+
+def batch_query_sql(
+    feed: Feed, parsed_parts: list[str], day: date | None, any_bad: bool, files: bool, detached: bool = False
 ) -> str:
-    """Create BATCH_TABLE: the day's rows of the parsed parts, each with its partition_date and its reason if it
+    """The batch: the day's rows of the parsed parts, each with its partition_date and its reason if it
     is to be quarantined (its own, far from its file's date, or a repeat of a key earlier in the batch).
     ``any_bad``: some row is to be quarantined (any_bad_sql); ``files``: FILES_TABLE describes the parts' files.
-    ``loaded``: the keys already loaded (loaded_keys_sql): then a row keeps its line only when it is quarantined
-    or its key is among them (already_loaded_sql may yet quarantine it), not every row of the batch."""
-    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts) or empty_parsed_sql(feed)
+    ``detached``: the rows carry no raw_text but where it is (``_part``, ``_row``: parts_text_sql), so that the
+    ranking of keys does not move every line of the batch; the quarantined rows' lines are joined back later."""
+    if detached:
+        union = " UNION ALL BY NAME ".join(
+            f"SELECT * EXCLUDE (raw_text), {i} AS _part, rowid AS _row FROM {p}" for i, p in enumerate(parsed_parts)
+        )
+    else:
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts)
+    union = union or empty_parsed_sql(feed)
     key = feed.duplicate_key
-    raw_text = ""
-    if loaded and key:
-        seen = " AND ".join(f"r.{k} = ranked.{k}" for k in key)
-        raw_text = f""", CASE WHEN reason IS NOT NULL OR key_rank > 1 OR EXISTS (SELECT 1 FROM ({loaded}) r
-            WHERE {seen}) THEN raw_text END AS raw_text"""
     return f"""
-        CREATE OR REPLACE TEMP TABLE {BATCH_TABLE} AS
         WITH {_filed_sql(union, day, files)},
         {_assigned_sql(day, any_bad)}{_ranked_sql(key)}
-        SELECT * EXCLUDE (key_rank, first_seen, reason, valid_date, name_date, arrival, dated_by_run{
-        ", raw_text" if raw_text else ""
-    }),
+        SELECT * EXCLUDE (key_rank, first_seen, reason, valid_date, name_date, arrival, dated_by_run),
             CASE WHEN reason IS NOT NULL THEN reason
                  WHEN key_rank > 1 THEN 'duplicate {"/".join(key) or "row"} (first loaded from ' || first_seen || ')'
-            END AS reason{raw_text}
+            END AS reason
         FROM ranked
         WHERE {_of_this_run_sql(feed, day, any_bad)}
     """
+
+
+def parts_text_sql(parsed_parts: list[str]) -> str:
+    """Each parsed row's raw_text with where it is (``_part``, ``_row``) in a detached batch (batch_query_sql)."""
+    return " UNION ALL ".join(
+        f"SELECT {i} AS _part, rowid AS _row, raw_text FROM {p}" for i, p in enumerate(parsed_parts)
+    )
 
 
 def already_loaded_sql(feed: Feed, day: date | None, staged: bool, window_days: int) -> str:
