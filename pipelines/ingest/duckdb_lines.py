@@ -23,6 +23,7 @@ import itertools
 import os
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,9 @@ class LineRelation:
     fields: int = 0
     """When the file was read as comma-separated fields (``csv_fields``): how many; the view then also has
     field_1 .. field_N, each field's text as written (NULL when empty)."""
+    text_sql: str = "raw_text"
+    """SQL over the view's columns giving a line's text: for a file read as fields, the line rebuilt from them,
+    which a parse computes only for the rows that need it (raw_text, of the view, computes it for every row)."""
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP VIEW IF EXISTS {self.name}")
@@ -60,20 +64,25 @@ class LineRelation:
 
 
 def read_line_relation(
-    con: duckdb.DuckDBPyConnection, path: Path, max_line_bytes: int = MAX_LINE_BYTES, csv_fields: bool = False
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    csv_fields: bool = False,
+    ahead: DecompressAhead | None = None,
 ) -> LineRelation | None:
     """The file's lines as a LineRelation, or None when DuckDB cannot read them exactly (the caller reads the file
     with files.iter_line_chunks). ``csv_fields``: first try reading the fields too (read_csv_fields), for a file
-    whose every line has as many commas as its first; else the file is read a line a row."""
+    whose every line has as many commas as its first; else the file is read a line a row. ``ahead``: where a
+    compressed file may already be decompressed (DecompressAhead)."""
     path = Path(path)
     if _GLOB_CHARS & set(str(path)):
         return None
+    pending = ahead.take(path) if ahead is not None else None
     tmp = None
     try:
         plain = path
         if _compressed(path):
-            tmp = Path(tempfile.mkdtemp(prefix="infercost-lines-"))
-            plain = _decompressed(path, tmp / "lines.txt")
+            tmp, plain = pending.result() if pending is not None else decompress_to_temp(path)
             if plain is None:
                 return None
         relation = read_csv_fields(con, plain, path, max_line_bytes) if csv_fields else None
@@ -88,6 +97,44 @@ def read_line_relation(
 
 def _compressed(path: Path) -> bool:
     return path.suffix == ".gz" or path.name.endswith((".tar", ".tgz"))
+
+
+class DecompressAhead:
+    """Decompresses the next compressed file into its temporary plain file in a thread while DuckDB reads and
+    parses the current one (zlib and file writes release the GIL), through decompress.text_blocks and its caps as
+    ever. At most one file is decompressed ahead; ``close`` waits for it and removes what was not taken."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infercost-decompress")
+        self._pending: dict[Path, Future] = {}
+
+    def start(self, path: Path) -> None:
+        path = Path(path)
+        if _compressed(path) and path not in self._pending and not _GLOB_CHARS & set(str(path)):
+            self._pending[path] = self._pool.submit(decompress_to_temp, path)
+
+    def take(self, path: Path) -> Future | None:
+        return self._pending.pop(Path(path), None)
+
+    def close(self) -> None:
+        for job in self._pending.values():
+            try:
+                tmp, _ = job.result()
+            except Exception:  # a file not taken (the run stopped before it): its error is not raised
+                continue
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._pending.clear()
+        self._pool.shutdown(wait=True)
+
+
+def decompress_to_temp(path: Path) -> tuple[Path, Path | None]:
+    """(a new temporary directory, the file's text decompressed into it, or None: see _decompressed)."""
+    tmp = Path(tempfile.mkdtemp(prefix="infercost-lines-"))
+    try:
+        return tmp, _decompressed(path, tmp / "lines.txt")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _decompressed(path: Path, out: Path) -> Path | None:
@@ -196,11 +243,11 @@ def read_csv_fields(
         con.execute(f"DROP TABLE {table}")
         return None
     text = " || ',' || ".join(f"coalesce({c}, '')" for c in fields)
+    text_sql = f"CASE WHEN source_line = 1 THEN ltrim({text}, chr(65279)) ELSE {text} END"
     source = "'" + str(path).replace("'", "''") + "'"
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {table}_view AS
-        SELECT {source} AS source_file, rowid + 1 AS source_line,
-            CASE WHEN rowid = 0 THEN ltrim({text}, chr(65279)) ELSE {text} END AS raw_text, {", ".join(fields)}
-        FROM {table}
+        SELECT source_file, source_line, {text_sql} AS raw_text, {", ".join(fields)}
+        FROM (SELECT {source} AS source_file, rowid + 1 AS source_line, * FROM {table})
     """)
-    return LineRelation(f"{table}_view", table, n_rows, n)
+    return LineRelation(f"{table}_view", table, n_rows, n, text_sql)

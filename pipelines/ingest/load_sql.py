@@ -121,13 +121,27 @@ def _of_this_run_sql(feed: Feed, day: date | None, any_bad: bool) -> str:
 
 
 def batch_sql(feed: Feed, parsed_parts: list[str], day: date | None, any_bad: bool, files: bool) -> str:
-    """Create BATCH_TABLE: the day's rows of the parsed parts, each with its partition_date and its reason if it
+    """Create BATCH_TABLE from batch_query_sql."""
+    return f"CREATE OR REPLACE TEMP TABLE {BATCH_TABLE} AS {batch_query_sql(feed, parsed_parts, day, any_bad, files)}"
+
+
+def batch_query_sql(
+    feed: Feed, parsed_parts: list[str], day: date | None, any_bad: bool, files: bool, detached: bool = False
+) -> str:
+    """The batch: the day's rows of the parsed parts, each with its partition_date and its reason if it
     is to be quarantined (its own, far from its file's date, or a repeat of a key earlier in the batch).
-    ``any_bad``: some row is to be quarantined (any_bad_sql); ``files``: FILES_TABLE describes the parts' files."""
-    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts) or empty_parsed_sql(feed)
+    ``any_bad``: some row is to be quarantined (any_bad_sql); ``files``: FILES_TABLE describes the parts' files.
+    ``detached``: the rows carry no raw_text but where it is (``_part``, ``_row``: parts_text_sql), so that the
+    ranking of keys does not move every line of the batch; the quarantined rows' lines are joined back later."""
+    if detached:
+        union = " UNION ALL BY NAME ".join(
+            f"SELECT * EXCLUDE (raw_text), {i} AS _part, rowid AS _row FROM {p}" for i, p in enumerate(parsed_parts)
+        )
+    else:
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts)
+    union = union or empty_parsed_sql(feed)
     key = feed.duplicate_key
     return f"""
-        CREATE OR REPLACE TEMP TABLE {BATCH_TABLE} AS
         WITH {_filed_sql(union, day, files)},
         {_assigned_sql(day, any_bad)}{_ranked_sql(key)}
         SELECT * EXCLUDE (key_rank, first_seen, reason, valid_date, name_date, arrival, dated_by_run),
@@ -139,14 +153,34 @@ def batch_sql(feed: Feed, parsed_parts: list[str], day: date | None, any_bad: bo
     """
 
 
+def parts_text_sql(parsed_parts: list[str]) -> str:
+    """Each parsed row's raw_text with where it is (``_part``, ``_row``) in a detached batch (batch_query_sql)."""
+    return " UNION ALL ".join(
+        f"SELECT {i} AS _part, rowid AS _row, raw_text FROM {p}" for i, p in enumerate(parsed_parts)
+    )
+
+
 def already_loaded_sql(feed: Feed, day: date | None, staged: bool, window_days: int) -> str:
     """Quarantine batch rows whose key is already loaded (for another day at most ``window_days`` away, or staged by
     an earlier batch of this run): the first keeps it. Only for a feed with a duplicate key. The window keeps the
     check to a few days of rows (the raw table is appended day by day, so DuckDB skips the other row groups by
     their partition_date ranges) however long the history."""
     key = feed.duplicate_key
-    cols = ", ".join(key)
     on = " AND ".join(f"b.{k} = r.{k}" for k in key)
+    return f"""
+        UPDATE {BATCH_TABLE} b SET reason = 'duplicate {"/".join(key)} ('
+            || CASE WHEN r.partition_date IS NOT DISTINCT FROM b.partition_date THEN 'first loaded from '
+                    ELSE 'already loaded for ' || r.partition_date || ' from ' END
+            || r.source_file || ':' || r.source_line || ')'
+        FROM ({loaded_keys_sql(feed, day, staged, window_days)}) r
+        WHERE b.reason IS NULL AND {on}
+    """
+
+
+def loaded_keys_sql(feed: Feed, day: date | None, staged: bool, window_days: int) -> str:
+    """The keys already loaded, with where: for another day at most ``window_days`` away, or staged by an earlier
+    batch of this run (already_loaded_sql)."""
+    cols = ", ".join(feed.duplicate_key)
     other_days = f"SELECT {cols}, partition_date, source_file, source_line FROM {feed.raw_table} " + (
         f"WHERE partition_date <> {day_sql(day)} AND partition_date BETWEEN {day_sql(day)} - {int(window_days)} "
         f"AND {day_sql(day)} + {int(window_days)}"
@@ -161,11 +195,4 @@ def already_loaded_sql(feed: Feed, day: date | None, staged: bool, window_days: 
         if staged
         else ""
     )
-    return f"""
-        UPDATE {BATCH_TABLE} b SET reason = 'duplicate {"/".join(key)} ('
-            || CASE WHEN r.partition_date IS NOT DISTINCT FROM b.partition_date THEN 'first loaded from '
-                    ELSE 'already loaded for ' || r.partition_date || ' from ' END
-            || r.source_file || ':' || r.source_line || ')'
-        FROM ({other_days}{earlier}) r
-        WHERE b.reason IS NULL AND {on}
-    """
+    return other_days + earlier

@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.ingest.duckdb_lines import read_line_relation
+from pipelines.ingest.duckdb_lines import DecompressAhead, read_line_relation
 from pipelines.ingest.feeds import (
     DEFAULT_FORMATS,
     Feed,
@@ -174,13 +174,16 @@ def _ingest(
     report = IngestReport(feed=feed.name, partition_date=day)
     files = by_arrival(files)  # a redelivered file comes after the original, whatever its name
     register_files(con, files)
+    ahead = DecompressAhead() if current().line_reader == "duckdb" else None
     try:
         with replacing(con, feed, day, report, files=files, **guard) as counts:
             parts, lines_in_batch = [], 0
             for i, path in enumerate(files, start=1):
                 reader = feed.for_file(path)  # formats.yaml may give each file pattern its own reader
                 ctx = ParseContext(con=con, landing=landing, day=day, options=reader.options)
-                for piece_parts, n_lines in parse_file(con, ctx, reader, path):
+                if ahead and i < len(files) and hasattr(feed.for_file(files[i]).reader, "parse_relation"):
+                    ahead.start(files[i])  # the next file decompresses while this one is read and parsed
+                for piece_parts, n_lines in parse_file(con, ctx, reader, path, ahead):
                     parts += piece_parts
                     lines_in_batch += n_lines
                     if lines_in_batch >= BATCH_LINES:
@@ -194,18 +197,21 @@ def _ingest(
                 if progress:
                     progress(i, len(files), report.fill(counts))
     finally:
+        if ahead:
+            ahead.close()
         con.execute(f"DROP TABLE IF EXISTS {FILES_TABLE}")
     return report
 
 
-def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, path: Path):
+def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, path: Path, ahead=None):
     """(parsed parts, lines read) for each piece of a file (one piece when the reader takes files whole): the
     piece's rows, and its lines that cannot be rows (over-long, or where the file stopped being read), in the same
     batch as the rows beside them, whose day they take."""
     if current().line_reader == "duckdb" and hasattr(feed.reader, "parse_relation"):
         # DuckDB's multithreaded reader, when it gives exactly the lines of the Python path (duckdb_lines.py); else
         # (INFERCOST_LINE_READER=python, another reader, or a file DuckDB cannot read exactly) the Python path
-        relation = read_line_relation(con, path, feed.max_line_bytes, getattr(feed.reader, "csv_fields", False))
+        csv_fields = getattr(feed.reader, "csv_fields", False)
+        relation = read_line_relation(con, path, feed.max_line_bytes, csv_fields, ahead)
         if relation is not None:
             try:
                 parts = [feed.reader.parse_relation(ctx, path, relation)]

@@ -183,15 +183,31 @@ def stage_batch(
     quarantined; each file's rows read, loaded, quarantined and skipped are added to ``counts``. Drops the parsed parts.
     ``files``: the run registered its files (register_files)."""
     any_bad = bool(parsed_parts) and bool(con.execute(load_sql.any_bad_sql(parsed_parts, day, files)).fetchall())
-    con.execute(load_sql.batch_sql(feed, parsed_parts, day, any_bad, files))
     stage, batch = feed.stage_table, load_sql.BATCH_TABLE
     staged = table_exists(con, stage)
-    if feed.duplicate_key:
-        con.execute(load_sql.already_loaded_sql(feed, day, staged, current().duplicate_window_days))
+    window = current().duplicate_window_days
+    if parsed_parts and feed.duplicate_key:  # the batch is kept, to quarantine keys already loaded
+        batch_sql = load_sql.batch_query_sql(feed, parsed_parts, day, any_bad, files, detached=True)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {batch} AS {batch_sql}")
+        con.execute(load_sql.already_loaded_sql(feed, day, staged, window))
+        # a row that loads needs no line (a later repeat of its key is quarantined with its own line): only the
+        # quarantined rows' lines are joined back from the parsed parts
+        rows = f"""
+            SELECT * EXCLUDE (_part, _row), NULL::VARCHAR AS raw_text FROM {batch} WHERE reason IS NULL
+            UNION ALL BY NAME
+            SELECT b.* EXCLUDE (_part, _row), t.raw_text
+            FROM (SELECT * FROM {batch} WHERE reason IS NOT NULL) b
+            JOIN ({load_sql.parts_text_sql(parsed_parts)}) t USING (_part, _row)"""
+        counted = batch
+    else:  # nothing more to decide: the batch goes straight into the stage, its rows counted there
+        first = scalar(con, f"SELECT count(*) FROM {stage}") if staged else 0
+        rows = load_sql.batch_query_sql(feed, parsed_parts, day, any_bad, files)
+        rows = f"SELECT * REPLACE (CASE WHEN reason IS NOT NULL THEN raw_text END AS raw_text) FROM ({rows})"
+        counted = f"(SELECT * FROM {stage} WHERE rowid >= {int(first)})"
     if staged:
-        con.execute(f"INSERT INTO {stage} SELECT * FROM {batch}")
+        con.execute(f"INSERT INTO {stage} BY NAME {rows}")
     else:
-        con.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {batch}")
+        con.execute(f"CREATE TEMP TABLE {stage} AS {rows}")
     skipped = f"starts_with(reason, '{load_sql.SKIPPED_REASON}')"
     # the column each loaded telemetry sample's energy came from (README "Input formats"), per file
     source = (
@@ -200,11 +216,11 @@ def stage_batch(
     for f, *added, sources in con.execute(
         "SELECT source_file, count(*), count(*) FILTER (WHERE reason IS NULL), "
         f"count(*) FILTER (WHERE reason IS NOT NULL AND NOT {skipped}), count(*) FILTER (WHERE {skipped}), "
-        f"{source} FROM {batch} GROUP BY 1 ORDER BY 1"
+        f"{source} FROM {counted} GROUP BY 1 ORDER BY 1"
     ).fetchall():
         old = counts.get(f, (0, 0, 0, 0, ""))
         known = {s for s in (*old[4].split(", "), *(sources or [])) if s}
         counts[f] = (*(a + b for a, b in zip(old[:4], added)), ", ".join(sorted(known)))
-    con.execute(f"DROP TABLE {batch}")
+    con.execute(f"DROP TABLE IF EXISTS {batch}")
     for p in parsed_parts:
         con.execute(f"DROP TABLE IF EXISTS {p}")

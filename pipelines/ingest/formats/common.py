@@ -107,18 +107,25 @@ def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) 
 
 
 def finish(
-    ctx: ParseContext, contract: Contract, mapped_sql: str, extra_rules=(), event_date_sql: str | None = None
+    ctx: ParseContext,
+    contract: Contract,
+    mapped_sql: str,
+    extra_rules=(),
+    event_date_sql: str | None = None,
+    raw_text_sql: str = "raw_text",
 ) -> str:
-    """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table."""
+    """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table.
+    ``raw_text_sql``: SQL over the mapped columns giving a row's line, when they hold no ``raw_text`` (computed
+    only for the rows that keep it)."""
     name = f"_parsed_{next(_counter)}"
     part = contract.partition_by
     event_date = event_date_sql or (f"{part}::DATE" if part else "NULL::DATE")
     cols = ", ".join(f"{c.name}::{c.type} AS {c.name}" for c in contract.columns)
     # a row that loads needs no copy of its line, unless the load may still quarantine it as a duplicate key
     raw_text = (
-        "raw_text"
+        f"{raw_text_sql} AS raw_text"
         if contract.on_duplicate_key == "quarantine"
-        else "CASE WHEN reason IS NOT NULL THEN raw_text END AS raw_text"
+        else f"CASE WHEN reason IS NOT NULL THEN {raw_text_sql} END AS raw_text"
     )
     ctx.con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {name} AS

@@ -118,23 +118,25 @@ def _nvsmi_power_and_device(pos: dict[str, int], window, host: str | None, val) 
     return power_key, window_sql, device
 
 
-def _split_sql(header: str, src: str, fields: int) -> dict[str, str]:
+def _split_sql(header: str, src: str, fields: int, text_sql: str = "raw_text") -> dict[str, str]:
     """How the lines of ``src`` are cut into fields: split in SQL (a list ``parts``), or already split by DuckDB's
-    CSV reader (``fields`` columns field_1 .. field_N); and the test of a line that repeats the header."""
-    repeated = f"trim(raw_text) = {sql_str(header.strip())}"
+    CSV reader (``fields`` columns field_1 .. field_N, each line's text ``text_sql`` rebuilt from them only where a
+    row needs it: a quarantined row, a line that may repeat the header); and the test of a line that repeats the
+    header."""
     if not fields:
         return {
             "lines": f"SELECT *, string_split(raw_text, ',') AS parts FROM {src}",
-            "drop": "parts",
+            "drop": "EXCLUDE (parts)",
             "n_parts": "len(parts)",
-            "repeated_header": repeated,
+            "repeated_header": f"trim(raw_text) = {sql_str(header.strip())}",
         }
     first = sql_str(header.strip().split(",")[0])  # implied by the test, and cheaper than rebuilding every line
     return {
-        "lines": f"SELECT * FROM {src}",
-        "drop": ", ".join(f"field_{i}" for i in range(2, fields + 1)),  # field_1 stays for the header test
+        "lines": f"SELECT * EXCLUDE (raw_text) FROM {src}",
+        "drop": "",  # the fields stay: a quarantined row's text is rebuilt from them (common.finish)
         "n_parts": str(fields),
-        "repeated_header": f"ltrim(coalesce(field_1, '')) = {first} AND {repeated}",
+        "repeated_header": f"CASE WHEN ltrim(coalesce(field_1, '')) = {first} "
+        f"THEN trim({text_sql}) = {sql_str(header.strip())} ELSE false END",
     }
 
 
@@ -184,18 +186,22 @@ class NvidiaSmiCsv:
         """The same rows from a DuckDB relation of the whole file's lines (pipelines/ingest/duckdb_lines.py): the
         first line is the header."""
         check_options(self, ctx.options)
-        first = ctx.con.execute(
-            f"SELECT source_line, raw_text FROM {lines.name} ORDER BY source_line LIMIT 1"
+        first = ctx.con.execute(  # the first line's number first: the text of that line only
+            f"SELECT source_line, raw_text FROM {lines.name} WHERE source_line = "
+            f"(SELECT min(source_line) FROM {lines.name})"
         ).fetchall()
         if not first:
             return finish(ctx, load_contract("telemetry"), empty_mapped(load_contract("telemetry")))
         header_line, header = first[0]
         body = f"(SELECT * FROM {lines.name} WHERE source_line > {int(header_line)})"
-        return self._parse_body(ctx, path, header, body, True, lines.fields)
+        return self._parse_body(ctx, path, header, body, True, lines.fields, lines.text_sql)
 
-    def _parse_body(self, ctx: ParseContext, path: Path, header: str, src: str, log_host: bool, fields: int = 0) -> str:
+    def _parse_body(
+        self, ctx: ParseContext, path: Path, header: str, src: str, log_host: bool, fields: int = 0, text_sql=None
+    ) -> str:
         """The parsed rows of the lines after the header, in the relation ``src``; ``fields``: the relation has the
-        lines' comma-separated fields split already (field_1 .. field_N, duckdb_lines.read_csv_fields)."""
+        lines' comma-separated fields split already (field_1 .. field_N, duckdb_lines.read_csv_fields), and
+        ``text_sql`` rebuilds a line's text from them."""
         names, units, pos = _nvsmi_header(path, header)
         tz = ctx.options.get("timezone", "UTC")
         window = ctx.options.get("power_draw_window_s")
@@ -206,7 +212,8 @@ class NvidiaSmiCsv:
         def val(key):
             return f"v_{key}" if key in pos else "NULL::VARCHAR"
 
-        split = _split_sql(header, src, fields)
+        text_sql = text_sql if fields and text_sql else "raw_text"
+        split = _split_sql(header, src, fields, text_sql)
         cleaned = ", ".join(f"{_cleaned_field_sql(i, units[i - 1], fields)} AS v_{key}" for key, i in pos.items())
         power_key, window_sql, device = _nvsmi_power_and_device(pos, window, host, val)
         unnamed = host is None and not ({"uuid", "pci_bus_id"} & set(pos))  # no device id at all: quarantined
@@ -230,13 +237,15 @@ class NvidiaSmiCsv:
         }
         mapped = f"""
             WITH s0 AS ({split["lines"]}),
-            s1 AS (SELECT * EXCLUDE ({split["drop"]}), {split["n_parts"]} AS n_parts, {cleaned} FROM s0),
+            s1 AS (SELECT * {split["drop"]}, {split["n_parts"]} AS n_parts, {cleaned} FROM s0),
             s2 AS (SELECT *, {device} AS device FROM s1),
             -- what power.draw means, once per inventory device rather than once per sample
             inv AS (SELECT device_id, coalesce(power_draw_window_s, {power_draw_window_sql("device_type")})
                         AS draw_window_s FROM raw_inventory),
             s AS (SELECT s2.*, inv.draw_window_s FROM s2 LEFT JOIN inv ON inv.device_id = s2.device)
-            SELECT source_file, source_line, raw_text,
+            SELECT source_file, source_line, {
+            "raw_text" if text_sql == "raw_text" else ", ".join(f"field_{i}" for i in range(1, fields + 1))
+        },
                 CASE WHEN {split["repeated_header"]} THEN 'repeated header line'
                      WHEN n_parts <> {len(names)} THEN 'expected {len(names)} fields, got ' || n_parts
                      {f"ELSE {sql_str(NO_HOST)}" if unnamed else ""}
@@ -244,4 +253,4 @@ class NvidiaSmiCsv:
                 {columns_sql(contract, raw, typed)}
             FROM s
         """
-        return finish(ctx, contract, mapped)
+        return finish(ctx, contract, mapped, raw_text_sql=text_sql)
