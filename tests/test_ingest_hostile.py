@@ -237,3 +237,19 @@ def test_decompression_caps_end_a_file_with_a_reason_naming_it(con, landing, mon
     [(name, line, _, reason)] = quarantined(con, "requests")
     assert name == "trace_2026-11-02.tar.gz" and line == 1
     assert reason.startswith("trace_2026-11-02.tar.gz: expands more than 200 times (8,388,608 bytes from ")
+
+
+def test_a_row_quarantined_for_its_date_keeps_its_line(con, landing):
+    # the date rule runs after the parse: the quarantine row must still hold the line as written, not an empty text
+    lines = [NVSMI_HEADER] + [
+        f"2026/06/15 00:00:{i:02d}.000, 0, GPU-a, NVIDIA H100 80GB HBM3, 100.0, 5, 10" for i in range(3)
+    ]
+    (landing / "telemetry" / "h_2026-11-02.csv").write_text("\n".join(lines) + "\n")
+    far = good_request(3, started_at="2026-06-15T10:00:00Z", first_token_at=None, ended_at="2026-06-15T10:00:01Z")
+    (landing / "requests" / "r_2026-11-02.jsonl").write_text("\n".join([good_request(1), far]) + "\n")
+    for feed in ("telemetry", "requests"):
+        ingest_feed(con, feed, landing, DAY)
+    kept = con.execute(
+        "SELECT feed, source_line, raw_text FROM ingest_quarantine WHERE reason LIKE 'row dated %' ORDER BY ALL"
+    ).fetchall()
+    assert kept == [("requests", 2, far)] + [("telemetry", i + 2, lines[i + 1]) for i in range(3)]

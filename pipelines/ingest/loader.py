@@ -40,6 +40,7 @@ from pipelines.ingest.feeds import (
 from pipelines.ingest.files import (
     CHUNK_BYTES,
     by_arrival,
+    date_in_name,
     files_for,
     iter_line_chunks,
     read_lines,
@@ -180,7 +181,9 @@ def _ingest(
             parts, lines_in_batch = [], 0
             for i, path in enumerate(files, start=1):
                 reader = feed.for_file(path)  # formats.yaml may give each file pattern its own reader
-                ctx = ParseContext(con=con, landing=landing, day=day, options=reader.options)
+                ctx = ParseContext(
+                    con=con, landing=landing, day=day, options=reader.options, name_date=date_in_name(path)
+                )
                 if ahead and i < len(files) and hasattr(feed.for_file(files[i]).reader, "parse_relation"):
                     ahead.start(files[i])  # the next file decompresses while this one is read and parsed
                 for piece_parts, n_lines in parse_file(con, ctx, reader, path, ahead):

@@ -22,6 +22,7 @@ import pyarrow as pa
 from pipelines.attribution.day import attribute_day
 from pipelines.ingest import load_sql
 from pipelines.ingest.feeds import Feed
+from pipelines.ingest.files import date_in_name
 from pipelines.ingest.formats import ParseContext
 from pipelines.ingest.loader import BATCH_LINES, parse_file
 from pipelines.warehouse.connection import configure, ensure_raw_tables
@@ -81,7 +82,7 @@ def parse_files(
     schema = staged_schema(per_file, day)
     for path in map(Path, paths):
         reader = feed.for_file(path)
-        ctx = ParseContext(con=con, landing=landing, day=day, options=reader.options)
+        ctx = ParseContext(con=con, landing=landing, day=day, options=reader.options, name_date=date_in_name(path))
         parts, lines = [], 0
         for piece_parts, n_lines in parse_file(con, ctx, reader, path):
             parts += piece_parts

@@ -32,6 +32,9 @@ class ParseContext:
     day: date | None
     options: dict
     registered: list = field(default_factory=list)
+    name_date: date | None = None
+    """The date in the file's name (files.date_in_name): a row dated more than a day from it is quarantined after
+    the parse (load_sql._filed_sql), so such a row keeps its line through the parse."""
     """Arrow tables registered as views for a parse; release() drops them once the parse's rows are copied."""
 
     def release(self) -> None:
@@ -121,11 +124,14 @@ def finish(
     part = contract.partition_by
     event_date = event_date_sql or (f"{part}::DATE" if part else "NULL::DATE")
     cols = ", ".join(f"{c.name}::{c.type} AS {c.name}" for c in contract.columns)
-    # a row that loads needs no copy of its line, unless the load may still quarantine it as a duplicate key
+    # a row that loads needs no copy of its line, unless the load may still quarantine it (a duplicate key, its date)
+    keep = "reason IS NOT NULL"
+    if ctx.name_date is not None:  # and a row the date rule will quarantine (load_sql._filed_sql)
+        keep += f" OR abs(date_diff('day', DATE '{ctx.name_date.isoformat()}', event_date)) > 1"
     raw_text = (
         f"{raw_text_sql} AS raw_text"
         if contract.on_duplicate_key == "quarantine"
-        else f"CASE WHEN reason IS NOT NULL THEN {raw_text_sql} END AS raw_text"
+        else f"CASE WHEN {keep} THEN {raw_text_sql} END AS raw_text"
     )
     ctx.con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {name} AS
