@@ -1,0 +1,67 @@
+"""One device group's inputs for day.py: its requests and telemetry read from DuckDB, and its clock-skew check.
+
+Pure DuckDB, Arrow and numpy; imports no Dagster.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.attribution.skew import detect_clock_skew
+
+if TYPE_CHECKING:
+    from pipelines.attribution.day import _Window
+
+
+def group_inputs(con: duckdb.DuckDBPyConnection, devices: list[str], w: _Window) -> tuple[pa.Table, pa.Table]:
+    """The requests (with their host and applied clock offset) and telemetry of one device group, each in
+    (device_id, time) order. The group's devices are numbered in device_id order and both queries sort by that
+    number: sorting by an integer rather than the 40-character id halves the time of the telemetry query."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _group_devices AS SELECT device_id, "
+        "row_number() OVER (ORDER BY device_id) AS device_order FROM (SELECT unnest(?::VARCHAR[]) AS device_id)",
+        [devices],
+    )
+    requests = con.sql(
+        "SELECT r.request_id, r.device_id, r.started_at, r.first_token_at, r.ended_at, r.completion_tokens, "
+        "r.prompt_tokens, r.host, r.applied_offset_s "
+        "FROM _day_requests r JOIN _group_devices g ON r.device_id = g.device_id "
+        "ORDER BY g.device_order, r.started_at"
+    ).to_arrow_table()
+    telemetry = con.sql(
+        "SELECT t.device_id, t.ts, t.power_w, t.power_window_s, t.energy_counter_j "
+        "FROM raw_telemetry t JOIN _group_devices g ON t.device_id = g.device_id "
+        "WHERE t.ts >= $lo AND t.ts <= $hi AND t.partition_date BETWEEN $d - 1 AND $d + 1 "
+        "ORDER BY g.device_order, t.ts",
+        params={"lo": w.lo - w.margin, "hi": w.hi + w.margin, "d": w.day},
+    ).to_arrow_table()
+    return requests, telemetry
+
+
+# the columns the kernel reads (phases.py); host and applied_offset_s are for the clock-skew check
+KERNEL_COLUMNS = [
+    "request_id",
+    "device_id",
+    "started_at",
+    "first_token_at",
+    "ended_at",
+    "completion_tokens",
+    "prompt_tokens",
+]
+
+
+def group_skew(requests: pa.Table, telemetry: pa.Table, max_gap_s: float) -> list[dict]:
+    """The clock-skew check of the group's hosts, with the offset already applied to each (one per host: it comes
+    from joining raw_clock_offsets on the host)."""
+    skew_requests = requests.select(["host", "device_id", "started_at", "ended_at", "applied_offset_s"])
+    skew_requests = skew_requests.filter(pc.is_valid(skew_requests["host"]))
+    last = skew_requests.group_by("host", use_threads=False).aggregate([("applied_offset_s", "last")])
+    offsets = dict(zip(last["host"].to_pylist(), last["applied_offset_s_last"].to_pylist(), strict=True))
+    return [
+        {**row, "applied_offset_s": offsets.get(row["host"], 0.0)}
+        for row in detect_clock_skew(skew_requests, telemetry, max_gap_s=max_gap_s)
+    ]
