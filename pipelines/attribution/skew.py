@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.attribution.arrays import US_PER_S, float_array, ts_us, window_us
+from pipelines.attribution.prepare import device_codes
 from pipelines.attribution.segments import power_segments
 from pipelines.settings import DEFAULT_MAX_GAP_S
 
@@ -30,21 +31,31 @@ def _active_on_grid(starts: np.ndarray, ends: np.ndarray, grid: np.ndarray) -> n
     )
 
 
-def _power_on_grid(seg_a: np.ndarray, seg_b: np.ndarray, seg_p: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    if len(seg_a) == 0:
-        return np.zeros(len(grid))
-    idx = np.clip(np.searchsorted(seg_a, grid, "right") - 1, 0, None)
-    covered = (grid >= seg_a[idx]) & (grid < seg_b[idx])
-    return np.where(covered, seg_p[idx], 0.0)
+def _first_at_or_after(t: np.ndarray, t0: int, step_us: int) -> np.ndarray:
+    """The first grid index i with t0 + (i + 1/2) step >= t, in integers (no rounding)."""
+    return -((step_us - 2 * (t - t0)) // (2 * step_us))
 
 
-def _host_power(device_rows: list[np.ndarray], codes, ts, power_w, window, grid, max_gap_s: float) -> np.ndarray:
-    """A host's power on the grid: the sum of its devices' (numpy power segments); device_rows: each device's
-    telemetry rows, in code order."""
-    power = np.zeros(len(grid))
+def _power_on_grid(seg_a: np.ndarray, seg_b: np.ndarray, seg_p: np.ndarray, t0: int, n: int, step_us: int):
+    """The power at each of the n grid points: that of the segment [a, b) holding it, else 0. The segments are
+    sorted and disjoint (power_segments), so each one fills the run of grid points inside it: no search."""
+    out = np.zeros(n)
+    first = np.clip(_first_at_or_after(seg_a, t0, step_us), 0, n)
+    counts = np.maximum(np.clip(_first_at_or_after(seg_b, t0, step_us), 0, n) - first, 0)
+    total = int(counts.sum())
+    if total:
+        at = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        out[at] = np.repeat(seg_p, counts)
+    return out
+
+
+def _host_power(device_rows: list[np.ndarray], codes, ts, power_w, window, grid_at: tuple, max_gap_s: float):
+    """A host's power on the grid (grid_at: t0, n, step_us): the sum of its devices' (numpy power segments);
+    device_rows: each device's telemetry rows, in code order."""
+    power = np.zeros(grid_at[1])
     for rows in device_rows:
         seg = power_segments(codes[rows], ts[rows], power_w[rows], window[rows], int(max_gap_s * US_PER_S))
-        power += _power_on_grid(seg.start_us, seg.end_us, seg.power_w, grid)
+        power += _power_on_grid(seg.start_us, seg.end_us, seg.power_w, *grid_at)
     return power
 
 
@@ -79,16 +90,14 @@ def _rows_by_code(codes: np.ndarray, n_codes: int) -> tuple[np.ndarray, np.ndarr
     return order, np.searchsorted(codes[order], np.arange(n_codes + 1))
 
 
-def _by_host(requests: pa.Table, all_devices: pa.Array) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
-    """The hosts (first appearance, no null), the request rows in host order with each host's first position in
-    it, and each request's device code in the telemetry's devices (-1: a device without telemetry)."""
+def _by_host(requests: pa.Table) -> tuple[list, np.ndarray, np.ndarray]:
+    """The hosts (first appearance, no null), and the request rows in host order with each host's first position
+    in it."""
     enc = pc.dictionary_encode(requests["host"].combine_chunks())
     codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     order, first = _rows_by_code(codes, len(enc.dictionary))
     order = order[first[0] :]  # nulls (-1) sort first
-    first = first - first[0]
-    r_dev = pc.fill_null(pc.index_in(requests["device_id"], all_devices), -1).to_numpy(zero_copy_only=False)
-    return enc.dictionary.to_pylist(), order, first, r_dev.astype(np.int64)
+    return enc.dictionary.to_pylist(), order, first - first[0]
 
 
 def detect_clock_skew(
@@ -110,18 +119,19 @@ def detect_clock_skew(
     step_us = int(step_s * US_PER_S)
     lags = np.arange(-int(max_lag_s / step_s), int(max_lag_s / step_s) + 1)
     # the telemetry's columns once, as arrays; each host then takes its devices' rows by code
-    all_devices = pc.unique(telemetry["device_id"])
-    t_codes = pc.index_in(telemetry["device_id"], all_devices).to_numpy(zero_copy_only=False).astype(np.int64)
+    # (device ids as the kernel codes them: sorted, strings or dictionary-encoded)
+    all_devices, (r_dev, t_codes) = device_codes(requests["device_id"], telemetry["device_id"])
+    r_dev, t_codes = r_dev.astype(np.int64), t_codes.astype(np.int64)
     t_order, t_first = _rows_by_code(t_codes, len(all_devices))
     t_ts = ts_us(telemetry["ts"])
     t_power = float_array(telemetry["power_w"])
     t_window = window_us(telemetry["power_window_s"] if "power_window_s" in telemetry.column_names else None, len(t_ts))
-    hosts, r_order, r_first, r_dev = _by_host(requests, all_devices)
+    hosts, r_order, r_first = _by_host(requests)
     r_start, r_end = ts_us(requests["started_at"]), ts_us(requests["ended_at"])
     for k, host in enumerate(hosts):
         r = r_order[r_first[k] : r_first[k + 1]]
         devices = np.unique(r_dev[r])
-        device_rows = [t_order[t_first[d] : t_first[d + 1]] for d in devices[devices >= 0]]
+        device_rows = [t_order[t_first[d] : t_first[d + 1]] for d in devices]
         device_rows = [rows for rows in device_rows if len(rows)]
         if sum(len(rows) for rows in device_rows) < 10 or len(r) < 10:
             continue
@@ -131,7 +141,7 @@ def detect_clock_skew(
         if n < 4 * len(lags):
             continue
         grid = _grid(t0, n, step_us)
-        power = _host_power(device_rows, t_codes, t_ts, t_power, t_window, grid, max_gap_s)
+        power = _host_power(device_rows, t_codes, t_ts, t_power, t_window, (t0, n, step_us), max_gap_s)
         corrs = _lag_correlations(power, _active_on_grid(r_start[r], r_end[r], grid), lags)
         if np.all(np.isnan(corrs)):
             continue
