@@ -162,32 +162,35 @@ class _Window:
     hi: datetime
     margin: timedelta
 
-    def in_day(self, t: pa.Table) -> pa.Table:
-        """The rows of a per-bucket table whose bucket starts inside the day."""
+    def in_day(self, t: pa.Table) -> pa.Array:
+        """Whether each row of a per-bucket table has its bucket start inside the day."""
         start = t["bucket_start"]
-        return t.filter(
-            pc.and_(
-                pc.greater_equal(start, pa.scalar(self.lo, start.type)), pc.less(start, pa.scalar(self.hi, start.type))
-            )
+        return pc.and_(
+            pc.greater_equal(start, pa.scalar(self.lo, start.type)), pc.less(start, pa.scalar(self.hi, start.type))
         )
 
 
 def _store_group(
     con: duckdb.DuckDBPyConnection, w: _Window, result, totals: dict, n_requests: int, n_samples: int
 ) -> None:
-    """Insert the group's pieces and device buckets inside the day; add them to the day's totals."""
-    pieces = w.in_day(result.per_request_bucket)
-    buckets = w.in_day(result.per_device_bucket)
+    """Insert the group's pieces and device buckets inside the day; add them to the day's totals. DuckDB keeps
+    the pieces inside the day as it reads them (no filtered copy of the table in Arrow)."""
+    pieces, buckets = result.per_request_bucket, result.per_device_bucket
+    in_day = "WHERE bucket_start >= $lo AND bucket_start < $hi"
+    params = {"d": w.day, "lo": w.lo, "hi": w.hi}
     con.register("_pieces", pieces)
     con.register("_buckets", buckets)
-    con.execute("INSERT INTO request_energy_pieces BY NAME SELECT ? AS partition_date, * FROM _pieces", [w.day])
-    con.execute("INSERT INTO device_energy_buckets SELECT ?, * FROM _buckets", [w.day])
+    con.execute(
+        f"INSERT INTO request_energy_pieces BY NAME SELECT $d AS partition_date, * FROM _pieces {in_day}", params
+    )
+    con.execute(f"INSERT INTO device_energy_buckets SELECT $d, * FROM _buckets {in_day}", params)
     con.unregister("_pieces")
     con.unregister("_buckets")
+    buckets = buckets.filter(w.in_day(buckets))
     totals["request_device_rows"] += n_requests
     totals["telemetry_rows"] += n_samples
     totals["metered"] += float(pc.sum(buckets["metered_energy_j"]).as_py() or 0.0)
-    totals["attributed"] += float(pc.sum(pieces["energy_j"]).as_py() or 0.0)
+    totals["attributed"] += float(pc.sum(pieces["energy_j"].filter(w.in_day(pieces))).as_py() or 0.0)
     totals["idle"] += float(pc.sum(buckets["idle_energy_j"]).as_py() or 0.0)
     totals["dropped"] += result.dropped_samples
     totals["counter_intervals"] += result.counter_intervals
