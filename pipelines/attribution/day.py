@@ -18,9 +18,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.attribution.group_inputs import KERNEL_COLUMNS, group_inputs, group_skew
 from pipelines.attribution.kernel import warm_up
 from pipelines.attribution.phases import attribute_energy_by_phase
-from pipelines.attribution.skew import detect_clock_skew
 from pipelines.settings import DEFAULT_ENERGY_PLACEMENT, DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 from pipelines.warehouse.connection import ensure_raw_tables, scalar
 from pipelines.warehouse.tables import create_tables
@@ -162,62 +162,35 @@ class _Window:
     hi: datetime
     margin: timedelta
 
-    def in_day(self, t: pa.Table) -> pa.Table:
-        """The rows of a per-bucket table whose bucket starts inside the day."""
+    def in_day(self, t: pa.Table) -> pa.Array:
+        """Whether each row of a per-bucket table has its bucket start inside the day."""
         start = t["bucket_start"]
-        return t.filter(
-            pc.and_(
-                pc.greater_equal(start, pa.scalar(self.lo, start.type)), pc.less(start, pa.scalar(self.hi, start.type))
-            )
+        return pc.and_(
+            pc.greater_equal(start, pa.scalar(self.lo, start.type)), pc.less(start, pa.scalar(self.hi, start.type))
         )
-
-
-def _group_inputs(con: duckdb.DuckDBPyConnection, devices: list[str], w: _Window) -> tuple[pa.Table, pa.Table]:
-    """The requests and telemetry of one device group."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _group_devices AS SELECT unnest(?::VARCHAR[]) AS device_id", [devices])
-    requests = con.sql(
-        "SELECT request_id, device_id, started_at, first_token_at, ended_at, completion_tokens, prompt_tokens "
-        "FROM _day_requests WHERE device_id IN (SELECT device_id FROM _group_devices) "
-        "ORDER BY device_id, started_at"
-    ).to_arrow_table()
-    telemetry = con.sql(
-        "SELECT device_id, ts, power_w, power_window_s, energy_counter_j FROM raw_telemetry "
-        "WHERE ts >= $lo AND ts <= $hi AND partition_date BETWEEN $d - 1 AND $d + 1 "
-        "AND device_id IN (SELECT device_id FROM _group_devices) ORDER BY device_id, ts",
-        params={"lo": w.lo - w.margin, "hi": w.hi + w.margin, "d": w.day},
-    ).to_arrow_table()
-    return requests, telemetry
-
-
-def _group_skew(con: duckdb.DuckDBPyConnection, telemetry: pa.Table, max_gap_s: float) -> list[dict]:
-    """The clock-skew check of the group's hosts, with the offset already applied to each."""
-    skew_requests = con.sql(
-        "SELECT host, device_id, started_at, ended_at, applied_offset_s FROM _day_requests "
-        "WHERE device_id IN (SELECT device_id FROM _group_devices) AND host IS NOT NULL"
-    ).to_arrow_table()
-    offsets = dict(zip(skew_requests["host"].to_pylist(), skew_requests["applied_offset_s"].to_pylist()))
-    return [
-        {**row, "applied_offset_s": offsets.get(row["host"], 0.0)}
-        for row in detect_clock_skew(skew_requests, telemetry, max_gap_s=max_gap_s)
-    ]
 
 
 def _store_group(
     con: duckdb.DuckDBPyConnection, w: _Window, result, totals: dict, n_requests: int, n_samples: int
 ) -> None:
-    """Insert the group's pieces and device buckets inside the day; add them to the day's totals."""
-    pieces = w.in_day(result.per_request_bucket)
-    buckets = w.in_day(result.per_device_bucket)
+    """Insert the group's pieces and device buckets inside the day; add them to the day's totals. DuckDB keeps
+    the pieces inside the day as it reads them (no filtered copy of the table in Arrow)."""
+    pieces, buckets = result.per_request_bucket, result.per_device_bucket
+    in_day = "WHERE bucket_start >= $lo AND bucket_start < $hi"
+    params = {"d": w.day, "lo": w.lo, "hi": w.hi}
     con.register("_pieces", pieces)
     con.register("_buckets", buckets)
-    con.execute("INSERT INTO request_energy_pieces BY NAME SELECT ? AS partition_date, * FROM _pieces", [w.day])
-    con.execute("INSERT INTO device_energy_buckets SELECT ?, * FROM _buckets", [w.day])
+    con.execute(
+        f"INSERT INTO request_energy_pieces BY NAME SELECT $d AS partition_date, * FROM _pieces {in_day}", params
+    )
+    con.execute(f"INSERT INTO device_energy_buckets SELECT $d, * FROM _buckets {in_day}", params)
     con.unregister("_pieces")
     con.unregister("_buckets")
+    buckets = buckets.filter(w.in_day(buckets))
     totals["request_device_rows"] += n_requests
     totals["telemetry_rows"] += n_samples
     totals["metered"] += float(pc.sum(buckets["metered_energy_j"]).as_py() or 0.0)
-    totals["attributed"] += float(pc.sum(pieces["energy_j"]).as_py() or 0.0)
+    totals["attributed"] += float(pc.sum(pieces["energy_j"].filter(w.in_day(pieces))).as_py() or 0.0)
     totals["idle"] += float(pc.sum(buckets["idle_energy_j"]).as_py() or 0.0)
     totals["dropped"] += result.dropped_samples
     totals["counter_intervals"] += result.counter_intervals
@@ -244,12 +217,17 @@ def _attribute_groups(
     bucket_s = bucket_seconds(con)
     idle_w = con.sql("SELECT device_id, idle_w FROM raw_inventory WHERE idle_w IS NOT NULL").to_arrow_table()
     for i, devices in enumerate(groups, start=1):
-        requests, telemetry = _group_inputs(con, devices, w)
+        requests, telemetry = group_inputs(con, devices, w)
         # prefill and decode share power as two phases where first_token_at is logged (phases.py)
         result = attribute_energy_by_phase(
-            requests, telemetry, max_gap_s=max_gap_s, bucket_s=bucket_s, idle_w=idle_w, **options
+            requests.select(KERNEL_COLUMNS),
+            telemetry,
+            max_gap_s=max_gap_s,
+            bucket_s=bucket_s,
+            idle_w=idle_w,
+            **options,
         )
-        skew += _group_skew(con, telemetry, max_gap_s)
+        skew += group_skew(requests, telemetry, max_gap_s)
         _store_group(con, w, result, totals, requests.num_rows, telemetry.num_rows)
         if progress:
             progress(i, len(groups), totals)

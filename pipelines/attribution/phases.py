@@ -48,15 +48,16 @@ def split_phases(requests: pa.Table, prompt_token_weight: float = DEFAULT_PROMPT
     else:
         has_first, first = np.zeros(len(start), bool), np.zeros(len(start), np.int64)
     split = has_first & (first > start) & (first < end)
-    whole = np.flatnonzero(~split)
-    two = np.flatnonzero(split)
-    rows = np.concatenate((whole, two, two))
-    phase = np.concatenate((np.full(len(whole), WHOLE), np.full(len(two), PREFILL), np.full(len(two), DECODE)))
-    order = np.lexsort((phase, rows))
-    rows, phase = rows[order], phase[order]
+    # rows in order, each once (WHOLE) or twice (PREFILL then DECODE): built in that order, no sort
+    counts = 1 + split.astype(np.int64)
+    rows = np.repeat(np.arange(len(start)), counts)
+    phase = np.zeros(len(rows), np.int8)
+    at = (np.cumsum(counts) - counts)[split]
+    phase[at], phase[at + 1] = PREFILL, DECODE
+    whole_weight = request_weights(output, prompt, prompt_token_weight)
     weight = np.where(
         phase == WHOLE,
-        request_weights(output[rows], prompt[rows], prompt_token_weight),
+        whole_weight[rows],
         np.where(phase == PREFILL, prompt_token_weight * prompt[rows], output[rows]),
     )
     s = np.where(phase == DECODE, first[rows], start[rows])

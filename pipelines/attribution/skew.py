@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.attribution.arrays import US_PER_S, float_array, ts_us, window_us
+from pipelines.attribution.prepare import device_codes
 from pipelines.attribution.segments import power_segments
 from pipelines.settings import DEFAULT_MAX_GAP_S
 
@@ -30,27 +31,38 @@ def _active_on_grid(starts: np.ndarray, ends: np.ndarray, grid: np.ndarray) -> n
     )
 
 
-def _power_on_grid(seg_a: np.ndarray, seg_b: np.ndarray, seg_p: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    if len(seg_a) == 0:
-        return np.zeros(len(grid))
-    idx = np.clip(np.searchsorted(seg_a, grid, "right") - 1, 0, None)
-    covered = (grid >= seg_a[idx]) & (grid < seg_b[idx])
-    return np.where(covered, seg_p[idx], 0.0)
+def _first_at_or_after(t: np.ndarray, t0: int, step_us: int) -> np.ndarray:
+    """The first grid index i with t0 + (i + 1/2) step >= t, in integers (no rounding)."""
+    return -((step_us - 2 * (t - t0)) // (2 * step_us))
 
 
-def _host_power(codes, ts, power_w, window, grid, max_gap_s: float) -> np.ndarray:
-    """A host's power on the grid: the sum of its devices' (numpy power segments)."""
-    power = np.zeros(len(grid))
-    for d in np.unique(codes):
-        m = codes == d
-        seg = power_segments(codes[m], ts[m], power_w[m], window[m], int(max_gap_s * US_PER_S))
-        power += _power_on_grid(seg.start_us, seg.end_us, seg.power_w, grid)
+def _power_on_grid(seg_a: np.ndarray, seg_b: np.ndarray, seg_p: np.ndarray, t0: int, n: int, step_us: int):
+    """The power at each of the n grid points: that of the segment [a, b) holding it, else 0. The segments are
+    sorted and disjoint (power_segments), so each one fills the run of grid points inside it: no search."""
+    out = np.zeros(n)
+    first = np.clip(_first_at_or_after(seg_a, t0, step_us), 0, n)
+    counts = np.maximum(np.clip(_first_at_or_after(seg_b, t0, step_us), 0, n) - first, 0)
+    total = int(counts.sum())
+    if total:
+        at = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        out[at] = np.repeat(seg_p, counts)
+    return out
+
+
+def _host_power(device_rows: list[np.ndarray], codes, ts, power_w, window, grid_at: tuple, max_gap_s: float):
+    """A host's power on the grid (grid_at: t0, n, step_us): the sum of its devices' (numpy power segments);
+    device_rows: each device's telemetry rows, in code order."""
+    power = np.zeros(grid_at[1])
+    for rows in device_rows:
+        seg = power_segments(codes[rows], ts[rows], power_w[rows], window[rows], int(max_gap_s * US_PER_S))
+        power += _power_on_grid(seg.start_us, seg.end_us, seg.power_w, *grid_at)
     return power
 
 
 def _lag_correlations(power: np.ndarray, active: np.ndarray, lags: np.ndarray) -> np.ndarray:
     """Correlation of power on the core window with activity shifted by each lag (activity as logged at t + lag
-    against power at t): dot products against centred power, activity moments from prefix sums."""
+    against power at t): dot products against centred power, activity moments from prefix sums. The products are
+    summed by einsum, not np.dot: a multi-threaded BLAS made the check 100x slower on a busy 2-core machine."""
     n = len(power)
     margin = len(lags)
     width = n - 2 * margin
@@ -68,18 +80,24 @@ def _lag_correlations(power: np.ndarray, active: np.ndarray, lags: np.ndarray) -
         if width < 3 or p_norm == 0 or ss_a <= 1e-12:
             corrs.append(float("nan"))
         else:
-            corrs.append(float(np.dot(p_c, window_a) / (p_norm * np.sqrt(ss_a))))
+            corrs.append(float(np.einsum("i,i->", p_c, window_a) / (p_norm * np.sqrt(ss_a))))
     return np.array(corrs)
 
 
-def _host_rows(requests: pa.Table, host, all_devices: pa.Array, t_codes: np.ndarray) -> np.ndarray:
-    """The telemetry rows of the devices a host's requests ran on."""
-    r = requests.filter(pc.equal(requests["host"], host))
-    wanted = pc.index_in(pc.unique(r["device_id"]), all_devices).to_numpy(zero_copy_only=False)
-    wanted = wanted[~np.isnan(wanted.astype(float))].astype(np.int64) if len(wanted) else wanted
-    is_wanted = np.zeros(len(all_devices), dtype=bool)
-    is_wanted[wanted] = True
-    return np.flatnonzero(is_wanted[t_codes])
+def _rows_by_code(codes: np.ndarray, n_codes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows in code order (stable) and each code's first position in it (n_codes + 1)."""
+    order = np.argsort(codes, kind="stable")
+    return order, np.searchsorted(codes[order], np.arange(n_codes + 1))
+
+
+def _by_host(requests: pa.Table) -> tuple[list, np.ndarray, np.ndarray]:
+    """The hosts (first appearance, no null), and the request rows in host order with each host's first position
+    in it."""
+    enc = pc.dictionary_encode(requests["host"].combine_chunks())
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    order, first = _rows_by_code(codes, len(enc.dictionary))
+    order = order[first[0] :]  # nulls (-1) sort first
+    return enc.dictionary.to_pylist(), order, first - first[0]
 
 
 def detect_clock_skew(
@@ -100,27 +118,31 @@ def detect_clock_skew(
     out = []
     step_us = int(step_s * US_PER_S)
     lags = np.arange(-int(max_lag_s / step_s), int(max_lag_s / step_s) + 1)
-    hosts = [h for h in pc.unique(requests["host"]).to_pylist() if h is not None]
     # the telemetry's columns once, as arrays; each host then takes its devices' rows by code
-    all_devices = pc.unique(telemetry["device_id"])
-    t_codes = pc.index_in(telemetry["device_id"], all_devices).to_numpy(zero_copy_only=False).astype(np.int64)
+    # (device ids as the kernel codes them: sorted, strings or dictionary-encoded)
+    all_devices, (r_dev, t_codes) = device_codes(requests["device_id"], telemetry["device_id"])
+    r_dev, t_codes = r_dev.astype(np.int64), t_codes.astype(np.int64)
+    t_order, t_first = _rows_by_code(t_codes, len(all_devices))
     t_ts = ts_us(telemetry["ts"])
     t_power = float_array(telemetry["power_w"])
     t_window = window_us(telemetry["power_window_s"] if "power_window_s" in telemetry.column_names else None, len(t_ts))
-    for host in hosts:
-        r = requests.filter(pc.equal(requests["host"], host))
-        rows = _host_rows(requests, host, all_devices, t_codes)
-        if len(rows) < 10 or r.num_rows < 10:
+    hosts, r_order, r_first = _by_host(requests)
+    r_start, r_end = ts_us(requests["started_at"]), ts_us(requests["ended_at"])
+    for k, host in enumerate(hosts):
+        r = r_order[r_first[k] : r_first[k + 1]]
+        devices = np.unique(r_dev[r])
+        device_rows = [t_order[t_first[d] : t_first[d + 1]] for d in devices]
+        device_rows = [rows for rows in device_rows if len(rows)]
+        if sum(len(rows) for rows in device_rows) < 10 or len(r) < 10:
             continue
-        s, e = ts_us(r["started_at"]), ts_us(r["ended_at"])
-        ts = t_ts[rows]
-        t0, t1 = int(ts.min()), int(ts.max())
+        t0 = int(min(t_ts[rows].min() for rows in device_rows))
+        t1 = int(max(t_ts[rows].max() for rows in device_rows))
         n = int((t1 - t0) // step_us)
         if n < 4 * len(lags):
             continue
         grid = _grid(t0, n, step_us)
-        power = _host_power(t_codes[rows], ts, t_power[rows], t_window[rows], grid, max_gap_s)
-        corrs = _lag_correlations(power, _active_on_grid(s, e, grid), lags)
+        power = _host_power(device_rows, t_codes, t_ts, t_power, t_window, (t0, n, step_us), max_gap_s)
+        corrs = _lag_correlations(power, _active_on_grid(r_start[r], r_end[r], grid), lags)
         if np.all(np.isnan(corrs)):
             continue
         best = int(np.nanargmax(corrs))
