@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date
 
 from pipelines.ingest.feeds import Feed
+from pipelines.ingest.formats.common import far_from_file_date_sql
 
 BATCH_TABLE = "_ingest_batch"
 # the files of a run: source_file, name_date (the date in its name), arrival (its rank by modification time, name)
@@ -52,7 +53,7 @@ def _filed_sql(union: str, day: date | None, files: bool) -> str:
     if day is None:  # a load of every day loads every row on its own day
         return f"filed AS ({source})"
     return f"""filed AS (
-            SELECT * REPLACE (CASE WHEN reason IS NULL AND abs(date_diff('day', name_date, event_date)) > 1
+            SELECT * REPLACE (CASE WHEN reason IS NULL AND {far_from_file_date_sql("name_date", "event_date")}
                 THEN 'row dated ' || event_date || ', more than a day from the file''s date ' || name_date
                 ELSE reason END AS reason)
             FROM ({source})
