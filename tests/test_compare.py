@@ -107,7 +107,7 @@ def test_requests_on_a_device_without_inventory_are_left_out_and_counted():
 
 
 def test_stored_comparison_is_identical_whatever_the_physical_row_order():
-    from pipelines.analysis.compare import compare_and_store
+    from pipelines.analysis.compare_store import compare_and_store
 
     f = with_ids(frame(600, 700, -0.3, seed=5)).assign(
         inventory_missing=False, device_before_in_service=False, served_from_cache=False, request_date=date(2026, 1, 1)
@@ -146,3 +146,56 @@ def test_cache_hits_and_out_of_service_requests_are_left_out_and_counted():
     flagged_treated = int(f[(f["technique"] != "baseline")]["cost_incomplete"].sum())
     assert row["requests_excluded"] == flagged_treated > 0
     assert row["requests"] == 300 - flagged_treated
+
+
+def _warehouse(f: pd.DataFrame) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.register("_f", f.reset_index(drop=True))
+    con.execute("CREATE TABLE fct_request_cost AS SELECT * FROM _f")
+    con.execute(
+        "CREATE TABLE agg_daily_technique_cost AS SELECT DISTINCT request_date, model, technique, "
+        "0.5 AS utilization, 1 AS devices FROM _f"
+    )
+    return con
+
+
+def test_the_warehouse_comparison_of_a_large_side_agrees_with_the_frame_and_ignores_row_order():
+    """Above EXACT_BOOTSTRAP_MAX requests a side's sums and quantiles are DuckDB aggregates (exact decimal sums):
+    the stored row equals compare() on the same requests to rounding, and any physical order gives the same row."""
+    from pipelines.analysis.compare_store import compare_and_store
+
+    rng = np.random.default_rng(8)
+    n = 25_000
+    f = pd.DataFrame(
+        {
+            "request_id": [f"r{i:06d}" for i in range(2 * n)],
+            "family": "f",
+            "model": "m",
+            "technique": ["quant:int8"] * n + ["baseline"] * n,
+            "baseline_model": "m",
+            "fully_loaded_cost_usd": rng.lognormal(-11, 1, 2 * n) * np.r_[np.full(n, 0.7), np.ones(n)],
+            "completion_tokens": rng.integers(20, 400, 2 * n),
+            "time_to_first_token_s": rng.exponential(0.2, 2 * n),
+            "duration_s": rng.exponential(5, 2 * n),
+            "inventory_missing": (np.arange(2 * n) % 97) == 0,
+            "device_before_in_service": False,
+            "served_from_cache": False,
+            "request_date": date(2026, 1, 1),
+        }
+    )
+    stored = []
+    for order in (f, f.sample(frac=1.0, random_state=3)):
+        con = _warehouse(order)
+        compare_and_store(con, n_boot=200)
+        stored.append(con.sql("SELECT * EXCLUDE (utilization, baseline_utilization) FROM technique_comparison").df())
+        con.close()
+    pd.testing.assert_frame_equal(stored[0], stored[1])
+    expected = compare(f.rename(columns={"inventory_missing": "cost_incomplete"}), n_boot=200)
+    (row,) = stored[0].to_dict("records")
+    (want,) = expected.to_dict("records")
+    assert row["requests_excluded"] == want["requests_excluded"] > 0 and row["requests"] == want["requests"] > 20_000
+    for column, value in want.items():
+        if isinstance(value, float):
+            assert row[column] == pytest.approx(value, rel=1e-12), column
+        else:
+            assert row[column] == value, column

@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipelines.analysis.compare import compare_and_store
+from pipelines.analysis.compare_store import compare_and_store
 from pipelines.defs.partitions import daily_partitions, single_run
 from pipelines.defs.resources import warehouse_connection
 from pipelines.settings import current
