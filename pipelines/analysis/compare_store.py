@@ -1,4 +1,5 @@
-"""The technique comparison of the warehouse's last ``window_days`` days, computed where the requests are.
+"""The technique comparison of a period of the warehouse (the last ``window_days`` days, a report's period),
+computed where the requests are.
 
 Each side's counts, sums and latency quantiles are aggregates in DuckDB, over the window's requests and nothing
 else; only the sides small enough for the Poisson bootstrap (compare.EXACT_BOOTSTRAP_MAX requests) come to Python,
@@ -14,6 +15,8 @@ Imports no Dagster.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -23,13 +26,13 @@ from pipelines.settings import DEFAULT_COMPARISON_DAYS
 from pipelines.warehouse.tables import create_tables
 
 
-def _window_sql(last_day, window_days: int) -> str:
+def _window_sql(first_day: date, last_day: date) -> str:
     return f"""
         SELECT request_id, family, model, technique, baseline_model, fully_loaded_cost_usd AS cost_usd,
             completion_tokens AS tokens, time_to_first_token_s, duration_s,
             fully_loaded_cost_usd IS NOT NULL
                 AND NOT coalesce(inventory_missing OR device_before_in_service OR served_from_cache, false) AS usable
-        FROM fct_request_cost WHERE request_date > DATE '{last_day}' - {int(window_days)}"""
+        FROM fct_request_cost WHERE request_date BETWEEN DATE '{first_day}' AND DATE '{last_day}'"""
 
 
 def _side_stats_sql(window: str) -> str:
@@ -69,8 +72,9 @@ def _small_side_values(con, window: str, small: list[tuple]) -> dict[tuple, tupl
     }
 
 
-def window_sides(con: duckdb.DuckDBPyConnection, last_day, window_days: int) -> dict[tuple, Side]:
-    window = _window_sql(last_day, window_days)
+def period_sides(con: duckdb.DuckDBPyConnection, first_day: date, last_day: date) -> dict[tuple, Side]:
+    """Each (model, technique)'s side of the comparison over the requests of [first_day, last_day]."""
+    window = _window_sql(first_day, last_day)
     stats = con.sql(_side_stats_sql(window)).df()
     small = [(r.model, r.technique) for r in stats.itertuples() if 0 < r.requests <= EXACT_BOOTSTRAP_MAX]
     values = _small_side_values(con, window, small)
@@ -102,8 +106,9 @@ def compare_and_store(
 ) -> pd.DataFrame:
     """Compare the requests of the ``window_days`` days up to the last loaded day (INFERCOST_COMPARISON_DAYS, as
     technique_savings) and replace technique_comparison."""
-    last_day = con.sql("SELECT max(request_date) FROM agg_daily_technique_cost").fetchall()[0][0] or "1900-01-01"
-    result = compare_sides(window_sides(con, last_day, window_days), n_boot=n_boot, seed=seed)
+    last_day = con.sql("SELECT max(request_date) FROM agg_daily_technique_cost").fetchall()[0][0] or date(1900, 1, 1)
+    first_day = last_day - timedelta(days=int(window_days) - 1)
+    result = compare_sides(period_sides(con, first_day, last_day), n_boot=n_boot, seed=seed)
     create_tables(con, "technique_comparison", replace=True)
     if len(result):
         con.register("_cmp", result)

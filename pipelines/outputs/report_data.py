@@ -12,7 +12,8 @@ from decimal import Decimal
 
 import duckdb
 
-from pipelines.analysis.compare import compare
+from pipelines.analysis.compare import compare_sides
+from pipelines.analysis.compare_store import period_sides
 from pipelines.warehouse.connection import table_exists
 
 
@@ -132,17 +133,10 @@ COMPARISON_COLUMNS = [
     "p95_duration_change_pct",
 ]
 
-_COMPARISON_INPUT_SQL = """
-    SELECT request_id, family, model, technique, baseline_model, fully_loaded_cost_usd, completion_tokens,
-    time_to_first_token_s, duration_s,
-    coalesce(inventory_missing OR device_before_in_service OR served_from_cache, false) AS cost_incomplete
-    FROM fct_request_cost WHERE request_date BETWEEN ? AND ? ORDER BY request_id"""
-
 
 def period_comparison(con: duckdb.DuckDBPyConnection, start: date, end: date, n_boot: int = 1000) -> list[dict]:
     """Each technique against its baseline over the period's requests, with 95 % bootstrap intervals."""
-    frame = con.sql(_COMPARISON_INPUT_SQL, params=[start, end]).to_arrow_table().to_pandas(strings_to_categorical=True)
-    result = compare(frame, n_boot=n_boot, seed=0)
+    result = compare_sides(period_sides(con, start, end), n_boot=n_boot, seed=0)
     if not len(result):
         return []
     result = result.astype(object).where(result.notna(), None)
