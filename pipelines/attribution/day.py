@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.attribution.group_inputs import KERNEL_COLUMNS, group_inputs, group_skew
 from pipelines.attribution.kernel import warm_up
@@ -162,36 +160,32 @@ class _Window:
     hi: datetime
     margin: timedelta
 
-    def in_day(self, t: pa.Table) -> pa.Array:
-        """Whether each row of a per-bucket table has its bucket start inside the day."""
-        start = t["bucket_start"]
-        return pc.and_(
-            pc.greater_equal(start, pa.scalar(self.lo, start.type)), pc.less(start, pa.scalar(self.hi, start.type))
-        )
-
 
 def _store_group(
     con: duckdb.DuckDBPyConnection, w: _Window, result, totals: dict, n_requests: int, n_samples: int
 ) -> None:
     """Insert the group's pieces and device buckets inside the day; add them to the day's totals. DuckDB keeps
     the pieces inside the day as it reads them (no filtered copy of the table in Arrow)."""
-    pieces, buckets = result.per_request_bucket, result.per_device_bucket
-    in_day = "WHERE bucket_start >= $lo AND bucket_start < $hi"
-    params = {"d": w.day, "lo": w.lo, "hi": w.hi}
-    con.register("_pieces", pieces)
-    con.register("_buckets", buckets)
+    in_day = "bucket_start >= $lo AND bucket_start < $hi"  # the one statement of "inside the day"
+    bounds = {"lo": w.lo, "hi": w.hi}
+    params = {"d": w.day} | bounds
+    con.register("_pieces", result.per_request_bucket)
+    con.register("_buckets", result.per_device_bucket)
     con.execute(
-        f"INSERT INTO request_energy_pieces BY NAME SELECT $d AS partition_date, * FROM _pieces {in_day}", params
+        f"INSERT INTO request_energy_pieces BY NAME SELECT $d AS partition_date, * FROM _pieces WHERE {in_day}", params
     )
-    con.execute(f"INSERT INTO device_energy_buckets SELECT $d, * FROM _buckets {in_day}", params)
+    con.execute(f"INSERT INTO device_energy_buckets SELECT $d, * FROM _buckets WHERE {in_day}", params)
+    metered, idle = con.execute(
+        f"SELECT sum(metered_energy_j), sum(idle_energy_j) FROM _buckets WHERE {in_day}", bounds
+    ).fetchall()[0]
+    (attributed,) = con.execute(f"SELECT sum(energy_j) FROM _pieces WHERE {in_day}", bounds).fetchall()[0]
     con.unregister("_pieces")
     con.unregister("_buckets")
-    buckets = buckets.filter(w.in_day(buckets))
     totals["request_device_rows"] += n_requests
     totals["telemetry_rows"] += n_samples
-    totals["metered"] += float(pc.sum(buckets["metered_energy_j"]).as_py() or 0.0)
-    totals["attributed"] += float(pc.sum(pieces["energy_j"].filter(w.in_day(pieces))).as_py() or 0.0)
-    totals["idle"] += float(pc.sum(buckets["idle_energy_j"]).as_py() or 0.0)
+    totals["metered"] += float(metered or 0.0)
+    totals["attributed"] += float(attributed or 0.0)
+    totals["idle"] += float(idle or 0.0)
     totals["dropped"] += result.dropped_samples
     totals["counter_intervals"] += result.counter_intervals
     totals["counter_resets"] += result.counter_resets
