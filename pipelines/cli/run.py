@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -74,7 +75,7 @@ def _execute_job(start: date, end: date, verbose: bool = False) -> None:
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         )
-        steps = _step_seconds(instance, result.run_id)
+        windows = _step_windows(instance, result.run_id)
     if not result.success:
         if log:
             say(f"the run's full log: {log}")
@@ -82,23 +83,25 @@ def _execute_job(start: date, end: date, verbose: bool = False) -> None:
             if event.is_failure:
                 say(f"FAILED: {event.message}")
         raise UserError("materialization failed (see the messages above, or `infercost dev` for the run)")
-    say("step seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()))
+    say("step seconds: " + ", ".join(f"{k} {end - start:.1f}" for k, (start, end) in windows.items()))
+    if verbose:  # for the benchmarks: each step's wall-clock window, to place memory samples in it
+        say("step windows: " + json.dumps(windows))
     say(f"materialized in {time.time() - t0:.1f} s")
 
 
-def _step_seconds(instance, run_id: str) -> dict:
-    """Wall seconds of each step of a run, from the run's event log (step start to success or failure)."""
+def _step_windows(instance, run_id: str) -> dict[str, tuple[float, float]]:
+    """Each step's start and end (Unix seconds) in a run, from the run's event log (start to success or failure)."""
     import dagster as dg
 
-    started, seconds = {}, {}
+    started, windows = {}, {}
     kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
     for entry in instance.all_logs(run_id, of_type=kinds):
         event = entry.dagster_event
         if event.event_type == dg.DagsterEventType.STEP_START:
             started[event.step_key] = entry.timestamp
         elif event.step_key in started:
-            seconds[event.step_key] = entry.timestamp - started[event.step_key]
-    return seconds
+            windows[event.step_key] = (started[event.step_key], entry.timestamp)
+    return windows
 
 
 def cmd_materialize(args) -> None:
