@@ -204,6 +204,13 @@ def _sweep_groups(
     return parts
 
 
+def _release_freed_memory() -> None:
+    """Hand the memory Arrow's pool has freed back to the system: its allocator (mimalloc or jemalloc) keeps freed
+    pages for reuse, which numpy's allocations cannot use, so the column copies freed here would otherwise stay
+    in the process's RSS (about 0.6 GB at scale L) through the sweep and the output tables."""
+    pa.default_memory_pool().release_unused()
+
+
 def warm_up():
     """Load the compiled engine in a background thread (once per process; see warmup.py): the first call in a
     process then overlaps it with its own work. Returns the thread (None without numba)."""
@@ -253,8 +260,10 @@ def attribute_energy(
     rid = requests["request_id"]
     rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
     inp = _inputs(requests, telemetry, prompt_token_weight)
+    _release_freed_memory()  # the conversions' temporaries (dictionary codes, casts)
     rule = Placement(check_rule(placement), _idle_by_code(inp.devices, idle_w), float(load_exponent))
     parts = _sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk, rule)
     devices, r_dev, length_s = inp.devices, inp.r_dev, (inp.end_us - inp.start_us) / US_PER_S
     del inp  # the input arrays are freed before the output tables are built
+    _release_freed_memory()
     return attribution_result(rid, devices, r_dev, length_s, parts, bucket_us)
