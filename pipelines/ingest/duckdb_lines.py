@@ -14,7 +14,8 @@ Python path, which ends it with its problem where it happened. DuckDB strips a U
 of a file as strip_bom does; a file that is a mark and then a line end goes to the Python path (its first line is
 not blank there), as does one whose first line is not plainly text. Blank lines are dropped by the rule of
 files.lines_table (utf8_is_space, on the few short lines whose first character is not printable ASCII). The file is
-read whole, in DuckDB's memory (which spills to disk past INFERCOST_DUCKDB_MEMORY), not in pieces.
+read whole, in DuckDB's memory (which spills to disk past INFERCOST_DUCKDB_MEMORY); a file whose reader takes it line
+by line is read in pieces instead (duckdb_pieces.py, through read_lines_table and line_relation).
 """
 
 from __future__ import annotations
