@@ -13,8 +13,9 @@ temporary plain file that DuckDB then reads in parallel: a file that passes a ca
 Python path, which ends it with its problem where it happened. DuckDB strips a UTF-8 byte order mark at the start
 of a file as strip_bom does; a file that is a mark and then a line end goes to the Python path (its first line is
 not blank there), as does one whose first line is not plainly text. Blank lines are dropped by the rule of
-files._lines_table (utf8_is_space, on the few short lines whose first character is not printable ASCII). The file is
-read whole, in DuckDB's memory (which spills to disk past INFERCOST_DUCKDB_MEMORY), not in pieces.
+files.lines_table (utf8_is_space, on the few short lines whose first character is not printable ASCII). The file is
+read whole, in DuckDB's memory (which spills to disk past INFERCOST_DUCKDB_MEMORY); a file whose reader takes it line
+by line is read in pieces instead (duckdb_pieces.py, through read_lines_table and line_relation).
 """
 
 from __future__ import annotations
@@ -87,8 +88,8 @@ def read_line_relation(
                 return None
         relation = read_csv_fields(con, plain, path, max_line_bytes) if csv_fields else None
         if relation is None:
-            table = _read_lines_table(con, plain, max_line_bytes)
-            relation = None if table is None else _relation(con, table, path)
+            table = read_lines_table(con, plain, max_line_bytes)
+            relation = None if table is None else line_relation(con, table, path)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -148,11 +149,18 @@ def _decompressed(path: Path, out: Path) -> Path | None:
     return out
 
 
-def _read_lines_table(con: duckdb.DuckDBPyConnection, plain: Path, max_line_bytes: int) -> str | None:
+def read_lines_table(
+    con: duckdb.DuckDBPyConnection, plain: Path, max_line_bytes: int, later_piece: bool = False
+) -> str | None:
     """A temp table of the file's lines (raw_text, NULL for an empty line) in file order, or None when DuckDB's
-    strict read fails (the reasons in the module docstring)."""
+    strict read fails (the reasons in the module docstring). ``later_piece``: the text is a piece of a file after its
+    first line (duckdb_pieces.py), where a leading byte order mark is text, not a mark DuckDB may strip."""
     if os.path.getsize(plain) == 0 or _GLOB_CHARS & set(str(plain)):
         return None  # nothing to read (the Python path gives the empty table callers expect), or an awkward name
+    with open(plain, "rb") as f:
+        starts_with_bom = f.read(len(_BOM)) == _BOM
+    if starts_with_bom and later_piece:
+        return None
     name = f"_duck_lines_{next(_counter)}"
     try:
         con.execute(f"""
@@ -165,8 +173,6 @@ def _read_lines_table(con: duckdb.DuckDBPyConnection, plain: Path, max_line_byte
     except duckdb.Error:
         con.execute(f"DROP TABLE IF EXISTS {name}")
         return None
-    with open(plain, "rb") as f:
-        starts_with_bom = f.read(len(_BOM)) == _BOM
     first_plain = _PLAIN_START.replace("raw_text", "ltrim(raw_text, chr(65279))")
     if starts_with_bom and con.execute(f"SELECT {first_plain} FROM {name} WHERE rowid = 0").fetchall() != [(True,)]:
         con.execute(f"DROP TABLE {name}")  # a mark then a blank line: blank in DuckDB, not in the Python path
@@ -178,8 +184,9 @@ def _read_lines_table(con: duckdb.DuckDBPyConnection, plain: Path, max_line_byte
 _PLAIN_START = "coalesce(ord(raw_text[1]) BETWEEN 33 AND 126, false)"
 
 
-def _relation(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> LineRelation:
-    """The view of the table's non-blank lines with their file and line numbers."""
+def line_relation(con: duckdb.DuckDBPyConnection, table: str, path: Path, lines_before: int = 0) -> LineRelation:
+    """The view of the table's non-blank lines with their file and line numbers (the table's first row is line
+    ``lines_before`` + 1; a piece after the file's first line keeps a mark at its start)."""
     blank = f"{table}_blank"
     candidates = con.sql(
         f"SELECT rowid AS r, raw_text FROM {table} WHERE raw_text IS NOT NULL AND strlen(raw_text) < 64 "
@@ -194,8 +201,9 @@ def _relation(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> LineRel
     view = f"{table}_view"
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {view} AS
-        SELECT {source} AS source_file, rowid + 1 AS source_line,
-            CASE WHEN rowid = 0 THEN ltrim(raw_text, chr(65279)) ELSE raw_text END AS raw_text
+        SELECT {source} AS source_file, rowid + {1 + int(lines_before)} AS source_line,
+            CASE WHEN rowid = 0 AND {int(lines_before)} = 0 THEN ltrim(raw_text, chr(65279)) ELSE raw_text END
+                AS raw_text
         FROM {table}
         WHERE raw_text IS NOT NULL AND rowid NOT IN (SELECT r FROM {blank})
     """)
