@@ -50,7 +50,9 @@ def parse_typed(ctx: ParseContext, lines: LineRelation, pos: dict[str, int], map
     reader = fields_reader_sql(lines.plain, columns, MAX_LINE_BYTES, f", skip = 1, timestampformat = '{TS_FORMAT}'")
     table = f"{lines.table}_typed"
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {reader}")
+        # the fields the parse reads (another field's text would serve only a quarantined row's line)
+        kept = ", ".join(c for c, i in zip(columns, range(1, lines.fields + 1)) if i in pos.values())
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {kept} FROM {reader}")
         n_rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     except duckdb.Error:
         n_rows = None
@@ -59,7 +61,12 @@ def parse_typed(ctx: ParseContext, lines: LineRelation, pos: dict[str, int], map
         return None
     # each row's line: the table holds the lines after the header in file order (a plain read keeps it)
     cols = ", ".join(
-        f"NULL::VARCHAR AS field_{i}, typed_{i}" if i in typed_at else f"field_{i}" for i in range(1, lines.fields + 1)
+        f"NULL::VARCHAR AS field_{i}, typed_{i}"
+        if i in typed_at
+        else f"field_{i}"
+        if i in pos.values()
+        else f"NULL::VARCHAR AS field_{i}"
+        for i in range(1, lines.fields + 1)
     )
     src = (
         f"(SELECT {sql_str(lines.source_file)} AS source_file, rowid + 2 AS source_line, NULL::VARCHAR AS raw_text, "
