@@ -113,14 +113,15 @@ def group_ids(ids, codes, first_rows):
 
 
 @njit(cache=True)
-def sum_pieces(rows, codes, coded, energy, share, unmet, out):
-    """out[:, c] += the pieces' energy, share and unmetered seconds, c the code of the piece's row (coded) or the
-    row itself, in one pass."""
+def sum_pieces(rows, codes, coded, energy, share, unmet, uncertainty, out):
+    """out[:, c] += the pieces' energy, share, unmetered seconds and energy uncertainty, c the code of the piece's
+    row (coded) or the row itself, in one pass."""
     for p in range(len(rows)):
         c = codes[rows[p]] if coded else rows[p]
         out[0, c] += energy[p]
         out[1, c] += share[p]
         out[2, c] += unmet[p]
+        out[3, c] += uncertainty[p]
 
 
 @njit(cache=True, parallel=True)

@@ -26,38 +26,48 @@ def _kahan(total, comp, x):
 @njit(cache=True, inline="always")
 def _emit_piece(
     r,
+    q,
     bucket,
     ge,
     ge_c,
     gs,
     gs_c,
     gu,
+    gm,
+    gm_c,
     r_rate,
     r_pieces_start,
-    r_next_piece,
-    r_ge0,
-    r_ge0c,
-    r_gs0,
-    r_gs0c,
-    r_gu0,
+    st_f,
+    st_i,
     p_bucket,
     p_energy,
     p_share,
     p_unmet,
-    gm,
-    gm_c,
-    r_gm0,
-    r_gm0c,
     p_unc,
 ):
-    """Request r's piece in this bucket: its rate times the compensated growth of the segment sums since it began."""
-    k = r_pieces_start[r] + r_next_piece[r]
+    """Request r's piece in this bucket: its rate times the compensated growth of the segment sums since it began,
+    which its slot q holds (st_f[q]: the sums ge, gs, gm and their compensations then; st_i[q]: gu then, and how
+    many pieces it has had)."""
+    k = r_pieces_start[r] + st_i[q, 1]
     p_bucket[k] = bucket
-    p_energy[k] = r_rate[r] * ((ge - r_ge0[r]) - (ge_c - r_ge0c[r]))
-    p_unc[k] = r_rate[r] * ((gm - r_gm0[r]) - (gm_c - r_gm0c[r]))
-    p_share[k] = r_rate[r] * ((gs - r_gs0[r]) - (gs_c - r_gs0c[r]))
-    p_unmet[k] = (gu - r_gu0[r]) / 1e6
-    r_next_piece[r] += 1
+    p_energy[k] = r_rate[r] * ((ge - st_f[q, 0]) - (ge_c - st_f[q, 1]))
+    p_unc[k] = r_rate[r] * ((gm - st_f[q, 4]) - (gm_c - st_f[q, 5]))
+    p_share[k] = r_rate[r] * ((gs - st_f[q, 2]) - (gs_c - st_f[q, 3]))
+    p_unmet[k] = (gu - st_i[q, 0]) / 1e6
+    st_i[q, 1] += 1
+
+
+@njit(cache=True, inline="always")
+def _begin(st_f, st_i, q, ge, ge_c, gs, gs_c, gu, gm, gm_c, pieces_so_far):
+    """Slot q starts at the current sums."""
+    st_f[q, 0] = ge
+    st_f[q, 1] = ge_c
+    st_f[q, 2] = gs
+    st_f[q, 3] = gs_c
+    st_f[q, 4] = gm
+    st_f[q, 5] = gm_c
+    st_i[q, 0] = gu
+    st_i[q, 1] = pieces_so_far
 
 
 @njit(cache=True, inline="always")
@@ -77,8 +87,7 @@ def _close_bucket(s_dev, s_bucket, s_vals, k, dev, bucket, v_span, v_met, v_busy
 @njit(cache=True, parallel=True)
 def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, order_s, order_e, s, e, r_rate, r_weighted, r_positive,
               r_pieces_start, r_npieces, bucket_us, seg_first, p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev,
-              s_bucket, s_vals, r_next_piece, r_ge0, r_ge0c, r_gs0, r_gs0c, r_gu0, r_gm0, r_gm0c, active,
-              active_pos):
+              s_bucket, s_vals, st_f, st_i, active, active_pos):
     # fmt: on
     """Merge, per device, three time-sorted streams (power segments, request starts, request ends) and integrate
     between consecutive event times. At one time, events apply in the order: segment off, segment on, starts, ends.
@@ -86,8 +95,10 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, o
     order_s/order_e, seg_first its first device-bucket row. Energy from segments flagged in g_m (modeled shape)
     is summed apart too: each piece's share of it is its energy_uncertainty_j (p_unc). A segment whose energy is
     placed by activity (g_scale not NaN: compiled_placement.py) draws g_scale x D ** exponent while a weighted
-    request runs and g_idle otherwise. Devices share nothing (each writes its own requests'
-    pieces and state, and its own rows), so they run in parallel."""
+    request runs and g_idle otherwise. An active request's state (the sums when it began or its last piece was
+    made) lives in a slot (st_f, st_i), not per request: a device's slots are base..base + n_active, compacted as
+    requests end. Devices share nothing (each writes its own requests' pieces, its own slots and its own rows), so
+    they run in parallel."""
     ndev = len(g_first) - 1
     big = np.iinfo(np.int64).max
 
@@ -96,7 +107,7 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, o
         if lo > hi:
             continue
         nseg = seg_first[dev]
-        base = r_first[dev]  # the device's requests are active[base:base + n_active]
+        base = r_first[dev]  # the device's active requests are active[base:base + n_active], in slots the same
         n_active = 0
         k, k_end = g_first[dev], g_first[dev + 1]  # segment stream
         in_seg = False  # the head of the segment stream is g_b[k] (its end) when in_seg, else g_a[k]
@@ -135,20 +146,10 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, o
                 b_end = (bucket + 1) * bucket_us
                 if t_cur >= b_end:
                     # close the bucket: pieces of active requests, then the device-bucket row
-                    for a in range(n_active):
-                        r = active[base + a]
-                        # fmt: off
-                        _emit_piece(r, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0,
-                                    r_ge0c, r_gs0, r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet, gm, gm_c,
-                                    r_gm0, r_gm0c, p_unc)
-                        # fmt: on
-                        r_ge0[r] = 0.0
-                        r_ge0c[r] = 0.0
-                        r_gs0[r] = 0.0
-                        r_gs0c[r] = 0.0
-                        r_gu0[r] = 0
-                        r_gm0[r] = 0.0
-                        r_gm0c[r] = 0.0
+                    for q in range(base, base + n_active):
+                        _emit_piece(active[q], q, bucket, ge, ge_c, gs, gs_c, gu, gm, gm_c, r_rate, r_pieces_start,
+                                    st_f, st_i, p_bucket, p_energy, p_share, p_unmet, p_unc)
+                        _begin(st_f, st_i, q, 0.0, 0.0, 0.0, 0.0, 0, 0.0, 0.0, st_i[q, 1])
                     _close_bucket(
                         s_dev,
                         s_bucket,
@@ -221,46 +222,48 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, o
                 in_seg = True
             while i_s < i_end and s[order_s[i_s]] == t_next:
                 j = order_s[i_s]
-                r_ge0[j] = ge
-                r_ge0c[j] = ge_c
-                r_gs0[j] = gs
-                r_gs0c[j] = gs_c
-                r_gu0[j] = gu
-                r_gm0[j] = gm
-                r_gm0c[j] = gm_c
-                if r_positive[j]:
+                if r_positive[j]:  # a zero-length request is never active: its piece is made at its end
                     d_rate += r_rate[j]
                     inv_d = 1.0 / d_rate if d_rate > 0 else 0.0
                     cnt += 1
                     if r_weighted[j]:
                         cnt_w += 1
-                    active[base + n_active] = j
+                    q = base + n_active
+                    _begin(st_f, st_i, q, ge, ge_c, gs, gs_c, gu, gm, gm_c, 0)
+                    active[q] = j
                     active_pos[j] = n_active
                     n_active += 1
                 i_s += 1
             while i_e < i_end and e[order_e[i_e]] == t_next:
                 j = order_e[i_e]
+                if not r_positive[j]:  # began at this instant: its sums have not moved (a free slot holds them)
+                    q = base + n_active
+                    _begin(st_f, st_i, q, ge, ge_c, gs, gs_c, gu, gm, gm_c, 0)
+                    _emit_piece(j, q, bucket, ge, ge_c, gs, gs_c, gu, gm, gm_c, r_rate, r_pieces_start, st_f, st_i,
+                                p_bucket, p_energy, p_share, p_unmet, p_unc)
+                    i_e += 1
+                    continue
+                pos = active_pos[j]
+                q = base + pos
                 # a request ending exactly at a bucket boundary got its last piece at the close
-                if r_next_piece[j] < r_npieces[j]:
-                    # fmt: off
-                    _emit_piece(j, bucket, ge, ge_c, gs, gs_c, gu, r_rate, r_pieces_start, r_next_piece, r_ge0,
-                                r_ge0c, r_gs0, r_gs0c, r_gu0, p_bucket, p_energy, p_share, p_unmet, gm, gm_c, r_gm0,
-                                r_gm0c, p_unc)
-                    # fmt: on
-                if r_positive[j]:
-                    cnt -= 1
-                    if r_weighted[j]:
-                        cnt_w -= 1
-                    d_rate -= r_rate[j]
-                    if cnt_w == 0:
-                        d_rate = 0.0  # no residue of the running sum survives an idle moment
-                    inv_d = 1.0 / d_rate if d_rate > 0 else 0.0
-                    pos = active_pos[j]
-                    last = active[base + n_active - 1]
-                    active[base + pos] = last
-                    active_pos[last] = pos
-                    n_active -= 1
-                    active_pos[j] = -1
+                if st_i[q, 1] < r_npieces[j]:
+                    _emit_piece(j, q, bucket, ge, ge_c, gs, gs_c, gu, gm, gm_c, r_rate, r_pieces_start, st_f, st_i,
+                                p_bucket, p_energy, p_share, p_unmet, p_unc)
+                cnt -= 1
+                if r_weighted[j]:
+                    cnt_w -= 1
+                d_rate -= r_rate[j]
+                if cnt_w == 0:
+                    d_rate = 0.0  # no residue of the running sum survives an idle moment
+                inv_d = 1.0 / d_rate if d_rate > 0 else 0.0
+                n_active -= 1
+                last = base + n_active  # the last slot moves into the freed one
+                active[q] = active[last]
+                active_pos[active[q]] = pos
+                for c in range(6):  # element by element: a slice assignment in a prange body is a parfor
+                    st_f[q, c] = st_f[last, c]
+                st_i[q, 0] = st_i[last, 0]
+                st_i[q, 1] = st_i[last, 1]
                 i_e += 1
         # the device's last bucket
         _close_bucket(s_dev, s_bucket, s_vals, nseg, dev, bucket, v_span, v_met, v_busy, v_unmet, e_met, e_busy, e_idle)

@@ -129,23 +129,21 @@ def sweep(
     )
     seg_first = np.concatenate(([0], np.cumsum(seg_counts)[:-1])).astype(np.int64)
     n_segments = int(seg_counts.sum())
-    # outputs and per-request state, allocated by numpy (huge pages) rather than inside the compiled code
+    # outputs, allocated by numpy (huge pages) rather than inside the compiled code
     n_pieces = r["n_pieces"]
     p_bucket, p_energy = np.zeros(n_pieces, np.int64), np.zeros(n_pieces)
     p_share, p_unmet, p_unc = np.zeros(n_pieces), np.zeros(n_pieces), np.zeros(n_pieces)
     s_dev, s_bucket = np.zeros(n_segments, np.int64), np.zeros(n_segments, np.int64)
     s_vals = np.zeros((n_segments, 7))  # span, metered, busy, unmetered, metered_e, busy_e, idle_e
-    r_next_piece = np.zeros(n, np.int64)
-    r_ge0, r_ge0c, r_gs0, r_gs0c = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-    r_gm0, r_gm0c = np.zeros(n), np.zeros(n)
-    r_gu0 = np.zeros(n, np.int64)
-    active, active_pos = np.empty(n, np.int64), np.full(n, -1, np.int64)
-    # the compiled pass takes its 38 arguments positionally, in its own order; one per line would hide the order
+    # the active requests' state, in slots: a device's slots start at its first request row and it uses as many
+    # as it has requests running at once (a few), so the pages of these arrays are mostly never touched
+    st_f, st_i = np.empty((n, 6)), np.empty((n, 2), np.int64)
+    active, active_pos = np.empty(n, np.int64), np.empty(n, np.int64)
+    # the compiled pass takes its arguments positionally, in its own order; one per line would hide the order
     # fmt: off
     run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"],
               r["weighted"], r["positive"], r["pieces_start"], r["npieces"], np.int64(bucket_us), seg_first,
-              p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev, s_bucket, s_vals, r_next_piece, r_ge0, r_ge0c,
-              r_gs0, r_gs0c, r_gu0, r_gm0, r_gm0c, active, active_pos)
+              p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev, s_bucket, s_vals, st_f, st_i, active, active_pos)
     # fmt: on
     row = np.arange(n) if n_pieces == n else np.repeat(np.arange(n), r["npieces"])
     return SweepResult(

@@ -10,6 +10,7 @@ each other and a slow reference. The compiled engine is imported only when chose
 from __future__ import annotations
 
 from importlib import import_module
+from importlib.util import find_spec
 
 from pipelines.attribution.engine_api import Engine
 
@@ -20,19 +21,23 @@ ENGINE_MODULES = {
 
 
 def default_engine() -> str:
-    """``compiled`` when numba is installed, else ``numpy``."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return "numpy"
-    return "compiled"
+    """``compiled`` when numba is installed, else ``numpy`` (numba is looked up, not imported: importing it takes
+    most of a second, which a first call spends in its warm-up thread)."""
+    return "compiled" if find_spec("numba") is not None else "numpy"
+
+
+def engine_name(name: str | Engine | None = None) -> str:
+    """The name of the engine get_engine returns, without importing it."""
+    if isinstance(name, Engine):
+        return name.name
+    name = name or default_engine()
+    if name not in ENGINE_MODULES:
+        raise ValueError(f"engine must be 'compiled' or 'numpy', not {name!r}")
+    return name
 
 
 def get_engine(name: str | Engine | None = None) -> Engine:
     """The engine of that name (None: the default engine); an Engine is returned as it is."""
     if isinstance(name, Engine):
         return name
-    name = name or default_engine()
-    if name not in ENGINE_MODULES:
-        raise ValueError(f"engine must be 'compiled' or 'numpy', not {name!r}")
-    return import_module(ENGINE_MODULES[name]).ENGINE
+    return import_module(ENGINE_MODULES[engine_name(name)]).ENGINE

@@ -59,7 +59,7 @@ from pipelines.attribution.engine_api import (
     Placement,
     SweepResult,
 )
-from pipelines.attribution.engines import default_engine, get_engine
+from pipelines.attribution.engines import default_engine, engine_name, get_engine
 from pipelines.attribution.placement import check_rule
 from pipelines.attribution.prepare import RowsByDevice, device_codes, rows_by_device, take
 from pipelines.attribution.results import AttributionResult, attribution_result
@@ -204,9 +204,16 @@ def _sweep_groups(
     return parts
 
 
+def _release_freed_memory() -> None:
+    """Hand the memory Arrow's pool has freed back to the system: its allocator (mimalloc or jemalloc) keeps freed
+    pages for reuse, which numpy's allocations cannot use, so the temporaries freed here would otherwise stay in
+    the process's RSS through the sweep and the output tables."""
+    pa.default_memory_pool().release_unused()
+
+
 def warm_up():
-    """Load the compiled engine in a background thread (once per process; see warmup.py): the first call in a
-    process then overlaps it with its own work. Returns the thread (None without numba)."""
+    """Import numba and load the compiled engine in a background thread (once per process; see warmup.py): the
+    first call in a process then overlaps it with its own work (reading the inputs, in Arrow). Returns the thread (None without numba)."""
     return start_warm_up(
         lambda requests, telemetry: attribute_energy(requests, telemetry, bucket_s=3600, engine="compiled").per_request
     )
@@ -240,11 +247,8 @@ def attribute_energy(
     a table with device_id and idle_w), used where a device has too few quiet windows to learn its own.
     load_exponent: an active stretch's share of a window grows as (sum of active rates) ** load_exponent.
     """
-    chosen = get_engine(engine)
-    if chosen.name == "compiled":
-        warm_up()  # the first call in a process: load the compiled code while the inputs are prepared
-    if max_events_per_chunk is None:
-        max_events_per_chunk = chosen.max_events_per_chunk
+    if engine_name(engine) == "compiled":
+        warm_up()  # the first call in a process: import numba and load the compiled code while the inputs are read
     if bucket_s <= 0 or 86400 % bucket_s and bucket_s % 86400:
         raise ValueError("bucket_s must divide a day (or be a whole number of days)")
     bucket_us = int(bucket_s) * US_PER_S
@@ -253,8 +257,13 @@ def attribute_energy(
     rid = requests["request_id"]
     rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
     inp = _inputs(requests, telemetry, prompt_token_weight)
+    _release_freed_memory()  # the conversions' temporaries (dictionary codes, casts)
+    chosen = get_engine(engine)  # imported here, not before the inputs: see warm_up
+    if max_events_per_chunk is None:
+        max_events_per_chunk = chosen.max_events_per_chunk
     rule = Placement(check_rule(placement), _idle_by_code(inp.devices, idle_w), float(load_exponent))
     parts = _sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk, rule)
     devices, r_dev, length_s = inp.devices, inp.r_dev, (inp.end_us - inp.start_us) / US_PER_S
     del inp  # the input arrays are freed before the output tables are built
+    _release_freed_memory()
     return attribution_result(rid, devices, r_dev, length_s, parts, bucket_us)

@@ -8,22 +8,35 @@ device ids, int64 or string request ids. Nothing here sorts by time or hashes a 
 * rows by device: one stable counting sort by device code (linear), skipped when rows come grouped already;
 * request ids: int64 ids grouped by a compiled hash table, other ids by Arrow's dictionary encoding; codes follow
   first appearance, so unique ids get the identity and per-request totals are per-row totals.
-The compiled passes (compiled_prepare.py) are used when numba is installed; numpy/Arrow do the same otherwise.
+The compiled passes (compiled_prepare.py) are used when numba is installed; numpy/Arrow do the same otherwise. They
+are imported on first use, not with this module: importing numba takes most of a second, which a first call in a
+process spends in the warm-up thread (warmup.py) while this thread reads the inputs.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from importlib.util import find_spec
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-try:
-    from pipelines.attribution import compiled_prepare
-except ImportError:  # numba is optional
-    compiled_prepare = None
+_NOT_IMPORTED = object()
+# the compiled passes' module, imported by _compiled() on first use; None without numba (numba is optional)
+compiled_prepare = _NOT_IMPORTED if find_spec("numba") is not None else None
+
+
+def _compiled():
+    """The compiled passes (compiled_prepare.py), or None when numba is missing."""
+    global compiled_prepare
+    if compiled_prepare is _NOT_IMPORTED:
+        from pipelines.attribution import compiled_prepare as module
+
+        compiled_prepare = module
+    return compiled_prepare
+
 
 _THREADS = 2
 
@@ -100,10 +113,11 @@ class RowsByDevice:
 def take(src: np.ndarray, rows: slice | np.ndarray) -> np.ndarray:
     """src[rows]: a view for a slice, a parallel compiled gather for positions (when numba is installed; the
     arrays are passed read-only whatever their source, so that one compiled version serves every caller)."""
-    if isinstance(rows, slice) or compiled_prepare is None:
+    compiled = None if isinstance(rows, slice) else _compiled()
+    if compiled is None:
         return src[rows]
     out = np.empty(len(rows), dtype=src.dtype)
-    compiled_prepare.gather(_readonly(src), _readonly(rows), out)
+    compiled.gather(_readonly(src), _readonly(rows), out)
     return out
 
 
@@ -116,9 +130,10 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 def rows_by_device(dev: np.ndarray, ndev: int) -> RowsByDevice:
     """One stable sort of the rows by device code: a counting sort (compiled), or numpy's stable argsort."""
     first = np.zeros(ndev + 1, dtype=np.int64)
-    if compiled_prepare is not None:
+    compiled = _compiled()
+    if compiled is not None:
         order = np.empty(len(dev), dtype=np.int32 if len(dev) < 2**31 else np.int64)
-        if compiled_prepare.device_order(dev, ndev, order, first):
+        if compiled.device_order(dev, ndev, order, first):
             return RowsByDevice(None, first)
         return RowsByDevice(order, first)
     if len(dev) == 0 or bool(np.all(dev[1:] >= dev[:-1])):
@@ -131,11 +146,12 @@ def rows_by_device(dev: np.ndarray, ndev: int) -> RowsByDevice:
 def request_codes(rid: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """Per request row, the code of its request_id (codes follow first appearance), and the distinct ids by code.
     Unique ids give codes 0..n-1 and the ids themselves (no copy)."""
-    if pa.types.is_integer(rid.type) and compiled_prepare is not None and not rid.null_count:
+    compiled = _compiled()
+    if pa.types.is_integer(rid.type) and compiled is not None and not rid.null_count:
         ids = rid.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
         index_type = np.int32 if len(ids) < 2**31 else np.int64
         codes, first_rows = np.empty(len(ids), dtype=index_type), np.empty(len(ids), dtype=index_type)
-        k = compiled_prepare.group_ids(ids, codes, first_rows)
+        k = compiled.group_ids(ids, codes, first_rows)
         return codes, rid if k == len(ids) else rid.take(pa.array(first_rows[:k]))
     enc = pc.dictionary_encode(rid)
     return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary
@@ -143,8 +159,9 @@ def request_codes(rid: pa.Array) -> tuple[np.ndarray, pa.Array]:
 
 def sum_pieces(rows: np.ndarray, codes: np.ndarray | None, values: tuple, out: np.ndarray) -> None:
     """out[j, code of the piece's row] += values[j][piece] (codes None: the rows are the codes)."""
-    if compiled_prepare is not None:
-        compiled_prepare.sum_pieces(rows, rows if codes is None else codes, codes is not None, *values, out)
+    compiled = _compiled()
+    if compiled is not None:
+        compiled.sum_pieces(rows, rows if codes is None else codes, codes is not None, *values, out)
         return
     by = rows if codes is None else codes[rows]
     for j, v in enumerate(values):

@@ -116,19 +116,17 @@ def _per_request(rid: pa.Array, parts: list[SweepResult], length_s: np.ndarray):
     def build() -> pa.Table:
         codes, ids = request_codes(rid)
         unique = len(ids) == len(length_s)  # then the codes are the rows: per-request totals are per-row totals
-        sums = np.zeros((3, len(ids)))
-        uncertainty = np.zeros(len(ids))
+        sums = np.zeros((4, len(ids)))
         for p in parts:
-            sum_pieces(p.row, None if unique else codes, (p.energy_j, p.device_share_s, p.unmetered_s), sums)
-            by = p.row if unique else codes[p.row]
-            uncertainty += np.bincount(by, weights=p.energy_uncertainty_j, minlength=len(ids))
+            values = (p.energy_j, p.device_share_s, p.unmetered_s, p.energy_uncertainty_j)
+            sum_pieces(p.row, None if unique else codes, values, sums)
         return pa.table(
             {
                 "request_id": ids,
                 "energy_j": sums[0],
                 "device_share_s": sums[1],
                 "unmetered_s": sums[2],
-                "energy_uncertainty_j": uncertainty,
+                "energy_uncertainty_j": sums[3],
                 "device_s": length_s if unique else np.bincount(codes, weights=length_s, minlength=len(ids)),
             }
         )

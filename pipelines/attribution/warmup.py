@@ -1,6 +1,7 @@
 """Loading the compiled engine ahead of use, in a background thread.
 
-numba's first dispatch in a process initializes its typing and target contexts and loads each compiled function
+Importing numba (most of a second; the kernel's modules import it only when first used) and numba's first
+dispatch in a process, which initializes its typing and target contexts and loads each compiled function
 from its cache: about 2 s of CPU whatever the input size, most of a small call and a third of a large one.
 ``kernel.warm_up()`` does that work in a daemon thread on a tiny input that takes the same paths with the same array
 types as real inputs, so that it overlaps the caller's own work: ``attribute_energy`` starts it on its first call
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from importlib.util import find_spec
 
 import numpy as np
 import pyarrow as pa
@@ -27,9 +29,7 @@ def start_warm_up(run: Callable[[pa.Table, pa.Table], object]) -> threading.Thre
     global _thread
     with _lock:
         if _thread is None:
-            try:
-                import numba  # noqa: F401
-            except ImportError:
+            if find_spec("numba") is None:
                 return None
             _thread = threading.Thread(target=_run, args=(run,), name="infercost-kernel-warm-up", daemon=True)
             _thread.start()

@@ -13,8 +13,9 @@ temporary plain file that DuckDB then reads in parallel: a file that passes a ca
 Python path, which ends it with its problem where it happened. DuckDB strips a UTF-8 byte order mark at the start
 of a file as strip_bom does; a file that is a mark and then a line end goes to the Python path (its first line is
 not blank there), as does one whose first line is not plainly text. Blank lines are dropped by the rule of
-files._lines_table (utf8_is_space, on the few short lines whose first character is not printable ASCII). The file is
-read whole, in DuckDB's memory (which spills to disk past INFERCOST_DUCKDB_MEMORY), not in pieces.
+files.lines_table (utf8_is_space, on the few short lines whose first character is not printable ASCII). The file is
+read whole, in DuckDB's memory (which spills to disk past INFERCOST_DUCKDB_MEMORY); a file whose reader takes it line
+by line is read in pieces instead (duckdb_pieces.py, through read_lines_table and line_relation).
 """
 
 from __future__ import annotations
@@ -56,11 +57,28 @@ class LineRelation:
     text_sql: str = "raw_text"
     """SQL over the view's columns giving a line's text: for a file read as fields, the line rebuilt from them,
     which a parse computes only for the rows that need it (raw_text, of the view, computes it for every row)."""
+    header: str | None = None
+    """For a file read as fields: line 1's text (the view's raw_text of line 1), so a parse need not look for it."""
+    plain: Path | None = None
+    """For a file read as fields: the plain file DuckDB reads (the file, or its decompressed temporary copy)."""
+    tmp: Path | None = None
+    """A temporary directory holding ``plain``, removed by ``drop``."""
+    reader_sql: str = ""
+    """For a file read as fields: the read_csv of its fields; the view exists once ``materialize`` made it."""
+    source_file: str = ""
+    """The landing file's name as its rows give it."""
+
+    def materialize(self, con: duckdb.DuckDBPyConnection) -> None:
+        """For a file read as fields (read_csv_fields): its fields copied into ``table`` and the view made, once."""
+        if self.reader_sql:
+            _materialize_fields(con, self)
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"DROP VIEW IF EXISTS {self.name}")
         con.execute(f"DROP TABLE IF EXISTS {self.table}_blank")
         con.execute(f"DROP TABLE IF EXISTS {self.table}")
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def read_line_relation(
@@ -85,10 +103,12 @@ def read_line_relation(
             tmp, plain = pending.result() if pending is not None else decompress_to_temp(path)
             if plain is None:
                 return None
-        relation = read_csv_fields(con, plain, path, max_line_bytes) if csv_fields else None
+        relation = read_csv_fields(con, plain, path, max_line_bytes, tmp) if csv_fields else None
+        if relation is not None and relation.tmp is not None:
+            tmp = None  # the relation reads the plain file: removed when it is dropped
         if relation is None:
-            table = _read_lines_table(con, plain, max_line_bytes)
-            relation = None if table is None else _relation(con, table, path)
+            table = read_lines_table(con, plain, max_line_bytes)
+            relation = None if table is None else line_relation(con, table, path)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -148,11 +168,18 @@ def _decompressed(path: Path, out: Path) -> Path | None:
     return out
 
 
-def _read_lines_table(con: duckdb.DuckDBPyConnection, plain: Path, max_line_bytes: int) -> str | None:
+def read_lines_table(
+    con: duckdb.DuckDBPyConnection, plain: Path, max_line_bytes: int, later_piece: bool = False
+) -> str | None:
     """A temp table of the file's lines (raw_text, NULL for an empty line) in file order, or None when DuckDB's
-    strict read fails (the reasons in the module docstring)."""
+    strict read fails (the reasons in the module docstring). ``later_piece``: the text is a piece of a file after its
+    first line (duckdb_pieces.py), where a leading byte order mark is text, not a mark DuckDB may strip."""
     if os.path.getsize(plain) == 0 or _GLOB_CHARS & set(str(plain)):
         return None  # nothing to read (the Python path gives the empty table callers expect), or an awkward name
+    with open(plain, "rb") as f:
+        starts_with_bom = f.read(len(_BOM)) == _BOM
+    if starts_with_bom and later_piece:
+        return None
     name = f"_duck_lines_{next(_counter)}"
     try:
         con.execute(f"""
@@ -165,8 +192,6 @@ def _read_lines_table(con: duckdb.DuckDBPyConnection, plain: Path, max_line_byte
     except duckdb.Error:
         con.execute(f"DROP TABLE IF EXISTS {name}")
         return None
-    with open(plain, "rb") as f:
-        starts_with_bom = f.read(len(_BOM)) == _BOM
     first_plain = _PLAIN_START.replace("raw_text", "ltrim(raw_text, chr(65279))")
     if starts_with_bom and con.execute(f"SELECT {first_plain} FROM {name} WHERE rowid = 0").fetchall() != [(True,)]:
         con.execute(f"DROP TABLE {name}")  # a mark then a blank line: blank in DuckDB, not in the Python path
@@ -178,8 +203,9 @@ def _read_lines_table(con: duckdb.DuckDBPyConnection, plain: Path, max_line_byte
 _PLAIN_START = "coalesce(ord(raw_text[1]) BETWEEN 33 AND 126, false)"
 
 
-def _relation(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> LineRelation:
-    """The view of the table's non-blank lines with their file and line numbers."""
+def line_relation(con: duckdb.DuckDBPyConnection, table: str, path: Path, lines_before: int = 0) -> LineRelation:
+    """The view of the table's non-blank lines with their file and line numbers (the table's first row is line
+    ``lines_before`` + 1; a piece after the file's first line keeps a mark at its start)."""
     blank = f"{table}_blank"
     candidates = con.sql(
         f"SELECT rowid AS r, raw_text FROM {table} WHERE raw_text IS NOT NULL AND strlen(raw_text) < 64 "
@@ -194,8 +220,9 @@ def _relation(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> LineRel
     view = f"{table}_view"
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {view} AS
-        SELECT {source} AS source_file, rowid + 1 AS source_line,
-            CASE WHEN rowid = 0 THEN ltrim(raw_text, chr(65279)) ELSE raw_text END AS raw_text
+        SELECT {source} AS source_file, rowid + {1 + int(lines_before)} AS source_line,
+            CASE WHEN rowid = 0 AND {int(lines_before)} = 0 THEN ltrim(raw_text, chr(65279)) ELSE raw_text END
+                AS raw_text
         FROM {table}
         WHERE raw_text IS NOT NULL AND rowid NOT IN (SELECT r FROM {blank})
     """)
@@ -205,12 +232,17 @@ def _relation(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> LineRel
 
 
 def read_csv_fields(
-    con: duckdb.DuckDBPyConnection, plain: Path, path: Path, max_line_bytes: int
+    con: duckdb.DuckDBPyConnection, plain: Path, path: Path, max_line_bytes: int, tmp: Path | None = None
 ) -> LineRelation | None:
     """The file read by DuckDB's CSV reader as comma-separated fields (as many as its first line has; no quoting:
     each field as written), each row with its line and its text rebuilt from its fields; or None when a line has
     another number of fields, a line is blank (DuckDB skips those: the bytes read then fall short of the file's), or
-    the one-column read's reasons hold. Splitting in the reader spares a split of every line in SQL."""
+    the one-column read's reasons hold. Splitting in the reader spares a split of every line in SQL.
+
+    One parallel pass of the reader checks the file (the strict read, every byte) and stores nothing: the fields
+    are copied into the relation's table only when a parse asks (LineRelation.materialize), so a parse that reads
+    the file typed itself (formats/telemetry_typed.py) stores no text. The relation keeps ``plain`` (and ``tmp``,
+    its temporary directory, removed by ``drop``)."""
     with open(plain, "rb") as f:
         first = f.readline(max_line_bytes + 1)
     try:
@@ -220,34 +252,47 @@ def read_csv_fields(
     n = header.count(",") + 1
     if n < 2 or not header.endswith("\n") or "\r" in header or _GLOB_CHARS & set(str(plain)):
         return None
-    table = f"_duck_fields_{next(_counter)}"
     fields = [f"field_{i}" for i in range(1, n + 1)]
-    columns = ", ".join(f"'{c}': 'VARCHAR'" for c in fields)
-    try:
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {table} AS
-            SELECT * FROM read_csv('{plain}', columns = {{{columns}}}, header = false, auto_detect = false,
-                quote = '', escape = '', comment = '', new_line = '\\n', delim = ',', strict_mode = true,
-                compression = 'none', max_line_size = {int(max_line_bytes) + 1})
-        """)
-    except duckdb.Error:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-        return None
+    reader = fields_reader_sql(plain, {c: "VARCHAR" for c in fields}, max_line_bytes)
     field_bytes = " + ".join(f"coalesce(strlen({c}), 0)" for c in fields)
-    n_rows, n_bytes = con.execute(f"SELECT count(*), coalesce(sum({field_bytes}), 0) FROM {table}").fetchall()[0]
+    try:
+        n_rows, n_bytes = con.execute(f"SELECT count(*), coalesce(sum({field_bytes}), 0) FROM {reader}").fetchall()[0]
+    except duckdb.Error:
+        return None
     size = os.path.getsize(plain) - (len(_BOM) if first.startswith(_BOM) else 0)
     if size - (n_bytes + n_rows * n) not in (
         0,
         -1,
     ):  # each line: its fields, n - 1 commas, a line end (the last may lack it)
-        con.execute(f"DROP TABLE {table}")
         return None
     text = " || ',' || ".join(f"coalesce({c}, '')" for c in fields)
     text_sql = f"CASE WHEN source_line = 1 THEN ltrim({text}, chr(65279)) ELSE {text} END"
-    source = "'" + str(path).replace("'", "''") + "'"
+    table = f"_duck_fields_{next(_counter)}"
+    header_text = header.removesuffix("\n").lstrip("\ufeff")  # line 1 as the view gives it
+    return LineRelation(f"{table}_view", table, n_rows, n, text_sql, header_text, plain, tmp, reader, str(path))
+
+
+def fields_reader_sql(plain: Path, columns: dict[str, str], max_line_bytes: int, options: str = "") -> str:
+    """DuckDB's strict CSV read of ``plain`` as comma-separated fields of the given types, every line a row."""
+    cols = ", ".join(f"'{c}': '{t}'" for c, t in columns.items())
+    return (
+        f"read_csv('{plain}', columns = {{{cols}}}, header = false, auto_detect = false, quote = '', escape = '', "
+        f"comment = '', new_line = '\\n', delim = ',', strict_mode = true, compression = 'none', "
+        f"max_line_size = {int(max_line_bytes) + 1}{options})"
+    )
+
+
+def _materialize_fields(con: duckdb.DuckDBPyConnection, rel: LineRelation) -> None:
+    """The relation's table (its fields in file order) and its view, made once."""
+    if con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = ?", [rel.name]).fetchall():
+        return
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {rel.table} AS SELECT * FROM {rel.reader_sql}")
+    if con.execute(f"SELECT count(*) FROM {rel.table}").fetchall()[0][0] != rel.num_rows:
+        raise RuntimeError(f"{rel.source_file}: changed while it was read (its lines are not those first counted)")
+    fields = ", ".join(f"field_{i}" for i in range(1, rel.fields + 1))
+    source = "'" + rel.source_file.replace("'", "''") + "'"
     con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW {table}_view AS
-        SELECT source_file, source_line, {text_sql} AS raw_text, {", ".join(fields)}
-        FROM (SELECT {source} AS source_file, rowid + 1 AS source_line, * FROM {table})
+        CREATE OR REPLACE TEMP VIEW {rel.name} AS
+        SELECT source_file, source_line, {rel.text_sql} AS raw_text, {fields}
+        FROM (SELECT {source} AS source_file, rowid + 1 AS source_line, * FROM {rel.table})
     """)
-    return LineRelation(f"{table}_view", table, n_rows, n, text_sql)

@@ -93,7 +93,14 @@ def iter_line_chunks(path: Path, chunk_bytes: int | None = CHUNK_BYTES, max_line
     gzip stream keeps the lines before the damage and ends with a problem (naming the last, partial line); a file
     that passes a decompression cap ends with a problem at the first line not read.
     """
-    split = _LineSplitter(Path(path), chunk_bytes, max_line_bytes)
+    yield from split_text(path, chunk_bytes, max_line_bytes, lines_table)
+
+
+def split_text(path: Path, chunk_bytes: int | None, max_line_bytes: int, take):
+    """A file's text cut at line ends into pieces of about ``chunk_bytes`` (all at once when None), each made by
+    ``take(path, text, lines_before, max_line_bytes)`` -> (piece, last line number, its over-long lines), and
+    handed over with the LineProblems found so far (iter_line_chunks: take=lines_table gives Arrow tables)."""
+    split = _LineSplitter(Path(path), chunk_bytes, max_line_bytes, take)
     for data, problem in text_blocks(Path(path)):
         yield from split.add(data)
         if problem:
@@ -106,8 +113,8 @@ class _LineSplitter:
     """Cuts a stream of text blocks into tables of whole lines, numbering every physical line; a line that runs on
     past the cap is skipped as it streams by and set aside as a problem."""
 
-    def __init__(self, path: Path, chunk_bytes: int | None, max_line_bytes: int):
-        self.path, self.chunk_bytes, self.max_line_bytes = path, chunk_bytes, max_line_bytes
+    def __init__(self, path: Path, chunk_bytes: int | None, max_line_bytes: int, take):
+        self.path, self.chunk_bytes, self.max_line_bytes, self.take = path, chunk_bytes, max_line_bytes, take
         self.pending = bytearray()
         self.line_no = 0  # the last line handed over
         self.problems: list[LineProblem] = []
@@ -161,7 +168,7 @@ class _LineSplitter:
         self.skipping = None
 
     def _take(self, cut: int) -> tuple[pa.Table, list[LineProblem]]:
-        table, self.line_no, long = _lines_table(self.path, self.pending[:cut], self.line_no, self.max_line_bytes)
+        table, self.line_no, long = self.take(self.path, self.pending[:cut], self.line_no, self.max_line_bytes)
         del self.pending[:cut]
         problems, self.problems = self.problems + long, []
         return table, problems
@@ -185,7 +192,7 @@ def _blank_rows(lines: pa.Array, lengths: np.ndarray) -> np.ndarray:
 
 
 def drop_blank_lines(lines: pa.Array, nums: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """The lines that are not blank (by the rule of _lines_table), with their line numbers."""
+    """The lines that are not blank (by the rule of lines_table), with their line numbers."""
     blank = _blank_rows(lines, pc.binary_length(lines).to_numpy(zero_copy_only=False))
     if len(blank) == 0:
         return lines, nums
@@ -195,7 +202,12 @@ def drop_blank_lines(lines: pa.Array, nums: pa.Array) -> tuple[pa.Array, pa.Arra
     return lines.take(rows), nums.take(rows)
 
 
-def _lines_table(
+def count_lines(data: bytes) -> int:
+    """The physical lines of a block of text as lines_table counts them (a last line needs no line end)."""
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def lines_table(
     path: Path, data: bytes, first_line: int, max_line_bytes: int
 ) -> tuple[pa.Table, int, list[LineProblem]]:
     """The non-blank lines of a block of text that starts after line ``first_line``, the last line number, and the

@@ -13,7 +13,7 @@ with the first day that quarantined them. Files are read in order of arrival: of
 delivered loads.
 
 This module orchestrates; the jobs live beside it: decompress.py and files.py (reading files in bounded memory,
-splitting lines), feeds.py (a feed resolved once), load_sql.py (the SQL that decides each row's fate), staging.py (staging and replacing a day).
+splitting lines), duckdb_lines.py and duckdb_pieces.py (the same lines read by DuckDB), feeds.py (a feed resolved once), load_sql.py (the SQL that decides each row's fate), staging.py (staging and replacing a day).
 A run never loses a loaded day by mistake: a reader of another feed is refused before anything is read, and a run
 that would replace a loaded day with no rows or mostly quarantine is refused (staging.refusal) unless
 ``replace_anyway``; ``dry_run`` reads, validates and reports, and writes nothing.
@@ -22,13 +22,15 @@ Pure DuckDB and Python; imports no Dagster.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from pipelines.ingest.duckdb_lines import DecompressAhead, read_line_relation
+from pipelines.ingest.duckdb_lines import DecompressAhead, LineRelation, read_line_relation
+from pipelines.ingest.duckdb_pieces import iter_piece_lines
 from pipelines.ingest.feeds import (
     DEFAULT_FORMATS,
     Feed,
@@ -184,7 +186,8 @@ def _ingest(
                 ctx = ParseContext(
                     con=con, landing=landing, day=day, options=reader.options, name_date=date_in_name(path)
                 )
-                if ahead and i < len(files) and hasattr(feed.for_file(files[i]).reader, "parse_relation"):
+                following = feed.for_file(files[i]) if i < len(files) else None
+                if ahead and following and _duckdb_reads(following) and following.chunks != "lines":
                     ahead.start(files[i])  # the next file decompresses while this one is read and parsed
                 for piece_parts, n_lines in parse_file(con, ctx, reader, path, ahead):
                     parts += piece_parts
@@ -210,7 +213,7 @@ def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, pa
     """(parsed parts, lines read) for each piece of a file (one piece when the reader takes files whole): the
     piece's rows, and its lines that cannot be rows (over-long, or where the file stopped being read), in the same
     batch as the rows beside them, whose day they take."""
-    if current().line_reader == "duckdb" and hasattr(feed.reader, "parse_relation"):
+    if _duckdb_reads(feed) and feed.chunks != "lines":
         # DuckDB's multithreaded reader, when it gives exactly the lines of the Python path (duckdb_lines.py); else
         # (INFERCOST_LINE_READER=python, another reader, or a file DuckDB cannot read exactly) the Python path
         csv_fields = getattr(feed.reader, "csv_fields", False)
@@ -222,16 +225,32 @@ def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, pa
                 relation.drop(con)
             yield parts, relation.num_rows
             return
+    if _duckdb_reads(feed):  # a file read line by line: DuckDB reads it piece by piece (duckdb_pieces.py)
+        pieces = iter_piece_lines(con, path, CHUNK_BYTES, feed.max_line_bytes)
+    else:
+        pieces = iter_line_chunks(path, CHUNK_BYTES if feed.chunks else None, feed.max_line_bytes)
     header = None
-    for lines, problems in iter_line_chunks(path, CHUNK_BYTES if feed.chunks else None, feed.max_line_bytes):
-        if header is not None:
-            lines = pa.concat_tables([header, lines])
-        elif feed.chunks == "header" and lines.num_rows:
-            header = lines.slice(0, 1)
-        parts = [feed.reader.parse(ctx, path, lines)]
-        ctx.release()
-        if problems:
-            parts.append(problem_rows(con, feed, path, problems))
-        n_lines = lines.num_rows + len(problems)
-        del lines  # the piece's text is not held while the batch is staged
-        yield parts, n_lines
+    with contextlib.closing(pieces):
+        for lines, problems in pieces:
+            if isinstance(lines, LineRelation):
+                try:
+                    parts = [feed.reader.parse_relation(ctx, path, lines)]
+                finally:
+                    lines.drop(con)
+            else:
+                if header is not None:
+                    lines = pa.concat_tables([header, lines])
+                elif feed.chunks == "header" and lines.num_rows:
+                    header = lines.slice(0, 1)
+                parts = [feed.reader.parse(ctx, path, lines)]
+                ctx.release()
+            if problems:
+                parts.append(problem_rows(con, feed, path, problems))
+            n_lines = lines.num_rows + len(problems)
+            del lines  # the piece's text is not held while the batch is staged
+            yield parts, n_lines
+
+
+def _duckdb_reads(feed: Feed) -> bool:
+    """DuckDB's reader reads the feed's files (duckdb_lines.py whole, duckdb_pieces.py piece by piece)."""
+    return current().line_reader == "duckdb" and hasattr(feed.reader, "parse_relation")

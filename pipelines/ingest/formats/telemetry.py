@@ -3,6 +3,7 @@ shipped mapping, mappings/energy_counter_csv.yaml)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ from pipelines.ingest.formats.common import (
     sql_str,
     strip_bom,
 )
+from pipelines.ingest.formats.telemetry_typed import parse_typed
 from pipelines.warehouse.contracts import load_contract
 
 log = logging.getLogger(__name__)
@@ -149,6 +151,37 @@ def _cleaned_field_sql(i: int, unit: str | None, fields: int = 0) -> str:
     return f"nullif(nullif({v}, '[N/A]'), '[Not Supported]')"
 
 
+def _columns(pos: dict[str, int], host, power_key: str, window_sql: str, tz_sql: str, typed_fields: dict):
+    """(each contract column's raw text SQL, its typed SQL) over the cleaned fields v_<key> of a file's rows
+    (columns_sql). A field read typed already (``typed_fields``) is its value as read, its text a non-NULL '' (a
+    missing value is then a reason, as an empty text is)."""
+
+    def val(key):
+        return f"v_{key}" if key in pos else "NULL::VARCHAR"
+
+    ts_fmt = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']"
+    raw = {
+        "device_id": "device",
+        "ts": val("ts"),
+        "power_w": val(power_key),
+        "power_window_s": f"{window_sql}::VARCHAR",
+        "util_pct": val("util_pct"),
+        "mem_used_mib": val("mem_used_mib"),
+        "host": sql_str(host) if host else "NULL::VARCHAR",
+        "power_instant_w": val("power_draw_instant") if power_key != "power_draw_instant" else "NULL::VARCHAR",
+        "energy_source": sql_str(_ENERGY_SOURCE[power_key]),
+    }
+    typed = {
+        "device_id": "device",
+        "ts": f"timezone({tz_sql}, try_strptime({val('ts')}, {ts_fmt}))",
+        "power_window_s": window_sql,
+    }
+    for c, r in raw.items():
+        if r.removeprefix("v_") in typed_fields:
+            raw[c], typed[c] = "''", r if c != "ts" else f"timezone({tz_sql}, {r})"
+    return raw, typed
+
+
 class NvidiaSmiCsv:
     """``nvidia-smi --query-gpu=... --format=csv[,nounits]`` output, fields in any subset and order.
 
@@ -186,6 +219,16 @@ class NvidiaSmiCsv:
         """The same rows from a DuckDB relation of the whole file's lines (pipelines/ingest/duckdb_lines.py): the
         first line is the header."""
         check_options(self, ctx.options)
+        if lines.header is not None:  # read as fields (duckdb_lines.read_csv_fields): line 1 is the header
+            pos = _nvsmi_header(path, lines.header)[2]
+            mapped = functools.partial(self._mapped_sql, ctx, path, lines.header)
+            parsed = parse_typed(ctx, lines, pos, mapped)  # most files: read typed, every row loads
+            if parsed is not None:
+                log.info(_host_note(path, *file_host(ctx.options, path), pos))
+                return parsed
+            lines.materialize(ctx.con)
+            body = f"(SELECT * FROM {lines.name} WHERE source_line > 1)"
+            return self._parse_body(ctx, path, lines.header, body, True, lines.fields, lines.text_sql)
         first = ctx.con.execute(  # the first line's number first: the text of that line only
             f"SELECT source_line, raw_text FROM {lines.name} WHERE source_line = "
             f"(SELECT min(source_line) FROM {lines.name})"
@@ -202,40 +245,47 @@ class NvidiaSmiCsv:
         """The parsed rows of the lines after the header, in the relation ``src``; ``fields``: the relation has the
         lines' comma-separated fields split already (field_1 .. field_N, duckdb_lines.read_csv_fields), and
         ``text_sql`` rebuilds a line's text from them."""
+        text_sql = text_sql if fields and text_sql else "raw_text"
+        mapped = self._mapped_sql(ctx, path, header, src, log_host, fields, text_sql)
+        return finish(ctx, load_contract("telemetry"), mapped, raw_text_sql=text_sql)
+
+    def _mapped_sql(
+        self,
+        ctx: ParseContext,
+        path: Path,
+        header: str,
+        src: str,
+        log_host: bool,
+        fields: int,
+        text_sql: str,
+        typed_fields: dict[str, str] | None = None,
+    ) -> str:
+        """The mapped rows (common.finish) of the lines of ``src``. ``typed_fields``: the fields ``src`` holds
+        typed already (a key of the header's fields -> its column: formats/telemetry_typed.py), used as they are;
+        its other fields are text, cleaned as ever."""
         names, units, pos = _nvsmi_header(path, header)
         tz = ctx.options.get("timezone", "UTC")
         window = ctx.options.get("power_draw_window_s")
         host, host_source = file_host(ctx.options, path)
         if log_host:
             log.info(_host_note(path, host, host_source, pos))
+        typed_fields = typed_fields or {}
 
         def val(key):
             return f"v_{key}" if key in pos else "NULL::VARCHAR"
 
-        text_sql = text_sql if fields and text_sql else "raw_text"
         split = _split_sql(header, src, fields, text_sql)
-        cleaned = ", ".join(f"{_cleaned_field_sql(i, units[i - 1], fields)} AS v_{key}" for key, i in pos.items())
+        cleaned = ", ".join(
+            f"{typed_fields[key]} AS v_{key}"
+            if key in typed_fields
+            else f"{_cleaned_field_sql(i, units[i - 1], fields)} AS v_{key}"
+            for key, i in pos.items()
+        )
         power_key, window_sql, device = _nvsmi_power_and_device(pos, window, host, val)
         unnamed = host is None and not ({"uuid", "pci_bus_id"} & set(pos))  # no device id at all: quarantined
-        ts_fmt = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']"
         contract = load_contract("telemetry")
-        raw = {
-            "device_id": "device",
-            "ts": val("ts"),
-            "power_w": val(power_key),
-            "power_window_s": f"{window_sql}::VARCHAR",
-            "util_pct": val("util_pct"),
-            "mem_used_mib": val("mem_used_mib"),
-            "host": sql_str(host) if host else "NULL::VARCHAR",
-            "power_instant_w": val("power_draw_instant") if power_key != "power_draw_instant" else "NULL::VARCHAR",
-            "energy_source": sql_str(_ENERGY_SOURCE[power_key]),
-        }
-        typed = {
-            "device_id": "device",
-            "ts": f"timezone({sql_str(tz)}, try_strptime({val('ts')}, {ts_fmt}))",
-            "power_window_s": window_sql,
-        }
-        mapped = f"""
+        raw, typed = _columns(pos, host, power_key, window_sql, sql_str(tz), typed_fields)
+        return f"""
             WITH s0 AS ({split["lines"]}),
             s1 AS (SELECT * {split["drop"]}, {split["n_parts"]} AS n_parts, {cleaned} FROM s0),
             s2 AS (SELECT *, {device} AS device FROM s1),
@@ -253,4 +303,3 @@ class NvidiaSmiCsv:
                 {columns_sql(contract, raw, typed)}
             FROM s
         """
-        return finish(ctx, contract, mapped, raw_text_sql=text_sql)
