@@ -114,13 +114,7 @@ def test_stored_comparison_is_identical_whatever_the_physical_row_order():
     )
     outputs = []
     for order in (f, f.iloc[::-1], f.sample(frac=1.0, random_state=1)):
-        con = duckdb.connect()
-        con.register("_f", order.reset_index(drop=True))
-        con.execute("CREATE TABLE fct_request_cost AS SELECT * FROM _f")
-        con.execute(
-            "CREATE TABLE agg_daily_technique_cost AS SELECT DISTINCT request_date, model, technique, "
-            "0.5 AS utilization, 1 AS devices FROM _f"
-        )
+        con = _warehouse(order)
         compare_and_store(con, n_boot=200)
         outputs.append(con.execute("SELECT * FROM technique_comparison ORDER BY ALL").fetchall())
         con.close()

@@ -62,22 +62,29 @@ def run_child(feed: str, landing: str, db: str, day: str) -> None:
     print(json.dumps(out, default=str))
 
 
-def _child(reader: str, feed: str, landing: Path, work: Path, day: str) -> dict:
-    db = work / f"{feed}-{reader}.duckdb"
-    if db.exists():
-        db.unlink()
-    env = {**os.environ, "INFERCOST_LINE_READER": reader, "INFERCOST_HOME": str(work)}
+def ingest_in_child(env: dict, feed: str, landing: Path, db: Path, day: str, cwd: Path | None = None) -> dict:
+    """One ingest of ``feed`` into ``db`` in a child process (this module's main) with ``env``; its JSON summary."""
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines.devtools.bench.ingest_readers", feed, str(landing), str(db), day],
         env=env,
         capture_output=True,
         text=True,
         check=False,
+        cwd=cwd,
     )
-    db.unlink(missing_ok=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"{reader} ingest of {feed} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{cwd or 'this checkout'}: ingest of {feed} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _child(reader: str, feed: str, landing: Path, work: Path, day: str) -> dict:
+    db = work / f"{feed}-{reader}.duckdb"
+    db.unlink(missing_ok=True)
+    env = {**os.environ, "INFERCOST_LINE_READER": reader, "INFERCOST_HOME": str(work)}
+    try:
+        return ingest_in_child(env, feed, landing, db, day)
+    finally:
+        db.unlink(missing_ok=True)
 
 
 def compare_readers(landing: Path, day: str, say=print) -> dict:

@@ -11,16 +11,16 @@ old/new ratios and whether the loads are identical. WORK holds the warehouses wh
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import duckdb
+
+from pipelines.devtools.bench.ingest_readers import ingest_in_child
 
 
 def _run(tree: Path, feed: str, landing: Path, db: Path, day: str, home: Path) -> dict:
@@ -30,19 +30,9 @@ def _run(tree: Path, feed: str, landing: Path, db: Path, day: str, home: Path) -
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.devtools.bench.ingest_readers", feed, str(landing), str(db), day],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tree,
-    )
+    out = ingest_in_child(env, feed, landing, db, day, cwd=tree)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{tree}: ingest of {feed} failed:\n{proc.stderr[-3000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {**out, "wall": wall, "cpu": cpu, "load": (load_before, os.getloadavg()[0])}
 
