@@ -65,9 +65,9 @@ def test_large_sides_draw_their_sums_from_the_exact_poisson_moments(monkeypatch)
     cost = rng.lognormal(0, 1, 30_000)
     tokens = rng.integers(10, 500, 30_000).astype(float) + cost * 50
     monkeypatch.setattr(C, "EXACT_BOOTSTRAP_MAX", 10**9)
-    exact = np.percentile(C._bootstrap_ratio(cost, tokens, 2000, np.random.default_rng(2)), [2.5, 97.5])
+    exact = np.percentile(C._side_draws(C._values_side(cost, tokens), 2000, np.random.default_rng(2)), [2.5, 97.5])
     monkeypatch.setattr(C, "EXACT_BOOTSTRAP_MAX", 20_000)
-    moments = np.percentile(C._bootstrap_ratio(cost, tokens, 2000, np.random.default_rng(2)), [2.5, 97.5])
+    moments = np.percentile(C._side_draws(C._values_side(cost, tokens), 2000, np.random.default_rng(2)), [2.5, 97.5])
     width = exact[1] - exact[0]
     assert np.all(np.abs(moments - exact) < 0.05 * width), (exact, moments)
 

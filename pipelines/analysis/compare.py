@@ -5,7 +5,7 @@ The statistic is the change of fully loaded cost per 1M output tokens (a ratio o
 against the untreated requests of its baseline model. Its 95 % interval comes from a Poisson bootstrap over
 requests (each request drawn with a Poisson(1) weight, 1,000 resamples, seeded), resampling the technique and the
 baseline independently; for more than 20,000 requests a side, its sums are drawn from their exact moments
-(_bootstrap_ratio). Beside it: p50 and p95 time to first token and end-to-end duration, their change, and
+(_side_draws). Beside it: p50 and p95 time to first token and end-to-end duration, their change, and
 the utilization of the devices that served each side.
 
 Identical input gives identical output: requests are read in request_id order and each (model, technique) draws
@@ -31,18 +31,8 @@ import pandas as pd
 EXACT_BOOTSTRAP_MAX = 20_000
 
 
-def _bootstrap_ratio(cost: np.ndarray, tokens: np.ndarray, n_boot: int, rng) -> np.ndarray:
-    """Poisson-bootstrap draws of sum(cost) / sum(tokens).
-
-    Up to EXACT_BOOTSTRAP_MAX requests, each draw weights every request by a Poisson(1) variate. Beyond, the
-    weighted sums (sum w*cost, sum w*tokens) are drawn from a bivariate normal with the Poisson bootstrap's own
-    moments (means sum cost and sum tokens, variances sum cost^2 and sum tokens^2, covariance sum cost*tokens,
-    since Var w = 1): a sum of that many independent terms is normal to well within the interval's own noise, and
-    a fleet-day of 10M requests costs O(N) instead of O(1,000 N)."""
-    if len(cost) > EXACT_BOOTSTRAP_MAX:
-        mean = np.array([cost.sum(), tokens.sum()])
-        cov = np.array([[np.dot(cost, cost), np.dot(cost, tokens)], [np.dot(cost, tokens), np.dot(tokens, tokens)]])
-        return _moments_ratio(mean, cov, n_boot, rng)
+def _poisson_ratio(cost: np.ndarray, tokens: np.ndarray, n_boot: int, rng) -> np.ndarray:
+    """Poisson-bootstrap draws of sum(cost) / sum(tokens): each draw weights every request by a Poisson(1) variate."""
     out = np.empty(n_boot)
     chunk = max(1, min(n_boot, 20_000_000 // max(len(cost), 1)))
     for lo in range(0, n_boot, chunk):
@@ -52,7 +42,11 @@ def _bootstrap_ratio(cost: np.ndarray, tokens: np.ndarray, n_boot: int, rng) -> 
 
 
 def _moments_ratio(mean: np.ndarray, cov: np.ndarray, n_boot: int, rng) -> np.ndarray:
-    """Draws of sum(w*cost) / sum(w*tokens) from the bivariate normal of the Poisson bootstrap's moments."""
+    """The same draws for a side above EXACT_BOOTSTRAP_MAX requests: the weighted sums (sum w*cost, sum w*tokens)
+    drawn from a bivariate normal with the Poisson bootstrap's own moments (means sum cost and sum tokens, variances
+    sum cost^2 and sum tokens^2, covariance sum cost*tokens, since Var w = 1): a sum of that many independent terms
+    is normal to well within the interval's own noise, and a fleet-day of 10M requests costs O(N) instead of
+    O(1,000 N)."""
     sums = rng.multivariate_normal(mean, cov, size=n_boot, method="cholesky")
     return sums[:, 0] / np.maximum(sums[:, 1], 1e-12)
 
@@ -107,19 +101,32 @@ def sides_from_frame(frame: pd.DataFrame) -> dict[tuple, Side]:
     for key, rows in frame.groupby(["model", "technique"], sort=True, observed=True).indices.items():
         everything = frame.iloc[rows]
         g = everything[usable[rows]]
-        cost, tokens = g["fully_loaded_cost_usd"].to_numpy(float), g["completion_tokens"].to_numpy(float)
-        sides[key] = Side(
+        sides[key] = _values_side(
+            g["fully_loaded_cost_usd"].to_numpy(float),
+            g["completion_tokens"].to_numpy(float),
             family=everything["family"].iloc[0],
             baseline_model=everything["baseline_model"].iloc[0],
-            requests=len(g),
             excluded=len(everything) - len(g),
-            cost_usd=cost.sum(),
-            tokens=tokens.sum(),
-            moments=(np.dot(cost, cost), np.dot(cost, tokens), np.dot(tokens, tokens)),
             quantiles={name: _quantile(g[column], p) for name, (column, p) in QUANTILES.items()},
-            values=(cost, tokens) if len(g) <= EXACT_BOOTSTRAP_MAX else None,
         )
     return sides
+
+
+def _values_side(
+    cost: np.ndarray, tokens: np.ndarray, family="", baseline_model="", excluded=0, quantiles=None
+) -> Side:
+    """The side of these usable requests' costs and tokens (kept only when the Poisson bootstrap draws from them)."""
+    return Side(
+        family=family,
+        baseline_model=baseline_model,
+        requests=len(cost),
+        excluded=excluded,
+        cost_usd=cost.sum(),
+        tokens=tokens.sum(),
+        moments=(np.dot(cost, cost), np.dot(cost, tokens), np.dot(tokens, tokens)),
+        quantiles=quantiles or {},
+        values=(cost, tokens) if len(cost) <= EXACT_BOOTSTRAP_MAX else None,
+    )
 
 
 def compare(frame: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -172,8 +179,10 @@ def _no_comparison(model, technique, side: Side, base: Side | None) -> dict:
 
 
 def _side_draws(side: Side, n_boot: int, rng) -> np.ndarray:
+    """Bootstrap draws of the side's sum(cost) / sum(tokens): from its requests when it has them at hand (up to
+    EXACT_BOOTSTRAP_MAX), else from its moments."""
     if side.values is not None:
-        return _bootstrap_ratio(*side.values, n_boot, rng)
+        return _poisson_ratio(*side.values, n_boot, rng)
     cost_sq, cost_tokens, tokens_sq = side.moments
     cov = np.array([[cost_sq, cost_tokens], [cost_tokens, tokens_sq]])
     return _moments_ratio(np.array([side.cost_usd, side.tokens]), cov, n_boot, rng)
