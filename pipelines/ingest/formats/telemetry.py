@@ -24,7 +24,7 @@ from pipelines.ingest.formats.common import (
     sql_str,
     strip_bom,
 )
-from pipelines.ingest.formats.telemetry_typed import parse_typed
+from pipelines.ingest.formats.telemetry_typed import TS_FORMAT, parse_typed
 from pipelines.warehouse.contracts import load_contract
 
 log = logging.getLogger(__name__)
@@ -151,15 +151,16 @@ def _cleaned_field_sql(i: int, unit: str | None, fields: int = 0) -> str:
     return f"nullif(nullif({v}, '[N/A]'), '[Not Supported]')"
 
 
-def _columns(pos: dict[str, int], host, power_key: str, window_sql: str, tz_sql: str, typed_fields: dict):
+# the timestamp forms tried in order; the typed read (telemetry_typed.py) reads the first
+TS_FORMATS = (TS_FORMAT, "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S")
+
+
+def _columns(val, host, power_key: str, window_sql: str, tz_sql: str, typed_fields: dict):
     """(each contract column's raw text SQL, its typed SQL) over the cleaned fields v_<key> of a file's rows
-    (columns_sql). A field read typed already (``typed_fields``) is its value as read, its text a non-NULL '' (a
-    missing value is then a reason, as an empty text is)."""
-
-    def val(key):
-        return f"v_{key}" if key in pos else "NULL::VARCHAR"
-
-    ts_fmt = "['%Y/%m/%d %H:%M:%S.%f', '%Y/%m/%d %H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%d %H:%M:%S']"
+    (columns_sql; ``val(key)``: a field's column, NULL when the file lacks it). A field read typed already
+    (``typed_fields``) is its value as read, its text a non-NULL '' (a missing value is then a reason, as an empty
+    text is)."""
+    ts_fmt = "[" + ", ".join(sql_str(f) for f in TS_FORMATS) + "]"
     raw = {
         "device_id": "device",
         "ts": val("ts"),
@@ -284,7 +285,7 @@ class NvidiaSmiCsv:
         power_key, window_sql, device = _nvsmi_power_and_device(pos, window, host, val)
         unnamed = host is None and not ({"uuid", "pci_bus_id"} & set(pos))  # no device id at all: quarantined
         contract = load_contract("telemetry")
-        raw, typed = _columns(pos, host, power_key, window_sql, sql_str(tz), typed_fields)
+        raw, typed = _columns(val, host, power_key, window_sql, sql_str(tz), typed_fields)
         return f"""
             WITH s0 AS ({split["lines"]}),
             s1 AS (SELECT * {split["drop"]}, {split["n_parts"]} AS n_parts, {cleaned} FROM s0),

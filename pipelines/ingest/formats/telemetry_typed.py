@@ -29,7 +29,7 @@ TYPED = {
     "util_pct": "DOUBLE",
     "mem_used_mib": "DOUBLE",
 }
-# the first of the formats the text path tries (telemetry._columns): a timestamp in another form fails the read
+# the first of the formats the text path tries (telemetry.TS_FORMATS): a timestamp in another form fails the read
 TS_FORMAT = "%Y/%m/%d %H:%M:%S.%f"
 # a parsed row's line where the typed read has none: such a row sends the file to the text path
 _NO_TEXT = "'(typed read)'"
