@@ -20,10 +20,15 @@ ENGINE_MODULES = {
 }
 
 
+def numba_installed() -> bool:
+    """Whether numba can be imported, looked up without importing it: importing it takes most of a second, which a
+    first call spends in its warm-up thread (warmup.py)."""
+    return find_spec("numba") is not None
+
+
 def default_engine() -> str:
-    """``compiled`` when numba is installed, else ``numpy`` (numba is looked up, not imported: importing it takes
-    most of a second, which a first call spends in its warm-up thread)."""
-    return "compiled" if find_spec("numba") is not None else "numpy"
+    """``compiled`` when numba is installed, else ``numpy``."""
+    return "compiled" if numba_installed() else "numpy"
 
 
 def engine_name(name: str | Engine | None = None) -> str:

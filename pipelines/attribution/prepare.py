@@ -17,15 +17,16 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib.util import find_spec
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.attribution.engines import numba_installed
+
 _NOT_IMPORTED = object()
 # the compiled passes' module, imported by _compiled() on first use; None without numba (numba is optional)
-compiled_prepare = _NOT_IMPORTED if find_spec("numba") is not None else None
+compiled_prepare = _NOT_IMPORTED if numba_installed() else None
 
 
 def _compiled():

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from importlib.util import find_spec
 
 import numpy as np
 import pyarrow as pa
+
+from pipelines.attribution.engines import numba_installed
 
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -29,7 +30,7 @@ def start_warm_up(run: Callable[[pa.Table, pa.Table], object]) -> threading.Thre
     global _thread
     with _lock:
         if _thread is None:
-            if find_spec("numba") is None:
+            if not numba_installed():
                 return None
             _thread = threading.Thread(target=_run, args=(run,), name="infercost-kernel-warm-up", daemon=True)
             _thread.start()
