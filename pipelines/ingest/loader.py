@@ -187,7 +187,7 @@ def _ingest(
                     con=con, landing=landing, day=day, options=reader.options, name_date=date_in_name(path)
                 )
                 following = feed.for_file(files[i]) if i < len(files) else None
-                if ahead and following and _duckdb_reads(following) and following.chunks != "lines":
+                if ahead and following and _duckdb_reads_whole(following):
                     ahead.start(files[i])  # the next file decompresses while this one is read and parsed
                 for piece_parts, n_lines in parse_file(con, ctx, reader, path, ahead):
                     parts += piece_parts
@@ -213,7 +213,7 @@ def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, pa
     """(parsed parts, lines read) for each piece of a file (one piece when the reader takes files whole): the
     piece's rows, and its lines that cannot be rows (over-long, or where the file stopped being read), in the same
     batch as the rows beside them, whose day they take."""
-    if _duckdb_reads(feed) and feed.chunks != "lines":
+    if _duckdb_reads_whole(feed):
         # DuckDB's multithreaded reader, when it gives exactly the lines of the Python path (duckdb_lines.py); else
         # (INFERCOST_LINE_READER=python, another reader, or a file DuckDB cannot read exactly) the Python path
         csv_fields = getattr(feed.reader, "csv_fields", False)
@@ -254,3 +254,9 @@ def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, pa
 def _duckdb_reads(feed: Feed) -> bool:
     """DuckDB's reader reads the feed's files (duckdb_lines.py whole, duckdb_pieces.py piece by piece)."""
     return current().line_reader == "duckdb" and hasattr(feed.reader, "parse_relation")
+
+
+def _duckdb_reads_whole(feed: Feed) -> bool:
+    """DuckDB reads the feed's files whole (duckdb_lines.py): all but those read line by line, which it reads in
+    pieces."""
+    return _duckdb_reads(feed) and feed.chunks != "lines"
