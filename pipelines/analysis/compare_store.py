@@ -8,7 +8,8 @@ turning them into a DataFrame cost 30 s a run on 10 days of a 64-accelerator fle
 
 Sums are exact and so independent of the order DuckDB adds them in: costs are summed as DECIMAL(38, 20) (a cost is
 kept to 1e-20 USD), squared costs as DECIMAL(38, 18), tokens as integers. A cost too large for them (above about
-1e8 USD a request) stops the comparison with DuckDB's conversion error rather than being rounded.
+1e8 USD a request) or not a number (NaN) stops the comparison with DuckDB's conversion error, where a float sum
+would have carried it into the result unremarked.
 
 Imports no Dagster.
 """
