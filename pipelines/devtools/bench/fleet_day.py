@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from pipelines.devtools.bench.ingest_readers import compare_readers
-from pipelines.devtools.bench.inputs import bench_dir
+from pipelines.devtools.bench.inputs import bench_dir, generate_landing
 from pipelines.devtools.bench.tree_memory import TreeSampler
 
 FLEET_DAY = "2026-11-02"
@@ -78,7 +78,7 @@ def fleet_day(devices: int = 1000, say=print, readers: bool = False) -> dict:
     landing = bench_dir(f"fleet-{devices}")
     if not (landing / "fleet" / "inventory.csv").exists():
         say(f"generating a {devices}-accelerator fleet-day into {landing} (once) ...")
-        subprocess.run(CLI + ["generate", "--devices", str(devices), "--out", str(landing)], check=True)
+        generate_landing(landing, ["--devices", str(devices)])
     compared = compare_readers(landing, FLEET_DAY, say) if readers else {}
     home = landing.parent / f"fleet-{devices}-home"
     if home.exists():

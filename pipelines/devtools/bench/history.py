@@ -18,7 +18,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipelines.devtools.bench.inputs import bench_dir
+from pipelines.devtools.bench.inputs import bench_dir, generate_landing
 
 FIRST_DAY = date(2026, 11, 2)
 CLI = [sys.executable, "-m", "pipelines.cli"]
@@ -55,13 +55,7 @@ def fleet_landing(devices: int, days: int, say=print) -> Path:
     last = FIRST_DAY + timedelta(days=days - 1)
     if not any((landing / "requests").glob(f"{last}*")):
         say(f"generating {days} days of a {devices}-accelerator fleet into {landing} (once) ...")
-        shutil.rmtree(landing, ignore_errors=True)
-        subprocess.run(
-            CLI
-            + ["generate", "--devices", str(devices), "--days", str(days), "--start", str(FIRST_DAY)]
-            + ["--out", str(landing)],
-            check=True,
-        )
+        generate_landing(landing, ["--devices", str(devices), "--days", str(days), "--start", str(FIRST_DAY)])
     return landing
 
 

@@ -4,6 +4,9 @@ cached as Parquet under bench_data/."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,17 @@ TS_TYPE = pa.timestamp("us", "UTC")
 
 def bench_dir(scale: str) -> Path:
     return current().bench_data / scale
+
+
+def generate_landing(landing: Path, generate_args: list[str]) -> None:
+    """``infercost generate ARGS --out landing``, written under a ``.partial`` name and renamed when complete: a
+    generation killed halfway (or still running) never looks like a finished landing to the next bench."""
+    partial = landing.with_name(landing.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(landing, ignore_errors=True)
+    cli = [sys.executable, "-m", "pipelines.cli", "generate"]
+    subprocess.run(cli + generate_args + ["--out", str(partial)], check=True)
+    partial.rename(landing)
 
 
 def synthetic_inputs(n_requests: int, n_devices: int, horizon_s: int, seed: int = 1) -> tuple[pa.Table, pa.Table]:
