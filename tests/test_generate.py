@@ -70,3 +70,19 @@ def test_generated_day_is_deterministic_and_overlapping(tmp_path):
     one = sorted((r["started_at"], r["ended_at"]) for r in reqs if r["replica_id"].endswith("-r0"))
     overlaps = sum(1 for (s1, e1), (s2, e2) in itertools.pairwise(one) if s2 < e1 and e2 != e1)
     assert overlaps > len(one) // 10
+
+
+def test_a_bench_landing_appears_only_when_its_generation_completed(tmp_path):
+    """A generation that fails (or is killed) leaves no folder under the landing's name for the next bench to take
+    for a finished one; a completed one is renamed into place."""
+    import subprocess
+
+    from pipelines.devtools.bench.inputs import generate_landing
+
+    landing = tmp_path / "fleet-8"
+    with pytest.raises(subprocess.CalledProcessError):
+        generate_landing(landing, ["--devices", "8", "--start", "not-a-day"])
+    assert not landing.exists()
+    generate_landing(landing, ["--devices", "8", "--load", "0.05"])
+    assert (landing / "fleet" / "inventory.csv").exists() and any((landing / "telemetry").iterdir())
+    assert not landing.with_name("fleet-8.partial").exists()
