@@ -65,35 +65,58 @@ def bucket_seconds(con: duckdb.DuckDBPyConnection) -> int:
 GROUP_SAMPLES = 8_000_000
 
 
-def _device_groups(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, day: date) -> list[list[str]]:
+@dataclass(frozen=True)
+class DeviceGroup:
+    """Devices attributed together (whole hosts), and where their telemetry of the day lies in raw_telemetry."""
+
+    devices: list[str]
+    day_rowids: tuple[int, int]
+    """the least and greatest rowid of the devices' samples of the day's own partition ((0, -1): none). A
+    day's files load host by host, so a group's samples are a narrow band of the table: its query reads that band
+    and, from the neighbouring days, only the row groups whose timestamps reach into the window."""
+
+
+def _device_groups(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, day: date) -> list[DeviceGroup]:
     """Every device with requests or telemetry in the window, in groups of whole hosts of at most about
-    GROUP_SAMPLES telemetry samples."""
+    GROUP_SAMPLES telemetry samples, hosts in the order their samples of the day were loaded."""
     rows = con.execute(
         """
         WITH samples AS (
-            SELECT device_id, count(*) AS n FROM raw_telemetry
+            SELECT device_id, count(*) AS n,
+                   min(rowid) FILTER (WHERE partition_date = $d) AS first_rowid,
+                   max(rowid) FILTER (WHERE partition_date = $d) AS last_rowid
+            FROM raw_telemetry
             WHERE ts >= $lo AND ts <= $hi AND partition_date BETWEEN $d - 1 AND $d + 1 GROUP BY device_id
         ),
         devices AS (
             SELECT device_id FROM samples UNION SELECT device_id FROM _day_requests WHERE device_id IS NOT NULL
         )
-        SELECT d.device_id, coalesce(i.host, d.device_id) AS host, coalesce(s.n, 0) AS n
+        SELECT d.device_id, coalesce(i.host, d.device_id) AS host, coalesce(s.n, 0) AS n, s.first_rowid,
+               s.last_rowid
         FROM devices d LEFT JOIN samples s USING (device_id) LEFT JOIN raw_inventory i USING (device_id)
-        ORDER BY host, d.device_id
+        -- hosts in the order their samples were loaded, so that a group's band of rowids holds little else
+        ORDER BY min(s.first_rowid) OVER (PARTITION BY coalesce(i.host, d.device_id)) NULLS LAST, host, d.device_id
         """,
         {"lo": lo, "hi": hi, "d": day},
     ).fetchall()
     groups, current, size, last_host = [], [], 0, None
-    for device, host, n in rows:
+    for row in rows:
+        _, host, n = row[:3]
         if current and host != last_host and size + n > GROUP_SAMPLES:
             groups.append(current)
             current, size = [], 0
-        current.append(device)
+        current.append(row)
         size += n
         last_host = host
     if current:
         groups.append(current)
-    return groups
+    return [_group(rows) for rows in groups]
+
+
+def _group(rows: list[tuple]) -> DeviceGroup:
+    firsts = [r[3] for r in rows if r[3] is not None]
+    lasts = [r[4] for r in rows if r[4] is not None]
+    return DeviceGroup([r[0] for r in rows], (min(firsts), max(lasts)) if firsts else (0, -1))
 
 
 def _load_day_requests(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
@@ -192,7 +215,7 @@ def _store_group(
 
 
 def _attribute_groups(
-    con: duckdb.DuckDBPyConnection, w: _Window, groups: list[list[str]], *, max_gap_s: float, progress, **options
+    con: duckdb.DuckDBPyConnection, w: _Window, groups: list[DeviceGroup], *, max_gap_s: float, progress, **options
 ) -> tuple[dict, list[dict]]:
     """Attribute and store each device group in turn (whole hosts, so that a fleet-day's telemetry never sits in
     memory at once), the inventory's idle_w beside each device. Returns the day's totals and the clock-skew rows.
@@ -210,8 +233,8 @@ def _attribute_groups(
     skew: list[dict] = []
     bucket_s = bucket_seconds(con)
     idle_w = con.sql("SELECT device_id, idle_w FROM raw_inventory WHERE idle_w IS NOT NULL").to_arrow_table()
-    for i, devices in enumerate(groups, start=1):
-        requests, telemetry = group_inputs(con, devices, w)
+    for i, group in enumerate(groups, start=1):
+        requests, telemetry = group_inputs(con, group.devices, w, group.day_rowids)
         # prefill and decode share power as two phases where first_token_at is logged (phases.py)
         result = attribute_energy_by_phase(
             requests.select(KERNEL_COLUMNS),
