@@ -258,7 +258,8 @@ def attribute_energy(
     max_gap_us = round(max_gap_s * US_PER_S)
 
     rid = requests["request_id"]
-    rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
+    if isinstance(rid, pa.ChunkedArray) and (rid.null_count or not pa.types.is_integer(rid.type)):
+        rid = rid.combine_chunks()  # integer ids stay in their chunks (results.py gathers from them)
     inp = _inputs(requests, telemetry, prompt_token_weight)
     _release_freed_memory()  # the conversions' temporaries (dictionary codes, casts)
     chosen = get_engine(engine)  # imported here, not before the inputs: see warm_up
