@@ -154,11 +154,12 @@ def gather_chunks(addresses, starts, rows, out):
     device's rows come in increasing order."""
     n = len(rows)
     for b in prange((n + _BLOCK - 1) // _BLOCK):
-        c = 0
+        lo, hi = starts[0], starts[0]  # the block's current chunk: rows lo to hi - 1 (none yet)
         values = _values_at(addresses[0], out)
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             r = rows[i]
-            if r < starts[c] or r >= starts[c + 1]:
+            if r < lo or r >= hi:
                 c = np.searchsorted(starts, r, side="right") - 1
+                lo, hi = starts[c], starts[c + 1]
                 values = _values_at(addresses[c], out)
-            out[i] = values[r - starts[c]]
+            out[i] = values[r - lo]
