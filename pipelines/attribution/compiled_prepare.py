@@ -5,7 +5,8 @@
   own and devices in parallel (rows nearly in order, as logged at completion, by a few insertions);
 * ``group_ids``: dictionary codes of int64 ids (an open-addressing hash table), in order of first appearance;
 * ``sum_pieces``: the per-request sums of the pieces in one pass;
-* ``gather``: a parallel ``src[idx]``.
+* ``gather``: a parallel ``src[idx]``; ``gather_chunks`` the same from a column's chunks (Arrow's buffers, by
+  address), so that no full-length copy of a chunked column is made.
 
 prepare.py calls these when numba is installed and falls back to numpy/Arrow otherwise.
 """
@@ -13,7 +14,8 @@ prepare.py calls these when numba is installed and falls back to numpy/Arrow oth
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 
 @njit(cache=True)
@@ -129,3 +131,35 @@ def gather(src, idx, out):
     """out[i] = src[idx[i]], in parallel (rows in time order gathered by device touch memory at a stride)."""
     for i in prange(len(idx)):
         out[i] = src[idx[i]]
+
+
+@intrinsic
+def _values_at(typingctx, address, like):
+    """A pointer of ``like``'s element type to the memory at ``address`` (an int64)."""
+    sig = types.CPointer(like.dtype)(address, like)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+
+    return sig, codegen
+
+
+_BLOCK = 1 << 14
+
+
+@njit(cache=True, parallel=True)
+def gather_chunks(addresses, starts, rows, out):
+    """out[i] = the column's row rows[i], the column given as its chunks: chunk c holds rows starts[c] to
+    starts[c + 1] - 1 at addresses[c] (of out's type). In parallel blocks; a block keeps its last chunk, as a
+    device's rows come in increasing order."""
+    n = len(rows)
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = starts[0], starts[0]  # the block's current chunk: rows lo to hi - 1 (none yet)
+        values = _values_at(addresses[0], out)
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            r = rows[i]
+            if r < lo or r >= hi:
+                c = np.searchsorted(starts, r, side="right") - 1
+                lo, hi = starts[c], starts[c + 1]
+                values = _values_at(addresses[c], out)
+            out[i] = values[r - lo]

@@ -144,7 +144,7 @@ def rows_by_device(dev: np.ndarray, ndev: int) -> RowsByDevice:
     return RowsByDevice(order, np.searchsorted(dev[order], np.arange(ndev + 1)))
 
 
-def request_codes(rid: pa.Array) -> tuple[np.ndarray, pa.Array]:
+def request_codes(rid: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     """Per request row, the code of its request_id (codes follow first appearance), and the distinct ids by code.
     Unique ids give codes 0..n-1 and the ids themselves (no copy)."""
     compiled = _compiled()
@@ -154,7 +154,7 @@ def request_codes(rid: pa.Array) -> tuple[np.ndarray, pa.Array]:
         codes, first_rows = np.empty(len(ids), dtype=index_type), np.empty(len(ids), dtype=index_type)
         k = compiled.group_ids(ids, codes, first_rows)
         return codes, rid if k == len(ids) else rid.take(pa.array(first_rows[:k]))
-    enc = pc.dictionary_encode(rid)
+    enc = pc.dictionary_encode(rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid)
     return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.attribution.arrays import TS_TYPE
+from pipelines.attribution.columns import chunked
 from pipelines.attribution.engine_api import SweepResult
 from pipelines.attribution.prepare import request_codes, sum_pieces
 
@@ -65,17 +66,25 @@ def _bucket_starts(bucket: np.ndarray, bucket_us: int) -> pa.Array:
 
 
 def _chunked(arrays: list, type_: pa.DataType) -> pa.ChunkedArray:
-    """One column from the groups' arrays, zero-copy where Arrow can (no concatenation)."""
-    return pa.chunked_array([pa.array(a, type_) if isinstance(a, np.ndarray) else a for a in arrays], type=type_)
+    """One column from the groups' arrays (or chunked columns), zero-copy where Arrow can (no concatenation)."""
+    chunks = []
+    for a in arrays:
+        chunks.extend(a.chunks if isinstance(a, pa.ChunkedArray) else [pa.array(a, type_)])
+    return pa.chunked_array(chunks, type=type_)
 
 
 def _per_request_bucket(
     rid: pa.Array, devices: pa.Array, r_dev: np.ndarray, parts: list[SweepResult], bucket_us: int
 ) -> pa.Table:
+    in_chunks = chunked(rid, lambda c: c.to_numpy()) if isinstance(rid, pa.ChunkedArray) else None
+
     def request_ids(row: np.ndarray) -> pa.Array:
         # one piece per request row, in row order (one bucket, one group, rows grouped by device): no gather
         identity = len(row) == len(rid) and (len(row) == 0 or (row[0] == 0 and bool(np.all(row[1:] > row[:-1]))))
-        return rid if identity else rid.take(pa.array(row))
+        if identity:
+            return rid
+        # integer ids in their chunks (kernel.py): gathered from them, no concatenated copy
+        return rid.take(pa.array(row)) if in_chunks is None else pa.array(in_chunks.take(row), rid.type)
 
     return pa.table(
         {
@@ -116,6 +125,7 @@ def _per_request(rid: pa.Array, parts: list[SweepResult], length_s: np.ndarray):
     def build() -> pa.Table:
         codes, ids = request_codes(rid)
         unique = len(ids) == len(length_s)  # then the codes are the rows: per-request totals are per-row totals
+        codes = None if unique else codes
         sums = np.zeros((4, len(ids)))
         for p in parts:
             values = (p.energy_j, p.device_share_s, p.unmetered_s, p.energy_uncertainty_j)
@@ -135,11 +145,16 @@ def _per_request(rid: pa.Array, parts: list[SweepResult], length_s: np.ndarray):
 
 
 def attribution_result(
-    rid: pa.Array, devices: pa.Array, r_dev: np.ndarray, length_s: np.ndarray, parts: list[SweepResult], bucket_us: int
+    rid: pa.Array | pa.ChunkedArray,
+    devices: pa.Array,
+    r_dev: np.ndarray,
+    length_s: np.ndarray,
+    parts: list[SweepResult],
+    bucket_us: int,
 ) -> AttributionResult:
     """The tables of the device groups' sweeps (their pieces' rows are the table's request rows, their device codes
     global). rid: request_id per request row (the caller's type, kept); devices: device ids by code; r_dev: device
-    code per request row; length_s: duration of each request row. Columns stay chunked by group (no copies)."""
+    code per request row (integer ids may come chunked, without nulls); length_s: duration of each request row. Columns stay chunked by group (no copies)."""
     return AttributionResult(
         _per_request_bucket(rid, devices, r_dev, parts, bucket_us),
         _per_device_bucket(devices, parts, bucket_us),

@@ -38,7 +38,8 @@ def start_warm_up(run: Callable[[pa.Table, pa.Table], object]) -> threading.Thre
 
 
 def _tiny_inputs() -> tuple[pa.Table, pa.Table]:
-    """Two devices, rows interleaved and starts out of order within a device (every preparation path taken)."""
+    """Two devices, rows interleaved and starts out of order within a device, each column in two chunks (every
+    preparation path taken, the gather from a column's chunks included)."""
     us = pa.timestamp("us", tz="UTC")
     t0 = 1_700_000_000_000_000
     requests = pa.table(
@@ -58,7 +59,12 @@ def _tiny_inputs() -> tuple[pa.Table, pa.Table]:
             "power_w": np.full(20, 100.0),
         }
     )
-    return requests, telemetry
+    return _two_chunks(requests), _two_chunks(telemetry)
+
+
+def _two_chunks(table: pa.Table) -> pa.Table:
+    half = table.num_rows // 2
+    return pa.concat_tables([table.slice(0, half), table.slice(half)])
 
 
 def _run(run) -> None:
