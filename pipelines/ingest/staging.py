@@ -200,7 +200,7 @@ def stage_batch(
             JOIN ({load_sql.parts_text_sql(parsed_parts)}) t USING (_part, _row)"""
         counted = batch
     else:  # nothing more to decide: the batch goes straight into the stage, its rows counted there
-        first = scalar(con, f"SELECT count(*) FROM {stage}") if staged else 0
+        first = _end_of(con, stage) if staged else 0
         rows = load_sql.batch_query_sql(feed, parsed_parts, day, any_bad, files)
         rows = f"SELECT * REPLACE (CASE WHEN reason IS NOT NULL THEN raw_text END AS raw_text) FROM ({rows})"
         counted = f"(SELECT * FROM {stage} WHERE rowid >= {int(first)})"
@@ -208,19 +208,71 @@ def stage_batch(
         con.execute(f"INSERT INTO {stage} BY NAME {rows}")
     else:
         con.execute(f"CREATE TEMP TABLE {stage} AS {rows}")
-    skipped = f"starts_with(reason, '{load_sql.SKIPPED_REASON}')"
-    # the column each loaded telemetry sample's energy came from (README "Input formats"), per file
-    source = (
-        "list(DISTINCT energy_source) FILTER (WHERE reason IS NULL)" if "energy_source" in feed.contract.names else "[]"
-    )
-    for f, *added, sources in con.execute(
-        "SELECT source_file, count(*), count(*) FILTER (WHERE reason IS NULL), "
-        f"count(*) FILTER (WHERE reason IS NOT NULL AND NOT {skipped}), count(*) FILTER (WHERE {skipped}), "
-        f"{source} FROM {counted} GROUP BY 1 ORDER BY 1"
-    ).fetchall():
-        old = counts.get(f, (0, 0, 0, 0, ""))
-        known = {s for s in (*old[4].split(", "), *(sources or [])) if s}
-        counts[f] = (*(a + b for a, b in zip(old[:4], added)), ", ".join(sorted(known)))
+    _add_counts(con, feed, counted, counts)
     con.execute(f"DROP TABLE IF EXISTS {batch}")
     for p in parsed_parts:
         con.execute(f"DROP TABLE IF EXISTS {p}")
+
+
+def stage_clean(
+    con: duckdb.DuckDBPyConnection, feed: Feed, rows_sql: str, day: date | None, counts: dict, n_rows: int
+) -> bool:
+    """Stage a file's parsed rows (common.finish_sql's columns) straight from their read, when every row loads:
+    exactly ``n_rows`` rows, none keeping its line (no reason, none the date rule quarantines), and a read that did
+    not fail. Then the rows of the day stay (those of other days are left for their own partition, as stage_batch
+    leaves them) and are counted; else whatever the read staged is taken out again and False says the file is to be
+    parsed the careful way. Only for a feed whose repeated keys all load (no ranking of keys across files)."""
+    if feed.duplicate_key:
+        return False
+    stage = feed.stage_table
+    staged = table_exists(con, stage)
+    first = _end_of(con, stage) if staged else 0
+    rows = f"SELECT *, event_date AS partition_date FROM ({rows_sql})"
+    try:
+        con.execute(f"INSERT INTO {stage} BY NAME {rows}" if staged else f"CREATE TEMP TABLE {stage} AS {rows}")
+    except duckdb.Error:  # a line the typed read cannot take: nothing was staged (the statement rolled back)
+        return False
+    added = f"(SELECT * FROM {stage} WHERE rowid >= {int(first)})"
+    other_day = f"partition_date IS DISTINCT FROM {load_sql.day_sql(day)}" if day is not None else "false"
+    read, kept_lines, others, source_file, sources = con.execute(
+        f"SELECT count(*), count(raw_text), count(*) FILTER (WHERE {other_day}), min(source_file), "
+        f"{_sources_sql(feed)} FROM {added}"
+    ).fetchall()[0]
+    if read != n_rows or kept_lines:
+        con.execute(f"DELETE FROM {stage} WHERE rowid >= {int(first)}" if staged else f"DROP TABLE {stage}")
+        return False
+    if others:  # rows of another day: counted by their own day's run
+        con.execute(f"DELETE FROM {stage} WHERE rowid >= {int(first)} AND {other_day}")
+        _add_counts(con, feed, added, counts)
+    elif read:  # every row loads: read = loaded
+        _add_count(counts, source_file, (read, read, 0, 0), sources)
+    return True
+
+
+def _end_of(con: duckdb.DuckDBPyConnection, stage: str) -> int:
+    """The first row id a row added to the stage gets (rows taken out by stage_clean leave their ids unused)."""
+    return int(scalar(con, f"SELECT coalesce(max(rowid) + 1, 0) FROM {stage}"))
+
+
+def _add_counts(con: duckdb.DuckDBPyConnection, feed: Feed, counted: str, counts: dict) -> None:
+    """Add the staged rows ``counted`` (a relation) to each file's rows read, loaded, quarantined and skipped."""
+    skipped = f"starts_with(reason, '{load_sql.SKIPPED_REASON}')"
+    for f, *added, sources in con.execute(
+        "SELECT source_file, count(*), count(*) FILTER (WHERE reason IS NULL), "
+        f"count(*) FILTER (WHERE reason IS NOT NULL AND NOT {skipped}), count(*) FILTER (WHERE {skipped}), "
+        f"{_sources_sql(feed)} FROM {counted} GROUP BY 1 ORDER BY 1"
+    ).fetchall():
+        _add_count(counts, f, added, sources)
+
+
+def _sources_sql(feed: Feed) -> str:
+    """The columns the loaded rows' energy came from (README "Input formats"): a list, empty for other feeds."""
+    return (
+        "list(DISTINCT energy_source) FILTER (WHERE reason IS NULL)" if "energy_source" in feed.contract.names else "[]"
+    )
+
+
+def _add_count(counts: dict, source_file: str, added, sources) -> None:
+    old = counts.get(source_file, (0, 0, 0, 0, ""))
+    known = {s for s in (*old[4].split(", "), *(sources or [])) if s}
+    counts[source_file] = (*(a + b for a, b in zip(old[:4], added)), ", ".join(sorted(known)))
