@@ -14,7 +14,7 @@ from pipelines.ingest.feeds import resolve_feed
 from pipelines.ingest.formats.common import ParseContext
 from pipelines.ingest.formats.telemetry import NvidiaSmiCsv
 from pipelines.ingest.loader import ingest_files
-from pipelines.ingest.staging import stage_clean
+from pipelines.ingest.staging import clean_pieces, stage_clean
 from pipelines.warehouse.connection import ensure_raw_tables
 from tests.test_duckdb_lines import TELEMETRY, digest
 
@@ -65,10 +65,12 @@ def test_typed_read_kept_only_where_it_matches_the_text_path(tmp_path, con, monk
     kept = NvidiaSmiCsv().stage_typed(ctx, path, relation, lambda rows, n: stage(rows_sql=rows, n_rows=n))
     assert kept == typed
     # kept: the file's rows staged and counted; else nothing of it is left in the stage
-    staged = con.execute(f"SELECT count(*) FROM {feed.stage_table}").fetchall()[0][0] if kept else 0
-    assert staged == (len(body) if typed else 0)
+    pieces = clean_pieces(con, feed)
+    staged = sum(con.execute(f"SELECT count(*) FROM {p}").fetchall()[0][0] for p in pieces)
+    assert (len(pieces), staged) == ((1, len(body)) if typed else (0, 0))
     assert counts == ({str(path): (len(body), len(body), 0, 0, "power.draw")} if typed else {})
-    con.execute(f"DROP TABLE IF EXISTS {feed.stage_table}")
+    for p in pieces:
+        con.execute(f"DROP TABLE {p}")
     relation.drop(con)
     results = {}
     for reader in ("python", "duckdb"):

@@ -12,6 +12,7 @@ stays as it was, unless ``replace_anyway``. A dry run stages and checks, and wri
 from __future__ import annotations
 
 import contextlib
+import itertools
 from datetime import date
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from pipelines.ingest.report import IngestRefused, IngestReport
 from pipelines.settings import current
 from pipelines.warehouse.connection import scalar, table_exists
 
+_pieces = itertools.count()
 # a run that rejects more than this share of its rows does not replace a loaded day that rejected under half as many
 QUARANTINE_SHARE_LIMIT = 0.5
 FORCE_HINT = (
@@ -49,7 +51,7 @@ def replacing(
     ``files``: the files the run read (named when it is refused). Raises IngestRefused (see :func:`refusal`)."""
     counts: dict = {}
     stage = feed.stage_table
-    con.execute(f"DROP TABLE IF EXISTS {stage}")
+    _drop_stage(con, feed)
     try:
         yield counts
         report.fill(counts)
@@ -61,7 +63,12 @@ def replacing(
             return
         _write(con, feed, day, counts, table_exists(con, stage))
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {stage}")
+        _drop_stage(con, feed)
+
+
+def _drop_stage(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
+    for name in [feed.stage_table, *clean_pieces(con, feed)]:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def _write(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts: dict, staged: bool) -> None:
@@ -72,12 +79,14 @@ def _write(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts:
     con.execute("BEGIN TRANSACTION")
     try:
         _clear(con, feed, day)
-        if staged:
+        of_day = f"partition_date = {load_sql.day_sql(day)}" if day else "true"  # a clean piece has other days'
+        for table in [feed.stage_table] * staged + clean_pieces(con, feed):
             con.execute(
                 f"INSERT INTO {feed.raw_table} ({cols}, source_file, source_line, partition_date, loaded_at) "
-                f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {feed.stage_table} "
-                "WHERE reason IS NULL"
+                f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {table} "
+                f"WHERE reason IS NULL AND {of_day}"
             )  # in staging order, batch by batch: no sort of a fleet-day
+        if staged:
             con.execute(
                 "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, "
                 f"reason, now() FROM {feed.stage_table} WHERE reason IS NOT NULL",
@@ -200,7 +209,7 @@ def stage_batch(
             JOIN ({load_sql.parts_text_sql(parsed_parts)}) t USING (_part, _row)"""
         counted = batch
     else:  # nothing more to decide: the batch goes straight into the stage, its rows counted there
-        first = _end_of(con, stage) if staged else 0
+        first = scalar(con, f"SELECT count(*) FROM {stage}") if staged else 0
         rows = load_sql.batch_query_sql(feed, parsed_parts, day, any_bad, files)
         rows = f"SELECT * REPLACE (CASE WHEN reason IS NOT NULL THEN raw_text END AS raw_text) FROM ({rows})"
         counted = f"(SELECT * FROM {stage} WHERE rowid >= {int(first)})"
@@ -219,39 +228,38 @@ def stage_clean(
 ) -> bool:
     """Stage a file's parsed rows (common.finish_sql's columns) straight from their read, when every row loads:
     exactly ``n_rows`` rows, none keeping its line (no reason, none the date rule quarantines), and a read that did
-    not fail. Then the rows of the day stay (those of other days are left for their own partition, as stage_batch
-    leaves them) and are counted; else whatever the read staged is taken out again and False says the file is to be
-    parsed the careful way. Only for a feed whose repeated keys all load (no ranking of keys across files)."""
+    not fail. The file's rows are then a stage piece of their own (clean_pieces, written with the stage), those of
+    the day counted (rows of other days are left for their own partition, as stage_batch leaves them: _write takes
+    only the day's); else nothing is staged and False says the file is to be parsed the careful way. Only for a
+    feed whose repeated keys all load."""
     if feed.duplicate_key:
         return False
-    stage = feed.stage_table
-    staged = table_exists(con, stage)
-    first = _end_of(con, stage) if staged else 0
-    rows = f"SELECT *, event_date AS partition_date FROM ({rows_sql})"
+    piece = f"{feed.stage_table}_clean_{next(_pieces)}"
+    of_day = f"event_date = {load_sql.day_sql(day)}" if day is not None else "true"
     try:
-        con.execute(f"INSERT INTO {stage} BY NAME {rows}" if staged else f"CREATE TEMP TABLE {stage} AS {rows}")
-    except duckdb.Error:  # a line the typed read cannot take: nothing was staged (the statement rolled back)
+        con.execute(f"CREATE TEMP TABLE {piece} AS SELECT *, event_date AS partition_date FROM ({rows_sql})")
+        read, kept_lines, staying, source_file, sources = con.execute(
+            f"SELECT count(*), count(raw_text), count(*) FILTER (WHERE {of_day}), min(source_file), "
+            f"{_sources_sql(feed, of_day)} FROM {piece}"
+        ).fetchall()[0]
+    except duckdb.Error:  # a line the typed read cannot take
+        con.execute(f"DROP TABLE IF EXISTS {piece}")
         return False
-    added = f"(SELECT * FROM {stage} WHERE rowid >= {int(first)})"
-    other_day = f"partition_date IS DISTINCT FROM {load_sql.day_sql(day)}" if day is not None else "false"
-    read, kept_lines, others, source_file, sources = con.execute(
-        f"SELECT count(*), count(raw_text), count(*) FILTER (WHERE {other_day}), min(source_file), "
-        f"{_sources_sql(feed)} FROM {added}"
-    ).fetchall()[0]
     if read != n_rows or kept_lines:
-        con.execute(f"DELETE FROM {stage} WHERE rowid >= {int(first)}" if staged else f"DROP TABLE {stage}")
+        con.execute(f"DROP TABLE {piece}")
         return False
-    if others:  # rows of another day: counted by their own day's run
-        con.execute(f"DELETE FROM {stage} WHERE rowid >= {int(first)} AND {other_day}")
-        _add_counts(con, feed, added, counts)
-    elif read:  # every row loads: read = loaded
-        _add_count(counts, source_file, (read, read, 0, 0), sources)
+    if staying:  # every row staged loads
+        _add_count(counts, source_file, (staying, staying, 0, 0), sources)
     return True
 
 
-def _end_of(con: duckdb.DuckDBPyConnection, stage: str) -> int:
-    """The first row id a row added to the stage gets (rows taken out by stage_clean leave their ids unused)."""
-    return int(scalar(con, f"SELECT coalesce(max(rowid) + 1, 0) FROM {stage}"))
+def clean_pieces(con: duckdb.DuckDBPyConnection, feed: Feed) -> list[str]:
+    """The stage pieces stage_clean made, in the order it made them."""
+    names = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, ?)",
+        [f"{feed.stage_table}_clean_"],
+    ).fetchall()
+    return sorted((n for (n,) in names), key=lambda n: int(n.rsplit("_", 1)[1]))
 
 
 def _add_counts(con: duckdb.DuckDBPyConnection, feed: Feed, counted: str, counts: dict) -> None:
@@ -265,11 +273,9 @@ def _add_counts(con: duckdb.DuckDBPyConnection, feed: Feed, counted: str, counts
         _add_count(counts, f, added, sources)
 
 
-def _sources_sql(feed: Feed) -> str:
-    """The columns the loaded rows' energy came from (README "Input formats"): a list, empty for other feeds."""
-    return (
-        "list(DISTINCT energy_source) FILTER (WHERE reason IS NULL)" if "energy_source" in feed.contract.names else "[]"
-    )
+def _sources_sql(feed: Feed, loaded: str = "reason IS NULL") -> str:
+    """The columns the ``loaded`` rows' energy came from (README "Input formats"): a list, empty for other feeds."""
+    return f"list(DISTINCT energy_source) FILTER (WHERE {loaded})" if "energy_source" in feed.contract.names else "[]"
 
 
 def _add_count(counts: dict, source_file: str, added, sources) -> None:

@@ -174,13 +174,18 @@ def _columns(val, host, power_key: str, window_sql: str, tz_sql: str, typed_fiel
     }
     typed = {
         "device_id": "device",
-        "ts": f"timezone({tz_sql}, try_strptime({val('ts')}, {ts_fmt}))",
+        "ts": _zoned(tz_sql, f"try_strptime({val('ts')}, {ts_fmt})"),
         "power_window_s": window_sql,
     }
     for c, r in raw.items():
         if r.removeprefix("v_") in typed_fields:
-            raw[c], typed[c] = "''", r if c != "ts" else f"timezone({tz_sql}, {r})"
+            raw[c], typed[c] = "''", r if c != "ts" else _zoned(tz_sql, r)
     return raw, typed
+
+
+def _zoned(tz_sql: str, ts_sql: str) -> str:
+    """A naive timestamp in the zone ``tz_sql`` (in UTC as timezone() gives it, with no zone lookup per sample)."""
+    return f"make_timestamptz(epoch_us({ts_sql}))" if tz_sql == "'UTC'" else f"timezone({tz_sql}, {ts_sql})"
 
 
 class NvidiaSmiCsv:
