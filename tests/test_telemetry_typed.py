@@ -1,7 +1,7 @@
-"""The typed read of nvidia-smi CSV (pipelines/ingest/formats/telemetry_typed.py, staged by staging.stage_clean) is
-kept only where it gives the text path's rows: a clean file is read typed; a file with any line the typed read
-cannot take, or any row to quarantine, is parsed from its text; either way the load is the Python reader's, row for
-row, quarantined lines and per-file counts included."""
+"""The typed read of nvidia-smi CSV (pipelines/ingest/formats/telemetry_typed.py) is kept only where it gives the
+text path's rows: a clean file is read typed; a file with any line the typed read cannot take, or any row to
+quarantine, is parsed from its text; either way the load is the Python reader's, row for row, quarantined lines
+and per-file counts included."""
 
 import functools
 import gzip
@@ -10,12 +10,10 @@ from datetime import date
 import pytest
 
 from pipelines.ingest.duckdb_lines import read_line_relation
-from pipelines.ingest.feeds import resolve_feed
 from pipelines.ingest.formats.common import ParseContext
-from pipelines.ingest.formats.telemetry import NvidiaSmiCsv
+from pipelines.ingest.formats.telemetry import NvidiaSmiCsv, _nvsmi_header
+from pipelines.ingest.formats.telemetry_typed import parse_typed
 from pipelines.ingest.loader import ingest_files
-from pipelines.ingest.staging import clean_pieces, stage_clean
-from pipelines.warehouse.connection import ensure_raw_tables
 from tests.test_duckdb_lines import TELEMETRY, digest
 
 LINES = gzip.decompress(TELEMETRY.read_bytes()).decode().splitlines()[:1500]
@@ -59,18 +57,9 @@ def test_typed_read_kept_only_where_it_matches_the_text_path(tmp_path, con, monk
     relation = read_line_relation(con, path, csv_fields=True)
     assert relation is not None and relation.header == HEADER
     ctx = ParseContext(con=con, landing=None, day=date(2026, 11, 2), options={}, name_date=date(2026, 11, 2))
-    ensure_raw_tables(con)
-    feed, counts = resolve_feed("telemetry"), {}
-    stage = functools.partial(stage_clean, con, feed, day=date(2026, 11, 2), counts=counts)
-    kept = NvidiaSmiCsv().stage_typed(ctx, path, relation, lambda rows, n: stage(rows_sql=rows, n_rows=n))
-    assert kept == typed
-    # kept: the file's rows staged and counted; else nothing of it is left in the stage
-    pieces = clean_pieces(con, feed)
-    staged = sum(con.execute(f"SELECT count(*) FROM {p}").fetchall()[0][0] for p in pieces)
-    assert (len(pieces), staged) == ((1, len(body)) if typed else (0, 0))
-    assert counts == ({str(path): (len(body), len(body), 0, 0, "power.draw")} if typed else {})
-    for p in pieces:
-        con.execute(f"DROP TABLE {p}")
+    mapped = functools.partial(NvidiaSmiCsv()._mapped_sql, ctx, path, HEADER)
+    parsed = parse_typed(ctx, relation, _nvsmi_header(path, HEADER)[2], mapped)
+    assert (parsed is not None) == typed
     relation.drop(con)
     results = {}
     for reader in ("python", "duckdb"):
@@ -80,22 +69,3 @@ def test_typed_read_kept_only_where_it_matches_the_text_path(tmp_path, con, monk
         results[reader] = digest(con, "telemetry")
     assert results["python"] == results["duckdb"]
     assert results["duckdb"][0] and (not typed or not results["duckdb"][1])  # a typed file quarantines nothing
-
-
-def test_files_typed_and_not_in_one_run_load_as_the_python_reader(tmp_path, con, monkeypatch):
-    """Clean files staged straight from their typed read around files that go back to the text path (their typed
-    rows taken out of the stage again, in the middle and at the end): the load is the Python reader's."""
-    paths = []
-    for i, name in enumerate(["clean", "above_tdp", "clean", "unit", "clean", "far_date"]):
-        body = list(BODY)
-        body[100 + i] = CHANGES[name][0](body[100 + i])
-        paths.append(tmp_path / f"host-{i}_2026-11-02.csv")
-        paths[-1].write_text("\n".join([HEADER, *body]) + "\n")
-    results = {}
-    for reader in ("python", "duckdb"):
-        monkeypatch.setenv("INFERCOST_LINE_READER", reader)
-        report = ingest_files(con, "telemetry", paths, date(2026, 11, 2), replace_anyway=True)
-        assert report.rows_read == len(paths) * len(BODY)
-        results[reader] = digest(con, "telemetry")
-    assert results["python"] == results["duckdb"]
-    assert results["duckdb"][1]  # the three files with a bad row quarantined it

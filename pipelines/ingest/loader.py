@@ -55,7 +55,6 @@ from pipelines.ingest.staging import (
     register_files,
     replacing,
     stage_batch,
-    stage_clean,
 )
 from pipelines.settings import current
 from pipelines.warehouse.connection import ensure_raw_tables
@@ -181,7 +180,7 @@ def _ingest(
     ahead = DecompressAhead() if current().line_reader == "duckdb" else None
     try:
         with replacing(con, feed, day, report, files=files, **guard) as counts:
-            batch = _Batch(con, feed, day, counts)
+            parts, lines_in_batch = [], 0
             for i, path in enumerate(files, start=1):
                 reader = feed.for_file(path)  # formats.yaml may give each file pattern its own reader
                 ctx = ParseContext(
@@ -190,11 +189,17 @@ def _ingest(
                 following = feed.for_file(files[i]) if i < len(files) else None
                 if ahead and following and _duckdb_reads_whole(following):
                     ahead.start(files[i])  # the next file decompresses while this one is read and parsed
-                for piece_parts, n_lines in parse_file(con, ctx, reader, path, ahead, batch.stage_clean):
-                    if batch.add(piece_parts, n_lines) and progress:  # a long file reports each batch too
-                        progress(i - 1, len(files), report.fill(counts))
-                if i == len(files):
-                    batch.flush()
+                for piece_parts, n_lines in parse_file(con, ctx, reader, path, ahead):
+                    parts += piece_parts
+                    lines_in_batch += n_lines
+                    if lines_in_batch >= BATCH_LINES:
+                        stage_batch(con, feed, parts, day, counts, files=True)
+                        parts, lines_in_batch = [], 0
+                        if progress:  # a long file reports each batch too
+                            progress(i - 1, len(files), report.fill(counts))
+                if i == len(files) and parts:
+                    stage_batch(con, feed, parts, day, counts, files=True)
+                    parts, lines_in_batch = [], 0
                 if progress:
                     progress(i, len(files), report.fill(counts))
     finally:
@@ -204,38 +209,10 @@ def _ingest(
     return report
 
 
-class _Batch:
-    """The parsed parts waiting to be staged together (about BATCH_LINES lines), and a file's rows staged straight
-    from their read (staging.stage_clean) after the parts before them, so the stage keeps the files' order."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts: dict):
-        self.con, self.feed, self.day, self.counts = con, feed, day, counts
-        self.parts, self.lines = [], 0
-
-    def add(self, parts: list[str], n_lines: int) -> bool:
-        """Add a piece's parts; stage the batch once it holds BATCH_LINES lines (True then)."""
-        self.parts += parts
-        self.lines += n_lines
-        if self.lines < BATCH_LINES:
-            return False
-        self.flush()
-        return True
-
-    def flush(self) -> None:
-        if self.parts:
-            stage_batch(self.con, self.feed, self.parts, self.day, self.counts, files=True)
-        self.parts, self.lines = [], 0
-
-    def stage_clean(self, rows_sql: str, n_rows: int) -> bool:
-        self.flush()
-        return stage_clean(self.con, self.feed, rows_sql, self.day, self.counts, n_rows)
-
-
-def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, path: Path, ahead=None, stage_clean=None):
+def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, path: Path, ahead=None):
     """(parsed parts, lines read) for each piece of a file (one piece when the reader takes files whole): the
     piece's rows, and its lines that cannot be rows (over-long, or where the file stopped being read), in the same
-    batch as the rows beside them, whose day they take. ``stage_clean(rows_sql, n_rows)``: stages a file whose
-    every row loads straight from its read (a reader with ``stage_typed``); such a file yields no parts."""
+    batch as the rows beside them, whose day they take."""
     if _duckdb_reads_whole(feed):
         # DuckDB's multithreaded reader, when it gives exactly the lines of the Python path (duckdb_lines.py); else
         # (INFERCOST_LINE_READER=python, another reader, or a file DuckDB cannot read exactly) the Python path
@@ -243,9 +220,6 @@ def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, pa
         relation = read_line_relation(con, path, feed.max_line_bytes, csv_fields, ahead)
         if relation is not None:
             try:
-                typed = stage_clean and hasattr(feed.reader, "stage_typed")
-                if typed and feed.reader.stage_typed(ctx, path, relation, stage_clean):
-                    return
                 parts = [feed.reader.parse_relation(ctx, path, relation)]
             finally:
                 relation.drop(con)

@@ -12,7 +12,6 @@ stays as it was, unless ``replace_anyway``. A dry run stages and checks, and wri
 from __future__ import annotations
 
 import contextlib
-import itertools
 from datetime import date
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from pipelines.ingest.report import IngestRefused, IngestReport
 from pipelines.settings import current
 from pipelines.warehouse.connection import scalar, table_exists
 
-_pieces = itertools.count()
 # a run that rejects more than this share of its rows does not replace a loaded day that rejected under half as many
 QUARANTINE_SHARE_LIMIT = 0.5
 FORCE_HINT = (
@@ -51,7 +49,7 @@ def replacing(
     ``files``: the files the run read (named when it is refused). Raises IngestRefused (see :func:`refusal`)."""
     counts: dict = {}
     stage = feed.stage_table
-    _drop_stage(con, feed)
+    con.execute(f"DROP TABLE IF EXISTS {stage}")
     try:
         yield counts
         report.fill(counts)
@@ -63,12 +61,7 @@ def replacing(
             return
         _write(con, feed, day, counts, table_exists(con, stage))
     finally:
-        _drop_stage(con, feed)
-
-
-def _drop_stage(con: duckdb.DuckDBPyConnection, feed: Feed) -> None:
-    for name in [feed.stage_table, *clean_pieces(con, feed)]:
-        con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute(f"DROP TABLE IF EXISTS {stage}")
 
 
 def _write(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts: dict, staged: bool) -> None:
@@ -79,14 +72,12 @@ def _write(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts:
     con.execute("BEGIN TRANSACTION")
     try:
         _clear(con, feed, day)
-        of_day = f"partition_date = {load_sql.day_sql(day)}" if day else "true"  # a clean piece has other days'
-        for table in [feed.stage_table] * staged + clean_pieces(con, feed):
+        if staged:
             con.execute(
                 f"INSERT INTO {feed.raw_table} ({cols}, source_file, source_line, partition_date, loaded_at) "
-                f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {table} "
-                f"WHERE reason IS NULL AND {of_day}"
+                f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {feed.stage_table} "
+                "WHERE reason IS NULL"
             )  # in staging order, batch by batch: no sort of a fleet-day
-        if staged:
             con.execute(
                 "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, "
                 f"reason, now() FROM {feed.stage_table} WHERE reason IS NOT NULL",
@@ -217,68 +208,19 @@ def stage_batch(
         con.execute(f"INSERT INTO {stage} BY NAME {rows}")
     else:
         con.execute(f"CREATE TEMP TABLE {stage} AS {rows}")
-    _add_counts(con, feed, counted, counts)
-    con.execute(f"DROP TABLE IF EXISTS {batch}")
-    for p in parsed_parts:
-        con.execute(f"DROP TABLE IF EXISTS {p}")
-
-
-def stage_clean(
-    con: duckdb.DuckDBPyConnection, feed: Feed, rows_sql: str, day: date | None, counts: dict, n_rows: int
-) -> bool:
-    """Stage a file's parsed rows (common.finish_sql's columns) straight from their read, when every row loads:
-    exactly ``n_rows`` rows, none keeping its line (no reason, none the date rule quarantines), and a read that did
-    not fail. The file's rows are then a stage piece of their own (clean_pieces, written with the stage), those of
-    the day counted (rows of other days are left for their own partition, as stage_batch leaves them: _write takes
-    only the day's); else nothing is staged and False says the file is to be parsed the careful way. Only for a
-    feed whose repeated keys all load."""
-    if feed.duplicate_key:
-        return False
-    piece = f"{feed.stage_table}_clean_{next(_pieces)}"
-    of_day = f"event_date = {load_sql.day_sql(day)}" if day is not None else "true"
-    try:
-        con.execute(f"CREATE TEMP TABLE {piece} AS SELECT *, event_date AS partition_date FROM ({rows_sql})")
-        read, kept_lines, staying, source_file, sources = con.execute(
-            f"SELECT count(*), count(raw_text), count(*) FILTER (WHERE {of_day}), min(source_file), "
-            f"{_sources_sql(feed, of_day)} FROM {piece}"
-        ).fetchall()[0]
-    except duckdb.Error:  # a line the typed read cannot take
-        con.execute(f"DROP TABLE IF EXISTS {piece}")
-        return False
-    if read != n_rows or kept_lines:
-        con.execute(f"DROP TABLE {piece}")
-        return False
-    if staying:  # every row staged loads
-        _add_count(counts, source_file, (staying, staying, 0, 0), sources)
-    return True
-
-
-def clean_pieces(con: duckdb.DuckDBPyConnection, feed: Feed) -> list[str]:
-    """The stage pieces stage_clean made, in the order it made them."""
-    names = con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, ?)",
-        [f"{feed.stage_table}_clean_"],
-    ).fetchall()
-    return sorted((n for (n,) in names), key=lambda n: int(n.rsplit("_", 1)[1]))
-
-
-def _add_counts(con: duckdb.DuckDBPyConnection, feed: Feed, counted: str, counts: dict) -> None:
-    """Add the staged rows ``counted`` (a relation) to each file's rows read, loaded, quarantined and skipped."""
     skipped = f"starts_with(reason, '{load_sql.SKIPPED_REASON}')"
+    # the column each loaded telemetry sample's energy came from (README "Input formats"), per file
+    source = (
+        "list(DISTINCT energy_source) FILTER (WHERE reason IS NULL)" if "energy_source" in feed.contract.names else "[]"
+    )
     for f, *added, sources in con.execute(
         "SELECT source_file, count(*), count(*) FILTER (WHERE reason IS NULL), "
         f"count(*) FILTER (WHERE reason IS NOT NULL AND NOT {skipped}), count(*) FILTER (WHERE {skipped}), "
-        f"{_sources_sql(feed)} FROM {counted} GROUP BY 1 ORDER BY 1"
+        f"{source} FROM {counted} GROUP BY 1 ORDER BY 1"
     ).fetchall():
-        _add_count(counts, f, added, sources)
-
-
-def _sources_sql(feed: Feed, loaded: str = "reason IS NULL") -> str:
-    """The columns the ``loaded`` rows' energy came from (README "Input formats"): a list, empty for other feeds."""
-    return f"list(DISTINCT energy_source) FILTER (WHERE {loaded})" if "energy_source" in feed.contract.names else "[]"
-
-
-def _add_count(counts: dict, source_file: str, added, sources) -> None:
-    old = counts.get(source_file, (0, 0, 0, 0, ""))
-    known = {s for s in (*old[4].split(", "), *(sources or [])) if s}
-    counts[source_file] = (*(a + b for a, b in zip(old[:4], added)), ", ".join(sorted(known)))
+        old = counts.get(f, (0, 0, 0, 0, ""))
+        known = {s for s in (*old[4].split(", "), *(sources or [])) if s}
+        counts[f] = (*(a + b for a, b in zip(old[:4], added)), ", ".join(sorted(known)))
+    con.execute(f"DROP TABLE IF EXISTS {batch}")
+    for p in parsed_parts:
+        con.execute(f"DROP TABLE IF EXISTS {p}")

@@ -123,25 +123,10 @@ def finish(
     event_date_sql: str | None = None,
     raw_text_sql: str = "raw_text",
 ) -> str:
-    """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table
-    (finish_sql's rows)."""
+    """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table.
+    ``raw_text_sql``: SQL over the mapped columns giving a row's line, when they hold no ``raw_text`` (computed
+    only for the rows that keep it)."""
     name = f"_parsed_{next(_counter)}"
-    rows = finish_sql(ctx, contract, mapped_sql, extra_rules, event_date_sql, raw_text_sql)
-    ctx.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {rows}")
-    return name
-
-
-def finish_sql(
-    ctx: ParseContext,
-    contract: Contract,
-    mapped_sql: str,
-    extra_rules=(),
-    event_date_sql: str | None = None,
-    raw_text_sql: str = "raw_text",
-) -> str:
-    """The mapped rows validated: canonical columns + lineage + reason + event_date. A row's raw_text is kept only
-    where it may be quarantined; ``raw_text_sql``: SQL over the mapped columns giving a row's line, when they hold
-    no ``raw_text`` (computed only for the rows that keep it)."""
     part = contract.partition_by
     event_date = event_date_sql or (f"{part}::DATE" if part else "NULL::DATE")
     cols = ", ".join(f"{c.name}::{c.type} AS {c.name}" for c in contract.columns)
@@ -155,7 +140,8 @@ def finish_sql(
         if contract.on_duplicate_key == "quarantine"
         else f"CASE WHEN {keep} THEN {raw_text_sql} END AS raw_text"
     )
-    return f"""
+    ctx.con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {name} AS
         WITH mapped AS ({mapped_sql}),
         checked AS (
             SELECT *, {validation_sql(contract, list(extra_rules))} AS reason, {event_date} AS event_date
@@ -163,7 +149,8 @@ def finish_sql(
         )
         SELECT {cols}, source_file, source_line, {raw_text}, reason, event_date
         FROM checked
-    """
+    """)
+    return name
 
 
 def register(ctx: ParseContext, table: pa.Table) -> str:

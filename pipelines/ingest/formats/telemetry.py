@@ -24,7 +24,7 @@ from pipelines.ingest.formats.common import (
     sql_str,
     strip_bom,
 )
-from pipelines.ingest.formats.telemetry_typed import TS_FORMAT, typed_rows_sql
+from pipelines.ingest.formats.telemetry_typed import TS_FORMAT, parse_typed
 from pipelines.warehouse.contracts import load_contract
 
 log = logging.getLogger(__name__)
@@ -174,18 +174,13 @@ def _columns(val, host, power_key: str, window_sql: str, tz_sql: str, typed_fiel
     }
     typed = {
         "device_id": "device",
-        "ts": _zoned(tz_sql, f"try_strptime({val('ts')}, {ts_fmt})"),
+        "ts": f"timezone({tz_sql}, try_strptime({val('ts')}, {ts_fmt}))",
         "power_window_s": window_sql,
     }
     for c, r in raw.items():
         if r.removeprefix("v_") in typed_fields:
-            raw[c], typed[c] = "''", r if c != "ts" else _zoned(tz_sql, r)
+            raw[c], typed[c] = "''", r if c != "ts" else f"timezone({tz_sql}, {r})"
     return raw, typed
-
-
-def _zoned(tz_sql: str, ts_sql: str) -> str:
-    """A naive timestamp in the zone ``tz_sql`` (in UTC as timezone() gives it, with no zone lookup per sample)."""
-    return f"make_timestamptz(epoch_us({ts_sql}))" if tz_sql == "'UTC'" else f"timezone({tz_sql}, {ts_sql})"
 
 
 class NvidiaSmiCsv:
@@ -226,6 +221,12 @@ class NvidiaSmiCsv:
         first line is the header."""
         check_options(self, ctx.options)
         if lines.header is not None:  # read as fields (duckdb_lines.read_csv_fields): line 1 is the header
+            pos = _nvsmi_header(path, lines.header)[2]
+            mapped = functools.partial(self._mapped_sql, ctx, path, lines.header)
+            parsed = parse_typed(ctx, lines, pos, mapped)  # most files: read typed, every row loads
+            if parsed is not None:
+                log.info(_host_note(path, *file_host(ctx.options, path), pos))
+                return parsed
             lines.materialize(ctx.con)
             body = f"(SELECT * FROM {lines.name} WHERE source_line > 1)"
             return self._parse_body(ctx, path, lines.header, body, True, lines.fields, lines.text_sql)
@@ -238,21 +239,6 @@ class NvidiaSmiCsv:
         header_line, header = first[0]
         body = f"(SELECT * FROM {lines.name} WHERE source_line > {int(header_line)})"
         return self._parse_body(ctx, path, header, body, True, lines.fields, lines.text_sql)
-
-    def stage_typed(self, ctx: ParseContext, path: Path, lines, stage) -> bool:
-        """Most files: the rows read typed (formats/telemetry_typed.py) handed to ``stage(rows_sql, n_rows)``,
-        which keeps them when every row loads (staging.stage_clean); False when it did not (or the file cannot be
-        read typed): then parse_relation parses the file from its text."""
-        check_options(self, ctx.options)
-        if lines.header is None:
-            return False
-        pos = _nvsmi_header(path, lines.header)[2]
-        mapped = functools.partial(self._mapped_sql, ctx, path, lines.header)
-        rows = typed_rows_sql(ctx, lines, pos, mapped)
-        if rows is None or not stage(rows, lines.num_rows - 1):
-            return False
-        log.info(_host_note(path, *file_host(ctx.options, path), pos))
-        return True
 
     def _parse_body(
         self, ctx: ParseContext, path: Path, header: str, src: str, log_host: bool, fields: int = 0, text_sql=None
