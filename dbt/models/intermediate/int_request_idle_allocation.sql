@@ -24,17 +24,35 @@ request_device_days as (
     group by all
 ),
 
+{% if policy == 'proportional' %}
+-- each device-day's direct cost summed from its pieces: a window sum over request_device_days made DuckDB group every
+-- piece by (day, device, request) a second time
+device_day_direct_costs as (
+    select
+        partition_date,
+        device_id,
+        sum(coalesce(energy_cost_usd, 0) + capex_cost_usd + overhead_cost_usd) as direct_cost_usd
+    from pieces
+    group by all
+),
+{% endif %}
+
 shares as (
     select
         request_device_days.*,
         {% if policy == 'proportional' %}
-        direct_cost_usd / nullif(sum(direct_cost_usd) over (partition by partition_date, device_id), 0)
+        request_device_days.direct_cost_usd / nullif(device_day_direct_costs.direct_cost_usd, 0)
         {% elif policy == 'even' %}
         1.0 / count(*) over (partition by partition_date, device_id)
         {% else %}
         0.0
         {% endif %} as idle_share
     from request_device_days
+    {% if policy == 'proportional' %}
+    left join device_day_direct_costs
+        on request_device_days.partition_date = device_day_direct_costs.partition_date
+        and request_device_days.device_id = device_day_direct_costs.device_id
+    {% endif %}
 )
 
 select
