@@ -200,7 +200,8 @@ def stage_batch(
             JOIN ({load_sql.parts_text_sql(parsed_parts)}) t USING (_part, _row)"""
         counted = batch
     else:  # nothing more to decide: the batch goes straight into the stage, its rows counted there
-        first = scalar(con, f"SELECT count(*) FROM {stage}") if staged else 0
+        # the first rowid this batch gets: one past the stage's last (its row count only while nothing is deleted)
+        first = scalar(con, f"SELECT coalesce(max(rowid) + 1, 0) FROM {stage}") if staged else 0
         rows = load_sql.batch_query_sql(feed, parsed_parts, day, any_bad, files)
         rows = f"SELECT * REPLACE (CASE WHEN reason IS NOT NULL THEN raw_text END AS raw_text) FROM ({rows})"
         counted = f"(SELECT * FROM {stage} WHERE rowid >= {int(first)})"
