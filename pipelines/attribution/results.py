@@ -153,8 +153,9 @@ def attribution_result(
     bucket_us: int,
 ) -> AttributionResult:
     """The tables of the device groups' sweeps (their pieces' rows are the table's request rows, their device codes
-    global). rid: request_id per request row (the caller's type, kept); devices: device ids by code; r_dev: device
-    code per request row (integer ids may come chunked, without nulls); length_s: duration of each request row. Columns stay chunked by group (no copies)."""
+    global). rid: request_id per request row (the caller's type, kept; integer ids without nulls may come chunked);
+    devices: device ids by code; r_dev: device code per request row; length_s: duration of each request row.
+    Columns stay chunked by group (no copies)."""
     return AttributionResult(
         _per_request_bucket(rid, devices, r_dev, parts, bucket_us),
         _per_device_bucket(devices, parts, bucket_us),

@@ -7,7 +7,9 @@
 {% endif %}
 
 with pieces as (
-    select * from {{ ref('int_request_cost_pieces') }} where {{ in_run_days('partition_date') }}
+    -- a piece's direct cost, which the idle shares are proportional to
+    select *, coalesce(energy_cost_usd, 0) + capex_cost_usd + overhead_cost_usd as direct_cost_usd
+    from {{ ref('int_request_cost_pieces') }} where {{ in_run_days('partition_date') }}
 ),
 
 device_days as (
@@ -19,7 +21,7 @@ request_device_days as (
         partition_date,
         device_id,
         request_id,
-        sum(coalesce(energy_cost_usd, 0) + capex_cost_usd + overhead_cost_usd) as direct_cost_usd
+        sum(direct_cost_usd) as direct_cost_usd
     from pieces
     group by all
 ),
@@ -31,7 +33,7 @@ device_day_direct_costs as (
     select
         partition_date,
         device_id,
-        sum(coalesce(energy_cost_usd, 0) + capex_cost_usd + overhead_cost_usd) as direct_cost_usd
+        sum(direct_cost_usd) as direct_cost_usd
     from pieces
     group by all
 ),
