@@ -8,6 +8,8 @@ import pytest
 
 import pipelines.attribution.day as day_module
 from pipelines.attribution.day import attribute_day
+from pipelines.attribution.day_requests import load_day_requests
+from pipelines.attribution.day_scratch import scratch_path
 from pipelines.attribution.group_inputs import group_inputs
 from pipelines.warehouse.connection import connect, ensure_raw_tables
 
@@ -76,7 +78,7 @@ def _results(con):
 def test_each_group_reads_its_band_and_gets_what_the_whole_table_gives(tmp_path, monkeypatch):
     monkeypatch.setattr(day_module, "GROUP_SAMPLES", 1)  # one group per host
     con = _warehouse(tmp_path / "banded.duckdb")
-    day_module._load_day_requests(con, MIDNIGHT, MIDNIGHT + timedelta(days=1))
+    load_day_requests(con, MIDNIGHT, MIDNIGHT + timedelta(days=1))
     groups = day_module._device_groups(
         con, MIDNIGHT - timedelta(minutes=2), MIDNIGHT + timedelta(days=1, minutes=2), DAY
     )
@@ -98,3 +100,35 @@ def test_each_group_reads_its_band_and_gets_what_the_whole_table_gives(tmp_path,
     assert got == expected
     assert banded.attributed_energy_j == whole.attributed_energy_j > 0
     assert banded.metered_energy_j == pytest.approx(banded.attributed_energy_j + banded.idle_energy_j, rel=1e-12)
+
+
+def test_a_day_that_fails_halfway_keeps_its_previous_results_and_leaves_no_scratch(tmp_path, monkeypatch):
+    monkeypatch.setattr(day_module, "GROUP_SAMPLES", 1)  # one group per host: two groups
+    con = _warehouse(tmp_path / "w.duckdb")
+    first = attribute_day(con, DAY)
+    before = _results(con)
+    scratch = scratch_path(con, DAY)
+    assert scratch.parent == tmp_path and not scratch.exists()
+
+    calls = []
+    kernel = day_module.attribute_energy_by_phase
+
+    def fails_on_the_second_group(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setattr(day_module, "attribute_energy_by_phase", fails_on_the_second_group)
+    with pytest.raises(RuntimeError, match="killed"):
+        attribute_day(con, DAY)
+    assert _results(con) == before  # the first group's new rows never reached the day
+    assert not scratch.exists()
+
+    # a scratch file a killed process left behind is replaced, not read
+    scratch.write_bytes(b"left by a killed run")
+    monkeypatch.setattr(day_module, "attribute_energy_by_phase", kernel)
+    again = attribute_day(con, DAY)
+    assert _results(con) == before and again.attributed_energy_j == first.attributed_energy_j
+    assert not scratch.exists()
+    con.close()

@@ -16,8 +16,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import duckdb
 
+from pipelines.attribution.day_requests import DAY_REQUEST_DEVICES, load_day_requests, record_unattributed
+from pipelines.attribution.day_scratch import SCRATCH, day_scratch, replace_day
 from pipelines.attribution.group_inputs import KERNEL_COLUMNS, group_inputs, group_skew
-from pipelines.attribution.kernel import warm_up
+from pipelines.attribution.kernel import release_freed_memory, warm_up
 from pipelines.attribution.phases import attribute_energy_by_phase
 from pipelines.settings import DEFAULT_ENERGY_PLACEMENT, DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 from pipelines.warehouse.connection import ensure_raw_tables, scalar
@@ -61,8 +63,9 @@ def bucket_seconds(con: duckdb.DuckDBPyConnection) -> int:
     return int(minutes or 60) * 60
 
 
-# the telemetry samples one group of devices may bring into memory at once (about 0.6 GB of Arrow and arrays)
-GROUP_SAMPLES = 8_000_000
+# the telemetry samples one group of devices may bring into memory at once (about 0.3 GB of Arrow, and the
+# kernel's arrays: about 1.5 GB at the peak of a group on the 1,000-accelerator day)
+GROUP_SAMPLES = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ def _device_groups(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, d
     """Every device with requests or telemetry in the window, in groups of whole hosts of at most about
     GROUP_SAMPLES telemetry samples, hosts in the order their samples of the day were loaded."""
     rows = con.execute(
-        """
+        f"""
         WITH samples AS (
             SELECT device_id, count(*) AS n,
                    min(rowid) FILTER (WHERE partition_date = $d) AS first_rowid,
@@ -89,7 +92,7 @@ def _device_groups(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime, d
             WHERE ts >= $lo AND ts <= $hi AND partition_date BETWEEN $d - 1 AND $d + 1 GROUP BY device_id
         ),
         devices AS (
-            SELECT device_id FROM samples UNION SELECT device_id FROM _day_requests WHERE device_id IS NOT NULL
+            SELECT device_id FROM samples UNION {DAY_REQUEST_DEVICES}
         )
         SELECT d.device_id, coalesce(i.host, d.device_id) AS host, coalesce(s.n, 0) AS n, s.first_rowid,
                s.last_rowid
@@ -119,61 +122,6 @@ def _group(rows: list[tuple]) -> DeviceGroup:
     return DeviceGroup([r[0] for r in rows], (min(firsts), max(lasts)) if firsts else (0, -1))
 
 
-def _load_day_requests(con: duckdb.DuckDBPyConnection, lo: datetime, hi: datetime) -> None:
-    """_day_requests: the requests overlapping the day, one row per device they ran on, clocks corrected; requests
-    served from cache (status cache_hit) are left out: fct_request_cost gives them 0 J."""
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE _day_requests AS
-        WITH shifted AS (
-            -- request-log clocks moved onto the telemetry clock (fleet/clock_offsets.csv)
-            SELECT r.* REPLACE (
-                       r.started_at + to_microseconds(CAST(round(coalesce(o.offset_s, 0) * 1e6) AS BIGINT))
-                           AS started_at,
-                       r.ended_at + to_microseconds(CAST(round(coalesce(o.offset_s, 0) * 1e6) AS BIGINT))
-                           AS ended_at,
-                       r.first_token_at + to_microseconds(CAST(round(coalesce(o.offset_s, 0) * 1e6) AS BIGINT))
-                           AS first_token_at),
-                   coalesce(o.offset_s, 0) AS applied_offset_s
-            FROM raw_requests r LEFT JOIN raw_clock_offsets o ON r.host = o.host
-        )
-        SELECT r.request_id, r.replica_id, r.device_id AS logged_device_id, r.started_at, r.first_token_at,
-               r.ended_at, r.prompt_tokens, r.completion_tokens, r.host, r.applied_offset_s,
-               -- a partitioned GPU (MIG, MPS, time slices): telemetry is per GPU, so its requests run on the GPU
-               coalesce(d.device_id, part.device_id, r.device_id) AS device_id,
-               coalesce(d.instance_id, part.instance_id) AS instance_id
-        FROM shifted r
-        LEFT JOIN raw_deployments d
-          ON r.replica_id = d.replica_id AND r.started_at >= d.valid_from
-         AND (d.valid_to IS NULL OR r.started_at < d.valid_to)
-        -- a request that logs the instance it ran on (a MIG- UUID) as its device
-        LEFT JOIN raw_deployments part
-          ON d.device_id IS NULL AND r.device_id = part.instance_id AND r.started_at >= part.valid_from
-         AND (part.valid_to IS NULL OR r.started_at < part.valid_to)
-        WHERE r.started_at < $hi AND (r.ended_at > $lo OR r.started_at >= $lo)
-          AND r.partition_date BETWEEN $lo::DATE - 2 AND $lo::DATE
-          -- answered from a gateway cache (LiteLLM cache_hit): no GPU served it, so it takes no device energy
-          AND r.status IS DISTINCT FROM 'cache_hit'
-        """,
-        {"lo": lo, "hi": hi},
-    ).fetchall()
-
-
-def _record_unattributed(con: duckdb.DuckDBPyConnection, day: date, lo: datetime) -> None:
-    """The day's requests that cannot be placed on a device, with the reason."""
-    con.execute("DELETE FROM unattributed_requests WHERE partition_date = ?", [day]).fetchall()
-    con.execute(
-        """
-        INSERT INTO unattributed_requests
-        SELECT ?, request_id, replica_id, logged_device_id,
-               CASE WHEN replica_id IS NOT NULL THEN 'replica has no deployment at started_at'
-                    ELSE 'no device' END
-        FROM _day_requests WHERE device_id IS NULL AND started_at >= ?
-        """,
-        [day, lo],
-    ).fetchall()
-
-
 @dataclass(frozen=True)
 class _Window:
     """The day [lo, hi) and the telemetry around it (margin: max_gap plus a minute on either side)."""
@@ -187,17 +135,20 @@ class _Window:
 def _store_group(
     con: duckdb.DuckDBPyConnection, w: _Window, result, totals: dict, n_requests: int, n_samples: int
 ) -> None:
-    """Insert the group's pieces and device buckets inside the day; add them to the day's totals. DuckDB keeps
-    the pieces inside the day as it reads them (no filtered copy of the table in Arrow)."""
+    """Insert the group's pieces and device buckets inside the day into the day's scratch tables (day_scratch.py,
+    committed); add them to the day's totals. DuckDB keeps the pieces inside the day as it reads them (no filtered
+    copy of the table in Arrow)."""
     in_day = "bucket_start >= $lo AND bucket_start < $hi"  # the one statement of "inside the day"
     bounds = {"lo": w.lo, "hi": w.hi}
     params = {"d": w.day} | bounds
     con.register("_pieces", result.per_request_bucket)
     con.register("_buckets", result.per_device_bucket)
     con.execute(
-        f"INSERT INTO request_energy_pieces BY NAME SELECT $d AS partition_date, * FROM _pieces WHERE {in_day}", params
+        f"INSERT INTO {SCRATCH}.request_energy_pieces BY NAME SELECT $d AS partition_date, * FROM _pieces "
+        f"WHERE {in_day}",
+        params,
     )
-    con.execute(f"INSERT INTO device_energy_buckets SELECT $d, * FROM _buckets WHERE {in_day}", params)
+    con.execute(f"INSERT INTO {SCRATCH}.device_energy_buckets SELECT $d, * FROM _buckets WHERE {in_day}", params)
     metered, idle = con.execute(
         f"SELECT sum(metered_energy_j), sum(idle_energy_j) FROM _buckets WHERE {in_day}", bounds
     ).fetchall()[0]
@@ -244,11 +195,13 @@ def _attribute_groups(
             idle_w=idle_w,
             **options,
         )
-        skew += group_skew(requests, telemetry, max_gap_s)
         _store_group(con, w, result, totals, requests.num_rows, telemetry.num_rows)
+        del result  # stored: its memory is free again before the clock-skew check's
+        skew += group_skew(requests, telemetry, max_gap_s)
         if progress:
             progress(i, len(groups), totals)
-        del requests, telemetry, result
+        del requests, telemetry
+        release_freed_memory()
     return totals, skew
 
 
@@ -278,21 +231,21 @@ def attribute_day(
     create_tables(con, "request_energy_pieces", "device_energy_buckets", "unattributed_requests", "clock_skew_checks")
     lo = datetime.combine(day, time(), tzinfo=UTC)
     w = _Window(day, lo, lo + timedelta(days=1), timedelta(seconds=max_gap_s + 60))
-    _load_day_requests(con, w.lo, w.hi)
-    _record_unattributed(con, day, w.lo)
+    load_day_requests(con, w.lo, w.hi)
+    record_unattributed(con, day, w.lo)
     groups = _device_groups(con, w.lo - w.margin, w.hi + w.margin, day)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("DELETE FROM request_energy_pieces WHERE partition_date = ?", [day])
-        con.execute("DELETE FROM device_energy_buckets WHERE partition_date = ?", [day])
-        con.execute("DELETE FROM clock_skew_checks WHERE partition_date = ?", [day])
-        options = {"prompt_token_weight": prompt_token_weight, "placement": placement}
+    options = {"prompt_token_weight": prompt_token_weight, "placement": placement}
+    with day_scratch(con, day):
         totals, skew = _attribute_groups(con, w, groups, max_gap_s=max_gap_s, progress=progress, **options)
-        _store_skew(con, day, skew)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+        con.execute("BEGIN TRANSACTION")  # the day's old results replaced at once
+        try:
+            replace_day(con, day)
+            con.execute("DELETE FROM clock_skew_checks WHERE partition_date = ?", [day])
+            _store_skew(con, day, skew)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
     n_unattributed = scalar(con, "SELECT count(*) FROM unattributed_requests WHERE partition_date = ?", [day])
     n_requests = scalar(con, "SELECT count(DISTINCT request_id) FROM _day_requests")
     return DayAttribution(

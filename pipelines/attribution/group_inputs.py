@@ -34,17 +34,19 @@ def group_inputs(
     telemetry query. ``day_rowids``: the rowids between which all the group's samples of the day's own partition
     lie (day.DeviceGroup), so that DuckDB reads that band of raw_telemetry instead of the whole day (None: all)."""
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _group_devices AS SELECT device_id, "
+        "CREATE OR REPLACE TEMP TABLE _group_devices AS SELECT device_id, dd.day_device, "
         "(row_number() OVER (ORDER BY device_id) - 1)::INTEGER AS device_code "
-        "FROM (SELECT unnest(?::VARCHAR[]) AS device_id)",
+        "FROM (SELECT unnest(?::VARCHAR[]) AS device_id) LEFT JOIN _day_devices dd USING (device_id)",
         [devices],
     )
     ids = con.sql("SELECT device_id FROM _group_devices ORDER BY device_code").to_arrow_table()["device_id"]
     ids = ids.combine_chunks().cast(pa.string())
+    # _day_requests holds numbers for devices and hosts (day_requests.py): the host and its offset joined back
     requests = con.sql(
         "SELECT g.device_code, r.request_id, r.started_at, r.first_token_at, r.ended_at, r.completion_tokens, "
-        "r.prompt_tokens, r.host, r.applied_offset_s "
-        "FROM _day_requests r JOIN _group_devices g ON r.device_id = g.device_id "
+        "r.prompt_tokens, h.host, coalesce(h.applied_offset_s, 0) AS applied_offset_s "
+        "FROM _day_requests r JOIN _group_devices g ON r.day_device = g.day_device "
+        "LEFT JOIN _day_hosts h ON r.day_host = h.day_host "
         "ORDER BY g.device_code, r.started_at"
     ).to_arrow_table()
     samples = (

@@ -208,7 +208,7 @@ def _sweep_groups(
     return parts
 
 
-def _release_freed_memory() -> None:
+def release_freed_memory() -> None:
     """Hand the memory freed so far back to the system: Arrow's pool (mimalloc or jemalloc) keeps freed pages for
     reuse, which numpy's allocations cannot use, and glibc's malloc keeps the holes numpy's freed arrays leave in
     its heaps (arrays under its mmap threshold, which rises to 32 MB as large arrays are freed), which Arrow
@@ -277,7 +277,7 @@ def attribute_energy(
     if isinstance(rid, pa.ChunkedArray) and (rid.null_count or not pa.types.is_integer(rid.type)):
         rid = rid.combine_chunks()  # integer ids stay in their chunks (results.py gathers from them)
     inp = _inputs(requests, telemetry, prompt_token_weight)
-    _release_freed_memory()  # the conversions' temporaries (dictionary codes, casts)
+    release_freed_memory()  # the conversions' temporaries (dictionary codes, casts)
     chosen = get_engine(engine)  # imported here, not before the inputs: see warm_up
     if max_events_per_chunk is None:
         max_events_per_chunk = chosen.max_events_per_chunk
@@ -286,7 +286,7 @@ def attribute_energy(
     length_s = np.concatenate([(e - s) / US_PER_S for s, e in aligned(inp.start_us, inp.end_us)] or [np.empty(0)])
     devices, r_dev = inp.devices, inp.r_dev
     del inp  # the input arrays are freed before the output tables are built
-    _release_freed_memory()
+    release_freed_memory()
     result = attribution_result(rid, devices, r_dev, length_s, parts, bucket_us)
-    _release_freed_memory()  # the tables' temporaries (device codes, row numbers)
+    release_freed_memory()  # the tables' temporaries (device codes, row numbers)
     return result
