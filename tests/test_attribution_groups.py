@@ -4,6 +4,7 @@ interleaved), so the results equal those of reading the whole table."""
 
 from datetime import UTC, date, datetime, timedelta
 
+import duckdb
 import pytest
 
 import pipelines.attribution.day as day_module
@@ -132,3 +133,9 @@ def test_a_day_that_fails_halfway_keeps_its_previous_results_and_leaves_no_scrat
     assert _results(con) == before and again.attributed_energy_j == first.attributed_energy_j
     assert not scratch.exists()
     con.close()
+
+
+def test_warehouses_in_memory_get_scratch_files_of_their_own():
+    con = duckdb.connect()
+    first, second = scratch_path(con, DAY), scratch_path(con, DAY)
+    assert first != second and first.parent == second.parent and not first.exists()

@@ -12,7 +12,9 @@ Pure DuckDB; imports no Dagster.
 
 from __future__ import annotations
 
+import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -28,11 +30,14 @@ TABLES = ("request_energy_pieces", "device_energy_buckets")
 
 
 def scratch_path(con: duckdb.DuckDBPyConnection, day: date) -> Path:
-    """``<warehouse file>.attribution-<day>.duckdb`` (on the warehouse's disk), or a temporary folder's file for a
-    warehouse in memory."""
+    """``<warehouse file>.attribution-<day>.duckdb``, on the warehouse's disk (the file's lock allows one writer, so
+    one run of the day at a time); for a warehouse in memory (a Spark task's), a file of its own in the temporary
+    folder, since several may run at once."""
     path = scalar(con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
-    folder, name = (Path(path).parent, Path(path).name) if path else (Path(tempfile.gettempdir()), "memory")
-    return folder / f"{name}.attribution-{day.isoformat()}.duckdb"
+    if not path:
+        unique = f"{os.getpid()}-{uuid.uuid4().hex}"
+        return Path(tempfile.gettempdir()) / f"infercost-attribution-{day.isoformat()}-{unique}.duckdb"
+    return Path(path).with_name(f"{Path(path).name}.attribution-{day.isoformat()}.duckdb")
 
 
 def _remove(path: Path) -> None:
@@ -45,7 +50,7 @@ def day_scratch(con: duckdb.DuckDBPyConnection, day: date) -> Iterator[str]:
     """Attach an empty scratch database holding empty copies of the result tables; yield its name; detach and
     remove it (also after a failure)."""
     path = scratch_path(con, day)
-    _remove(path)
+    _remove(path)  # left by a killed run
     quoted = str(path).replace("'", "''")
     con.execute(f"ATTACH '{quoted}' AS {SCRATCH}")
     try:
