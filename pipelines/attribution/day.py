@@ -247,7 +247,7 @@ def attribute_day(
             con.execute("ROLLBACK")
             raise
     n_unattributed = scalar(con, "SELECT count(*) FROM unattributed_requests WHERE partition_date = ?", [day])
-    n_requests = scalar(con, "SELECT count(DISTINCT request_id) FROM _day_requests")
+    n_requests = scalar(con, "SELECT count(DISTINCT raw_rowid) FROM _day_requests")  # a raw row is a request
     return DayAttribution(
         day=day,
         requests=n_requests,

@@ -64,6 +64,7 @@ def day_scratch(con: duckdb.DuckDBPyConnection, day: date) -> Iterator[str]:
 
 def replace_day(con: duckdb.DuckDBPyConnection, day: date) -> None:
     """Inside the caller's transaction: the day's rows of the result tables replaced by the scratch's."""
-    for table in TABLES:
-        con.execute(f"DELETE FROM {table} WHERE partition_date = ?", [day])
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {SCRATCH}.{table}")
+    con.execute("DELETE FROM request_energy_pieces WHERE partition_date = ?", [day])
+    con.execute(f"INSERT INTO request_energy_pieces BY NAME SELECT * FROM {SCRATCH}.request_energy_pieces")
+    con.execute("DELETE FROM device_energy_buckets WHERE partition_date = ?", [day])
+    con.execute(f"INSERT INTO device_energy_buckets BY NAME SELECT * FROM {SCRATCH}.device_energy_buckets")
