@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup run lint test test-fast manifest bench bench-fleet bench-history bench-spark compare-engines clean
+.PHONY: setup run lint test test-fast manifest bench bench-fleet bench-history bench-publish bench-spark compare-engines clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ bench-fleet: manifest
 DAYS ?= 10
 bench-history: manifest
 	$(BIN)/infercost bench --history --devices 64 --days $(DAYS)
+
+# publishing and the technique comparison as the history grows to LENGTHS days (bench-history's day 1, grown)
+LENGTHS ?= 1,10,30,60
+bench-publish: setup
+	$(BIN)/infercost bench --publish-history --devices 64 --lengths $(LENGTHS)
 
 # the spark engine beside the duckdb engine on a generated fleet-day of SPARK_DEVICES accelerators, on a local
 # cluster of 1 and then 2 executors: per-step times, rows/s/core, the sizing for 10,000 accelerators

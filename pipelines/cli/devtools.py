@@ -37,7 +37,11 @@ def cmd_generate(args) -> None:
 def cmd_bench(args) -> None:
     from pipelines.devtools.bench import fleet_day, run
 
-    if args.history:
+    if args.publish_history:
+        from pipelines.devtools.bench.publish_growth import publish_growth
+
+        publish_growth(args.devices or 64, [int(n) for n in args.lengths.split(",")], say=say)
+    elif args.history:
         from pipelines.devtools.bench.history import history
 
         prepare_environment()
@@ -160,6 +164,13 @@ def add_bench(sub) -> None:
         help="time the daily run on day 1 and on day --days of a fresh warehouse (generated fleet, see --devices)",
     )
     s.add_argument("--days", type=int, default=10, help="days of the history benchmark (default 10)")
+    s.add_argument(
+        "--publish-history",
+        action="store_true",
+        help="time publishing (whole file against by day) and the technique comparison on the history bench's day 1 "
+        "grown to --lengths days",
+    )
+    s.add_argument("--lengths", default="1,10,30,60", help="with --publish-history: history lengths in days")
     s.add_argument(
         "--devices", type=int, help="accelerators of the fleet-day (default 1000) or of the history (default 64)"
     )

@@ -4,7 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from pipelines.analysis.compare_store import compare_and_store
-from pipelines.defs.partitions import daily_partitions, single_run
+from pipelines.defs.partitions import daily_partitions, partition_days, single_run
 from pipelines.defs.resources import warehouse_connection
 from pipelines.settings import current
 from pipelines.warehouse.publish import publish
@@ -49,10 +49,12 @@ def technique_comparison(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         "raw_telemetry_lake",
     ],
     description="A read-only copy of the whole warehouse for analysts ($INFERCOST_HOME/published/), replaced "
-    "atomically after each run, so queries never wait on the pipeline's write lock.",
+    "atomically after each run, so queries never wait on the pipeline's write lock; the tables that grow with every "
+    "day are Parquet files by day, and a run writes only the days it changed (pipelines/warehouse/publish.py).",
 )
 def published_warehouse(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     with warehouse_connection(duckdb) as con:
-        path = publish(con)
-    context.log.info(f"published {path}")
+        days = partition_days(context)
+        path = publish(con, days=(days[0], days[-1]))
+    context.log.info(f"published {path} for {days[0]} .. {days[-1]}")
     return dg.MaterializeResult(metadata={"path": str(path), "size_mb": round(path.stat().st_size / 1e6, 1)})

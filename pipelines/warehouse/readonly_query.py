@@ -6,7 +6,8 @@ read_csv, glob). So the connection used here is, in this order:
 
 1. opened read-only (a run that holds the file for writing makes this fail: ``WarehouseBusy``);
 2. cut off from the file system and the network (``SET enable_external_access = false``: no read_text, read_csv,
-   glob, COPY, EXPORT, ATTACH, INSTALL or LOAD), then frozen (``SET lock_configuration = true``: no statement can
+   glob, COPY, EXPORT, ATTACH, INSTALL or LOAD), except for reading the directory of the Parquet files a published
+   copy's views read (``allowed_directories``; only a SELECT runs, so nothing is written there), then frozen (``SET lock_configuration = true``: no statement can
    turn that back on);
 3. given exactly one statement, as DuckDB's own parser splits the text (``extract_statements``), and only if DuckDB
    reports it as a SELECT (WITH, FROM-first, VALUES, SHOW, DESCRIBE and SUMMARIZE parse as SELECT too; EXPLAIN,
@@ -25,6 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.warehouse.connection import configure
+from pipelines.warehouse.publish import parts_dir
 
 ALLOWED_TYPES = (duckdb.StatementType.SELECT,)
 READ_ONLY_RULE = (
@@ -76,7 +78,12 @@ def open_read_only(path: Path | str) -> duckdb.DuckDBPyConnection:
 
 
 def sandbox(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """Cut a connection off from every file but its database and freeze its configuration."""
+    """Cut a connection off from every file but its database (and, for a published copy, the Parquet files its
+    views read: pipelines/warehouse/publish.py) and freeze its configuration."""
+    path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    if path and path[0][0]:
+        readable = str(parts_dir(Path(path[0][0]))).replace("'", "''")
+        con.execute(f"SET allowed_directories = ['{readable}/']").fetchall()
     con.execute("SET enable_external_access = false").fetchall()
     con.execute("SET lock_configuration = true").fetchall()
     return con
