@@ -46,6 +46,8 @@ DAY_COLUMNS = {"partition_date": 0, "request_date": 2}
 WHOLE_TYPES = ("HUGEINT", "UHUGEINT")
 """Types Parquet cannot hold exactly (DuckDB writes HUGEINT as DOUBLE): a table with one is copied whole."""
 MANIFEST = "_published_parts"
+COPY = "_publish"
+"""The new copy's file, attached to the warehouse's connection while it is written (its tables are the warehouse's)."""
 
 
 @dataclass(frozen=True)
@@ -78,15 +80,15 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path | None = None, days: tu
     runs = _pending_runs(target, days)
     source = scalar(con, "SELECT current_database()")
     generation = uuid.uuid4().hex[:12]
-    con.execute(f"ATTACH '{_quote(staging)}' AS _publish")
+    con.execute(f"ATTACH '{_quote(staging)}' AS {COPY}")
     try:
-        con.execute(f'COPY FROM DATABASE "{source}" TO _publish (SCHEMA)')
+        con.execute(f'COPY FROM DATABASE "{source}" TO {COPY} (SCHEMA)')
         parts = []
         for schema, table in _base_tables(con, source):
             columns = _columns(con, source, schema, table)
             day_column = _day_column(con, source, schema, table, columns)
             if day_column is None:
-                con.execute(f'INSERT INTO _publish."{schema}"."{table}" SELECT * FROM "{source}"."{schema}"."{table}"')
+                con.execute(f'INSERT INTO {COPY}."{schema}"."{table}" SELECT * FROM "{source}"."{schema}"."{table}"')
                 continue
             name = table if schema == "main" else f"{schema}.{table}"
             relation = f'"{source}"."{schema}"."{table}"'
@@ -98,7 +100,7 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path | None = None, days: tu
             _create_view(con, schema, table, columns, [p for p in parts if p.table == name])
         _write_manifest(con, parts)
     finally:
-        con.execute("DETACH _publish")
+        con.execute(f"DETACH {COPY}")
     os.replace(staging, target)
     _pending_file(target).unlink(missing_ok=True)
     _delete_unlisted(root, {p.path for p in parts} | {p.path for p in previous.values()})
@@ -194,18 +196,18 @@ def _export(con, relation: str, part: Part, day_column: str, root: Path, generat
 def _create_view(con, schema: str, table: str, columns, parts: list[Part]) -> None:
     files = ", ".join(f"'{_quote(p.path)}'" for p in parts)
     select = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in columns)
-    con.execute(f'DROP TABLE _publish."{schema}"."{table}"')
-    con.execute(f'CREATE VIEW _publish."{schema}"."{table}" AS SELECT {select} FROM read_parquet([{files}])')
+    con.execute(f'DROP TABLE {COPY}."{schema}"."{table}"')
+    con.execute(f'CREATE VIEW {COPY}."{schema}"."{table}" AS SELECT {select} FROM read_parquet([{files}])')
 
 
 def _write_manifest(con, parts: list[Part]) -> None:
     con.execute(
-        f"CREATE TABLE _publish.main.{MANIFEST} (table_name VARCHAR, day DATE, path VARCHAR, row_count BIGINT, "
+        f"CREATE TABLE {COPY}.main.{MANIFEST} (table_name VARCHAR, day DATE, path VARCHAR, row_count BIGINT, "
         "columns VARCHAR)"
     )
     if parts:
         con.executemany(
-            f"INSERT INTO _publish.main.{MANIFEST} VALUES (?, ?, ?, ?, ?)",
+            f"INSERT INTO {COPY}.main.{MANIFEST} VALUES (?, ?, ?, ?, ?)",
             [(p.table, p.day, p.path, p.row_count, p.columns) for p in parts],
         )
 
