@@ -7,13 +7,15 @@ a view. BY_DAY_MIN_ROWS is lowered so these tables are large enough to go by day
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import duckdb
 import pytest
 
+from pipelines.settings import REPO_ROOT
 from pipelines.warehouse import publish as publish_module
-from pipelines.warehouse.publish import MANIFEST, parts_dir, publish
+from pipelines.warehouse.publish import MANIFEST, RUN_DAYS_ONLY, parts_dir, publish
 from pipelines.warehouse.readonly_query import QueryRefused, query_read_only
 
 D1, D2, D3, D4 = (date(2026, 11, d) for d in (1, 2, 3, 4))
@@ -168,3 +170,15 @@ def test_analysts_sql_reads_the_copys_files_and_still_no_other(live, tmp_path):
     outside.write_text("x\n1\n")
     with pytest.raises(QueryRefused):
         query_read_only(target, f"SELECT * FROM read_csv('{outside}')")
+
+
+def test_the_tables_whose_runs_rewrite_only_their_days_are_those_dbt_deletes_by_run_day():
+    """A request_date table's days before the run are published again unless its model deletes the run's days
+    alone (RUN_DAYS_ONLY): the list must follow the models, or a rebuilt request over midnight goes unpublished."""
+    by_run_day = set()
+    for model in (REPO_ROOT / "dbt" / "models").rglob("*.sql"):
+        if re.search(r"delete_run_rows\(in_run_days\('request_date'\)\)", model.read_text()):
+            by_run_day.add(model.stem)
+    assert by_run_day == set(RUN_DAYS_ONLY)
+    fct = (REPO_ROOT / "dbt" / "models" / "marts" / "fct_request_cost.sql").read_text()
+    assert "delete_run_rows(in_run_requests())" in fct

@@ -42,7 +42,11 @@ from pipelines.warehouse.connection import scalar
 BY_DAY_MIN_ROWS = 100_000
 """A table with a day column and at least this many rows is published as Parquet files by day."""
 DAY_COLUMNS = {"partition_date": 0, "request_date": 2}
-"""The day columns a table is published by, first match first, with the days before its run a run can rewrite."""
+"""The day columns a table is published by, first match first, with the days before its days a run can rewrite
+(a run rebuilds the requests with energy in its days, which started up to two days before: run_days.sql)."""
+RUN_DAYS_ONLY = ("int_requests",)
+"""Tables keyed by request_date whose runs rewrite their own days only (dbt pre-hook ``delete_run_rows(
+in_run_days('request_date'))``; tests/test_publish.py reads the models to hold this list to them)."""
 WHOLE_TYPES = ("HUGEINT", "UHUGEINT")
 """Types Parquet cannot hold exactly (DuckDB writes HUGEINT as DOUBLE): a table with one is copied whole."""
 MANIFEST = "_published_parts"
@@ -92,7 +96,7 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path | None = None, days: tu
                 continue
             name = table if schema == "main" else f"{schema}.{table}"
             relation = f'"{source}"."{schema}"."{table}"'
-            windows = _windows(runs, DAY_COLUMNS[day_column])
+            windows = _windows(runs, 0 if name in RUN_DAYS_ONLY else DAY_COLUMNS[day_column])
             kept = _table_parts(con, relation, name, day_column, columns, windows, previous)
             parts += [
                 part if part.path else _export(con, relation, part, day_column, root, generation) for part in kept
