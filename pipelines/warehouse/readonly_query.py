@@ -6,9 +6,9 @@ read_csv, glob). So the connection used here is, in this order:
 
 1. opened read-only (a run that holds the file for writing makes this fail: ``WarehouseBusy``);
 2. cut off from the file system and the network (``SET enable_external_access = false``: no read_text, read_csv,
-   glob, COPY, EXPORT, ATTACH, INSTALL or LOAD), except for reading the directory of the Parquet files a published
-   copy's views read (``allowed_directories``; only a SELECT runs, so nothing is written there), then frozen (``SET lock_configuration = true``: no statement can
-   turn that back on);
+   glob, COPY, EXPORT, ATTACH, INSTALL or LOAD), but for the folder of Parquet files a published copy's views read
+   (``allowed_directories``; only a SELECT runs, so nothing is written there), then frozen (``SET
+   lock_configuration = true``: no statement can turn that back on);
 3. given exactly one statement, as DuckDB's own parser splits the text (``extract_statements``), and only if DuckDB
    reports it as a SELECT (WITH, FROM-first, VALUES, SHOW, DESCRIBE and SUMMARIZE parse as SELECT too; EXPLAIN,
    PRAGMA, CALL, SET, COPY, ATTACH and the rest are refused).
