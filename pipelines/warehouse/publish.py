@@ -172,9 +172,8 @@ def _table_parts(con, relation, name, day_column, columns, windows, previous: di
     """The table's parts: a previous part reused where nothing says its day changed, else a part to export
     (an empty path)."""
     signature = ", ".join(f"{c} {t}" for c, t in columns)
-    counts = con.execute(f"SELECT {day_column}, count(*) FROM {relation} GROUP BY ALL ORDER BY 1 NULLS LAST").fetchall()
     parts = []
-    for day, rows in counts:
+    for day, rows in _day_counts(con, relation, name, day_column, windows, previous):
         old = previous.get((name, day))
         reuse = (
             old is not None
@@ -182,10 +181,31 @@ def _table_parts(con, relation, name, day_column, columns, windows, previous: di
             and old.columns == signature
             and Path(old.path).is_file()
             and windows is not None
-            and (day is None or not any(first <= day <= last for first, last in windows))
+            and (day is None or not _in_windows(day, windows))
         )
         parts.append(old if reuse else Part(name, day, "", rows, signature))
     return parts
+
+
+def _in_windows(day: date, windows: list[tuple[date, date]]) -> bool:
+    return any(first <= day <= last for first, last in windows)
+
+
+def _day_counts(con, relation, name, day_column, windows, previous: dict) -> list[tuple[date | None, int]]:
+    """The table's rows per day. Counting every day reads the day column of the whole history; so the run's days
+    (and the rows without a day) are counted, the other days taken from the previous copy, and that is checked
+    against the table's row count (which DuckDB keeps): any other difference, and every day is counted."""
+    published = {day: p.row_count for (table, day), p in previous.items() if table == name and day is not None}
+    if windows is not None and published:
+        outside = {day: rows for day, rows in published.items() if not _in_windows(day, windows)}
+        ranges = " OR ".join(f"{day_column} BETWEEN DATE '{first}' AND DATE '{last}'" for first, last in windows)
+        inside = con.execute(
+            f"SELECT {day_column}, count(*) FROM {relation} WHERE {ranges} OR {day_column} IS NULL GROUP BY ALL"
+        ).fetchall()
+        total = con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0]
+        if sum(outside.values()) + sum(rows for _, rows in inside) == total:
+            return sorted(list(outside.items()) + inside, key=lambda row: (row[0] is None, row[0]))
+    return con.execute(f"SELECT {day_column}, count(*) FROM {relation} GROUP BY ALL ORDER BY 1 NULLS LAST").fetchall()
 
 
 def _export(con, relation: str, part: Part, day_column: str, root: Path, generation: str) -> Part:
