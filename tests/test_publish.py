@@ -158,6 +158,7 @@ def test_a_publish_killed_halfway_leaves_the_previous_copy_whole_and_the_next_wr
     monkeypatch.setattr(publish_module, "BY_DAY_MIN_ROWS", 5)
     publish(live, target, days=(D4, D4))  # the next day's run: day 2 of the killed run is written too
     assert _published_files(target) <= before | _all_listed(target)  # the killed run's files are gone
+    assert not list(target.parent.glob("warehouse.duckdb.new*"))
     _same(live, target, "raw_requests")
     assert not (target.parent / "warehouse.duckdb.pending.json").exists()
 

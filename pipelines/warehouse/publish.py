@@ -78,7 +78,8 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path | None = None, days: tu
     target = Path(target or published_path()).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(target.name + ".new")
-    staging.unlink(missing_ok=True)
+    for leftover in (staging, staging.with_name(staging.name + ".wal")):  # a killed publish's (DuckDB would replay
+        leftover.unlink(missing_ok=True)  # an old write-ahead log into the new file)
     root = parts_dir(target)
     previous = _read_manifest(con, target)
     runs = _pending_runs(target, days)
