@@ -22,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.warehouse.connection import scalar
+from pipelines.warehouse.connection import scalar, sql_str
 
 SCRATCH = "_attribution_scratch"
 """the scratch database's name on the connection: its tables are named as the warehouse's"""
@@ -51,8 +51,7 @@ def day_scratch(con: duckdb.DuckDBPyConnection, day: date) -> Iterator[str]:
     remove it (also after a failure)."""
     path = scratch_path(con, day)
     _remove(path)  # left by a killed run
-    quoted = str(path).replace("'", "''")
-    con.execute(f"ATTACH '{quoted}' AS {SCRATCH}")
+    con.execute(f"ATTACH {sql_str(path)} AS {SCRATCH}")
     try:
         for table in TABLES:
             con.execute(f"CREATE TABLE {SCRATCH}.{table} AS SELECT * FROM {table} LIMIT 0")

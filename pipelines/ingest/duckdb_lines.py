@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from pipelines.ingest.decompress import text_blocks
 from pipelines.ingest.files import MAX_LINE_BYTES
+from pipelines.warehouse.connection import sql_str
 
 # the column separator of the one-column read: a line holding it is read by the Python path
 SEPARATOR_SQL = r"E'\x1f\x1e\x1d'"
@@ -216,7 +217,7 @@ def line_relation(con: duckdb.DuckDBPyConnection, table: str, path: Path, lines_
     con.register(f"{blank}_arrow", blank_rows)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {blank} AS SELECT r FROM {blank}_arrow")
     con.unregister(f"{blank}_arrow")
-    source = "'" + str(path).replace("'", "''") + "'"
+    source = sql_str(path)
     view = f"{table}_view"
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {view} AS
@@ -290,7 +291,7 @@ def _materialize_fields(con: duckdb.DuckDBPyConnection, rel: LineRelation) -> No
     if con.execute(f"SELECT count(*) FROM {rel.table}").fetchall()[0][0] != rel.num_rows:
         raise RuntimeError(f"{rel.source_file}: changed while it was read (its lines are not those first counted)")
     fields = ", ".join(f"field_{i}" for i in range(1, rel.fields + 1))
-    source = "'" + rel.source_file.replace("'", "''") + "'"
+    source = sql_str(rel.source_file)
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {rel.name} AS
         SELECT source_file, source_line, {rel.text_sql} AS raw_text, {fields}

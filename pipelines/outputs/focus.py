@@ -26,6 +26,7 @@ import duckdb
 
 from pipelines.outputs.table_files import write_batches
 from pipelines.settings import current
+from pipelines.warehouse.connection import sql_str
 
 FOCUS_VERSION = "1.2"
 
@@ -214,10 +215,6 @@ _CHARGES_SQL = """
 """
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _timestamp(expr: str, text: bool) -> str:
     """A UTC timestamp as FOCUS writes it in text (2026-11-02T00:00:00Z), or as a UTC TIMESTAMPTZ."""
     return f"strftime({expr}, '%Y-%m-%dT%H:%M:%SZ')" if text else f"timezone('UTC', {expr})"
@@ -226,7 +223,7 @@ def _timestamp(expr: str, text: bool) -> str:
 def focus_sql(start: date | None = None, end: date | None = None, text_timestamps: bool = True) -> str:
     """The FOCUS rows for the days from ``start`` to ``end`` (inclusive; either open)."""
     settings = current()
-    names = {"account": _literal(settings.focus_billing_account), "provider": _literal(settings.focus_provider)}
+    names = {"account": sql_str(settings.focus_billing_account), "provider": sql_str(settings.focus_provider)}
 
     def where(column: str) -> str:
         conds = [f"{column} >= DATE '{start.isoformat()}'"] if start else []

@@ -74,6 +74,11 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     create_tables(con, "ingest_quarantine", "ingest_file_stats")
 
 
+def sql_str(text) -> str:
+    """``text`` (a str or a path) as a single-quoted SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params=None):
     """The first value of a query's single row (fetchall, so no result is left open on the connection)."""
     rows = con.execute(sql, params or []).fetchall()

@@ -37,7 +37,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.settings import current
-from pipelines.warehouse.connection import scalar
+from pipelines.warehouse.connection import scalar, sql_str
 
 BY_DAY_MIN_ROWS = 100_000
 """A table with a day column and at least this many rows is published as Parquet files by day."""
@@ -85,7 +85,7 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path | None = None, days: tu
     runs = _pending_runs(target, days)
     source = scalar(con, "SELECT current_database()")
     generation = uuid.uuid4().hex[:12]
-    con.execute(f"ATTACH '{_quote(staging)}' AS {COPY}")
+    con.execute(f"ATTACH {sql_str(staging)} AS {COPY}")
     try:
         con.execute(f'COPY FROM DATABASE "{source}" TO {COPY} (SCHEMA)')
         parts = []
@@ -110,10 +110,6 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path | None = None, days: tu
     _pending_file(target).unlink(missing_ok=True)
     _delete_unlisted(root, {p.path for p in parts} | {p.path for p in previous.values()})
     return target
-
-
-def _quote(value) -> str:
-    return str(value).replace("'", "''")
 
 
 def _base_tables(con, source: str) -> list[tuple[str, str]]:
@@ -214,12 +210,12 @@ def _export(con, relation: str, part: Part, day_column: str, root: Path, generat
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{part.day or 'no-day'}.{generation}.parquet"
     where = f"{day_column} IS NULL" if part.day is None else f"{day_column} = DATE '{part.day}'"
-    con.execute(f"COPY (SELECT * FROM {relation} WHERE {where}) TO '{_quote(path)}' (FORMAT parquet, COMPRESSION zstd)")
+    con.execute(f"COPY (SELECT * FROM {relation} WHERE {where}) TO {sql_str(path)} (FORMAT parquet, COMPRESSION zstd)")
     return Part(part.table, part.day, str(path), part.row_count, part.columns)
 
 
 def _create_view(con, schema: str, table: str, columns, parts: list[Part]) -> None:
-    files = ", ".join(f"'{_quote(p.path)}'" for p in parts)
+    files = ", ".join(sql_str(p.path) for p in parts)
     select = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in columns)
     con.execute(f'DROP TABLE {COPY}."{schema}"."{table}"')
     con.execute(f'CREATE VIEW {COPY}."{schema}"."{table}" AS SELECT {select} FROM read_parquet([{files}])')
@@ -243,7 +239,7 @@ def _read_manifest(con, target: Path) -> dict:
     if not target.is_file():
         return {}
     try:
-        con.execute(f"ATTACH '{_quote(target)}' AS _published (READ_ONLY)")
+        con.execute(f"ATTACH {sql_str(target)} AS _published (READ_ONLY)")
     except duckdb.Error:
         return {}  # not a DuckDB file this version reads: it is replaced whole
     try:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import duckdb
 import pyarrow as pa
 
-from pipelines.warehouse.connection import configure
+from pipelines.warehouse.connection import configure, sql_str
 from pipelines.warehouse.publish import parts_dir
 
 ALLOWED_TYPES = (duckdb.StatementType.SELECT,)
@@ -82,8 +82,8 @@ def sandbox(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     views read: pipelines/warehouse/publish.py) and freeze its configuration."""
     path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
     if path and path[0][0]:
-        readable = str(parts_dir(Path(path[0][0]))).replace("'", "''")
-        con.execute(f"SET allowed_directories = ['{readable}/']").fetchall()
+        readable = sql_str(f"{parts_dir(Path(path[0][0]))}/")
+        con.execute(f"SET allowed_directories = [{readable}]").fetchall()
     con.execute("SET enable_external_access = false").fetchall()
     con.execute("SET lock_configuration = true").fetchall()
     return con

@@ -14,10 +14,10 @@ from pipelines.ingest.formats.common import (
     columns_sql,
     finish,
     register,
-    sql_str,
     strip_bom,
     validation_sql,
 )
+from pipelines.warehouse.connection import sql_str
 from pipelines.warehouse.contracts import load_contract
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from pipelines.warehouse.connection import sql_str
 from pipelines.warehouse.contracts import Contract
 
 _counter = itertools.count()
@@ -71,10 +72,6 @@ def strip_bom(lines: pa.Table) -> pa.Table:
         ]
     )
     return lines.set_column(lines.schema.get_field_index("raw_text"), "raw_text", raw)
-
-
-def sql_str(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) -> str:
