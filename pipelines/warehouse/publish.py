@@ -89,20 +89,23 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path | None = None, days: tu
     try:
         con.execute(f'COPY FROM DATABASE "{source}" TO {COPY} (SCHEMA)')
         parts = []
-        for schema, table in _base_tables(con, source):
-            columns = _columns(con, source, schema, table)
-            day_column = _day_column(con, source, schema, table, columns)
-            if day_column is None:
-                con.execute(f'INSERT INTO {COPY}."{schema}"."{table}" SELECT * FROM "{source}"."{schema}"."{table}"')
+        for schema, table in base_tables(con, source):
+            columns = table_columns(con, source, schema, table)
+            relation = f'"{source}"."{schema}"."{table}"'
+            day_column = day_column_of(columns)
+            by_day = day_column is not None and not _has_whole_type(columns)
+            rows = scalar(con, f"SELECT count(*) FROM {relation}") if by_day else 0
+            if rows < max(1, BY_DAY_MIN_ROWS):  # small, no day column, or a type Parquet cannot hold: copied whole
+                con.execute(f'INSERT INTO {COPY}."{schema}"."{table}" SELECT * FROM {relation}')
                 continue
             name = table if schema == "main" else f"{schema}.{table}"
-            relation = f'"{source}"."{schema}"."{table}"'
             windows = _windows(runs, 0 if name in RUN_DAYS_ONLY else DAY_COLUMNS[day_column])
-            kept = _table_parts(con, relation, name, day_column, columns, windows, previous)
-            parts += [
-                part if part.path else _export(con, relation, part, day_column, root, generation) for part in kept
+            table_parts = [
+                part if part.path else _export(con, relation, part, day_column, root, generation)
+                for part in _table_parts(con, relation, name, day_column, columns, rows, windows, previous)
             ]
-            _create_view(con, schema, table, columns, [p for p in parts if p.table == name])
+            _create_view(con, schema, table, columns, table_parts)
+            parts += table_parts
         _write_manifest(con, parts)
     finally:
         con.execute(f"DETACH {COPY}")
@@ -112,7 +115,8 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path | None = None, days: tu
     return target
 
 
-def _base_tables(con, source: str) -> list[tuple[str, str]]:
+def base_tables(con, source: str) -> list[tuple[str, str]]:
+    """The (schema, table) of every base table of the database ``source``."""
     return con.execute(
         "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? AND NOT temporary AND NOT internal "
         "ORDER BY schema_name, table_name",
@@ -120,7 +124,8 @@ def _base_tables(con, source: str) -> list[tuple[str, str]]:
     ).fetchall()
 
 
-def _columns(con, source: str, schema: str, table: str) -> list[tuple[str, str]]:
+def table_columns(con, source: str, schema: str, table: str) -> list[tuple[str, str]]:
+    """The table's (column, type), in order."""
     return con.execute(
         "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? "
         "AND table_name = ? ORDER BY column_index",
@@ -128,15 +133,15 @@ def _columns(con, source: str, schema: str, table: str) -> list[tuple[str, str]]
     ).fetchall()
 
 
-def _day_column(con, source: str, schema: str, table: str, columns: list[tuple[str, str]]) -> str | None:
-    """The column the table is published by day on, or None to copy it whole (small, no day column, or a type
-    Parquet cannot hold)."""
+def day_column_of(columns: list[tuple[str, str]]) -> str | None:
+    """The table's day column (the first of DAY_COLUMNS it has as a DATE), or None."""
     types = dict(columns)
-    day_column = next((c for c in DAY_COLUMNS if types.get(c) == "DATE"), None)
-    if day_column is None or any(t.startswith(WHOLE_TYPES) for t in types.values()):
-        return None
-    rows = scalar(con, f'SELECT count(*) FROM "{source}"."{schema}"."{table}"')
-    return day_column if rows >= max(1, BY_DAY_MIN_ROWS) else None
+    return next((c for c in DAY_COLUMNS if types.get(c) == "DATE"), None)
+
+
+def _has_whole_type(columns: list[tuple[str, str]]) -> bool:
+    """A column of a type Parquet cannot hold exactly: the table is copied whole."""
+    return any(t.startswith(WHOLE_TYPES) for _, t in columns)
 
 
 def _pending_file(target: Path) -> Path:
@@ -165,12 +170,12 @@ def _windows(runs: list[tuple[date, date]] | None, before: int) -> list[tuple[da
     return None if runs is None else [(first - timedelta(days=before), last) for first, last in runs]
 
 
-def _table_parts(con, relation, name, day_column, columns, windows, previous: dict) -> list[Part]:
+def _table_parts(con, relation, name, day_column, columns, total: int, windows, previous: dict) -> list[Part]:
     """The table's parts: a previous part reused where nothing says its day changed, else a part to export
     (an empty path)."""
     signature = ", ".join(f"{c} {t}" for c, t in columns)
     parts = []
-    for day, rows in _day_counts(con, relation, name, day_column, windows, previous):
+    for day, rows in _day_counts(con, relation, name, day_column, total, windows, previous):
         old = previous.get((name, day))
         reuse = (
             old is not None
@@ -188,10 +193,10 @@ def _in_windows(day: date, windows: list[tuple[date, date]]) -> bool:
     return any(first <= day <= last for first, last in windows)
 
 
-def _day_counts(con, relation, name, day_column, windows, previous: dict) -> list[tuple[date | None, int]]:
+def _day_counts(con, relation, name, day_column, total: int, windows, previous) -> list[tuple[date | None, int]]:
     """The table's rows per day. Counting every day reads the day column of the whole history; so the run's days
     (and the rows without a day) are counted, the other days taken from the previous copy, and that is checked
-    against the table's row count (which DuckDB keeps): any other difference, and every day is counted."""
+    against the table's row count ``total`` (which DuckDB keeps): any other difference, and every day is counted."""
     published = {day: p.row_count for (table, day), p in previous.items() if table == name and day is not None}
     if windows is not None and published:
         outside = {day: rows for day, rows in published.items() if not _in_windows(day, windows)}
@@ -199,7 +204,6 @@ def _day_counts(con, relation, name, day_column, windows, previous: dict) -> lis
         inside = con.execute(
             f"SELECT {day_column}, count(*) FROM {relation} WHERE {ranges} OR {day_column} IS NULL GROUP BY ALL"
         ).fetchall()
-        total = con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0]
         if sum(outside.values()) + sum(rows for _, rows in inside) == total:
             return sorted(list(outside.items()) + inside, key=lambda row: (row[0] is None, row[0]))
     return con.execute(f"SELECT {day_column}, count(*) FROM {relation} GROUP BY ALL ORDER BY 1 NULLS LAST").fetchall()

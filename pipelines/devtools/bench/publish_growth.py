@@ -4,8 +4,8 @@ technique comparison.
 A real history of 90 daily runs takes hours to generate and backfill here, so this bench grows one. It copies the
 warehouse of the history bench's day 1 (``make bench-history`` leaves it in bench_data/history-<devices>-day1/) and
 gives it more days by copying that day's rows of every table with a day column (but raw telemetry, which the live
-file keeps two days of), with the day column shifted by
-whole days: sizes and scans as a real history, not consistent data. At each length, side by side in one run:
+file keeps two days of), with the day column shifted by whole days: sizes and scans as a real history, not
+consistent data. At each length, side by side in one run:
 
 - the whole file copied, as publishing did before (a checkpoint and a file copy);
 - the by-day copy of a daily run (pipelines/warehouse/publish.py): the copy is first brought up to the day before
@@ -37,9 +37,8 @@ def growing_tables(con) -> dict[str, str]:
     live file keeps a bounded number of days of."""
     tables = {}
     source = scalar(con, "SELECT current_database()")
-    for schema, table in publish_module._base_tables(con, source):
-        types = dict(publish_module._columns(con, source, schema, table))
-        day_column = next((c for c in publish_module.DAY_COLUMNS if types.get(c) == "DATE"), None)
+    for schema, table in publish_module.base_tables(con, source):
+        day_column = publish_module.day_column_of(publish_module.table_columns(con, source, schema, table))
         if day_column and schema == "main" and table not in BOUNDED:
             tables[table] = day_column
     return tables
