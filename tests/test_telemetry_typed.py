@@ -69,3 +69,48 @@ def test_typed_read_kept_only_where_it_matches_the_text_path(tmp_path, con, monk
         results[reader] = digest(con, "telemetry")
     assert results["python"] == results["duckdb"]
     assert results["duckdb"][0] and (not typed or not results["duckdb"][1])  # a typed file quarantines nothing
+
+
+# a file whose text is not exactly its fields, which only the count of its lines (no pass over its text) can tell
+# from a clean one before the typed read: (its bytes, whether the typed read is kept)
+NOT_EXACT = {
+    "blank_line": (None, False),  # a blank line after a whole line in the middle (below)
+    "blank_last_line": (lambda b: b + b"\n", False),
+    "blank_lines_only_at_end": (lambda b: b + b"\n\n\n", False),
+    "crlf_line": (lambda b: b.replace(b"\n", b"\r\n", 1), False),
+    "latin1_in_an_unused_field": (lambda b: b.replace(b"NVIDIA", b"NVIDIA\xe9", 1), True),
+    "latin1_in_the_device_id": (lambda b: b.replace(b"GPU-", b"GPU\xe9-", 1), False),
+    "no_final_line_end": (lambda b: b.rstrip(b"\n"), True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_EXACT))
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_file_not_exactly_its_fields_loads_as_the_python_reader_loads_it(
+    tmp_path, con, monkeypatch, name, compressed
+):
+    change, typed = NOT_EXACT[name]
+    text = ("\n".join([HEADER, *BODY]) + "\n").encode()
+    cut = text.index(b"\n", 2000) + 1  # a blank line goes after a whole line
+    data = change(text) if name != "blank_line" else text[:cut] + b"\n" + text[cut:]
+    path = tmp_path / f"us-west-h100-large-000-{name.replace('_', '-')}_2026-11-02.csv"
+    if compressed:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    relation = read_line_relation(con, path, csv_fields=True)
+    if relation is not None and relation.header is not None:  # the first line allows a read as fields
+        ctx = ParseContext(con=con, landing=None, day=date(2026, 11, 2), options={}, name_date=date(2026, 11, 2))
+        header = relation.header
+        mapped = functools.partial(NvidiaSmiCsv()._mapped_sql, ctx, path, header)
+        parsed = parse_typed(ctx, relation, _nvsmi_header(path, header)[2], mapped)
+        assert (parsed is not None) == typed
+        relation.drop(con)
+    results = {}
+    for reader in ("python", "duckdb"):
+        monkeypatch.setenv("INFERCOST_LINE_READER", reader)
+        report = ingest_files(con, "telemetry", [path], date(2026, 11, 2), replace_anyway=True)
+        assert report.rows_read >= len(BODY)
+        results[reader] = digest(con, "telemetry")
+    assert results["python"] == results["duckdb"]

@@ -68,9 +68,13 @@ class LineRelation:
     """For a file read as fields: the read_csv of its fields; the view exists once ``materialize`` made it."""
     source_file: str = ""
     """The landing file's name as its rows give it."""
+    text_bytes: int = 0
+    """For a file read as fields: the plain file's bytes after a leading byte order mark, which its fields,
+    commas and line ends must account for (materialize checks)."""
 
     def materialize(self, con: duckdb.DuckDBPyConnection) -> None:
-        """For a file read as fields (read_csv_fields): its fields copied into ``table`` and the view made, once."""
+        """For a file read as fields (read_csv_fields): its fields copied into ``table``, checked, and the view
+        made, once; FieldsNotExact when the file is not exactly its fields (the caller reads it a line a row)."""
         if self.reader_sql:
             _materialize_fields(con, self)
 
@@ -80,6 +84,11 @@ class LineRelation:
         con.execute(f"DROP TABLE IF EXISTS {self.table}")
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class FieldsNotExact(Exception):
+    """A file read as fields (read_csv_fields) turned out not to be exactly its fields once its text was needed (a
+    blank line, a line with other fields, bytes that are not UTF-8...): it is read again a line a row."""
 
 
 def read_line_relation(
@@ -100,11 +109,12 @@ def read_line_relation(
     tmp = None
     try:
         plain = path
+        newlines = None
         if _compressed(path):
-            tmp, plain = pending.result() if pending is not None else decompress_to_temp(path)
+            tmp, plain, newlines = pending.result() if pending is not None else decompress_to_temp(path)
             if plain is None:
                 return None
-        relation = read_csv_fields(con, plain, path, max_line_bytes, tmp) if csv_fields else None
+        relation = read_csv_fields(con, plain, path, max_line_bytes, tmp, newlines) if csv_fields else None
         if relation is not None and relation.tmp is not None:
             tmp = None  # the relation reads the plain file: removed when it is dropped
         if relation is None:
@@ -140,7 +150,7 @@ class DecompressAhead:
     def close(self) -> None:
         for job in self._pending.values():
             try:
-                tmp, _ = job.result()
+                tmp, _, _ = job.result()
             except Exception:  # a file not taken (the run stopped before it): its error is not raised
                 continue
             shutil.rmtree(tmp, ignore_errors=True)
@@ -148,25 +158,38 @@ class DecompressAhead:
         self._pool.shutdown(wait=True)
 
 
-def decompress_to_temp(path: Path) -> tuple[Path, Path | None]:
-    """(a new temporary directory, the file's text decompressed into it, or None: see _decompressed)."""
+def decompress_to_temp(path: Path) -> tuple[Path, Path | None, int]:
+    """(a new temporary directory, the file's text decompressed into it or None: see _decompressed, the line ends
+    in that text)."""
     tmp = Path(tempfile.mkdtemp(prefix="infercost-lines-"))
     try:
-        return tmp, _decompressed(path, tmp / "lines.txt")
+        return (tmp, *_decompressed(path, tmp / "lines.txt"))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _decompressed(path: Path, out: Path) -> Path | None:
-    """The file's text written to ``out`` through decompress.text_blocks (its caps and checks), or None when the
-    stream reports a problem (a damaged stream, a cap passed): the Python path then reads it and says so."""
+def _decompressed(path: Path, out: Path) -> tuple[Path | None, int]:
+    """(``out``, the file's text written to it through decompress.text_blocks (its caps and checks), or None when
+    the stream reports a problem (a damaged stream, a cap passed): the Python path then reads it and says so; the
+    line ends ("\\n") written, counted as the blocks go by)."""
+    newlines = 0
     with open(out, "wb") as f:
         for data, problem in text_blocks(path):
             if problem:
-                return None
+                return None, newlines
             f.write(data)
-    return out
+            newlines += data.count(b"\n")
+    return out, newlines
+
+
+def count_newlines(plain: Path) -> int:
+    """The line ends ("\\n") in a plain file."""
+    n = 0
+    with open(plain, "rb") as f:
+        while block := f.read(16 * 2**20):
+            n += block.count(b"\n")
+    return n
 
 
 def read_lines_table(
@@ -233,17 +256,26 @@ def line_relation(con: duckdb.DuckDBPyConnection, table: str, path: Path, lines_
 
 
 def read_csv_fields(
-    con: duckdb.DuckDBPyConnection, plain: Path, path: Path, max_line_bytes: int, tmp: Path | None = None
+    con: duckdb.DuckDBPyConnection,
+    plain: Path,
+    path: Path,
+    max_line_bytes: int,
+    tmp: Path | None = None,
+    newlines: int | None = None,
 ) -> LineRelation | None:
-    """The file read by DuckDB's CSV reader as comma-separated fields (as many as its first line has; no quoting:
-    each field as written), each row with its line and its text rebuilt from its fields; or None when a line has
-    another number of fields, a line is blank (DuckDB skips those: the bytes read then fall short of the file's), or
-    the one-column read's reasons hold. Splitting in the reader spares a split of every line in SQL.
+    """The file to be read by DuckDB's CSV reader as comma-separated fields (as many as its first line has; no
+    quoting: each field as written), each row with its line and its text rebuilt from its fields; or None when the
+    first line rules it out (not UTF-8, one field, a carriage return) or the one-column read's reasons hold.
+    Splitting in the reader spares a split of every line in SQL.
 
-    One parallel pass of the reader checks the file (the strict read, every byte) and stores nothing: the fields
-    are copied into the relation's table only when a parse asks (LineRelation.materialize), so a parse that reads
-    the file typed itself (formats/telemetry_typed.py) stores no text. The relation keeps ``plain`` (and ``tmp``,
-    its temporary directory, removed by ``drop``)."""
+    Nothing is read here but the first line and the count of line ends (``newlines``, when the decompression
+    counted them): the relation's ``num_rows`` is the file's physical lines, which it has if it is exactly its
+    fields. A parse that reads the file typed (formats/telemetry_typed.py) keeps its read only when it gives a row
+    for every line after the first, in a strict read; else the fields are copied and checked when a parse asks
+    (LineRelation.materialize: every line a row of n fields, every byte accounted for), and a file that is not
+    exactly its fields (a blank line, which DuckDB skips; another number of fields; bytes that are not UTF-8) raises
+    FieldsNotExact there, to be read a line a row. The relation keeps ``plain`` (and ``tmp``, its temporary
+    directory, removed by ``drop``)."""
     with open(plain, "rb") as f:
         first = f.readline(max_line_bytes + 1)
     try:
@@ -253,24 +285,21 @@ def read_csv_fields(
     n = header.count(",") + 1
     if n < 2 or not header.endswith("\n") or "\r" in header or _GLOB_CHARS & set(str(plain)):
         return None
+    size = os.path.getsize(plain)
+    with open(plain, "rb") as f:
+        f.seek(size - 1)
+        unended = f.read(1) != b"\n"  # the last line lacks a line end
+    n_lines = (count_newlines(plain) if newlines is None else newlines) + unended
     fields = [f"field_{i}" for i in range(1, n + 1)]
     reader = fields_reader_sql(plain, {c: "VARCHAR" for c in fields}, max_line_bytes)
-    field_bytes = " + ".join(f"coalesce(strlen({c}), 0)" for c in fields)
-    try:
-        n_rows, n_bytes = con.execute(f"SELECT count(*), coalesce(sum({field_bytes}), 0) FROM {reader}").fetchall()[0]
-    except duckdb.Error:
-        return None
-    size = os.path.getsize(plain) - (len(_BOM) if first.startswith(_BOM) else 0)
-    if size - (n_bytes + n_rows * n) not in (
-        0,
-        -1,
-    ):  # each line: its fields, n - 1 commas, a line end (the last may lack it)
-        return None
     text = " || ',' || ".join(f"coalesce({c}, '')" for c in fields)
     text_sql = f"CASE WHEN source_line = 1 THEN ltrim({text}, chr(65279)) ELSE {text} END"
     table = f"_duck_fields_{next(_counter)}"
     header_text = header.removesuffix("\n").lstrip("\ufeff")  # line 1 as the view gives it
-    return LineRelation(f"{table}_view", table, n_rows, n, text_sql, header_text, plain, tmp, reader, str(path))
+    text_bytes = size - (len(_BOM) if first.startswith(_BOM) else 0)
+    return LineRelation(
+        f"{table}_view", table, n_lines, n, text_sql, header_text, plain, tmp, reader, str(path), text_bytes
+    )
 
 
 def fields_reader_sql(plain: Path, columns: dict[str, str], max_line_bytes: int, options: str = "") -> str:
@@ -284,16 +313,25 @@ def fields_reader_sql(plain: Path, columns: dict[str, str], max_line_bytes: int,
 
 
 def _materialize_fields(con: duckdb.DuckDBPyConnection, rel: LineRelation) -> None:
-    """The relation's table (its fields in file order) and its view, made once."""
+    """The relation's table (its fields in file order) and its view, made once; FieldsNotExact unless the strict
+    read gave a row for every line and the fields account for every byte (each line: its fields, n - 1 commas, a
+    line end, which the last may lack)."""
     if con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = ?", [rel.name]).fetchall():
         return
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {rel.table} AS SELECT * FROM {rel.reader_sql}")
-    if con.execute(f"SELECT count(*) FROM {rel.table}").fetchall()[0][0] != rel.num_rows:
-        raise RuntimeError(f"{rel.source_file}: changed while it was read (its lines are not those first counted)")
-    fields = ", ".join(f"field_{i}" for i in range(1, rel.fields + 1))
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {rel.table} AS SELECT * FROM {rel.reader_sql}")
+    except duckdb.Error as exc:
+        con.execute(f"DROP TABLE IF EXISTS {rel.table}")
+        raise FieldsNotExact(f"{rel.source_file}: {exc}") from exc
+    fields = [f"field_{i}" for i in range(1, rel.fields + 1)]
+    field_bytes = " + ".join(f"coalesce(strlen({c}), 0)" for c in fields)
+    n_rows, n_bytes = con.execute(f"SELECT count(*), coalesce(sum({field_bytes}), 0) FROM {rel.table}").fetchall()[0]
+    if n_rows != rel.num_rows or rel.text_bytes - (n_bytes + n_rows * rel.fields) not in (0, -1):
+        con.execute(f"DROP TABLE {rel.table}")
+        raise FieldsNotExact(f"{rel.source_file}: {n_rows:,} rows of {rel.num_rows:,} lines")
     source = sql_str(rel.source_file)
     con.execute(f"""
         CREATE OR REPLACE TEMP VIEW {rel.name} AS
-        SELECT source_file, source_line, {rel.text_sql} AS raw_text, {fields}
+        SELECT source_file, source_line, {rel.text_sql} AS raw_text, {", ".join(fields)}
         FROM (SELECT {source} AS source_file, rowid + 1 AS source_line, * FROM {rel.table})
     """)

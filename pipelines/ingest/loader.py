@@ -29,7 +29,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.ingest.duckdb_lines import DecompressAhead, LineRelation, read_line_relation
+from pipelines.ingest.duckdb_lines import DecompressAhead, FieldsNotExact, LineRelation, read_line_relation
 from pipelines.ingest.duckdb_pieces import iter_piece_lines
 from pipelines.ingest.feeds import (
     DEFAULT_FORMATS,
@@ -216,11 +216,15 @@ def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, pa
     if _duckdb_reads_whole(feed):
         # DuckDB's multithreaded reader, when it gives exactly the lines of the Python path (duckdb_lines.py); else
         # (INFERCOST_LINE_READER=python, another reader, or a file DuckDB cannot read exactly) the Python path
-        csv_fields = getattr(feed.reader, "csv_fields", False)
-        relation = read_line_relation(con, path, feed.max_line_bytes, csv_fields, ahead)
-        if relation is not None:
+        for csv_fields in (True, False) if getattr(feed.reader, "csv_fields", False) else (False,):
+            relation = read_line_relation(con, path, feed.max_line_bytes, csv_fields, ahead if csv_fields else None)
+            if relation is None:
+                break
             try:
                 parts = [feed.reader.parse_relation(ctx, path, relation)]
+            except FieldsNotExact:  # not exactly its fields after all: read again a line a row
+                ctx.release()
+                continue
             finally:
                 relation.drop(con)
             yield parts, relation.num_rows
