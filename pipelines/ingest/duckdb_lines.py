@@ -8,8 +8,8 @@ holding the separator stop the read with an error, and the file is read by the P
 which keeps each such line's own treatment (CRLF normalized, U+FFFD, an over-long line quarantined). Each physical line
 is a row of DuckDB's output, in file order (an empty line a NULL), so its row number is its line number.
 
-Compressed files (gzip, a tar archive of one file) are decompressed by decompress.py, with its caps, into a
-temporary plain file that DuckDB then reads in parallel: a file that passes a cap or is damaged is read by the
+Compressed files (gzip, a tar archive of one file) are decompressed by plain_files.py, with decompress.py's caps,
+into a temporary plain file that DuckDB then reads in parallel: a file that passes a cap or is damaged is read by the
 Python path, which ends it with its problem where it happened. DuckDB strips a UTF-8 byte order mark at the start
 of a file as strip_bom does; a file that is a mark and then a line end goes to the Python path (its first line is
 not blank there), as does one whose first line is not plainly text. Blank lines are dropped by the rule of
@@ -23,8 +23,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,16 +30,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.ingest.decompress import text_blocks
 from pipelines.ingest.files import MAX_LINE_BYTES
+from pipelines.ingest.plain_files import GLOB_CHARS as _GLOB_CHARS
+from pipelines.ingest.plain_files import DecompressAhead, compressed, count_newlines, decompress_to_temp
 from pipelines.warehouse.connection import sql_str
 
 # the column separator of the one-column read: a line holding it is read by the Python path
 SEPARATOR_SQL = r"E'\x1f\x1e\x1d'"
 _counter = itertools.count()
 _BOM = b"\xef\xbb\xbf"
-# a file name DuckDB would read as a glob, or that needs quoting we do not risk: the Python path reads it
-_GLOB_CHARS = set("*?[]{}'\\")
 
 
 @dataclass(frozen=True)
@@ -110,7 +107,7 @@ def read_line_relation(
     try:
         plain = path
         newlines = None
-        if _compressed(path):
+        if compressed(path):
             tmp, plain, newlines = pending.result() if pending is not None else decompress_to_temp(path)
             if plain is None:
                 return None
@@ -124,72 +121,6 @@ def read_line_relation(
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     return relation
-
-
-def _compressed(path: Path) -> bool:
-    return path.suffix == ".gz" or path.name.endswith((".tar", ".tgz"))
-
-
-class DecompressAhead:
-    """Decompresses the next compressed file into its temporary plain file in a thread while DuckDB reads and
-    parses the current one (zlib and file writes release the GIL), through decompress.text_blocks and its caps as
-    ever. At most one file is decompressed ahead; ``close`` waits for it and removes what was not taken."""
-
-    def __init__(self):
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infercost-decompress")
-        self._pending: dict[Path, Future] = {}
-
-    def start(self, path: Path) -> None:
-        path = Path(path)
-        if _compressed(path) and path not in self._pending and not _GLOB_CHARS & set(str(path)):
-            self._pending[path] = self._pool.submit(decompress_to_temp, path)
-
-    def take(self, path: Path) -> Future | None:
-        return self._pending.pop(Path(path), None)
-
-    def close(self) -> None:
-        for job in self._pending.values():
-            try:
-                tmp, _, _ = job.result()
-            except Exception:  # a file not taken (the run stopped before it): its error is not raised
-                continue
-            shutil.rmtree(tmp, ignore_errors=True)
-        self._pending.clear()
-        self._pool.shutdown(wait=True)
-
-
-def decompress_to_temp(path: Path) -> tuple[Path, Path | None, int]:
-    """(a new temporary directory, the file's text decompressed into it or None: see _decompressed, the line ends
-    in that text)."""
-    tmp = Path(tempfile.mkdtemp(prefix="infercost-lines-"))
-    try:
-        return (tmp, *_decompressed(path, tmp / "lines.txt"))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _decompressed(path: Path, out: Path) -> tuple[Path | None, int]:
-    """(``out``, the file's text written to it through decompress.text_blocks (its caps and checks), or None when
-    the stream reports a problem (a damaged stream, a cap passed): the Python path then reads it and says so; the
-    line ends ("\\n") written, counted as the blocks go by)."""
-    newlines = 0
-    with open(out, "wb") as f:
-        for data, problem in text_blocks(path):
-            if problem:
-                return None, newlines
-            f.write(data)
-            newlines += data.count(b"\n")
-    return out, newlines
-
-
-def count_newlines(plain: Path) -> int:
-    """The line ends ("\\n") in a plain file."""
-    n = 0
-    with open(plain, "rb") as f:
-        while block := f.read(16 * 2**20):
-            n += block.count(b"\n")
-    return n
 
 
 def read_lines_table(

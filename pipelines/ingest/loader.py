@@ -13,7 +13,7 @@ with the first day that quarantined them. Files are read in order of arrival: of
 delivered loads.
 
 This module orchestrates; the jobs live beside it: decompress.py and files.py (reading files in bounded memory,
-splitting lines), duckdb_lines.py and duckdb_pieces.py (the same lines read by DuckDB), feeds.py (a feed resolved once), load_sql.py (the SQL that decides each row's fate), staging.py (staging and replacing a day).
+splitting lines), plain_files.py (decompressed ahead for DuckDB), duckdb_lines.py and duckdb_pieces.py (the same lines read by DuckDB), feeds.py (a feed resolved once), load_sql.py (the SQL that decides each row's fate), staging.py (staging and replacing a day).
 A run never loses a loaded day by mistake: a reader of another feed is refused before anything is read, and a run
 that would replace a loaded day with no rows or mostly quarantine is refused (staging.refusal) unless
 ``replace_anyway``; ``dry_run`` reads, validates and reports, and writes nothing.
