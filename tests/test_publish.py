@@ -89,6 +89,25 @@ def test_the_copy_holds_every_table_as_the_warehouse_does(live, tmp_path):
     assert set(_listed(target, "raw_requests")) == {D1, D2, D3, D4, None}  # the row without a day is kept
 
 
+def test_text_of_few_values_is_written_from_an_enum_and_read_back_as_the_same_text(live, tmp_path, monkeypatch):
+    monkeypatch.setattr(publish_module, "ENUM_MAX_VALUES", 6)
+    live.execute("""
+        ALTER TABLE raw_requests ADD COLUMN device_id VARCHAR;
+        UPDATE raw_requests SET device_id = ['', 'a''b', 'gpu-é', NULL, 'gpu 1'][request_id % 5 + 1];
+        ALTER TABLE raw_requests ADD COLUMN note VARCHAR;
+        UPDATE raw_requests SET note = 'note ' || request_id;
+    """)
+    selects = []
+    enums = publish_module._few_values_as_enums
+    monkeypatch.setattr(publish_module, "_few_values_as_enums", lambda *a: selects.append(enums(*a)) or selects[-1])
+    target = publish(live, tmp_path / "published" / "warehouse.duckdb")
+    _same(live, target, "raw_requests")
+    selects = [s for s in selects if '"device_id"' in s]
+    assert len(selects) == 5  # raw_requests: four days and the row without one
+    assert sum('"device_id"::ENUM' in s for s in selects) == 5
+    assert sum('"note"::ENUM' in s for s in selects) == 1  # ten values a day, over the limit; one without a day
+
+
 def test_a_run_writes_only_the_days_it_changed(live, tmp_path):
     target = tmp_path / "published" / "warehouse.duckdb"
     publish(live, target)

@@ -49,6 +49,8 @@ RUN_DAYS_ONLY = ("int_requests",)
 in_run_days('request_date'))``; tests/test_publish.py reads the models to hold this list to them)."""
 WHOLE_TYPES = ("HUGEINT", "UHUGEINT")
 """Types Parquet cannot hold exactly (DuckDB writes HUGEINT as DOUBLE): a table with one is copied whole."""
+ENUM_MAX_VALUES = 10_000
+"""A text column of a part with at most this many distinct values is written from an ENUM (_few_values_as_enums)."""
 MANIFEST = "_published_parts"
 COPY = "_publish"
 """The new copy's file, attached to the warehouse's connection while it is written (its tables are the warehouse's)."""
@@ -101,7 +103,7 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path | None = None, days: tu
             name = table if schema == "main" else f"{schema}.{table}"
             windows = _windows(runs, 0 if name in RUN_DAYS_ONLY else DAY_COLUMNS[day_column])
             table_parts = [
-                part if part.path else _export(con, relation, part, day_column, root, generation)
+                part if part.path else _export(con, relation, part, day_column, root, generation, columns)
                 for part in _table_parts(con, relation, name, day_column, columns, rows, windows, previous)
             ]
             _create_view(con, schema, table, columns, table_parts)
@@ -209,13 +211,36 @@ def _day_counts(con, relation, name, day_column, total: int, windows, previous) 
     return con.execute(f"SELECT {day_column}, count(*) FROM {relation} GROUP BY ALL ORDER BY 1 NULLS LAST").fetchall()
 
 
-def _export(con, relation: str, part: Part, day_column: str, root: Path, generation: str) -> Part:
+def _export(con, relation: str, part: Part, day_column: str, root: Path, generation: str, columns) -> Part:
+    """The part's rows written to a Parquet file of its own (zstd at level 1: a third faster than the default
+    level for 3 % more bytes on the fleet-day's request costs)."""
     folder = root / part.table
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{part.day or 'no-day'}.{generation}.parquet"
     where = f"{day_column} IS NULL" if part.day is None else f"{day_column} = DATE '{part.day}'"
-    con.execute(f"COPY (SELECT * FROM {relation} WHERE {where}) TO {sql_str(path)} (FORMAT parquet, COMPRESSION zstd)")
+    rows = f"SELECT {_few_values_as_enums(con, relation, where, columns)} FROM {relation} WHERE {where}"
+    con.execute(f"COPY ({rows}) TO {sql_str(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)")
     return Part(part.table, part.day, str(path), part.row_count, part.columns)
+
+
+def _few_values_as_enums(con, relation: str, where: str, columns) -> str:
+    """The part's select list, each text column of at most ENUM_MAX_VALUES distinct values (device ids, hosts,
+    files, models: by a cheap estimate, then listed) cast to an ENUM of them. Parquet's writer hashes every text
+    value into its dictionary, but takes an ENUM's dictionary as it is: raw telemetry of the fleet-day (86M rows)
+    is written in 19 s instead of 32 s. Read back, an ENUM column is text again, and the view casts every column
+    to the warehouse's type."""
+    text = [c for c, t in columns if t == "VARCHAR"]
+    few = set()
+    if text:
+        estimates = ", ".join(f'approx_count_distinct("{c}")' for c in text)
+        estimates = con.execute(f"SELECT {estimates} FROM {relation} WHERE {where}").fetchall()[0]
+        few = {c for c, n in zip(text, estimates) if 0 < n <= ENUM_MAX_VALUES}
+    select = []
+    for c, _ in columns:
+        distinct = f'SELECT DISTINCT "{c}" FROM {relation} WHERE {where} AND "{c}" IS NOT NULL'
+        values = [v for (v,) in con.execute(distinct).fetchall()] if c in few else []
+        select.append(f'"{c}"::ENUM({", ".join(sql_str(v) for v in values)}) AS "{c}"' if values else f'"{c}"')
+    return ", ".join(select)
 
 
 def _create_view(con, schema: str, table: str, columns, parts: list[Part]) -> None:
