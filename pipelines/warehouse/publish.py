@@ -212,14 +212,16 @@ def _day_counts(con, relation, name, day_column, total: int, windows, previous) 
 
 
 def _export(con, relation: str, part: Part, day_column: str, root: Path, generation: str, columns) -> Part:
-    """The part's rows written to a Parquet file of its own (zstd at level 1: a third faster than the default
-    level for 3 % more bytes on the fleet-day's request costs)."""
+    """The part's rows written to a Parquet file of its own: zstd at level 1 (a third faster than the default level
+    for 3 % more bytes on the fleet-day's request costs), and no dictionary but the ENUMs' own (DuckDB otherwise
+    builds one for every column, measurements and unique ids included, and drops most: the files come out the same
+    size, 5 % faster over the fleet-day's publish)."""
     folder = root / part.table
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{part.day or 'no-day'}.{generation}.parquet"
     where = f"{day_column} IS NULL" if part.day is None else f"{day_column} = DATE '{part.day}'"
     rows = f"SELECT {_few_values_as_enums(con, relation, where, columns)} FROM {relation} WHERE {where}"
-    con.execute(f"COPY ({rows}) TO {sql_str(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)")
+    con.execute(f"COPY ({rows}) TO {sql_str(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, DICTIONARY_SIZE_LIMIT 1)")
     return Part(part.table, part.day, str(path), part.row_count, part.columns)
 
 
