@@ -29,7 +29,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.ingest.duckdb_lines import DecompressAhead, FieldsNotExact, LineRelation, read_line_relation
+from pipelines.ingest.duckdb_lines import FieldsNotExact, LineRelation, read_line_relation
 from pipelines.ingest.duckdb_pieces import iter_piece_lines
 from pipelines.ingest.feeds import (
     DEFAULT_FORMATS,
@@ -49,6 +49,7 @@ from pipelines.ingest.files import (
 )
 from pipelines.ingest.formats import ParseContext
 from pipelines.ingest.load_sql import FILES_TABLE
+from pipelines.ingest.plain_files import DecompressAhead
 from pipelines.ingest.report import FileReport, IngestError, IngestReport
 from pipelines.ingest.staging import (
     problem_rows,
@@ -216,8 +217,9 @@ def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, pa
     if _duckdb_reads_whole(feed):
         # DuckDB's multithreaded reader, when it gives exactly the lines of the Python path (duckdb_lines.py); else
         # (INFERCOST_LINE_READER=python, another reader, or a file DuckDB cannot read exactly) the Python path
-        for csv_fields in (True, False) if getattr(feed.reader, "csv_fields", False) else (False,):
-            relation = read_line_relation(con, path, feed.max_line_bytes, csv_fields, ahead if csv_fields else None)
+        tries = (True, False) if getattr(feed.reader, "csv_fields", False) else (False,)
+        for i, csv_fields in enumerate(tries):  # as fields first, when the reader takes them
+            relation = read_line_relation(con, path, feed.max_line_bytes, csv_fields, ahead if i == 0 else None)
             if relation is None:
                 break
             try:

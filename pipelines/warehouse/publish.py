@@ -49,6 +49,8 @@ RUN_DAYS_ONLY = ("int_requests",)
 in_run_days('request_date'))``; tests/test_publish.py reads the models to hold this list to them)."""
 WHOLE_TYPES = ("HUGEINT", "UHUGEINT")
 """Types Parquet cannot hold exactly (DuckDB writes HUGEINT as DOUBLE): a table with one is copied whole."""
+PART_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, DICTIONARY_SIZE_LIMIT 1"
+"""How a part is written (_export says why)."""
 ENUM_MAX_VALUES = 10_000
 """A text column of a part with at most this many distinct values is written from an ENUM (_few_values_as_enums)."""
 MANIFEST = "_published_parts"
@@ -221,7 +223,7 @@ def _export(con, relation: str, part: Part, day_column: str, root: Path, generat
     path = folder / f"{part.day or 'no-day'}.{generation}.parquet"
     where = f"{day_column} IS NULL" if part.day is None else f"{day_column} = DATE '{part.day}'"
     rows = f"SELECT {_few_values_as_enums(con, relation, where, columns)} FROM {relation} WHERE {where}"
-    con.execute(f"COPY ({rows}) TO {sql_str(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, DICTIONARY_SIZE_LIMIT 1)")
+    con.execute(f"COPY ({rows}) TO {sql_str(path)} ({PART_OPTIONS})")
     return Part(part.table, part.day, str(path), part.row_count, part.columns)
 
 
