@@ -4,7 +4,7 @@ import subprocess
 import sys
 import time
 
-from pipelines.devtools.bench.tree_memory import TreeSampler, tree_rss_bytes
+from pipelines.devtools.bench.tree_memory import TreeSampler, tree_cpu_s, tree_rss_bytes
 
 HOLD_300MB = "import time; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(3)"
 
@@ -20,3 +20,24 @@ def test_a_grandchild_counts_in_the_tree_and_in_the_step_it_ran_in():
     steps = memory.step_peaks({"holding": (before, after), "never ran": (after + 10, after + 20)})
     assert steps["holding"] == memory.peak_bytes() and steps["never ran"] == 0
     assert tree_rss_bytes(shell.pid) == 0  # gone: nothing left to count
+
+
+SPIN_1S = "import time; t = time.process_time(); exec('while time.process_time() - t < 1.0: pass')"
+
+
+def test_a_grandchilds_cpu_counts_in_the_step_it_ran_in_and_not_in_one_after():
+    # the grandchild spins a core for 1 s of CPU, then the shell sleeps: its CPU lands in the first window only
+    shell = subprocess.Popen(["/bin/sh", "-c", f'"{sys.executable}" -c "{SPIN_1S}"; sleep 1'])
+    start = time.time()
+    with TreeSampler(shell.pid, interval_s=0.05) as sampler:
+        while tree_cpu_s(shell.pid) < 0.9 and shell.poll() is None:
+            time.sleep(0.05)
+        time.sleep(0.4)  # the spinner had used 0.9 s: it ends within 0.1 s of CPU
+        spun = time.time()
+        shell.wait()
+    end = time.time()
+    cpu = sampler.step_cpu_s(
+        {"spinning": (start, spun), "sleeping": (spun + 0.1, end), "never ran": (end + 1, end + 2)}
+    )
+    assert 0.8 <= cpu["spinning"] <= 1.5, cpu  # the interpreter's start-up adds a little
+    assert cpu["sleeping"] < 0.1 and cpu["never ran"] == 0.0, cpu

@@ -21,7 +21,8 @@ CLI = [sys.executable, "-m", "pipelines.cli"]
 
 def _materialize(landing: Path, home: Path, say) -> tuple[float, str, dict]:
     """``infercost materialize`` of the day into a fresh warehouse under ``home``, its progress relayed; returns
-    the seconds it took, its step-times line and its memory: the tree's peak and each step's (bytes)."""
+    the seconds it took, its step-times line, its memory (the tree's peak and each step's, bytes) and each step's
+    CPU seconds."""
     env = {**os.environ, "INFERCOST_LANDING": str(landing), "INFERCOST_HOME": str(home)}
     env.pop("INFERCOST_WAREHOUSE", None)
     env.pop("DAGSTER_HOME", None)
@@ -50,7 +51,9 @@ def _materialize(landing: Path, home: Path, say) -> tuple[float, str, dict]:
             f"INFERCOST_LANDING={landing} INFERCOST_HOME={home} infercost materialize "
             f"--partition {FLEET_DAY}"
         )
-    return seconds, steps, {"tree": memory.peak_bytes(), "steps": memory.step_peaks(windows)}
+    usage = {"tree": memory.peak_bytes(), "steps": memory.step_peaks(windows), "cpu": memory.step_cpu_s(windows)}
+    usage["cores"] = {step: cpu / max(windows[step][1] - windows[step][0], 1e-9) for step, cpu in usage["cpu"].items()}
+    return seconds, steps, usage
 
 
 def _published_counts(home: Path) -> dict[str, int]:
@@ -93,6 +96,10 @@ def fleet_day(devices: int = 1000, say=print, readers: bool = False) -> dict:
         + ", ".join(f"{step} {peak / 2**20:,.0f}" for step, peak in memory["steps"].items())
     )
     say(
+        "step CPU s (the tree's user + system seconds; cores busy = CPU s / wall s): "
+        + ", ".join(f"{step} {cpu:,.1f} ({memory['cores'][step]:.2f} cores)" for step, cpu in memory["cpu"].items())
+    )
+    say(
         f"summary fleet-day ({devices} accelerators): {counts['raw_telemetry']:,} telemetry rows and "
         f"{counts['raw_requests']:,} requests to {counts['fct_request_cost']:,} costed requests in {seconds:.0f} s "
         f"({seconds / 60:.1f} min; goal 4), peak {peak_mb:,.0f} MB in one process, {tree_peak_mb:,.0f} MB for the "
@@ -104,6 +111,7 @@ def fleet_day(devices: int = 1000, say=print, readers: bool = False) -> dict:
         "peak_mb": peak_mb,
         "tree_peak_mb": tree_peak_mb,
         "step_peak_mb": {step: peak / 2**20 for step, peak in memory["steps"].items()},
+        "step_cpu_s": memory["cpu"],
         "readers": compared,
         **counts,
     }
