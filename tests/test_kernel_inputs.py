@@ -108,6 +108,6 @@ def test_the_warm_up_loads_every_compiled_version_a_real_call_uses():
     ]
     before = {f: len(f.signatures) for f in dispatchers}
     assert before[compiled_sweep.run_sweep] >= 1
-    requests, telemetry = synthetic_inputs(20_000, 4, 2_000, seed=5)
+    requests, telemetry = synthetic_inputs(20_000, 4, 4_000, seed=5)  # requests across an hour: several pieces
     assert attribute_energy(requests, telemetry, bucket_s=3600, engine="compiled").per_request.num_rows == 20_000
     assert {f: len(f.signatures) for f in dispatchers} == before  # nothing compiled or loaded after the warm-up

@@ -15,6 +15,7 @@ from pipelines.attribution.compiled_segments import build_segments, compact, is_
 from pipelines.attribution.compiled_sweep import (
     count_segments,
     in_order,
+    piece_rows,
     prepare_requests,
     run_sweep,
 )
@@ -145,7 +146,10 @@ def sweep(
               r["weighted"], r["positive"], r["pieces_start"], r["npieces"], np.int64(bucket_us), seg_first,
               p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev, s_bucket, s_vals, st_f, st_i, active, active_pos)
     # fmt: on
-    row = np.arange(n) if n_pieces == n else np.repeat(np.arange(n), r["npieces"])
+    row = np.arange(n)
+    if n_pieces != n:
+        row = np.empty(n_pieces, np.int64)
+        piece_rows(r["npieces"], r["pieces_start"], row)
     return SweepResult(
         row=row,
         bucket=p_bucket,

@@ -149,7 +149,7 @@ def request_codes(rid: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array
     Unique ids give codes 0..n-1 and the ids themselves (no copy)."""
     compiled = _compiled()
     if pa.types.is_integer(rid.type) and compiled is not None and not rid.null_count:
-        ids = rid.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        ids = _readonly(rid.to_numpy(zero_copy_only=False).astype(np.int64, copy=False))  # one compiled version
         index_type = np.int32 if len(ids) < 2**31 else np.int64
         codes, first_rows = np.empty(len(ids), dtype=index_type), np.empty(len(ids), dtype=index_type)
         k = compiled.group_ids(ids, codes, first_rows)

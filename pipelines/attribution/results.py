@@ -13,7 +13,10 @@ import pyarrow as pa
 from pipelines.attribution.arrays import TS_TYPE
 from pipelines.attribution.columns import chunked
 from pipelines.attribution.engine_api import SweepResult
-from pipelines.attribution.prepare import request_codes, sum_pieces
+from pipelines.attribution.prepare import request_codes, sum_pieces, take
+
+_SUMS = ("energy_j", "device_share_s", "unmetered_s", "energy_uncertainty_j")
+"""the pieces' columns a request's total sums"""
 
 
 @dataclass
@@ -73,12 +76,11 @@ def _chunked(arrays: list, type_: pa.DataType) -> pa.ChunkedArray:
     return pa.chunked_array(chunks, type=type_)
 
 
-def _per_request_bucket(
-    rid: pa.Array, devices: pa.Array, r_dev: np.ndarray, parts: list[SweepResult], bucket_us: int
-) -> pa.Table:
+def _piece_request_ids(rid: pa.Array | pa.ChunkedArray, parts: list[SweepResult]) -> list:
+    """Each group's pieces' request ids (the caller's type), shared by the pieces table and the per-request one."""
     in_chunks = chunked(rid, lambda c: c.to_numpy()) if isinstance(rid, pa.ChunkedArray) else None
 
-    def request_ids(row: np.ndarray) -> pa.Array:
+    def request_ids(row: np.ndarray) -> pa.Array | pa.ChunkedArray:
         # one piece per request row, in row order (one bucket, one group, rows grouped by device): no gather
         identity = len(row) == len(rid) and (len(row) == 0 or (row[0] == 0 and bool(np.all(row[1:] > row[:-1]))))
         if identity:
@@ -86,15 +88,18 @@ def _per_request_bucket(
         # integer ids in their chunks (kernel.py): gathered from them, no concatenated copy
         return rid.take(pa.array(row)) if in_chunks is None else pa.array(in_chunks.take(row), rid.type)
 
+    return [request_ids(p.row) for p in parts]
+
+
+def _per_request_bucket(
+    rid: pa.Array, ids: list, devices: pa.Array, r_dev: np.ndarray, parts: list[SweepResult], bucket_us: int
+) -> pa.Table:
     return pa.table(
         {
-            "request_id": _chunked([request_ids(p.row) for p in parts], rid.type),
+            "request_id": _chunked(ids, rid.type),
             "device_id": _chunked([_device_ids(devices, r_dev[p.row]) for p in parts], pa.string()),
             "bucket_start": _chunked([_bucket_starts(p.bucket, bucket_us) for p in parts], TS_TYPE),
-            **{
-                name: _chunked([getattr(p, name) for p in parts], pa.float64())
-                for name in ("energy_j", "device_share_s", "unmetered_s", "energy_uncertainty_j")
-            },
+            **{name: _chunked([getattr(p, name) for p in parts], pa.float64()) for name in _SUMS},
         }
     )
 
@@ -118,26 +123,60 @@ def _per_device_bucket(devices: pa.Array, parts: list[SweepResult], bucket_us: i
     )
 
 
-def _per_request(rid: pa.Array, parts: list[SweepResult], length_s: np.ndarray):
+def _runs(row: np.ndarray) -> tuple[int, np.ndarray]:
+    """A group's pieces as runs of one request row each (the sweeps emit a row's pieces together): how many
+    leading pieces are runs of their own (the compiled engine puts the rows of one piece first), and where each
+    later run begins, counted from the first of them."""
+    if len(row) < 2:
+        return len(row), np.zeros(0, np.int64)
+    change = row[1:] != row[:-1]
+    singles = len(row) if change.all() else int(np.argmin(change))  # piece `singles` and the next share a row
+    if singles == len(row):
+        return singles, np.zeros(0, np.int64)
+    return singles, np.concatenate(([0], np.flatnonzero(change[singles:]) + 1))
+
+
+def _per_request_unique(ids: list, parts: list[SweepResult], length_s: np.ndarray, rid_type) -> pa.Table | None:
+    """The per-request table when every request row has its own id: the sums of each row's consecutive pieces,
+    in the pieces' order. The leading rows of one piece (most rows) are their pieces: those arrays are shared,
+    not copied or scattered into row order; the rows of several pieces after them are summed. None when the
+    pieces are not one run per row (then rows are summed by code)."""
+    runs = [_runs(p.row) for p in parts]
+    if sum(singles + len(later) for singles, later in runs) != len(length_s):
+        return None
+    columns: dict[str, list] = {"request_id": [], **{name: [] for name in _SUMS}, "device_s": []}
+    for p, part_ids, (singles, later) in zip(parts, ids, runs, strict=True):
+        tail = singles + later  # the first piece of each later run
+        columns["request_id"] += [part_ids[:singles], part_ids.take(pa.array(tail))]
+        for name in _SUMS:
+            values = getattr(p, name)
+            columns[name] += [values[:singles], np.add.reduceat(values[singles:], later) if len(later) else []]
+        columns["device_s"] += [take(length_s, p.row[:singles]), length_s[p.row[tail]]]
+    types = {"request_id": rid_type}
+    return pa.table({name: _chunked(arrays, types.get(name, pa.float64())) for name, arrays in columns.items()})
+
+
+def _per_request(rid: pa.Array, ids: list, parts: list[SweepResult], length_s: np.ndarray):
     """A function building the per-request table (on first use: the daily run never needs it). Request ids are
-    grouped as codes (prepare.request_codes) and the pieces summed by code, no strings built."""
+    grouped as codes (prepare.request_codes); when they are all distinct, each row's pieces are summed where they
+    lie (_per_request_unique), else the pieces are summed by code, no strings built. Rows come in no set order."""
 
     def build() -> pa.Table:
-        codes, ids = request_codes(rid)
-        unique = len(ids) == len(length_s)  # then the codes are the rows: per-request totals are per-row totals
-        codes = None if unique else codes
-        sums = np.zeros((4, len(ids)))
+        codes, distinct = request_codes(rid)
+        unique = len(distinct) == len(length_s)  # then the codes are the rows: per-request totals are per-row totals
+        if unique:
+            table = _per_request_unique(ids, parts, length_s, rid.type)
+            if table is not None:
+                return table
+            codes = None
+        sums = np.zeros((4, len(distinct)))
         for p in parts:
-            values = (p.energy_j, p.device_share_s, p.unmetered_s, p.energy_uncertainty_j)
-            sum_pieces(p.row, None if unique else codes, values, sums)
+            sum_pieces(p.row, None if unique else codes, tuple(getattr(p, name) for name in _SUMS), sums)
         return pa.table(
             {
-                "request_id": ids,
-                "energy_j": sums[0],
-                "device_share_s": sums[1],
-                "unmetered_s": sums[2],
-                "energy_uncertainty_j": sums[3],
-                "device_s": length_s if unique else np.bincount(codes, weights=length_s, minlength=len(ids)),
+                "request_id": distinct,
+                **{name: sums[j] for j, name in enumerate(_SUMS)},
+                "device_s": length_s if unique else np.bincount(codes, weights=length_s, minlength=len(distinct)),
             }
         )
 
@@ -156,11 +195,12 @@ def attribution_result(
     global). rid: request_id per request row (the caller's type, kept; integer ids without nulls may come chunked);
     devices: device ids by code; r_dev: device code per request row; length_s: duration of each request row.
     Columns stay chunked by group (no copies)."""
+    ids = _piece_request_ids(rid, parts)
     return AttributionResult(
-        _per_request_bucket(rid, devices, r_dev, parts, bucket_us),
+        _per_request_bucket(rid, ids, devices, r_dev, parts, bucket_us),
         _per_device_bucket(devices, parts, bucket_us),
         sum(p.dropped for p in parts),
         sum(p.counter_intervals for p in parts),
         sum(p.counter_resets for p in parts),
-        _per_request(rid, parts, length_s),
+        _per_request(rid, ids, parts, length_s),
     )
