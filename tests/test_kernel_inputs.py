@@ -111,3 +111,19 @@ def test_the_warm_up_loads_every_compiled_version_a_real_call_uses():
     requests, telemetry = synthetic_inputs(20_000, 4, 4_000, seed=5)  # requests across an hour: several pieces
     assert attribute_energy(requests, telemetry, bucket_s=3600, engine="compiled").per_request.num_rows == 20_000
     assert {f: len(f.signatures) for f in dispatchers} == before  # nothing compiled or loaded after the warm-up
+
+
+def test_per_request_totals_of_repeated_and_distinct_ids_across_buckets():
+    """Rows of several pieces (requests across buckets) among rows of one, summed where they lie when ids are
+    distinct and by code when they repeat: both give the slow way's sums, each request once."""
+    requests, telemetry = _as_logged(*_case(11))
+    for ids in (requests["request_id"], pa.array(np.arange(requests.num_rows) % 97, pa.int64())):
+        table = requests.set_column(0, "request_id", ids)
+        result = attribute_energy(table, telemetry, max_gap_s=5, bucket_s=60)
+        pieces = result.per_request_bucket.group_by("request_id").aggregate([("energy_j", "sum")])
+        assert pieces.num_rows < result.per_request_bucket.num_rows  # some rows have several pieces
+        expected = dict(zip(pieces["request_id"].to_pylist(), pieces["energy_j_sum"].to_pylist()))
+        got = result.per_request
+        assert sorted(got["request_id"].to_pylist()) == sorted(expected)
+        for rid, energy in zip(got["request_id"].to_pylist(), got["energy_j"].to_pylist()):
+            assert energy == pytest.approx(expected[rid], rel=1e-12, abs=1e-9)

@@ -18,7 +18,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def device_order(codes, ndev, order, first):
     """Fill ``order`` with the row numbers sorted by code (stable) and ``first`` (ndev + 1) with each code's first
     position in it. Returns True when the rows were already in code order (then ``order`` is left unfilled)."""

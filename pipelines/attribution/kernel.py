@@ -41,6 +41,7 @@ type). The compiled engine's code is loaded in a background thread on the first 
 from __future__ import annotations
 
 import ctypes
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
@@ -144,12 +145,13 @@ def _inputs(requests: pa.Table, telemetry: pa.Table, prompt_token_weight: float)
     return _Inputs(devices, r_dev, s, e, w, t_dev, t_ts, t_p, t_w, counter)
 
 
-def _chunks(r_dev: np.ndarray, t_dev: np.ndarray, ndev: int, max_events: int) -> list[tuple[int, int]]:
-    """Consecutive device ranges [lo, hi) of at most about max_events breakpoints each (a device is never split)."""
-    events = 2 * np.bincount(r_dev, minlength=ndev) + 2 * np.bincount(t_dev, minlength=ndev)
+def _chunks(r_first: np.ndarray, t_first: np.ndarray, max_events: int) -> list[tuple[int, int]]:
+    """Consecutive device ranges [lo, hi) of at most about max_events breakpoints each (a device is never split);
+    r_first, t_first: each device's first request and telemetry row in device order (RowsByDevice.first)."""
+    events = 2 * np.diff(r_first) + 2 * np.diff(t_first)
     group = np.cumsum(events) // max(max_events, 1)
     edges = np.flatnonzero(np.diff(group)) + 1
-    bounds = np.concatenate(([0], edges, [ndev]))
+    bounds = np.concatenate(([0], edges, [len(events)]))
     return [(int(lo), int(hi)) for lo, hi in pairwise(bounds) if hi > lo]
 
 
@@ -186,9 +188,10 @@ def _sweep_groups(
     group's result keeps its own arrays (the output tables are chunked by group: nothing is concatenated), with
     the table's request rows and global device codes."""
     ndev = len(inp.devices)
-    r_rows, t_rows = rows_by_device(inp.r_dev, ndev), rows_by_device(inp.t_dev, ndev)
+    with ThreadPoolExecutor(2) as pool:  # the compiled counting sorts release the GIL: both tables at once
+        r_rows, t_rows = pool.map(lambda dev: rows_by_device(dev, ndev), (inp.r_dev, inp.t_dev))
     parts = []
-    for lo, hi in _chunks(inp.r_dev, inp.t_dev, ndev, max_events):
+    for lo, hi in _chunks(r_rows.first, t_rows.first, max_events):
         ri = r_rows.rows(lo, hi)
         requests = GroupRequests(r_rows.codes(lo, hi), inp.start_us.take(ri), inp.end_us.take(ri), inp.weight.take(ri))
         segments = _group_segments(inp, t_rows, lo, hi, max_gap_us, engine)

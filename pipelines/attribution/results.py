@@ -158,8 +158,9 @@ def _per_request_unique(ids: list, parts: list[SweepResult], length_s: np.ndarra
 
 def _per_request(rid: pa.Array, ids: list, parts: list[SweepResult], length_s: np.ndarray):
     """A function building the per-request table (on first use: the daily run never needs it). Request ids are
-    grouped as codes (prepare.request_codes); when they are all distinct, each row's pieces are summed where they
-    lie (_per_request_unique), else the pieces are summed by code, no strings built. Rows come in no set order."""
+    grouped as codes (prepare.request_codes); when every row has its own id, each row's pieces are summed where
+    they lie (_per_request_unique), else the pieces are summed by code, no strings built. Rows come in no set
+    order."""
 
     def build() -> pa.Table:
         codes, distinct = request_codes(rid)
