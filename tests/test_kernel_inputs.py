@@ -127,3 +127,27 @@ def test_per_request_totals_of_repeated_and_distinct_ids_across_buckets():
         assert sorted(got["request_id"].to_pylist()) == sorted(expected)
         for rid, energy in zip(got["request_id"].to_pylist(), got["energy_j"].to_pylist()):
             assert energy == pytest.approx(expected[rid], rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_request_codes_tell_distinct_ids_from_repeated_ones(seed):
+    rng = np.random.default_rng(seed)
+    cases = [
+        rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, 5_000),
+        rng.integers(0, 3_000, 2_000),  # repeats almost surely
+        np.array([7, 1, 7]),
+        np.arange(10_000) * 2**40,  # ids that differ only in high bits
+        np.concatenate([np.arange(5_000), [4_999]]),  # one repeat, last
+        np.array([], np.int64),
+    ]
+    for ids in cases:
+        ids = ids.astype(np.int64)
+        for rid in (pa.array(ids), pa.chunked_array([ids[: len(ids) // 2], ids[len(ids) // 2 :]], pa.int64())):
+            codes, distinct = prepare.request_codes(rid)
+            first = np.unique(ids, return_index=True)[1]
+            assert sorted(distinct.to_pylist()) == sorted(ids[first].tolist())
+            if len(first) == len(ids):
+                assert codes is None
+            else:
+                assert distinct.to_numpy()[codes].tolist() == ids.tolist()  # each row's code names its id
+                assert distinct.to_pylist() == ids[np.sort(first)].tolist()  # in order of first appearance

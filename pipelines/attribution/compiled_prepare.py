@@ -4,6 +4,7 @@
 * ``order_within_devices``: rows already grouped by device put in (device, time) order, each device sorted on its
   own and devices in parallel (rows nearly in order, as logged at completion, by a few insertions);
 * ``group_ids``: dictionary codes of int64 ids (an open-addressing hash table), in order of first appearance;
+  ``ids_distinct`` whether they are all distinct, the table split by hash over threads;
 * ``sum_pieces``: the per-request sums of the pieces in one pass;
 * ``gather``: a parallel ``src[idx]``; ``gather_chunks`` the same from a column's chunks (Arrow's buffers, by
   address), so that no full-length copy of a chunked column is made.
@@ -112,6 +113,40 @@ def group_ids(ids, codes, first_rows):
                 break
             j = (j + 1) & mask
     return k
+
+
+@njit(cache=True, parallel=True)
+def ids_distinct(ids, tables):
+    """Whether no int64 id occurs twice. ``tables`` (parts x a power of two, -1 filled by the caller): part t
+    holds the rows of the ids whose hash's top bits are t, each part filled by its own thread (group_ids' table
+    split by hash, no codes written)."""
+    parts, size = tables.shape
+    mask = size - 1
+    bits = 0
+    while (1 << bits) < parts:  # parts is a power of two
+        bits += 1
+    shift = np.uint64(64 - max(bits, 1))
+    duplicate = np.zeros(parts, np.bool_)
+    for t in prange(parts):
+        table = tables[t]
+        for i in range(len(ids)):
+            x = ids[i]
+            h = np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)
+            if parts > 1 and np.int64(h >> shift) != t:
+                continue
+            j = np.int64((h >> np.uint64(20)) & np.uint64(mask))
+            while True:
+                r = table[j]
+                if r < 0:
+                    table[j] = i
+                    break
+                if ids[r] == x:
+                    duplicate[t] = True
+                    break
+                j = (j + 1) & mask
+            if duplicate[t]:
+                break
+    return not duplicate.any()
 
 
 @njit(cache=True)

@@ -144,18 +144,25 @@ def rows_by_device(dev: np.ndarray, ndev: int) -> RowsByDevice:
     return RowsByDevice(order, np.searchsorted(dev[order], np.arange(ndev + 1)))
 
 
-def request_codes(rid: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+def request_codes(rid: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray | None, pa.Array]:
     """Per request row, the code of its request_id (codes follow first appearance), and the distinct ids by code.
-    Unique ids give codes 0..n-1 and the ids themselves (no copy)."""
+    Distinct int64 ids give None (the codes are the rows) and the ids themselves (no copy): told apart first by a
+    check in threads that writes no codes."""
     compiled = _compiled()
     if pa.types.is_integer(rid.type) and compiled is not None and not rid.null_count:
         ids = _readonly(rid.to_numpy(zero_copy_only=False).astype(np.int64, copy=False))  # one compiled version
         index_type = np.int32 if len(ids) < 2**31 else np.int64
+        size = 1
+        while _THREADS * size < 2 * len(ids):  # each part's table at most half full
+            size *= 2
+        if compiled.ids_distinct(ids, np.full((_THREADS, size), -1, dtype=index_type)):
+            return None, rid
         codes, first_rows = np.empty(len(ids), dtype=index_type), np.empty(len(ids), dtype=index_type)
         k = compiled.group_ids(ids, codes, first_rows)
-        return codes, rid if k == len(ids) else rid.take(pa.array(first_rows[:k]))
+        return codes, rid.take(pa.array(first_rows[:k]))
     enc = pc.dictionary_encode(rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid)
-    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return (None if len(enc.dictionary) == len(rid) else codes), enc.dictionary
 
 
 def sum_pieces(rows: np.ndarray, codes: np.ndarray | None, values: tuple, out: np.ndarray) -> None:

@@ -38,8 +38,8 @@ class AttributionResult:
     @property
     def per_request(self) -> pa.Table:
         """request_id, energy_j, device_share_s, unmetered_s, energy_uncertainty_j, device_s (one row per distinct
-        request_id); built
-        on first use (the warehouse keeps the pieces, so the daily run never needs it)."""
+        request_id, in no set order: sort or join by request_id); built on first use (the warehouse keeps the
+        pieces, so the daily run never needs it)."""
         if callable(self._per_request):
             self._per_request = self._per_request()
         return self._per_request
@@ -163,21 +163,21 @@ def _per_request(rid: pa.Array, ids: list, parts: list[SweepResult], length_s: n
     order."""
 
     def build() -> pa.Table:
-        codes, distinct = request_codes(rid)
-        unique = len(distinct) == len(length_s)  # then the codes are the rows: per-request totals are per-row totals
-        if unique:
+        codes, distinct = request_codes(rid)  # codes None: every row has its own id, the rows are the codes
+        if codes is None:
             table = _per_request_unique(ids, parts, length_s, rid.type)
             if table is not None:
                 return table
-            codes = None
         sums = np.zeros((4, len(distinct)))
         for p in parts:
-            sum_pieces(p.row, None if unique else codes, tuple(getattr(p, name) for name in _SUMS), sums)
+            sum_pieces(p.row, codes, tuple(getattr(p, name) for name in _SUMS), sums)
         return pa.table(
             {
                 "request_id": distinct,
                 **{name: sums[j] for j, name in enumerate(_SUMS)},
-                "device_s": length_s if unique else np.bincount(codes, weights=length_s, minlength=len(distinct)),
+                "device_s": length_s
+                if codes is None
+                else np.bincount(codes, weights=length_s, minlength=len(distinct)),
             }
         )
 
