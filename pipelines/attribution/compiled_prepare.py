@@ -6,6 +6,8 @@
 * ``group_ids``: dictionary codes of int64 ids (an open-addressing hash table), in order of first appearance;
   ``ids_distinct`` whether they are all distinct, the table split by hash over threads;
 * ``sum_pieces``: the per-request sums of the pieces in one pass;
+* ``prepare_requests``, ``piece_rows``: each request's rate and pieces, laid out for the sweep (one-piece requests
+  first);
 * ``gather``: a parallel ``src[idx]``; ``gather_chunks`` the same from a column's chunks (Arrow's buffers, by
   address), so that no full-length copy of a chunked column is made.
 
@@ -159,6 +161,40 @@ def sum_pieces(rows, codes, coded, energy, share, unmet, uncertainty, out):
         out[1, c] += share[p]
         out[2, c] += unmet[p]
         out[3, c] += uncertainty[p]
+
+
+@njit(cache=True)
+def prepare_requests(s, e, w, bucket_us, rate, weighted, positive, npieces, pieces_start):
+    """Per request: its rate (weight per second), whether it has length and weight, how many buckets it spans and
+    where its pieces start: the requests of one piece first, in row order, then the others' pieces (a request's
+    pieces together), so that the per-request totals of a group are its first pieces as they are plus the sums
+    of a short tail (results.py). Returns the number of pieces."""
+    singles = 0
+    for i in range(len(s)):
+        positive[i] = e[i] > s[i]
+        rate[i] = w[i] / ((e[i] - s[i]) / 1e6) if positive[i] else 0.0
+        weighted[i] = positive[i] and rate[i] > 0
+        first_b = s[i] // bucket_us
+        last_b = (e[i] - 1) // bucket_us if positive[i] else first_b
+        npieces[i] = last_b - first_b + 1
+        singles += npieces[i] == 1
+    one, many = 0, singles
+    for i in range(len(s)):
+        if npieces[i] == 1:
+            pieces_start[i] = one
+            one += 1
+        else:
+            pieces_start[i] = many
+            many += npieces[i]
+    return many
+
+
+@njit(cache=True)
+def piece_rows(npieces, pieces_start, row):
+    """The request row of each piece (the layout prepare_requests chose)."""
+    for i in range(len(npieces)):
+        for k in range(npieces[i]):
+            row[pieces_start[i] + k] = i
 
 
 @njit(cache=True, parallel=True)

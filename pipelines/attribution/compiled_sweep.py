@@ -301,37 +301,3 @@ def in_order(dev, t):
         if dev[i] < dev[i - 1] or (dev[i] == dev[i - 1] and t[i] < t[i - 1]):
             return False
     return True
-
-
-@njit(cache=True)
-def prepare_requests(s, e, w, bucket_us, rate, weighted, positive, npieces, pieces_start):
-    """Per request: its rate (weight per second), whether it has length and weight, how many buckets it spans and
-    where its pieces start: the requests of one piece first, in row order, then the others' pieces (a request's
-    pieces together), so that the per-request totals of a group are its first pieces as they are plus the sums
-    of a short tail (results.py). Returns the number of pieces."""
-    singles = 0
-    for i in range(len(s)):
-        positive[i] = e[i] > s[i]
-        rate[i] = w[i] / ((e[i] - s[i]) / 1e6) if positive[i] else 0.0
-        weighted[i] = positive[i] and rate[i] > 0
-        first_b = s[i] // bucket_us
-        last_b = (e[i] - 1) // bucket_us if positive[i] else first_b
-        npieces[i] = last_b - first_b + 1
-        singles += npieces[i] == 1
-    one, many = 0, singles
-    for i in range(len(s)):
-        if npieces[i] == 1:
-            pieces_start[i] = one
-            one += 1
-        else:
-            pieces_start[i] = many
-            many += npieces[i]
-    return many
-
-
-@njit(cache=True)
-def piece_rows(npieces, pieces_start, row):
-    """The request row of each piece (the layout prepare_requests chose)."""
-    for i in range(len(npieces)):
-        for k in range(npieces[i]):
-            row[pieces_start[i] + k] = i

@@ -10,13 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from pipelines.attribution import compiled_placement
-from pipelines.attribution.compiled_prepare import order_within_devices
+from pipelines.attribution.compiled_prepare import order_within_devices, piece_rows, prepare_requests
 from pipelines.attribution.compiled_segments import build_segments, compact, is_clean
 from pipelines.attribution.compiled_sweep import (
     count_segments,
     in_order,
-    piece_rows,
-    prepare_requests,
     run_sweep,
 )
 from pipelines.attribution.engine_api import (
