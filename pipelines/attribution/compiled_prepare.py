@@ -83,9 +83,13 @@ def order_within_devices(first, t, order):
 
 
 @njit(cache=True, inline="always")
+def _hash(x):
+    return np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True, inline="always")
 def _slot(x, mask):
-    h = np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)
-    return np.int64((h >> np.uint64(20)) & np.uint64(mask))
+    return np.int64((_hash(x) >> np.uint64(20)) & np.uint64(mask))
 
 
 @njit(cache=True)
@@ -133,10 +137,9 @@ def ids_distinct(ids, tables):
         table = tables[t]
         for i in range(len(ids)):
             x = ids[i]
-            h = np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)
-            if parts > 1 and np.int64(h >> shift) != t:
+            if parts > 1 and np.int64(_hash(x) >> shift) != t:
                 continue
-            j = np.int64((h >> np.uint64(20)) & np.uint64(mask))
+            j = _slot(x, mask)
             while True:
                 r = table[j]
                 if r < 0:

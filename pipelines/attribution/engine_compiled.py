@@ -144,10 +144,8 @@ def sweep(
               r["weighted"], r["positive"], r["pieces_start"], r["npieces"], np.int64(bucket_us), seg_first,
               p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev, s_bucket, s_vals, st_f, st_i, active, active_pos)
     # fmt: on
-    row = np.arange(n)
-    if n_pieces != n:
-        row = np.empty(n_pieces, np.int64)
-        piece_rows(r["npieces"], r["pieces_start"], row)
+    row = np.empty(n_pieces, np.int64)
+    piece_rows(r["npieces"], r["pieces_start"], row)
     return SweepResult(
         row=row,
         bucket=p_bucket,

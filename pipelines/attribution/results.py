@@ -127,12 +127,10 @@ def _runs(row: np.ndarray) -> tuple[int, np.ndarray]:
     """A group's pieces as runs of one request row each (the sweeps emit a row's pieces together): how many
     leading pieces are runs of their own (the compiled engine puts the rows of one piece first), and where each
     later run begins, counted from the first of them."""
-    if len(row) < 2:
-        return len(row), np.zeros(0, np.int64)
     change = row[1:] != row[:-1]
-    singles = len(row) if change.all() else int(np.argmin(change))  # piece `singles` and the next share a row
-    if singles == len(row):
-        return singles, np.zeros(0, np.int64)
+    if change.all():  # every piece a row of its own (fewer than two pieces included)
+        return len(row), np.zeros(0, np.int64)
+    singles = int(np.argmin(change))  # piece `singles` and the next share a row
     return singles, np.concatenate(([0], np.flatnonzero(change[singles:]) + 1))
 
 
@@ -151,7 +149,7 @@ def _per_request_unique(ids: list, parts: list[SweepResult], length_s: np.ndarra
         for name in _SUMS:
             values = getattr(p, name)
             columns[name] += [values[:singles], np.add.reduceat(values[singles:], later) if len(later) else []]
-        columns["device_s"] += [take(length_s, p.row[:singles]), length_s[p.row[tail]]]
+        columns["device_s"] += [take(length_s, p.row[:singles]), take(length_s, p.row[tail])]
     types = {"request_id": rid_type}
     return pa.table({name: _chunked(arrays, types.get(name, pa.float64())) for name, arrays in columns.items()})
 
