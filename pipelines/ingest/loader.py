@@ -160,8 +160,8 @@ def _load_parts(
 ) -> IngestReport:
     """Replace the day's rows (all rows when day is None) with the parsed parts, in one transaction."""
     report = IngestReport(feed=feed.name, partition_date=day)
-    with replacing(con, feed, day, report, files=[], **guard) as counts:
-        stage_batch(con, feed, parsed_parts, day, counts)
+    with replacing(con, feed, day, report, files=[], **guard) as stage:
+        stage_batch(con, feed, parsed_parts, day, stage)
     return report
 
 
@@ -180,7 +180,7 @@ def _ingest(
     register_files(con, files)
     ahead = DecompressAhead() if current().line_reader == "duckdb" else None
     try:
-        with replacing(con, feed, day, report, files=files, **guard) as counts:
+        with replacing(con, feed, day, report, files=files, **guard) as stage:
             parts, lines_in_batch = [], 0
             for i, path in enumerate(files, start=1):
                 reader = feed.for_file(path)  # formats.yaml may give each file pattern its own reader
@@ -194,15 +194,15 @@ def _ingest(
                     parts += piece_parts
                     lines_in_batch += n_lines
                     if lines_in_batch >= BATCH_LINES:
-                        stage_batch(con, feed, parts, day, counts, files=True)
+                        stage_batch(con, feed, parts, day, stage, files=True)
                         parts, lines_in_batch = [], 0
                         if progress:  # a long file reports each batch too
-                            progress(i - 1, len(files), report.fill(counts))
+                            progress(i - 1, len(files), report.fill(stage.counts))
                 if i == len(files) and parts:
-                    stage_batch(con, feed, parts, day, counts, files=True)
+                    stage_batch(con, feed, parts, day, stage, files=True)
                     parts, lines_in_batch = [], 0
                 if progress:
-                    progress(i, len(files), report.fill(counts))
+                    progress(i, len(files), report.fill(stage.counts))
     finally:
         if ahead:
             ahead.close()

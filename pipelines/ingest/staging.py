@@ -1,17 +1,22 @@
 """Staging a run's batches and replacing the day with them in one transaction.
 
-Each batch is staged as it comes (committed into a temporary table, so DuckDB owns a copy and may spill it: a batch
-waiting in an open transaction would pin the Arrow text it was read from); the day is then replaced from the stage
-in one transaction (raw rows, quarantine rows, one ingest_file_stats row per file), so a failed run changes nothing.
+Two ways, with the same result. A feed without a duplicate key (telemetry: on_duplicate_key keep) writes each
+batch straight into its raw table and ingest_quarantine, in the run's own transaction on a second connection that
+cleared the day first (:class:`Stage` ``writer``): the rows are compressed into the warehouse once. A feed with a
+duplicate key (requests, prices, the fleet files) stages each batch (committed into a temporary table, so DuckDB
+owns a copy and may spill it: a batch waiting in an open transaction would pin the Arrow text it was read from),
+checks it against the keys staged before it, and the day is then replaced from the stage in one transaction.
+Either way the day's raw rows, quarantine rows and one ingest_file_stats row per file are committed together, so a
+failed run changes nothing and a reader never sees half a day.
 
 Before replacing a day that has loaded rows, the run is checked (:func:`refusal`): a run that would load nothing, or
 reject more than QUARANTINE_SHARE_LIMIT of its rows where the loaded day rejected far fewer, is refused and the day
-stays as it was, unless ``replace_anyway``. A dry run stages and checks, and writes nothing.
-"""
+stays as it was, unless ``replace_anyway``. A dry run stages and checks, and writes nothing."""
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -32,6 +37,16 @@ FORCE_HINT = (
 )
 
 
+@dataclass
+class Stage:
+    """A run's batches so far: the per-file counts {source_file: (read, loaded, quarantined, skipped, energy
+    sources)} that stage_batch fills, and for a feed without a duplicate key the run's own write transaction
+    (``writer``, a second connection to the warehouse) that its batches go straight into."""
+
+    counts: dict = field(default_factory=dict)
+    writer: duckdb.DuckDBPyConnection | None = None
+
+
 @contextlib.contextmanager
 def replacing(
     con: duckdb.DuckDBPyConnection,
@@ -44,50 +59,88 @@ def replacing(
     dry_run: bool = False,
 ):
     """Replace a day's rows of a feed (every day's when None) with what the batches inside the block stage. Yields
-    the per-file counts {source_file: (read, loaded, quarantined, skipped, energy sources)} that stage_batch fills;
-    fills the report.
+    the run's Stage, which stage_batch fills; fills the report.
     ``files``: the files the run read (named when it is refused). Raises IngestRefused (see :func:`refusal`)."""
-    counts: dict = {}
-    stage = feed.stage_table
-    con.execute(f"DROP TABLE IF EXISTS {stage}")
+    stage = Stage(writer=None if dry_run or feed.duplicate_key else _begin_writing(con, feed, day))
+    con.execute(f"DROP TABLE IF EXISTS {feed.stage_table}")
     try:
-        yield counts
-        report.fill(counts)
-        report.refusal = None if replace_anyway else refusal(con, feed, day, counts, files)
+        yield stage
+        report.fill(stage.counts)
+        report.refusal = None if replace_anyway else refusal(con, feed, day, stage.counts, files)
         if dry_run or report.refusal:
             report.written = False
             if report.refusal and not dry_run:
                 raise IngestRefused(report.refusal)
             return
-        _write(con, feed, day, counts, table_exists(con, stage))
+        if stage.writer is not None:
+            _write_file_stats(stage.writer, feed, day, stage.counts)
+            stage.writer.execute("COMMIT")
+        else:
+            _write(con, feed, day, stage.counts, table_exists(con, feed.stage_table))
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {stage}")
+        if stage.writer is not None:
+            with contextlib.suppress(duckdb.Error):  # after COMMIT there is no transaction left to roll back
+                stage.writer.execute("ROLLBACK")
+            stage.writer.close()
+        con.execute(f"DROP TABLE IF EXISTS {feed.stage_table}")
+
+
+def _begin_writing(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None) -> duckdb.DuckDBPyConnection:
+    """The run's write transaction, on a second connection: the day cleared, then each batch written into the raw
+    table as it comes (stage_batch), so a fleet-day's rows are compressed into the warehouse once instead of
+    spilled into a temporary stage and copied from it (45 s of 86M telemetry rows); the connection that reads and
+    parses holds no transaction (its temporary tables come and go, and a failed typed read is only an error). Until
+    COMMIT nobody sees the new rows, and a refused, failed or killed run leaves the day as it was."""
+    _add_missing_columns(con)
+    writer = con.cursor()
+    writer.execute("BEGIN TRANSACTION")
+    try:
+        _clear(writer, feed, day)
+    except Exception:
+        writer.execute("ROLLBACK")
+        writer.close()
+        raise
+    return writer
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
+    for column in ("rows_skipped BIGINT", "energy_source VARCHAR"):  # an older warehouse
+        con.execute(f"ALTER TABLE ingest_file_stats ADD COLUMN IF NOT EXISTS {column}")
 
 
 def _write(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts: dict, staged: bool) -> None:
     """Replace the day with the stage: raw rows, quarantine rows, file stats, in one transaction."""
-    cols = ", ".join(feed.contract.names)
-    for column in ("rows_skipped BIGINT", "energy_source VARCHAR"):  # an older warehouse
-        con.execute(f"ALTER TABLE ingest_file_stats ADD COLUMN IF NOT EXISTS {column}")
+    _add_missing_columns(con)
     con.execute("BEGIN TRANSACTION")
     try:
         _clear(con, feed, day)
         if staged:
-            con.execute(
-                f"INSERT INTO {feed.raw_table} ({cols}, source_file, source_line, partition_date, loaded_at) "
-                f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {feed.stage_table} "
-                "WHERE reason IS NULL"
-            )  # in staging order, batch by batch: no sort of a fleet-day
-            con.execute(
-                "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, "
-                f"reason, now() FROM {feed.stage_table} WHERE reason IS NOT NULL",
-                [feed.name],
-            )
+            _insert_rows(con, feed, feed.stage_table)
         _write_file_stats(con, feed, day, counts)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, feed: Feed, rows: str | pa.Table) -> None:
+    """The staged rows (a table of the stage's columns, or a batch of them as Arrow) into the raw table, and the
+    quarantined ones with their lines and reasons into ingest_quarantine."""
+    if isinstance(rows, pa.Table):
+        # read by its variable's name (DuckDB's replacement scan): a view registered inside the run's transaction
+        # would stay in its catalog until COMMIT, and pin every batch's Arrow (a fleet-day ran out of 24 GB)
+        _ingest_written_batch = rows  # noqa: F841 (read by name in the SQL below)
+        rows = "_ingest_written_batch"
+    cols = ", ".join(feed.contract.names)
+    con.execute(
+        f"INSERT INTO {feed.raw_table} ({cols}, source_file, source_line, partition_date, loaded_at) "
+        f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {rows} WHERE reason IS NULL"
+    )  # in staging order, batch by batch: no sort of a fleet-day
+    con.execute(
+        "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, "
+        f"reason, now() FROM {rows} WHERE reason IS NOT NULL",
+        [feed.name],
+    )
 
 
 def refusal(
@@ -176,16 +229,19 @@ def stage_batch(
     feed: Feed,
     parsed_parts: list[str],
     day: date | None,
-    counts: dict,
+    stage: Stage,
     files: bool = False,
 ) -> None:
     """Stage one batch of parsed files (or pieces of files), each row with its day and its reason if it is to be
-    quarantined; each file's rows read, loaded, quarantined and skipped are added to ``counts``. Drops the parsed parts.
+    quarantined; each file's rows read, loaded, quarantined and skipped are added to ``stage.counts``. Drops the
+    parsed parts. With ``stage.writer`` the batch is written into the raw table (and ingest_quarantine) in the run's
+    transaction, else kept in the stage table until the day is replaced.
     ``files``: the run registered its files (register_files)."""
     any_bad = bool(parsed_parts) and bool(con.execute(load_sql.any_bad_sql(parsed_parts, day, files)).fetchall())
-    stage, batch = feed.stage_table, load_sql.BATCH_TABLE
-    staged = table_exists(con, stage)
+    table, batch = feed.stage_table, load_sql.BATCH_TABLE
+    staged = table_exists(con, table)
     window = current().duplicate_window_days
+    written = None
     if parsed_parts and feed.duplicate_key:  # the batch is kept, to quarantine keys already loaded
         batch_sql = load_sql.batch_query_sql(feed, parsed_parts, day, any_bad, files, detached=True)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {batch} AS {batch_sql}")
@@ -201,16 +257,39 @@ def stage_batch(
                 FROM (SELECT * FROM {batch} WHERE reason IS NOT NULL) b
                 JOIN ({load_sql.parts_text_sql(parsed_parts)}) t USING (_part, _row)"""
         counted = batch
-    else:  # nothing more to decide: the batch goes straight into the stage, its rows counted there
-        # the first rowid this batch gets: one past the stage's last (its row count only while nothing is deleted)
-        first = scalar(con, f"SELECT coalesce(max(rowid) + 1, 0) FROM {stage}") if staged else 0
+    else:  # nothing more to decide: the batch goes straight on, its rows counted where they went
         rows = load_sql.batch_query_sql(feed, parsed_parts, day, any_bad, files)
         rows = f"SELECT * REPLACE (CASE WHEN reason IS NOT NULL THEN raw_text END AS raw_text) FROM ({rows})"
-        counted = f"(SELECT * FROM {stage} WHERE rowid >= {int(first)})"
-    if staged:
-        con.execute(f"INSERT INTO {stage} BY NAME {rows}")
+        if stage.writer is not None:  # into the run's transaction (DuckDB hands the batch over as Arrow)
+            written = con.sql(rows).to_arrow_table()
+            con.register(_WRITTEN, written)
+            counted = _WRITTEN
+        else:
+            # the first rowid this batch gets: one past the stage's last (its row count while nothing is deleted)
+            first = scalar(con, f"SELECT coalesce(max(rowid) + 1, 0) FROM {table}") if staged else 0
+            counted = f"(SELECT * FROM {table} WHERE rowid >= {int(first)})"
+    if written is not None:
+        _insert_rows(stage.writer, feed, written)
+    elif staged:
+        con.execute(f"INSERT INTO {table} BY NAME {rows}")
     else:
-        con.execute(f"CREATE TEMP TABLE {stage} AS {rows}")
+        con.execute(f"CREATE TEMP TABLE {table} AS {rows}")
+    try:
+        _count(con, feed, counted, stage.counts)
+    finally:
+        if written is not None:
+            con.unregister(_WRITTEN)
+    con.execute(f"DROP TABLE IF EXISTS {batch}")
+    for p in parsed_parts:
+        con.execute(f"DROP TABLE IF EXISTS {p}")
+
+
+_WRITTEN = "_ingest_batch_written"  # a batch on its way into the run's transaction, as Arrow (counted by name)
+
+
+def _count(con: duckdb.DuckDBPyConnection, feed: Feed, rows: str, counts: dict) -> None:
+    """Add a batch's rows (``rows``: a table or a subquery) to the per-file counts: read, loaded, quarantined,
+    skipped, and the columns the loaded telemetry samples' energy came from."""
     skipped = f"starts_with(reason, '{load_sql.SKIPPED_REASON}')"
     # the column each loaded telemetry sample's energy came from (README "Input formats"), per file
     source = (
@@ -219,11 +298,8 @@ def stage_batch(
     for f, *added, sources in con.execute(
         "SELECT source_file, count(*), count(*) FILTER (WHERE reason IS NULL), "
         f"count(*) FILTER (WHERE reason IS NOT NULL AND NOT {skipped}), count(*) FILTER (WHERE {skipped}), "
-        f"{source} FROM {counted} GROUP BY 1 ORDER BY 1"
+        f"{source} FROM {rows} GROUP BY 1 ORDER BY 1"
     ).fetchall():
         old = counts.get(f, (0, 0, 0, 0, ""))
         known = {s for s in (*old[4].split(", "), *(sources or [])) if s}
         counts[f] = (*(a + b for a, b in zip(old[:4], added)), ", ".join(sorted(known)))
-    con.execute(f"DROP TABLE IF EXISTS {batch}")
-    for p in parsed_parts:
-        con.execute(f"DROP TABLE IF EXISTS {p}")
