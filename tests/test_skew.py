@@ -67,3 +67,33 @@ def test_clock_offsets_are_applied_before_attribution(fleet, tmp_path):
     # the (wrong) correction moves requests 4 s late against the power: the check sees it
     assert row[0] == 4.0 and row[1] == pytest.approx(4.0, abs=0.5) and row[2]
     assert host in result.skewed_hosts
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_grids_equal_a_search_and_a_fill(seed):
+    """The check's two series on its grid (points t0 + (i + 1/2) step), counted and summed without a search, equal
+    the direct answers: active = starts at or before a point minus ends at or before it (searchsorted), power = the
+    sum over devices of the segment holding the point (each device's segments disjoint, some between two points,
+    some beyond the grid)."""
+    import numpy as np
+
+    from pipelines.attribution.skew import _active_on_grid, _power_on_grid
+
+    rng = np.random.default_rng(seed)
+    t0, n, step = 1_700_000_000_000_000, 2_000, 250_000
+    grid = t0 + (np.arange(n) + 0.5) * step
+    starts = t0 + rng.integers(-10 * step, (n + 10) * step, 5_000)
+    ends = starts + rng.integers(0, 40 * step, len(starts))
+    want = np.searchsorted(np.sort(starts), grid, "right") - np.searchsorted(np.sort(ends), grid, "right")
+    assert np.array_equal(_active_on_grid(starts, ends, t0, n, step), want)
+    a, b, p = [], [], []
+    for _device in range(4):  # each device: sorted, disjoint segments, of every length from 1 us
+        cuts = np.sort(rng.choice(np.arange(t0 - 5 * step, t0 + (n + 5) * step), 600, replace=False))
+        a.append(cuts[0::2])
+        b.append(cuts[1::2])
+        p.append(rng.uniform(50, 700, len(cuts) // 2))
+    a, b, p = np.concatenate(a), np.concatenate(b), np.concatenate(p)
+    direct = np.array([p[(a <= g) & (g < b)].sum() for g in grid])
+    got = _power_on_grid(a, b, p, t0, n, step)
+    assert np.allclose(got, direct, rtol=0, atol=1e-9)
+    assert np.count_nonzero(direct == 0) > 0 and np.count_nonzero(direct) > 0

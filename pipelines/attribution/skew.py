@@ -21,14 +21,13 @@ from pipelines.attribution.segments import power_segments
 from pipelines.settings import DEFAULT_MAX_GAP_S
 
 
-def _grid(t0: int, n: int, step_us: int) -> np.ndarray:
-    return t0 + (np.arange(n) + 0.5) * step_us
-
-
-def _active_on_grid(starts: np.ndarray, ends: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    return (np.searchsorted(np.sort(starts), grid, "right") - np.searchsorted(np.sort(ends), grid, "right")).astype(
-        float
-    )
+def _active_on_grid(starts: np.ndarray, ends: np.ndarray, t0: int, n: int, step_us: int) -> np.ndarray:
+    """Active request-devices at each of the n grid points: the starts at or before it minus the ends at or before
+    it, each counted from the first grid point at or after it (integers: no sort, no search)."""
+    first_s = np.clip(_first_at_or_after(starts, t0, step_us), 0, n)
+    first_e = np.clip(_first_at_or_after(ends, t0, step_us), 0, n)
+    change = np.bincount(first_s, minlength=n + 1)[:n] - np.bincount(first_e, minlength=n + 1)[:n]
+    return np.cumsum(change).astype(float)
 
 
 def _first_at_or_after(t: np.ndarray, t0: int, step_us: int) -> np.ndarray:
@@ -37,26 +36,15 @@ def _first_at_or_after(t: np.ndarray, t0: int, step_us: int) -> np.ndarray:
 
 
 def _power_on_grid(seg_a: np.ndarray, seg_b: np.ndarray, seg_p: np.ndarray, t0: int, n: int, step_us: int):
-    """The power at each of the n grid points: that of the segment [a, b) holding it, else 0. The segments are
-    sorted and disjoint (power_segments), so each one fills the run of grid points inside it: no search."""
-    out = np.zeros(n)
+    """The summed power at each of the n grid points of the segments [a, b) holding it (0 where none does): each
+    segment adds its power from its first grid point and takes it off past its last, and a running sum adds up the
+    changes (segments of several devices may overlap; those of one device do not)."""
     first = np.clip(_first_at_or_after(seg_a, t0, step_us), 0, n)
-    counts = np.maximum(np.clip(_first_at_or_after(seg_b, t0, step_us), 0, n) - first, 0)
-    total = int(counts.sum())
-    if total:
-        at = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
-        out[at] = np.repeat(seg_p, counts)
-    return out
-
-
-def _host_power(device_rows: list[np.ndarray], codes, ts, power_w, window, grid_at: tuple, max_gap_s: float):
-    """A host's power on the grid (grid_at: t0, n, step_us): the sum of its devices' (numpy power segments);
-    device_rows: each device's telemetry rows, in code order."""
-    power = np.zeros(grid_at[1])
-    for rows in device_rows:
-        seg = power_segments(codes[rows], ts[rows], power_w[rows], window[rows], int(max_gap_s * US_PER_S))
-        power += _power_on_grid(seg.start_us, seg.end_us, seg.power_w, *grid_at)
-    return power
+    past = np.clip(_first_at_or_after(seg_b, t0, step_us), 0, n)
+    held = past > first  # a segment between two grid points holds none
+    change = np.bincount(first[held], weights=seg_p[held], minlength=n + 1)
+    change -= np.bincount(past[held], weights=seg_p[held], minlength=n + 1)
+    return np.cumsum(change[:n])
 
 
 def _lag_correlations(power: np.ndarray, active: np.ndarray, lags: np.ndarray) -> np.ndarray:
@@ -118,31 +106,39 @@ def detect_clock_skew(
     out = []
     step_us = int(step_s * US_PER_S)
     lags = np.arange(-int(max_lag_s / step_s), int(max_lag_s / step_s) + 1)
-    # the telemetry's columns once, as arrays; each host then takes its devices' rows by code
-    # (device ids as the kernel codes them: sorted, strings or dictionary-encoded)
+    # the telemetry's columns once, as arrays, its devices coded as the kernel codes them (sorted, strings or
+    # dictionary-encoded; no null)
     all_devices, (r_dev, t_codes) = device_codes(requests["device_id"], telemetry["device_id"])
     r_dev, t_codes = r_dev.astype(np.int64), t_codes.astype(np.int64)
-    t_order, t_first = _rows_by_code(t_codes, len(all_devices))
     t_ts = ts_us(telemetry["ts"])
     t_power = float_array(telemetry["power_w"])
     t_window = window_us(telemetry["power_window_s"] if "power_window_s" in telemetry.column_names else None, len(t_ts))
+    # every device's power segments at once (under the kernel's sample semantics), in device order; each host then
+    # takes its devices' runs of them
+    seg = power_segments(t_codes, t_ts, t_power, t_window, int(max_gap_s * US_PER_S), engine=None)
+    seg_first = np.searchsorted(seg.dev, np.arange(len(all_devices) + 1))
+    # each device's samples: how many, the first and the last (the host's grid spans its devices' samples)
+    t_count = np.bincount(t_codes, minlength=len(all_devices))
+    t_min = np.full(len(all_devices), np.iinfo(np.int64).max)
+    t_max = np.full(len(all_devices), np.iinfo(np.int64).min)
+    np.minimum.at(t_min, t_codes, t_ts)
+    np.maximum.at(t_max, t_codes, t_ts)
     hosts, r_order, r_first = _by_host(requests)
     r_start, r_end = ts_us(requests["started_at"]), ts_us(requests["ended_at"])
     for k, host in enumerate(hosts):
         r = r_order[r_first[k] : r_first[k + 1]]
         devices = np.unique(r_dev[r])
-        device_rows = [t_order[t_first[d] : t_first[d + 1]] for d in devices]
-        device_rows = [rows for rows in device_rows if len(rows)]
-        if sum(len(rows) for rows in device_rows) < 10 or len(r) < 10:
+        devices = devices[t_count[devices] > 0]
+        if t_count[devices].sum() < 10 or len(r) < 10:
             continue
-        t0 = int(min(t_ts[rows].min() for rows in device_rows))
-        t1 = int(max(t_ts[rows].max() for rows in device_rows))
+        t0, t1 = int(t_min[devices].min()), int(t_max[devices].max())
         n = int((t1 - t0) // step_us)
         if n < 4 * len(lags):
             continue
-        grid = _grid(t0, n, step_us)
-        power = _host_power(device_rows, t_codes, t_ts, t_power, t_window, (t0, n, step_us), max_gap_s)
-        corrs = _lag_correlations(power, _active_on_grid(r_start[r], r_end[r], grid), lags)
+        at = np.concatenate([np.arange(seg_first[d], seg_first[d + 1]) for d in devices])
+        power = _power_on_grid(seg.start_us[at], seg.end_us[at], seg.power_w[at], t0, n, step_us)
+        active = _active_on_grid(r_start[r], r_end[r], t0, n, step_us)
+        corrs = _lag_correlations(power, active, lags)
         if np.all(np.isnan(corrs)):
             continue
         best = int(np.nanargmax(corrs))
