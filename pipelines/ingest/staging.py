@@ -61,8 +61,8 @@ def replacing(
     """Replace a day's rows of a feed (every day's when None) with what the batches inside the block stage. Yields
     the run's Stage, which stage_batch fills; fills the report.
     ``files``: the files the run read (named when it is refused). Raises IngestRefused (see :func:`refusal`)."""
-    stage = Stage(writer=None if dry_run or feed.duplicate_key else _begin_writing(con, feed, day))
     con.execute(f"DROP TABLE IF EXISTS {feed.stage_table}")
+    stage = Stage(writer=None if dry_run or feed.duplicate_key else _begin_writing(con, feed, day))
     try:
         yield stage
         report.fill(stage.counts)
