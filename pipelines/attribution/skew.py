@@ -88,6 +88,25 @@ def _by_host(requests: pa.Table) -> tuple[list, np.ndarray, np.ndarray]:
     return enc.dictionary.to_pylist(), order, first - first[0]
 
 
+def _devices(requests: pa.Table, telemetry: pa.Table, max_gap_s: float):
+    """The request rows' device codes (coded as the kernel codes them: sorted, strings or dictionary-encoded; no
+    null); every device's power segments at once (the kernel's sample semantics, compiled), in device order, with
+    each code's first segment (n_codes + 1); and each device's samples: how many, the first and the last time."""
+    all_devices, (r_dev, t_codes) = device_codes(requests["device_id"], telemetry["device_id"])
+    r_dev, t_codes = r_dev.astype(np.int64), t_codes.astype(np.int64)
+    t_ts = ts_us(telemetry["ts"])
+    t_power = float_array(telemetry["power_w"])
+    t_window = window_us(telemetry["power_window_s"] if "power_window_s" in telemetry.column_names else None, len(t_ts))
+    seg = power_segments(t_codes, t_ts, t_power, t_window, int(max_gap_s * US_PER_S), engine=None)
+    seg_first = np.searchsorted(seg.dev, np.arange(len(all_devices) + 1))
+    t_count = np.bincount(t_codes, minlength=len(all_devices))
+    t_min = np.full(len(all_devices), np.iinfo(np.int64).max)
+    t_max = np.full(len(all_devices), np.iinfo(np.int64).min)
+    np.minimum.at(t_min, t_codes, t_ts)
+    np.maximum.at(t_max, t_codes, t_ts)
+    return r_dev, (seg, seg_first), (t_count, t_min, t_max)
+
+
 def detect_clock_skew(
     requests: pa.Table,
     telemetry: pa.Table,
@@ -106,23 +125,7 @@ def detect_clock_skew(
     out = []
     step_us = int(step_s * US_PER_S)
     lags = np.arange(-int(max_lag_s / step_s), int(max_lag_s / step_s) + 1)
-    # the telemetry's columns once, as arrays, its devices coded as the kernel codes them (sorted, strings or
-    # dictionary-encoded; no null)
-    all_devices, (r_dev, t_codes) = device_codes(requests["device_id"], telemetry["device_id"])
-    r_dev, t_codes = r_dev.astype(np.int64), t_codes.astype(np.int64)
-    t_ts = ts_us(telemetry["ts"])
-    t_power = float_array(telemetry["power_w"])
-    t_window = window_us(telemetry["power_window_s"] if "power_window_s" in telemetry.column_names else None, len(t_ts))
-    # every device's power segments at once (under the kernel's sample semantics), in device order; each host then
-    # takes its devices' runs of them
-    seg = power_segments(t_codes, t_ts, t_power, t_window, int(max_gap_s * US_PER_S), engine=None)
-    seg_first = np.searchsorted(seg.dev, np.arange(len(all_devices) + 1))
-    # each device's samples: how many, the first and the last (the host's grid spans its devices' samples)
-    t_count = np.bincount(t_codes, minlength=len(all_devices))
-    t_min = np.full(len(all_devices), np.iinfo(np.int64).max)
-    t_max = np.full(len(all_devices), np.iinfo(np.int64).min)
-    np.minimum.at(t_min, t_codes, t_ts)
-    np.maximum.at(t_max, t_codes, t_ts)
+    r_dev, (seg, seg_first), (t_count, t_min, t_max) = _devices(requests, telemetry, max_gap_s)
     hosts, r_order, r_first = _by_host(requests)
     r_start, r_end = ts_us(requests["started_at"]), ts_us(requests["ended_at"])
     for k, host in enumerate(hosts):
