@@ -203,3 +203,33 @@ def test_the_tables_whose_runs_rewrite_only_their_days_are_those_dbt_deletes_by_
     assert by_run_day == set(RUN_DAYS_ONLY)
     fct = (REPO_ROOT / "dbt" / "models" / "marts" / "fct_request_cost.sql").read_text()
     assert "delete_run_rows(in_run_requests())" in fct
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_parts_are_written_unordered_and_the_connection_keeps_its_setting(live, tmp_path, monkeypatch, ordered):
+    """The Parquet parts are written with preserve_insertion_order off (DuckDB then writes a file from every core),
+    and the publishing connection gets its own setting back, whichever it was, also when a write fails."""
+    live.execute(f"SET preserve_insertion_order = {ordered}")
+    seen = []
+    real = live.execute
+
+    class Watching:  # the publishing connection, noting the setting at each COPY ... TO of a part
+        def __getattr__(self, name):
+            return getattr(live, name)
+
+        def execute(self, sql, *args):
+            if sql.startswith("COPY (") and ".parquet" in sql:
+                seen.append(real("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0])
+            return real(sql, *args)
+
+    target = publish(Watching(), tmp_path / "published" / "warehouse.duckdb")
+    assert seen and not any(seen)
+    assert live.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0] is ordered
+    for table in ("raw_requests", "fct_request_cost"):
+        _same(live, target, table)
+
+    live.execute("INSERT INTO raw_requests VALUES (2000, DATE '2026-11-01', 1.0)")  # a day to write again
+    monkeypatch.setattr(publish_module, "PART_OPTIONS", "FORMAT no_such_format")  # the part's write fails
+    with pytest.raises(duckdb.Error):
+        publish(live, tmp_path / "published" / "warehouse.duckdb")
+    assert live.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0] is ordered

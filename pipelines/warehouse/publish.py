@@ -223,7 +223,14 @@ def _export(con, relation: str, part: Part, day_column: str, root: Path, generat
     path = folder / f"{part.day or 'no-day'}.{generation}.parquet"
     where = f"{day_column} IS NULL" if part.day is None else f"{day_column} = DATE '{part.day}'"
     rows = f"SELECT {_few_values_as_enums(con, relation, where, columns)} FROM {relation} WHERE {where}"
-    con.execute(f"COPY ({rows}) TO {sql_str(path)} ({PART_OPTIONS})")
+    # the rows in no set order (a table's rows have none in SQL): DuckDB then writes the file from both cores; in
+    # the warehouse's order it wrote from one (the fleet-day's raw telemetry 25 s against 12.5 s, the same bytes)
+    ordered = scalar(con, "SELECT current_setting('preserve_insertion_order')")
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        con.execute(f"COPY ({rows}) TO {sql_str(path)} ({PART_OPTIONS})")
+    finally:
+        con.execute(f"SET preserve_insertion_order = {bool(ordered)}")
     return Part(part.table, part.day, str(path), part.row_count, part.columns)
 
 
