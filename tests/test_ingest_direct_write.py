@@ -8,8 +8,10 @@ from datetime import date
 import pytest
 
 import pipelines.ingest.loader as loader
+import pipelines.ingest.staging as staging
+from pipelines.ingest.feeds import resolve_feed
 from pipelines.ingest.loader import ingest_feed, ingest_files
-from pipelines.ingest.report import IngestRefused
+from pipelines.ingest.report import IngestRefused, IngestReport
 from pipelines.ingest.staging import Stage, replacing
 from tests.conftest import sample_telemetry_hour
 
@@ -37,9 +39,6 @@ def three_hosts(landing, hour=0):
 
 
 def test_telemetry_takes_the_direct_path_and_requests_the_stage(con, landing):
-    from pipelines.ingest.feeds import resolve_feed
-    from pipelines.ingest.report import IngestReport
-
     for feed, direct in (("telemetry", True), ("requests", False)):
         resolved = resolve_feed(feed, None, None, landing)
         with replacing(con, resolved, DAY, IngestReport(feed=feed, partition_date=DAY), replace_anyway=True) as stage:
@@ -105,7 +104,7 @@ def test_a_refused_telemetry_run_leaves_the_day_byte_for_byte(con, landing):
     assert snapshot(con) == before
 
 
-def test_direct_rows_equal_the_stage_path(con, landing, monkeypatch, tmp_path):
+def test_direct_rows_equal_the_stage_path(con, landing, monkeypatch):
     """The same files loaded through the run's transaction and through the stage (the path of a feed with a
     duplicate key, forced here): the same rows, quarantine and per-file counts, but loaded_at."""
     files = three_hosts(landing)
@@ -113,14 +112,8 @@ def test_direct_rows_equal_the_stage_path(con, landing, monkeypatch, tmp_path):
     bad.write_text(files[0].read_text().splitlines()[0] + "\n2026/11/02 00:00:01.000, 0, GPU-x, H100, -5 W\n")
     ingest_files(con, "telemetry", [*files, bad], DAY)
     direct = snapshot(con)
-    import pipelines.ingest.staging as staging
-
-    real = staging._begin_writing
     monkeypatch.setattr(staging, "_begin_writing", lambda *a: None)  # no writer: the stage path
-    try:
-        ingest_files(con, "telemetry", [*files, bad], DAY)
-    finally:
-        monkeypatch.setattr(staging, "_begin_writing", real)
+    ingest_files(con, "telemetry", [*files, bad], DAY)
     staged = snapshot(con)
     assert direct["ingest_quarantine"] and direct["raw_telemetry"] and direct["ingest_file_stats"]
     for table in TABLES:  # every column but the last, loaded_at

@@ -77,7 +77,7 @@ def test_the_grids_equal_a_search_and_a_fill(seed):
     some beyond the grid)."""
     import numpy as np
 
-    from pipelines.attribution.skew import _active_on_grid, _power_on_grid
+    from pipelines.attribution.skew import _held_on_grid
 
     rng = np.random.default_rng(seed)
     t0, n, step = 1_700_000_000_000_000, 2_000, 250_000
@@ -85,7 +85,7 @@ def test_the_grids_equal_a_search_and_a_fill(seed):
     starts = t0 + rng.integers(-10 * step, (n + 10) * step, 5_000)
     ends = starts + rng.integers(0, 40 * step, len(starts))
     want = np.searchsorted(np.sort(starts), grid, "right") - np.searchsorted(np.sort(ends), grid, "right")
-    assert np.array_equal(_active_on_grid(starts, ends, t0, n, step), want)
+    assert np.array_equal(_held_on_grid(starts, ends, t0, n, step), want)
     a, b, p = [], [], []
     for _device in range(4):  # each device: sorted, disjoint segments, of every length from 1 us
         cuts = np.sort(rng.choice(np.arange(t0 - 5 * step, t0 + (n + 5) * step), 600, replace=False))
@@ -94,6 +94,6 @@ def test_the_grids_equal_a_search_and_a_fill(seed):
         p.append(rng.uniform(50, 700, len(cuts) // 2))
     a, b, p = np.concatenate(a), np.concatenate(b), np.concatenate(p)
     direct = np.array([p[(a <= g) & (g < b)].sum() for g in grid])
-    got = _power_on_grid(a, b, p, t0, n, step)
+    got = _held_on_grid(a, b, t0, n, step, weights=p)
     assert np.allclose(got, direct, rtol=0, atol=1e-9)
     assert np.count_nonzero(direct == 0) > 0 and np.count_nonzero(direct) > 0

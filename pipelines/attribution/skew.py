@@ -21,30 +21,23 @@ from pipelines.attribution.segments import power_segments
 from pipelines.settings import DEFAULT_MAX_GAP_S
 
 
-def _active_on_grid(starts: np.ndarray, ends: np.ndarray, t0: int, n: int, step_us: int) -> np.ndarray:
-    """Active request-devices at each of the n grid points: the starts at or before it minus the ends at or before
-    it, each counted from the first grid point at or after it (integers: no sort, no search)."""
-    first_s = np.clip(_first_at_or_after(starts, t0, step_us), 0, n)
-    first_e = np.clip(_first_at_or_after(ends, t0, step_us), 0, n)
-    change = np.bincount(first_s, minlength=n + 1)[:n] - np.bincount(first_e, minlength=n + 1)[:n]
-    return np.cumsum(change).astype(float)
-
-
 def _first_at_or_after(t: np.ndarray, t0: int, step_us: int) -> np.ndarray:
     """The first grid index i with t0 + (i + 1/2) step >= t, in integers (no rounding)."""
     return -((step_us - 2 * (t - t0)) // (2 * step_us))
 
 
-def _power_on_grid(seg_a: np.ndarray, seg_b: np.ndarray, seg_p: np.ndarray, t0: int, n: int, step_us: int):
-    """The summed power at each of the n grid points of the segments [a, b) holding it (0 where none does): each
-    segment adds its power from its first grid point and takes it off past its last, and a running sum adds up the
-    changes (segments of several devices may overlap; those of one device do not)."""
-    first = np.clip(_first_at_or_after(seg_a, t0, step_us), 0, n)
-    past = np.clip(_first_at_or_after(seg_b, t0, step_us), 0, n)
-    held = past > first  # a segment between two grid points holds none
-    change = np.bincount(first[held], weights=seg_p[held], minlength=n + 1)
-    change -= np.bincount(past[held], weights=seg_p[held], minlength=n + 1)
-    return np.cumsum(change[:n])
+def _held_on_grid(a: np.ndarray, b: np.ndarray, t0: int, n: int, step_us: int, weights=None) -> np.ndarray:
+    """How many of the intervals [a, b) hold each of the n grid points, or with ``weights`` the sum of theirs: each
+    interval counts from its first grid point at or after a to the one before its first at or after b, and a
+    running sum adds up those changes (no sort, no search). Weighted, an interval between two grid points is left
+    out: its weight put on and taken off in one bin would not cancel exactly."""
+    first = np.clip(_first_at_or_after(a, t0, step_us), 0, n)
+    past = np.clip(_first_at_or_after(b, t0, step_us), 0, n)
+    if weights is not None:
+        held = past > first
+        first, past, weights = first[held], past[held], weights[held]
+    change = np.bincount(first, weights, minlength=n + 1)[:n] - np.bincount(past, weights, minlength=n + 1)[:n]
+    return np.cumsum(change)
 
 
 def _lag_correlations(power: np.ndarray, active: np.ndarray, lags: np.ndarray) -> np.ndarray:
@@ -139,8 +132,9 @@ def detect_clock_skew(
         if n < 4 * len(lags):
             continue
         at = np.concatenate([np.arange(seg_first[d], seg_first[d + 1]) for d in devices])
-        power = _power_on_grid(seg.start_us[at], seg.end_us[at], seg.power_w[at], t0, n, step_us)
-        active = _active_on_grid(r_start[r], r_end[r], t0, n, step_us)
+        # the host's power (its devices' segments may overlap, each device's do not) and its active request-devices
+        power = _held_on_grid(seg.start_us[at], seg.end_us[at], t0, n, step_us, weights=seg.power_w[at])
+        active = _held_on_grid(r_start[r], r_end[r], t0, n, step_us).astype(float)
         corrs = _lag_correlations(power, active, lags)
         if np.all(np.isnan(corrs)):
             continue

@@ -241,7 +241,6 @@ def stage_batch(
     table, batch = feed.stage_table, load_sql.BATCH_TABLE
     staged = table_exists(con, table)
     window = current().duplicate_window_days
-    written = None
     if parsed_parts and feed.duplicate_key:  # the batch is kept, to quarantine keys already loaded
         batch_sql = load_sql.batch_query_sql(feed, parsed_parts, day, any_bad, files, detached=True)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {batch} AS {batch_sql}")
@@ -256,35 +255,44 @@ def stage_batch(
                 SELECT b.* EXCLUDE (_part, _row), t.raw_text
                 FROM (SELECT * FROM {batch} WHERE reason IS NOT NULL) b
                 JOIN ({load_sql.parts_text_sql(parsed_parts)}) t USING (_part, _row)"""
-        counted = batch
+        _stage_rows(con, table, rows, staged)
+        _count(con, feed, batch, stage.counts)
     else:  # nothing more to decide: the batch goes straight on, its rows counted where they went
         rows = load_sql.batch_query_sql(feed, parsed_parts, day, any_bad, files)
         rows = f"SELECT * REPLACE (CASE WHEN reason IS NOT NULL THEN raw_text END AS raw_text) FROM ({rows})"
-        if stage.writer is not None:  # into the run's transaction (DuckDB hands the batch over as Arrow)
-            written = con.sql(rows).to_arrow_table()
-            con.register(_WRITTEN, written)
-            counted = _WRITTEN
+        if stage.writer is not None:
+            _write_batch(con, feed, rows, stage)
         else:
             # the first rowid this batch gets: one past the stage's last (its row count while nothing is deleted)
             first = scalar(con, f"SELECT coalesce(max(rowid) + 1, 0) FROM {table}") if staged else 0
-            counted = f"(SELECT * FROM {table} WHERE rowid >= {int(first)})"
-    if written is not None:
-        _insert_rows(stage.writer, feed, written)
-    elif staged:
-        con.execute(f"INSERT INTO {table} BY NAME {rows}")
-    else:
-        con.execute(f"CREATE TEMP TABLE {table} AS {rows}")
-    try:
-        _count(con, feed, counted, stage.counts)
-    finally:
-        if written is not None:
-            con.unregister(_WRITTEN)
+            _stage_rows(con, table, rows, staged)
+            _count(con, feed, f"(SELECT * FROM {table} WHERE rowid >= {int(first)})", stage.counts)
     con.execute(f"DROP TABLE IF EXISTS {batch}")
     for p in parsed_parts:
         con.execute(f"DROP TABLE IF EXISTS {p}")
 
 
-_WRITTEN = "_ingest_batch_written"  # a batch on its way into the run's transaction, as Arrow (counted by name)
+def _stage_rows(con: duckdb.DuckDBPyConnection, table: str, rows: str, staged: bool) -> None:
+    """The batch's rows (a query) added to the stage table, which the first batch creates."""
+    if staged:
+        con.execute(f"INSERT INTO {table} BY NAME {rows}")
+    else:
+        con.execute(f"CREATE TEMP TABLE {table} AS {rows}")
+
+
+def _write_batch(con: duckdb.DuckDBPyConnection, feed: Feed, rows: str, stage: Stage) -> None:
+    """The batch's rows (a query on ``con``) written in the run's transaction (DuckDB hands them over as Arrow),
+    then counted."""
+    written = con.sql(rows).to_arrow_table()
+    _insert_rows(stage.writer, feed, written)
+    con.register(_WRITTEN, written)  # con holds no transaction: the view is gone with unregister
+    try:
+        _count(con, feed, _WRITTEN, stage.counts)
+    finally:
+        con.unregister(_WRITTEN)
+
+
+_WRITTEN = "_ingest_batch_written"  # a batch written into the run's transaction, as Arrow, while it is counted
 
 
 def _count(con: duckdb.DuckDBPyConnection, feed: Feed, rows: str, counts: dict) -> None:
