@@ -39,6 +39,7 @@ EXPECTED_ASSETS = {
     "int_device_bucket_rates",
     "int_request_cost_pieces",
     "int_device_days",
+    "int_device_request_groups",
     "int_request_idle_allocation",
     "fct_request_cost",
     "agg_daily_model_cost",

@@ -9,43 +9,53 @@
 -- depends_on: {{ ref('stg_request_energy_pieces') }}
 with requests as (
     {% if by_label %}
-    -- one row per request and label it carries (a request with two labels counts under each)
+    -- one row per request and label it carries (a request with two labels counts under each); the requests
+    -- without labels are left out before the unnest, which DuckDB would otherwise run over a copy of every row
     select fct.*, label.key as label_key, label.value as label_value
-    from {{ ref('fct_request_cost') }} as fct,
+    from (
+        select * from {{ ref('fct_request_cost') }}
+        where labels is not null and {{ in_run_request_days('request_date') }}
+    ) as fct,
         unnest(map_entries(json(fct.labels)::map(varchar, varchar))) as labels(label)
-    where {{ in_run_request_days('fct.request_date') }}
     {% else %}
     select * from {{ ref('fct_request_cost') }} where {{ in_run_request_days('request_date') }}
     {% endif %}
 ),
 
+{% if by_label %}
 pieces as (
     select * from {{ ref('int_request_cost_pieces') }} where {{ in_run_request_days('partition_date') }}
 ),
 
 -- the requests of those pieces (they start at most 2 days before the piece's day)
 piece_requests as (
-    {% if by_label %}
-    select fct.*, label.key as label_key, label.value as label_value
-    from {{ ref('fct_request_cost') }} as fct,
+    select fct.request_id, label.key as label_key, label.value as label_value
+    from (
+        select request_id, labels from {{ ref('fct_request_cost') }}
+        where labels is not null and {{ in_run_days('request_date', before=4) }}
+    ) as fct,
         unnest(map_entries(json(fct.labels)::map(varchar, varchar))) as labels(label)
-    where {{ in_run_days('fct.request_date', before=4) }}
-    {% else %}
-    select * from {{ ref('fct_request_cost') }} where {{ in_run_days('request_date', before=4) }}
-    {% endif %}
 ),
+{% endif %}
 
 device_days as (
     select * from {{ ref('int_device_days') }} where {{ in_run_request_days('partition_date') }}
 ),
 
+-- each device once per group it served that day
 group_devices as (
+    {% if by_label %}
     select distinct
         pieces.partition_date,
         pieces.device_id,
         {% for c in group_columns %}piece_requests.{{ c }}{{ "," if not loop.last }}{% endfor %}
     from pieces
     inner join piece_requests on pieces.request_id = piece_requests.request_id
+    {% else %}
+    select distinct partition_date, device_id, {{ group_columns | join(', ') }}
+    from {{ ref('int_device_request_groups') }}
+    where {{ in_run_request_days('partition_date') }}
+    {% endif %}
 ),
 
 device_usage as (
