@@ -165,7 +165,7 @@ def _columns(val, host, power_key: str, window_sql: str, tz_sql: str, typed_fiel
         "device_id": "device",
         "ts": val("ts"),
         "power_w": val(power_key),
-        "power_window_s": f"{window_sql}::VARCHAR",
+        "power_window_s": "''",  # never missing (a literal, or the inventory's window with a default): no text
         "util_pct": val("util_pct"),
         "mem_used_mib": val("mem_used_mib"),
         "host": sql_str(host) if host else "NULL::VARCHAR",
