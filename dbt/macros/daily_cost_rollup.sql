@@ -1,7 +1,8 @@
 {#
   Daily cost rollup of fct_request_cost by request_date and the given columns, with utilization and idle share
-  of the devices that served each group that day (a device serving two groups counts for both). by_label=true
-  groups by each label (label_key, label_value) of fct_request_cost.labels instead of its rows.
+  of the devices that served each group that day (a device serving two groups counts for both). The devices come
+  from int_device_request_groups, so group_columns must be among its columns. by_label=true groups by each label
+  (label_key, label_value) of fct_request_cost.labels instead of its rows.
 #}
 {% macro daily_cost_rollup(group_columns, by_label=false) %}
 {{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_request_days('request_date')) }}") }}
@@ -9,14 +10,8 @@
 -- depends_on: {{ ref('stg_request_energy_pieces') }}
 with requests as (
     {% if by_label %}
-    -- one row per request and label it carries (a request with two labels counts under each); the requests
-    -- without labels are left out before the unnest, which DuckDB would otherwise run over a copy of every row
-    select fct.*, label.key as label_key, label.value as label_value
-    from (
-        select * from {{ ref('fct_request_cost') }}
-        where labels is not null and {{ in_run_request_days('request_date') }}
-    ) as fct,
-        unnest(map_entries(json(fct.labels)::map(varchar, varchar))) as labels(label)
+    -- one row per request and label it carries (a request with two labels counts under each)
+    {{ labelled_requests('*', in_run_request_days('request_date')) }}
     {% else %}
     select * from {{ ref('fct_request_cost') }} where {{ in_run_request_days('request_date') }}
     {% endif %}
@@ -29,12 +24,7 @@ pieces as (
 
 -- the requests of those pieces (they start at most 2 days before the piece's day)
 piece_requests as (
-    select fct.request_id, label.key as label_key, label.value as label_value
-    from (
-        select request_id, labels from {{ ref('fct_request_cost') }}
-        where labels is not null and {{ in_run_days('request_date', before=4) }}
-    ) as fct,
-        unnest(map_entries(json(fct.labels)::map(varchar, varchar))) as labels(label)
+    {{ labelled_requests('request_id, labels', in_run_days('request_date', before=4)) }}
 ),
 {% endif %}
 
@@ -154,4 +144,17 @@ from request_totals
 left join device_usage
     on request_totals.request_date = device_usage.request_date
     {% for c in group_columns %}and request_totals.{{ c }} is not distinct from device_usage.{{ c }} {% endfor %}
+{% endmacro %}
+
+{#
+  The rows of fct_request_cost (its `columns`, which hold labels) where `day_filter` holds, one per label a request
+  carries, with label_key and label_value. Requests without labels are left out before the unnest, which DuckDB
+  would otherwise run over a copy of every row.
+#}
+{% macro labelled_requests(columns, day_filter) %}
+    select fct.*, label.key as label_key, label.value as label_value
+    from (
+        select {{ columns }} from {{ ref('fct_request_cost') }} where labels is not null and {{ day_filter }}
+    ) as fct,
+        unnest(map_entries(json(fct.labels)::map(varchar, varchar))) as labels(label)
 {% endmacro %}

@@ -83,7 +83,8 @@
         'agg_daily_model_cost': 'request_date', 'agg_daily_technique_cost': 'request_date',
         'agg_daily_device_type_cost': 'request_date', 'agg_daily_label_cost': 'request_date',
         'int_device_bucket_rates': 'partition_date', 'int_request_cost_pieces': 'partition_date',
-        'int_device_days': 'partition_date', 'int_device_request_groups': 'partition_date', 'int_request_idle_allocation': 'partition_date',
+        'int_device_days': 'partition_date', 'int_device_request_groups': 'partition_date',
+        'int_request_idle_allocation': 'partition_date',
         'agg_idle_cost': 'partition_date', 'agg_telemetry_coverage': 'partition_date',
         'agg_region_bucket_cost': 'partition_date',
         'stg_requests': 'request_date', 'stg_request_energy_pieces': 'partition_date'} -%}
