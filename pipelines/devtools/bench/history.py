@@ -1,10 +1,15 @@
 """The history benchmark: does a daily run cost the same on day 1 and on day N of a warehouse's life?
 
 A generated fleet of N days (``infercost generate --days N``, written once under bench_data/history-<devices>/) is
-materialized as the schedule would: days 1 .. N-1 as one backfill run into a warehouse (the history, not timed,
-kept for the next bench until day N is added to it), then, one after the other, day 1 alone in an empty warehouse
-(timed) and day N alone on the history (timed). Each run is ``infercost materialize`` in a child process; the
-summary prints both days' times, the ratio and each step's seconds side by side.
+materialized as the schedule would: days 1 .. N-1 as backfill runs of at most BACKFILL_CHUNK_DAYS days into a
+warehouse (the history, not timed), then, one after the other, day 1 alone in an empty warehouse (timed) and day N
+alone on the history (timed). Each run is ``infercost materialize`` in a child process; the summary prints both
+days' times, the ratio and each step's seconds side by side.
+
+The history is kept for the next bench: a file in its home says the last day it holds. A bench killed during the
+backfill (a 90-day history takes over an hour here) resumes after the last finished run; a history through day N-1,
+or through day N (day N was timed on it: timing it again re-runs it, the same work), is reused; a longer one is
+built again.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from pathlib import Path
 from pipelines.devtools.bench.inputs import bench_dir, generate_landing
 
 FIRST_DAY = date(2026, 11, 2)
+BACKFILL_CHUNK_DAYS = 30
+"""The days of one backfill run of the history (a killed bench loses at most one run's work)."""
+BUILT_THROUGH = "history-built-through"
+"""The file in the history's home holding the last day the history holds (ISO), written after each run."""
 CLI = [sys.executable, "-m", "pipelines.cli"]
 
 
@@ -59,30 +68,50 @@ def fleet_landing(devices: int, days: int, say=print) -> Path:
     return landing
 
 
+def built_through(home: Path) -> date | None:
+    """The last day of the history in ``home`` (None: no history, or one from a bench that wrote no record)."""
+    try:
+        return date.fromisoformat((home / BUILT_THROUGH).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def build_history(landing: Path, home: Path, last: date, say=print) -> None:
+    """The history of days FIRST_DAY .. ``last`` in ``home``, in backfill runs of BACKFILL_CHUNK_DAYS days (not
+    timed), resuming after the last day a record says was built (module docstring)."""
+    through = built_through(home)
+    if through is None or through > last + timedelta(days=1):
+        shutil.rmtree(home, ignore_errors=True)
+        through = FIRST_DAY - timedelta(days=1)
+    if through >= last:
+        say(f"reusing the history of {FIRST_DAY} .. {through} in {home}")
+        return
+    first = through + timedelta(days=1)
+    while first <= last:
+        upto = min(last, first + timedelta(days=BACKFILL_CHUNK_DAYS - 1))
+        say(f"backfill {first} .. {upto} (the history, not timed) ...")
+        seconds, _ = materialize_days(landing, home, first, upto)
+        (home / BUILT_THROUGH).write_text(upto.isoformat())
+        say(f"  {seconds:.0f} s")
+        first = upto + timedelta(days=1)
+
+
 def history(devices: int = 64, days: int = 10, say=print) -> dict:
     """Day 1 and day ``days`` of a fresh warehouse's daily runs on a generated fleet, timed side by side: the
-    history (days 1 .. N-1, one backfill, not timed) is built first, then day 1 runs in an empty warehouse and day
-    N on that history, one after the other. A history built by an earlier bench (and not yet given day N) is
-    reused."""
+    history (days 1 .. N-1, backfilled, not timed) is built or resumed first, then day 1 runs in an empty warehouse
+    and day N on that history, one after the other."""
     landing = fleet_landing(devices, days, say)
     last = FIRST_DAY + timedelta(days=days - 1)
     home = landing.parent / f"history-{devices}-home"
-    ready = home / f"history-{days}-ready"
-    if not ready.exists():
-        shutil.rmtree(home, ignore_errors=True)
-        say(f"days 1 .. {days - 1} as one backfill (the history, not timed) ...")
-        materialize_days(landing, home, FIRST_DAY, last - timedelta(days=1))
-        ready.touch()
-    else:
-        say(f"reusing the history of days 1 .. {days - 1} in {home}")
+    build_history(landing, home, last - timedelta(days=1), say)
     empty = landing.parent / f"history-{devices}-day1"
     shutil.rmtree(empty, ignore_errors=True)
     say(f"day 1 ({FIRST_DAY}) in an empty warehouse ...")
     first_s, first_steps = materialize_days(landing, empty, FIRST_DAY, FIRST_DAY)
     say(f"  {first_s:.1f} s")
     say(f"day {days} ({last}) on {days - 1} days of history ...")
-    ready.unlink()
     last_s, last_steps = materialize_days(landing, home, last, last)
+    (home / BUILT_THROUGH).write_text(last.isoformat())
     ratio = last_s / first_s
     say(f"{'step':<24}{'day 1 s':>10}{f'day {days} s':>10}{'ratio':>8}")
     for step in first_steps:
