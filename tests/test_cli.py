@@ -125,6 +125,25 @@ def test_a_bad_setting_and_an_unexpected_error_name_their_cause(tmp_path, monkey
     assert err[1] == "  (run `infercost --debug ...` for the traceback)"
 
 
+@pytest.mark.parametrize(
+    "setting, expected",
+    [
+        ("INFERCOST_RAW_TELEMETRY_RETENTION_DAYS=1", "INFERCOST_RAW_TELEMETRY_RETENTION_DAYS='1': use a whole number"),
+        ("INFERCOST_ENGINE=foo", "INFERCOST_ENGINE='foo': use one of duckdb, spark"),
+    ],
+)
+def test_a_bad_setting_read_when_the_commands_load_is_one_line(tmp_path, setting, expected):
+    """Settings read while the command modules are imported (the schemas' folder): still one line, in a fresh
+    process (where the modules are not imported yet), and the traceback with --debug."""
+    name, value = setting.split("=")
+    env = {**cli_env(home=tmp_path / "home"), name: value}
+    run = run_cli(["sql", "select 1"], env=env, ok=False)
+    assert run.returncode == 1 and run.stderr.splitlines() == [run.stderr.strip()], run.stderr
+    assert run.stderr.startswith("infercost: " + expected)
+    debug = run_cli(["--debug", "sql", "select 1"], env=env, ok=False)
+    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
+
+
 def test_a_second_run_on_one_home_is_refused_and_a_killed_run_blocks_nothing(tmp_path):
     home = tmp_path / "home"
     env = cli_env(home=home, landing=REPO / "sample_logs", PYTHONPATH=str(REPO))

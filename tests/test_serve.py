@@ -116,3 +116,32 @@ def test_serve_runs_ui_daemon_and_api_and_sigterm_stops_every_process(tmp_path):
     assert status == 0, parent.stdout.read()
     assert not [pid for pid in tree if alive(pid)]
     assert not listening_addresses(ui_port) and not listening_addresses(api_port)
+
+
+@pytest.mark.parametrize("command", ["serve", "dev"])
+def test_the_instance_storage_exists_with_one_schema_head_before_the_children_start(tmp_path, monkeypatch, command):
+    """`serve` and `dev` start a webserver and a daemon together; on a fresh home both would create Dagster's SQLite
+    storage at once (a runs.db with two schema heads, which no Dagster process opens again). The parent creates it
+    before any child starts."""
+    import sqlite3
+
+    import pipelines.serve.supervisor as supervisor
+    from pipelines.cli.main import main
+
+    home = tmp_path / "home"
+    for key, value in cli_env(home=home).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    seen = {}
+
+    def start(self):
+        dbs = sorted((home / "dagster").rglob("*.db"))
+        seen["heads"] = {
+            db.name: sqlite3.connect(db).execute("SELECT count(*) FROM alembic_version").fetchone()[0] for db in dbs
+        }
+        raise SystemExit(0)  # no child is started
+
+    monkeypatch.setattr(supervisor.Supervisor, "start", start)
+    with pytest.raises(SystemExit):
+        main([command])
+    assert seen["heads"] == {"runs.db": 1, "index.db": 1, "schedules.db": 1}

@@ -119,6 +119,18 @@ def prepare_environment(colour: bool | None = None) -> None:
     os.environ.setdefault("DBT_LOG_PATH", str(dbt_logs_dir()))
 
 
+def prepare_instance_storage() -> None:
+    """Create the Dagster instance's storage ($DAGSTER_HOME: runs, event log, schedules) once, before a webserver,
+    a daemon and their code servers start together (`serve`, `dev`): on a fresh home each would create it at the
+    same moment, and two of them stamping SQLite's schema version leave a runs.db with two heads that no Dagster
+    process opens again (seen on a loaded machine: the UI answered with no code location)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+
+
 def ensure_manifest() -> None:
     """(Re)parse the dbt project when its manifest is missing or older than any of its files."""
     from pipelines.dbt_project import dbt_project

@@ -11,30 +11,34 @@ import argparse
 import os
 import sys
 
-from pipelines.cli import alerts, devtools, finops, ingest, query, run, serve
-from pipelines.cli.helpers import UserError
+from pipelines.settings import SettingsError
 
-# the order of `infercost --help`
-COMMANDS = [
-    run.add_demo,
-    devtools.add_generate,
-    ingest.add_ingest,
-    run.add_materialize,
-    query.add_sql,
-    query.add_compare,
-    query.add_whatif,
-    query.add_report,
-    query.add_export,
-    query.add_docs,
-    devtools.add_validate_energy,
-    alerts.add_alerts,
-    finops.add_budgets,
-    finops.add_shadow_price,
-    devtools.add_bench,
-    run.add_dev,
-    serve.add_serve,
-    serve.add_api,
-]
+
+def commands() -> list:
+    """The commands' parser builders, in the order of `infercost --help`. Imported here, not at the top: a module
+    that reads the settings when imported must fail inside main's error handling (one line, not a traceback)."""
+    from pipelines.cli import alerts, devtools, finops, ingest, query, run, serve
+
+    return [
+        run.add_demo,
+        devtools.add_generate,
+        ingest.add_ingest,
+        run.add_materialize,
+        query.add_sql,
+        query.add_compare,
+        query.add_whatif,
+        query.add_report,
+        query.add_export,
+        query.add_docs,
+        devtools.add_validate_energy,
+        alerts.add_alerts,
+        finops.add_budgets,
+        finops.add_shadow_price,
+        devtools.add_bench,
+        run.add_dev,
+        serve.add_serve,
+        serve.add_api,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show the full traceback of an error (before or after the command)"
     )
     sub = p.add_subparsers(dest="command", required=True)
-    for add in COMMANDS:
+    for add in commands():
         add(sub)
     return p
 
@@ -63,7 +67,14 @@ def _silence_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except SettingsError as exc:  # a setting read while the commands are imported
+        if "--debug" in (sys.argv[1:] if argv is None else argv):
+            raise
+        _error(str(exc))
+        raise SystemExit(1) from None
+    args = parser.parse_args(argv)
     try:
         args.func(args)
         sys.stdout.flush()  # inside the try: a reader that has gone raises here, not at interpreter exit
@@ -84,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _message(exc: Exception) -> str:
     """A user error's own words; anything else, its first line and where to see more."""
-    from pipelines.settings import SettingsError
+    from pipelines.cli.helpers import UserError
 
     if isinstance(exc, (UserError, SettingsError)):
         return str(exc)

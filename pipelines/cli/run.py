@@ -17,6 +17,7 @@ from pipelines.cli.helpers import (
     ensure_manifest,
     open_warehouse,
     prepare_environment,
+    prepare_instance_storage,
     print_query,
     say,
 )
@@ -81,12 +82,24 @@ def _execute_job(start: date, end: date, verbose: bool = False) -> None:
             say(f"the run's full log: {log}")
         for event in result.all_events:
             if event.is_failure:
-                say(f"FAILED: {event.message}")
+                say(f"FAILED: {_failure_text(event)}")
         raise UserError("materialization failed (see the messages above, or `infercost dev` for the run)")
     say("step seconds: " + ", ".join(f"{k} {end - start:.1f}" for k, (start, end) in windows.items()))
     if verbose:  # for the benchmarks: each step's wall-clock window, to place memory samples in it
         say("step windows: " + json.dumps(windows))
     say(f"materialized in {time.time() - t0:.1f} s")
+
+
+def _failure_text(event) -> str:
+    """What a failed step says: the error it raised (the innermost cause of Dagster's wrapper: a refused ingest's
+    own words), not only that it failed."""
+    data = event.step_failure_data if event.is_step_failure else None
+    error = data.error if data is not None else None
+    if error is None:
+        return event.message
+    while error.cause is not None:
+        error = error.cause
+    return f"{event.step_key}: {error.message.strip()}"
 
 
 def _step_windows(instance, run_id: str) -> dict[str, tuple[float, float]]:
@@ -137,6 +150,7 @@ def cmd_demo(args) -> None:
 def cmd_dev(args) -> None:
     prepare_environment()
     ensure_manifest()
+    prepare_instance_storage()
     cmd = [
         str(Path(sys.executable).parent / "dagster"),
         "dev",

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipelines.cli.helpers import add_command, ensure_manifest, prepare_environment, say
+from pipelines.cli.helpers import add_command, ensure_manifest, prepare_environment, prepare_instance_storage, say
 from pipelines.settings import REPO_ROOT, current
 
 
@@ -41,6 +41,7 @@ def cmd_serve(args) -> None:
 
     prepare_environment()
     ensure_manifest()
+    prepare_instance_storage()
     # the mode that runs the daemon is the one where the daily schedule should run (unless it was set off)
     os.environ.setdefault("INFERCOST_SCHEDULE_RUNNING", "true")
     settings = current()
