@@ -68,3 +68,14 @@ def test_a_finished_history_is_reused_and_a_longer_one_rebuilt(tmp_path, runs):
     build_history(tmp_path / "landing", home, _day(4), say=lambda _: None)  # a history past day 5: built again
     assert calls[n:] == [(_day(1), _day(4))]
     assert not (home / "marker").exists()
+
+
+def test_a_history_that_reaches_past_yesterday_is_refused_before_anything_is_generated(monkeypatch, runs):
+    calls, _ = runs
+    generated = []
+    monkeypatch.setattr(bench_history, "fleet_landing", lambda *a, **k: generated.append(a))
+    days = (date.today() - FIRST_DAY).days + 2  # its last day would be tomorrow
+    with pytest.raises(ValueError, match="not a complete UTC day yet"):
+        bench_history.history(days=days, say=lambda _: None)
+    assert generated == [] and calls == []
+    assert FIRST_DAY + timedelta(days=89) < date(2026, 12, 4)  # day 90 runs on the day this was written

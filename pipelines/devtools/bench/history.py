@@ -20,12 +20,14 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pipelines.devtools.bench.inputs import bench_dir, generate_landing
 
-FIRST_DAY = date(2026, 11, 2)
+FIRST_DAY = date(2026, 8, 1)
+"""Day 1 of the generated fleet: early enough that day 90 (2026-10-29) is a complete UTC day, which a run can
+materialize (a fleet from 2026-11-02 reached into 2027 and was refused only after two hours of generation)."""
 BACKFILL_CHUNK_DAYS = 30
 """The days of one backfill run of the history (a killed bench loses at most one run's work)."""
 BUILT_THROUGH = "history-built-through"
@@ -100,8 +102,14 @@ def history(devices: int = 64, days: int = 10, say=print) -> dict:
     """Day 1 and day ``days`` of a fresh warehouse's daily runs on a generated fleet, timed side by side: the
     history (days 1 .. N-1, backfilled, not timed) is built or resumed first, then day 1 runs in an empty warehouse
     and day N on that history, one after the other."""
-    landing = fleet_landing(devices, days, say)
     last = FIRST_DAY + timedelta(days=days - 1)
+    today = datetime.now(UTC).date()
+    if last >= today:  # said before hours of generation: a run materializes complete UTC days only
+        raise ValueError(
+            f"day {days} of the history bench would be {last}, not a complete UTC day yet (today is {today}): "
+            f"use at most {(today - FIRST_DAY).days} days"
+        )
+    landing = fleet_landing(devices, days, say)
     home = landing.parent / f"history-{devices}-home"
     build_history(landing, home, last - timedelta(days=1), say)
     empty = landing.parent / f"history-{devices}-day1"
