@@ -119,7 +119,9 @@ def test_serve_runs_ui_daemon_and_api_and_sigterm_stops_every_process(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["serve", "dev"])
-def test_the_instance_storage_exists_with_one_schema_head_before_the_children_start(tmp_path, monkeypatch, command):
+def test_the_instance_storage_exists_with_one_schema_head_before_the_children_start(
+    tmp_path, monkeypatch, request, command
+):
     """`serve` and `dev` start a webserver and a daemon together; on a fresh home both would create Dagster's SQLite
     storage at once (a runs.db with two schema heads, which no Dagster process opens again). The parent creates it
     before any child starts."""
@@ -132,6 +134,10 @@ def test_the_instance_storage_exists_with_one_schema_head_before_the_children_st
     for key, value in cli_env(home=home).items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    # the command sets variables of its own (DAGSTER_HOME, INFERCOST_WAREHOUSE, INFERCOST_SCHEDULE_RUNNING, ...)
+    # straight into os.environ: put the environment back as it was, or they leak into the tests after this one
+    before = dict(os.environ)
+    request.addfinalizer(lambda: (os.environ.clear(), os.environ.update(before)))
     seen = {}
 
     def start(self):
