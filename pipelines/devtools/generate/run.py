@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 from dataclasses import dataclass
@@ -10,6 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.devtools.generate.fleet import (
     CONFIG_EFFECT,
@@ -23,7 +24,9 @@ from pipelines.devtools.generate.fleet import (
 )
 from pipelines.devtools.generate.simulate import power_w, simulate_replica
 from pipelines.devtools.generate.writers import (
+    GzWriter,
     fmt_ts,
+    lines_bytes,
     price_day,
     write_carbon,
     write_fleet_files,
@@ -43,38 +46,53 @@ class Plant:
     price_spike_factor: float = 60.0
 
 
-def _request_lines(rep: Replica, reqs: dict, t_start: float, days: int, rng) -> dict[int, list[str]]:
-    """The replica's requests as OpenAI-style JSON lines, by day (0-based) of arrival."""
+def _json_words(values) -> pa.Array:
+    """Values of a few distinct JSON-safe words (tenants, statuses) as JSON strings."""
+    words = pa.array(np.asarray(values).astype(str))
+    if pc.any(pc.match_substring_regex(words, r'["\\\x00-\x1f]')).as_py():
+        raise ValueError("a generated word needs JSON escaping")
+    return pc.binary_join_element_wise('"', words, '"', "")
+
+
+def _request_lines(rep: Replica, reqs: dict, t_start: float, days: int, rng) -> dict[int, bytes]:
+    """The replica's requests as OpenAI-style JSON lines (the text ``json.dumps`` writes, built column-wise), by
+    day (0-based) of arrival."""
     quant, spec, batching = rep.config
-    ids = [f"cmpl-{rep.replica_id}-{k:07d}" for k in range(len(reqs["arrival"]))]
-    tenants = rng.choice(TENANTS, len(ids), p=[0.35, 0.3, 0.2, 0.1, 0.05])
-    started = fmt_ts(t_start + reqs["arrival"])
-    first = fmt_ts(t_start + reqs["first"])
-    ended = fmt_ts(t_start + reqs["end"])
+    n = len(reqs["arrival"])
+    tenants = rng.choice(TENANTS, n, p=[0.35, 0.3, 0.2, 0.1, 0.05])
+
+    def num(values) -> pa.Array:
+        return pa.array(np.asarray(values).astype(np.int64)).cast(pa.string())
+
+    ids = pc.utf8_lpad(num(np.arange(n)), width=7, padding="0")
+    line = pc.binary_join_element_wise(
+        f'{{"id":"cmpl-{rep.replica_id}-',
+        ids,
+        '","object":"chat.completion","created":',
+        num(np.floor(t_start + reqs["arrival"])),
+        f',"model":{json.dumps(rep.model)},"usage":{{"prompt_tokens":',
+        num(reqs["prompt"]),
+        ',"completion_tokens":',
+        num(reqs["out"]),
+        ',"total_tokens":',
+        num(np.asarray(reqs["prompt"]) + np.asarray(reqs["out"])),
+        ',"prompt_tokens_details":{"cached_tokens":',
+        num(reqs["cached"]),
+        '}},"started_at":"',
+        fmt_ts(t_start + reqs["arrival"]),
+        '","first_token_at":"',
+        fmt_ts(t_start + reqs["first"]),
+        '","ended_at":"',
+        fmt_ts(t_start + reqs["end"]),
+        f'","replica_id":{json.dumps(rep.replica_id)},"host":{json.dumps(rep.host)},"status":',
+        _json_words(reqs["status"]),
+        ',"metadata":{"tenant":',
+        _json_words(tenants),
+        f',"quantization":{json.dumps(quant)},"speculative":{json.dumps(spec)},"batching":{json.dumps(batching)}}}}}',
+        "",
+    )
     day_of = (reqs["arrival"] // DAY_S).astype(int)
-    lines_of_day: dict[int, list[str]] = {d: [] for d in range(days)}
-    for k in range(len(ids)):
-        obj = {
-            "id": ids[k],
-            "object": "chat.completion",
-            "created": int(t_start + reqs["arrival"][k]),
-            "model": rep.model,
-            "usage": {
-                "prompt_tokens": int(reqs["prompt"][k]),
-                "completion_tokens": int(reqs["out"][k]),
-                "total_tokens": int(reqs["prompt"][k] + reqs["out"][k]),
-                "prompt_tokens_details": {"cached_tokens": int(reqs["cached"][k])},
-            },
-            "started_at": started[k],
-            "first_token_at": first[k],
-            "ended_at": ended[k],
-            "replica_id": rep.replica_id,
-            "host": rep.host,
-            "status": str(reqs["status"][k]),
-            "metadata": {"tenant": str(tenants[k]), "quantization": quant, "speculative": spec, "batching": batching},
-        }
-        lines_of_day[int(day_of[k])].append(json.dumps(obj, separators=(",", ":")))
-    return lines_of_day
+    return {d: lines_bytes(line.filter(pa.array(day_of == d))) for d in range(days) if (day_of == d).any()}
 
 
 def _device_power(rep: Replica, batch: np.ndarray, busy: np.ndarray, throttled, rng, n_seconds: int) -> dict:
@@ -111,27 +129,24 @@ def _simulate(
         rep, t_start, n_seconds, rng, load, None if throttled is None else np.where(throttled, 2.0, 1.0)
     )
     lines_of_day = _request_lines(rep, reqs, t_start, days, rng)
-    for d, lines in lines_of_day.items():
-        if lines:
-            (scratch / f"{rep.replica_id}-.d{d}").write_text("\n".join(lines) + "\n")
+    for d, text in lines_of_day.items():
+        (scratch / f"{rep.replica_id}-.d{d}").write_bytes(text)
     n_requests = len(reqs["arrival"])
     del lines_of_day
     return n_requests, _device_power(rep, batch, busy, throttled, rng, n_seconds)
 
 
-def _write_days(out: Path, scratch: Path, start: date, days: int, t_start: float, plant: Plant | None, rng) -> None:
+def _write_days(
+    out: Path, scratch: Path, start: date, days: int, t_start: float, plant: Plant | None, rng, gz: GzWriter
+) -> None:
     """Each day's request file from the replicas' scratch files, in id order; each region's prices and carbon."""
     for d in range(days):
         day = start + timedelta(days=d)
         # ids are cmpl-<replica>-<n>: replicas in the order of "<replica>-", each in its own order, is id order
         parts = sorted(scratch.glob(f"*.d{d}"), key=lambda f: f.name.rsplit(".d", 1)[0])
-        with (
-            open(out / "requests" / f"{day.isoformat()}.jsonl.gz", "wb") as raw,
-            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as gz,
-        ):
-            for part in parts:
-                gz.write(part.read_bytes())
-                part.unlink()
+        gz.write(out / "requests" / f"{day.isoformat()}.jsonl.gz", b"".join(part.read_bytes() for part in parts))
+        for part in parts:
+            part.unlink()
         for region in REGIONS.values():
             prices = price_day(region, t_start + d * DAY_S, rng)
             if plant and plant.day == d and plant.price_spike_region == region.region:
@@ -171,12 +186,16 @@ def generate(
         host_power.setdefault(rep.host, {}).update(power)
         counts["requests"] += n_requests
         progress(f"  simulated replica {i + 1}/{len(replicas)} {rep.replica_id}: {n_requests:,} requests")
-    _write_days(out, scratch, start, days, t_start, plant, rng)
+    gz = GzWriter()
+    try:
+        _write_days(out, scratch, start, days, t_start, plant, rng, gz)
+        for host, devs in host_power.items():
+            device_type = next(d["device_type"] for d in inventory if d["host"] == host)
+            counts["telemetry_rows"] += write_telemetry(
+                out / "telemetry", host, devs, t_start, days, rng, power_draw_window_s(device_type) == 0, gz
+            )
+            progress(f"  wrote telemetry for {host}")
+    finally:
+        gz.close()
     shutil.rmtree(scratch)
-    for host, devs in host_power.items():
-        device_type = next(d["device_type"] for d in inventory if d["host"] == host)
-        counts["telemetry_rows"] += write_telemetry(
-            out / "telemetry", host, devs, t_start, days, rng, instantaneous=power_draw_window_s(device_type) == 0
-        )
-        progress(f"  wrote telemetry for {host}")
     return counts
