@@ -98,6 +98,8 @@ def _ingest_days(args, landing: Path, start, end, options: dict) -> None:
                     t0 = time.time()
                     report = _ingest_feed_day(args, con, spark, feed, landing, day, options)
                     say(f"{report.summary()} ({time.time() - t0:.1f} s)")
+                    for other in report.other_days:
+                        say(f"  warning: {other.warning()}")
         finally:
             if spark is not None:
                 spark.stop()
@@ -165,6 +167,8 @@ def _dry_run(args, landing: Path, start, end, options: dict) -> None:
                 say(report.summary())
                 for line in report.file_lines():
                     say(line)
+                for other in report.other_days:
+                    say(f"  warning: {other.warning()}")
                 if report.refusal and not args.replace_anyway:
                     say(f"  would be refused: {report.refusal}")
 

@@ -37,6 +37,7 @@ def report_metadata(reports: list[IngestReport]) -> dict:
         "rows_loaded": sum(f.rows_loaded for f in files),
         "rows_quarantined": sum(f.rows_quarantined for f in files),
         "rows_skipped": sum(f.rows_skipped for f in files),
+        "rows_of_other_days_not_loaded": sum(o.rows for r in reports for o in r.other_days),
         "files": dg.MetadataValue.md(table),
     }
 
@@ -76,6 +77,8 @@ def build_feed_asset(feed: str) -> dg.AssetsDefinition:
                         con, feed, landing_dir(), day, progress=progress, replace_anyway=config.replace_anyway
                     )
                 context.log.info(report.summary())
+                for other in report.other_days:
+                    context.log.warning(f"{feed} {day}: {other.warning()}")
                 reports.append(report)
             # checks run after every day is loaded (freshness and cross-day checks see the whole range)
             for day in partition_days(context):

@@ -30,6 +30,33 @@ class FileReport:
 
 
 @dataclass
+class OtherDayRows:
+    """Rows of other days in a file this run read, that the warehouse does not hold (pipelines/ingest/other_days.py):
+    their days' runs came before the file, or have not run."""
+
+    source_file: str
+    days: list[date] = field(default_factory=list)
+    rows: int = 0
+    never_run: list[date] = field(default_factory=list)
+    """Those of ``days`` that no run has loaded yet."""
+
+    def warning(self) -> str:
+        first, last, one = self.days[0], self.days[-1], len(self.days) == 1
+        days = ", ".join(map(str, self.days[:3])) + (", ..." if len(self.days) > 3 else "")
+        if not self.never_run:
+            why = "the run of that day came before them" if one else "the runs of those days came before them"
+        elif self.never_run == self.days:
+            why = "that day has not been loaded yet" if one else "those days have not been loaded yet"
+        else:
+            why = "the runs of those days came before them, or have not run"
+        command = f"--partition {first}" if one else f"--from {first} --to {last}"
+        return (
+            f"{self.source_file}: {self.rows:,} rows of {days} are not in the warehouse ({why}); a run loads only "
+            f"its own day's rows. To load them: `infercost materialize {command}`"
+        )
+
+
+@dataclass
 class IngestReport:
     feed: str
     partition_date: date | None
@@ -38,6 +65,8 @@ class IngestReport:
     """False for a dry run, or a refused one: the warehouse was not changed."""
     refusal: str | None = None
     """Why the run would be refused (a dry run says so rather than raising)."""
+    other_days: list[OtherDayRows] = field(default_factory=list)
+    """Files read whose rows of other days the warehouse does not hold (each has a warning to show)."""
 
     @property
     def rows_read(self) -> int:

@@ -1,0 +1,99 @@
+"""Rows of another day in a file a run reads: the run loads its own day's rows and says which rows of other days the
+warehouse does not hold, and how to load them (pipelines/ingest/other_days.py), never silently."""
+
+from datetime import date
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from pipelines.ingest.loader import ingest_feed
+from tests.conftest import cli_env, run_cli
+from tests.test_ingest import good_request
+
+NOV2, NOV3 = date(2026, 11, 2), date(2026, 11, 3)
+
+
+def requests_of(day: date, ids) -> list[str]:
+    stamp = f"{day.isoformat()}T10:00:0"
+    return [good_request(i, started_at=f"{stamp}0Z", first_token_at=f"{stamp}1Z", ended_at=f"{stamp}3Z") for i in ids]
+
+
+def write(landing, name, lines):
+    (landing / "requests" / name).write_text("\n".join(lines) + "\n")
+
+
+def loaded(con, day) -> int:
+    return con.execute("SELECT count(*) FROM raw_requests WHERE partition_date = ?", [day]).fetchall()[0][0]
+
+
+def test_late_rows_in_the_next_days_file_are_named_until_their_day_is_run_again(con, landing):
+    write(landing, "api_2026-11-02.jsonl", requests_of(NOV2, range(20)))
+    assert ingest_feed(con, "requests", landing, NOV2).other_days == []
+    # delivered after 11-02's run: 5 late requests of 11-02 in the file of 11-03
+    late = landing / "requests" / "2026-11-03-delivery.jsonl"
+    write(landing, late.name, requests_of(NOV2, range(100, 105)) + requests_of(NOV3, range(200, 210)))
+    report = ingest_feed(con, "requests", landing, NOV3)
+    assert report.rows_loaded == 10 and loaded(con, NOV2) == 20
+    [other] = report.other_days
+    assert (other.source_file, other.days, other.rows, other.never_run) == (str(late), [NOV2], 5, [])
+    text = other.warning()
+    assert "5 rows of 2026-11-02 are not in the warehouse" in text and str(late) in text
+    assert "the run of that day came before them" in text
+    assert text.endswith("`infercost materialize --partition 2026-11-02`")
+    # the command's day loads them; then nothing is left to say
+    assert ingest_feed(con, "requests", landing, NOV2).rows_loaded == 25
+    assert ingest_feed(con, "requests", landing, NOV3).other_days == []
+
+
+def test_a_later_day_not_run_yet_is_left_to_its_own_run_an_earlier_one_is_named(con, landing):
+    # rows of the next day in a day's file: that day's own run, still to come, loads them
+    write(landing, "api_2026-11-02.jsonl", requests_of(NOV2, range(30, 40)) + requests_of(NOV3, range(40, 44)))
+    assert ingest_feed(con, "requests", landing, NOV2).other_days == []
+    # rows of the day before, which has not been loaded: named
+    write(landing, "api_2026-11-03.jsonl", requests_of(date(2026, 11, 4), range(60, 63)) + requests_of(NOV3, range(10)))
+    report = ingest_feed(con, "requests", landing, date(2026, 11, 4))
+    [other] = report.other_days
+    assert other.rows == 10 and other.never_run == [NOV3] and "that day has not been loaded yet" in other.warning()
+    assert ingest_feed(con, "requests", landing, NOV3).rows_loaded == 14
+    # once 11-03 has run, rows of it that appear later in 11-02's file are named
+    write(landing, "api_2026-11-02.jsonl", requests_of(NOV2, range(30, 40)) + requests_of(NOV3, range(40, 46)))
+    [other] = ingest_feed(con, "requests", landing, NOV2).other_days
+    assert other.days == [NOV3] and other.rows == 2 and other.never_run == []
+
+
+def test_rows_quarantined_as_far_from_the_files_date_are_not_counted_as_owed(con, landing):
+    """A row more than a day from its file's date is quarantined by the file's own day's run (no other run opens
+    the file for that day): it is not also named as owed to its day."""
+    write(landing, "api_2026-11-03.jsonl", requests_of(NOV3, range(5)) + requests_of(date(2026, 11, 1), [9]))
+    report = ingest_feed(con, "requests", landing, NOV3)
+    assert report.other_days == [] and report.rows_quarantined == 1
+
+
+def test_the_cli_and_the_dagster_asset_say_it(landing, tmp_path, monkeypatch):
+    from pipelines.defs.ingest import fleet_files, raw_requests
+    from pipelines.defs.resources import EngineResource
+
+    monkeypatch.setenv("INFERCOST_LANDING", str(landing))
+    resources = {"duckdb": DuckDBResource(database=str(tmp_path / "w.duckdb")), "engine": EngineResource()}
+    home = tmp_path / "home"
+    args = ["ingest", "--landing", str(landing), "--feed", "requests", "--partition"]
+    write(landing, "api_2026-11-02.jsonl", requests_of(NOV2, range(20)))
+    assert run_cli([*args, "2026-11-02"], env=cli_env(home=home)).returncode == 0
+    assert dg.materialize([fleet_files], resources=resources).success
+    assert dg.materialize([raw_requests], partition_key="2026-11-02", resources=resources).success
+
+    write(landing, "2026-11-03-delivery.jsonl", requests_of(NOV2, range(100, 104)) + requests_of(NOV3, range(300, 309)))
+    run = run_cli([*args, "2026-11-03"], env=cli_env(home=home))
+    assert "warning: " in run.stdout and "4 rows of 2026-11-02 are not in the warehouse" in run.stdout
+    dry = run_cli([*args, "2026-11-03", "--dry-run"], env=cli_env(home=home))
+    assert "4 rows of 2026-11-02 are not in the warehouse" in dry.stdout
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([raw_requests], partition_key="2026-11-03", resources=resources, instance=instance)
+    [materialized] = result.asset_materializations_for_node("raw_requests")
+    assert materialized.metadata["rows_of_other_days_not_loaded"].value == 4
+    warnings = [
+        e.message
+        for e in instance.all_logs(result.run_id)  # the run's log, as the UI shows it
+        if e.level >= 30 and "rows of 2026-11-02 are not in the warehouse" in (e.message or "")
+    ]
+    assert warnings
