@@ -291,6 +291,25 @@ class Settings:
         return sorted(names.values()) + sorted(alert_names)
 
 
+NOT_SETTINGS = ("INFERCOST_REALDATA",)
+"""INFERCOST_* variables that are not settings of infercost: the tests' path to the third-party data."""
+
+
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """A line for each INFERCOST_* variable set that no setting reads (a misspelled name, whose value would be
+    ignored), with the setting it most resembles."""
+    import difflib
+
+    env = os.environ if env is None else env
+    known = Settings.variables()
+    lines = []
+    for name in sorted(k for k in env if k.startswith("INFERCOST_") and k not in known and k not in NOT_SETTINGS):
+        close = difflib.get_close_matches(name.removeprefix("INFERCOST_"), [k[10:] for k in known], n=1, cutoff=0.75)
+        hint = f" (did you mean INFERCOST_{close[0]}?)" if close else " (the README's Settings table lists them)"
+        lines.append(f"{name} is not a setting infercost reads: its value is ignored{hint}")
+    return lines
+
+
 def environment() -> dict[str, str]:
     """The INFERCOST_* variables set now, for processes that must read the same settings (Spark's executors)."""
     return {k: v for k, v in os.environ.items() if k.startswith("INFERCOST_")}

@@ -59,3 +59,38 @@ def test_secrets_stay_out_of_repr():
         }
     )
     assert "hunter2" not in repr(s) and "pw9" not in repr(s) and "tok3n" not in repr(s)
+
+
+def test_a_misspelled_setting_is_named_with_the_setting_it_resembles():
+    from pipelines.settings import unknown_variables
+
+    env = {
+        "INFERCOST_RAW_TELEMETRY_RETENTON_DAYS": "3",
+        "INFERCOST_LANDNG": "/data",
+        "INFERCOST_NOT_A_THING": "1",
+        "INFERCOST_HOME": "/h",  # a setting
+        "INFERCOST_REALDATA": "/r",  # the tests' data path, not a setting
+        "HOME": "/root",
+    }
+    lines = unknown_variables(env)
+    assert lines == [
+        "INFERCOST_LANDNG is not a setting infercost reads: its value is ignored (did you mean INFERCOST_LANDING?)",
+        "INFERCOST_NOT_A_THING is not a setting infercost reads: its value is ignored "
+        "(the README's Settings table lists them)",
+        "INFERCOST_RAW_TELEMETRY_RETENTON_DAYS is not a setting infercost reads: its value is ignored "
+        "(did you mean INFERCOST_RAW_TELEMETRY_RETENTION_DAYS?)",
+    ]
+    assert unknown_variables({k: v for k, v in env.items() if k in ("INFERCOST_HOME", "INFERCOST_REALDATA")}) == []
+
+
+def test_the_cli_warns_of_a_misspelled_setting_and_goes_on(tmp_path):
+    from tests.conftest import cli_env, run_cli
+
+    env = cli_env(home=tmp_path, INFERCOST_COMPARISON_DAY="14")
+    done = run_cli(["sql", "SELECT 42"], env=env, ok=False)
+    first = done.stderr.splitlines()[0]
+    assert first == (
+        "infercost: warning: INFERCOST_COMPARISON_DAY is not a setting infercost reads: its value is ignored "
+        "(did you mean INFERCOST_COMPARISON_DAYS?)"
+    )
+    assert "no published warehouse" in done.stderr  # the command itself still ran

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from pipelines.settings import SettingsError
+from pipelines.settings import SettingsError, unknown_variables
 
 
 def commands() -> list:
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         _error(str(exc))
         raise SystemExit(1) from None
     args = parser.parse_args(argv)
+    for line in unknown_variables():  # a misspelled setting is said, not silently ignored
+        _error(f"warning: {line}")
     try:
         args.func(args)
         sys.stdout.flush()  # inside the try: a reader that has gone raises here, not at interpreter exit
