@@ -86,3 +86,24 @@ def test_a_bench_landing_appears_only_when_its_generation_completed(tmp_path):
     generate_landing(landing, ["--devices", "8", "--load", "0.05"])
     assert (landing / "fleet" / "inventory.csv").exists() and any((landing / "telemetry").iterdir())
     assert not landing.with_name("fleet-8.partial").exists()
+
+
+def test_lines_built_column_wise_are_what_json_dumps_and_nvidia_smi_write(tmp_path):
+    """The request lines are assembled from Arrow columns, not json.dumps: each must be the text json.dumps writes
+    for its own object; the telemetry rows must be nvidia-smi's (two decimals of W, whole % and MiB)."""
+    import re
+
+    generate(tmp_path, devices=8, days=2, seed=5, load=0.05, progress=lambda m: None)
+    n = 0
+    for path in sorted((tmp_path / "requests").glob("*.jsonl.gz")):
+        for line in gzip.decompress(path.read_bytes()).decode().splitlines():
+            assert json.dumps(json.loads(line), separators=(",", ":")) == line
+            n += 1
+    assert n > 100
+    row = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{3}, \d, GPU-[0-9a-f-]+, [^,]+, \d+\.\d\d, \d+, \d+")
+    for path in sorted((tmp_path / "telemetry").glob("*.csv.gz")):
+        header, *rows = gzip.decompress(path.read_bytes()).decode().splitlines()
+        assert header.startswith("timestamp, index, uuid, name, power.draw [W]")
+        assert len(rows) in (8 * 86400, 8 * 86399)  # a host of 8, every second (the last may fall past midnight)
+        bad = [r for r in rows if not row.fullmatch(r)]
+        assert bad == []
