@@ -35,7 +35,7 @@ def test_late_rows_in_the_next_days_file_are_named_until_their_day_is_run_again(
     report = ingest_feed(con, "requests", landing, NOV3)
     assert report.rows_loaded == 10 and loaded(con, NOV2) == 20
     [other] = report.other_days
-    assert (other.source_file, other.days, other.rows, other.never_run) == (str(late), [NOV2], 5, [])
+    assert (other.source_file, other.rows_by_day, other.never_run) == (str(late), {NOV2: 5}, set())
     text = other.warning()
     assert "5 rows of 2026-11-02 are not in the warehouse" in text and str(late) in text
     assert "the run of that day came before them" in text
@@ -53,12 +53,61 @@ def test_a_later_day_not_run_yet_is_left_to_its_own_run_an_earlier_one_is_named(
     write(landing, "api_2026-11-03.jsonl", requests_of(date(2026, 11, 4), range(60, 63)) + requests_of(NOV3, range(10)))
     report = ingest_feed(con, "requests", landing, date(2026, 11, 4))
     [other] = report.other_days
-    assert other.rows == 10 and other.never_run == [NOV3] and "that day has not been loaded yet" in other.warning()
+    assert other.rows == 10 and other.never_run == {NOV3} and "that day has not been loaded yet" in other.warning()
     assert ingest_feed(con, "requests", landing, NOV3).rows_loaded == 14
     # once 11-03 has run, rows of it that appear later in 11-02's file are named
     write(landing, "api_2026-11-02.jsonl", requests_of(NOV2, range(30, 40)) + requests_of(NOV3, range(40, 46)))
     [other] = ingest_feed(con, "requests", landing, NOV2).other_days
-    assert other.days == [NOV3] and other.rows == 2 and other.never_run == []
+    assert other.rows_by_day == {NOV3: 2} and other.never_run == set()
+
+
+def test_rows_already_loaded_from_another_file_are_not_owed(con, landing):
+    """A loaded day's file compressed after its run (logrotate), or a redelivered copy of loaded rows, holds no row
+    the warehouse lacks: nothing is said. A copy with one new row says one."""
+    import gzip
+
+    day_file = landing / "requests" / "2026-11-02.jsonl"
+    write(landing, day_file.name, requests_of(NOV2, range(20)))
+    assert ingest_feed(con, "requests", landing, NOV2).rows_loaded == 20
+    (landing / "requests" / "2026-11-02.jsonl.gz").write_bytes(gzip.compress(day_file.read_bytes()))
+    day_file.unlink()
+    write(landing, "2026-11-03-redelivered.jsonl", requests_of(NOV2, range(5, 10)) + requests_of(NOV3, range(50, 60)))
+    report = ingest_feed(con, "requests", landing, NOV3)
+    assert report.rows_loaded == 10 and report.other_days == []
+    write(
+        landing,
+        "2026-11-03-redelivered.jsonl",
+        requests_of(NOV2, [*range(5, 10), 99]) + requests_of(NOV3, range(50, 60)),
+    )
+    [other] = ingest_feed(con, "requests", landing, NOV3).other_days
+    assert other.rows_by_day == {NOV2: 1} and other.source_file.endswith("2026-11-03-redelivered.jsonl")
+
+
+def test_a_range_run_does_not_name_its_own_days_and_counts_each_day(con, landing):
+    from pipelines.ingest.report import IngestReport
+
+    write(landing, "api_2026-11-02.jsonl", requests_of(NOV2, range(10)))
+    write(landing, "api_2026-11-03.jsonl", requests_of(NOV3, range(20, 30)))
+    for day in (NOV2, NOV3):
+        ingest_feed(con, "requests", landing, day)
+    # a late file of 11-04 with rows of 11-03 (3) and, within a day of its name, nothing older: then one of 11-03
+    # holding 2 more of 11-02 and 4 more of 11-04
+    write(
+        landing,
+        "late_2026-11-03.jsonl",
+        requests_of(NOV2, range(90, 92)) + requests_of(date(2026, 11, 4), range(80, 84)),
+    )
+    ingest_feed(con, "requests", landing, date(2026, 11, 4))
+    report = ingest_feed(con, "requests", landing, NOV3)
+    [other] = report.other_days
+    assert other.rows_by_day == {NOV2: 2}  # 11-04 has run since and read the file: it holds its rows
+    # 11-02 and 11-03 in one run: 11-02's own rows are not owed to it by 11-03's step
+    assert report.other_days_outside([NOV2, NOV3]) == []
+    both = IngestReport("requests", NOV3, other_days=[type(other)("f", {NOV2: 2, date(2026, 11, 4): 3})])
+    text = both.other_days[0].warning("infercost materialize --landing /x")
+    assert "5 rows of 2 days (2 of 2026-11-02, 3 of 2026-11-04)" in text
+    assert text.endswith("`infercost materialize --landing /x --from 2026-11-02 --to 2026-11-04`")
+    assert both.other_days_outside([NOV2])[0].rows_by_day == {date(2026, 11, 4): 3}
 
 
 def test_rows_quarantined_as_far_from_the_files_date_are_not_counted_as_owed(con, landing):
@@ -85,6 +134,7 @@ def test_the_cli_and_the_dagster_asset_say_it(landing, tmp_path, monkeypatch):
     write(landing, "2026-11-03-delivery.jsonl", requests_of(NOV2, range(100, 104)) + requests_of(NOV3, range(300, 309)))
     run = run_cli([*args, "2026-11-03"], env=cli_env(home=home))
     assert "warning: " in run.stdout and "4 rows of 2026-11-02 are not in the warehouse" in run.stdout
+    assert f"`infercost materialize --landing {landing} --partition 2026-11-02`" in run.stdout
     dry = run_cli([*args, "2026-11-03", "--dry-run"], env=cli_env(home=home))
     assert "4 rows of 2026-11-02 are not in the warehouse" in dry.stdout
     instance = dg.DagsterInstance.ephemeral()
@@ -97,3 +147,27 @@ def test_the_cli_and_the_dagster_asset_say_it(landing, tmp_path, monkeypatch):
         if e.level >= 30 and "rows of 2026-11-02 are not in the warehouse" in (e.message or "")
     ]
     assert warnings
+
+
+def test_late_telemetry_samples_are_named_by_device_and_time(con, landing):
+    """Telemetry loads every sample (no duplicate key) and goes straight into its raw table: late samples of a
+    loaded day are named; a compressed copy of the day's loaded file is not."""
+    import gzip
+
+    header = "timestamp, index, uuid, name, power.draw [W], utilization.gpu [%], memory.used [MiB]"
+    uuid = "GPU-500320d4-f8f2-4545-b2d7-e6de5793354a"
+
+    def samples(day: date, seconds) -> list[str]:
+        return [f"{day:%Y/%m/%d} 10:00:{s:02d}.000, 0, {uuid}, NVIDIA H100 80GB HBM3, 100.00, 5, 100" for s in seconds]
+
+    day_file = landing / "telemetry" / "node-1_2026-11-02.csv"
+    day_file.write_text("\n".join([header, *samples(NOV2, range(10))]) + "\n")
+    assert ingest_feed(con, "telemetry", landing, NOV2).rows_loaded == 10
+    (landing / "telemetry" / "node-1_2026-11-02.csv.gz").write_bytes(gzip.compress(day_file.read_bytes()))
+    day_file.unlink()
+    late = landing / "telemetry" / "node-1_2026-11-03.csv"
+    late.write_text("\n".join([header, *samples(NOV2, range(5, 15)), *samples(NOV3, range(20))]) + "\n")
+    report = ingest_feed(con, "telemetry", landing, NOV3)
+    assert report.rows_loaded == 20
+    [other] = report.other_days
+    assert other.source_file == str(late) and other.rows_by_day == {NOV2: 5}  # seconds 10-14; 5-9 are loaded

@@ -76,7 +76,7 @@ def test_a_misspelled_setting_is_named_with_the_setting_it_resembles():
     assert lines == [
         "INFERCOST_LANDNG is not a setting infercost reads: its value is ignored (did you mean INFERCOST_LANDING?)",
         "INFERCOST_NOT_A_THING is not a setting infercost reads: its value is ignored "
-        "(the README's Settings table lists them)",
+        "(the README's Configuration section lists them)",
         "INFERCOST_RAW_TELEMETRY_RETENTON_DAYS is not a setting infercost reads: its value is ignored "
         "(did you mean INFERCOST_RAW_TELEMETRY_RETENTION_DAYS?)",
     ]

@@ -98,11 +98,18 @@ def _ingest_days(args, landing: Path, start, end, options: dict) -> None:
                     t0 = time.time()
                     report = _ingest_feed_day(args, con, spark, feed, landing, day, options)
                     say(f"{report.summary()} ({time.time() - t0:.1f} s)")
-                    for other in report.other_days:
-                        say(f"  warning: {other.warning()}")
+                    _say_other_days(report, day_range(start, end), landing)
         finally:
             if spark is not None:
                 spark.stop()
+
+
+def _say_other_days(report, run_days, landing: Path) -> None:
+    """A warning for each file's rows of days outside this run that the warehouse does not hold, with the command
+    that loads them from the same landing folder."""
+    command = f"infercost materialize --landing {landing}"
+    for other in report.other_days_outside(run_days):
+        say(f"  warning: {other.warning(command)}")
 
 
 def _ingest_feed_day(args, con, spark, feed: str, landing: Path, day, options: dict):
@@ -167,8 +174,7 @@ def _dry_run(args, landing: Path, start, end, options: dict) -> None:
                 say(report.summary())
                 for line in report.file_lines():
                     say(line)
-                for other in report.other_days:
-                    say(f"  warning: {other.warning()}")
+                _say_other_days(report, day_range(start, end), landing)
                 if report.refusal and not args.replace_anyway:
                     say(f"  would be refused: {report.refusal}")
 

@@ -77,6 +77,7 @@ def build_feed_asset(feed: str) -> dg.AssetsDefinition:
                         con, feed, landing_dir(), day, progress=progress, replace_anyway=config.replace_anyway
                     )
                 context.log.info(report.summary())
+                report.other_days = report.other_days_outside(partition_days(context))  # this run loads those
                 for other in report.other_days:
                     context.log.warning(f"{feed} {day}: {other.warning()}")
                 reports.append(report)

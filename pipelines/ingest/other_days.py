@@ -4,15 +4,20 @@ A run loads the rows of its own day. A file it reads can also hold rows of the d
 delivery, a log rotated at local midnight): those are loaded by the runs of their own days, when they read the
 file. When that day's run came before the file (requests for 11-03 delivered in a file named for 11-04, after
 11-03's nightly run), nothing would load them until the day is run again. The run says so: for each file, how many
-of its rows of which days the warehouse does not hold, and the command that loads them (IngestReport.warnings).
+of its rows of which days the warehouse does not hold, and the command that loads them (IngestReport.other_days).
 
-A day is owed its rows when it was run already (ingest_file_stats has a row for it) or comes before the run's day;
-a later day that has not run yet will load them itself, and is not named.
+Cheap first, exact second. Per batch, the rows of other days are counted per file and day and held against what
+those days' runs read from the same file (ingest_file_stats). Only where a file holds more than that (a day that
+never read it: a late delivery, or a file renamed or compressed after its day ran) are the rows' keys (the contract's
+``key``) kept, and at the end each such row is owed only if its key is not loaded for its day (a redelivered copy
+of loaded rows is not owed). Raw telemetry of a day moved to the lake is not looked up: its days fall back to the
+count. A day is owed its rows when it was run already or comes before the run's day; a later day that has not run
+yet will load them itself, and is not named.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 
@@ -22,47 +27,114 @@ from pipelines.ingest.formats.common import far_from_file_date_sql
 from pipelines.ingest.report import OtherDayRows
 from pipelines.warehouse.connection import table_exists
 
+KEYS_TABLE = "_ingest_other_day_keys"
+"""source_file, event_date and the key of each row of another day that its day's run did not read (temp table)."""
 
-def counts_sql(parsed_parts: list[str], day: date) -> str:
-    """(source_file, event_date, rows) of a batch's valid rows of days other than ``day`` that their own day's run
-    would load (within a day of the date in the file's name; FILES_TABLE names the run's files)."""
-    union = " UNION ALL BY NAME ".join(f"SELECT source_file, event_date, reason FROM {p}" for p in parsed_parts)
+
+class OtherDays:
+    """What a run's batches found of other days: {(source_file, day): rows}, the rows those days' runs read from
+    each file, and whether any key was kept (KEYS_TABLE)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, date], int] = {}
+        self.read_before: dict[tuple[str, date], int] | None = None
+        self.ran: set[date] = set()
+        self.keys_kept = False
+
+
+def _union(parsed_parts: list[str], columns: list[str]) -> str:
+    cols = ", ".join(columns)
+    return " UNION ALL BY NAME ".join(f"SELECT {cols} FROM {p}" for p in parsed_parts)
+
+
+def _other_day_rows_sql(parsed_parts: list[str], day: date, columns: list[str]) -> str:
+    """A batch's valid rows of days other than ``day`` that their own day's run would load (within a day of the
+    date in the file's name; FILES_TABLE names the run's files), with ``columns``."""
+    picked = ", ".join(f"r.{c}" for c in columns)
     return f"""
-        SELECT source_file, event_date, n FROM (
-            SELECT source_file, event_date, count(*) AS n FROM ({union})
-            WHERE reason IS NULL AND event_date <> {load_sql.day_sql(day)} GROUP BY ALL
-        ) LEFT JOIN {load_sql.FILES_TABLE} USING (source_file)
-        WHERE NOT coalesce({far_from_file_date_sql("name_date", "event_date")}, false)"""
+        SELECT {picked} FROM (
+            SELECT * FROM ({_union(parsed_parts, [*columns, "reason"])})
+            WHERE reason IS NULL AND event_date <> {load_sql.day_sql(day)}
+        ) r LEFT JOIN {load_sql.FILES_TABLE} f USING (source_file)
+        WHERE NOT coalesce({far_from_file_date_sql("f.name_date", "r.event_date")}, false)"""
 
 
-def add_counts(con: duckdb.DuckDBPyConnection, parsed_parts: list[str], day: date, into: dict) -> None:
-    """Add a batch's rows of other days to ``into`` {(source_file, day): rows}."""
-    for source_file, other, n in con.execute(counts_sql(parsed_parts, day)).fetchall():
-        into[(source_file, other)] = into.get((source_file, other), 0) + n
+def _read_before(con: duckdb.DuckDBPyConnection, feed: Feed, day: date, found: OtherDays) -> None:
+    """The rows the runs of the days around ``day`` (a row of another day is at most two days away) read from each
+    file (ingest_file_stats); once per run."""
+    found.read_before = {}
+    if not table_exists(con, "ingest_file_stats"):
+        return
+    for source_file, other, rows_read in con.execute(
+        "SELECT source_file, partition_date, sum(rows_read) FROM ingest_file_stats "
+        "WHERE feed = ? AND partition_date BETWEEN ? AND ? AND partition_date <> ? GROUP BY ALL",
+        [feed.name, day - timedelta(days=2), day + timedelta(days=2), day],
+    ).fetchall():
+        found.ran.add(other)
+        found.read_before[(source_file, other)] = rows_read
 
 
-def left_for_other_days(con: duckdb.DuckDBPyConnection, feed: Feed, day: date, counts: dict) -> list[OtherDayRows]:
-    """Per file, its rows of other days (``counts``: add_counts) that the warehouse does not hold: more than those
-    days' runs read from the file (ingest_file_stats), for days that were run or come before ``day``."""
-    if not counts:
-        return []
-    read: dict = {}
-    ran: set = set()
-    if table_exists(con, "ingest_file_stats"):
-        days = sorted({d for _, d in counts})
-        for source_file, other, rows_read in con.execute(
-            "SELECT source_file, partition_date, rows_read FROM ingest_file_stats "
-            "WHERE feed = ? AND list_contains(?, partition_date)",
-            [feed.name, days],
-        ).fetchall():
-            ran.add(other)
-            read[(source_file, other)] = read.get((source_file, other), 0) + rows_read
-    by_file: dict[str, OtherDayRows] = {}
-    for (source_file, other), n in sorted(counts.items()):
-        missing = n - read.get((source_file, other), 0)
-        if missing > 0 and (other in ran or other < day):
-            found = by_file.setdefault(source_file, OtherDayRows(source_file))
-            found.days.append(other)
-            found.rows += missing
-            found.never_run += [other] if other not in ran else []
-    return list(by_file.values())
+def add_batch(con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[str], day: date, found: OtherDays) -> None:
+    """Count a batch's rows of other days; keep the keys of those in a file their day's run never read."""
+    rows = _other_day_rows_sql(parsed_parts, day, ["source_file", "event_date"])
+    counted = con.execute(f"SELECT source_file, event_date, count(*) FROM ({rows}) GROUP BY ALL").fetchall()
+    if not counted:
+        return
+    if found.read_before is None:
+        _read_before(con, feed, day, found)
+    unread = []
+    for source_file, other, n in counted:
+        found.counts[(source_file, other)] = found.counts.get((source_file, other), 0) + n
+        if (source_file, other) not in found.read_before:
+            unread.append((source_file, other))
+    if unread and feed.contract.key:
+        keyed = _other_day_rows_sql(parsed_parts, day, ["source_file", "event_date", *feed.contract.key])
+        pairs = " OR ".join("(source_file = ? AND event_date = ?)" for _ in unread)
+        query = f"SELECT * FROM ({keyed}) WHERE {pairs}"
+        into = f"INSERT INTO {KEYS_TABLE} BY NAME " if found.keys_kept else f"CREATE TEMP TABLE {KEYS_TABLE} AS "
+        con.execute(into + query, [v for pair in unread for v in pair])
+        found.keys_kept = True
+
+
+def _not_loaded(con: duckdb.DuckDBPyConnection, feed: Feed, other: date) -> dict[str, int] | None:
+    """Per file, the kept keys of ``other`` not loaded for that day; None when the day's raw rows are not in the
+    raw table to look them up (never loaded, or raw telemetry moved to the lake)."""
+    if (
+        not table_exists(con, feed.raw_table)
+        or not con.execute(f"SELECT 1 FROM {feed.raw_table} WHERE partition_date = ? LIMIT 1", [other]).fetchall()
+    ):
+        return None
+    on = " AND ".join(f"r.{c} = k.{c}" for c in feed.contract.key)
+    return dict(
+        con.execute(
+            f"SELECT source_file, count(*) FROM {KEYS_TABLE} k WHERE event_date = ? AND NOT EXISTS ("
+            f"SELECT 1 FROM {feed.raw_table} r WHERE r.partition_date = ? AND {on}) GROUP BY ALL",
+            [other, other],
+        ).fetchall()
+    )
+
+
+def left_for_other_days(con: duckdb.DuckDBPyConnection, feed: Feed, day: date, found: OtherDays) -> list[OtherDayRows]:
+    """Per file, its rows of other days that the warehouse does not hold, for days that were run or come before
+    ``day`` (module docstring). Drops the kept keys."""
+    try:
+        owed: dict[str, OtherDayRows] = {}
+        exact: dict[date, dict[str, int] | None] = {}
+        for (source_file, other), n in sorted(found.counts.items()):
+            if other not in found.ran and other > day:
+                continue  # a later day not run yet: its own run loads them
+            read = found.read_before.get((source_file, other))
+            if read is None and found.keys_kept:  # a file that day's run never read: look its rows' keys up
+                if other not in exact:
+                    exact[other] = _not_loaded(con, feed, other)
+                missing = n if exact[other] is None else exact[other].get(source_file, 0)
+            else:
+                missing = n - (read or 0)
+            if missing > 0:
+                rows = owed.setdefault(source_file, OtherDayRows(source_file))
+                rows.rows_by_day[other] = missing
+                if other not in found.ran:
+                    rows.never_run.add(other)
+        return list(owed.values())
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {KEYS_TABLE}")

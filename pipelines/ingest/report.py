@@ -35,24 +35,39 @@ class OtherDayRows:
     their days' runs came before the file, or have not run."""
 
     source_file: str
-    days: list[date] = field(default_factory=list)
-    rows: int = 0
-    never_run: list[date] = field(default_factory=list)
-    """Those of ``days`` that no run has loaded yet."""
+    rows_by_day: dict[date, int] = field(default_factory=dict)
+    never_run: set[date] = field(default_factory=set)
+    """The days of ``rows_by_day`` that no run has loaded yet."""
 
-    def warning(self) -> str:
-        first, last, one = self.days[0], self.days[-1], len(self.days) == 1
-        days = ", ".join(map(str, self.days[:3])) + (", ..." if len(self.days) > 3 else "")
+    @property
+    def days(self) -> list[date]:
+        return sorted(self.rows_by_day)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.rows_by_day.values())
+
+    def warning(self, command: str = "infercost materialize") -> str:
+        """What is not loaded and the command that loads it (``command``: the run's own, with its options)."""
+        days = self.days
+        first, last, one = days[0], days[-1], len(days) == 1
         if not self.never_run:
             why = "the run of that day came before them" if one else "the runs of those days came before them"
-        elif self.never_run == self.days:
+        elif self.never_run == set(days):
             why = "that day has not been loaded yet" if one else "those days have not been loaded yet"
         else:
             why = "the runs of those days came before them, or have not run"
-        command = f"--partition {first}" if one else f"--from {first} --to {last}"
+        what = (
+            f"{self.rows:,} rows of {first}"
+            if one
+            else f"{self.rows:,} rows of {len(days)} days ("
+            + ", ".join(f"{n:,} of {d}" for d, n in sorted(self.rows_by_day.items()))
+            + ")"
+        )
+        days_arg = f"--partition {first}" if one else f"--from {first} --to {last}"
         return (
-            f"{self.source_file}: {self.rows:,} rows of {days} are not in the warehouse ({why}); a run loads only "
-            f"its own day's rows. To load them: `infercost materialize {command}`"
+            f"{self.source_file}: {what} are not in the warehouse ({why}); a run loads only its own day's rows. "
+            f"To load them: `{command} {days_arg}`"
         )
 
 
@@ -67,6 +82,15 @@ class IngestReport:
     """Why the run would be refused (a dry run says so rather than raising)."""
     other_days: list[OtherDayRows] = field(default_factory=list)
     """Files read whose rows of other days the warehouse does not hold (each has a warning to show)."""
+
+    def other_days_outside(self, run_days) -> list[OtherDayRows]:
+        """``other_days`` without the days of ``run_days`` (a range run loads those itself, before or after)."""
+        kept = []
+        for o in self.other_days:
+            by_day = {d: n for d, n in o.rows_by_day.items() if d not in set(run_days)}
+            if by_day:
+                kept.append(OtherDayRows(o.source_file, by_day, {d for d in o.never_run if d in by_day}))
+        return kept
 
     @property
     def rows_read(self) -> int:

@@ -26,8 +26,8 @@ import pyarrow as pa
 from pipelines.ingest import load_sql
 from pipelines.ingest.feeds import Feed
 from pipelines.ingest.files import LineProblem, date_in_name
-from pipelines.ingest.other_days import add_counts as add_other_day_counts
-from pipelines.ingest.other_days import left_for_other_days
+from pipelines.ingest.other_days import OtherDays, left_for_other_days
+from pipelines.ingest.other_days import add_batch as add_other_day_rows
 from pipelines.ingest.report import IngestRefused, IngestReport
 from pipelines.settings import current
 from pipelines.warehouse.connection import scalar, table_exists
@@ -47,8 +47,8 @@ class Stage:
 
     counts: dict = field(default_factory=dict)
     writer: duckdb.DuckDBPyConnection | None = None
-    other_days: dict = field(default_factory=dict)
-    """{(source_file, day): rows} of the files' valid rows of other days (other_days.add_counts)."""
+    other_days: OtherDays = field(default_factory=OtherDays)
+    """The files' valid rows of other days (other_days.add_batch)."""
 
 
 @contextlib.contextmanager
@@ -243,7 +243,7 @@ def stage_batch(
     transaction, else kept in the stage table until the day is replaced.
     ``files``: the run registered its files (register_files)."""
     if day is not None and files and parsed_parts:
-        add_other_day_counts(con, parsed_parts, day, stage.other_days)
+        add_other_day_rows(con, feed, parsed_parts, day, stage.other_days)
     any_bad = bool(parsed_parts) and bool(con.execute(load_sql.any_bad_sql(parsed_parts, day, files)).fetchall())
     table, batch = feed.stage_table, load_sql.BATCH_TABLE
     staged = table_exists(con, table)
