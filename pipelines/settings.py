@@ -302,9 +302,9 @@ def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
 
     env = os.environ if env is None else env
     known = Settings.variables()
-    lines = []
+    suffixes, lines = [k.removeprefix("INFERCOST_") for k in known], []
     for name in sorted(k for k in env if k.startswith("INFERCOST_") and k not in known and k not in NOT_SETTINGS):
-        close = difflib.get_close_matches(name.removeprefix("INFERCOST_"), [k[10:] for k in known], n=1, cutoff=0.75)
+        close = difflib.get_close_matches(name.removeprefix("INFERCOST_"), suffixes, n=1, cutoff=0.75)
         hint = f" (did you mean INFERCOST_{close[0]}?)" if close else " (the README's Configuration section lists them)"
         lines.append(f"{name} is not a setting infercost reads: its value is ignored{hint}")
     return lines

@@ -41,7 +41,7 @@ def problem_rows_sql(feed: Feed, name: str) -> str:
     return f"CREATE OR REPLACE TEMP TABLE {name} AS {empty_parsed_sql(feed)}"
 
 
-def _filed_sql(union: str, day: date | None, files: bool) -> str:
+def filed_sql(union: str, day: date | None, files: bool) -> str:
     """CTE ``filed``: parsed rows with their file's name_date and arrival (FILES_TABLE), and a reason for a valid row
     dated more than a day from the date in its file's name. Such a row would be loaded by no run that opens the
     file (a run opens a file only when the date in its name is at most a day away), so it is quarantined."""
@@ -63,7 +63,7 @@ def _filed_sql(union: str, day: date | None, files: bool) -> str:
 def any_bad_sql(parsed_parts: list[str], day: date | None, files: bool) -> str:
     """A query with a row when some parsed row is to be quarantined (else none needs a day from its neighbours)."""
     union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts)
-    return f"WITH {_filed_sql(union, day, files)} SELECT 1 FROM filed WHERE reason IS NOT NULL LIMIT 1"
+    return f"WITH {filed_sql(union, day, files)} SELECT 1 FROM filed WHERE reason IS NOT NULL LIMIT 1"
 
 
 def _assigned_sql(day: date | None, any_bad: bool) -> str:
@@ -143,7 +143,7 @@ def batch_query_sql(
     union = union or empty_parsed_sql(feed)
     key = feed.duplicate_key
     return f"""
-        WITH {_filed_sql(union, day, files)},
+        WITH {filed_sql(union, day, files)},
         {_assigned_sql(day, any_bad)}{_ranked_sql(key)}
         SELECT * EXCLUDE (key_rank, first_seen, reason, valid_date, name_date, arrival, dated_by_run),
             CASE WHEN reason IS NOT NULL THEN reason

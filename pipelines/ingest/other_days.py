@@ -23,7 +23,6 @@ import duckdb
 
 from pipelines.ingest import load_sql
 from pipelines.ingest.feeds import Feed
-from pipelines.ingest.formats.common import far_from_file_date_sql
 from pipelines.ingest.report import OtherDayRows
 from pipelines.warehouse.connection import table_exists
 
@@ -48,15 +47,19 @@ def _union(parsed_parts: list[str], columns: list[str]) -> str:
 
 
 def _other_day_rows_sql(parsed_parts: list[str], day: date, columns: list[str]) -> str:
-    """A batch's valid rows of days other than ``day`` that their own day's run would load (within a day of the
-    date in the file's name; FILES_TABLE names the run's files), with ``columns``."""
-    picked = ", ".join(f"r.{c}" for c in columns)
+    """A batch's valid rows of days other than ``day`` that their own day's run would load (the batch's own rule:
+    load_sql.filed_sql quarantines a row more than a day from the date in its file's name), with ``columns``
+    (source_file and event_date among them)."""
+    union = _union(parsed_parts, [*columns, "reason"])
     return f"""
-        SELECT {picked} FROM (
-            SELECT * FROM ({_union(parsed_parts, [*columns, "reason"])})
-            WHERE reason IS NULL AND event_date <> {load_sql.day_sql(day)}
-        ) r LEFT JOIN {load_sql.FILES_TABLE} f USING (source_file)
-        WHERE NOT coalesce({far_from_file_date_sql("f.name_date", "r.event_date")}, false)"""
+        WITH {load_sql.filed_sql(union, day, files=True)}
+        SELECT {", ".join(columns)} FROM filed WHERE reason IS NULL AND event_date <> {load_sql.day_sql(day)}"""
+
+
+def _may_be_owed(other: date, day: date, found: OtherDays) -> bool:
+    """Whether rows of ``other`` may be owed to it: it ran already, or comes before ``day`` (a later day not run
+    yet loads them itself)."""
+    return other < day or other in found.ran
 
 
 def _read_before(con: duckdb.DuckDBPyConnection, feed: Feed, day: date, found: OtherDays) -> None:
@@ -87,8 +90,7 @@ def add_batch(con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[str
     unread = []
     for source_file, other, n in counted:
         found.counts[(source_file, other)] = found.counts.get((source_file, other), 0) + n
-        owed = other < day or other in found.ran  # a later day not run yet loads them itself: nothing to look up
-        if owed and (source_file, other) not in found.read_before:
+        if _may_be_owed(other, day, found) and (source_file, other) not in found.read_before:
             unread.append((source_file, other))
     if unread and feed.contract.key:
         keyed = _other_day_rows_sql(parsed_parts, day, ["source_file", "event_date", *feed.contract.key])
@@ -124,8 +126,8 @@ def left_for_other_days(con: duckdb.DuckDBPyConnection, feed: Feed, day: date, f
         owed: dict[str, OtherDayRows] = {}
         exact: dict[date, dict[str, int] | None] = {}
         for (source_file, other), n in sorted(found.counts.items()):
-            if other not in found.ran and other > day:
-                continue  # a later day not run yet: its own run loads them
+            if not _may_be_owed(other, day, found):
+                continue
             read = found.read_before.get((source_file, other))
             if read is None and found.keys_kept:  # a file that day's run never read: look its rows' keys up
                 if other not in exact:

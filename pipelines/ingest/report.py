@@ -85,9 +85,9 @@ class IngestReport:
 
     def other_days_outside(self, run_days) -> list[OtherDayRows]:
         """``other_days`` without the days of ``run_days`` (a range run loads those itself, before or after)."""
-        kept = []
+        kept, run_days = [], set(run_days)
         for o in self.other_days:
-            by_day = {d: n for d, n in o.rows_by_day.items() if d not in set(run_days)}
+            by_day = {d: n for d, n in o.rows_by_day.items() if d not in run_days}
             if by_day:
                 kept.append(OtherDayRows(o.source_file, by_day, {d for d in o.never_run if d in by_day}))
         return kept

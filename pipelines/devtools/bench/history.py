@@ -7,9 +7,9 @@ alone on the history (timed). Each run is ``infercost materialize`` in a child p
 days' times, the ratio and each step's seconds side by side.
 
 The history is kept for the next bench: a file in its home says the last day it holds. A bench killed during the
-backfill (30 days took an hour here beside a CI run: a 90-day history takes hours) resumes after the last finished run; a history through day N-1,
-or through day N (day N was timed on it: timing it again re-runs it, the same work), is reused; a longer one is
-built again.
+backfill (30 days took an hour here beside a CI run: a 90-day history takes hours) resumes after the last finished
+run; a history through day N-1, or through day N (day N was timed on it: timing it again re-runs it, the same
+work), is reused; a longer one is built again.
 """
 
 from __future__ import annotations

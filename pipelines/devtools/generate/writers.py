@@ -15,7 +15,8 @@ import pyarrow.compute as pc
 from pipelines.devtools.generate.fleet import DAY_S, MODELS, REGIONS, Region
 
 GZIP_LEVEL = 1
-"""gzip's default level, as logrotate and ``gzip`` leave a fleet's logs (level 9 took twice the time for 5 % less)."""
+"""The fastest level: on a 64-accelerator day level 6 (gzip's default) took 2.5x its CPU for files 20 % smaller, and
+level 9 was half the generator's time; DuckDB decompresses all of them at the same speed."""
 
 
 def fmt_ts(epoch_s: np.ndarray) -> pa.Array:

@@ -36,7 +36,7 @@ class ParseContext:
     """Arrow tables registered as views for a parse; release() drops them once the parse's rows are copied."""
     name_date: date | None = None
     """The date in the file's name (files.date_in_name): a row dated more than a day from it is quarantined after
-    the parse (load_sql._filed_sql), so such a row keeps its line through the parse."""
+    the parse (load_sql.filed_sql), so such a row keeps its line through the parse."""
 
     def release(self) -> None:
         for name in self.registered:
@@ -108,7 +108,7 @@ def validation_sql(contract: Contract, extra_rules: list[tuple[str, str]] = ()) 
 
 def far_from_file_date_sql(name_date_sql: str, event_date_sql: str) -> str:
     """The date rule: a row dated more than a day from the date in its file's name, which no run that opens the
-    file would load (load_sql._filed_sql quarantines it; finish keeps its line for that)."""
+    file would load (load_sql.filed_sql quarantines it; finish keeps its line for that)."""
     return f"abs(date_diff('day', {name_date_sql}, {event_date_sql})) > 1"
 
 
@@ -129,7 +129,7 @@ def finish(
     cols = ", ".join(f"{c.name}::{c.type} AS {c.name}" for c in contract.columns)
     # a row that loads needs no copy of its line, unless the load may still quarantine it (a duplicate key, its date)
     keep = "reason IS NOT NULL"
-    if ctx.name_date is not None:  # and a row the date rule will quarantine (load_sql._filed_sql)
+    if ctx.name_date is not None:  # and a row the date rule will quarantine (load_sql.filed_sql)
         name_date = f"DATE '{ctx.name_date.isoformat()}'"
         keep += " OR " + far_from_file_date_sql(name_date, "event_date")
     raw_text = (
