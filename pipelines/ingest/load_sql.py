@@ -88,6 +88,24 @@ def _assigned_sql(day: date | None, any_bad: bool) -> str:
         )"""
 
 
+def filed_days_sql(parsed_parts: list[str], day: date, any_bad: bool) -> str:
+    """Per file (source_file) and day (``day``; NULL for rows dated only by the run): ``rows_filed``, its rows the
+    batch's rule files to the day (_assigned_sql), and ``rows_dated``, its rows quarantined on another day but
+    dated on this one (file_days.py)."""
+    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts)
+    return f"""
+        WITH {filed_sql(union, day, files=True)},
+        {_assigned_sql(day, any_bad)},
+        days AS (
+            SELECT source_file, CASE WHEN dated_by_run THEN NULL ELSE partition_date END AS day, 1 AS filed
+            FROM assigned
+            UNION ALL
+            SELECT source_file, event_date, 0 FROM assigned
+            WHERE reason IS NOT NULL AND event_date IS NOT NULL AND event_date IS DISTINCT FROM partition_date
+        )
+        SELECT source_file, day, sum(filed) AS rows_filed, count(*) - sum(filed) AS rows_dated FROM days GROUP BY ALL"""
+
+
 def _ranked_sql(key: tuple[str, ...]) -> str:
     """CTE ``ranked``: a key seen twice in the batch ranks by arrival (file modification time, then name), then
     line; the first loads. Only keys that occur more than once are ranked."""

@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from pipelines.ingest import file_days
 from pipelines.ingest.duckdb_lines import FieldsNotExact, LineRelation, read_line_relation
 from pipelines.ingest.duckdb_pieces import iter_piece_lines
 from pipelines.ingest.feeds import (
@@ -109,8 +110,12 @@ def ingest_feed(
         if feed in OPTIONAL_FEEDS:
             return _load_parts(con, resolved, [], day, replace_anyway=replace_anyway, dry_run=dry_run)
         raise IngestError(f"{folder}: landing folder for {feed} does not exist")
-    files = files_for(folder, resolved.patterns, day)
-    return _ingest(con, resolved, files, day, Path(landing), progress, replace_anyway=replace_anyway, dry_run=dry_run)
+    files, not_opened = files_for(folder, resolved.patterns, day), []
+    if day is not None:  # a file remembered to hold none of the day's rows is not opened (file_days.py)
+        files, not_opened = file_days.known_without_day(con, resolved, files, day, Path(landing))
+    report = _ingest(con, resolved, files, day, Path(landing), progress, replace_anyway=replace_anyway, dry_run=dry_run)
+    report.files_not_opened = not_opened
+    return report
 
 
 def ingest_files(
@@ -178,6 +183,7 @@ def _ingest(
     report = IngestReport(feed=feed.name, partition_date=day)
     files = by_arrival(files)  # a redelivered file comes after the original, whatever its name
     register_files(con, files)
+    before = file_days.fingerprints(files, feed, landing) if day is not None else {}
     ahead = DecompressAhead() if current().line_reader == "duckdb" else None
     try:
         with replacing(con, feed, day, report, files=files, **guard) as stage:
@@ -203,6 +209,8 @@ def _ingest(
                     parts, lines_in_batch = [], 0
                 if progress:
                     progress(i, len(files), report.fill(stage.counts))
+        if report.written and day is not None:
+            file_days.remember(con, feed, before, stage.file_days, landing)
     finally:
         if ahead:
             ahead.close()

@@ -81,6 +81,9 @@ class IngestReport:
     refusal: str | None = None
     """Why the run would be refused (a dry run says so rather than raising)."""
     other_days: list[OtherDayRows] = field(default_factory=list)
+    files_not_opened: list[str] = field(default_factory=list)
+    """Files of the day's folder not opened: read before, unchanged since, holding no row of the day
+    (pipelines/ingest/file_days.py)."""
     """Files read whose rows of other days the warehouse does not hold (each has a warning to show)."""
 
     def other_days_outside(self, run_days) -> list[OtherDayRows]:
@@ -112,9 +115,11 @@ class IngestReport:
         day = f" {self.partition_date}" if self.partition_date else ""
         skipped = f", {self.rows_skipped:,} skipped" if self.rows_skipped else ""
         verb = "" if self.written else " (dry run: nothing written)"
+        n = len(self.files_not_opened)
+        known = f"; {n} file{'s' * (n != 1)} not opened (read before, unchanged, no row of the day)" if n else ""
         return (
             f"{self.feed}{day}: {len(self.files)} files, {self.rows_read:,} rows read, "
-            f"{self.rows_loaded:,} loaded, {self.rows_quarantined:,} quarantined{skipped}{verb}"
+            f"{self.rows_loaded:,} loaded, {self.rows_quarantined:,} quarantined{skipped}{verb}{known}"
         )
 
     def file_lines(self) -> list[str]:

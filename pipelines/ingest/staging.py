@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.ingest import load_sql
+from pipelines.ingest import file_days, load_sql
 from pipelines.ingest.feeds import Feed
 from pipelines.ingest.files import LineProblem, date_in_name
 from pipelines.ingest.other_days import OtherDays, left_for_other_days
@@ -49,6 +49,7 @@ class Stage:
     writer: duckdb.DuckDBPyConnection | None = None
     other_days: OtherDays = field(default_factory=OtherDays)
     """The files' valid rows of other days (other_days.add_batch)."""
+    file_days: dict = field(default_factory=dict)  # {(source_file, day): rows} of the files (file_days.add_batch)
 
 
 @contextlib.contextmanager
@@ -92,10 +93,9 @@ def replacing(
 
 def _begin_writing(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None) -> duckdb.DuckDBPyConnection:
     """The run's write transaction, on a second connection: the day cleared, then each batch written into the raw
-    table as it comes (stage_batch), so a fleet-day's rows are compressed into the warehouse once instead of
-    spilled into a temporary stage and copied from it (45 s of 86M telemetry rows); the connection that reads and
-    parses holds no transaction (its temporary tables come and go, and a failed typed read is only an error). Until
-    COMMIT nobody sees the new rows, and a refused, failed or killed run leaves the day as it was."""
+    table as it comes (stage_batch): a fleet-day's rows are compressed once, not spilled into a stage and copied
+    (45 s of 86M telemetry rows); the parsing connection holds no transaction. Until COMMIT nobody sees the new
+    rows: a refused, failed or killed run leaves the day as it was."""
     _add_missing_columns(con)
     writer = con.cursor()
     writer.execute("BEGIN TRANSACTION")
@@ -237,14 +237,14 @@ def stage_batch(
     stage: Stage,
     files: bool = False,
 ) -> None:
-    """Stage one batch of parsed files (or pieces of files), each row with its day and its reason if it is to be
-    quarantined; each file's rows read, loaded, quarantined and skipped are added to ``stage.counts``. Drops the
-    parsed parts. With ``stage.writer`` the batch is written into the raw table (and ingest_quarantine) in the run's
-    transaction, else kept in the stage table until the day is replaced.
-    ``files``: the run registered its files (register_files)."""
+    """Stage one batch of parsed files (or pieces), each row with its day and its reason if it is to be quarantined;
+    each file's rows read, loaded, quarantined and skipped go to ``stage.counts``. Drops the parsed parts. With
+    ``stage.writer`` the batch is written into the raw table (and ingest_quarantine) in the run's transaction, else
+    kept in the stage table until the day is replaced. ``files``: the run registered its files (register_files)."""
+    any_bad = bool(parsed_parts) and bool(con.execute(load_sql.any_bad_sql(parsed_parts, day, files)).fetchall())
     if day is not None and files and parsed_parts:
         add_other_day_rows(con, feed, parsed_parts, day, stage.other_days)
-    any_bad = bool(parsed_parts) and bool(con.execute(load_sql.any_bad_sql(parsed_parts, day, files)).fetchall())
+        file_days.add_batch(con, parsed_parts, day, any_bad, stage.file_days)
     table, batch = feed.stage_table, load_sql.BATCH_TABLE
     staged = table_exists(con, table)
     window = current().duplicate_window_days

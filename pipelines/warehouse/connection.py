@@ -71,7 +71,7 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         for c in contract.columns:
             if c.name not in have:
                 con.execute(f"ALTER TABLE raw_{name} ADD COLUMN {c.name} {c.type}")
-    create_tables(con, "ingest_quarantine", "ingest_file_stats")
+    create_tables(con, "ingest_quarantine", "ingest_file_stats", "ingest_file_days")
 
 
 def sql_str(text) -> str:

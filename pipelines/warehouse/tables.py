@@ -36,6 +36,7 @@ WRITTEN_TABLES = (
     "clock_skew_checks",
     "ingest_quarantine",
     "ingest_file_stats",
+    "ingest_file_days",
     "quality_check_results",
     "cost_anomalies",
     "budget_status",
