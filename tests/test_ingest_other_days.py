@@ -171,3 +171,19 @@ def test_late_telemetry_samples_are_named_by_device_and_time(con, landing):
     assert report.rows_loaded == 20
     [other] = report.other_days
     assert other.source_file == str(late) and other.rows_by_day == {NOV2: 5}  # seconds 10-14; 5-9 are loaded
+
+
+def test_the_commands_landing_folder_is_quoted_for_the_shell(monkeypatch, tmp_path):
+    import shlex
+
+    from pipelines.cli import ingest as cli_ingest
+    from pipelines.ingest.report import IngestReport, OtherDayRows
+
+    said = []
+    monkeypatch.setattr(cli_ingest, "say", said.append)
+    landing = tmp_path / "team logs" / "it's here"
+    report = IngestReport("requests", NOV3, other_days=[OtherDayRows("f.jsonl", {NOV2: 3})])
+    cli_ingest._say_other_days(report, [NOV3], landing)
+    [line] = said
+    command = line.split("`")[1]
+    assert shlex.split(command) == ["infercost", "materialize", "--landing", str(landing), "--partition", "2026-11-02"]

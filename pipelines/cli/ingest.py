@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def _ingest_days(args, landing: Path, start, end, options: dict) -> None:
 def _say_other_days(report, run_days, landing: Path) -> None:
     """A warning for each file's rows of days outside this run that the warehouse does not hold, with the command
     that loads them from the same landing folder."""
-    command = f"infercost materialize --landing {landing}"
+    command = f"infercost materialize --landing {shlex.quote(str(landing))}"  # pasted into a shell as it is
     for other in report.other_days_outside(run_days):
         say(f"  warning: {other.warning(command)}")
 
