@@ -29,8 +29,8 @@ def land_days(landing, days, per_day=20, late_in=(NOV2,)):
     """A file per day, each with its day's requests and a bad line (quarantined on the day of the row before it);
     the files of ``late_in`` also hold a row of the next day (a log rotated late)."""
     for k, day in enumerate(days):
-        ids = range(1000 * k, 1000 * k + per_day)
-        late = requests_of(day + timedelta(days=1), [1000 * k + 999]) if day in late_in else []
+        ids = range(100_000 * k, 100_000 * k + per_day)
+        late = requests_of(day + timedelta(days=1), [100_000 * k + 99_999]) if day in late_in else []
         write(landing, f"api_{day}.jsonl", requests_of(day, ids) + ["{not json"] + late)
 
 
@@ -40,7 +40,7 @@ def test_a_run_does_not_open_a_remembered_file_without_its_day(con, landing):
     # 11-01's file holds none of 11-02; 11-02's holds it, 11-03's is new
     second = ingest_feed(con, "requests", landing, NOV2)
     assert not_opened(second) == ["api_2026-11-01.jsonl"] and second.rows_loaded == 20
-    assert "1 file not opened (read before, unchanged, no row of the day)" in second.summary()
+    assert "1 file not opened (remembered unchanged, with no row of the day" in second.summary()
     # 11-02's file holds a row of 11-03 (opened), 11-04's is new
     third = ingest_feed(con, "requests", landing, NOV3)
     assert not_opened(third) == [] and third.rows_loaded == 21
@@ -53,22 +53,44 @@ def test_a_run_does_not_open_a_remembered_file_without_its_day(con, landing):
     assert days == [(NOV2, 21, 0), (NOV3, 1, 0)]  # the bad line takes the day of the row before it
 
 
+def runs_both_ways(con, landing, tmp_path, days) -> int:
+    """Run ``days`` in turn into ``con`` (remembering) and into a warehouse that forgets before every run (every
+    file opened); assert the same rows, quarantine and file counts after each run; return the files not opened."""
+    from pipelines.warehouse.connection import connect
+
+    plain = connect(tmp_path / "plain.duckdb")
+    skipped = 0
+    try:
+        for day in days:
+            skipped += len(ingest_feed(con, "requests", landing, day).files_not_opened)
+            plain.execute("DROP TABLE IF EXISTS ingest_file_days")  # no memory: every file is opened
+            assert ingest_feed(plain, "requests", landing, day).files_not_opened == []
+            for name, query in WAREHOUSE_ROWS.items():
+                mine = sorted(con.execute(query).fetchall(), key=repr)
+                assert mine == sorted(plain.execute(query).fetchall(), key=repr), (name, day)
+    finally:
+        plain.close()
+    return skipped
+
+
 def test_remembering_loads_what_opening_every_file_loads(con, landing, tmp_path):
     """Runs of days in the order a backfill and nightly runs make, with and without the memory: the same rows,
     quarantine and file counts."""
-    from pipelines.warehouse.connection import connect
-
     land_days(landing, [NOV1, NOV2, NOV3, NOV4])
-    plain = connect(tmp_path / "plain.duckdb")
-    skipped = 0
-    for day in (NOV1, NOV2, NOV3, NOV4, NOV2, NOV3, NOV1, NOV4):
-        skipped += len(ingest_feed(con, "requests", landing, day).files_not_opened)
-        plain.execute("DROP TABLE IF EXISTS ingest_file_days")  # no memory: every file is opened
-        assert ingest_feed(plain, "requests", landing, day).files_not_opened == []
-    assert skipped >= 6
-    for name, query in WAREHOUSE_ROWS.items():
-        mine = sorted(con.execute(query).fetchall(), key=repr)
-        assert mine == sorted(plain.execute(query).fetchall(), key=repr), name
+    assert runs_both_ways(con, landing, tmp_path, [NOV1, NOV2, NOV3, NOV4, NOV2, NOV3, NOV1, NOV4]) >= 6
+
+
+def test_a_request_id_in_two_days_files_keeps_both_files_opened(con, landing, tmp_path):
+    """The loader ranks two rows of one request_id by their files' arrival, whatever their days: a file holding a
+    key another file has is opened by every run that may read it, so a re-run loads what the first run loaded
+    (found by a stranger's test: without this, re-running 11-02 loaded the later copy too)."""
+    third = landing / "requests" / "api_2026-11-03.jsonl"
+    write(landing, third.name, requests_of(NOV3, range(300, 310)) + requests_of(NOV3, [500]))
+    os.utime(third, ns=(10**18, 10**18))  # arrived first
+    write(landing, "api_2026-11-02.jsonl", requests_of(NOV2, range(200, 210)) + requests_of(NOV2, [500]))
+    assert runs_both_ways(con, landing, tmp_path, [NOV2, NOV2, NOV3, NOV2, NOV3]) == 0
+    reason = con.execute("SELECT reason FROM ingest_quarantine WHERE partition_date = ?", [NOV2]).fetchall()
+    assert [r[0] for r in reason] == [f"duplicate request_id (first loaded from {third}:11)"]
 
 
 def test_a_changed_file_is_opened_again(con, landing):
@@ -92,6 +114,39 @@ def test_a_changed_file_is_opened_again(con, landing):
     assert not_opened(report) == ["api_2026-11-03.jsonl"] and "req-5002" in {
         r[0] for r in con.execute("SELECT request_id FROM raw_requests WHERE partition_date = ?", [NOV2]).fetchall()
     }
+
+
+def test_an_edit_in_the_middle_of_a_large_file_with_its_size_and_time_kept_is_seen(con, landing):
+    land_days(landing, [NOV1, NOV2], per_day=3000)
+    old = landing / "requests" / "api_2026-11-01.jsonl"
+    assert old.stat().st_size > 512 * 1024
+    ingest_feed(con, "requests", landing, NOV1)
+    assert not_opened(ingest_feed(con, "requests", landing, NOV2)) == ["api_2026-11-01.jsonl"]
+    # a request of 11-01 in the middle of the file becomes a new one of 11-02, the same length; size and time kept
+    stat, lines = old.stat(), old.read_text().splitlines()
+    middle = lines.index(next(line for line in lines if '"req-1500"' in line))
+    lines[middle] = lines[middle].replace("2026-11-01T", "2026-11-02T").replace("req-1500", "req-X500")
+    old.write_text("\n".join(lines) + "\n")
+    os.utime(old, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (old.stat().st_size, old.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    report = ingest_feed(con, "requests", landing, NOV2)
+    assert not_opened(report) == [] and report.rows_loaded == 3001
+
+
+def test_a_refusal_names_the_files_not_opened(con, landing):
+    import pytest
+
+    from pipelines.ingest.report import IngestRefused
+
+    land_days(landing, [NOV1, NOV2])
+    ingest_feed(con, "requests", landing, NOV1)
+    ingest_feed(con, "requests", landing, NOV2)
+    (landing / "requests" / "api_2026-11-02.jsonl").unlink()  # 11-02's rows gone from the landing
+    with pytest.raises(IngestRefused, match="Not opened, remembered holding no row of the day: .*api_2026-11-01"):
+        ingest_feed(con, "requests", landing, NOV2)
+    dry = ingest_feed(con, "requests", landing, NOV2, dry_run=True)
+    assert "Not opened, remembered holding no row of the day" in dry.refusal
+    assert any("api_2026-11-01.jsonl: not opened" in line for line in dry.file_lines())
 
 
 def test_a_quarantined_row_of_a_later_day_and_an_undated_file_keep_the_file_opened(con, landing):

@@ -88,22 +88,35 @@ def _assigned_sql(day: date | None, any_bad: bool) -> str:
         )"""
 
 
-def filed_days_sql(parsed_parts: list[str], day: date, any_bad: bool) -> str:
+def filed_days_sql(parsed_parts: list[str], day: date, any_bad: bool, key: tuple[str, ...]) -> str:
     """Per file (source_file) and day (``day``; NULL for rows dated only by the run): ``rows_filed``, its rows the
-    batch's rule files to the day (_assigned_sql), and ``rows_dated``, its rows quarantined on another day but
-    dated on this one (file_days.py)."""
+    batch's rule files to the day (_assigned_sql); ``rows_dated``, its rows quarantined on another day but dated on
+    this one; ``rows_sharing_keys``, its valid rows whose ``key`` a valid row of another file of the batch has too
+    (_ranked_sql ranks them against each other, whatever their days). For file_days.py."""
     union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts)
+    cols = ", ".join(key)
+    shared = (
+        f"""SELECT {cols}, true AS sharing FROM assigned WHERE reason IS NULL
+            GROUP BY ALL HAVING count(DISTINCT source_file) > 1"""
+        if key
+        else "SELECT true AS sharing WHERE false"
+    )
+    sharing = f"LEFT JOIN shared USING ({cols})" if key else "LEFT JOIN shared ON false"
     return f"""
         WITH {filed_sql(union, day, files=True)},
         {_assigned_sql(day, any_bad)},
+        shared AS ({shared}),
         days AS (
-            SELECT source_file, CASE WHEN dated_by_run THEN NULL ELSE partition_date END AS day, 1 AS filed
-            FROM assigned
+            SELECT source_file, CASE WHEN dated_by_run THEN NULL ELSE partition_date END AS day, 1 AS filed,
+                CASE WHEN sharing AND reason IS NULL THEN 1 ELSE 0 END AS sharing
+            FROM assigned {sharing}
             UNION ALL
-            SELECT source_file, event_date, 0 FROM assigned
+            SELECT source_file, event_date, 0, 0 FROM assigned
             WHERE reason IS NOT NULL AND event_date IS NOT NULL AND event_date IS DISTINCT FROM partition_date
         )
-        SELECT source_file, day, sum(filed) AS rows_filed, count(*) - sum(filed) AS rows_dated FROM days GROUP BY ALL"""
+        SELECT source_file, day, sum(filed) AS rows_filed, count(*) - sum(filed) AS rows_dated,
+            sum(sharing) AS rows_sharing_keys
+        FROM days GROUP BY ALL"""
 
 
 def _ranked_sql(key: tuple[str, ...]) -> str:

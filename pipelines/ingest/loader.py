@@ -51,7 +51,7 @@ from pipelines.ingest.files import (
 from pipelines.ingest.formats import ParseContext
 from pipelines.ingest.load_sql import FILES_TABLE
 from pipelines.ingest.plain_files import DecompressAhead
-from pipelines.ingest.report import FileReport, IngestError, IngestReport
+from pipelines.ingest.report import FileReport, IngestError, IngestRefused, IngestReport
 from pipelines.ingest.staging import (
     problem_rows,
     register_files,
@@ -113,9 +113,23 @@ def ingest_feed(
     files, not_opened = files_for(folder, resolved.patterns, day), []
     if day is not None:  # a file remembered to hold none of the day's rows is not opened (file_days.py)
         files, not_opened = file_days.known_without_day(con, resolved, files, day, Path(landing))
-    report = _ingest(con, resolved, files, day, Path(landing), progress, replace_anyway=replace_anyway, dry_run=dry_run)
+    try:
+        report = _ingest(
+            con, resolved, files, day, Path(landing), progress, replace_anyway=replace_anyway, dry_run=dry_run
+        )
+    except IngestRefused as refused:
+        raise IngestRefused(f"{refused}{_not_opened_note(not_opened)}") from None
     report.files_not_opened = not_opened
+    if report.refusal:
+        report.refusal += _not_opened_note(not_opened)
     return report
+
+
+def _not_opened_note(not_opened: list[str]) -> str:
+    """What a refusal adds about the files the run did not open (file_days.py)."""
+    if not not_opened:
+        return ""
+    return f" Not opened, remembered holding no row of the day: {', '.join(not_opened)}."
 
 
 def ingest_files(

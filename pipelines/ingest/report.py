@@ -16,6 +16,9 @@ class IngestRefused(IngestError):
     was. The message names the files, the counts and the flag that forces the run."""
 
 
+NOT_OPENED = "not opened (remembered unchanged, with no row of the day: pipelines/ingest/file_days.py)"
+
+
 @dataclass
 class FileReport:
     source_file: str
@@ -81,10 +84,10 @@ class IngestReport:
     refusal: str | None = None
     """Why the run would be refused (a dry run says so rather than raising)."""
     other_days: list[OtherDayRows] = field(default_factory=list)
-    files_not_opened: list[str] = field(default_factory=list)
-    """Files of the day's folder not opened: read before, unchanged since, holding no row of the day
-    (pipelines/ingest/file_days.py)."""
     """Files read whose rows of other days the warehouse does not hold (each has a warning to show)."""
+    files_not_opened: list[str] = field(default_factory=list)
+    """Files of the day's folder not opened: remembered, unchanged since, holding no row of the day and nothing the
+    day's checks need (pipelines/ingest/file_days.py)."""
 
     def other_days_outside(self, run_days) -> list[OtherDayRows]:
         """``other_days`` without the days of ``run_days`` (a range run loads those itself, before or after)."""
@@ -116,7 +119,7 @@ class IngestReport:
         skipped = f", {self.rows_skipped:,} skipped" if self.rows_skipped else ""
         verb = "" if self.written else " (dry run: nothing written)"
         n = len(self.files_not_opened)
-        known = f"; {n} file{'s' * (n != 1)} not opened (read before, unchanged, no row of the day)" if n else ""
+        known = f"; {n} file{'s' * (n != 1)} {NOT_OPENED}" if n else ""
         return (
             f"{self.feed}{day}: {len(self.files)} files, {self.rows_read:,} rows read, "
             f"{self.rows_loaded:,} loaded, {self.rows_quarantined:,} quarantined{skipped}{verb}{known}"
@@ -128,7 +131,7 @@ class IngestReport:
             f"  {f.source_file}: {f.rows_read:,} read, {f.rows_loaded:,} load, {f.rows_quarantined:,} "
             f"quarantined, {f.rows_skipped:,} skipped" + (f"; energy from {f.energy_source}" if f.energy_source else "")
             for f in self.files
-        ]
+        ] + [f"  {f}: {NOT_OPENED}" for f in self.files_not_opened]
 
     def fill(self, counts: dict) -> IngestReport:
         """Set the files from per-file counts {source_file: (read, loaded, quarantined, skipped, energy sources)}."""

@@ -244,7 +244,7 @@ def stage_batch(
     any_bad = bool(parsed_parts) and bool(con.execute(load_sql.any_bad_sql(parsed_parts, day, files)).fetchall())
     if day is not None and files and parsed_parts:
         add_other_day_rows(con, feed, parsed_parts, day, stage.other_days)
-        file_days.add_batch(con, parsed_parts, day, any_bad, stage.file_days)
+        file_days.add_batch(con, feed, parsed_parts, day, any_bad, stage.file_days)
     table, batch = feed.stage_table, load_sql.BATCH_TABLE
     staged = table_exists(con, table)
     window = current().duplicate_window_days
