@@ -193,3 +193,26 @@ def test_the_cli_says_which_files_it_did_not_open(tmp_path, landing):
         run_cli(["ingest", "--feed", "requests", "--partition", day], home=home, landing=landing)
     out = run_cli(["ingest", "--feed", "requests", "--partition", "2026-11-02"], home=home, landing=landing).stdout
     assert "1 file not opened" in out, out
+
+
+def test_a_bad_line_first_in_a_batch_between_two_days_is_quarantined_once(con, landing, tmp_path, monkeypatch):
+    """A quarantined line takes the day of the nearest valid row before it in its file, also when that row is in
+    an earlier batch of the run: whichever files a run opens (and so wherever it cuts its batches), the line is
+    quarantined on the same day, once. Found by a stranger's test: a bad line first in a batch took the next day in
+    the run of the day before, and the day before in the run of the next day, and was quarantined by neither.
+    Small batches and pieces stand in for the 2M lines and 256 MiB of a fleet's day."""
+    import pipelines.ingest.decompress as decompress
+    import pipelines.ingest.loader as loader
+
+    monkeypatch.setattr(loader, "BATCH_LINES", 30)
+    monkeypatch.setattr(loader, "CHUNK_BYTES", 4000)
+    monkeypatch.setattr(decompress, "READ_BLOCK_BYTES", 1000)
+    first = landing / "requests" / "api_2026-11-01.jsonl"
+    write(landing, first.name, requests_of(NOV1, range(25)))
+    os.utime(first, ns=(10**18, 10**18))  # arrived first: it fills the first batch
+    late_evening = [r.replace("T10:00:0", "T23:00:0") for r in requests_of(NOV2, range(100, 109))]
+    bad = "{bad line between the days" + "x" * 380
+    write(landing, "api_2026-11-02.jsonl", late_evening + [bad] + requests_of(NOV3, range(200, 205)))
+    runs_both_ways(con, landing, tmp_path, [NOV1, NOV2, NOV2, NOV3])
+    days = con.execute("SELECT partition_date FROM ingest_quarantine WHERE starts_with(raw_text, '{bad line')")
+    assert days.fetchall() == [(NOV2,)]

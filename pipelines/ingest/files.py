@@ -64,6 +64,19 @@ def files_for(folder: Path, patterns: tuple[str, ...], day: date | None) -> list
     return [p for p in files if (named := date_in_name(p)) is None or abs((named - day).days) <= 1]
 
 
+def files_table(files: list[Path]) -> pa.Table:
+    """The rows of a run's table of files (load_sql.FILES_TABLE), in arrival order: each file's name, the date in
+    its name, its rank of arrival, and no carried date yet."""
+    return pa.table(
+        {
+            "source_file": pa.array([str(p) for p in files], pa.string()),
+            "name_date": pa.array([date_in_name(p) for p in files], pa.date32()),
+            "arrival": pa.array(range(len(files)), pa.int64()),
+            "carried_date": pa.nulls(len(files), pa.date32()),
+        }
+    )
+
+
 @dataclass(frozen=True)
 class LineProblem:
     """A line that cannot be a row (or the point where a file stopped being read): quarantined as it says."""

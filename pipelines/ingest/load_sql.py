@@ -15,7 +15,8 @@ from pipelines.ingest.feeds import Feed
 from pipelines.ingest.formats.common import far_from_file_date_sql
 
 BATCH_TABLE = "_ingest_batch"
-# the files of a run: source_file, name_date (the date in its name), arrival (its rank by modification time, name)
+# the files of a run: source_file, name_date (the date in its name), arrival (its rank by modification time, name),
+# carried_date (the date of its last valid row in the run's earlier batches: carried_date_sql)
 FILES_TABLE = "_ingest_files"
 # the reason of a row a mapping's skip rule says is not data (pipelines/ingest/formats/mapping.py, skip_when): kept in
 # ingest_quarantine with its reason, counted as skipped rather than quarantined
@@ -48,7 +49,7 @@ def filed_sql(union: str, day: date | None, files: bool) -> str:
     source = (
         f"SELECT * FROM ({union}) LEFT JOIN {FILES_TABLE} USING (source_file)"
         if files
-        else f"SELECT *, NULL::DATE AS name_date, 0 AS arrival FROM ({union})"
+        else f"SELECT *, NULL::DATE AS name_date, 0 AS arrival, NULL::DATE AS carried_date FROM ({union})"
     )
     if day is None:  # a load of every day loads every row on its own day
         return f"filed AS ({source})"
@@ -68,12 +69,16 @@ def any_bad_sql(parsed_parts: list[str], day: date | None, files: bool) -> str:
 
 def _assigned_sql(day: date | None, any_bad: bool) -> str:
     """CTE ``assigned``: each row's partition_date. A quarantined row takes the day of the nearest valid row before
-    it in its file (else after it, else the date in the file name, else the day being loaded: ``dated_by_run``)."""
+    it in its file (in this batch, else in the run's earlier batches: carried_date), else after it, else the date in
+    the file name, else the day being loaded (``dated_by_run``). Looking back past the batch keeps a line's day the
+    same however a run cuts its batches: a bad line first in a batch, between two days, was otherwise filed to the
+    day after by one run and the day before by the other, and quarantined by neither."""
     own_date = (
         r"""coalesce(
                 valid_date,
                 last_value(valid_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+                carried_date,
                 first_value(valid_date IGNORE NULLS) OVER (PARTITION BY source_file ORDER BY source_line
                     ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING),
                 name_date)"""
@@ -93,7 +98,9 @@ def filed_days_sql(parsed_parts: list[str], day: date, any_bad: bool, key: tuple
     batch's rule files to the day (_assigned_sql); ``rows_dated``, its rows quarantined on another day but dated on
     this one; ``rows_sharing_keys``, its valid rows whose ``key`` a valid row of another file of the batch has too
     (_ranked_sql ranks them against each other, whatever their days). For file_days.py."""
-    union = " UNION ALL BY NAME ".join(f"SELECT * FROM {p}" for p in parsed_parts)
+    needed = ", ".join(["source_file", "source_line", "event_date", "reason", *key])
+    # only the columns needed (``assigned`` is read more than once, and DuckDB may materialize it)
+    union = " UNION ALL ".join(f"SELECT {needed} FROM {p}" for p in parsed_parts)
     cols = ", ".join(key)
     shared = (
         f"""SELECT {cols}, true AS sharing FROM assigned WHERE reason IS NULL
@@ -102,6 +109,13 @@ def filed_days_sql(parsed_parts: list[str], day: date, any_bad: bool, key: tuple
         else "SELECT true AS sharing WHERE false"
     )
     sharing = f"LEFT JOIN shared USING ({cols})" if key else "LEFT JOIN shared ON false"
+    dated = (  # rows quarantined on another day than their own date (only a batch with a bad row has any)
+        """UNION ALL
+            SELECT source_file, event_date, 0, 0 FROM assigned
+            WHERE reason IS NOT NULL AND event_date IS NOT NULL AND event_date IS DISTINCT FROM partition_date"""
+        if any_bad
+        else ""
+    )
     return f"""
         WITH {filed_sql(union, day, files=True)},
         {_assigned_sql(day, any_bad)},
@@ -110,9 +124,7 @@ def filed_days_sql(parsed_parts: list[str], day: date, any_bad: bool, key: tuple
             SELECT source_file, CASE WHEN dated_by_run THEN NULL ELSE partition_date END AS day, 1 AS filed,
                 CASE WHEN sharing AND reason IS NULL THEN 1 ELSE 0 END AS sharing
             FROM assigned {sharing}
-            UNION ALL
-            SELECT source_file, event_date, 0, 0 FROM assigned
-            WHERE reason IS NOT NULL AND event_date IS NOT NULL AND event_date IS DISTINCT FROM partition_date
+            {dated}
         )
         SELECT source_file, day, sum(filed) AS rows_filed, count(*) - sum(filed) AS rows_dated,
             sum(sharing) AS rows_sharing_keys
@@ -176,13 +188,26 @@ def batch_query_sql(
     return f"""
         WITH {filed_sql(union, day, files)},
         {_assigned_sql(day, any_bad)}{_ranked_sql(key)}
-        SELECT * EXCLUDE (key_rank, first_seen, reason, valid_date, name_date, arrival, dated_by_run),
+        SELECT * EXCLUDE (key_rank, first_seen, reason, valid_date, name_date, arrival, carried_date, dated_by_run),
             CASE WHEN reason IS NOT NULL THEN reason
                  WHEN key_rank > 1 THEN 'duplicate {"/".join(key) or "row"} (first loaded from ' || first_seen || ')'
             END AS reason
         FROM ranked
         WHERE {_of_this_run_sql(feed, day, any_bad)}
     """
+
+
+def carried_date_sql(parsed_parts: list[str]) -> str:
+    """Set FILES_TABLE's carried_date of the batch's last file (the one a batch cut can split) to the date of its
+    last valid row in the batch, when it has one."""
+    union = " UNION ALL ".join(f"SELECT source_file, source_line, event_date, reason FROM {p}" for p in parsed_parts)
+    return f"""
+        UPDATE {FILES_TABLE} f SET carried_date = b.last_date
+        FROM (SELECT source_file, arg_max(event_date, source_line) AS last_date FROM ({union})
+              WHERE reason IS NULL AND event_date IS NOT NULL
+                AND source_file = (SELECT source_file FROM {parsed_parts[-1]} WHERE source_file IS NOT NULL LIMIT 1)
+              GROUP BY source_file) b
+        WHERE f.source_file = b.source_file"""
 
 
 def parts_text_sql(parsed_parts: list[str]) -> str:

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from pipelines.ingest import file_days, load_sql
 from pipelines.ingest.feeds import Feed
-from pipelines.ingest.files import LineProblem, date_in_name
+from pipelines.ingest.files import LineProblem, files_table
 from pipelines.ingest.other_days import OtherDays, left_for_other_days
 from pipelines.ingest.other_days import add_batch as add_other_day_rows
 from pipelines.ingest.report import IngestRefused, IngestReport
@@ -216,15 +216,8 @@ def problem_rows(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, problem
 
 
 def register_files(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
-    """FILES_TABLE for a run's files (in arrival order): the date in each name, and its rank of arrival."""
-    table = pa.table(
-        {
-            "source_file": pa.array([str(p) for p in files], pa.string()),
-            "name_date": pa.array([date_in_name(p) for p in files], pa.date32()),
-            "arrival": pa.array(range(len(files)), pa.int64()),
-        }
-    )
-    con.register("_ingest_files_arrow", table)
+    """FILES_TABLE for a run's files (in arrival order)."""
+    con.register("_ingest_files_arrow", files_table(files))
     con.execute(f"CREATE OR REPLACE TEMP TABLE {load_sql.FILES_TABLE} AS SELECT * FROM _ingest_files_arrow")
     con.unregister("_ingest_files_arrow")
 
@@ -275,6 +268,8 @@ def stage_batch(
             _stage_rows(con, table, rows, staged)
             _count(con, feed, f"(SELECT * FROM {table} WHERE rowid >= {int(first)})", stage.counts)
     con.execute(f"DROP TABLE IF EXISTS {batch}")
+    if files and parsed_parts:  # the next batch may go on with the last file: its last valid date goes with it
+        con.execute(load_sql.carried_date_sql(parsed_parts))
     for p in parsed_parts:
         con.execute(f"DROP TABLE IF EXISTS {p}")
 

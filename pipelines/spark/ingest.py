@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from pipelines.ingest import load_sql
 from pipelines.ingest.feeds import resolve_landing_feed
-from pipelines.ingest.files import by_arrival, date_in_name, files_for
+from pipelines.ingest.files import by_arrival, files_for, files_table
 from pipelines.ingest.report import IngestRefused, IngestReport
 from pipelines.ingest.staging import refusal
 from pipelines.settings import current
@@ -36,20 +36,10 @@ from pipelines.warehouse.tables import table
 KEY_BUCKETS = 16
 
 
-def _files_table(files: list[Path]) -> pa.Table:
-    return pa.table(
-        {
-            "source_file": pa.array([str(p) for p in files], pa.string()),
-            "name_date": pa.array([date_in_name(p) for p in files], pa.date32()),
-            "arrival": pa.array(range(len(files)), pa.int64()),
-        }
-    )
-
-
 def _parsed(spark, con: duckdb.DuckDBPyConnection, feed, day, files: list[Path], landing: Path):
     """Stage 1: every file's staged rows (one task per file), the fleet tables beside them as in the warehouse."""
     schema = tasks.staged_schema(tasks.without_duplicate_rule(feed), day)
-    files_arrow = _files_table(files)
+    files_arrow = files_table(files)
     dims = {f"raw_{n}": con.sql(f"SELECT * FROM raw_{n}").to_arrow_table() for n in FLEET_TABLES}
     # lines of these files already quarantined for another day: an undated file's are not quarantined again
     con.register("_run_files", files_arrow)
@@ -87,7 +77,7 @@ def _deduplicated(spark, feed, day, staged, files: list[Path], root: Path | None
     if loaded is None:
         loaded = spark.createDataFrame([], _loaded_schema(feed, loaded_cols))
     loaded = loaded.select(*loaded_cols).join(valid.select(*key).distinct(), key, "left_semi")
-    files_arrow = _files_table(files)
+    files_arrow = files_table(files)
     out_schema = staged.schema
 
     def dedup(rows: pa.Table, earlier_rows: pa.Table) -> pa.Table:
