@@ -14,10 +14,9 @@ way, one with a row dated only by the run (an undated file with no valid row: a 
 no row at all is kept as a NULL day of 0 rows).
 
 Only runs of one day through the landing (loader.ingest_feed) skip files; files named to the loader are read, and
-the Spark engine's ingest reads every file. Left as it was: a quarantined line takes the day of the nearest valid
-row in its batch (load_sql._assigned_sql), so a bad line at a batch's first row (2M lines a batch) next to a
-midnight can take another day when the run opens other files; a run opening every file has the same dependence.
-Imports no Dagster.
+the Spark engine's ingest reads every file. A run that opens fewer files cuts its batches elsewhere; a quarantined
+line's day does not depend on the cuts (load_sql._assigned_sql looks back past them), except for bad lines before
+a file's first valid row when that row is past a cut (2M lines of a file with no valid row). Imports no Dagster.
 """
 
 from __future__ import annotations
