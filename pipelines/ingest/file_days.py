@@ -119,23 +119,29 @@ def known_without_day(
     if not files or not table_exists(con, TABLE) or not table_exists(con, "ingest_file_stats"):
         return files, []
     known: dict[str, tuple[Fingerprint, bool]] = {}
-    for source_file, size, modified, sampled, reader, must_open in con.execute(
+    for source_file, size, modified, content, reader, must_open in con.execute(
         MUST_OPEN_SQL, {"feed": feed.name, "day": day}
     ).fetchall():
-        known[source_file] = ((size, modified, sampled, reader), must_open)
+        known[source_file] = ((size, modified, content, reader), must_open)
     read, not_opened = [], []
     for path in files:
         fp, must_open = known.get(str(path), (None, True))
-        if (  # the cheap parts first: the content is hashed only when they all match
-            not must_open
-            and fp[:2] == stat_of(path)
-            and fp[3] == reader_key(feed.for_file(path), landing)
-            and fp == fingerprint(path, feed, landing)
-        ):
+        if not must_open and _unchanged(path, fp, feed, landing):
             not_opened.append(str(path))
         else:
             read.append(path)
     return read, not_opened
+
+
+def _unchanged(path: Path, remembered: Fingerprint, feed: Feed, landing: Path | None) -> bool:
+    """Whether the file's fingerprint is still ``remembered``: the cheap parts first, the content hashed only when
+    they match."""
+    if stat_of(path) != remembered[:2] or reader_key(feed.for_file(path), landing) != remembered[3]:
+        return False
+    try:
+        return content_hash(Path(path)) == remembered[2]
+    except OSError:
+        return False  # the read will say why
 
 
 def add_batch(
@@ -157,9 +163,9 @@ def remember(
     run read it (``before``); a file that changed while it was read, or cannot be stat'ed, is not kept (it is read
     again next time). A file with no row is kept with no day: it holds none of any day."""
     kept = {f: fp for f, fp in before.items() if fp is not None and stat_of(Path(f)) == fp[:2]}
-    rows = [(f, d, *n) for (f, d), n in found.items() if f in kept]
     if not kept:
         return
+    rows = [(f, d, *n) for (f, d), n in found.items() if f in kept]
     with_rows = {r[0] for r in rows}
     rows += [(f, None, 0, 0, 0) for f in kept if f not in with_rows]  # no row: no day (a NULL day with 0 rows)
     table = pa.table(

@@ -102,13 +102,13 @@ def filed_days_sql(parsed_parts: list[str], day: date, any_bad: bool, key: tuple
     # only the columns needed (``assigned`` is read more than once, and DuckDB may materialize it)
     union = " UNION ALL ".join(f"SELECT {needed} FROM {p}" for p in parsed_parts)
     cols = ", ".join(key)
-    shared = (
-        f"""SELECT {cols}, true AS sharing FROM assigned WHERE reason IS NULL
-            GROUP BY ALL HAVING count(DISTINCT source_file) > 1"""
-        if key
-        else "SELECT true AS sharing WHERE false"
-    )
-    sharing = f"LEFT JOIN shared USING ({cols})" if key else "LEFT JOIN shared ON false"
+    shared, sharing, joined = "", "0", ""  # a feed without a duplicate key ranks nothing
+    if key:
+        shared = f""", shared AS (
+            SELECT {cols}, true AS shared FROM assigned WHERE reason IS NULL
+            GROUP BY ALL HAVING count(DISTINCT source_file) > 1
+        )"""
+        sharing, joined = "CASE WHEN shared AND reason IS NULL THEN 1 ELSE 0 END", f"LEFT JOIN shared USING ({cols})"
     dated = (  # rows quarantined on another day than their own date (only a batch with a bad row has any)
         """UNION ALL
             SELECT source_file, event_date, 0, 0 FROM assigned
@@ -118,12 +118,11 @@ def filed_days_sql(parsed_parts: list[str], day: date, any_bad: bool, key: tuple
     )
     return f"""
         WITH {filed_sql(union, day, files=True)},
-        {_assigned_sql(day, any_bad)},
-        shared AS ({shared}),
+        {_assigned_sql(day, any_bad)}{shared},
         days AS (
             SELECT source_file, CASE WHEN dated_by_run THEN NULL ELSE partition_date END AS day, 1 AS filed,
-                CASE WHEN sharing AND reason IS NULL THEN 1 ELSE 0 END AS sharing
-            FROM assigned {sharing}
+                {sharing} AS sharing
+            FROM assigned {joined}
             {dated}
         )
         SELECT source_file, day, sum(filed) AS rows_filed, count(*) - sum(filed) AS rows_dated,

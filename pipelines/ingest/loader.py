@@ -197,7 +197,8 @@ def _ingest(
     report = IngestReport(feed=feed.name, partition_date=day)
     files = by_arrival(files)  # a redelivered file comes after the original, whatever its name
     register_files(con, files)
-    before = file_days.fingerprints(files, feed, landing) if day is not None else {}
+    remembers = day is not None and not guard.get("dry_run")  # a written run of a day keeps its files' days
+    before = file_days.fingerprints(files, feed, landing) if remembers else {}
     ahead = DecompressAhead() if current().line_reader == "duckdb" else None
     try:
         with replacing(con, feed, day, report, files=files, **guard) as stage:
@@ -223,7 +224,7 @@ def _ingest(
                     parts, lines_in_batch = [], 0
                 if progress:
                     progress(i, len(files), report.fill(stage.counts))
-        if report.written and day is not None:
+        if remembers and report.written:
             file_days.remember(con, feed, before, stage.file_days, landing)
     finally:
         if ahead:

@@ -49,7 +49,7 @@ class Stage:
     writer: duckdb.DuckDBPyConnection | None = None
     other_days: OtherDays = field(default_factory=OtherDays)
     """The files' valid rows of other days (other_days.add_batch)."""
-    file_days: dict = field(default_factory=dict)  # {(source_file, day): rows} of the files (file_days.add_batch)
+    file_days: dict = field(default_factory=dict)  # {(source_file, day): [3 row counts]} (file_days.add_batch)
 
 
 @contextlib.contextmanager
