@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -445,3 +446,40 @@ def test_allocation_api_query_matches_the_marts_under_every_idle_policy(warehous
             "WHERE request_date = (SELECT max(request_date) FROM agg_daily_model_cost)"
         ).fetchall():
             assert f'infercost_cost_per_1m_output_tokens_usd{{model="{model}"}} {usd!r}' in text
+
+
+def _scans(plan: dict, out: list[dict]) -> list[dict]:
+    """The table scans of a plan from ``EXPLAIN (FORMAT json)``."""
+    if "Table" in plan.get("extra_info", {}):
+        out.append(plan["extra_info"])
+    for child in plan.get("children", []):
+        _scans(child, out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "view, day_column, tables",
+    [
+        ("int_requests", "request_date", {"raw_requests"}),
+        ("int_request_cost_pieces", "partition_date", {"request_energy_pieces", "int_device_bucket_rates"}),
+    ],
+)
+def test_request_intermediates_are_views_whose_day_filter_reaches_every_scan(
+    warehouse, tmp_path, view, day_column, tables
+):
+    """The two request-level intermediates are views (a stored copy held every request and piece twice), so a
+    run's read of its day must reach each table's scan as a filter: a scan without it reads the whole history."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse["home"] / "warehouse.duckdb", copy)
+    con = duckdb.connect(str(copy))
+    assert one(con, f"SELECT count(*) FROM duckdb_views() WHERE view_name = '{view}'") == (1,)
+    assert one(con, f"SELECT count(*) FROM duckdb_tables() WHERE table_name = '{view}'") == (0,)
+    for table in tables:  # a second day, or DuckDB drops a filter its statistics show to hold for every row
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * REPLACE (partition_date + 1 AS partition_date) FROM {table}")
+    plan = one(con, f"EXPLAIN (FORMAT json) SELECT * FROM {view} WHERE {day_column} = DATE '2026-11-02'")[1]
+    scans = {s["Table"].split(".")[-1]: s.get("Filters", "") for s in _scans(json.loads(plan)[0], [])}
+    assert tables <= set(scans), scans
+    assert all("2026-11-02" in scans[t] for t in tables), scans
+    day_rows = one(con, f"SELECT count(*) FROM {view} WHERE {day_column} = DATE '2026-11-02'")[0]
+    assert day_rows > 0 and one(con, f"SELECT count(*) FROM {view}") == (2 * day_rows,)
+    con.close()

@@ -44,9 +44,10 @@ BY_DAY_MIN_ROWS = 100_000
 DAY_COLUMNS = {"partition_date": 0, "request_date": 2}
 """The day columns a table is published by, first match first, with the days before its days a run can rewrite
 (a run rebuilds the requests with energy in its days, which started up to two days before: run_days.sql)."""
-RUN_DAYS_ONLY = ("int_requests",)
+RUN_DAYS_ONLY: tuple[str, ...] = ()
 """Tables keyed by request_date whose runs rewrite their own days only (dbt pre-hook ``delete_run_rows(
-in_run_days('request_date'))``; tests/test_publish.py reads the models to hold this list to them)."""
+in_run_days('request_date'))``; tests/test_publish.py reads the models to hold this list to them). None now:
+``int_requests``, the one such model, is a view (the copy holds its definition, not its rows)."""
 WHOLE_TYPES = ("HUGEINT", "UHUGEINT")
 """Types Parquet cannot hold exactly (DuckDB writes HUGEINT as DOUBLE): a table with one is copied whole."""
 PART_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, DICTIONARY_SIZE_LIMIT 1"
