@@ -101,7 +101,7 @@ def test_cli_ingest_takes_a_format_and_options(landing, tmp_path):
         ],
         home=home,
     )
-    assert "requests 2026-11-02: 1 files, 1 rows read, 1 loaded, 0 quarantined" in run.stdout
+    assert "requests 2026-11-02: 1 file, 1 row read, 1 loaded, 0 quarantined" in run.stdout
     assert "  requests 2026-11-02: file 1/1, 1 rows read (" in run.stdout  # progress per file
     bad = run_cli(["ingest", "--landing", landing, "--feed", "requests", "--format", "nope"], home=home, ok=False)
     assert bad.returncode != 0 and "invalid choice: 'nope'" in bad.stderr

@@ -213,7 +213,7 @@ def test_dry_run_reads_validates_and_writes_nothing(con, landing, tmp_path):
     run = cli(home, *args, "--dry-run")
     assert run.returncode == 0, run.stderr
     assert not (home / "warehouse.duckdb").exists()  # not even created
-    assert "requests 2026-11-02: 1 files, 5 rows read, 3 loaded, 2 quarantined (dry run: nothing written)" in run.stdout
+    assert "requests 2026-11-02: 1 file, 5 rows read, 3 loaded, 2 quarantined (dry run: nothing written)" in run.stdout
     assert "api_2026-11-02.jsonl: 5 read, 3 load, 2 quarantined, 0 skipped" in run.stdout
 
     assert cli(home, *args).returncode == 0
@@ -280,7 +280,7 @@ def test_a_price_folder_of_two_sources_loads_with_a_reader_per_file_pattern(
     home = tmp_path / "home"  # the CLI reads the same formats.yaml ($INFERCOST_CONFIG_DIR)
     run = cli(home, "--landing", str(landing), "--partition", "2016-01-04", "--feed", "prices")
     assert run.returncode == 0, run.stderr
-    assert "prices 2016-01-04: 1 files, 24 rows read, 24 loaded, 0 quarantined" in run.stdout
+    assert "prices 2016-01-04: 1 file, 24 rows read, 24 loaded, 0 quarantined" in run.stdout
 
 
 # -- rows a mapping skips on purpose --------------------------------------------------------------------------

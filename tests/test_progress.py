@@ -19,8 +19,9 @@ def test_a_quiet_run_keeps_everything_in_its_log_and_shows_the_summary(tmp_path,
     lines = [
         RUN.format(level="INFO", step="raw_requests", msg="requests 2026-11-02: 1/1 files, 129,571 rows read so far"),
         RUN.format(
-            level="INFO", step="raw_requests", msg="requests 2026-11-02: 1 files, 129,571 rows read, 129,571 loaded"
+            level="INFO", step="raw_requests", msg="requests 2026-11-02: 2 files, 129,571 rows read, 129,571 loaded"
         ),
+        RUN.format(level="INFO", step="raw_prices", msg="prices 2026-11-02: 1 file, 1 row read, 1 loaded"),
         RUN.format(level="WARNING", step="quality", msg="3 requests quarantined"),
         "Running with dbt=1.11.16",
         *(
@@ -35,7 +36,8 @@ def test_a_quiet_run_keeps_everything_in_its_log_and_shows_the_summary(tmp_path,
     shown = capsys.readouterr().out.splitlines()
     assert shown[0] == f"the run's full log: {log} (--verbose shows it here)"
     assert shown[1:] == [
-        "  raw_requests: requests 2026-11-02: 1 files, 129,571 rows read, 129,571 loaded",
+        "  raw_requests: requests 2026-11-02: 2 files, 129,571 rows read, 129,571 loaded",
+        "  raw_prices: prices 2026-11-02: 1 file, 1 row read, 1 loaded",
         "  WARNING: quality: 3 requests quarantined",
         "  dbt build: 2/8 models and tests done (ETA 0 s)",
         "  dbt build: 4/8 models and tests done (ETA 0 s)",

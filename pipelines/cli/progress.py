@@ -19,7 +19,7 @@ from pathlib import Path
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Dagster's console format: <time> - dagster - <LEVEL> - <job> - <run id> - <step> - <message>
 DAGSTER_LINE = re.compile(r" - dagster - (?P<level>[A-Z]+) - [\w-]+ - [0-9a-f-]+ - (?P<step>[\w.-]+) - (?P<msg>.*)")
-LOAD_SUMMARY = re.compile(r"\d+ files, [\d,]+ rows read, [\d,]+ loaded")
+LOAD_SUMMARY = re.compile(r"\d+ files?, [\d,]+ rows? read, [\d,]+ loaded")
 # a long step's progress: ingest's "x/y files" and attribution's "device group x/y"
 STEP_PROGRESS = re.compile(r"^(?P<what>.*?)(?:device group )?(?P<done>\d+)/(?P<total>\d+)\b")
 # a long step's progress is shown at most this often

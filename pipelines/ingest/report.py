@@ -121,7 +121,8 @@ class IngestReport:
         n = len(self.files_not_opened)
         known = f"; {n} file{'s' * (n != 1)} {NOT_OPENED}" if n else ""
         return (
-            f"{self.feed}{day}: {len(self.files)} files, {self.rows_read:,} rows read, "
+            f"{self.feed}{day}: {len(self.files)} file{'s' * (len(self.files) != 1)}, {self.rows_read:,} "
+            f"row{'s' * (self.rows_read != 1)} read, "
             f"{self.rows_loaded:,} loaded, {self.rows_quarantined:,} quarantined{skipped}{verb}{known}"
         )
 
