@@ -6,7 +6,7 @@
 #}
 {% macro daily_cost_rollup(group_columns, by_label=false) %}
 {{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_request_days('request_date')) }}") }}
--- depends_on: {{ ref('int_requests') }}
+-- depends_on: {{ ref('stg_requests') }}
 -- depends_on: {{ ref('stg_request_energy_pieces') }}
 with requests as (
     {% if by_label %}

@@ -44,14 +44,31 @@
     {%- endif -%}
 {%- endmacro %}
 
+{# the days before the run's first day whose requests have energy (or an unattributed row) in the run's days: at
+   most the two days before it (a request starts at most 2 days before the day of its pieces; a rebuilt request of
+   a later day is inside the run's days already). Asked once when the model runs, not inside its query: a filter
+   with the request ids as a subquery, repeated in each CTE of a rollup, held several hash tables of every request
+   of the run at once (a 10-day backfill of the 64-accelerator fleet ran out of the 4 GB cap in two rollups) #}
+{% macro run_request_days() -%}
+    {%- if not execute or not run_days_limited() -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set query -%}
+        select distinct request_date from {{ ref('stg_requests') }}
+        where request_date between date '{{ var("partition_start") }}' - 2 and date '{{ var("partition_start") }}' - 1
+            and request_id in ({{ run_request_ids() }})
+        order by request_date
+    {%- endset -%}
+    {{ return(run_query(query).columns[0].values() | map('string') | list) }}
+{%- endmacro %}
+
 {# a filter on a day column: the request days whose daily rollups a run rebuilds (its days, and the days of the
    requests it rebuilds) #}
 {% macro in_run_request_days(column) -%}
     {%- if run_days_limited() -%}
-        ({{ in_run_days(column, before=2) }} and ({{ in_run_days(column) }} or {{ column }} in (
-            select distinct request_date from {{ ref('int_requests') }}
-            where {{ in_run_days('request_date', before=2) }} and request_id in ({{ run_request_ids() }})
-        )))
+        {#- the leading range lets DuckDB prune the scan (see in_run_requests) -#}
+        ({{ in_run_days(column, before=2) }} and ({{ in_run_days(column) }}
+        {%- for day in run_request_days() %} or {{ column }} = date '{{ day }}'{% endfor %}))
     {%- else -%}
         true
     {%- endif -%}

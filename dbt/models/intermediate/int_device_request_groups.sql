@@ -1,5 +1,5 @@
 {{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_request_days('partition_date')) }}") }}
--- depends_on: {{ ref('int_requests') }}
+-- depends_on: {{ ref('stg_requests') }}
 -- depends_on: {{ ref('stg_request_energy_pieces') }}
 -- the request groups each device served each day: one row per distinct (day, device, model, family, technique,
 -- baseline model, device type) of the requests with a piece on the device that day. The daily rollups read their
