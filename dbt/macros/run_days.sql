@@ -46,9 +46,10 @@
 
 {# the days before the run's first day whose requests have energy (or an unattributed row) in the run's days: at
    most the two days before it (a request starts at most 2 days before the day of its pieces; a rebuilt request of
-   a later day is inside the run's days already). Asked once when the model runs, not inside its query: a filter
-   with the request ids as a subquery, repeated in each CTE of a rollup, held several hash tables of every request
-   of the run at once (a 10-day backfill of the 64-accelerator fleet ran out of the 4 GB cap in two rollups) #}
+   a later day is inside the run's days already). Asked by a query of its own when the model runs, then written into
+   the model's query as dates: the filter was a subquery over every request id of the run, repeated in three CTEs of
+   each rollup, and with it a 10-day backfill of the 64-accelerator fleet ran two rollups out of the 4 GB cap
+   together (the same run passes without it) #}
 {% macro run_request_days() -%}
     {%- if not execute or not run_days_limited() -%}
         {{ return([]) }}
