@@ -8,18 +8,19 @@
 {{ config(materialized="incremental", pre_hook="{{ delete_run_rows(in_run_request_days('request_date')) }}") }}
 -- depends_on: {{ ref('stg_requests') }}
 -- depends_on: {{ ref('stg_request_energy_pieces') }}
+{%- set request_days = run_request_days() %}
 with requests as (
     {% if by_label %}
     -- one row per request and label it carries (a request with two labels counts under each)
-    {{ labelled_requests('*', in_run_request_days('request_date')) }}
+    {{ labelled_requests('*', in_run_request_days('request_date', request_days)) }}
     {% else %}
-    select * from {{ ref('fct_request_cost') }} where {{ in_run_request_days('request_date') }}
+    select * from {{ ref('fct_request_cost') }} where {{ in_run_request_days('request_date', request_days) }}
     {% endif %}
 ),
 
 {% if by_label %}
 pieces as (
-    select * from {{ ref('int_request_cost_pieces') }} where {{ in_run_request_days('partition_date') }}
+    select * from {{ ref('int_request_cost_pieces') }} where {{ in_run_request_days('partition_date', request_days) }}
 ),
 
 -- the requests of those pieces (they start at most 2 days before the piece's day)
@@ -29,7 +30,7 @@ piece_requests as (
 {% endif %}
 
 device_days as (
-    select * from {{ ref('int_device_days') }} where {{ in_run_request_days('partition_date') }}
+    select * from {{ ref('int_device_days') }} where {{ in_run_request_days('partition_date', request_days) }}
 ),
 
 -- each device once per group it served that day
@@ -44,7 +45,7 @@ group_devices as (
     {% else %}
     select distinct partition_date, device_id, {{ group_columns | join(', ') }}
     from {{ ref('int_device_request_groups') }}
-    where {{ in_run_request_days('partition_date') }}
+    where {{ in_run_request_days('partition_date', request_days) }}
     {% endif %}
 ),
 

@@ -64,12 +64,14 @@
 {%- endmacro %}
 
 {# a filter on a day column: the request days whose daily rollups a run rebuilds (its days, and the days of the
-   requests it rebuilds) #}
-{% macro in_run_request_days(column) -%}
+   requests it rebuilds). `request_days`: run_request_days() when the model has asked it already (a model that
+   filters several CTEs asks once), else it is asked here #}
+{% macro in_run_request_days(column, request_days=none) -%}
     {%- if run_days_limited() -%}
+        {%- set request_days = run_request_days() if request_days is none else request_days -%}
         {#- the leading range lets DuckDB prune the scan (see in_run_requests) -#}
         ({{ in_run_days(column, before=2) }} and ({{ in_run_days(column) }}
-        {%- for day in run_request_days() %} or {{ column }} = date '{{ day }}'{% endfor %}))
+        {%- for day in request_days %} or {{ column }} = date '{{ day }}'{% endfor %}))
     {%- else -%}
         true
     {%- endif -%}
