@@ -16,6 +16,11 @@ class IngestRefused(IngestError):
     was. The message names the files, the counts and the flag that forces the run."""
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, plural unless n is 1: "1 file", "2 files", "129,571 rows"."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
 NOT_OPENED = "not opened (remembered unchanged, with no row of the day: pipelines/ingest/file_days.py)"
 
 
@@ -119,10 +124,9 @@ class IngestReport:
         skipped = f", {self.rows_skipped:,} skipped" if self.rows_skipped else ""
         verb = "" if self.written else " (dry run: nothing written)"
         n = len(self.files_not_opened)
-        known = f"; {n} file{'s' * (n != 1)} {NOT_OPENED}" if n else ""
+        known = f"; {counted(n, 'file')} {NOT_OPENED}" if n else ""
         return (
-            f"{self.feed}{day}: {len(self.files)} file{'s' * (len(self.files) != 1)}, {self.rows_read:,} "
-            f"row{'s' * (self.rows_read != 1)} read, "
+            f"{self.feed}{day}: {counted(len(self.files), 'file')}, {counted(self.rows_read, 'row')} read, "
             f"{self.rows_loaded:,} loaded, {self.rows_quarantined:,} quarantined{skipped}{verb}{known}"
         )
 
