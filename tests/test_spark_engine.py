@@ -234,3 +234,41 @@ def test_an_undated_file_without_valid_rows_is_quarantined_once_on_spark(spark, 
     rows = con.execute("SELECT partition_date, count(*) FROM ingest_quarantine GROUP BY ALL").fetchall()
     assert rows == [(DAYS[0], 20)]
     con.close()
+
+
+@pytest.mark.slow
+def test_late_rows_are_named_on_spark_as_on_one_machine(spark, tmp_path):
+    """Rows of 11-02 delivered in a file of 11-03 after 11-02's run: both engines load 11-03's rows and name the
+    5 rows of 11-02 the warehouse does not hold (pipelines/ingest/other_days.py); a redelivered copy of rows 11-02's
+    run loaded is not named (the spark engine looks them up in the lake)."""
+    from pipelines.spark.ingest import ingest_feed_spark
+    from tests.test_ingest_other_days import requests_of, write
+
+    nov2, nov3 = date(2026, 11, 2), date(2026, 11, 3)
+    land = tmp_path / "landing"
+    shutil.copytree(REPO / "sample_logs" / "fleet", land / "fleet")
+    (land / "requests").mkdir()
+    cons = {}
+    for engine in ("duckdb", "spark"):
+        cons[engine] = connect(tmp_path / f"{engine}.duckdb")
+        for name in FLEET_TABLES:
+            ingest_fleet_table(cons[engine], name, land)
+
+    def run(engine, day):
+        if engine == "duckdb":
+            return ingest_feed(cons[engine], "requests", land, day)
+        return ingest_feed_spark(spark, cons[engine], "requests", land, day, root=tmp_path / "lake")
+
+    def named(report):
+        return [(o.source_file, o.rows_by_day, o.never_run) for o in report.other_days]
+
+    write(land, "api_2026-11-02.jsonl", requests_of(nov2, range(20)))
+    for engine in cons:
+        assert named(run(engine, nov2)) == []
+    late = land / "requests" / "2026-11-03-delivery.jsonl"
+    write(land, late.name, requests_of(nov2, [*range(5, 10), *range(100, 105)]) + requests_of(nov3, range(200, 210)))
+    reports = {engine: run(engine, nov3) for engine in cons}
+    assert named(reports["spark"]) == named(reports["duckdb"]) == [(str(late), {nov2: 5}, set())]
+    assert reports["spark"].rows_loaded == reports["duckdb"].rows_loaded == 10
+    for con in cons.values():
+        con.close()

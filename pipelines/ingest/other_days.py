@@ -13,6 +13,9 @@ never read it: a late delivery, or a file renamed or compressed after its day ra
 of loaded rows is not owed). Raw telemetry of a day moved to the lake is not looked up: its days fall back to the
 count. A day is owed its rows when it was run already or comes before the run's day; a later day that has not run
 yet will load them itself, and is not named.
+
+The spark engine counts its batches in its parse tasks (for_run gives them what the days around ran) and looks the
+kept keys up here, on the driver (pipelines/spark/ingest.py).
 """
 
 from __future__ import annotations
@@ -60,6 +63,14 @@ def _may_be_owed(other: date, day: date, found: OtherDays) -> bool:
     """Whether rows of ``other`` may be owed to it: it ran already, or comes before ``day`` (a later day not run
     yet loads them itself)."""
     return other < day or other in found.ran
+
+
+def for_run(con: duckdb.DuckDBPyConnection, feed: Feed, day: date) -> OtherDays:
+    """An OtherDays with what the runs of the days around ``day`` read already filled in, for batches counted
+    away from the warehouse (the spark engine's tasks: pipelines/spark/tasks.py)."""
+    found = OtherDays()
+    _read_before(con, feed, day, found)
+    return found
 
 
 def _read_before(con: duckdb.DuckDBPyConnection, feed: Feed, day: date, found: OtherDays) -> None:

@@ -2,13 +2,16 @@
 over key buckets, loaded rows and quarantine rows written to the lake, per-file counts into the warehouse.
 
 Stages (each a Spark job; tasks run pipelines/spark/tasks.py):
-1. one task per file (``mapInArrow`` over the file list): read, parse and stage, as the loader does;
+1. one task per file (``mapInArrow`` over the file list): read, parse and stage, as the loader does, with the
+   file's rows of other days counted (and keyed where their day's run never read the file) in rows of their own;
 2. the valid rows and the keys already loaded for other days, co-grouped by a hash of the key
    (``cogroup(...).applyInArrow``): repeats get their reason, the first delivered loads;
 3. ``raw_<feed>/day=...`` and ``ingest_quarantine/feed=<feed>/day=...`` written to the lake (staging, rename);
    the warehouse's ``ingest_quarantine`` and ``ingest_file_stats`` rows of the day replaced from them.
 
-The run is checked before anything is written with the loader's own guard (staging.refusal).
+The run is checked before anything is written with the loader's own guard (staging.refusal). Its report names the
+rows of other days the warehouse does not hold, as the loader's does (pipelines/ingest/other_days.py). Unlike the
+loader, it opens every file within a day of the run's (no file memory: pipelines/ingest/file_days.py).
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from pipelines.ingest import load_sql
+from pipelines.ingest import load_sql, other_days
 from pipelines.ingest.feeds import resolve_landing_feed
 from pipelines.ingest.files import by_arrival, files_for, files_table
 from pipelines.ingest.report import IngestRefused, IngestReport
@@ -36,9 +40,10 @@ from pipelines.warehouse.tables import table
 KEY_BUCKETS = 16
 
 
-def _parsed(spark, con: duckdb.DuckDBPyConnection, feed, day, files: list[Path], landing: Path):
-    """Stage 1: every file's staged rows (one task per file), the fleet tables beside them as in the warehouse."""
-    schema = tasks.staged_schema(tasks.without_duplicate_rule(feed), day)
+def _parsed(spark, con: duckdb.DuckDBPyConnection, feed, day, files: list[Path], landing: Path, found):
+    """Stage 1: every file's staged rows (one task per file), the fleet tables beside them as in the warehouse;
+    the files' rows of other days follow (tasks.OTHER_DAY), counted against ``found`` (other_days.for_run)."""
+    schema = tasks.task_schema(tasks.staged_schema(tasks.without_duplicate_rule(feed), day))
     files_arrow = files_table(files)
     dims = {f"raw_{n}": con.sql(f"SELECT * FROM raw_{n}").to_arrow_table() for n in FLEET_TABLES}
     # lines of these files already quarantined for another day: an undated file's are not quarantined again
@@ -52,11 +57,28 @@ def _parsed(spark, con: duckdb.DuckDBPyConnection, feed, day, files: list[Path],
     def parse(batches):
         for batch in batches:
             for path in batch.column(0).to_pylist():
-                for t in tasks.parse_files(feed, day, files_arrow, dims, [path], landing):
+                for t in tasks.parse_files(feed, day, files_arrow, dims, [path], landing, found):
                     yield from t.to_batches()
 
     paths = spark.createDataFrame([(str(p),) for p in files], "source_file string")
     return paths.repartition(max(len(files), 1)).mapInArrow(parse, spark_schema(schema))
+
+
+def _other_days(con: duckdb.DuckDBPyConnection, feed, day: date, rows: pa.Table, found) -> list:
+    """The tasks' rows of other days (tasks.OTHER_DAY) summed into ``found`` and looked up as the loader does
+    (other_days.left_for_other_days): per file, the rows of other days the warehouse does not hold."""
+    kinds = rows.column(tasks.OTHER_DAY).to_pylist()
+    files, days, counts = (rows.column(c).to_pylist() for c in ("source_file", "event_date", tasks.OTHER_DAY_ROWS))
+    for kind, source_file, other, n in zip(kinds, files, days, counts):
+        if kind == "count":
+            found.counts[(source_file, other)] = found.counts.get((source_file, other), 0) + n
+    keys = rows.filter(pc.equal(rows.column(tasks.OTHER_DAY), "key"))
+    if keys.num_rows:
+        con.register("_other_day_keys", keys.select(["source_file", "event_date", *feed.contract.key]))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {other_days.KEYS_TABLE} AS SELECT * FROM _other_day_keys")
+        con.unregister("_other_day_keys")
+        found.keys_kept = True
+    return other_days.left_for_other_days(con, feed, day, found)
 
 
 def _deduplicated(spark, feed, day, staged, files: list[Path], root: Path | None):
@@ -174,13 +196,17 @@ def ingest_feed_spark(
     """Load ``day`` of ``landing/<feed_name>/`` into the lake on Spark (see the module docstring); the same
     readers, options (``fmt`` and ``options``, else formats.yaml) and rules as pipelines/ingest/loader.ingest_feed,
     the same report."""
+    from pyspark.sql import functions as F
+
     ensure_raw_tables(con)
     attach_lake(con, root)
     feed = resolve_landing_feed(feed_name, Path(landing), fmt, options)
     folder = Path(landing) / feed_name
     files = by_arrival(files_for(folder, feed.patterns, day)) if folder.is_dir() else []
-    staged = _parsed(spark, con, feed, day, files, Path(landing)).persist()
+    found = other_days.for_run(con, feed, day)
+    parsed = _parsed(spark, con, feed, day, files, Path(landing), found).persist()
     try:
+        staged = parsed.where(F.col(tasks.OTHER_DAY).isNull()).drop(tasks.OTHER_DAY, tasks.OTHER_DAY_ROWS)
         rows = _deduplicated(spark, feed, day, staged, files, root).persist()
         counts = _file_counts(rows, feed)
         report = IngestReport(feed=feed.name, partition_date=day).fill(dict(sorted(counts.items())))
@@ -189,6 +215,9 @@ def ingest_feed_spark(
             raise IngestRefused(report.refusal)
         _write(con, feed, day, rows, counts, root)
         rows.unpersist()
+        report.other_days = _other_days(
+            con, feed, day, parsed.where(F.col(tasks.OTHER_DAY).isNotNull()).toArrow(), found
+        )
     finally:
-        staged.unpersist()
+        parsed.unpersist()
     return report

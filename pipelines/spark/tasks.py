@@ -11,6 +11,7 @@ Pure DuckDB and Arrow (no pyspark, no Dagster): the tests call these functions d
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
@@ -20,12 +21,18 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.attribution.day import attribute_day
-from pipelines.ingest import load_sql
+from pipelines.ingest import load_sql, other_days
 from pipelines.ingest.feeds import Feed
 from pipelines.ingest.files import date_in_name
 from pipelines.ingest.formats import ParseContext
 from pipelines.ingest.loader import BATCH_LINES, parse_file
 from pipelines.warehouse.connection import configure, ensure_raw_tables
+
+OTHER_DAY = "other_day"
+"""A parse task's output column beside the staged rows' (other_day_rows): NULL on a staged row of the day; 'count'
+on a row that tells how many valid rows of another day (event_date) a file (source_file) holds, in other_day_rows;
+'key' on a row that carries the key of one such row in a file its day's run never read (other_days.KEYS_TABLE)."""
+OTHER_DAY_ROWS = "other_day_rows"
 
 # the tables an attribution task returns, tagged in one output (Spark needs one schema per applyInArrow)
 ATTRIBUTION_OUTPUTS = ("request_energy_pieces", "device_energy_buckets", "unattributed_requests", "clock_skew_checks")
@@ -62,24 +69,63 @@ def staged_schema(feed: Feed, day: date | None) -> pa.Schema:
     return con.sql(f"SELECT * FROM {load_sql.BATCH_TABLE}").to_arrow_table().schema
 
 
-def _stage(con: duckdb.DuckDBPyConnection, feed: Feed, parts: list[str], day: date | None) -> pa.Table:
+def task_schema(staged: pa.Schema) -> pa.Schema:
+    """A parse task's output: the staged columns, then OTHER_DAY and OTHER_DAY_ROWS."""
+    return staged.append(pa.field(OTHER_DAY, pa.string())).append(pa.field(OTHER_DAY_ROWS, pa.int64()))
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection, feed: Feed, parts: list[str], day: date | None, found: other_days.OtherDays | None
+) -> pa.Table:
+    """A batch staged as the loader stages it: its rows of other days counted (``found``), its day's rows
+    returned, and its last file's last valid date carried to the next batch (load_sql.carried_date_sql)."""
     any_bad = bool(con.execute(load_sql.any_bad_sql(parts, day, True)).fetchall())
+    if found is not None:
+        other_days.add_batch(con, feed, parts, day, found)
     con.execute(load_sql.batch_sql(feed, parts, day, any_bad, True))
     staged = con.sql(f"SELECT * FROM {load_sql.BATCH_TABLE}").to_arrow_table()
     con.execute(f"DROP TABLE {load_sql.BATCH_TABLE}")
+    con.execute(load_sql.carried_date_sql(parts))
     for p in parts:
         con.execute(f"DROP TABLE IF EXISTS {p}")
     return staged
 
 
+def _other_day_rows(con: duckdb.DuckDBPyConnection, found: other_days.OtherDays, schema: pa.Schema) -> pa.Table:
+    """The task's rows of other days as rows of ``task_schema``: a 'count' row per file and day, and a 'key' row
+    per kept key (other_days.add_batch)."""
+    counts = pa.table(
+        {
+            "source_file": pa.array([f for f, _ in found.counts], pa.string()),
+            "event_date": pa.array([d for _, d in found.counts], pa.date32()),
+            OTHER_DAY: pa.array(["count"] * len(found.counts), pa.string()),
+            OTHER_DAY_ROWS: pa.array(list(found.counts.values()), pa.int64()),
+        }
+    )
+    tables = [counts]
+    if found.keys_kept:
+        tables.append(con.sql(f"SELECT *, 'key' AS {OTHER_DAY} FROM {other_days.KEYS_TABLE}").to_arrow_table())
+        con.execute(f"DROP TABLE {other_days.KEYS_TABLE}")
+    return pa.concat_tables([_with_columns(t, schema) for t in tables])
+
+
 def parse_files(
-    feed: Feed, day: date | None, files: pa.Table, dims: dict[str, pa.Table], paths: list[str], landing: Path | None
+    feed: Feed,
+    day: date | None,
+    files: pa.Table,
+    dims: dict[str, pa.Table],
+    paths: list[str],
+    landing: Path | None,
+    found: other_days.OtherDays | None = None,
 ) -> Iterator[pa.Table]:
     """Each file's rows of ``day``, staged in batches of about BATCH_LINES lines as the loader stages them: every
-    row with its partition_date and, when it is to be quarantined, its reason (the duplicate-key rule aside)."""
+    row with its partition_date and, when it is to be quarantined, its reason (the duplicate-key rule aside).
+    Rows of ``task_schema``; with ``found`` (other_days.for_run: what the runs of the days around ``day`` read),
+    the files' rows of other days follow, counted, and keyed where their day's run never read the file."""
     con = task_connection(files, dims)
     per_file = without_duplicate_rule(feed)
-    schema = staged_schema(per_file, day)
+    schema = task_schema(staged_schema(per_file, day))
+    found = None if day is None or found is None else copy.deepcopy(found)
     for path in map(Path, paths):
         reader = feed.for_file(path)
         ctx = ParseContext(con=con, landing=landing, day=day, options=reader.options, name_date=date_in_name(path))
@@ -88,11 +134,20 @@ def parse_files(
             parts += piece_parts
             lines += n_lines
             if lines >= BATCH_LINES:
-                yield _stage(con, per_file, parts, day).select(schema.names).cast(schema)
+                yield _with_columns(_stage(con, per_file, parts, day, found), schema)
                 parts, lines = [], 0
         if parts:
-            yield _stage(con, per_file, parts, day).select(schema.names).cast(schema)
+            yield _with_columns(_stage(con, per_file, parts, day, found), schema)
+    if found is not None and found.counts:
+        yield _other_day_rows(con, found, schema)
     con.close()
+
+
+def _with_columns(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``rows`` as rows of ``schema``, the columns they lack NULL."""
+    return pa.table(
+        {f.name: rows[f.name] if f.name in rows.column_names else pa.nulls(rows.num_rows, f.type) for f in schema}
+    ).cast(schema)
 
 
 def dedup_bucket(
