@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.warehouse import temp_files
 from pipelines.warehouse.connection import scalar, sql_str
 
 SCRATCH = "_attribution_scratch"
@@ -35,7 +36,8 @@ def scratch_path(con: duckdb.DuckDBPyConnection, day: date) -> Path:
     folder, since several may run at once."""
     path = scalar(con, "SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
     if not path:
-        unique = f"{os.getpid()}-{uuid.uuid4().hex}"
+        temp_files.remove_abandoned()  # a killed task's
+        unique = f"{os.getpid()}-{uuid.uuid4().hex}"  # the process id: temp_files.remove_abandoned
         return Path(tempfile.gettempdir()) / f"infercost-attribution-{day.isoformat()}-{unique}.duckdb"
     return Path(path).with_name(f"{Path(path).name}.attribution-{day.isoformat()}.duckdb")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import queue
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import duckdb
 
 from pipelines.ingest.duckdb_lines import line_relation, read_lines_table
 from pipelines.ingest.files import count_lines, lines_table, split_text
+from pipelines.warehouse import temp_files
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def _piece_relation(con: duckdb.DuckDBPyConnection, path: Path, piece: TextPiece
 def iter_text_pieces(path: Path, chunk_bytes: int, max_line_bytes: int):
     """(TextPiece, LineProblems) for each piece of the file, cut by files.split_text in a thread that stays one
     piece ahead (so a file's decompression overlaps its parse); the pieces' files are removed at the end."""
-    tmp = Path(tempfile.mkdtemp(prefix="infercost-pieces-"))
+    tmp = temp_files.make_dir("pieces")
     numbers = itertools.count()
 
     def write_piece(_path: Path, text: bytes, lines_before: int, _max: int):

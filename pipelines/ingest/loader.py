@@ -59,6 +59,7 @@ from pipelines.ingest.staging import (
     stage_batch,
 )
 from pipelines.settings import current
+from pipelines.warehouse import temp_files
 from pipelines.warehouse.connection import ensure_raw_tables
 from pipelines.warehouse.contracts import OPTIONAL_FEEDS, OPTIONAL_FLEET_TABLES
 
@@ -195,6 +196,7 @@ def _ingest(
 ) -> IngestReport:
     """Parse the files piece by piece, stage them in batches of about BATCH_LINES lines, then replace the day."""
     report = IngestReport(feed=feed.name, partition_date=day)
+    temp_files.remove_abandoned()  # a killed run's decompressed text
     files = by_arrival(files)  # a redelivered file comes after the original, whatever its name
     register_files(con, files)
     remembers = day is not None and not guard.get("dry_run")  # a written run of a day keeps its files' days

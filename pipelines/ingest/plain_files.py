@@ -6,11 +6,11 @@ file has without another pass over it."""
 from __future__ import annotations
 
 import shutil
-import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from pipelines.ingest.decompress import text_blocks
+from pipelines.warehouse import temp_files
 
 # a file name DuckDB would read as a glob, or that needs quoting we do not risk: the Python path reads it
 GLOB_CHARS = set("*?[]{}'\\")
@@ -51,7 +51,7 @@ class DecompressAhead:
 def decompress_to_temp(path: Path) -> tuple[Path, Path | None, int]:
     """(a new temporary directory, the file's text decompressed into it or None: see _decompressed, the line ends
     in that text)."""
-    tmp = Path(tempfile.mkdtemp(prefix="infercost-lines-"))
+    tmp = temp_files.make_dir("lines")
     try:
         return (tmp, *_decompressed(path, tmp / "lines.txt"))
     except BaseException:
