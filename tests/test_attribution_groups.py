@@ -126,12 +126,16 @@ def test_a_day_that_fails_halfway_keeps_its_previous_results_and_leaves_no_scrat
     assert _results(con) == before  # the first group's new rows never reached the day
     assert not scratch.exists()
 
-    # a scratch file a killed process left behind is replaced, not read
+    # a scratch file a killed process left behind is replaced, not read; one of a day not run again is removed
     scratch.write_bytes(b"left by a killed run")
+    other_day = scratch_path(con, DAY - timedelta(days=5))
+    other_day.write_bytes(b"left by a killed run of another day")
+    other_day.with_name(other_day.name + ".wal").write_bytes(b"its log")
     monkeypatch.setattr(day_module, "attribute_energy_by_phase", kernel)
     again = attribute_day(con, DAY)
     assert _results(con) == before and again.attributed_energy_j == first.attributed_energy_j
-    assert not scratch.exists()
+    assert not scratch.exists() and not other_day.exists()
+    assert not [p for p in tmp_path.iterdir() if ".attribution-" in p.name]
     con.close()
 
 

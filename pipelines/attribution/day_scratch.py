@@ -5,7 +5,7 @@ was). Inserted group by group inside that one transaction, DuckDB holds every gr
 memory until the commit: about 2 GB more at the peak of a 1,000-accelerator day, beside the kernel's own. So each
 group's rows are committed to a scratch DuckDB file beside the warehouse, and one short transaction at the end
 deletes the day's old rows and copies the scratch tables in. The scratch file is removed afterwards; one left by a
-killed run is replaced by the next run of that day.
+killed run is removed by the next attribution of any day.
 
 Pure DuckDB; imports no Dagster.
 """
@@ -47,12 +47,26 @@ def _remove(path: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+def _remove_other_days(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Remove the scratch files of other days beside the warehouse that this DuckDB does not have attached: a run
+    killed while it attributed a day that is not run again would leave its file for good (no other process can
+    hold the warehouse, so no other run is writing one)."""
+    if ".attribution-" not in path.name:  # a file of its own in the temporary folder (temp_files)
+        return
+    attached = {p for (p,) in con.execute("SELECT path FROM duckdb_databases() WHERE path IS NOT NULL").fetchall()}
+    warehouse = path.name.rsplit(".attribution-", 1)[0]
+    for leftover in path.parent.glob(f"{warehouse}.attribution-*.duckdb"):
+        if str(leftover) not in attached and str(leftover.resolve()) not in attached:
+            _remove(leftover)
+
+
 @contextmanager
 def day_scratch(con: duckdb.DuckDBPyConnection, day: date) -> Iterator[str]:
     """Attach an empty scratch database holding empty copies of the result tables; yield its name; detach and
     remove it (also after a failure)."""
     path = scratch_path(con, day)
     _remove(path)  # left by a killed run
+    _remove_other_days(con, path)
     con.execute(f"ATTACH {sql_str(path)} AS {SCRATCH}")
     try:
         for table in TABLES:
