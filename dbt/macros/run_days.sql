@@ -25,10 +25,10 @@
 {%- endmacro %}
 
 {# the requests a run rebuilds beyond those of its days: any request with an energy piece or an unattributed row in
-   the run's days #}
+   the run's days (read by `in`, which needs no distinct ids: union all, not a union that dedups them first) #}
 {% macro run_request_ids() -%}
     select request_id from {{ ref('stg_request_energy_pieces') }} where {{ in_run_days('partition_date') }}
-    union
+    union all
     select request_id from {{ source('raw', 'unattributed_requests') }} where {{ in_run_days('partition_date') }}
 {%- endmacro %}
 
