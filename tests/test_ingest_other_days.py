@@ -187,3 +187,49 @@ def test_the_commands_landing_folder_is_quoted_for_the_shell(monkeypatch, tmp_pa
     [line] = said
     command = line.split("`")[1]
     assert shlex.split(command) == ["infercost", "materialize", "--landing", str(landing), "--partition", "2026-11-02"]
+
+
+def test_rows_added_to_a_file_with_bad_lines_are_all_named(con, landing):
+    """Found by a stranger: 11-02's run quarantined 3 bad lines of a file (filed to 11-02, after its last valid
+    row); 5 rows of 11-02 added to the file later were named as 2, and with 5 bad lines not at all: the count was
+    held against every line the run read, bad ones included, not against its valid rows."""
+    for bad_lines in (3, 5):
+        late = landing / "requests" / f"2026-11-03-{bad_lines}.jsonl"
+        body = requests_of(NOV2, range(10)) + ["{not json"] * bad_lines + requests_of(NOV3, range(100, 110))
+        write(landing, late.name, body)
+        ingest_feed(con, "requests", landing, NOV2)
+        assert ingest_feed(con, "requests", landing, NOV3).other_days == []
+        write(landing, late.name, body + requests_of(NOV2, range(200 + 10 * bad_lines, 205 + 10 * bad_lines)))
+        [other] = ingest_feed(con, "requests", landing, NOV3).other_days
+        assert (other.source_file, other.rows_by_day) == (str(late), {NOV2: 5})
+        assert ingest_feed(con, "requests", landing, NOV2).rows_loaded == loaded(con, NOV2)
+        assert ingest_feed(con, "requests", landing, NOV3).other_days == []
+        late.unlink()
+
+
+def test_repeats_a_day_quarantined_are_not_named_as_owed(con, landing):
+    """A file's valid rows of 11-02 that 11-02's run quarantined as repeats of a key count as read: nothing owed."""
+    write(landing, "api_2026-11-02.jsonl", requests_of(NOV2, range(10)))
+    write(landing, "2026-11-03-repeats.jsonl", requests_of(NOV2, range(5)) + requests_of(NOV3, range(100, 103)))
+    ingest_feed(con, "requests", landing, NOV2)
+    report = ingest_feed(con, "requests", landing, NOV3)
+    assert report.other_days == [] and report.rows_loaded == 3
+
+
+def test_the_command_a_warning_gives_passes_the_runs_checks(con, landing):
+    """Found by a stranger: rows of 11-01 (never run) in a file named for 11-02 were named with `materialize
+    --partition 2026-11-01`, which its check of the days refused ("no request logs for 2026-11-01"): a run reads the
+    files dated a day either side, so the check counts them too; a day farther from every file is still refused."""
+    import pytest
+
+    from pipelines.cli.helpers import UserError
+    from pipelines.cli.run_checks import check_days
+
+    write(landing, "2026-11-02-late.jsonl", requests_of(date(2026, 11, 1), range(20)))
+    [other] = ingest_feed(con, "requests", landing, NOV2).other_days
+    assert other.never_run == {date(2026, 11, 1)} and "--partition 2026-11-01" in other.warning()
+    today = date(2026, 12, 1)
+    check_days(landing, date(2026, 11, 1), date(2026, 11, 1), today)
+    with pytest.raises(UserError, match="no request logs for 2026-10-31"):
+        check_days(landing, date(2026, 10, 31), date(2026, 10, 31), today)
+    assert ingest_feed(con, "requests", landing, date(2026, 11, 1)).rows_loaded == 20

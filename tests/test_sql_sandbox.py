@@ -199,6 +199,28 @@ def test_the_sandbox_refuses_without_the_cli(home):
         query_read_only(home / "warehouse.duckdb", "DROP TABLE fct_request_cost")
 
 
+def test_views_over_the_lake_are_read_and_other_parquet_is_not(home, tmp_path):
+    """Found by a stranger: with the spark engine, the published copy's row-level tables are views over the lake
+    (pipelines/spark/lake_io.py), which the sandbox refused to read. The lake is readable; Parquet elsewhere is not."""
+    day = home / "lake" / "raw_requests" / "day=2026-11-02"
+    day.mkdir(parents=True)
+    outside = tmp_path / "outside.parquet"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT 'r' || range AS request_id FROM range(7)) TO '{day / 'part-0.parquet'}'")
+    con.execute(f"COPY (SELECT {SECRET!r} AS token) TO '{outside}'")
+    con.close()
+    published = home / "published" / "warehouse.duckdb"
+    con = duckdb.connect(str(published))
+    con.execute(
+        f"CREATE VIEW raw_requests AS SELECT * FROM read_parquet('{home / 'lake'}/raw_requests/day=*/*.parquet')"
+    )
+    con.execute(f"CREATE VIEW leaked AS SELECT * FROM read_parquet('{outside}')")
+    con.close()
+    assert query_read_only(published, "SELECT count(*) AS n FROM raw_requests").table.column("n").to_pylist() == [7]
+    with pytest.raises(QueryRefused, match="no other file"):
+        query_read_only(published, "SELECT * FROM leaked")
+
+
 def cli(args, cwd, **kwargs):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pipelines.cli.helpers import UserError, say
@@ -76,7 +76,9 @@ def _formats_file(landing: Path) -> Path:
 
 
 def check_days(landing: Path, start: date, end: date, today: date | None = None) -> None:
-    """The days asked for are complete UTC days, and the landing holds request logs for at least one of them."""
+    """The days asked for are complete UTC days, and the landing holds request logs for at least one of them: a
+    file dated in them or a day either side, which a run of them reads (files.files_for: a late delivery's rows of a
+    day, in the next day's file, load by a run of their day)."""
     today = today or datetime.now(UTC).date()
     if end >= today:
         raise UserError(
@@ -85,7 +87,7 @@ def check_days(landing: Path, start: date, end: date, today: date | None = None)
         )
     days = landing_days(landing)
     dated_only = days and all(_DATE.search(p.name) for p in (landing / "requests").glob("*") if p.is_file())
-    if dated_only and not any(start <= d <= end for d in days):
+    if dated_only and not any(start - timedelta(days=1) <= d <= end + timedelta(days=1) for d in days):
         raise UserError(
             f"no request logs for {start} .. {end} in {landing / 'requests'}; it has data for {describe_days(days)}"
         )

@@ -6,8 +6,10 @@ file. When that day's run came before the file (requests for 11-03 delivered in 
 11-03's nightly run), nothing would load them until the day is run again. The run says so: for each file, how many
 of its rows of which days the warehouse does not hold, and the command that loads them (IngestReport.other_days).
 
-Cheap first, exact second. Per batch, the rows of other days are counted per file and day and held against what
-those days' runs read from the same file (ingest_file_stats). Only where a file holds more than that (a day that
+Cheap first, exact second. Per batch, the valid rows of other days are counted per file and day and held against
+the valid rows those days' runs read from the same file (loaded, or quarantined as repeats of a key:
+ingest_file_stats and ingest_quarantine; a bad line those runs quarantined is not counted, or it would hide a
+valid row added since). Only where a file holds more than that (a day that
 never read it: a late delivery, or a file renamed or compressed after its day ran) are the rows' keys (the contract's
 ``key``) kept, and at the end each such row is owed only if its key is not loaded for its day (a redelivered copy
 of loaded rows is not owed). Raw telemetry of a day moved to the lake is not looked up: its days fall back to the
@@ -74,18 +76,30 @@ def for_run(con: duckdb.DuckDBPyConnection, feed: Feed, day: date) -> OtherDays:
 
 
 def _read_before(con: duckdb.DuckDBPyConnection, feed: Feed, day: date, found: OtherDays) -> None:
-    """The rows the runs of the days around ``day`` (a row of another day is at most two days away) read from each
-    file (ingest_file_stats); once per run."""
+    """The valid rows the runs of the days around ``day`` (a row of another day is at most two days away) read
+    from each file: those they loaded and those they quarantined as repeats of a key (ingest_file_stats,
+    ingest_quarantine), as add_batch counts them now. Not every row read: a file's bad lines filed to that day
+    would hide as many valid rows added to it since. Once per run."""
     found.read_before = {}
     if not table_exists(con, "ingest_file_stats"):
         return
-    for source_file, other, rows_read in con.execute(
-        "SELECT source_file, partition_date, sum(rows_read) FROM ingest_file_stats "
-        "WHERE feed = ? AND partition_date BETWEEN ? AND ? AND partition_date <> ? GROUP BY ALL",
-        [feed.name, day - timedelta(days=2), day + timedelta(days=2), day],
+    window = [feed.name, day - timedelta(days=2), day + timedelta(days=2), day]
+    repeats = ""
+    if table_exists(con, "ingest_quarantine"):
+        repeats = """
+            UNION ALL
+            SELECT source_file, partition_date, count(*) FROM ingest_quarantine
+            WHERE feed = ? AND partition_date BETWEEN ? AND ? AND partition_date <> ?
+                AND starts_with(reason, 'duplicate ') GROUP BY ALL"""
+    for source_file, other, rows_valid in con.execute(
+        f"""SELECT source_file, partition_date, sum(rows) FROM (
+            SELECT source_file, partition_date, sum(rows_loaded) AS rows FROM ingest_file_stats
+            WHERE feed = ? AND partition_date BETWEEN ? AND ? AND partition_date <> ? GROUP BY ALL{repeats}
+        ) GROUP BY ALL""",
+        window + (window if repeats else []),
     ).fetchall():
         found.ran.add(other)
-        found.read_before[(source_file, other)] = rows_read
+        found.read_before[(source_file, other)] = rows_valid
 
 
 def add_batch(con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[str], day: date, found: OtherDays) -> None:

@@ -7,7 +7,8 @@ read_csv, glob). So the connection used here is, in this order:
 1. opened read-only (a run that holds the file for writing makes this fail: ``WarehouseBusy``);
 2. cut off from the file system and the network (``SET enable_external_access = false``: no read_text, read_csv,
    glob, COPY, EXPORT, ATTACH, INSTALL or LOAD), but for the folder of Parquet files a published copy's views read
-   (``allowed_directories``; only a SELECT runs, so nothing is written there), then frozen (``SET
+   and the lake (``$INFERCOST_HOME/lake``, which the spark engine's views read) (``allowed_directories``; only a
+   SELECT runs, so nothing is written there), then frozen (``SET
    lock_configuration = true``: no statement can turn that back on);
 3. given exactly one statement, as DuckDB's own parser splits the text (``extract_statements``), and only if DuckDB
    reports it as a SELECT (WITH, FROM-first, VALUES, SHOW, DESCRIBE and SUMMARIZE parse as SELECT too; EXPLAIN,
@@ -25,6 +26,7 @@ from typing import NamedTuple
 import duckdb
 import pyarrow as pa
 
+from pipelines.warehouse import lake
 from pipelines.warehouse.connection import configure, sql_str
 from pipelines.warehouse.publish import parts_dir
 
@@ -82,7 +84,9 @@ def sandbox(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     views read: pipelines/warehouse/publish.py) and freeze its configuration."""
     path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
     if path and path[0][0]:
-        readable = sql_str(f"{parts_dir(Path(path[0][0]))}/")
+        # the published copy's Parquet parts, and the lake, which the spark engine's views of the row-level tables
+        # read (pipelines/spark/lake_io.attach_lake)
+        readable = ", ".join(sql_str(f"{folder}/") for folder in (parts_dir(Path(path[0][0])), lake.lake_root()))
         con.execute(f"SET allowed_directories = [{readable}]").fetchall()
     con.execute("SET enable_external_access = false").fetchall()
     con.execute("SET lock_configuration = true").fetchall()
