@@ -233,3 +233,24 @@ def test_the_command_a_warning_gives_passes_the_runs_checks(con, landing):
     with pytest.raises(UserError, match="no request logs for 2026-10-31"):
         check_days(landing, date(2026, 10, 31), date(2026, 10, 31), today)
     assert ingest_feed(con, "requests", landing, date(2026, 11, 1)).rows_loaded == 20
+
+
+def test_a_file_dated_two_days_back_that_came_after_its_runs_is_named(con, landing):
+    """Found by a stranger: a late file named for its own day, delivered after the runs of that day and the next,
+    is opened by no later run (a run opens the files dated a day either side of its own), so its rows were lost
+    without a word. The next run names the file and the command that loads it; a file whose days never ran is left
+    to them."""
+    write(landing, "api_2026-11-02.jsonl", requests_of(NOV2, range(10)))
+    write(landing, "api_2026-11-03.jsonl", requests_of(NOV3, range(10, 20)))
+    for day in (NOV2, NOV3):
+        ingest_feed(con, "requests", landing, day)
+    late = landing / "requests" / "2026-11-02-late.jsonl"
+    write(landing, late.name, requests_of(NOV2, range(100, 130)))
+    write(landing, "history_2026-10-01.jsonl", requests_of(date(2026, 10, 1), range(200, 205)))  # never run
+    nov4 = date(2026, 11, 4)
+    [other] = ingest_feed(con, "requests", landing, nov4).other_days
+    assert (other.source_file, other.never_read, other.days) == (str(late), True, [NOV2])
+    text = other.warning("infercost materialize")
+    assert "was never read" in text and text.endswith("`infercost materialize --partition 2026-11-02`")
+    assert ingest_feed(con, "requests", landing, NOV2).rows_loaded == 40
+    assert ingest_feed(con, "requests", landing, nov4).other_days == []

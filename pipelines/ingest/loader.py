@@ -29,7 +29,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.ingest import file_days
+from pipelines.ingest import file_days, other_days
 from pipelines.ingest.duckdb_lines import FieldsNotExact, LineRelation, read_line_relation
 from pipelines.ingest.duckdb_pieces import iter_piece_lines
 from pipelines.ingest.feeds import (
@@ -121,6 +121,8 @@ def ingest_feed(
     except IngestRefused as refused:
         raise IngestRefused(f"{refused}{_not_opened_note(not_opened)}") from None
     report.files_not_opened = not_opened
+    if day is not None:  # and the late files no run of this day opens
+        report.other_days += other_days.unread_late_files(con, resolved, folder, resolved.patterns, day)
     if report.refusal:
         report.refusal += _not_opened_note(not_opened)
     return report

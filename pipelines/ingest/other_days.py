@@ -23,11 +23,13 @@ kept keys up here, on the driver (pipelines/spark/ingest.py).
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 
 from pipelines.ingest import load_sql
 from pipelines.ingest.feeds import Feed
+from pipelines.ingest.files import date_in_name, files_for
 from pipelines.ingest.report import OtherDayRows
 from pipelines.warehouse.connection import table_exists
 
@@ -168,3 +170,35 @@ def left_for_other_days(con: duckdb.DuckDBPyConnection, feed: Feed, day: date, f
         return list(owed.values())
     finally:
         con.execute(f"DROP TABLE IF EXISTS {KEYS_TABLE}")
+
+
+def unread_late_files(
+    con: duckdb.DuckDBPyConnection, feed: Feed, folder: Path, patterns: tuple[str, ...], day: date
+) -> list[OtherDayRows]:
+    """The files of ``folder`` dated two days or more before ``day`` (no run of ``day`` opens them) that no run
+    ever read, although a run of their date or a day beside it has run: a delivery that came after its days' runs.
+    A file whose days have not run is left to those runs. The rows are not read here (only their file's name)."""
+    if not table_exists(con, "ingest_file_stats") or not folder.is_dir():
+        return []
+    late = [p for p in files_for(folder, patterns, None) if (named := date_in_name(p)) and (day - named).days >= 2]
+    if not late:
+        return []
+    read = {
+        f
+        for (f,) in con.execute(
+            "SELECT DISTINCT source_file FROM ingest_file_stats WHERE feed = ?", [feed.name]
+        ).fetchall()
+    }
+    ran = {
+        d
+        for (d,) in con.execute(
+            "SELECT DISTINCT partition_date FROM ingest_file_stats WHERE feed = ? AND partition_date IS NOT NULL",
+            [feed.name],
+        ).fetchall()
+    }
+    named = [(p, date_in_name(p)) for p in late if str(p) not in read]
+    return [
+        OtherDayRows(str(p), {d: 0}, never_read=True)
+        for p, d in named
+        if any(d + timedelta(days=k) in ran for k in (-1, 0, 1))
+    ]

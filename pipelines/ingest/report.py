@@ -46,6 +46,9 @@ class OtherDayRows:
     rows_by_day: dict[date, int] = field(default_factory=dict)
     never_run: set[date] = field(default_factory=set)
     """The days of ``rows_by_day`` that no run has loaded yet."""
+    never_read: bool = False
+    """A file no run read, dated two days or more before this run's day, whose day's runs came before it
+    (other_days.unread_late_files): its rows are not counted (``rows_by_day`` holds its day, with 0)."""
 
     @property
     def days(self) -> list[date]:
@@ -58,6 +61,12 @@ class OtherDayRows:
     def warning(self, command: str = "infercost materialize") -> str:
         """What is not loaded and the command that loads it (``command``: the run's own, with its options)."""
         days = self.days
+        if self.never_read:
+            return (
+                f"{self.source_file}: dated {days[0]}, was never read: it arrived after the runs of {days[0]} and the "
+                f"days beside it, and a run reads only the files dated a day either side of its own. "
+                f"To load it: `{command} --partition {days[0]}`"
+            )
         first, last, one = days[0], days[-1], len(days) == 1
         if not self.never_run:
             why = "the run of that day came before them" if one else "the runs of those days came before them"
@@ -100,7 +109,7 @@ class IngestReport:
         for o in self.other_days:
             by_day = {d: n for d, n in o.rows_by_day.items() if d not in run_days}
             if by_day:
-                kept.append(OtherDayRows(o.source_file, by_day, {d for d in o.never_run if d in by_day}))
+                kept.append(OtherDayRows(o.source_file, by_day, {d for d in o.never_run if d in by_day}, o.never_read))
         return kept
 
     @property

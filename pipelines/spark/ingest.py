@@ -218,6 +218,7 @@ def ingest_feed_spark(
         report.other_days = _other_days(
             con, feed, day, parsed.where(F.col(tasks.OTHER_DAY).isNotNull()).toArrow(), found
         )
+        report.other_days += other_days.unread_late_files(con, feed, folder, feed.patterns, day)
     finally:
         parsed.unpersist()
     return report
