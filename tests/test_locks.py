@@ -222,6 +222,35 @@ def test_a_killed_run_is_marked_failed_on_the_next_start_and_a_live_one_is_left_
             run.wait()
 
 
+def test_a_run_killed_before_it_started_is_marked_failed_once_its_grace_is_over(tmp_path, monkeypatch):
+    """Found by a stranger: `infercost materialize` killed just after it named its log left its run NOT_STARTED
+    for good (only STARTED runs were looked at). A run not started is failed once it is older than the grace."""
+    import dagster as dg
+
+    import pipelines.defs.runs as runs_module
+
+    @dg.op
+    def nothing():
+        pass
+
+    @dg.job
+    def idle():
+        nothing()
+
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").touch()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        run = instance.create_run_for_job(job_def=idle)
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.NOT_STARTED
+        assert runs_module.fail_orphaned_runs(instance) == []  # just created: it may still start
+        monkeypatch.setattr(runs_module, "NO_PID_GRACE_S", 0.0)
+        assert runs_module.fail_orphaned_runs(instance) == [run.run_id]
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert "Marked failed on the next start" in instance.all_logs(run.run_id)[-1].message
+
+
 def test_the_dbt_step_waits_for_the_lock_then_fails_naming_the_file(warehouse, tmp_path, monkeypatch):
     """dbt-duckdb would fail at once with DuckDB's words; the step waits first, like every writer."""
     import dagster as dg

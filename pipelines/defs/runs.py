@@ -1,9 +1,11 @@
-"""Runs left at STARTED by a killed process are marked failed on the next start.
+"""Runs left at STARTED (or not started) by a killed process are marked failed on the next start.
 
 A run executed in process (``infercost materialize``) records its process id in an engine event ("Executing steps
 in process (pid: N)"); ``dagster dev``'s run workers do the same. When that process is SIGKILLed, nothing records
 the end and the run shows STARTED forever. ``fail_orphaned_runs`` finds this instance's STARTED runs whose
-processes are all gone (or were replaced by another process under the same id) and reports them failed.
+processes are all gone (or were replaced by another process under the same id) and reports them failed. A run
+killed before it started (NOT_STARTED or STARTING: ``materialize`` creates the run, then starts it) has no process
+id recorded yet: it is failed once it was created more than NO_PID_GRACE_S ago.
 """
 
 from __future__ import annotations
@@ -55,9 +57,11 @@ def _run_pids(instance: dg.DagsterInstance, run_id: str) -> dict[int, float]:
 
 
 def fail_orphaned_runs(instance: dg.DagsterInstance, log=lambda msg: None) -> list[str]:
-    """Mark failed every STARTED run of ``instance`` whose process is gone; return their run ids."""
+    """Mark failed every STARTED run of ``instance`` whose process is gone, and every run left before it started;
+    return their run ids."""
     failed = []
-    for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+    left = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED]
+    for record in instance.get_run_records(dg.RunsFilter(statuses=left)):
         run = record.dagster_run
         pids = _run_pids(instance, run.run_id)
         if pids:
@@ -68,8 +72,8 @@ def fail_orphaned_runs(instance: dg.DagsterInstance, log=lambda msg: None) -> li
             started = record.start_time or record.create_timestamp.timestamp()
             if time.time() - started < NO_PID_GRACE_S:
                 continue
-            why = "it recorded no process and started over a minute ago"
+            why = "it recorded no process and was created over a minute ago"
         instance.report_run_failed(run, message=f"Marked failed on the next start: {why} (killed?).")
-        log(f"run {run.run_id} was left STARTED; {why}: marked failed")
+        log(f"run {run.run_id} was left {run.status.value}; {why}: marked failed")
         failed.append(run.run_id)
     return failed
