@@ -254,3 +254,19 @@ def test_a_file_dated_two_days_back_that_came_after_its_runs_is_named(con, landi
     assert "was never read" in text and text.endswith("`infercost materialize --partition 2026-11-02`")
     assert ingest_feed(con, "requests", landing, NOV2).rows_loaded == 40
     assert ingest_feed(con, "requests", landing, nov4).other_days == []
+
+
+def test_rows_replaced_by_as_many_others_in_a_changed_file_are_named(con, landing):
+    """A file of 11-03 held 10 rows of 11-02, which 11-02's run loaded; they were then replaced by 10 other rows of
+    11-02. The count is the same, but the file's bytes changed since a run read it (file_days): its rows of 11-02
+    are looked up by key, and the 10 new ones named. An unchanged file's rows are counted, not looked up."""
+    late = landing / "requests" / "2026-11-03-delivery.jsonl"
+    write(landing, late.name, requests_of(NOV2, range(10)) + requests_of(NOV3, range(100, 105)))
+    for day in (NOV2, NOV3):
+        ingest_feed(con, "requests", landing, day)
+    assert ingest_feed(con, "requests", landing, NOV3).other_days == []
+    write(landing, late.name, requests_of(NOV2, range(50, 60)) + requests_of(NOV3, range(100, 105)))
+    [other] = ingest_feed(con, "requests", landing, NOV3).other_days
+    assert (other.source_file, other.rows_by_day) == (str(late), {NOV2: 10})
+    ingest_feed(con, "requests", landing, NOV2)
+    assert ingest_feed(con, "requests", landing, NOV3).other_days == []

@@ -133,6 +133,20 @@ def known_without_day(
     return read, not_opened
 
 
+def changed_since_read(con: duckdb.DuckDBPyConnection, feed: Feed, before: dict[str, Fingerprint | None]) -> set[str]:
+    """The files of ``before`` (their fingerprints now) whose bytes differ from what the last written run that read
+    them saw: their rows of other days are then looked up by key, not counted (other_days.add_batch)."""
+    if not before or not table_exists(con, TABLE):
+        return set()
+    remembered = dict(
+        con.execute(
+            f"SELECT source_file, any_value(content_sha256) FROM {TABLE} WHERE feed = ? GROUP BY source_file",
+            [feed.name],
+        ).fetchall()
+    )
+    return {f for f, fp in before.items() if f in remembered and (fp is None or fp[2] != remembered[f])}
+
+
 def _unchanged(path: Path, remembered: Fingerprint, feed: Feed, landing: Path | None) -> bool:
     """Whether the file's fingerprint is still ``remembered``: the cheap parts first, the content hashed only when
     they match."""

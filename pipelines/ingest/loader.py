@@ -206,6 +206,7 @@ def _ingest(
     ahead = DecompressAhead() if current().line_reader == "duckdb" else None
     try:
         with replacing(con, feed, day, report, files=files, **guard) as stage:
+            stage.other_days.changed = file_days.changed_since_read(con, feed, before)
             parts, lines_in_batch = [], 0
             for i, path in enumerate(files, start=1):
                 reader = feed.for_file(path)  # formats.yaml may give each file pattern its own reader

@@ -46,6 +46,10 @@ class OtherDays:
         self.read_before: dict[tuple[str, date], int] | None = None
         self.ran: set[date] = set()
         self.keys_kept = False
+        self.changed: set[str] = set()
+        """Files whose bytes changed since the last run that read them (file_days.changed_since_read): their rows
+        of other days are looked up by key even where those days' runs read the file (the same count of other
+        rows would otherwise pass)."""
 
 
 def _union(parsed_parts: list[str], columns: list[str]) -> str:
@@ -117,7 +121,8 @@ def add_batch(con: duckdb.DuckDBPyConnection, feed: Feed, parsed_parts: list[str
     unread = []
     for source_file, other, n in counted:
         found.counts[(source_file, other)] = found.counts.get((source_file, other), 0) + n
-        if _may_be_owed(other, day, found) and (source_file, other) not in found.read_before:
+        not_read = (source_file, other) not in found.read_before or source_file in found.changed
+        if _may_be_owed(other, day, found) and not_read:
             unread.append((source_file, other))
     if unread and feed.contract.key:
         keyed = _other_day_rows_sql(parsed_parts, day, ["source_file", "event_date", *feed.contract.key])
@@ -156,12 +161,12 @@ def left_for_other_days(con: duckdb.DuckDBPyConnection, feed: Feed, day: date, f
             if not _may_be_owed(other, day, found):
                 continue
             read = found.read_before.get((source_file, other))
-            if read is None and found.keys_kept:  # a file that day's run never read: look its rows' keys up
+            missing = n - (read or 0)  # counted, where the keys cannot be looked up
+            if (read is None or source_file in found.changed) and found.keys_kept:  # look its rows' keys up
                 if other not in exact:
                     exact[other] = _not_loaded(con, feed, other)
-                missing = n if exact[other] is None else exact[other].get(source_file, 0)
-            else:
-                missing = n - (read or 0)
+                if exact[other] is not None:
+                    missing = exact[other].get(source_file, 0)
             if missing > 0:
                 rows = owed.setdefault(source_file, OtherDayRows(source_file))
                 rows.rows_by_day[other] = missing
