@@ -147,6 +147,16 @@ def test_the_cli_and_the_dagster_asset_say_it(landing, tmp_path, monkeypatch):
         if e.level >= 30 and "rows of 2026-11-02 are not in the warehouse" in (e.message or "")
     ]
     assert warnings
+    # a file dated 11-01 that came after the runs beside it: no run of 11-03 opens it, the asset names it
+    write(landing, "2026-11-01-late.jsonl", requests_of(date(2026, 11, 1), range(500, 503)))
+    result = dg.materialize([raw_requests], partition_key="2026-11-03", resources=resources, instance=instance)
+    [materialized] = result.asset_materializations_for_node("raw_requests")
+    assert materialized.metadata["late_files_never_read"].value == 1
+    assert any(
+        "2026-11-01-late.jsonl: dated 2026-11-01, was never read" in (e.message or "")
+        for e in instance.all_logs(result.run_id)
+        if e.level >= 30
+    )
 
 
 def test_late_telemetry_samples_are_named_by_device_and_time(con, landing):

@@ -38,6 +38,7 @@ def report_metadata(reports: list[IngestReport]) -> dict:
         "rows_quarantined": sum(f.rows_quarantined for f in files),
         "rows_skipped": sum(f.rows_skipped for f in files),
         "rows_of_other_days_not_loaded": sum(o.rows for r in reports for o in r.other_days),
+        "late_files_never_read": sum(o.never_read for r in reports for o in r.other_days),  # dated 2+ days back
         "files_not_opened": sum(len(r.files_not_opened) for r in reports),  # known to hold none of the day
         "files": dg.MetadataValue.md(table),
     }
