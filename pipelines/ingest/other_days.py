@@ -185,25 +185,18 @@ def unread_late_files(
     A file whose days have not run is left to those runs. The rows are not read here (only their file's name)."""
     if not table_exists(con, "ingest_file_stats") or not folder.is_dir():
         return []
-    late = [p for p in files_for(folder, patterns, None) if (named := date_in_name(p)) and (day - named).days >= 2]
+    dated = {str(p): date_in_name(p) for p in files_for(folder, patterns, None)}
+    late = {f: named for f, named in dated.items() if named is not None and (day - named).days >= 2}
     if not late:
         return []
-    read = {
-        f
-        for (f,) in con.execute(
-            "SELECT DISTINCT source_file FROM ingest_file_stats WHERE feed = ?", [feed.name]
-        ).fetchall()
-    }
-    ran = {
-        d
-        for (d,) in con.execute(
-            "SELECT DISTINCT partition_date FROM ingest_file_stats WHERE feed = ? AND partition_date IS NOT NULL",
-            [feed.name],
-        ).fetchall()
-    }
-    named = [(p, date_in_name(p)) for p in late if str(p) not in read]
+    read, ran = set(), set()
+    for source_file, partition_date in con.execute(
+        "SELECT DISTINCT source_file, partition_date FROM ingest_file_stats WHERE feed = ?", [feed.name]
+    ).fetchall():
+        read.add(source_file)
+        ran.add(partition_date)
     return [
-        OtherDayRows(str(p), {d: 0}, never_read=True)
-        for p, d in named
-        if any(d + timedelta(days=k) in ran for k in (-1, 0, 1))
+        OtherDayRows(f, {named: 0}, never_read=True)
+        for f, named in late.items()
+        if f not in read and any(named + timedelta(days=k) in ran for k in (-1, 0, 1))
     ]

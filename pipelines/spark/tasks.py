@@ -237,15 +237,7 @@ def tagged(tables: dict[str, pa.Table], totals: dict, schema: pa.Schema) -> pa.T
     """The group's outputs as rows of ``tagged_schema``: each table's rows under its kind, then a totals row."""
 
     def widen(t: pa.Table, kind: str) -> pa.Table:
-        cols = {f.name: t[f.name] if f.name in t.column_names else pa.nulls(t.num_rows, f.type) for f in schema}
-        cols["kind"] = pa.array([kind] * t.num_rows, pa.string())
-        return pa.table(cols, schema=schema)
+        return _with_columns(t.append_column("kind", pa.array([kind] * t.num_rows, pa.string())), schema)
 
     totals_row = pa.table({f"total_{k}": pa.array([int(totals[k])], pa.int64()) for k in TOTALS})
-    return pa.concat_tables(
-        [*(widen(t.cast(_sub(schema, t)), k) for k, t in tables.items()), widen(totals_row, "totals")]
-    )
-
-
-def _sub(schema: pa.Schema, t: pa.Table) -> pa.Schema:
-    return pa.schema([schema.field(n) for n in t.column_names])
+    return pa.concat_tables([*(widen(t, k) for k, t in tables.items()), widen(totals_row, "totals")])
