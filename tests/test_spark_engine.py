@@ -272,3 +272,49 @@ def test_late_rows_are_named_on_spark_as_on_one_machine(spark, tmp_path):
     assert reports["spark"].rows_loaded == reports["duckdb"].rows_loaded == 10
     for con in cons.values():
         con.close()
+
+
+@pytest.mark.slow
+def test_a_remembered_file_is_not_opened_on_spark_and_a_swap_in_it_is_named(spark, tmp_path):
+    """The file memory on both engines (pipelines/ingest/file_days.py): 11-03's run does not open 11-02's file,
+    remembered holding only rows that 11-02's run read. Once 5 of its rows are replaced by 5 others (the same
+    count), the file is opened again and the 5 rows are named, on both engines alike."""
+    from pipelines.spark.ingest import ingest_feed_spark
+    from tests.test_ingest_other_days import requests_of, write
+
+    nov2, nov3 = date(2026, 11, 2), date(2026, 11, 3)
+    land = tmp_path / "landing"
+    shutil.copytree(REPO / "sample_logs" / "fleet", land / "fleet")
+    (land / "requests").mkdir()
+    cons = {}
+    for engine in ("duckdb", "spark"):
+        cons[engine] = connect(tmp_path / f"{engine}.duckdb")
+        for name in FLEET_TABLES:
+            ingest_fleet_table(cons[engine], name, land)
+
+    def run(engine, day):
+        if engine == "duckdb":
+            return ingest_feed(cons[engine], "requests", land, day)
+        return ingest_feed_spark(spark, cons[engine], "requests", land, day, root=tmp_path / "lake")
+
+    def named(report):
+        return [(o.source_file, o.rows_by_day, o.never_run) for o in report.other_days]
+
+    nov2_file = land / "requests" / "api_2026-11-02.jsonl"
+    write(land, nov2_file.name, requests_of(nov2, range(20)))
+    write(land, "api_2026-11-03.jsonl", requests_of(nov3, range(100, 110)))
+    for engine in cons:
+        assert run(engine, nov2).files_not_opened == []
+    reports = {engine: run(engine, nov3) for engine in cons}
+    assert reports["spark"].files_not_opened == reports["duckdb"].files_not_opened == [str(nov2_file)]
+    assert reports["spark"].rows_loaded == reports["duckdb"].rows_loaded == 10
+    write(land, nov2_file.name, requests_of(nov2, [*range(5, 20), *range(300, 305)]))  # 5 rows swapped
+    reports = {engine: run(engine, nov3) for engine in cons}
+    assert reports["spark"].files_not_opened == reports["duckdb"].files_not_opened == []
+    assert named(reports["spark"]) == named(reports["duckdb"]) == [(str(nov2_file), {nov2: 5}, set())]
+    # the loader does not take the spark engine's memory for its own (a spark task counts no keys shared by files)
+    spark_memory = cons["spark"].execute("SELECT DISTINCT reader FROM ingest_file_days").fetchall()
+    duckdb_memory = cons["duckdb"].execute("SELECT DISTINCT reader FROM ingest_file_days").fetchall()
+    assert spark_memory != duckdb_memory and '"spark"' in spark_memory[0][0]
+    for con in cons.values():
+        con.close()

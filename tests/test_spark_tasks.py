@@ -74,3 +74,28 @@ def test_a_task_counts_the_rows_of_other_days_and_keys_those_their_day_never_rea
     keys = side.filter(pc.equal(side.column(tasks.OTHER_DAY), "key"))
     assert sorted(keys.column("request_id").to_pylist()) == sorted(f"req-{i}" for i in range(100, 105))
     assert set(keys.column("source_file").to_pylist()) == {str(late)}
+
+
+def test_a_task_counts_each_files_days_as_the_loader_remembers_them(con, landing):
+    """The file memory's counts (file_days.add_batch) from the parse task equal those the loader keeps for the same
+    files and day: rows filed per day, a bad line filed to its neighbour's day, a row quarantined for being far
+    from its file's date (dated on another day), and an undated file (a NULL day)."""
+    from pipelines.spark.ingest import _file_days
+
+    evening = [r.replace("T10:00:0", "T23:00:0") for r in requests_of(NOV2, range(9))]
+    far = requests_of(date(2026, 10, 20), [50])  # more than a day from the file's date: quarantined, dated 10-20
+    write(landing, "api_2026-11-03.jsonl", evening + ["{bad"] + far + requests_of(NOV3, range(100, 105)))
+    write(landing, "api_2026-11-02.jsonl", requests_of(NOV2, range(20)))
+    write(landing, "notes.jsonl", ["{not json", "{nor this"])  # undated: its lines take the run's day
+    files = sorted((landing / "requests").iterdir())
+    ingest_feed(con, "requests", landing, NOV3)
+    remembered = con.execute("SELECT source_file, partition_date, rows_filed, rows_dated FROM ingest_file_days")
+    remembered = remembered.fetchall()
+    rows = parse(con, landing, NOV3, files)  # the task reads only the fleet tables of the warehouse
+    side = rows.filter(pc.is_in(rows.column(tasks.OTHER_DAY), pa.array(tasks.FILE_DAY_KINDS)))
+    counted = {(f, d): (filed, dated) for (f, d), (filed, dated, sharing) in _file_days(side).items()}
+    assert counted == {(f, d): (filed, dated) for f, d, filed, dated in remembered}
+    assert counted[(str(landing / "requests" / "notes.jsonl"), None)] == (2, 0)
+    assert counted[(str(landing / "requests" / "api_2026-11-03.jsonl"), date(2026, 10, 20))] == (0, 1)
+    # 9 rows of 11-02, then the bad line and the far row, quarantined on the day of the valid row before them
+    assert counted[(str(landing / "requests" / "api_2026-11-03.jsonl"), NOV2)] == (11, 0)

@@ -13,10 +13,14 @@ files_not_opened). Any other file is read: one no written run of a day read, one
 way, one with a row dated only by the run (an undated file with no valid row: a NULL day with its rows; a file with
 no row at all is kept as a NULL day of 0 rows).
 
-Only runs of one day through the landing (loader.ingest_feed) skip files; files named to the loader are read, and
-the Spark engine's ingest reads every file. A run that opens fewer files cuts its batches elsewhere; a quarantined
-line's day does not depend on the cuts (load_sql._assigned_sql looks back past them), except for bad lines before
-a file's first valid row when that row is past a cut (2M lines of a file with no valid row). Imports no Dagster.
+Only runs of one day through the landing skip files: loader.ingest_feed, and the spark engine's ingest_feed_spark,
+whose parse tasks count each file's days (pipelines/spark/tasks.py); files named to the loader are read. A spark
+task sees one file and counts no rows sharing keys with another (the spark engine ranks a key's rows of the run's
+day only, so a file with none of them changes nothing of the day), so the spark engine's memory is kept under a
+reader key of its own, which the loader does not take for its own. A run that opens fewer files cuts its batches
+elsewhere; a quarantined line's day does not depend on the cuts (load_sql._assigned_sql looks back past them),
+except for bad lines before a file's first valid row when that row is past a cut (2M lines of a file with no
+valid row). Imports no Dagster.
 """
 
 from __future__ import annotations
@@ -43,9 +47,10 @@ Fingerprint = tuple[int, int, str, str]
 (reader_key)."""
 
 
-def reader_key(feed: Feed, landing: Path | None) -> str:
+def reader_key(feed: Feed, landing: Path | None, engine: str = "duckdb") -> str:
     """How a file is read: the reader's format and options, a mapping file's text (by hash), the contract's
-    version and the rule's."""
+    version and the rule's, and the engine when it is not the loader (a spark task sees one file, so it cannot
+    count rows sharing a key with another file: the loader does not trust the spark engine's memory)."""
     mapping = getattr(feed.reader, "mapping_path", None) or feed.options.get("mapping")
     mapping_hash = ""
     if mapping:
@@ -53,9 +58,8 @@ def reader_key(feed: Feed, landing: Path | None) -> str:
             mapping_hash = hashlib.sha256(resolve_mapping(mapping, landing).read_bytes()).hexdigest()[:16]
         except (OSError, ValueError):
             mapping_hash = "unreadable"  # the read will fail and say why; the file is not remembered
-    return json.dumps(
-        [RULE_VERSION, feed.contract.version, feed.format, feed.options, mapping_hash], sort_keys=True, default=str
-    )
+    key = [RULE_VERSION, feed.contract.version, feed.format, feed.options, mapping_hash]
+    return json.dumps(key if engine == "duckdb" else [*key, engine], sort_keys=True, default=str)
 
 
 def content_hash(path: Path) -> str:
@@ -73,17 +77,20 @@ def stat_of(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def fingerprint(path: Path, feed: Feed, landing: Path | None) -> Fingerprint | None:
+def fingerprint(path: Path, feed: Feed, landing: Path | None, engine: str = "duckdb") -> Fingerprint | None:
     """The file's fingerprint as it is now (None: it cannot be read; the read will say why)."""
     stat = stat_of(path)
     try:
-        return None if stat is None else (*stat, content_hash(Path(path)), reader_key(feed.for_file(path), landing))
+        key = reader_key(feed.for_file(path), landing, engine)
+        return None if stat is None else (*stat, content_hash(Path(path)), key)
     except OSError:
         return None
 
 
-def fingerprints(files: list[Path], feed: Feed, landing: Path | None) -> dict[str, Fingerprint | None]:
-    return {str(p): fingerprint(p, feed, landing) for p in files}
+def fingerprints(
+    files: list[Path], feed: Feed, landing: Path | None, engine: str = "duckdb"
+) -> dict[str, Fingerprint | None]:
+    return {str(p): fingerprint(p, feed, landing, engine) for p in files}
 
 
 MUST_OPEN_SQL = f"""
@@ -111,7 +118,7 @@ or rows of another day that the warehouse may not hold, which the run's check of
 
 
 def known_without_day(
-    con: duckdb.DuckDBPyConnection, feed: Feed, files: list[Path], day: date, landing: Path | None
+    con: duckdb.DuckDBPyConnection, feed: Feed, files: list[Path], day: date, landing: Path | None, engine="duckdb"
 ) -> tuple[list[Path], list[str]]:
     """(the files to read, the files not to open): a file is not opened when its fingerprint is unchanged since a
     written run read it, it holds no row of ``day``, and each of its rows of other days was read by its day's run
@@ -126,7 +133,7 @@ def known_without_day(
     read, not_opened = [], []
     for path in files:
         fp, must_open = known.get(str(path), (None, True))
-        if not must_open and _unchanged(path, fp, feed, landing):
+        if not must_open and _unchanged(path, fp, feed, landing, engine):
             not_opened.append(str(path))
         else:
             read.append(path)
@@ -147,10 +154,10 @@ def changed_since_read(con: duckdb.DuckDBPyConnection, feed: Feed, before: dict[
     return {f for f, fp in before.items() if f in remembered and (fp is None or fp[2] != remembered[f])}
 
 
-def _unchanged(path: Path, remembered: Fingerprint, feed: Feed, landing: Path | None) -> bool:
+def _unchanged(path: Path, remembered: Fingerprint, feed: Feed, landing: Path | None, engine: str) -> bool:
     """Whether the file's fingerprint is still ``remembered``: the cheap parts first, the content hashed only when
     they match."""
-    if stat_of(path) != remembered[:2] or reader_key(feed.for_file(path), landing) != remembered[3]:
+    if stat_of(path) != remembered[:2] or reader_key(feed.for_file(path), landing, engine) != remembered[3]:
         return False
     try:
         return content_hash(Path(path)) == remembered[2]

@@ -119,16 +119,16 @@ def ingest_feed(
             con, resolved, files, day, Path(landing), progress, replace_anyway=replace_anyway, dry_run=dry_run
         )
     except IngestRefused as refused:
-        raise IngestRefused(f"{refused}{_not_opened_note(not_opened)}") from None
+        raise IngestRefused(f"{refused}{not_opened_note(not_opened)}") from None
     report.files_not_opened = not_opened
     if day is not None:  # and the late files no run of this day opens
         report.other_days += other_days.unread_late_files(con, resolved, folder, resolved.patterns, day)
     if report.refusal:
-        report.refusal += _not_opened_note(not_opened)
+        report.refusal += not_opened_note(not_opened)
     return report
 
 
-def _not_opened_note(not_opened: list[str]) -> str:
+def not_opened_note(not_opened: list[str]) -> str:
     """What a refusal adds about the files the run did not open (file_days.py)."""
     if not not_opened:
         return ""

@@ -10,8 +10,9 @@ Stages (each a Spark job; tasks run pipelines/spark/tasks.py):
    the warehouse's ``ingest_quarantine`` and ``ingest_file_stats`` rows of the day replaced from them.
 
 The run is checked before anything is written with the loader's own guard (staging.refusal). Its report names the
-rows of other days the warehouse does not hold, as the loader's does (pipelines/ingest/other_days.py). Unlike the
-loader, it opens every file within a day of the run's (no file memory: pipelines/ingest/file_days.py).
+rows of other days the warehouse does not hold, as the loader's does (pipelines/ingest/other_days.py). Like the
+loader, it does not open a file remembered to hold none of its day's rows (pipelines/ingest/file_days.py): the
+parse tasks count each file's rows per day, and the driver keeps them once the day is written.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.ingest import load_sql, other_days
+from pipelines.ingest import file_days, load_sql, other_days
 from pipelines.ingest.feeds import resolve_landing_feed
 from pipelines.ingest.files import by_arrival, files_for, files_table
+from pipelines.ingest.loader import not_opened_note
 from pipelines.ingest.report import IngestRefused, IngestReport
 from pipelines.ingest.staging import refusal
 from pipelines.settings import current
@@ -62,6 +64,19 @@ def _parsed(spark, con: duckdb.DuckDBPyConnection, feed, day, files: list[Path],
 
     paths = spark.createDataFrame([(str(p),) for p in files], "source_file string")
     return paths.repartition(max(len(files), 1)).mapInArrow(parse, spark_schema(schema))
+
+
+def _file_days(rows: pa.Table) -> dict:
+    """The tasks' FILE_DAY_KINDS rows as file_days.add_batch fills its dict: {(source_file, day): [rows filed,
+    rows dated, rows sharing keys (none: a task sees one file)]}."""
+    found: dict = {}
+    kinds, files, days, counts = (
+        rows.column(c).to_pylist() for c in (tasks.OTHER_DAY, "source_file", "event_date", tasks.OTHER_DAY_ROWS)
+    )
+    for kind, source_file, day, n in zip(kinds, files, days, counts):
+        if kind in tasks.FILE_DAY_KINDS:
+            found.setdefault((source_file, day), [0, 0, 0])[tasks.FILE_DAY_KINDS.index(kind)] += n
+    return found
 
 
 def _other_days(con: duckdb.DuckDBPyConnection, feed, day: date, rows: pa.Table, found) -> list:
@@ -203,21 +218,26 @@ def ingest_feed_spark(
     feed = resolve_landing_feed(feed_name, Path(landing), fmt, options)
     folder = Path(landing) / feed_name
     files = by_arrival(files_for(folder, feed.patterns, day)) if folder.is_dir() else []
+    # a file remembered to hold none of the day's rows is not opened (file_days.py: the spark engine's own memory)
+    files, not_opened = file_days.known_without_day(con, feed, files, day, Path(landing), engine="spark")
+    before = file_days.fingerprints(files, feed, Path(landing), engine="spark")
     found = other_days.for_run(con, feed, day)
+    found.changed = file_days.changed_since_read(con, feed, before)
     parsed = _parsed(spark, con, feed, day, files, Path(landing), found).persist()
     try:
         staged = parsed.where(F.col(tasks.OTHER_DAY).isNull()).drop(tasks.OTHER_DAY, tasks.OTHER_DAY_ROWS)
         rows = _deduplicated(spark, feed, day, staged, files, root).persist()
         counts = _file_counts(rows, feed)
         report = IngestReport(feed=feed.name, partition_date=day).fill(dict(sorted(counts.items())))
+        report.files_not_opened = not_opened
         report.refusal = None if replace_anyway else refusal(con, feed, day, counts, files)
         if report.refusal:
-            raise IngestRefused(report.refusal)
+            raise IngestRefused(report.refusal + not_opened_note(not_opened))
         _write(con, feed, day, rows, counts, root)
         rows.unpersist()
-        report.other_days = _other_days(
-            con, feed, day, parsed.where(F.col(tasks.OTHER_DAY).isNotNull()).toArrow(), found
-        )
+        side = parsed.where(F.col(tasks.OTHER_DAY).isNotNull()).toArrow()
+        file_days.remember(con, feed, before, _file_days(side), Path(landing))
+        report.other_days = _other_days(con, feed, day, side, found)
         report.other_days += other_days.unread_late_files(con, feed, folder, feed.patterns, day)
     finally:
         parsed.unpersist()

@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.attribution.day import attribute_day
-from pipelines.ingest import load_sql, other_days
+from pipelines.ingest import file_days, load_sql, other_days
 from pipelines.ingest.feeds import Feed
 from pipelines.ingest.files import date_in_name
 from pipelines.ingest.formats import ParseContext
@@ -31,8 +31,13 @@ from pipelines.warehouse.connection import configure, ensure_raw_tables
 OTHER_DAY = "other_day"
 """A parse task's output column beside the staged rows' (other_day_rows): NULL on a staged row of the day; 'count'
 on a row that tells how many valid rows of another day (event_date) a file (source_file) holds, in other_day_rows;
-'key' on a row that carries the key of one such row in a file its day's run never read (other_days.KEYS_TABLE)."""
+'key' on a row that carries the key of one such row in a file its day's run never read (other_days.KEYS_TABLE);
+one of FILE_DAY_KINDS on a row for the file memory."""
 OTHER_DAY_ROWS = "other_day_rows"
+FILE_DAY_KINDS = ("rows_filed", "rows_dated")
+"""OTHER_DAY on a row for the file memory (file_days.add_batch): how many of a file's rows the loader's rule files to
+a day (event_date; NULL: dated only by the run), and how many it quarantines on another day though dated on it, in
+other_day_rows. A task sees one file: it counts no rows sharing a key with another file."""
 
 # the tables an attribution task returns, tagged in one output (Spark needs one schema per applyInArrow)
 ATTRIBUTION_OUTPUTS = ("request_energy_pieces", "device_energy_buckets", "unattributed_requests", "clock_skew_checks")
@@ -75,13 +80,21 @@ def task_schema(staged: pa.Schema) -> pa.Schema:
 
 
 def _stage(
-    con: duckdb.DuckDBPyConnection, feed: Feed, parts: list[str], day: date | None, found: other_days.OtherDays | None
+    con: duckdb.DuckDBPyConnection,
+    feed: Feed,
+    parts: list[str],
+    day: date | None,
+    found: other_days.OtherDays | None,
+    days: dict | None,
 ) -> pa.Table:
-    """A batch staged as the loader stages it: its rows of other days counted (``found``), its day's rows
-    returned, and its last file's last valid date carried to the next batch (load_sql.carried_date_sql)."""
+    """A batch staged as the loader stages it: its rows of other days counted (``found``), its files' rows per
+    day counted for the file memory (``days``: file_days.add_batch), its day's rows returned, and its last file's
+    last valid date carried to the next batch (load_sql.carried_date_sql)."""
     any_bad = bool(con.execute(load_sql.any_bad_sql(parts, day, True)).fetchall())
     if found is not None:
         other_days.add_batch(con, feed, parts, day, found)
+    if days is not None:
+        file_days.add_batch(con, feed, parts, day, any_bad, days)
     con.execute(load_sql.batch_sql(feed, parts, day, any_bad, True))
     staged = con.sql(f"SELECT * FROM {load_sql.BATCH_TABLE}").to_arrow_table()
     con.execute(f"DROP TABLE {load_sql.BATCH_TABLE}")
@@ -91,18 +104,27 @@ def _stage(
     return staged
 
 
-def _other_day_rows(con: duckdb.DuckDBPyConnection, found: other_days.OtherDays, schema: pa.Schema) -> pa.Table:
-    """The task's rows of other days as rows of ``task_schema``: a 'count' row per file and day, and a 'key' row
-    per kept key (other_days.add_batch)."""
-    counts = pa.table(
+def _counted(counts: dict[tuple[str, date | None], int], kind: str) -> pa.Table:
+    """{(source_file, day): rows} as side rows of ``kind``."""
+    return pa.table(
         {
-            "source_file": pa.array([f for f, _ in found.counts], pa.string()),
-            "event_date": pa.array([d for _, d in found.counts], pa.date32()),
-            OTHER_DAY: pa.array(["count"] * len(found.counts), pa.string()),
-            OTHER_DAY_ROWS: pa.array(list(found.counts.values()), pa.int64()),
+            "source_file": pa.array([f for f, _ in counts], pa.string()),
+            "event_date": pa.array([d for _, d in counts], pa.date32()),
+            OTHER_DAY: pa.array([kind] * len(counts), pa.string()),
+            OTHER_DAY_ROWS: pa.array(list(counts.values()), pa.int64()),
         }
     )
-    tables = [counts]
+
+
+def _side_rows(
+    con: duckdb.DuckDBPyConnection, found: other_days.OtherDays | None, days: dict | None, schema: pa.Schema
+) -> pa.Table:
+    """The task's side rows, of ``task_schema``: a 'count' row per file and other day and a 'key' row per kept key
+    (other_days.add_batch), and the FILE_DAY_KINDS rows per file and day (file_days.add_batch)."""
+    tables = [_counted({k: n[i] for k, n in (days or {}).items()}, kind) for i, kind in enumerate(FILE_DAY_KINDS)]
+    if found is None:
+        return pa.concat_tables([_with_columns(t, schema) for t in tables])
+    tables.append(_counted(found.counts, "count"))
     if found.keys_kept:
         tables.append(con.sql(f"SELECT *, 'key' AS {OTHER_DAY} FROM {other_days.KEYS_TABLE}").to_arrow_table())
         con.execute(f"DROP TABLE {other_days.KEYS_TABLE}")
@@ -120,12 +142,14 @@ def parse_files(
 ) -> Iterator[pa.Table]:
     """Each file's rows of ``day``, staged in batches of about BATCH_LINES lines as the loader stages them: every
     row with its partition_date and, when it is to be quarantined, its reason (the duplicate-key rule aside).
-    Rows of ``task_schema``; with ``found`` (other_days.for_run: what the runs of the days around ``day`` read),
-    the files' rows of other days follow, counted, and keyed where their day's run never read the file."""
+    Rows of ``task_schema``; side rows follow: each file's rows per day for the file memory (FILE_DAY_KINDS), and
+    with ``found`` (other_days.for_run: what the runs of the days around ``day`` read) the files' rows of other
+    days, counted, and keyed where their day's run never read the file."""
     con = task_connection(files, dims)
     per_file = without_duplicate_rule(feed)
     schema = task_schema(staged_schema(per_file, day))
     found = None if day is None or found is None else copy.deepcopy(found)
+    days = None if day is None else {}  # {(source_file, day): [rows filed, rows dated, rows sharing keys]}
     for path in map(Path, paths):
         reader = feed.for_file(path)
         ctx = ParseContext(con=con, landing=landing, day=day, options=reader.options, name_date=date_in_name(path))
@@ -134,12 +158,13 @@ def parse_files(
             parts += piece_parts
             lines += n_lines
             if lines >= BATCH_LINES:
-                yield _with_columns(_stage(con, per_file, parts, day, found), schema)
+                yield _with_columns(_stage(con, per_file, parts, day, found, days), schema)
                 parts, lines = [], 0
         if parts:
-            yield _with_columns(_stage(con, per_file, parts, day, found), schema)
-    if found is not None and found.counts:
-        yield _other_day_rows(con, found, schema)
+            yield _with_columns(_stage(con, per_file, parts, day, found, days), schema)
+    side = _side_rows(con, found, days, schema)
+    if side.num_rows:
+        yield side
     con.close()
 
 
