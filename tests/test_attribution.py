@@ -393,3 +393,37 @@ def test_a_windows_energy_is_placed_where_the_requests_ran(engine):
     assert energies(attribute_energy(one, short, engine=engine))["a"] == pytest.approx(100.0)
     with pytest.raises(ValueError, match="placement must be"):
         attribute_energy(one, short, engine=engine, placement="smart")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_segments_not_placed_are_flagged_as_the_placement_scan_flags_them(seed):
+    """compiled_placement.inner_events (what a segment not placed by activity needs: an instantaneous reading, or
+    the flat rule) flags the same segments as the full scan's n_in > 0: a weighted request starts or ends strictly
+    inside. Times on a coarse grid, so that events fall on segment bounds; zero weights and zero lengths among them."""
+    from pipelines.attribution import compiled_placement
+    from pipelines.attribution.engine_api import GroupRequests
+    from pipelines.attribution.engine_compiled import _prepared_requests
+
+    rng = np.random.default_rng(seed)
+    ndev, n = 5, 3_000
+    start = rng.integers(0, 10_000, n) * 1_000
+    end = start + rng.choice([0, 1, 3, 40], n) * 1_000
+    req = GroupRequests(rng.integers(0, ndev, n), start, end, rng.choice([0.0, 1.0, 2.5], n))
+    r = _prepared_requests(req, 3_600_000_000, ndev)
+    seg_dev, seg_a, seg_b = [], [], []
+    for d in range(ndev):
+        bounds = np.unique(rng.integers(0, 10_050, 600)) * 1_000
+        kept = rng.random(len(bounds) - 1) < 0.8  # gaps between some segments
+        seg_dev += [d] * int(kept.sum())
+        seg_a += list(bounds[:-1][kept])
+        seg_b += list(bounds[1:][kept])
+    g_first = np.searchsorted(np.array(seg_dev), np.arange(ndev + 1)).astype(np.int64)
+    g_a, g_b = np.array(seg_a, np.int64), np.array(seg_b, np.int64)
+    nseg = len(g_a)
+    n_in, cnt_a, t_idle, load = np.empty(nseg, np.int64), np.empty(nseg, np.int64), np.empty(nseg), np.empty(nseg)
+    args = (r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"])
+    compiled_placement.scan(g_first, g_a, g_b, *args, r["rate"], r["weighted"], 0.0, n_in, cnt_a, t_idle, load)
+    modeled = np.empty(nseg, np.bool_)
+    compiled_placement.inner_events(g_first, g_a, g_b, *args, r["weighted"], modeled)
+    assert modeled.any() and not modeled.all()
+    np.testing.assert_array_equal(modeled, n_in > 0)

@@ -95,14 +95,14 @@ def test_null_device_ids_are_refused():
 
 
 def test_the_warm_up_loads_every_compiled_version_a_real_call_uses():
-    from pipelines.attribution import compiled_prepare, compiled_segments, compiled_sweep
+    from pipelines.attribution import compiled_placement, compiled_prepare, compiled_segments, compiled_sweep
     from pipelines.attribution.kernel import warm_up
     from pipelines.devtools.bench import synthetic_inputs
 
     warm_up().join()
     dispatchers = [
         f
-        for m in (compiled_prepare, compiled_segments, compiled_sweep)
+        for m in (compiled_prepare, compiled_segments, compiled_sweep, compiled_placement)
         for f in vars(m).values()
         if hasattr(f, "signatures")
     ]
@@ -110,6 +110,8 @@ def test_the_warm_up_loads_every_compiled_version_a_real_call_uses():
     assert before[compiled_sweep.run_sweep] >= 1
     requests, telemetry = synthetic_inputs(20_000, 4, 4_000, seed=5)  # requests across an hour: several pieces
     assert attribute_energy(requests, telemetry, bucket_s=3600, engine="compiled").per_request.num_rows == 20_000
+    averaged = telemetry.append_column("power_window_s", pa.array(np.ones(telemetry.num_rows)))  # placed by activity
+    assert attribute_energy(requests, averaged, bucket_s=3600, engine="compiled").per_request.num_rows == 20_000
     assert {f: len(f.signatures) for f in dispatchers} == before  # nothing compiled or loaded after the warm-up
 
 

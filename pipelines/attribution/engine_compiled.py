@@ -94,6 +94,14 @@ def place(r: dict, seg: PowerSegments, g_first: np.ndarray, placement: Placement
     power and the scale of its active power (NaN: not placed), which the sweep applies as it integrates."""
     g_a, g_b, g_p = _readonly(_as(seg.start_us, np.int64), _as(seg.end_us, np.int64), _as(seg.power_w, np.float64))
     nseg, ndev = len(g_a), len(g_first) - 1
+    if placement.rule != "activity" or seg.averaged is None or not seg.averaged.any():
+        # nothing to place (instantaneous readings, or the flat rule): only whether each segment's shape is modeled
+        g_m = np.empty(nseg, np.bool_)
+        # fmt: off
+        compiled_placement.inner_events(g_first, g_a, g_b, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"],
+                                        r["weighted"], g_m)
+        # fmt: on
+        return g_m, np.full(nseg, np.nan), np.zeros(nseg)
     n_in, cnt_a, t_idle, load = np.empty(nseg, np.int64), np.empty(nseg, np.int64), np.empty(nseg), np.empty(nseg)
     args = (r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"], r["weighted"])
     exponent = np.float64(placement.load_exponent)
