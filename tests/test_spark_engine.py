@@ -236,15 +236,11 @@ def test_an_undated_file_without_valid_rows_is_quarantined_once_on_spark(spark, 
     con.close()
 
 
-@pytest.mark.slow
-def test_late_rows_are_named_on_spark_as_on_one_machine(spark, tmp_path):
-    """Rows of 11-02 delivered in a file of 11-03 after 11-02's run: both engines load 11-03's rows and name the
-    5 rows of 11-02 the warehouse does not hold (pipelines/ingest/other_days.py); a redelivered copy of rows 11-02's
-    run loaded is not named (the spark engine looks them up in the lake)."""
+def _requests_on_both_engines(spark, tmp_path):
+    """A landing with the sample fleet and an empty requests folder, a warehouse per engine, and
+    ``run(engine, day)``: that engine's ingest of the day's requests."""
     from pipelines.spark.ingest import ingest_feed_spark
-    from tests.test_ingest_other_days import requests_of, write
 
-    nov2, nov3 = date(2026, 11, 2), date(2026, 11, 3)
     land = tmp_path / "landing"
     shutil.copytree(REPO / "sample_logs" / "fleet", land / "fleet")
     (land / "requests").mkdir()
@@ -259,9 +255,23 @@ def test_late_rows_are_named_on_spark_as_on_one_machine(spark, tmp_path):
             return ingest_feed(cons[engine], "requests", land, day)
         return ingest_feed_spark(spark, cons[engine], "requests", land, day, root=tmp_path / "lake")
 
-    def named(report):
-        return [(o.source_file, o.rows_by_day, o.never_run) for o in report.other_days]
+    return land, cons, run
 
+
+def named(report):
+    """The late rows a report names: (file, rows by day, days never run)."""
+    return [(o.source_file, o.rows_by_day, o.never_run) for o in report.other_days]
+
+
+@pytest.mark.slow
+def test_late_rows_are_named_on_spark_as_on_one_machine(spark, tmp_path):
+    """Rows of 11-02 delivered in a file of 11-03 after 11-02's run: both engines load 11-03's rows and name the
+    5 rows of 11-02 the warehouse does not hold (pipelines/ingest/other_days.py); a redelivered copy of rows 11-02's
+    run loaded is not named (the spark engine looks them up in the lake)."""
+    from tests.test_ingest_other_days import requests_of, write
+
+    nov2, nov3 = date(2026, 11, 2), date(2026, 11, 3)
+    land, cons, run = _requests_on_both_engines(spark, tmp_path)
     write(land, "api_2026-11-02.jsonl", requests_of(nov2, range(20)))
     for engine in cons:
         assert named(run(engine, nov2)) == []
@@ -279,27 +289,10 @@ def test_a_remembered_file_is_not_opened_on_spark_and_a_swap_in_it_is_named(spar
     """The file memory on both engines (pipelines/ingest/file_days.py): 11-03's run does not open 11-02's file,
     remembered holding only rows that 11-02's run read. Once 5 of its rows are replaced by 5 others (the same
     count), the file is opened again and the 5 rows are named, on both engines alike."""
-    from pipelines.spark.ingest import ingest_feed_spark
     from tests.test_ingest_other_days import requests_of, write
 
     nov2, nov3 = date(2026, 11, 2), date(2026, 11, 3)
-    land = tmp_path / "landing"
-    shutil.copytree(REPO / "sample_logs" / "fleet", land / "fleet")
-    (land / "requests").mkdir()
-    cons = {}
-    for engine in ("duckdb", "spark"):
-        cons[engine] = connect(tmp_path / f"{engine}.duckdb")
-        for name in FLEET_TABLES:
-            ingest_fleet_table(cons[engine], name, land)
-
-    def run(engine, day):
-        if engine == "duckdb":
-            return ingest_feed(cons[engine], "requests", land, day)
-        return ingest_feed_spark(spark, cons[engine], "requests", land, day, root=tmp_path / "lake")
-
-    def named(report):
-        return [(o.source_file, o.rows_by_day, o.never_run) for o in report.other_days]
-
+    land, cons, run = _requests_on_both_engines(spark, tmp_path)
     nov2_file = land / "requests" / "api_2026-11-02.jsonl"
     write(land, nov2_file.name, requests_of(nov2, range(20)))
     write(land, "api_2026-11-03.jsonl", requests_of(nov3, range(100, 110)))
