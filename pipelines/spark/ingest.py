@@ -236,8 +236,9 @@ def ingest_feed_spark(
         _write(con, feed, day, rows, counts, root)
         rows.unpersist()
         side = parsed.where(F.col(tasks.OTHER_DAY).isNotNull()).toArrow()
-        file_days.remember(con, feed, before, _file_days(side), Path(landing))
         report.other_days = _other_days(con, feed, day, side, found)
+        # kept only once the changed files' rows of other days are named: a failed lookup is tried again next run
+        file_days.remember(con, feed, before, _file_days(side), Path(landing))
         report.other_days += other_days.unread_late_files(con, feed, folder, feed.patterns, day)
     finally:
         parsed.unpersist()
