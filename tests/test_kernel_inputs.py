@@ -153,3 +153,38 @@ def test_request_codes_tell_distinct_ids_from_repeated_ones(seed):
             else:
                 assert distinct.to_numpy()[codes].tolist() == ids.tolist()  # each row's code names its id
                 assert distinct.to_pylist() == ids[np.sort(first)].tolist()  # in order of first appearance
+
+
+def test_numpy_huge_page_hint_is_off_while_the_kernel_allocates_and_restored_after(monkeypatch):
+    """memory.small_pages: fresh huge pages cost the first call seconds on a VM; the caller's setting comes back,
+    after a result, after per_request's build and after an error."""
+    from pipelines.attribution import kernel, results
+
+    hint = np._core.multiarray
+    seen = []
+    inputs, build = kernel._inputs, results.request_codes
+
+    def spy(real):
+        def wrapped(*args, **kwargs):
+            seen.append(hint._get_madvise_hugepage())
+            return real(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(kernel, "_inputs", spy(inputs))
+    monkeypatch.setattr(results, "request_codes", spy(build))
+    requests, telemetry = _case(3)
+    for caller_hint in (True, False):
+        hint._set_madvise_hugepage(caller_hint)
+        try:
+            result = attribute_energy(requests, telemetry, bucket_s=3600)
+            assert hint._get_madvise_hugepage() is caller_hint
+            assert result.per_request.num_rows > 0
+            assert hint._get_madvise_hugepage() is caller_hint
+            with pytest.raises(ValueError, match="ended_at before started_at"):
+                swapped = requests.set_column(2, "started_at", requests["ended_at"])
+                attribute_energy(swapped.set_column(3, "ended_at", requests["started_at"]), telemetry)
+            assert hint._get_madvise_hugepage() is caller_hint
+        finally:
+            hint._set_madvise_hugepage(True)
+    assert seen and not any(seen), seen  # the inputs' conversion and per_request's build, both times

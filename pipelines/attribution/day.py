@@ -19,7 +19,8 @@ import duckdb
 from pipelines.attribution.day_requests import DAY_REQUEST_DEVICES, load_day_requests, record_unattributed
 from pipelines.attribution.day_scratch import SCRATCH, day_scratch, replace_day
 from pipelines.attribution.group_inputs import KERNEL_COLUMNS, group_inputs, group_skew
-from pipelines.attribution.kernel import release_freed_memory, warm_up
+from pipelines.attribution.kernel import warm_up
+from pipelines.attribution.memory import release_freed_memory
 from pipelines.attribution.phases import attribute_energy_by_phase
 from pipelines.settings import DEFAULT_ENERGY_PLACEMENT, DEFAULT_MAX_GAP_S, DEFAULT_PROMPT_TOKEN_WEIGHT
 from pipelines.warehouse.connection import ensure_raw_tables, scalar

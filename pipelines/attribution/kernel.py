@@ -40,7 +40,6 @@ type). The compiled engine's code is loaded in a background thread on the first 
 
 from __future__ import annotations
 
-import ctypes
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import pairwise
@@ -63,6 +62,7 @@ from pipelines.attribution.engine_api import (
     SweepResult,
 )
 from pipelines.attribution.engines import default_engine, engine_name, get_engine
+from pipelines.attribution.memory import release_freed_memory, small_pages
 from pipelines.attribution.placement import check_rule
 from pipelines.attribution.prepare import RowsByDevice, device_codes, rows_by_device
 from pipelines.attribution.results import AttributionResult, attribution_result
@@ -211,28 +211,6 @@ def _sweep_groups(
     return parts
 
 
-def release_freed_memory() -> None:
-    """Hand the memory freed so far back to the system: Arrow's pool (mimalloc or jemalloc) keeps freed pages for
-    reuse, which numpy's allocations cannot use, and glibc's malloc keeps the holes numpy's freed arrays leave in
-    its heaps (arrays under its mmap threshold, which rises to 32 MB as large arrays are freed), which Arrow
-    cannot use: about 0.2 GB at 10M requests. Both would otherwise stay in the process's RSS through the sweep and
-    the output tables."""
-    pa.default_memory_pool().release_unused()
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
-def _malloc_trim():
-    """glibc's malloc_trim, or None (another C library)."""
-    try:
-        return ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError):
-        return None
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
 def warm_up():
     """Import numba and load the compiled engine in a background thread (once per process; see warmup.py): the
     first call in a process then overlaps it with its own work (reading the inputs, in Arrow). Returns the thread (None without numba)."""
@@ -275,7 +253,34 @@ def attribute_energy(
         raise ValueError("bucket_s must divide a day (or be a whole number of days)")
     bucket_us = int(bucket_s) * US_PER_S
     max_gap_us = round(max_gap_s * US_PER_S)
+    options = {"engine": engine, "max_events_per_chunk": max_events_per_chunk, "idle_w": idle_w}
+    with small_pages():  # memory.py: fresh huge pages cost more than they give here
+        return _attributed(
+            requests,
+            telemetry,
+            bucket_us,
+            max_gap_us,
+            prompt_token_weight,
+            check_rule(placement),
+            float(load_exponent),
+            **options,
+        )
 
+
+def _attributed(
+    requests: pa.Table,
+    telemetry: pa.Table,
+    bucket_us: int,
+    max_gap_us: int,
+    prompt_token_weight: float,
+    placement: str,
+    load_exponent: float,
+    *,
+    engine: str | None,
+    max_events_per_chunk: int | None,
+    idle_w,
+) -> AttributionResult:
+    """attribute_energy's work, its arguments checked."""
     rid = requests["request_id"]
     if isinstance(rid, pa.ChunkedArray) and (rid.null_count or not pa.types.is_integer(rid.type)):
         rid = rid.combine_chunks()  # integer ids stay in their chunks (results.py gathers from them)
@@ -284,7 +289,7 @@ def attribute_energy(
     chosen = get_engine(engine)  # imported here, not before the inputs: see warm_up
     if max_events_per_chunk is None:
         max_events_per_chunk = chosen.max_events_per_chunk
-    rule = Placement(check_rule(placement), _idle_by_code(inp.devices, idle_w), float(load_exponent))
+    rule = Placement(placement, _idle_by_code(inp.devices, idle_w), load_exponent)
     parts = _sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk, rule)
     length_s = np.concatenate([(e - s) / US_PER_S for s, e in aligned(inp.start_us, inp.end_us)] or [np.empty(0)])
     devices, r_dev = inp.devices, inp.r_dev
