@@ -178,6 +178,9 @@ def test_numpy_huge_page_hint_is_off_while_the_kernel_allocates_and_restored_aft
         hint._set_madvise_hugepage(caller_hint)
         try:
             result = attribute_energy(requests, telemetry, bucket_s=3600)
+            warming = kernel.warm_up()  # the first call's warm-up runs the kernel too, in its own thread
+            if warming is not None:
+                warming.join(60)
             assert hint._get_madvise_hugepage() is caller_hint
             assert result.per_request.num_rows > 0
             assert hint._get_madvise_hugepage() is caller_hint
@@ -188,3 +191,37 @@ def test_numpy_huge_page_hint_is_off_while_the_kernel_allocates_and_restored_aft
         finally:
             hint._set_madvise_hugepage(True)
     assert seen and not any(seen), seen  # the inputs' conversion and per_request's build, both times
+
+
+def test_overlapping_kernel_calls_in_threads_put_back_the_callers_huge_page_setting():
+    """Two calls whose blocks interleave (A in, B in, A out, B out): the hint stays off until B ends, then is the
+    caller's again (a save and restore per call would leave it off)."""
+    import threading
+
+    from pipelines.attribution.memory import small_pages
+
+    hint = np._core.multiarray
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def a():
+        with small_pages():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b():
+        a_in.wait(5)
+        with small_pages():
+            b_in.set()
+            a_out.wait(5)
+            seen["b after a left"] = hint._get_madvise_hugepage()
+
+    hint._set_madvise_hugepage(True)
+    threads = [threading.Thread(target=f) for f in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == {"b after a left": False}
+    assert hint._get_madvise_hugepage() is True

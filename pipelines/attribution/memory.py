@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ctypes
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -20,17 +21,31 @@ import pyarrow as pa
 _hint = getattr(np._core.multiarray, "_set_madvise_hugepage", None)  # numpy >= 1.20; returns the previous value
 
 
+_lock = threading.Lock()
+_inside = 0  # blocks open in any thread: the first saves the caller's setting, the last puts it back
+_caller_hint = True
+
+
 @contextmanager
 def small_pages():
-    """numpy's huge-page hint off inside the block, and back as it was after it (the module docstring)."""
+    """numpy's huge-page hint off inside the block, and back as it was after it (the module docstring). The hint is
+    the process's: calls in several threads at once keep it off until the last ends, which restores the setting
+    from before the first."""
+    global _inside, _caller_hint
     if _hint is None:
         yield
         return
-    before = _hint(False)
+    with _lock:
+        if _inside == 0:
+            _caller_hint = _hint(False)
+        _inside += 1
     try:
         yield
     finally:
-        _hint(before)
+        with _lock:
+            _inside -= 1
+            if _inside == 0:
+                _hint(_caller_hint)
 
 
 def release_freed_memory() -> None:
