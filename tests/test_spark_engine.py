@@ -311,3 +311,34 @@ def test_a_remembered_file_is_not_opened_on_spark_and_a_swap_in_it_is_named(spar
     assert spark_memory != duckdb_memory and '"spark"' in spark_memory[0][0]
     for con in cons.values():
         con.close()
+
+
+@pytest.mark.slow
+def test_a_swap_whose_lookup_failed_is_named_by_the_next_spark_run(spark, tmp_path, monkeypatch):
+    """The spark driver keeps a changed file's new fingerprint only once its rows of other days are named: a run
+    that fails in that lookup (after writing its day) leaves the old memory, so the next run opens the file again and
+    names the 5 swapped rows (kept first, the next run would skip the file as unchanged and name nothing)."""
+    from pipelines.spark import ingest as spark_ingest
+    from tests.test_ingest_other_days import requests_of, write
+
+    nov2, nov3 = date(2026, 11, 2), date(2026, 11, 3)
+    land, cons, run = _requests_on_both_engines(spark, tmp_path)
+    nov2_file = land / "requests" / "api_2026-11-02.jsonl"
+    write(land, nov2_file.name, requests_of(nov2, range(20)))
+    write(land, "api_2026-11-03.jsonl", requests_of(nov3, range(100, 110)))
+    run("spark", nov2)
+    assert run("spark", nov3).files_not_opened == [str(nov2_file)]
+    write(land, nov2_file.name, requests_of(nov2, [*range(5, 20), *range(300, 305)]))  # 5 rows swapped
+
+    def lookup_fails(*args, **kwargs):
+        raise RuntimeError("the lake could not be read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(spark_ingest, "_other_days", lookup_fails)
+        with pytest.raises(RuntimeError, match="lake could not be read"):
+            run("spark", nov3)
+    report = run("spark", nov3)
+    assert report.files_not_opened == []
+    assert named(report) == [(str(nov2_file), {nov2: 5}, set())]
+    for con in cons.values():
+        con.close()
