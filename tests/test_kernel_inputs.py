@@ -162,7 +162,7 @@ def test_numpy_huge_page_hint_is_off_while_the_kernel_allocates_and_restored_aft
 
     hint = np._core.multiarray
     seen = []
-    inputs, build = kernel._inputs, results.request_codes
+    inputs, codes = kernel._inputs, results.request_codes
 
     def spy(real):
         def wrapped(*args, **kwargs):
@@ -172,7 +172,7 @@ def test_numpy_huge_page_hint_is_off_while_the_kernel_allocates_and_restored_aft
         return wrapped
 
     monkeypatch.setattr(kernel, "_inputs", spy(inputs))
-    monkeypatch.setattr(results, "request_codes", spy(build))
+    monkeypatch.setattr(results, "request_codes", spy(codes))
     requests, telemetry = _case(3)
     for caller_hint in (True, False):
         hint._set_madvise_hugepage(caller_hint)

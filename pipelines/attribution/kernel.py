@@ -253,7 +253,6 @@ def attribute_energy(
         raise ValueError("bucket_s must divide a day (or be a whole number of days)")
     bucket_us = int(bucket_s) * US_PER_S
     max_gap_us = round(max_gap_s * US_PER_S)
-    options = {"engine": engine, "max_events_per_chunk": max_events_per_chunk, "idle_w": idle_w}
     with small_pages():  # memory.py: fresh huge pages cost more than they give here
         return _attributed(
             requests,
@@ -263,7 +262,9 @@ def attribute_energy(
             prompt_token_weight,
             check_rule(placement),
             float(load_exponent),
-            **options,
+            engine=engine,
+            max_events_per_chunk=max_events_per_chunk,
+            idle_w=idle_w,
         )
 
 

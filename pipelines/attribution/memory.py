@@ -5,7 +5,7 @@
   (free page reporting), each fresh 2 MB page is then filled by the host: measured here, the first 1.5 GB a
   process touches took 3.4 to 3.7 s with the hint against 0.55 to 0.65 s without it (0.28 s with it once the pages
   were the process's own). Reused memory is as fast either way, so the hint only helps long-lived arrays' TLB
-  misses, which the kernel's warm calls do not show (README, "The kernel's memory").
+  misses, which the kernel's warm calls do not show (README, "Fresh memory in small pages").
 * ``release_freed_memory``: the memory freed so far handed back to the system.
 """
 
@@ -19,8 +19,6 @@ import numpy as np
 import pyarrow as pa
 
 _hint = getattr(np._core.multiarray, "_set_madvise_hugepage", None)  # numpy >= 1.20; returns the previous value
-
-
 _lock = threading.Lock()
 _inside = 0  # blocks open in any thread: the first saves the caller's setting, the last puts it back
 _caller_hint = True
