@@ -76,6 +76,29 @@ def test_repeated_int64_ids_are_one_request(monkeypatch, compiled):
     assert out[1]["energy_j"] == pytest.approx(200)
 
 
+@pytest.mark.parametrize("ts_type", [pa.timestamp("us", tz="UTC"), pa.timestamp("ns", tz="Europe/Paris")])
+@pytest.mark.parametrize("repeated", [False, True])
+def test_device_s_is_each_request_rows_seconds_whether_read_from_the_callers_columns_or_computed(ts_type, repeated):
+    """per_request's device_s: from the caller's own columns (microseconds, UTC: views, nothing copied) or from
+    lengths computed in the call (another unit or zone), built after the call, from ids repeated or not."""
+    requests, telemetry = _as_logged(*_case(11))
+    for name in ("started_at", "ended_at"):
+        requests = requests.set_column(requests.schema.get_field_index(name), name, requests[name].cast(ts_type))
+    if repeated:  # every id twice: each request's seconds summed over its two rows
+        requests = requests.set_column(0, "request_id", pa.array(np.arange(len(requests)) // 2 * 7919, pa.int64()))
+    got = attribute_energy(requests, telemetry, max_gap_s=5, bucket_s=60).per_request
+    seconds = pc.divide(
+        pc.cast(pc.subtract(requests["ended_at"], requests["started_at"]), pa.int64()),
+        1e6 if ts_type.unit == "us" else 1e9,
+    )
+    expected = (
+        pa.table({"request_id": requests["request_id"], "s": seconds}).group_by("request_id").aggregate([("s", "sum")])
+    )
+    expected = dict(zip(expected["request_id"].to_pylist(), expected["s_sum"].to_pylist()))
+    assert len(expected) < len(requests) if repeated else len(expected) == len(requests)
+    assert dict(zip(got["request_id"].to_pylist(), got["device_s"].to_pylist())) == pytest.approx(expected, rel=1e-12)
+
+
 def test_dictionary_device_ids_in_chunks_with_different_dictionaries():
     requests, telemetry = _case(3)
     plain = attribute_energy(requests, telemetry, max_gap_s=5, bucket_s=60)
@@ -141,10 +164,19 @@ def test_request_codes_tell_distinct_ids_from_repeated_ones(seed):
         np.arange(10_000) * 2**40,  # ids that differ only in high bits
         np.concatenate([np.arange(5_000), [4_999]]),  # one repeat, last
         np.array([], np.int64),
+        # the smallest int64 marks an empty slot of the distinct check's tables: as an id, once and twice
+        np.array([np.iinfo(np.int64).min, 0, 5]),
+        np.array([3, np.iinfo(np.int64).min, 9, np.iinfo(np.int64).min]),
     ]
     for ids in cases:
         ids = ids.astype(np.int64)
-        for rid in (pa.array(ids), pa.chunked_array([ids[: len(ids) // 2], ids[len(ids) // 2 :]], pa.int64())):
+        half = len(ids) // 2
+        sliced = pa.array(np.concatenate([[11], ids, [12]])).slice(1, len(ids))  # a chunk at an offset in its buffer
+        for rid in (
+            pa.array(ids),
+            pa.chunked_array([ids[:half], ids[half:]], pa.int64()),
+            pa.chunked_array([sliced[:half], pa.array([], pa.int64()), sliced[half:]]),
+        ):
             codes, distinct = prepare.request_codes(rid)
             first = np.unique(ids, return_index=True)[1]
             assert sorted(distinct.to_pylist()) == sorted(ids[first].tolist())

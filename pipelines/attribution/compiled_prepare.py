@@ -4,7 +4,8 @@
 * ``order_within_devices``: rows already grouped by device put in (device, time) order, each device sorted on its
   own and devices in parallel (rows nearly in order, as logged at completion, by a few insertions);
 * ``group_ids``: dictionary codes of int64 ids (an open-addressing hash table), in order of first appearance;
-  ``ids_distinct`` whether they are all distinct, the table split by hash over threads;
+  ``ids_distinct`` whether they are all distinct (bit sets split by hash over threads, then an exact check of
+  the few ids that share a bit: 8 bits an id, a tenth of a hash table's memory);
 * ``sum_pieces``: the per-request sums of the pieces in one pass;
 * ``prepare_requests``, ``piece_rows``: each request's rate and pieces, laid out for the sweep (one-piece requests
   first);
@@ -121,37 +122,61 @@ def group_ids(ids, codes, first_rows):
     return k
 
 
+@njit(cache=True, inline="always")
+def _in_part(x, t, parts, shift):
+    return parts == 1 or np.int64(_hash(x) >> shift) == t
+
+
+@njit(cache=True)
+def _part_distinct(addresses, starts, seen, twice, t, parts, shift):
+    """Whether the ids of hash part t occur once each. Pass 1 sets each id's bit (a slot of its hash) in ``seen``
+    and, where it was set before, in ``twice``; then the ids whose bit is in ``twice`` (the few that share a bit:
+    about 7% at 8 bits an id) are counted, taken and sorted: a repeated id lies beside itself there."""
+    mask = len(seen) * 64 - 1
+    like = np.empty(0, np.int64)
+    n_candidates = 0
+    for step in range(3):  # mark, count, take
+        if step == 2:
+            candidates = np.empty(n_candidates, np.int64)
+            n_candidates = 0
+        for c in range(len(starts) - 1):
+            values = _values_at(addresses[c], like)
+            for i in range(starts[c + 1] - starts[c]):
+                x = values[i]
+                if not _in_part(x, t, parts, shift):
+                    continue
+                b = _slot(x, mask)
+                word, bit = b >> 6, np.uint64(1) << np.uint64(b & 63)
+                if step == 0:
+                    if seen[word] & bit:
+                        twice[word] |= bit
+                    else:
+                        seen[word] |= bit
+                elif twice[word] & bit:
+                    if step == 2:
+                        candidates[n_candidates] = x
+                    n_candidates += 1
+    if n_candidates == 0:
+        return True
+    candidates = np.sort(candidates)
+    return not np.any(candidates[1:] == candidates[:-1])
+
+
 @njit(cache=True, parallel=True)
-def ids_distinct(ids, tables):
-    """Whether no int64 id occurs twice. ``tables`` (parts x a power of two, -1 filled by the caller): part t
-    holds the rows of the ids whose hash's top bits are t, each part filled by its own thread (group_ids' table
-    split by hash, no codes written)."""
-    parts, size = tables.shape
-    mask = size - 1
+def ids_distinct(addresses, starts, seen, twice):
+    """Whether no int64 id occurs twice; the ids given as their chunks, read in place (chunk c holds rows
+    starts[c] to starts[c + 1] - 1 at addresses[c]: no concatenated copy). ``seen``, ``twice`` (parts x a power of
+    two of uint64 words, zeros): part t's bit sets, for the ids whose hash's top bits are t, each part checked by
+    its own thread (_part_distinct: bits, then an exact check of the ids that share one; no hash table)."""
+    parts = seen.shape[0]
     bits = 0
     while (1 << bits) < parts:  # parts is a power of two
         bits += 1
     shift = np.uint64(64 - max(bits, 1))
-    duplicate = np.zeros(parts, np.bool_)
+    distinct = np.zeros(parts, np.bool_)
     for t in prange(parts):
-        table = tables[t]
-        for i in range(len(ids)):
-            x = ids[i]
-            if parts > 1 and np.int64(_hash(x) >> shift) != t:
-                continue
-            j = _slot(x, mask)
-            while True:
-                r = table[j]
-                if r < 0:
-                    table[j] = i
-                    break
-                if ids[r] == x:
-                    duplicate[t] = True
-                    break
-                j = (j + 1) & mask
-            if duplicate[t]:
-                break
-    return not duplicate.any()
+        distinct[t] = _part_distinct(addresses, starts, seen[t], twice[t], t, parts, shift)
+    return distinct.all()
 
 
 @njit(cache=True)

@@ -40,6 +40,7 @@ type). The compiled engine's code is loaded in a background thread on the first 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import pairwise
@@ -64,7 +65,7 @@ from pipelines.attribution.engine_api import (
 from pipelines.attribution.engines import default_engine, engine_name, get_engine
 from pipelines.attribution.memory import release_freed_memory, small_pages
 from pipelines.attribution.placement import check_rule
-from pipelines.attribution.prepare import RowsByDevice, device_codes, rows_by_device
+from pipelines.attribution.prepare import RowsByDevice, device_codes, rows_by_device, take
 from pipelines.attribution.results import AttributionResult, attribution_result
 from pipelines.attribution.segments import power_segments
 from pipelines.attribution.warmup import start_warm_up
@@ -100,7 +101,8 @@ class _Inputs:
     start_us: Chunked
     end_us: Chunked
     weight: Chunked
-    t_dev: np.ndarray
+    t_dev: np.ndarray | None
+    """None once the rows are in device order (_by_device)"""
     ts_us: Chunked
     power_w: Chunked
     window_us: Chunked | None
@@ -181,15 +183,29 @@ def _idle_by_code(devices: pa.Array, idle_w) -> np.ndarray | None:
     return np.where(np.isfinite(out) & (out >= 0), out, np.nan)
 
 
-def _sweep_groups(
-    inp: _Inputs, engine: Engine, bucket_us: int, max_gap_us: int, max_events: int, placement: Placement | None
-) -> list[SweepResult]:
-    """Devices are independent: sweep them in groups so that memory stays bounded whatever the input size. Each
-    group's result keeps its own arrays (the output tables are chunked by group: nothing is concatenated), with
-    the table's request rows and global device codes."""
+def _by_device(inp: _Inputs) -> tuple[_Inputs, RowsByDevice, RowsByDevice]:
+    """Both tables' rows in device order; the inputs without the telemetry's device codes, which that order
+    replaces (the requests' codes name the pieces' devices in the output)."""
     ndev = len(inp.devices)
     with ThreadPoolExecutor(2) as pool:  # the compiled counting sorts release the GIL: both tables at once
         r_rows, t_rows = pool.map(lambda dev: rows_by_device(dev, ndev), (inp.r_dev, inp.t_dev))
+    return replace(inp, t_dev=None), r_rows, t_rows
+
+
+def _sweep_groups(
+    inp: _Inputs,
+    r_rows: RowsByDevice,
+    t_rows: RowsByDevice,
+    engine: Engine,
+    bucket_us: int,
+    max_gap_us: int,
+    max_events: int,
+    placement: Placement | None,
+) -> list[SweepResult]:
+    """Devices are independent: sweep them in groups so that memory stays bounded whatever the input size. Each
+    group's result keeps its own arrays (the output tables are chunked by group: nothing is concatenated), with
+    the table's request rows (int32 below 2**31 rows) and global device codes."""
+    row_type = np.int32 if len(inp.r_dev) < 2**31 else np.int64
     parts = []
     for lo, hi in _chunks(r_rows.first, t_rows.first, max_events):
         ri = r_rows.rows(lo, hi)
@@ -201,7 +217,7 @@ def _sweep_groups(
         part = engine.sweep(requests, segments, bucket_us, hi - lo, group_placement)
         part = replace(
             part,
-            row=r_rows.table_rows(lo, hi, part.row).astype(np.int64, copy=False),
+            row=r_rows.table_rows(lo, hi, part.row).astype(row_type, copy=False),
             seg_dev=part.seg_dev + lo,
             dropped=segments.dropped,
             counter_intervals=segments.counter_intervals,
@@ -209,6 +225,17 @@ def _sweep_groups(
         )
         parts.append(part)
     return parts
+
+
+def _request_lengths(requests: pa.Table, start_us: Chunked, end_us: Chunked) -> Callable[[np.ndarray], np.ndarray]:
+    """The seconds of request rows (per_request's device_s, built on first use) as a function of row numbers:
+    from the caller's own columns when the inputs are views of them (timestamps in microseconds, UTC: nothing is
+    held but references, where an array of every row's length would be 79 MB at 10M requests), else from lengths
+    computed now (the converted columns are not kept)."""
+    if requests["started_at"].type == TS_TYPE and requests["ended_at"].type == TS_TYPE:
+        return lambda rows: (end_us.take(rows) - start_us.take(rows)) / US_PER_S
+    length_s = np.concatenate([(e - s) / US_PER_S for s, e in aligned(start_us, end_us)] or [np.empty(0)])
+    return lambda rows: length_s[rows] if isinstance(rows, slice) else take(length_s, rows)
 
 
 def warm_up():
@@ -291,11 +318,13 @@ def _attributed(
     if max_events_per_chunk is None:
         max_events_per_chunk = chosen.max_events_per_chunk
     rule = Placement(placement, _idle_by_code(inp.devices, idle_w), load_exponent)
-    parts = _sweep_groups(inp, chosen, bucket_us, max_gap_us, max_events_per_chunk, rule)
-    length_s = np.concatenate([(e - s) / US_PER_S for s, e in aligned(inp.start_us, inp.end_us)] or [np.empty(0)])
+    inp, r_rows, t_rows = _by_device(inp)
+    parts = _sweep_groups(inp, r_rows, t_rows, chosen, bucket_us, max_gap_us, max_events_per_chunk, rule)
+    del r_rows, t_rows
+    lengths = _request_lengths(requests, inp.start_us, inp.end_us)
     devices, r_dev = inp.devices, inp.r_dev
     del inp  # the input arrays are freed before the output tables are built
     release_freed_memory()
-    result = attribution_result(rid, devices, r_dev, length_s, parts, bucket_us)
+    result = attribution_result(rid, devices, r_dev, lengths, parts, bucket_us)
     release_freed_memory()  # the tables' temporaries (device codes, row numbers)
     return result

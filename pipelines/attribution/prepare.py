@@ -150,19 +150,30 @@ def request_codes(rid: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray | None, p
     check in threads that writes no codes."""
     compiled = _compiled()
     if pa.types.is_integer(rid.type) and compiled is not None and not rid.null_count:
+        if _ids_distinct(compiled, rid):
+            return None, rid
         ids = _readonly(rid.to_numpy(zero_copy_only=False).astype(np.int64, copy=False))  # one compiled version
         index_type = np.int32 if len(ids) < 2**31 else np.int64
-        size = 1
-        while _THREADS * size < 2 * len(ids):  # each part's table at most half full
-            size *= 2
-        if compiled.ids_distinct(ids, np.full((_THREADS, size), -1, dtype=index_type)):
-            return None, rid
         codes, first_rows = np.empty(len(ids), dtype=index_type), np.empty(len(ids), dtype=index_type)
         k = compiled.group_ids(ids, codes, first_rows)
         return codes, rid.take(pa.array(first_rows[:k]))
     enc = pc.dictionary_encode(rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid)
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     return (None if len(enc.dictionary) == len(rid) else codes), enc.dictionary
+
+
+def _ids_distinct(compiled, rid: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether no integer id occurs twice (compiled.ids_distinct, in threads): the chunks read in place (int64
+    ones; narrower ones widened a chunk at a time), at least 8 bits an id in each thread's bit sets."""
+    chunks = rid.chunks if isinstance(rid, pa.ChunkedArray) else [rid]
+    arrays = [c.to_numpy(zero_copy_only=False).astype(np.int64, copy=False) for c in chunks if len(c)]
+    starts = np.concatenate(([0], np.cumsum([len(a) for a in arrays], dtype=np.int64)))
+    addresses = np.array([a.ctypes.data for a in arrays], dtype=np.int64)
+    words = 1
+    while _THREADS * words * 64 < 8 * len(rid):
+        words *= 2
+    seen, twice = (np.zeros((_THREADS, words), np.uint64) for _ in range(2))
+    return bool(compiled.ids_distinct(addresses, starts, seen, twice))
 
 
 def sum_pieces(rows: np.ndarray, codes: np.ndarray | None, values: tuple, out: np.ndarray) -> None:

@@ -5,6 +5,7 @@ Pure numpy/pyarrow; imports no Dagster.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +15,10 @@ from pipelines.attribution.arrays import TS_TYPE
 from pipelines.attribution.columns import chunked
 from pipelines.attribution.engine_api import SweepResult
 from pipelines.attribution.memory import small_pages
-from pipelines.attribution.prepare import request_codes, sum_pieces, take
+from pipelines.attribution.prepare import request_codes, sum_pieces
+
+Lengths = Callable[[np.ndarray | slice], np.ndarray]
+"""the seconds of request rows, by row numbers or a slice of them (kernel._request_lengths)"""
 
 _SUMS = ("energy_j", "device_share_s", "unmetered_s", "energy_uncertainty_j")
 """the pieces' columns a request's total sums"""
@@ -136,13 +140,15 @@ def _runs(row: np.ndarray) -> tuple[int, np.ndarray]:
     return singles, np.concatenate(([0], np.flatnonzero(change[singles:]) + 1))
 
 
-def _per_request_unique(ids: list, parts: list[SweepResult], length_s: np.ndarray, rid_type) -> pa.Table | None:
+def _per_request_unique(
+    ids: list, parts: list[SweepResult], lengths: Lengths, n_rows: int, rid_type
+) -> pa.Table | None:
     """The per-request table when every request row has its own id: the sums of each row's consecutive pieces,
     in the pieces' order. The leading rows of one piece (most rows) are their pieces: those arrays are shared,
     not copied or scattered into row order; the rows of several pieces after them are summed. None when the
     pieces are not one run per row (then rows are summed by code)."""
     runs = [_runs(p.row) for p in parts]
-    if sum(singles + len(later) for singles, later in runs) != len(length_s):
+    if sum(singles + len(later) for singles, later in runs) != n_rows:
         return None
     columns: dict[str, list] = {"request_id": [], **{name: [] for name in _SUMS}, "device_s": []}
     for p, part_ids, (singles, later) in zip(parts, ids, runs, strict=True):
@@ -151,12 +157,12 @@ def _per_request_unique(ids: list, parts: list[SweepResult], length_s: np.ndarra
         for name in _SUMS:
             values = getattr(p, name)
             columns[name] += [values[:singles], np.add.reduceat(values[singles:], later) if len(later) else []]
-        columns["device_s"] += [take(length_s, p.row[:singles]), take(length_s, p.row[tail])]
+        columns["device_s"] += [lengths(p.row[:singles]), lengths(p.row[tail])]
     types = {"request_id": rid_type}
     return pa.table({name: _chunked(arrays, types.get(name, pa.float64())) for name, arrays in columns.items()})
 
 
-def _per_request(rid: pa.Array, ids: list, parts: list[SweepResult], length_s: np.ndarray):
+def _per_request(rid: pa.Array, ids: list, parts: list[SweepResult], lengths: Lengths):
     """A function building the per-request table (on first use: the daily run never needs it). Request ids are
     grouped as codes (prepare.request_codes); when every row has its own id, each row's pieces are summed where
     they lie (_per_request_unique), else the pieces are summed by code, no strings built. Rows come in no set
@@ -165,7 +171,7 @@ def _per_request(rid: pa.Array, ids: list, parts: list[SweepResult], length_s: n
     def build() -> pa.Table:
         codes, distinct = request_codes(rid)  # codes None: every row has its own id, the rows are the codes
         if codes is None:
-            table = _per_request_unique(ids, parts, length_s, rid.type)
+            table = _per_request_unique(ids, parts, lengths, len(rid), rid.type)
             if table is not None:
                 return table
         sums = np.zeros((4, len(distinct)))
@@ -175,9 +181,9 @@ def _per_request(rid: pa.Array, ids: list, parts: list[SweepResult], length_s: n
             {
                 "request_id": distinct,
                 **{name: sums[j] for j, name in enumerate(_SUMS)},
-                "device_s": length_s
+                "device_s": lengths(slice(0, len(rid)))
                 if codes is None
-                else np.bincount(codes, weights=length_s, minlength=len(distinct)),
+                else np.bincount(codes, weights=lengths(slice(0, len(rid))), minlength=len(distinct)),
             }
         )
 
@@ -188,13 +194,14 @@ def attribution_result(
     rid: pa.Array | pa.ChunkedArray,
     devices: pa.Array,
     r_dev: np.ndarray,
-    length_s: np.ndarray,
+    lengths: Lengths,
     parts: list[SweepResult],
     bucket_us: int,
 ) -> AttributionResult:
     """The tables of the device groups' sweeps (their pieces' rows are the table's request rows, their device codes
     global). rid: request_id per request row (the caller's type, kept; integer ids without nulls may come chunked);
-    devices: device ids by code; r_dev: device code per request row; length_s: duration of each request row.
+    devices: device ids by code; r_dev: device code per request row; lengths: the seconds of request rows (row
+    numbers or a slice of them).
     Columns stay chunked by group (no copies)."""
     ids = _piece_request_ids(rid, parts)
     return AttributionResult(
@@ -203,5 +210,5 @@ def attribution_result(
         sum(p.dropped for p in parts),
         sum(p.counter_intervals for p in parts),
         sum(p.counter_resets for p in parts),
-        _per_request(rid, ids, parts, length_s),
+        _per_request(rid, ids, parts, lengths),
     )
