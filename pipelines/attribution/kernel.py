@@ -266,7 +266,7 @@ def attribute_energy(
     row per device under the same request_id.
     telemetry: device_id, ts, power_w and optionally power_window_s and energy_counter_j.
     Devices are swept in groups of about ``max_events_per_chunk`` breakpoints, so memory stays bounded (default:
-    4M for the numpy engine, whose arrays grow with the events of a group, 8M for the compiled one).
+    4M for the numpy engine, whose arrays grow with the events of a group, 2M for the compiled one).
     engine: "compiled" (one numba pass per group, the default when numba is installed) or "numpy" (vectorized
     passes); both implement the same rule and are tested against each other and the slow reference.
     placement: "activity" (the default: a window's measured energy placed where the requests ran, placement.py)
