@@ -225,6 +225,19 @@ def test_numpy_huge_page_hint_is_off_while_the_kernel_allocates_and_restored_aft
     assert seen and not any(seen), seen  # the inputs' conversion and per_request's build, both times
 
 
+def test_memory_freed_before_a_call_is_handed_back_before_its_inputs_are_converted(monkeypatch):
+    """An earlier result the caller dropped stays in the allocators' free lists until handed back: at 10M requests
+    a second call converting its inputs on top of it peaked 40 MB higher (README, "The kernel's peak under 2 GB")."""
+    from pipelines.attribution import kernel
+
+    calls = []
+    inputs, release = kernel._inputs, kernel.release_freed_memory
+    monkeypatch.setattr(kernel, "release_freed_memory", lambda: calls.append("release") or release())
+    monkeypatch.setattr(kernel, "_inputs", lambda *a: calls.append("inputs") or inputs(*a))
+    attribute_energy(*_case(4), bucket_s=3600)
+    assert calls[:2] == ["release", "inputs"], calls
+
+
 def test_overlapping_kernel_calls_in_threads_put_back_the_callers_huge_page_setting():
     """Two calls whose blocks interleave (A in, B in, A out, B out): the hint stays off until B ends, then is the
     caller's again (a save and restore per call would leave it off)."""

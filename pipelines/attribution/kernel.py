@@ -309,6 +309,7 @@ def _attributed(
     idle_w,
 ) -> AttributionResult:
     """attribute_energy's work, its arguments checked."""
+    release_freed_memory()  # what the caller freed before this call (an earlier result): not held while it allocates
     rid = requests["request_id"]
     if isinstance(rid, pa.ChunkedArray) and (rid.null_count or not pa.types.is_integer(rid.type)):
         rid = rid.combine_chunks()  # integer ids stay in their chunks (results.py gathers from them)
