@@ -270,3 +270,24 @@ def test_overlapping_kernel_calls_in_threads_put_back_the_callers_huge_page_sett
         t.join(10)
     assert seen == {"b after a left": False}
     assert hint._get_madvise_hugepage() is True
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.0] * 5,  # nvidia-smi's power.draw: one window for every sample
+        [0.0000005] * 3,  # half a microsecond: rounds to even, as numpy rounds
+        [0.0000015] * 3,
+        [1.0, 0.5, 1.0],
+        [None, None],  # missing windows are instantaneous
+        [None, 1.0],
+        [],
+    ],
+)
+def test_a_window_column_in_microseconds_is_the_same_filled_or_rounded_row_by_row(values):
+    from pipelines.attribution.arrays import US_PER_S, float_array, window_us
+
+    col = pa.array(values, pa.float64())
+    expected = np.round(float_array(col, 0.0) * US_PER_S).astype(np.int64)
+    got = window_us(col, len(col))
+    assert got.dtype == np.int64 and got.tolist() == expected.tolist()
