@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.attribution import prepare
+from pipelines.attribution.arrays import TS_TYPE, US_PER_S
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,14 @@ def from_pieces(pieces: list[np.ndarray], dtype) -> Chunked:
     pieces = [p for p in pieces if len(p)]
     starts = np.concatenate(([0], np.cumsum([len(p) for p in pieces], dtype=np.int64))).astype(np.int64)
     return Chunked(pieces, starts, np.dtype(dtype))
+
+
+def request_lengths(requests: pa.Table, start_us: Chunked, end_us: Chunked) -> Callable[[np.ndarray], np.ndarray]:
+    """The seconds of request rows (per_request's device_s, built on first use) as a function of row numbers:
+    from the caller's own columns when the inputs are views of them (timestamps in microseconds, UTC: nothing is
+    held but references, where an array of every row's length would be 79 MB at 10M requests), else from lengths
+    computed now (the converted columns are not kept)."""
+    if requests["started_at"].type == TS_TYPE and requests["ended_at"].type == TS_TYPE:
+        return lambda rows: (end_us.take(rows) - start_us.take(rows)) / US_PER_S
+    length_s = np.concatenate([(e - s) / US_PER_S for s, e in aligned(start_us, end_us)] or [np.empty(0)])
+    return lambda rows: length_s[rows] if isinstance(rows, slice) else prepare.take(length_s, rows)

@@ -40,7 +40,6 @@ type). The compiled engine's code is loaded in a background thread on the first 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import pairwise
@@ -55,7 +54,7 @@ from pipelines.attribution.arrays import (
     ts_us,
     window_us,
 )
-from pipelines.attribution.columns import Chunked, aligned, chunked, from_pieces
+from pipelines.attribution.columns import Chunked, aligned, chunked, from_pieces, request_lengths
 from pipelines.attribution.engine_api import (
     Engine,
     GroupRequests,
@@ -65,7 +64,7 @@ from pipelines.attribution.engine_api import (
 from pipelines.attribution.engines import default_engine, engine_name, get_engine
 from pipelines.attribution.memory import release_freed_memory, small_pages
 from pipelines.attribution.placement import check_rule
-from pipelines.attribution.prepare import RowsByDevice, device_codes, rows_by_device, take
+from pipelines.attribution.prepare import RowsByDevice, device_codes, rows_by_device
 from pipelines.attribution.results import AttributionResult, attribution_result
 from pipelines.attribution.segments import power_segments
 from pipelines.attribution.warmup import start_warm_up
@@ -227,17 +226,6 @@ def _sweep_groups(
     return parts
 
 
-def _request_lengths(requests: pa.Table, start_us: Chunked, end_us: Chunked) -> Callable[[np.ndarray], np.ndarray]:
-    """The seconds of request rows (per_request's device_s, built on first use) as a function of row numbers:
-    from the caller's own columns when the inputs are views of them (timestamps in microseconds, UTC: nothing is
-    held but references, where an array of every row's length would be 79 MB at 10M requests), else from lengths
-    computed now (the converted columns are not kept)."""
-    if requests["started_at"].type == TS_TYPE and requests["ended_at"].type == TS_TYPE:
-        return lambda rows: (end_us.take(rows) - start_us.take(rows)) / US_PER_S
-    length_s = np.concatenate([(e - s) / US_PER_S for s, e in aligned(start_us, end_us)] or [np.empty(0)])
-    return lambda rows: length_s[rows] if isinstance(rows, slice) else take(length_s, rows)
-
-
 def warm_up():
     """Import numba and load the compiled engine in a background thread (once per process; see warmup.py): the
     first call in a process then overlaps it with its own work (reading the inputs, in Arrow). Returns the thread (None without numba)."""
@@ -322,7 +310,7 @@ def _attributed(
     inp, r_rows, t_rows = _by_device(inp)
     parts = _sweep_groups(inp, r_rows, t_rows, chosen, bucket_us, max_gap_us, max_events_per_chunk, rule)
     del r_rows, t_rows
-    lengths = _request_lengths(requests, inp.start_us, inp.end_us)
+    lengths = request_lengths(requests, inp.start_us, inp.end_us)
     devices, r_dev = inp.devices, inp.r_dev
     del inp  # the input arrays are freed before the output tables are built
     release_freed_memory()

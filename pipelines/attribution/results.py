@@ -18,7 +18,7 @@ from pipelines.attribution.memory import small_pages
 from pipelines.attribution.prepare import request_codes, sum_pieces
 
 Lengths = Callable[[np.ndarray | slice], np.ndarray]
-"""the seconds of request rows, by row numbers or a slice of them (kernel._request_lengths)"""
+"""the seconds of request rows, by row numbers or a slice of them (columns.request_lengths)"""
 
 _SUMS = ("energy_j", "device_share_s", "unmetered_s", "energy_uncertainty_j")
 """the pieces' columns a request's total sums"""
