@@ -291,3 +291,32 @@ def test_a_window_column_in_microseconds_is_the_same_filled_or_rounded_row_by_ro
     expected = np.round(float_array(col, 0.0) * US_PER_S).astype(np.int64)
     got = window_us(col, len(col))
     assert got.dtype == np.int64 and got.tolist() == expected.tolist()
+
+
+def test_a_window_that_is_not_a_reading_is_refused_and_nan_or_negative_ones_are_instantaneous():
+    """inf (or over a day) would wrap to a negative number of microseconds and silently drop a sample's energy."""
+    from pipelines.attribution.arrays import window_us
+
+    for values in ([1.0, float("inf"), 1.0], [float("inf")] * 3, [1e14, 1.0], [float("nan"), 1e6]):
+        with pytest.raises(ValueError, match="power_window_s must be at most 86400 s"):
+            window_us(pa.array(values), len(values))
+    assert window_us(pa.array([float("nan"), -2.0, 1.5]), 3).tolist() == [0, 0, 1_500_000]
+    assert window_us(pa.array([-2.0] * 3), 3).tolist() == [0, 0, 0]
+
+
+def test_a_null_request_id_is_refused_with_its_name():
+    """A piece must name its request; per_request's codes had no place for a null (it wrote past its sums)."""
+    requests, telemetry = _case(5)
+    for ids in (
+        pa.array([None] + [1] * (len(requests) - 1), pa.int64()),
+        pa.array([None] + ["a"] * (len(requests) - 1)),
+    ):
+        with pytest.raises(ValueError, match="request_id must not be null"):
+            attribute_energy(requests.set_column(0, "request_id", ids), telemetry)
+
+
+def test_ids_that_differ_only_in_high_bits_get_their_own_codes():
+    """The id hash mixes every bit: ids i << 40 (and a repeat) are grouped right."""
+    ids = np.concatenate([np.arange(3_000, dtype=np.int64) << 40, [5 << 40]])
+    codes, distinct = prepare.request_codes(pa.array(ids))
+    assert len(distinct) == 3_000 and distinct.to_numpy()[codes].tolist() == ids.tolist()

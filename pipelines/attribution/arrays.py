@@ -11,6 +11,8 @@ import pyarrow.compute as pc
 
 US_PER_S = 1_000_000
 TS_TYPE = pa.timestamp("us", tz="UTC")
+MAX_WINDOW_S = 86400.0
+"""the longest power_window_s a sample may average over (a longer one is a unit error, not a reading)"""
 
 
 def ts_us(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -35,7 +37,14 @@ def window_us(col, n: int) -> np.ndarray:
     if col is None:
         return np.zeros(n, dtype=np.int64)
     seconds = float_array(col, 0.0)
-    if len(seconds) and seconds.min() == seconds.max() and np.isfinite(seconds[0]):
+    if not len(seconds):
+        return np.zeros(0, dtype=np.int64)
+    lo, hi = seconds.min(), seconds.max()
+    if lo == hi and 0 <= lo <= MAX_WINDOW_S:
         # one window for every sample (nvidia-smi's power.draw: 1 s): filled, not rounded row by row (5x faster)
-        return np.full(len(seconds), round(float(seconds[0]) * US_PER_S), dtype=np.int64)
-    return np.round(seconds * US_PER_S).astype(np.int64)
+        return np.full(len(seconds), round(float(lo) * US_PER_S), dtype=np.int64)
+    top = np.nanmax(seconds) if np.isnan(hi) else hi
+    if top > MAX_WINDOW_S:  # inf included: it would wrap to a negative number of microseconds
+        raise ValueError(f"power_window_s must be at most {MAX_WINDOW_S:.0f} s (a day); got {top} s")
+    # NaN and negative windows: instantaneous samples, as 0
+    return np.round(np.clip(np.nan_to_num(seconds, nan=0.0), 0.0, None) * US_PER_S).astype(np.int64)

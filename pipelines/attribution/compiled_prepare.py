@@ -85,7 +85,12 @@ def order_within_devices(first, t, order):
 
 @njit(cache=True, inline="always")
 def _hash(x):
-    return np.uint64(x) * np.uint64(0x9E3779B97F4A7C15)
+    """splitmix64's finalizer: every bit of the id moves the slot bits (a plain multiply left ids that differ only
+    in high bits, such as i << 40, in a few slots: linear probing went quadratic)."""
+    z = np.uint64(x)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 @njit(cache=True, inline="always")

@@ -183,8 +183,7 @@ def _idle_by_code(devices: pa.Array, idle_w) -> np.ndarray | None:
 
 
 def _by_device(inp: _Inputs) -> tuple[_Inputs, RowsByDevice, RowsByDevice]:
-    """Both tables' rows in device order; the inputs without the telemetry's device codes, which that order
-    replaces (the requests' codes name the pieces' devices in the output)."""
+    """Both tables' rows in device order; the inputs without the telemetry's device codes (the order replaces them)."""
     ndev = len(inp.devices)
     with ThreadPoolExecutor(2) as pool:  # the compiled counting sorts release the GIL: both tables at once
         r_rows, t_rows = pool.map(lambda dev: rows_by_device(dev, ndev), (inp.r_dev, inp.t_dev))
@@ -299,7 +298,9 @@ def _attributed(
     """attribute_energy's work, its arguments checked."""
     release_freed_memory()  # what the caller freed before this call (an earlier result): not held while it allocates
     rid = requests["request_id"]
-    if isinstance(rid, pa.ChunkedArray) and (rid.null_count or not pa.types.is_integer(rid.type)):
+    if rid.null_count:  # a piece must name its request (and per_request's codes have no place for a null)
+        raise ValueError(f"request_id must not be null ({rid.null_count:,} rows): quarantine them before attribution")
+    if isinstance(rid, pa.ChunkedArray) and not pa.types.is_integer(rid.type):
         rid = rid.combine_chunks()  # integer ids stay in their chunks (results.py gathers from them)
     inp = _inputs(requests, telemetry, prompt_token_weight)
     release_freed_memory()  # the conversions' temporaries (dictionary codes, casts)
