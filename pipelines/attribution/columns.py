@@ -97,4 +97,4 @@ def request_lengths(requests: pa.Table, start_us: Chunked, end_us: Chunked) -> C
     if requests["started_at"].type == TS_TYPE and requests["ended_at"].type == TS_TYPE:
         return lambda rows: (end_us.take(rows) - start_us.take(rows)) / US_PER_S
     length_s = np.concatenate([(e - s) / US_PER_S for s, e in aligned(start_us, end_us)] or [np.empty(0)])
-    return lambda rows: length_s[rows] if isinstance(rows, slice) else prepare.take(length_s, rows)
+    return lambda rows: prepare.take(length_s, rows)  # a view for a slice
