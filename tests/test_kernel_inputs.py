@@ -3,6 +3,8 @@ or dictionary device ids, many chunks; the preparation's compiled and numpy path
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -302,6 +304,9 @@ def test_a_window_that_is_not_a_reading_is_refused_and_nan_or_negative_ones_are_
             window_us(pa.array(values), len(values))
     assert window_us(pa.array([float("nan"), -2.0, 1.5]), 3).tolist() == [0, 0, 1_500_000]
     assert window_us(pa.array([-2.0] * 3), 3).tolist() == [0, 0, 0]
+    with warnings.catch_warnings():  # a column of NaN only: instantaneous, without numpy's "All-NaN slice" warning
+        warnings.simplefilter("error")
+        assert window_us(pa.array([float("nan")] * 3), 3).tolist() == [0, 0, 0]
 
 
 def test_a_null_request_id_is_refused_with_its_name():

@@ -43,7 +43,8 @@ def window_us(col, n: int) -> np.ndarray:
     if lo == hi and 0 <= lo <= MAX_WINDOW_S:
         # one window for every sample (nvidia-smi's power.draw: 1 s): filled, not rounded row by row (5x faster)
         return np.full(len(seconds), round(float(lo) * US_PER_S), dtype=np.int64)
-    top = np.nanmax(seconds) if np.isnan(hi) else hi
+    finite = seconds[~np.isnan(seconds)] if np.isnan(hi) else None
+    top = hi if finite is None else (finite.max() if len(finite) else 0.0)  # all NaN: every sample instantaneous
     if top > MAX_WINDOW_S:  # inf included: it would wrap to a negative number of microseconds
         raise ValueError(f"power_window_s must be at most {MAX_WINDOW_S:.0f} s (a day); got {top} s")
     # NaN and negative windows: instantaneous samples, as 0

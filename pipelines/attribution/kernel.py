@@ -64,7 +64,7 @@ from pipelines.attribution.engine_api import (
 from pipelines.attribution.engines import default_engine, engine_name, get_engine
 from pipelines.attribution.memory import release_freed_memory, small_pages
 from pipelines.attribution.placement import check_rule
-from pipelines.attribution.prepare import RowsByDevice, device_codes, rows_by_device
+from pipelines.attribution.prepare import RowsByDevice, device_codes, null_ids, rows_by_device
 from pipelines.attribution.results import AttributionResult, attribution_result
 from pipelines.attribution.segments import power_segments
 from pipelines.attribution.warmup import start_warm_up
@@ -298,8 +298,8 @@ def _attributed(
     """attribute_energy's work, its arguments checked."""
     release_freed_memory()  # what the caller freed before this call (an earlier result): not held while it allocates
     rid = requests["request_id"]
-    if rid.null_count:  # a piece must name its request (and per_request's codes have no place for a null)
-        raise ValueError(f"request_id must not be null ({rid.null_count:,} rows): quarantine them before attribution")
+    if nulls := null_ids(rid):  # a piece must name its request (and per_request's codes have no place for a null)
+        raise ValueError(f"request_id must not be null ({nulls:,} rows): quarantine them before attribution")
     if isinstance(rid, pa.ChunkedArray) and not pa.types.is_integer(rid.type):
         rid = rid.combine_chunks()  # integer ids stay in their chunks (results.py gathers from them)
     inp = _inputs(requests, telemetry, prompt_token_weight)

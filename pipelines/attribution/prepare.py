@@ -157,9 +157,38 @@ def request_codes(rid: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray | None, p
         codes, first_rows = np.empty(len(ids), dtype=index_type), np.empty(len(ids), dtype=index_type)
         k = compiled.group_ids(ids, codes, first_rows)
         return codes, rid.take(pa.array(first_rows[:k]))
-    enc = pc.dictionary_encode(rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid)
+    rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
+    if pa.types.is_dictionary(rid.type):
+        return _dictionary_codes(rid)
+    enc = pc.dictionary_encode(rid)
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     return (None if len(enc.dictionary) == len(rid) else codes), enc.dictionary
+
+
+def _dictionary_codes(rid: pa.DictionaryArray) -> tuple[np.ndarray | None, pa.Array]:
+    """request_codes of dictionary-typed ids, by value: a dictionary may hold a value twice or values no row uses
+    (Arrow allows both; a DuckDB ENUM lists every member), so its indices are not the ids' codes. The distinct ids
+    keep the dictionary type (as the pieces' ids do)."""
+    by_value = pc.fill_null(pc.dictionary_encode(rid.dictionary).indices, -1).to_numpy(zero_copy_only=False)
+    value_codes = by_value[rid.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
+    _, first_rows, codes = np.unique(value_codes, return_index=True, return_inverse=True)
+    if len(first_rows) == len(rid):
+        return None, rid
+    by_appearance = np.argsort(first_rows)  # codes follow first appearance, as for other ids
+    rank = np.empty(len(first_rows), np.int64)
+    rank[by_appearance] = np.arange(len(first_rows))
+    return rank[codes.ravel()], rid.take(pa.array(first_rows[by_appearance]))
+
+
+def null_ids(rid: pa.Array | pa.ChunkedArray) -> int:
+    """Rows whose request_id is null: for dictionary-typed ids also those whose index points at a null value."""
+    chunks = rid.chunks if isinstance(rid, pa.ChunkedArray) else [rid]
+    return sum(
+        int(pc.sum(pc.is_null(c.dictionary.take(c.indices))).as_py() or 0)
+        if pa.types.is_dictionary(c.type) and c.dictionary.null_count
+        else c.null_count
+        for c in chunks
+    )
 
 
 def _ids_distinct(compiled, rid: pa.Array | pa.ChunkedArray) -> bool:
