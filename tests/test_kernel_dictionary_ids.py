@@ -68,3 +68,18 @@ def test_a_dictionary_id_whose_value_is_null_is_refused():
     assert ids.null_count == 0  # Arrow counts only null indices
     with pytest.raises(ValueError, match=r"request_id must not be null \(1 rows\)"):
         attribute_energy(requests.set_column(0, "request_id", ids), telemetry)
+
+
+@pytest.mark.parametrize("table", ["requests", "telemetry"])
+def test_a_dictionary_device_id_whose_value_is_null_is_refused(table):
+    """Such a row had no device code: its pieces came out with a null device_id."""
+    tables = dict(zip(("requests", "telemetry"), _case(5)))
+    t = tables[table]
+    devices = t["device_id"].combine_chunks().to_pylist()
+    values = sorted(set(devices))
+    indices = [values.index(d) for d in devices]
+    indices[0] = len(values)  # the null value
+    column = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array([*values, None]))
+    tables[table] = t.set_column(t.column_names.index("device_id"), "device_id", column)
+    with pytest.raises(ValueError, match="device_id must not be null"):
+        attribute_energy(tables["requests"], tables["telemetry"])

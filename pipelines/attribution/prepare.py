@@ -77,7 +77,7 @@ def _remapped(chunks: list[pa.DictionaryArray], devices: pa.Array, n: int) -> np
 
 def device_codes(*cols) -> tuple[pa.Array, list[np.ndarray]]:
     """Sorted distinct device ids of all the columns, and each column's rows as int32 codes into them."""
-    if any(col.null_count for col in cols):
+    if any(null_ids(col) for col in cols):  # a dictionary's null value too: it has no code
         raise ValueError("device_id must not be null")
     encoded = _encoded_chunks(list(cols))
     dicts = [pc.cast(enc.dictionary, pa.string()) for chunks in encoded for enc in chunks]
@@ -180,9 +180,10 @@ def _dictionary_codes(rid: pa.DictionaryArray) -> tuple[np.ndarray | None, pa.Ar
     return rank[codes.ravel()], rid.take(pa.array(first_rows[by_appearance]))
 
 
-def null_ids(rid: pa.Array | pa.ChunkedArray) -> int:
-    """Rows whose request_id is null: for dictionary-typed ids also those whose index points at a null value."""
-    chunks = rid.chunks if isinstance(rid, pa.ChunkedArray) else [rid]
+def null_ids(ids: pa.Array | pa.ChunkedArray) -> int:
+    """Rows whose id is null: for dictionary-typed ids also those whose index points at a null value (Arrow's
+    null_count counts null indices only)."""
+    chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
     return sum(
         int(pc.sum(pc.is_null(c.dictionary.take(c.indices))).as_py() or 0)
         if pa.types.is_dictionary(c.type) and c.dictionary.null_count
