@@ -56,6 +56,26 @@ def _materialize(landing: Path, home: Path, say) -> tuple[float, str, dict]:
     return seconds, steps, usage
 
 
+def _bare_reads(landing: Path, home: Path, steps: str, say) -> dict:
+    """DuckDB's bare read and store of the same raw files (bare_reads.py, a child process), printed beside the
+    loaders' steps: what the loaders' guarantees cost above it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.devtools.bench.bare_reads", str(landing), str(home)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    bare = json.loads(done.stdout.strip().splitlines()[-1])
+    step_s = {name: float(value) for name, value in (item.split() for item in steps.split(":", 1)[1].split(","))}
+    for feed, step in (("requests", "raw_requests"), ("telemetry", "raw_telemetry")):
+        b = bare[feed]
+        say(
+            f"bare read {feed}: {b['rows']:,} rows in {b['seconds']:.1f} s ({b['cpu_s']:.1f} CPU s); the {step} "
+            f"step {step_s[step]:.1f} s, {step_s[step] / b['seconds']:.1f}x"
+        )
+    return bare
+
+
 def _published_counts(home: Path) -> dict[str, int]:
     import duckdb
 
@@ -75,7 +95,8 @@ def fleet_day(devices: int = 1000, say=print, readers: bool = False) -> dict:
     rows at 1 s and about 13M requests in the spine's formats) under bench_data/fleet-N/; each run materializes the
     day into a fresh warehouse with ``infercost materialize`` in a child process, whose own log shows progress
     and step times. Peak memory: the largest resident set of one process of the tree, and the tree's summed
-    resident sets sampled every 0.25 s (overall and per step). ``readers``: first the request
+    resident sets sampled every 0.25 s (overall and per step). After it, DuckDB's bare read and store of the same
+    files (bare_reads.py), beside the two ingest steps. ``readers``: first the request
     and telemetry ingest alone, by the Python and the DuckDB line readers side by side (ingest_readers.py).
     """
     landing = bench_dir(f"fleet-{devices}")
@@ -91,6 +112,7 @@ def fleet_day(devices: int = 1000, say=print, readers: bool = False) -> dict:
     tree_peak_mb = memory["tree"] / 2**20
     counts = _published_counts(home)
     say(steps)
+    bare = _bare_reads(landing, home, steps, say)
     say(
         "step peak MB (the process tree's summed resident sets, sampled every 0.25 s): "
         + ", ".join(f"{step} {peak / 2**20:,.0f}" for step, peak in memory["steps"].items())
@@ -113,5 +135,6 @@ def fleet_day(devices: int = 1000, say=print, readers: bool = False) -> dict:
         "step_peak_mb": {step: peak / 2**20 for step, peak in memory["steps"].items()},
         "step_cpu_s": memory["cpu"],
         "readers": compared,
+        "bare_reads": bare,
         **counts,
     }
