@@ -49,3 +49,15 @@ def window_us(col, n: int) -> np.ndarray:
         raise ValueError(f"power_window_s must be at most {MAX_WINDOW_S:.0f} s (a day); got {top} s")
     # NaN and negative windows: instantaneous samples, as 0
     return np.round(np.clip(np.nan_to_num(seconds, nan=0.0), 0.0, None) * US_PER_S).astype(np.int64)
+
+
+def chunk_starts(arrays: list[np.ndarray]) -> np.ndarray:
+    """Each chunk's first row in the column, then the column's length (int64): chunk c holds rows starts[c] to
+    starts[c + 1] - 1."""
+    return np.concatenate(([0], np.cumsum([len(a) for a in arrays], dtype=np.int64))).astype(np.int64)
+
+
+def chunk_addresses(arrays: list[np.ndarray]) -> np.ndarray:
+    """Each chunk's data address, for a compiled pass that reads the chunks in place (the arrays must stay alive
+    and contiguous while it runs)."""
+    return np.array([a.ctypes.data for a in arrays], dtype=np.int64)

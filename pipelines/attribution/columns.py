@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.attribution import prepare
-from pipelines.attribution.arrays import TS_TYPE, US_PER_S
+from pipelines.attribution.arrays import TS_TYPE, US_PER_S, chunk_addresses, chunk_starts
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,7 @@ class Chunked:
         out = np.empty(len(rows), dtype=self.dtype)
         compiled = prepare._compiled()
         if compiled is not None and len(rows):
-            addresses = np.array([c.ctypes.data for c in self.chunks], dtype=np.int64)
-            compiled.gather_chunks(addresses, self.starts, prepare._readonly(rows), out)
+            compiled.gather_chunks(chunk_addresses(self.chunks), self.starts, prepare._readonly(rows), out)
             return out
         chunk_of = np.searchsorted(self.starts, rows, side="right") - 1
         by_chunk = np.argsort(chunk_of, kind="stable")
@@ -67,8 +66,7 @@ def chunked(col: pa.ChunkedArray | pa.Array, convert: Callable[[pa.Array], np.nd
     arrays = [np.ascontiguousarray(convert(c)) for c in _arrow_chunks(col)]
     dtype = arrays[0].dtype if arrays else convert(pa.chunked_array([], col.type).combine_chunks()).dtype
     arrays = [a.astype(dtype, copy=False) for a in arrays if len(a)]
-    starts = np.concatenate(([0], np.cumsum([len(a) for a in arrays], dtype=np.int64))).astype(np.int64)
-    return Chunked(arrays, starts, np.dtype(dtype))
+    return Chunked(arrays, chunk_starts(arrays), np.dtype(dtype))
 
 
 def _arrow_chunks(col: pa.ChunkedArray | pa.Array) -> list[pa.Array]:

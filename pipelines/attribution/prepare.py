@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.attribution.arrays import chunk_addresses, chunk_starts
 from pipelines.attribution.engines import numba_installed
 
 _NOT_IMPORTED = object()
@@ -197,8 +198,7 @@ def _ids_distinct(compiled, rid: pa.Array | pa.ChunkedArray) -> bool:
     ones; narrower ones widened a chunk at a time), at least 8 bits an id in each thread's bit sets."""
     chunks = rid.chunks if isinstance(rid, pa.ChunkedArray) else [rid]
     arrays = [c.to_numpy(zero_copy_only=False).astype(np.int64, copy=False) for c in chunks if len(c)]
-    starts = np.concatenate(([0], np.cumsum([len(a) for a in arrays], dtype=np.int64)))
-    addresses = np.array([a.ctypes.data for a in arrays], dtype=np.int64)
+    starts, addresses = chunk_starts(arrays), chunk_addresses(arrays)
     words = 1
     while _THREADS * words * 64 < 8 * len(rid):
         words *= 2
