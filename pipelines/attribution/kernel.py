@@ -64,7 +64,7 @@ from pipelines.attribution.engine_api import (
 from pipelines.attribution.engines import default_engine, engine_name, get_engine
 from pipelines.attribution.memory import release_freed_memory, small_pages
 from pipelines.attribution.placement import check_rule
-from pipelines.attribution.prepare import RowsByDevice, device_codes, null_ids, rows_by_device
+from pipelines.attribution.prepare import RowsByDevice, device_codes, plain_request_ids, rows_by_device
 from pipelines.attribution.results import AttributionResult, attribution_result
 from pipelines.attribution.segments import power_segments
 from pipelines.attribution.warmup import start_warm_up
@@ -297,11 +297,7 @@ def _attributed(
 ) -> AttributionResult:
     """attribute_energy's work, its arguments checked."""
     release_freed_memory()  # what the caller freed before this call (an earlier result): not held while it allocates
-    rid = requests["request_id"]
-    if nulls := null_ids(rid):  # a piece must name its request (and per_request's codes have no place for a null)
-        raise ValueError(f"request_id must not be null ({nulls:,} rows): quarantine them before attribution")
-    if isinstance(rid, pa.ChunkedArray) and not pa.types.is_integer(rid.type):
-        rid = rid.combine_chunks()  # integer ids stay in their chunks (results.py gathers from them)
+    rid = plain_request_ids(requests["request_id"])  # no null, dictionaries as their values, text in one chunk
     inp = _inputs(requests, telemetry, prompt_token_weight)
     release_freed_memory()  # the conversions' temporaries (dictionary codes, casts)
     chosen = get_engine(engine)  # imported here, not before the inputs: see warm_up

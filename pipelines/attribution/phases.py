@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from pipelines.attribution.arrays import ts_us
 from pipelines.attribution.kernel import attribute_energy, request_weights
+from pipelines.attribution.prepare import plain_request_ids
 from pipelines.attribution.results import AttributionResult
 from pipelines.settings import DEFAULT_PROMPT_TOKEN_WEIGHT
 
@@ -136,6 +137,9 @@ def attribute_energy_by_phase(
     """attribute_energy with the prefill/decode rule; per_request_bucket (one row per request, device and bucket,
     as ever) adds prefill_energy_j and decode_energy_j. requests: request_id, device_id, started_at, ended_at,
     completion_tokens, prompt_tokens and optionally first_token_at. Other options go to the kernel."""
+    # the ids as the kernel reads them, also for the sums by id here (a dictionary's indices are not the requests)
+    rid = plain_request_ids(requests["request_id"])
+    requests = requests.set_column(requests.column_names.index("request_id"), "request_id", rid)
     pseudo = split_phases(requests, prompt_token_weight)
     if not pc.any(pc.not_equal(pseudo["phase"], WHOLE)).as_py():  # no phases: the kernel's rows as they are
         plain = requests.drop_columns([c for c in ("first_token_at",) if c in requests.column_names])
@@ -146,8 +150,6 @@ def attribute_energy_by_phase(
         )
     else:
         result = attribute_energy(pseudo, telemetry, **kernel_options)
-        rid = requests["request_id"]
-        rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
         pieces = _sum_back(result.per_request_bucket, pseudo, rid)
     return AttributionResult(
         pieces,

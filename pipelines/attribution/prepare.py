@@ -78,8 +78,8 @@ def _remapped(chunks: list[pa.DictionaryArray], devices: pa.Array, n: int) -> np
 
 def device_codes(*cols) -> tuple[pa.Array, list[np.ndarray]]:
     """Sorted distinct device ids of all the columns, and each column's rows as int32 codes into them."""
-    if any(null_ids(col) for col in cols):  # a dictionary's null value too: it has no code
-        raise ValueError("device_id must not be null")
+    if nulls := sum(null_ids(col) for col in cols):  # a dictionary's null value too: it has no code
+        raise ValueError(f"device_id must not be null ({nulls:,} rows): quarantine them before attribution")
     encoded = _encoded_chunks(list(cols))
     dicts = [pc.cast(enc.dictionary, pa.string()) for chunks in encoded for enc in chunks]
     devices = pc.unique(pa.chunked_array(dicts, type=pa.string())).sort() if dicts else pa.array([], pa.string())
@@ -158,27 +158,24 @@ def request_codes(rid: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray | None, p
         codes, first_rows = np.empty(len(ids), dtype=index_type), np.empty(len(ids), dtype=index_type)
         k = compiled.group_ids(ids, codes, first_rows)
         return codes, rid.take(pa.array(first_rows[:k]))
-    rid = rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid
-    if pa.types.is_dictionary(rid.type):
-        return _dictionary_codes(rid)
-    enc = pc.dictionary_encode(rid)
+    enc = pc.dictionary_encode(rid.combine_chunks() if isinstance(rid, pa.ChunkedArray) else rid)
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     return (None if len(enc.dictionary) == len(rid) else codes), enc.dictionary
 
 
-def _dictionary_codes(rid: pa.DictionaryArray) -> tuple[np.ndarray | None, pa.Array]:
-    """request_codes of dictionary-typed ids, by value: a dictionary may hold a value twice or values no row uses
-    (Arrow allows both; a DuckDB ENUM lists every member), so its indices are not the ids' codes. The distinct ids
-    keep the dictionary type (as the pieces' ids do)."""
-    by_value = pc.fill_null(pc.dictionary_encode(rid.dictionary).indices, -1).to_numpy(zero_copy_only=False)
-    value_codes = by_value[rid.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
-    _, first_rows, codes = np.unique(value_codes, return_index=True, return_inverse=True)
-    if len(first_rows) == len(rid):
-        return None, rid
-    by_appearance = np.argsort(first_rows)  # codes follow first appearance, as for other ids
-    rank = np.empty(len(first_rows), np.int64)
-    rank[by_appearance] = np.arange(len(first_rows))
-    return rank[codes.ravel()], rid.take(pa.array(first_rows[by_appearance]))
+def plain_request_ids(rid: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The request_id column as the kernel reads it. A null is refused (a piece must name its request, and
+    per_request's codes have no place for one). Dictionary-typed ids (a pandas categorical, Parquet read as a
+    dictionary, a DuckDB ENUM) are read as their values: a dictionary may list a value twice, hold values no row
+    uses or differ from chunk to chunk, so its indices are not the requests. Text ids come in one chunk; integer
+    ids stay in their chunks (results.py gathers from them)."""
+    if nulls := null_ids(rid):
+        raise ValueError(f"request_id must not be null ({nulls:,} rows): quarantine them before attribution")
+    if pa.types.is_dictionary(rid.type):
+        rid = pc.cast(rid, rid.type.value_type)
+    if isinstance(rid, pa.ChunkedArray) and not pa.types.is_integer(rid.type):
+        rid = rid.combine_chunks()
+    return rid
 
 
 def null_ids(ids: pa.Array | pa.ChunkedArray) -> int:

@@ -28,7 +28,7 @@ _SUMS = ("energy_j", "device_share_s", "unmetered_s", "energy_uncertainty_j")
 class AttributionResult:
     per_request_bucket: pa.Table
     """request_id, device_id, bucket_start, energy_j, device_share_s, unmetered_s, energy_uncertainty_j (one row
-    per piece). request_id keeps the input's type."""
+    per piece). request_id keeps the input's type (a dictionary's as its values: prepare.plain_request_ids)."""
     per_device_bucket: pa.Table
     """device_id, bucket_start, span_s, metered_s, busy_s, unmetered_s, metered_energy_j, busy_energy_j,
     idle_energy_j."""
