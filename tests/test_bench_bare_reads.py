@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.devtools.bench.bare_reads import _columns, bare_reads
+import pytest
+
+from pipelines.devtools.bench.bare_reads import _columns, _first_line, bare_reads
 from pipelines.devtools.bench.fleet_day import _bare_reads
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_logs"
@@ -47,3 +49,36 @@ def test_the_benchmark_prints_the_bare_reads_beside_the_ingest_steps(tmp_path):
         check=True,
     )
     assert json.loads(done.stdout)["telemetry"]["rows"] == bare["telemetry"]["rows"]
+
+
+def _landing(root: Path, telemetry: dict[str, bytes]) -> Path:
+    (root / "telemetry").mkdir(parents=True)
+    (root / "requests").mkdir()
+    (root / "requests" / "r.jsonl").write_text('{"id": "a"}\n')
+    for name, text in telemetry.items():
+        (root / "telemetry" / name).write_bytes(text)
+    return root
+
+
+HEADER = b"timestamp, index, uuid, name, power.draw [W], utilization.gpu [%], memory.used [MiB]\n"
+ROW = b"2026/11/02 00:00:00.005, 0, GPU-1, A100, 55.00, 0, 50893\n"
+
+
+def test_odd_landings_are_refused_with_what_is_wrong(tmp_path):
+    with pytest.raises(SystemExit, match="telemetry: no"):
+        bare_reads(tmp_path / "nowhere", tmp_path)
+    other = _landing(tmp_path / "other", {"a.csv": HEADER + ROW, "b.csv": HEADER.replace(b"index, ", b"") + ROW})
+    with pytest.raises(SystemExit, match="b.csv: its header differs"):
+        bare_reads(other, tmp_path)
+    globbed = _landing(tmp_path / "glob", {"a.csv": HEADER + ROW, "*.csv": HEADER + ROW})
+    with pytest.raises(SystemExit, match=r"\*.csv: DuckDB reads a name"):
+        bare_reads(globbed, tmp_path)
+    done = subprocess.run([sys.executable, "-m", "pipelines.devtools.bench.bare_reads"], capture_output=True, text=True)
+    assert done.returncode != 0 and "usage:" in done.stderr
+
+
+def test_a_byte_order_mark_does_not_untype_the_header(tmp_path):
+    landing = _landing(tmp_path / "bom", {"a.csv": b"\xef\xbb\xbf" + HEADER + ROW, "b.csv": HEADER + ROW})
+    assert _columns(_first_line(landing / "telemetry" / "a.csv"))["field_1"] == "TIMESTAMP"
+    out = bare_reads(landing, tmp_path)
+    assert out["telemetry"]["rows"] == 2 and out["requests"]["rows"] == 1

@@ -16,6 +16,10 @@ import time
 from pathlib import Path
 
 from pipelines.ingest.formats.telemetry_typed import TS_FORMAT
+from pipelines.ingest.plain_files import GLOB_CHARS
+from pipelines.warehouse.connection import sql_str
+
+USAGE = "usage: python -m pipelines.devtools.bench.bare_reads LANDING WORKDIR"
 
 
 def _columns(header: str) -> dict[str, str]:
@@ -35,8 +39,28 @@ def _first_line(path: Path) -> str:
     import gzip
 
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as f:
-        return f.readline()
+    with opener(path, "rt", encoding="utf-8-sig") as f:  # a byte order mark is not part of the header
+        return f.readline().rstrip("\r\n")
+
+
+def _files(landing: Path, folder: str, pattern: str) -> list[Path]:
+    """The folder's files, or SystemExit naming what is missing; a name DuckDB would read as a glob is refused."""
+    found = sorted((landing / folder).glob(pattern)) if (landing / folder).is_dir() else []
+    if not found:
+        raise SystemExit(f"{landing / folder}: no {pattern} file (the bare reads need the landing's {folder}/)")
+    for path in found:
+        if GLOB_CHARS & set(str(path)):
+            raise SystemExit(f"{path}: DuckDB reads a name with any of * ? [ ] {{ }} ' \\ as a pattern; rename it")
+    return found
+
+
+def _one_header(files: list[Path]) -> str:
+    """The telemetry files' header: the bare read types its columns from it, so every file must have it."""
+    header = _first_line(files[0])
+    for path in files[1:]:
+        if _first_line(path) != header:
+            raise SystemExit(f"{path}: its header differs from {files[0]}'s ({header!r}); the bare read needs one")
+    return header
 
 
 def _timed(con, sql: str) -> dict[str, float]:
@@ -51,16 +75,15 @@ def bare_reads(landing: Path, workdir: Path) -> dict[str, dict[str, float]]:
     """Seconds, CPU seconds and rows of each bare read (telemetry, requests) of the landing's files."""
     import duckdb
 
-    telemetry = sorted((landing / "telemetry").glob("*.csv*"))
-    requests = sorted((landing / "requests").glob("*.jsonl*"))
-    if not telemetry or not requests:
-        raise SystemExit(f"{landing}: no telemetry CSV or request JSONL to read")
+    telemetry = _files(landing, "telemetry", "*.csv*")
+    requests = _files(landing, "requests", "*.jsonl*")
+    header = _one_header(telemetry)
     path = workdir / "bare_reads.duckdb"
     path.unlink(missing_ok=True)
     con = duckdb.connect(str(path))
     try:
-        files = "[" + ", ".join(f"'{p}'" for p in telemetry) + "]"
-        columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in _columns(_first_line(telemetry[0])).items()) + "}"
+        files = "[" + ", ".join(sql_str(str(p)) for p in telemetry) + "]"
+        columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in _columns(header).items()) + "}"
         out = {
             "telemetry": _timed(
                 con,
@@ -71,7 +94,7 @@ def bare_reads(landing: Path, workdir: Path) -> dict[str, dict[str, float]]:
             "requests": _timed(
                 con,
                 "CREATE TABLE r AS SELECT * FROM read_json(["
-                + ", ".join(f"'{p}'" for p in requests)
+                + ", ".join(sql_str(str(p)) for p in requests)
                 + "], format = 'newline_delimited')",
             ),
         }
@@ -85,4 +108,6 @@ def bare_reads(landing: Path, workdir: Path) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(USAGE)
     print(json.dumps(bare_reads(Path(sys.argv[1]), Path(sys.argv[2]))))
