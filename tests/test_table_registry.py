@@ -60,7 +60,9 @@ def test_python_writes_only_declared_tables_and_declares_none_inline():
     for path in (REPO / "pipelines").rglob("*.py"):
         text = path.read_text()
         written |= set(re.findall(r"INSERT INTO (\w+)", text))
-        if path.name != "tables.py":
+        # tables.py declares the warehouse's tables; bare_reads.py times DuckDB storing raw files in a throwaway
+        # database of its own (a benchmark's floor), not in the warehouse
+        if path.name not in ("tables.py", "bare_reads.py"):
             inline += [
                 f"{path.name}: {m}" for m in re.findall(r"CREATE (?:OR REPLACE )?TABLE (?:IF NOT EXISTS )?\w+", text)
             ]
