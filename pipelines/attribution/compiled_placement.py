@@ -60,7 +60,7 @@ def load_of(d, exponent):
 
 
 # fmt: off
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def scan(g_first, g_a, g_b, r_first, order_s, order_e, s, e, rate, weighted, exponent, n_in, cnt_a, t_idle, load):
     # fmt: on
     """One pass per device over its segments and its weighted request events. Per segment: the distinct event
@@ -93,7 +93,7 @@ def scan(g_first, g_a, g_b, r_first, order_s, order_e, s, e, rate, weighted, exp
             load[k] = ld
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def inner_events(g_first, g_a, g_b, r_first, order_s, order_e, s, e, weighted, modeled):
     """Per segment, whether a weighted request starts or ends strictly inside it (``scan``'s n_in > 0), and
     nothing else: all that a segment not placed by activity needs (an instantaneous reading, or the flat rule).
@@ -113,7 +113,7 @@ def inner_events(g_first, g_a, g_b, r_first, order_s, order_e, s, e, weighted, m
 
 
 # fmt: off
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def finish(g_first, g_p, g_avg, n_in, cnt_a, t_idle, load, dt_us, inventory_idle, min_quiet, placed_rule, g_m,
            g_scale, g_idle):
     # fmt: on

@@ -67,7 +67,7 @@ def _insertion_sort(t, order, lo, hi, budget):
     return True
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def order_within_devices(first, t, order):
     """``order``: positions of rows grouped by device (``first``: each device's first row) in (device, t) order,
     stable. Devices run in parallel; a device's rows in time order cost one pass, nearly in order a few moves
@@ -98,7 +98,7 @@ def _slot(x, mask):
     return np.int64((_hash(x) >> np.uint64(20)) & np.uint64(mask))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def group_ids(ids, codes, first_rows):
     """Codes of int64 ids in order of first appearance (``codes[i]``), the first row of each code
     (``first_rows[:k]``); returns k, the number of distinct ids."""
@@ -132,7 +132,7 @@ def _in_part(x, t, parts, shift):
     return parts == 1 or np.int64(_hash(x) >> shift) == t
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _part_distinct(addresses, starts, seen, twice, t, parts, shift):
     """Whether the ids of hash part t occur once each. Pass 1 sets each id's bit (a slot of its hash) in ``seen``
     and, where it was set before, in ``twice``; then the ids whose bit is in ``twice`` (the few that share a bit:
@@ -167,7 +167,7 @@ def _part_distinct(addresses, starts, seen, twice, t, parts, shift):
     return not np.any(candidates[1:] == candidates[:-1])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def ids_distinct(addresses, starts, seen, twice):
     """Whether no int64 id occurs twice; the ids given as their chunks, read in place (chunk c holds rows
     starts[c] to starts[c + 1] - 1 at addresses[c]: no concatenated copy). ``seen``, ``twice`` (parts x a power of
@@ -184,7 +184,7 @@ def ids_distinct(addresses, starts, seen, twice):
     return distinct.all()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sum_pieces(rows, codes, coded, energy, share, unmet, uncertainty, out):
     """out[:, c] += the pieces' energy, share, unmetered seconds and energy uncertainty, c the code of the piece's
     row (coded) or the row itself, in one pass."""
@@ -196,7 +196,7 @@ def sum_pieces(rows, codes, coded, energy, share, unmet, uncertainty, out):
         out[3, c] += uncertainty[p]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def prepare_requests(s, e, w, bucket_us, rate, weighted, positive, npieces, pieces_start):
     """Per request: its rate (weight per second), whether it has length and weight, how many buckets it spans and
     where its pieces start: the requests of one piece first, in row order, then the others' pieces (a request's
@@ -222,7 +222,7 @@ def prepare_requests(s, e, w, bucket_us, rate, weighted, positive, npieces, piec
     return many
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def piece_rows(npieces, pieces_start, row):
     """The request row of each piece (the layout prepare_requests chose)."""
     for i in range(len(npieces)):
@@ -230,7 +230,7 @@ def piece_rows(npieces, pieces_start, row):
             row[pieces_start[i] + k] = i
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def gather(src, idx, out):
     """out[i] = src[idx[i]], in parallel (rows in time order gathered by device touch memory at a stride)."""
     for i in prange(len(idx)):
@@ -251,7 +251,7 @@ def _values_at(typingctx, address, like):
 _BLOCK = 1 << 14
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def gather_chunks(addresses, starts, rows, out):
     """out[i] = the column's row rows[i], the column given as its chunks: chunk c holds rows starts[c] to
     starts[c + 1] - 1 at addresses[c] (of out's type). In parallel blocks; a block keeps its last chunk, as a

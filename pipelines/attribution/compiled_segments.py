@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def compact(dev, ts, power, window_us, u_dev, u_ts, u_p, u_w):
     """Valid samples (finite, non-negative power) with duplicates (same device and ts) merged: power averaged,
     widest window kept. Returns (rows kept, samples dropped)."""
@@ -39,7 +39,7 @@ def compact(dev, ts, power, window_us, u_dev, u_ts, u_p, u_w):
     return m, dropped
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def is_clean(dev, ts, power):
     """True when no sample is invalid or a duplicate (the usual case: nothing to compact)."""
     for i in range(len(ts)):
@@ -61,7 +61,7 @@ def _coverage_start(dev, ts, window_us, max_gap_us, i):
     return ts[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def build_segments(dev, ts, power, window_us, max_gap_us, out_dev, out_a, out_b, out_p, out_avg):
     m = len(ts)
     k = 0

@@ -84,7 +84,7 @@ def _close_bucket(s_dev, s_bucket, s_vals, k, dev, bucket, v_span, v_met, v_busy
 
 
 # fmt: off
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True)
 def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, order_s, order_e, s, e, r_rate, r_weighted, r_positive,
               r_pieces_start, r_npieces, bucket_us, seg_first, p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev,
               s_bucket, s_vals, st_f, st_i, active, active_pos):
@@ -269,7 +269,7 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, o
         _close_bucket(s_dev, s_bucket, s_vals, nseg, dev, bucket, v_span, v_met, v_busy, v_unmet, e_met, e_busy, e_idle)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def count_segments(g_first, g_a, g_b, r_first, order_s, order_e, s, e, bucket_us):
     """Device-bucket rows of each device: the buckets between its first and last event."""
     ndev = len(g_first) - 1
@@ -295,7 +295,7 @@ def _device_extent(dev, g_first, g_a, g_b, r_first, order_s, order_e, s, e):
     return lo, hi
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def in_order(dev, t):
     for i in range(1, len(t)):
         if dev[i] < dev[i - 1] or (dev[i] == dev[i - 1] and t[i] < t[i - 1]):

@@ -193,4 +193,4 @@ def power_segments(dev, ts, power, window_us, max_gap_us) -> PowerSegments:
     return PowerSegments(out_dev[:k], out_a[:k], out_b[:k], out_p[:k], int(dropped), averaged=out_avg[:k])
 
 
-ENGINE = Engine("compiled", 2_000_000, power_segments, sweep)  # README "The kernel's peak under 2 GB"
+ENGINE = Engine("compiled", 1_000_000, power_segments, sweep)  # README "Two device groups at once"

@@ -62,6 +62,7 @@ from pipelines.attribution.engine_api import (
     SweepResult,
 )
 from pipelines.attribution.engines import default_engine, engine_name, get_engine
+from pipelines.attribution.group_threads import map_groups
 from pipelines.attribution.memory import release_freed_memory, small_pages
 from pipelines.attribution.placement import check_rule
 from pipelines.attribution.prepare import RowsByDevice, device_codes, plain_request_ids, rows_by_device
@@ -204,8 +205,9 @@ def _sweep_groups(
     group's result keeps its own arrays (the output tables are chunked by group: nothing is concatenated), with
     the table's request rows (int32 below 2**31 rows) and global device codes."""
     row_type = np.int32 if len(inp.r_dev) < 2**31 else np.int64
-    parts = []
-    for lo, hi in _chunks(r_rows.first, t_rows.first, max_events):
+
+    def swept(bounds: tuple[int, int]) -> SweepResult:
+        lo, hi = bounds
         ri = r_rows.rows(lo, hi)
         requests = GroupRequests(r_rows.codes(lo, hi), inp.start_us.take(ri), inp.end_us.take(ri), inp.weight.take(ri))
         segments = _group_segments(inp, t_rows, lo, hi, max_gap_us, engine)
@@ -213,7 +215,7 @@ def _sweep_groups(
         if placement is not None and placement.idle_w is not None:
             group_placement = replace(placement, idle_w=placement.idle_w[lo:hi])
         part = engine.sweep(requests, segments, bucket_us, hi - lo, group_placement)
-        part = replace(
+        return replace(
             part,
             row=r_rows.table_rows(lo, hi, part.row).astype(row_type, copy=False),
             seg_dev=part.seg_dev + lo,
@@ -221,8 +223,9 @@ def _sweep_groups(
             counter_intervals=segments.counter_intervals,
             counter_resets=segments.counter_resets,
         )
-        parts.append(part)
-    return parts
+
+    groups = _chunks(r_rows.first, t_rows.first, max_events)
+    return map_groups(swept, groups, compiled=engine.name == "compiled")  # group_threads.py: two at a time
 
 
 def warm_up():
@@ -253,7 +256,8 @@ def attribute_energy(
     row per device under the same request_id.
     telemetry: device_id, ts, power_w and optionally power_window_s and energy_counter_j.
     Devices are swept in groups of about ``max_events_per_chunk`` breakpoints, so memory stays bounded (default:
-    4M for the numpy engine, whose arrays grow with the events of a group, 2M for the compiled one).
+    4M for the numpy engine, whose arrays grow with the events of a group, 1M for the compiled one, which sweeps two
+    groups at once: group_threads.py).
     engine: "compiled" (one numba pass per group, the default when numba is installed) or "numpy" (vectorized
     passes); both implement the same rule and are tested against each other and the slow reference.
     placement: "activity" (the default: a window's measured energy placed where the requests ran, placement.py)
