@@ -77,3 +77,43 @@ def test_the_numpy_engine_goes_one_group_at_a_time():
     names = group_threads.map_groups(lambda g: threading.current_thread().name, [1, 2, 3], compiled=False)
     assert set(names) == {threading.current_thread().name}
     assert np.array_equal(group_threads.map_groups(np.square, [np.arange(3)] * 2, compiled=False)[1], [0, 1, 4])
+
+
+_WORKQUEUE_CALLS = """
+import threading
+from concurrent.futures import ThreadPoolExecutor
+import numba
+from pipelines.attribution.kernel import attribute_energy
+from tests.test_kernel_inputs import _as_logged, _case
+
+inputs = [_as_logged(*_case(seed)) for seed in (41, 42)]
+first = [attribute_energy(r, t, bucket_s=60, max_events_per_chunk=200) for r, t in inputs]  # the warm-up beside it
+assert numba.threading_layer() == "workqueue", numba.threading_layer()
+with ThreadPoolExecutor(4) as pool:
+    again = list(pool.map(lambda k: attribute_energy(*inputs[k % 2], bucket_s=60, max_events_per_chunk=200), range(8)))
+    totals = list(pool.map(lambda k: again[k].per_request, range(8)))
+for k, result in enumerate(again):
+    assert result.per_request_bucket.equals(first[k % 2].per_request_bucket)
+    assert totals[k].equals(first[k % 2].per_request)
+print("calls took turns")
+"""
+
+
+def test_under_the_workqueue_layer_calls_take_turns_instead_of_aborting():
+    """numba's workqueue layer aborts the process when two threads launch parallel passes at once: a first call
+    (with the kernel's warm-up thread) and calls from several threads must take turns (launch_lock)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKQUEUE_CALLS],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0 and "calls took turns" in done.stdout, done.stderr[-2000:]

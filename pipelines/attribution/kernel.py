@@ -62,7 +62,7 @@ from pipelines.attribution.engine_api import (
     SweepResult,
 )
 from pipelines.attribution.engines import default_engine, engine_name, get_engine
-from pipelines.attribution.group_threads import map_groups
+from pipelines.attribution.group_threads import launch_lock, map_groups
 from pipelines.attribution.memory import release_freed_memory, small_pages
 from pipelines.attribution.placement import check_rule
 from pipelines.attribution.prepare import RowsByDevice, device_codes, plain_request_ids, rows_by_device
@@ -305,16 +305,16 @@ def _attributed(
     inp = _inputs(requests, telemetry, prompt_token_weight)
     release_freed_memory()  # the conversions' temporaries (dictionary codes, casts)
     chosen = get_engine(engine)  # imported here, not before the inputs: see warm_up
-    if max_events_per_chunk is None:
-        max_events_per_chunk = chosen.max_events_per_chunk
+    max_events = chosen.max_events_per_chunk if max_events_per_chunk is None else max_events_per_chunk
     rule = Placement(placement, _idle_by_code(inp.devices, idle_w), load_exponent)
-    inp, r_rows, t_rows = _by_device(inp)
-    parts = _sweep_groups(inp, r_rows, t_rows, chosen, bucket_us, max_gap_us, max_events_per_chunk, rule)
-    del r_rows, t_rows
-    lengths = request_lengths(requests, inp.start_us, inp.end_us)
-    devices, r_dev = inp.devices, inp.r_dev
-    del inp  # the input arrays are freed before the output tables are built
-    release_freed_memory()
-    result = attribution_result(rid, devices, r_dev, lengths, parts, bucket_us)
+    with launch_lock(chosen.name == "compiled"):  # calls take turns where numba needs it (group_threads.py)
+        inp, r_rows, t_rows = _by_device(inp)
+        parts = _sweep_groups(inp, r_rows, t_rows, chosen, bucket_us, max_gap_us, max_events, rule)
+        del r_rows, t_rows
+        lengths = request_lengths(requests, inp.start_us, inp.end_us)
+        devices, r_dev = inp.devices, inp.r_dev
+        del inp  # the input arrays are freed before the output tables are built
+        release_freed_memory()
+        result = attribution_result(rid, devices, r_dev, lengths, parts, bucket_us)
     release_freed_memory()  # the tables' temporaries (device codes, row numbers)
     return result

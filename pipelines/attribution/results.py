@@ -14,6 +14,7 @@ import pyarrow as pa
 from pipelines.attribution.arrays import TS_TYPE
 from pipelines.attribution.columns import chunked
 from pipelines.attribution.engine_api import SweepResult
+from pipelines.attribution.group_threads import launch_lock
 from pipelines.attribution.memory import small_pages
 from pipelines.attribution.prepare import request_codes, sum_pieces
 
@@ -46,7 +47,7 @@ class AttributionResult:
         request_id, in no set order: sort or join by request_id); built on first use (the warehouse keeps the
         pieces, so the daily run never needs it)."""
         if callable(self._per_request):
-            with small_pages():  # as the call that made the pieces (memory.py)
+            with small_pages(), launch_lock():  # as the call that made the pieces (memory.py, group_threads.py)
                 self._per_request = self._per_request()
         return self._per_request
 
