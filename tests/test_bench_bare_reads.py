@@ -36,8 +36,8 @@ def test_nvidia_smi_header_types():
 
 def test_the_benchmark_prints_the_bare_reads_beside_the_ingest_steps(tmp_path):
     said = []
-    steps = "step seconds: fleet_files 1.0, raw_requests 8.0, raw_telemetry 12.0, cost_models 3.0"
-    bare = _bare_reads(SAMPLE, tmp_path, steps, said.append)
+    step_s = {"fleet_files": 1.0, "raw_requests": 8.0, "raw_telemetry": 12.0, "cost_models": 3.0}
+    bare = _bare_reads(SAMPLE, tmp_path, step_s, said.append)
     assert set(bare) == {"requests", "telemetry"}
     assert said[0].startswith("bare read requests:") and "the raw_requests step 8.0 s" in said[0]
     assert said[1].startswith("bare read telemetry:") and "the raw_telemetry step 12.0 s" in said[1]

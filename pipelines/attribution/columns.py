@@ -83,8 +83,7 @@ def aligned(*cols: Chunked) -> Iterator[tuple[np.ndarray, ...]]:
 def from_pieces(pieces: list[np.ndarray], dtype) -> Chunked:
     """A Chunked column of computed pieces."""
     pieces = [p for p in pieces if len(p)]
-    starts = np.concatenate(([0], np.cumsum([len(p) for p in pieces], dtype=np.int64))).astype(np.int64)
-    return Chunked(pieces, starts, np.dtype(dtype))
+    return Chunked(pieces, chunk_starts(pieces), np.dtype(dtype))
 
 
 def request_lengths(requests: pa.Table, start_us: Chunked, end_us: Chunked) -> Callable[[np.ndarray], np.ndarray]:

@@ -169,10 +169,10 @@ def plain_request_ids(rid: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedA
     dictionary, a DuckDB ENUM) are read as their values: a dictionary may list a value twice, hold values no row
     uses or differ from chunk to chunk, so its indices are not the requests. Text ids come in one chunk; integer
     ids stay in their chunks (results.py gathers from them)."""
-    if nulls := null_ids(rid):
-        raise ValueError(f"request_id must not be null ({nulls:,} rows): quarantine them before attribution")
     if pa.types.is_dictionary(rid.type):
-        rid = pc.cast(rid, rid.type.value_type)
+        rid = pc.cast(rid, rid.type.value_type)  # an index pointing at a null value becomes a null
+    if rid.null_count:
+        raise ValueError(f"request_id must not be null ({rid.null_count:,} rows): quarantine them before attribution")
     if isinstance(rid, pa.ChunkedArray) and not pa.types.is_integer(rid.type):
         rid = rid.combine_chunks()
     return rid

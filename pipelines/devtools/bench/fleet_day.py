@@ -52,13 +52,14 @@ def _materialize(landing: Path, home: Path, say) -> tuple[float, str, dict]:
             f"--partition {FLEET_DAY}"
         )
     usage = {"tree": memory.peak_bytes(), "steps": memory.step_peaks(windows), "cpu": memory.step_cpu_s(windows)}
-    usage["cores"] = {step: cpu / max(windows[step][1] - windows[step][0], 1e-9) for step, cpu in usage["cpu"].items()}
+    usage["seconds"] = {step: end - start for step, (start, end) in windows.items()}
+    usage["cores"] = {step: cpu / max(usage["seconds"][step], 1e-9) for step, cpu in usage["cpu"].items()}
     return seconds, steps, usage
 
 
-def _bare_reads(landing: Path, home: Path, steps: str, say) -> dict:
+def _bare_reads(landing: Path, home: Path, step_s: dict[str, float], say) -> dict:
     """DuckDB's bare read and store of the same raw files (bare_reads.py, a child process), printed beside the
-    loaders' steps: what the loaders' guarantees cost above it."""
+    loaders' steps (``step_s``: each step's seconds): what the loaders' guarantees cost above it."""
     done = subprocess.run(
         [sys.executable, "-m", "pipelines.devtools.bench.bare_reads", str(landing), str(home)],
         capture_output=True,
@@ -66,7 +67,6 @@ def _bare_reads(landing: Path, home: Path, steps: str, say) -> dict:
         check=True,
     )
     bare = json.loads(done.stdout.strip().splitlines()[-1])
-    step_s = {name: float(value) for name, value in (item.split() for item in steps.split(":", 1)[1].split(","))}
     for feed, step in (("requests", "raw_requests"), ("telemetry", "raw_telemetry")):
         b = bare[feed]
         say(
@@ -112,7 +112,7 @@ def fleet_day(devices: int = 1000, say=print, readers: bool = False) -> dict:
     tree_peak_mb = memory["tree"] / 2**20
     counts = _published_counts(home)
     say(steps)
-    bare = _bare_reads(landing, home, steps, say)
+    bare = _bare_reads(landing, home, memory["seconds"], say)
     say(
         "step peak MB (the process tree's summed resident sets, sampled every 0.25 s): "
         + ", ".join(f"{step} {peak / 2**20:,.0f}" for step, peak in memory["steps"].items())
