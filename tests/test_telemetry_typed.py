@@ -52,7 +52,7 @@ def _typed_read_kept(con, path, relation) -> bool:
     ctx = ParseContext(con=con, landing=None, day=date(2026, 11, 2), options={}, name_date=date(2026, 11, 2))
     mapped = functools.partial(NvidiaSmiCsv()._mapped_sql, ctx, path, relation.header)
     try:
-        return parse_typed(ctx, relation, _nvsmi_header(path, relation.header)[2], mapped) is not None
+        return parse_typed(ctx, relation, _nvsmi_header(path, relation.header)[2], mapped, "power.draw") is not None
     finally:
         relation.drop(con)
 

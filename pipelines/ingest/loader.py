@@ -23,13 +23,14 @@ Pure DuckDB and Python; imports no Dagster.
 from __future__ import annotations
 
 import contextlib
+import functools
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from pipelines.ingest import file_days, other_days
+from pipelines.ingest import file_days, other_days, whole_files
 from pipelines.ingest.duckdb_lines import FieldsNotExact, LineRelation, read_line_relation
 from pipelines.ingest.duckdb_pieces import iter_piece_lines
 from pipelines.ingest.feeds import (
@@ -49,6 +50,7 @@ from pipelines.ingest.files import (
     read_lines,
 )
 from pipelines.ingest.formats import ParseContext
+from pipelines.ingest.formats.common import WRITTEN
 from pipelines.ingest.load_sql import FILES_TABLE
 from pipelines.ingest.plain_files import DecompressAhead
 from pipelines.ingest.report import FileReport, IngestError, IngestRefused, IngestReport
@@ -210,15 +212,16 @@ def _ingest(
             parts, lines_in_batch = [], 0
             for i, path in enumerate(files, start=1):
                 reader = feed.for_file(path)  # formats.yaml may give each file pattern its own reader
-                ctx = ParseContext(
-                    con=con, landing=landing, day=day, options=reader.options, name_date=date_in_name(path)
-                )
+                name_date = date_in_name(path)
+                ctx = ParseContext(con=con, landing=landing, day=day, options=reader.options, name_date=name_date)
+                if whole_files.may_write(stage, day, name_date):  # a file whose every row loads goes straight in
+                    ctx.write_rows = functools.partial(whole_files.write_rows, feed, day, stage)
                 following = feed.for_file(files[i]) if i < len(files) else None
                 if ahead and following and _duckdb_reads_whole(following):
                     ahead.start(files[i])  # the next file decompresses while this one is read and parsed
                 for piece_parts, n_lines in parse_file(con, ctx, reader, path, ahead):
                     parts += piece_parts
-                    lines_in_batch += n_lines
+                    lines_in_batch += n_lines if piece_parts else 0  # none: its rows are written already
                     if lines_in_batch >= BATCH_LINES:
                         stage_batch(con, feed, parts, day, stage, files=True)
                         parts, lines_in_batch = [], 0
@@ -251,7 +254,7 @@ def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, pa
             if relation is None:
                 break
             try:
-                parts = [feed.reader.parse_relation(ctx, path, relation)]
+                parts = [p for p in [feed.reader.parse_relation(ctx, path, relation)] if p != WRITTEN]
             except FieldsNotExact:  # not exactly its fields after all: read again a line a row
                 ctx.release()
                 continue

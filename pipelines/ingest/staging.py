@@ -30,7 +30,7 @@ from pipelines.ingest.other_days import OtherDays, left_for_other_days
 from pipelines.ingest.other_days import add_batch as add_other_day_rows
 from pipelines.ingest.report import IngestRefused, IngestReport
 from pipelines.settings import current
-from pipelines.warehouse.connection import scalar, table_exists
+from pipelines.warehouse.connection import scalar, sql_str, table_exists
 
 # a run that rejects more than this share of its rows does not replace a loaded day that rejected under half as many
 QUARANTINE_SHARE_LIMIT = 0.5
@@ -98,6 +98,8 @@ def _begin_writing(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None)
     rows: a refused, failed or killed run leaves the day as it was."""
     _add_missing_columns(con)
     writer = con.cursor()
+    zone = con.execute("SELECT current_setting('TimeZone')").fetchall()[0][0]
+    writer.execute(f"SET TimeZone = {sql_str(zone)}")  # a row's day (whole_files.py) as the parse gives it
     writer.execute("BEGIN TRANSACTION")
     try:
         _clear(writer, feed, day)

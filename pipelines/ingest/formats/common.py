@@ -10,6 +10,7 @@ tag's unknown value loads), plus the feed's own rules
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -24,6 +25,8 @@ _counter = itertools.count()
 
 # a timestamp before this or more than a day after the load is implausible (a clock reset or a unit mix-up)
 EARLIEST_PLAUSIBLE = "2000-01-01"
+# what a parse returns for a file whose rows it wrote straight into the run's transaction (ParseContext.write_rows)
+WRITTEN = "(rows written into the run's transaction)"
 
 
 @dataclass
@@ -37,6 +40,9 @@ class ParseContext:
     name_date: date | None = None
     """The date in the file's name (files.date_in_name): a row dated more than a day from it is quarantined after
     the parse (load_sql.filed_sql), so such a row keeps its line through the parse."""
+    write_rows: Callable[..., bool] | None = None
+    """Where a parse may write a whole file's rows straight into the run's transaction, when every row loads on
+    the run's day (staging.write_rows: ``(rows, query, source_file, energy_source) -> bool``); None: it may not."""
 
     def release(self) -> None:
         for name in self.registered:
@@ -120,10 +126,29 @@ def finish(
     event_date_sql: str | None = None,
     raw_text_sql: str = "raw_text",
 ) -> str:
-    """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table.
+    """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table
+    (finish_query's rows)."""
+    return finish_table(ctx, finish_query(ctx, contract, mapped_sql, extra_rules, event_date_sql, raw_text_sql))
+
+
+def finish_table(ctx: ParseContext, query: str) -> str:
+    """A finish_query's rows kept in a temp table (a parsed part): its name."""
+    name = f"_parsed_{next(_counter)}"
+    ctx.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
+    return name
+
+
+def finish_query(
+    ctx: ParseContext,
+    contract: Contract,
+    mapped_sql: str,
+    extra_rules=(),
+    event_date_sql: str | None = None,
+    raw_text_sql: str = "raw_text",
+) -> str:
+    """The mapped rows validated: canonical columns + lineage + reason + event_date (a query).
     ``raw_text_sql``: SQL over the mapped columns giving a row's line, when they hold no ``raw_text`` (computed
     only for the rows that keep it)."""
-    name = f"_parsed_{next(_counter)}"
     part = contract.partition_by
     event_date = event_date_sql or (f"{part}::DATE" if part else "NULL::DATE")
     cols = ", ".join(f"{c.name}::{c.type} AS {c.name}" for c in contract.columns)
@@ -137,8 +162,7 @@ def finish(
         if contract.on_duplicate_key == "quarantine"
         else f"CASE WHEN {keep} THEN {raw_text_sql} END AS raw_text"
     )
-    ctx.con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {name} AS
+    return f"""
         WITH mapped AS ({mapped_sql}),
         checked AS (
             SELECT *, {validation_sql(contract, list(extra_rules))} AS reason, {event_date} AS event_date
@@ -146,8 +170,7 @@ def finish(
         )
         SELECT {cols}, source_file, source_line, {raw_text}, reason, event_date
         FROM checked
-    """)
-    return name
+    """
 
 
 def register(ctx: ParseContext, table: pa.Table) -> str:

@@ -94,19 +94,24 @@ def _host_note(path: Path, host: str | None, source: str, pos: dict[str, int]) -
     return f"{path.name}: host {host!r} taken from {source}; device ids from {device}"
 
 
+def _power_key(pos: dict[str, int]) -> str:
+    """The field power_w comes from: the one that covers the interval first (_nvsmi_power_and_device)."""
+    return next((k for k in ("power_draw_average", "power_draw") if k in pos), "power_draw_instant")
+
+
 def _nvsmi_power_and_device(pos: dict[str, int], window, host: str | None, val) -> tuple[str, str, str]:
     """(the field power_w comes from, its averaging window SQL, the device id SQL) for a header's fields: the
     column that covers the interval first (power.draw.average, else power.draw, whose meaning depends on the device
     type: pipelines/ingest/device_power.py), power.draw.instant only when the file has nothing else."""
-    if "power_draw_average" in pos:
-        power_key, window_sql = "power_draw_average", "1.0"
-    elif "power_draw" in pos:
-        power_key = "power_draw"
+    power_key = _power_key(pos)
+    if power_key == "power_draw_average":
+        window_sql = "1.0"
+    elif power_key == "power_draw":
         window_sql = (
             str(float(window)) if window is not None else f"coalesce(draw_window_s, {DEFAULT_POWER_DRAW_WINDOW_S})"
         )
     else:
-        power_key, window_sql = "power_draw_instant", "0.0"
+        window_sql = "0.0"
     if "uuid" in pos:
         device = val("uuid")
     elif "pci_bus_id" in pos:
@@ -223,7 +228,8 @@ class NvidiaSmiCsv:
         if lines.header is not None:  # read as fields (duckdb_lines.read_csv_fields): line 1 is the header
             pos = _nvsmi_header(path, lines.header)[2]
             mapped = functools.partial(self._mapped_sql, ctx, path, lines.header)
-            parsed = parse_typed(ctx, lines, pos, mapped)  # most files: read typed, every row loads
+            # most files: read typed, every row loads
+            parsed = parse_typed(ctx, lines, pos, mapped, _ENERGY_SOURCE[_power_key(pos)])
             if parsed is not None:
                 log.info(_host_note(path, *file_host(ctx.options, path), pos))
                 return parsed
