@@ -214,7 +214,8 @@ def _ingest(
                 reader = feed.for_file(path)  # formats.yaml may give each file pattern its own reader
                 name_date = date_in_name(path)
                 ctx = ParseContext(con=con, landing=landing, day=day, options=reader.options, name_date=name_date)
-                if whole_files.may_write(stage, day, name_date):  # a file whose every row loads goes straight in
+                # a file whose every row loads goes straight in (once in the run: its rows are deleted by its name)
+                if whole_files.may_write(stage, day, name_date) and files.count(path) == 1:
                     ctx.write_rows = functools.partial(whole_files.write_rows, feed, day, stage)
                 following = feed.for_file(files[i]) if i < len(files) else None
                 if ahead and following and _duckdb_reads_whole(following):
