@@ -1,6 +1,6 @@
-"""A feed without a duplicate key (telemetry) writes its batches straight into the raw table, in the run's own
-transaction on a second connection (pipelines/ingest/staging.py), instead of through a temporary stage copied at
-the end. What that must keep: nobody sees a half-loaded day, a refused or failed run leaves the day byte for byte as
+"""A run writes its batches straight into the raw table, in the run's own transaction on a second connection
+(pipelines/ingest/staging.py), instead of through a temporary stage copied at the end (a feed with a duplicate key
+keeps its loaded keys in the stage). What that must keep: nobody sees a half-loaded day, a refused or failed run leaves the day byte for byte as
 it was, the next run is not blocked by what a failed one left, and the rows are those the stage path loads."""
 
 from datetime import date
@@ -14,6 +14,7 @@ from pipelines.ingest.loader import ingest_feed, ingest_files
 from pipelines.ingest.report import IngestRefused, IngestReport
 from pipelines.ingest.staging import Stage, replacing
 from tests.conftest import sample_telemetry_hour
+from tests.test_ingest_other_days import requests_of, write
 
 DAY = date(2026, 11, 2)
 HOSTS = ("eu-central-a100-002", "us-west-h100-large-000", "us-west-h100-small-001")
@@ -38,11 +39,11 @@ def three_hosts(landing, hour=0):
     return sorted((landing / "telemetry").iterdir())
 
 
-def test_telemetry_takes_the_direct_path_and_requests_the_stage(con, landing):
-    for feed, direct in (("telemetry", True), ("requests", False)):
+def test_a_written_run_writes_in_its_own_transaction(con, landing):
+    for feed in ("telemetry", "requests"):  # requests also keep their loaded keys in a stage, for later batches
         resolved = resolve_feed(feed, None, None, landing)
         with replacing(con, resolved, DAY, IngestReport(feed=feed, partition_date=DAY), replace_anyway=True) as stage:
-            assert isinstance(stage, Stage) and (stage.writer is not None) == direct
+            assert isinstance(stage, Stage) and stage.writer is not None
     report = IngestReport(feed="telemetry", partition_date=DAY)
     with replacing(con, resolve_feed("telemetry", None, None, landing), DAY, report, dry_run=True) as stage:
         assert stage.writer is None  # a dry run writes nothing, not even into a transaction it rolls back
@@ -119,3 +120,34 @@ def test_direct_rows_equal_the_stage_path(con, landing, monkeypatch):
     assert direct["ingest_quarantine"] and direct["raw_telemetry"] and direct["ingest_file_stats"]
     for table in TABLES:  # every column but the last, loaded_at
         assert [r[:-1] for r in direct[table]] == [r[:-1] for r in staged[table]], table
+
+
+def test_requests_written_as_they_go_equal_the_stage_path(con, landing, monkeypatch):
+    """Requests, whose keys are checked against the batches before them: repeats within a batch, across batches
+    and files, and of a key loaded for another day; a malformed line; a row of the next day. Loaded through the
+    run's transaction (the stage keeps only the keys) and through the whole stage: the same rows, quarantine and
+    per-file counts."""
+    write(landing, "api_2026-11-01.jsonl", requests_of(date(2026, 11, 1), range(900, 905)))
+    ingest_feed(con, "requests", landing, date(2026, 11, 1))
+    write(landing, "api_2026-11-01.jsonl", requests_of(date(2026, 11, 1), range(900, 905)))
+    first = requests_of(DAY, [*range(10), 3, 903]) + ["{not json"] + requests_of(date(2026, 11, 3), [50])
+    write(landing, "api_2026-11-02.jsonl", first + requests_of(DAY, [*range(10, 20), 5]))
+    write(landing, "api_2026-11-02-late.jsonl", requests_of(DAY, [7, *range(20, 25)]))
+    monkeypatch.setattr(loader, "BATCH_LINES", 7)  # batches cut within files: keys checked across them
+    queries = {
+        "raw_requests": "SELECT * EXCLUDE (loaded_at) FROM raw_requests ORDER BY ALL",
+        "ingest_quarantine": "SELECT * EXCLUDE (loaded_at) FROM ingest_quarantine WHERE feed = 'requests' ORDER BY ALL",
+        "ingest_file_stats": "SELECT * EXCLUDE (loaded_at) FROM ingest_file_stats WHERE feed = 'requests' ORDER BY ALL",
+    }
+    loads = []
+    for writes in (True, False):
+        if not writes:
+            monkeypatch.setattr(staging, "_begin_writing", lambda *a: None)  # no writer: the whole stage
+        report = ingest_feed(con, "requests", landing, DAY)
+        loads.append(({t: con.execute(q).fetchall() for t, q in queries.items()}, report.other_days))
+    (written, other_written), (staged, other_staged) = loads
+    assert written == staged and other_written == other_staged
+    reasons = sorted(r[5] for r in written["ingest_quarantine"] if r[1] == DAY)
+    assert len(reasons) == 5 and reasons[-1] == "malformed JSON"
+    assert sum(1 for r in reasons if "api_2026-11-01.jsonl:4)" in r) == 1  # req-903, loaded on 11-01
+    assert len([r for r in written["raw_requests"] if r[-1] == DAY]) == 25

@@ -170,11 +170,18 @@ def add_batch(
 ) -> None:
     """Add a batch's rows per file and day to ``found`` {(source_file, day or None): [rows filed, rows dated,
     rows sharing keys]} (load_sql.filed_days_sql)."""
-    query = load_sql.filed_days_sql(parsed_parts, day, any_bad, feed.duplicate_key)
+    # a key shared with another file of the batch: none when the batch is one file's (a day of requests in pieces)
+    key = feed.duplicate_key if feed.duplicate_key and _files_in(con, parsed_parts) > 1 else ()
+    query = load_sql.filed_days_sql(parsed_parts, day, any_bad, key)
     for source_file, row_day, *added in con.execute(query).fetchall():
         counts = found.setdefault((source_file, row_day), [0, 0, 0])
         for i, n in enumerate(added):
             counts[i] += n
+
+
+def _files_in(con: duckdb.DuckDBPyConnection, parsed_parts: list[str]) -> int:
+    union = " UNION ALL ".join(f"SELECT DISTINCT source_file FROM {p}" for p in parsed_parts)
+    return con.execute(f"SELECT count(DISTINCT source_file) FROM ({union})").fetchall()[0][0]
 
 
 def remember(

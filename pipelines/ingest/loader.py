@@ -15,7 +15,7 @@ delivered loads.
 This module orchestrates; the jobs live beside it: decompress.py and files.py (reading files in bounded memory,
 splitting lines), plain_files.py (decompressed ahead for DuckDB), duckdb_lines.py and duckdb_pieces.py (the same lines read by DuckDB), feeds.py (a feed resolved once), load_sql.py (the SQL that decides each row's fate), staging.py (staging and replacing a day).
 A run never loses a loaded day by mistake: a reader of another feed is refused before anything is read, and a run
-that would replace a loaded day with no rows or mostly quarantine is refused (staging.refusal) unless
+that would replace a loaded day with no rows or mostly quarantine is refused (refusal.py) unless
 ``replace_anyway``; ``dry_run`` reads, validates and reports, and writes nothing.
 Pure DuckDB and Python; imports no Dagster.
 """

@@ -1,15 +1,15 @@
 """Staging a run's batches and replacing the day with them in one transaction.
 
-Two ways, with the same result. A feed without a duplicate key (telemetry: on_duplicate_key keep) writes each
-batch straight into its raw table and ingest_quarantine, in the run's own transaction on a second connection that
-cleared the day first (:class:`Stage` ``writer``): the rows are compressed into the warehouse once. A feed with a
-duplicate key (requests, prices, the fleet files) stages each batch (committed into a temporary table, so DuckDB
-owns a copy and may spill it: a batch waiting in an open transaction would pin the Arrow text it was read from),
-checks it against the keys staged before it, and the day is then replaced from the stage in one transaction.
+A run writes each batch straight into the raw table and ingest_quarantine, in the run's own transaction on a second
+connection that cleared the day first (:class:`Stage` ``writer``): the rows are compressed into the warehouse once.
+A feed with a duplicate key (requests, prices, the fleet files) also keeps each batch's loaded keys in a temporary
+stage, which the next batches are checked against. A dry run, which writes nothing, stages whole batches instead
+(committed into a temporary table, so DuckDB owns a copy and may spill it: a batch waiting in an open transaction
+would pin the Arrow text it was read from), and the day would be replaced from the stage in one transaction.
 Either way the day's raw rows, quarantine rows and one ingest_file_stats row per file are committed together, so a
 failed run changes nothing and a reader never sees half a day.
 
-Before replacing a day that has loaded rows, the run is checked (:func:`refusal`): a run that would load nothing, or
+Before replacing a day that has loaded rows, the run is checked (refusal.py): a run that would load nothing, or
 reject more than QUARANTINE_SHARE_LIMIT of its rows where the loaded day rejected far fewer, is refused and the day
 stays as it was, unless ``replace_anyway``. A dry run stages and checks, and writes nothing."""
 
@@ -28,15 +28,10 @@ from pipelines.ingest.feeds import Feed
 from pipelines.ingest.files import LineProblem, files_table
 from pipelines.ingest.other_days import OtherDays, left_for_other_days
 from pipelines.ingest.other_days import add_batch as add_other_day_rows
+from pipelines.ingest.refusal import refusal
 from pipelines.ingest.report import IngestRefused, IngestReport
 from pipelines.settings import current
 from pipelines.warehouse.connection import scalar, sql_str, table_exists
-
-# a run that rejects more than this share of its rows does not replace a loaded day that rejected under half as many
-QUARANTINE_SHARE_LIMIT = 0.5
-FORCE_HINT = (
-    "to replace it anyway: `infercost ingest --replace-anyway`, or the ingest asset's run config replace_anyway: true"
-)
 
 
 @dataclass
@@ -67,7 +62,7 @@ def replacing(
     the run's Stage, which stage_batch fills; fills the report.
     ``files``: the files the run read (named when it is refused). Raises IngestRefused (see :func:`refusal`)."""
     con.execute(f"DROP TABLE IF EXISTS {feed.stage_table}")
-    stage = Stage(writer=None if dry_run or feed.duplicate_key else _begin_writing(con, feed, day))
+    stage = Stage(writer=None if dry_run else _begin_writing(con, feed, day))
     try:
         yield stage
         report.fill(stage.counts)
@@ -150,44 +145,6 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, feed: Feed, rows: str | pa.Tabl
     )
 
 
-def refusal(
-    con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None, counts: dict, files: list[Path] | None
-) -> str | None:
-    """Why this run must not replace the loaded day, or None. A day with loaded rows is not replaced by a run that
-    loads none (no file, a reader that finds nothing of the day), nor by one that rejects more than
-    QUARANTINE_SHARE_LIMIT of its rows when the loaded day rejected under half that share."""
-    if day is None or not table_exists(con, feed.raw_table):
-        return None
-    loaded_before = scalar(con, f"SELECT count(*) FROM {feed.raw_table} WHERE partition_date = ?", [day])
-    if not loaded_before:
-        return None
-    read, loaded, rejected = (sum(c[i] for c in counts.values()) for i in range(3))
-    read_before, rejected_before = con.execute(
-        "SELECT coalesce(sum(rows_read), 0), coalesce(sum(rows_quarantined), 0) FROM ingest_file_stats "
-        "WHERE feed = ? AND partition_date = ?",
-        [feed.name, day],
-    ).fetchall()[0]
-    share, share_before = rejected / max(read, 1), rejected_before / max(read_before, 1)
-    if loaded == 0:
-        why = f"it would load 0 rows ({len(files or [])} files, {read:,} rows of the day read)"
-    elif share > QUARANTINE_SHARE_LIMIT and share_before < share / 2:
-        why = (
-            f"it would quarantine {rejected:,} of {read:,} rows ({share:.0%}, over "
-            f"{QUARANTINE_SHARE_LIMIT:.0%}) where the loaded day quarantined {share_before:.1%}"
-        )
-    else:
-        return None
-    named = (
-        "; ".join(f"{f} ({c[0]:,} read, {c[1]:,} loaded, {c[2]:,} quarantined)" for f, c in sorted(counts.items()))
-        or ", ".join(str(f) for f in files or [])
-        or "no file"
-    )
-    return (
-        f"{feed.name} {day} ({feed.format or 'reader'}): refused to replace the loaded day ({loaded_before:,} rows): "
-        f"{why}. Files: {named}. The loaded day is unchanged; {FORCE_HINT}"
-    )
-
-
 def _clear(con: duckdb.DuckDBPyConnection, feed: Feed, day: date | None) -> None:
     where = f"partition_date = {load_sql.day_sql(day)}" if day else "true"
     con.execute(f"DELETE FROM {feed.raw_table} WHERE {where}")
@@ -257,6 +214,9 @@ def stage_batch(
                 SELECT b.* EXCLUDE (_part, _row), t.raw_text
                 FROM (SELECT * FROM {batch} WHERE reason IS NOT NULL) b
                 JOIN ({load_sql.parts_text_sql(parsed_parts)}) t USING (_part, _row)"""
+        if stage.writer is not None:  # the rows go into the run's transaction; the stage keeps their keys only
+            _insert_rows(stage.writer, feed, con.sql(rows).to_arrow_table())
+            rows = f"SELECT {', '.join(feed.duplicate_key)}, {_KEY_WHERE} FROM {batch} WHERE reason IS NULL"
         _stage_rows(con, table, rows, staged)
         _count(con, feed, batch, stage.counts)
     else:  # nothing more to decide: the batch goes straight on, its rows counted where they went
@@ -296,6 +256,8 @@ def _write_batch(con: duckdb.DuckDBPyConnection, feed: Feed, rows: str, stage: S
         con.unregister(_WRITTEN)
 
 
+# what a loaded key's row keeps in the stage of a run that writes as it goes (load_sql.loaded_keys_sql reads it)
+_KEY_WHERE = "partition_date, source_file, source_line, reason"
 _WRITTEN = "_ingest_batch_written"  # a batch written into the run's transaction, as Arrow, while it is counted
 
 

@@ -9,7 +9,7 @@ Stages (each a Spark job; tasks run pipelines/spark/tasks.py):
 3. ``raw_<feed>/day=...`` and ``ingest_quarantine/feed=<feed>/day=...`` written to the lake (staging, rename);
    the warehouse's ``ingest_quarantine`` and ``ingest_file_stats`` rows of the day replaced from them.
 
-The run is checked before anything is written with the loader's own guard (staging.refusal). Its report names the
+The run is checked before anything is written with the loader's own guard (refusal.py). Its report names the
 rows of other days the warehouse does not hold, as the loader's does (pipelines/ingest/other_days.py). Like the
 loader, it does not open a file remembered to hold none of its day's rows (pipelines/ingest/file_days.py): the
 parse tasks count each file's rows per day, and the driver keeps them once the day is written.
@@ -28,8 +28,8 @@ from pipelines.ingest import file_days, load_sql, other_days
 from pipelines.ingest.feeds import resolve_landing_feed
 from pipelines.ingest.files import by_arrival, files_for, files_table
 from pipelines.ingest.loader import not_opened_note
+from pipelines.ingest.refusal import refusal
 from pipelines.ingest.report import IngestRefused, IngestReport
-from pipelines.ingest.staging import refusal
 from pipelines.settings import current
 from pipelines.spark import tasks
 from pipelines.spark.lake_io import attach_lake, read_days, write_frame

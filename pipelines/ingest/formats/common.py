@@ -42,7 +42,7 @@ class ParseContext:
     the parse (load_sql.filed_sql), so such a row keeps its line through the parse."""
     write_rows: Callable[..., bool] | None = None
     """Where a parse may write a whole file's rows straight into the run's transaction, when every row loads on
-    the run's day (staging.write_rows: ``(rows, query, source_file, energy_source) -> bool``); None: it may not."""
+    the run's day (whole_files.write_rows: ``(rows, query, source_file, energy_source) -> bool``); None: it may not."""
 
     def release(self) -> None:
         for name in self.registered:
