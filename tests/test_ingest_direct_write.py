@@ -151,3 +151,31 @@ def test_requests_written_as_they_go_equal_the_stage_path(con, landing, monkeypa
     assert len(reasons) == 5 and reasons[-1] == "malformed JSON"
     assert sum(1 for r in reasons if "api_2026-11-01.jsonl:4)" in r) == 1  # req-903, loaded on 11-01
     assert len([r for r in written["raw_requests"] if r[-1] == DAY]) == 25
+
+
+def test_a_requests_run_stopped_after_a_written_batch_leaves_the_day(con, landing, monkeypatch):
+    """A batch of requests is in the run's transaction once written: a run stopped after it leaves the day (rows,
+    quarantine, counts) as it was, and the next run loads it whole."""
+    write(landing, "api_2026-11-02.jsonl", requests_of(DAY, range(10)) + ["{not json"])
+    ingest_feed(con, "requests", landing, DAY)
+    queries = {
+        "raw_requests": "SELECT * FROM raw_requests ORDER BY ALL",
+        "ingest_quarantine": "SELECT * FROM ingest_quarantine WHERE feed = 'requests' ORDER BY ALL",
+        "ingest_file_stats": "SELECT * FROM ingest_file_stats WHERE feed = 'requests' ORDER BY ALL",
+    }
+    before = {t: con.execute(q).fetchall() for t, q in queries.items()}
+    write(landing, "api_2026-11-02.jsonl", requests_of(DAY, range(100, 130)) + ["{not json either"])
+    monkeypatch.setattr(loader, "BATCH_LINES", 8)
+    batches = []
+
+    def stop_after_two_batches(done, total, report):
+        batches.append(report.rows_read)
+        if len(batches) == 2:
+            raise KeyboardInterrupt("stopped halfway")
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest_feed(con, "requests", landing, DAY, progress=stop_after_two_batches)
+    assert batches[-1] > 0  # rows were written into the run's transaction before it stopped
+    assert {t: con.execute(q).fetchall() for t, q in queries.items()} == before
+    report = ingest_feed(con, "requests", landing, DAY)
+    assert report.written and report.rows_loaded == 30 and report.rows_quarantined == 1
