@@ -118,17 +118,10 @@ def far_from_file_date_sql(name_date_sql: str, event_date_sql: str) -> str:
     return f"abs(date_diff('day', {name_date_sql}, {event_date_sql})) > 1"
 
 
-def finish(
-    ctx: ParseContext,
-    contract: Contract,
-    mapped_sql: str,
-    extra_rules=(),
-    event_date_sql: str | None = None,
-    raw_text_sql: str = "raw_text",
-) -> str:
-    """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table
-    (finish_query's rows)."""
-    return finish_table(ctx, finish_query(ctx, contract, mapped_sql, extra_rules, event_date_sql, raw_text_sql))
+def finish(ctx: ParseContext, contract: Contract, mapped_sql: str, *options, **named_options) -> str:
+    """Validate the mapped rows and keep canonical columns + lineage + reason + event_date in a temp table: the
+    rows of finish_query, which takes the options (extra_rules, event_date_sql, raw_text_sql)."""
+    return finish_table(ctx, finish_query(ctx, contract, mapped_sql, *options, **named_options))
 
 
 def finish_table(ctx: ParseContext, query: str) -> str:
