@@ -174,9 +174,14 @@ def add_batch(
     key = feed.duplicate_key if feed.duplicate_key and _files_in(con, parsed_parts) > 1 else ()
     query = load_sql.filed_days_sql(parsed_parts, day, any_bad, key)
     for source_file, row_day, *added in con.execute(query).fetchall():
-        counts = found.setdefault((source_file, row_day), [0, 0, 0])
-        for i, n in enumerate(added):
-            counts[i] += n
+        add_counts(found, source_file, row_day, added)
+
+
+def add_counts(found: dict, source_file: str, day: date | None, added) -> None:
+    """Add [rows filed, rows dated, rows sharing keys] of a file and day to ``found`` (add_batch)."""
+    counts = found.setdefault((source_file, day), [0, 0, 0])
+    for i, n in enumerate(added):
+        counts[i] += n
 
 
 def _files_in(con: duckdb.DuckDBPyConnection, parsed_parts: list[str]) -> int:

@@ -209,6 +209,25 @@ def carried_date_sql(parsed_parts: list[str]) -> str:
         WHERE f.source_file = b.source_file"""
 
 
+def insert_loaded_sql(feed: Feed, rows: str) -> str:
+    """Insert the rows of ``rows`` that load (reason NULL) into the raw table: a relation with the contract's
+    columns, source_file, source_line, partition_date and reason."""
+    cols = ", ".join(feed.contract.names)
+    return (
+        f"INSERT INTO {feed.raw_table} ({cols}, source_file, source_line, partition_date, loaded_at) "
+        f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {rows} WHERE reason IS NULL"
+    )
+
+
+def staged_keys_sql(feed: Feed, batch: str) -> str:
+    """The batch's loaded keys and where they are: what the stage of a run that writes as it goes keeps of a batch
+    (loaded_keys_sql reads it)."""
+    return (
+        f"SELECT {', '.join(feed.duplicate_key)}, partition_date, source_file, source_line, reason FROM {batch} "
+        "WHERE reason IS NULL"
+    )
+
+
 def parts_text_sql(parsed_parts: list[str]) -> str:
     """Each parsed row's raw_text with where it is (``_part``, ``_row``) in a detached batch (batch_query_sql)."""
     return " UNION ALL ".join(

@@ -22,6 +22,7 @@ Pure DuckDB and Python; imports no Dagster.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 from datetime import date, timedelta
@@ -210,12 +211,13 @@ def _ingest(
         with replacing(con, feed, day, report, files=files, **guard) as stage:
             stage.other_days.changed = file_days.changed_since_read(con, feed, before)
             parts, lines_in_batch = [], 0
+            named_twice = {p for p, n in collections.Counter(files).items() if n > 1}
             for i, path in enumerate(files, start=1):
                 reader = feed.for_file(path)  # formats.yaml may give each file pattern its own reader
                 name_date = date_in_name(path)
                 ctx = ParseContext(con=con, landing=landing, day=day, options=reader.options, name_date=name_date)
                 # a file whose every row loads goes straight in (once in the run: its rows are deleted by its name)
-                if whole_files.may_write(stage, day, name_date) and files.count(path) == 1:
+                if whole_files.may_write(stage, day, name_date) and path not in named_twice:
                     ctx.write_rows = functools.partial(whole_files.write_rows, feed, day, stage)
                 following = feed.for_file(files[i]) if i < len(files) else None
                 if ahead and following and _duckdb_reads_whole(following):
@@ -255,7 +257,8 @@ def parse_file(con: duckdb.DuckDBPyConnection, ctx: ParseContext, feed: Feed, pa
             if relation is None:
                 break
             try:
-                parts = [p for p in [feed.reader.parse_relation(ctx, path, relation)] if p != WRITTEN]
+                part = feed.reader.parse_relation(ctx, path, relation)
+                parts = [] if part == WRITTEN else [part]  # WRITTEN: in the run's transaction already
             except FieldsNotExact:  # not exactly its fields after all: read again a line a row
                 ctx.release()
                 continue

@@ -133,11 +133,7 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, feed: Feed, rows: str | pa.Tabl
         # would stay in its catalog until COMMIT, and pin every batch's Arrow (a fleet-day ran out of 24 GB)
         _ingest_written_batch = rows  # noqa: F841 (read by name in the SQL below)
         rows = "_ingest_written_batch"
-    cols = ", ".join(feed.contract.names)
-    con.execute(
-        f"INSERT INTO {feed.raw_table} ({cols}, source_file, source_line, partition_date, loaded_at) "
-        f"SELECT {cols}, source_file, source_line, partition_date, now() FROM {rows} WHERE reason IS NULL"
-    )  # in staging order, batch by batch: no sort of a fleet-day
+    con.execute(load_sql.insert_loaded_sql(feed, rows))  # in staging order, batch by batch: no sort of a fleet-day
     con.execute(
         "INSERT INTO ingest_quarantine SELECT ?, partition_date, source_file, source_line, raw_text, "
         f"reason, now() FROM {rows} WHERE reason IS NOT NULL",
@@ -216,7 +212,7 @@ def stage_batch(
                 JOIN ({load_sql.parts_text_sql(parsed_parts)}) t USING (_part, _row)"""
         if stage.writer is not None:  # the rows go into the run's transaction; the stage keeps their keys only
             _insert_rows(stage.writer, feed, con.sql(rows).to_arrow_table())
-            rows = f"SELECT {', '.join(feed.duplicate_key)}, {_KEY_WHERE} FROM {batch} WHERE reason IS NULL"
+            rows = load_sql.staged_keys_sql(feed, batch)
         _stage_rows(con, table, rows, staged)
         _count(con, feed, batch, stage.counts)
     else:  # nothing more to decide: the batch goes straight on, its rows counted where they went
@@ -256,8 +252,6 @@ def _write_batch(con: duckdb.DuckDBPyConnection, feed: Feed, rows: str, stage: S
         con.unregister(_WRITTEN)
 
 
-# what a loaded key's row keeps in the stage of a run that writes as it goes (load_sql.loaded_keys_sql reads it)
-_KEY_WHERE = "partition_date, source_file, source_line, reason"
 _WRITTEN = "_ingest_batch_written"  # a batch written into the run's transaction, as Arrow, while it is counted
 
 
@@ -274,6 +268,12 @@ def _count(con: duckdb.DuckDBPyConnection, feed: Feed, rows: str, counts: dict) 
         f"count(*) FILTER (WHERE reason IS NOT NULL AND NOT {skipped}), count(*) FILTER (WHERE {skipped}), "
         f"{source} FROM {rows} GROUP BY 1 ORDER BY 1"
     ).fetchall():
-        old = counts.get(f, (0, 0, 0, 0, ""))
-        known = {s for s in (*old[4].split(", "), *(sources or [])) if s}
-        counts[f] = (*(a + b for a, b in zip(old[:4], added)), ", ".join(sorted(known)))
+        add_counts(counts, f, added, sources or [])
+
+
+def add_counts(counts: dict, source_file: str, added, sources) -> None:
+    """Add rows read, loaded, quarantined and skipped (``added``) and the energy sources of its loaded rows to a
+    file's counts (Stage.counts)."""
+    old = counts.get(source_file, (0, 0, 0, 0, ""))
+    known = {s for s in (*old[4].split(", "), *sources) if s}
+    counts[source_file] = (*(a + b for a, b in zip(old[:4], added)), ", ".join(sorted(known)))

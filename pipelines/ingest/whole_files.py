@@ -16,7 +16,9 @@ from datetime import date
 import pyarrow as pa
 
 from pipelines.ingest.feeds import Feed
-from pipelines.ingest.load_sql import day_sql
+from pipelines.ingest.file_days import add_counts as add_file_day_counts
+from pipelines.ingest.load_sql import day_sql, insert_loaded_sql
+from pipelines.ingest.staging import add_counts
 
 
 def may_write(stage, day: date | None, name_date: date | None) -> bool:
@@ -32,13 +34,11 @@ def write_rows(feed: Feed, day: date, stage, rows: pa.Table, query, source_file:
     stage_batch would (read = loaded, one day filed, ``energy_source`` their column); True. Else nothing of the
     file stays written, nothing is counted: False."""
     _ingest_file_rows = rows  # noqa: F841 (read by name in the SQL below: DuckDB's replacement scan)
-    cols = ", ".join(feed.contract.names)
     day_literal = day_sql(day)
-    inserted = stage.writer.execute(
-        f"INSERT INTO {feed.raw_table} ({cols}, source_file, source_line, partition_date, loaded_at) "
-        f"SELECT {cols}, source_file, source_line, event_date, now() FROM ({query('_ingest_file_rows')}) "
-        f"WHERE reason IS NULL AND event_date = {day_literal}"
-    ).fetchall()[0][0]
+    of_day = (
+        f"(SELECT *, event_date AS partition_date FROM ({query('_ingest_file_rows')}) WHERE event_date = {day_literal})"
+    )
+    inserted = stage.writer.execute(insert_loaded_sql(feed, of_day)).fetchall()[0][0]
     if inserted != rows.num_rows:
         if inserted:  # some row is bad or of another day: the usual way files and counts it
             stage.writer.execute(
@@ -46,9 +46,6 @@ def write_rows(feed: Feed, day: date, stage, rows: pa.Table, query, source_file:
                 [source_file],
             )
         return False
-    old = stage.counts.get(source_file, (0, 0, 0, 0, ""))
-    known = {s for s in (*old[4].split(", "), energy_source) if s}
-    stage.counts[source_file] = (old[0] + inserted, old[1] + inserted, old[2], old[3], ", ".join(sorted(known)))
-    filed = stage.file_days.setdefault((source_file, day), [0, 0, 0])
-    filed[0] += inserted
+    add_counts(stage.counts, source_file, (inserted, inserted, 0, 0), [energy_source])
+    add_file_day_counts(stage.file_days, source_file, day, (inserted, 0, 0))
     return True
