@@ -11,6 +11,7 @@ Pure DuckDB, Arrow and numpy; imports no Dagster.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -185,24 +186,32 @@ def _attribute_groups(
     skew: list[dict] = []
     bucket_s = bucket_seconds(con)
     idle_w = con.sql("SELECT device_id, idle_w FROM raw_inventory WHERE idle_w IS NOT NULL").to_arrow_table()
-    for i, group in enumerate(groups, start=1):
-        requests, telemetry = group_inputs(con, group.devices, w, group.day_rowids)
-        # prefill and decode share power as two phases where first_token_at is logged (phases.py)
-        result = attribute_energy_by_phase(
-            requests.select(KERNEL_COLUMNS),
-            telemetry,
-            max_gap_s=max_gap_s,
-            bucket_s=bucket_s,
-            idle_w=idle_w,
-            **options,
-        )
-        _store_group(con, w, result, totals, requests.num_rows, telemetry.num_rows)
-        del result  # stored: its memory is free again before the clock-skew check's
-        skew += group_skew(requests, telemetry, max_gap_s)
-        if progress:
-            progress(i, len(groups), totals)
-        del requests, telemetry
-        release_freed_memory()
+    # a group's clock-skew check (numpy, one core) runs beside the next group's query and kernel, on the core
+    # they leave idle; one check waits at most, so at most two groups' inputs are held at once
+    with ThreadPoolExecutor(1, thread_name_prefix="clock-skew") as skew_pool:
+        checking = None
+        for i, group in enumerate(groups, start=1):
+            requests, telemetry = group_inputs(con, group.devices, w, group.day_rowids)
+            # prefill and decode share power as two phases where first_token_at is logged (phases.py)
+            result = attribute_energy_by_phase(
+                requests.select(KERNEL_COLUMNS),
+                telemetry,
+                max_gap_s=max_gap_s,
+                bucket_s=bucket_s,
+                idle_w=idle_w,
+                **options,
+            )
+            _store_group(con, w, result, totals, requests.num_rows, telemetry.num_rows)
+            del result  # stored: its memory is free again
+            if checking is not None:
+                skew += checking.result()
+            checking = skew_pool.submit(group_skew, requests, telemetry, max_gap_s)
+            if progress:
+                progress(i, len(groups), totals)
+            del requests, telemetry
+            release_freed_memory()
+        if checking is not None:
+            skew += checking.result()
     return totals, skew
 
 
