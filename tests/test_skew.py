@@ -51,6 +51,9 @@ def test_a_planted_skew_is_found_and_sized(fleet, tmp_path):
     assert all(r["likely_skew"] for r in found)
     assert all(r["best_lag_s"] == pytest.approx(3.0, abs=0.5) for r in found)
     assert all(r["suggested_offset_s"] == pytest.approx(-3.0, abs=0.5) for r in found)
+    # the numpy passes give the same numbers as the compiled ones, to the bit
+    assert detect_clock_skew(req, tel, engine="numpy") == clean
+    assert detect_clock_skew(skewed, tel, engine="numpy") == found
 
 
 def test_clock_offsets_are_applied_before_attribution(fleet, tmp_path):
@@ -97,3 +100,44 @@ def test_the_grids_equal_a_search_and_a_fill(seed):
     got = _held_on_grid(a, b, t0, n, step, weights=p)
     assert np.allclose(got, direct, rtol=0, atol=1e-9)
     assert np.count_nonzero(direct == 0) > 0 and np.count_nonzero(direct) > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_compiled_grids_equal_the_numpy_ones_to_the_bit(seed):
+    """compiled_skew's passes against skew.py's numpy passes: a host's power over the segments of some of its
+    devices (overlapping across devices, some between two grid points, some beyond the grid, in device order), its
+    active requests (a subset of the rows, in any order), and each device's sample count, first and last time."""
+    import numpy as np
+
+    from pipelines.attribution import compiled_skew
+    from pipelines.attribution.skew import _held_on_grid
+
+    rng = np.random.default_rng(seed)
+    t0, n, step = 1_700_000_000_000_000, 3_000, 250_000
+    firsts, a, b = [0], [], []
+    for _device in range(6):
+        cuts = np.sort(rng.choice(np.arange(t0 - 5 * step, t0 + (n + 5) * step), 800, replace=False))
+        a.append(cuts[0::2])
+        b.append(cuts[1::2])
+        firsts.append(firsts[-1] + len(cuts) // 2)
+    a, b, seg_first = np.concatenate(a), np.concatenate(b), np.array(firsts)
+    p = rng.uniform(50, 700, len(a)) * rng.choice([1.0, 1e-7, 1e7], len(a))  # sums that round
+    devices = np.array([0, 2, 3, 5])
+    at = np.concatenate([np.arange(seg_first[d], seg_first[d + 1]) for d in devices])
+    want = _held_on_grid(a[at], b[at], t0, n, step, weights=p[at])
+    got = compiled_skew.power_on_grid(seg_first, devices, a, b, p, t0, n, step)
+    assert got.tobytes() == want.tobytes()
+
+    starts = t0 + rng.integers(-10 * step, (n + 10) * step, 5_000)
+    ends = starts + rng.integers(0, 40 * step, len(starts))
+    rows = rng.permutation(len(starts))[:3_000]
+    want = _held_on_grid(starts[rows], ends[rows], t0, n, step).astype(float)
+    assert compiled_skew.active_on_grid(rows, starts, ends, t0, n, step).tobytes() == want.tobytes()
+
+    codes = rng.integers(0, 9, 10_000)  # codes 0 to 8: code 9 has no sample
+    ts = t0 + rng.integers(-(10**9), 10**9, len(codes))
+    count, first, last = compiled_skew.device_extents(codes, ts, 10)
+    assert np.array_equal(count, np.bincount(codes, minlength=10))
+    for c in range(10):
+        mine = ts[codes == c]
+        assert (first[c], last[c]) == ((mine.min(), mine.max()) if len(mine) else (2**63 - 1, -(2**63)))

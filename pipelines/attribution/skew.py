@@ -6,7 +6,7 @@ host's total power (under the same sample semantics as the kernel), and find the
 A host whose best lag is at least ``min_skew_s`` away from zero, with a clearly better correlation than at zero,
 is reported as likely skewed; the suggested offset goes into fleet/clock_offsets.csv.
 
-Pure numpy; imports no Dagster.
+numpy, with compiled passes where numba is installed (compiled_skew.py); imports no Dagster.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.attribution.arrays import US_PER_S, float_array, ts_us, window_us
+from pipelines.attribution.engines import engine_name
 from pipelines.attribution.prepare import device_codes
 from pipelines.attribution.segments import power_segments
 from pipelines.settings import DEFAULT_MAX_GAP_S
@@ -81,23 +82,47 @@ def _by_host(requests: pa.Table) -> tuple[list, np.ndarray, np.ndarray]:
     return enc.dictionary.to_pylist(), order, first - first[0]
 
 
-def _devices(requests: pa.Table, telemetry: pa.Table, max_gap_s: float):
+def _compiled_skew(engine: str | None):
+    """compiled_skew.py for the compiled engine (numba installed), else None: the numpy passes here."""
+    if engine_name(engine) != "compiled":
+        return None
+    from pipelines.attribution import compiled_skew
+
+    return compiled_skew
+
+
+def _devices(requests: pa.Table, telemetry: pa.Table, max_gap_s: float, engine: str | None):
     """The request rows' device codes (coded as the kernel codes them: sorted, strings or dictionary-encoded; no
-    null); every device's power segments at once (the kernel's sample semantics, compiled), in device order, with
-    each code's first segment (n_codes + 1); and each device's samples: how many, the first and the last time."""
+    null); every device's power segments at once (the kernel's sample semantics), in device order, with each code's
+    first segment (n_codes + 1); and each device's samples: how many, the first and the last time."""
     all_devices, (r_dev, t_codes) = device_codes(requests["device_id"], telemetry["device_id"])
     r_dev, t_codes = r_dev.astype(np.int64), t_codes.astype(np.int64)
     t_ts = ts_us(telemetry["ts"])
     t_power = float_array(telemetry["power_w"])
     t_window = window_us(telemetry["power_window_s"] if "power_window_s" in telemetry.column_names else None, len(t_ts))
-    seg = power_segments(t_codes, t_ts, t_power, t_window, int(max_gap_s * US_PER_S), engine=None)
+    seg = power_segments(t_codes, t_ts, t_power, t_window, int(max_gap_s * US_PER_S), engine=engine_name(engine))
     seg_first = np.searchsorted(seg.dev, np.arange(len(all_devices) + 1))
+    compiled = _compiled_skew(engine)
+    if compiled is not None:
+        return r_dev, (seg, seg_first), compiled.device_extents(t_codes, t_ts, len(all_devices))
     t_count = np.bincount(t_codes, minlength=len(all_devices))
     t_min = np.full(len(all_devices), np.iinfo(np.int64).max)
     t_max = np.full(len(all_devices), np.iinfo(np.int64).min)
     np.minimum.at(t_min, t_codes, t_ts)
     np.maximum.at(t_max, t_codes, t_ts)
     return r_dev, (seg, seg_first), (t_count, t_min, t_max)
+
+
+def _host_series(compiled, segments, devices, request_times, r, grid) -> tuple[np.ndarray, np.ndarray]:
+    """A host's power (its devices' segments may overlap, each device's do not) and its active request-devices on
+    the grid (t0, n, step_us); ``compiled``: compiled_skew or None (numpy: the same numbers)."""
+    (seg, seg_first), (r_start, r_end) = segments, request_times
+    if compiled is not None:
+        power = compiled.power_on_grid(seg_first, devices, seg.start_us, seg.end_us, seg.power_w, *grid)
+        return power, compiled.active_on_grid(r, r_start, r_end, *grid)
+    at = np.concatenate([np.arange(seg_first[d], seg_first[d + 1]) for d in devices])
+    power = _held_on_grid(seg.start_us[at], seg.end_us[at], *grid, weights=seg.power_w[at])
+    return power, _held_on_grid(r_start[r], r_end[r], *grid).astype(float)
 
 
 def detect_clock_skew(
@@ -109,18 +134,21 @@ def detect_clock_skew(
     min_skew_s: float = 1.0,
     min_gain: float = 0.02,
     max_gap_s: float = DEFAULT_MAX_GAP_S,
+    engine: str | None = None,
 ) -> list[dict]:
     """requests: host, device_id, started_at, ended_at; telemetry: device_id, ts, power_w[, power_window_s].
 
     Returns one dict per host: host, best_lag_s (logged request time minus telemetry time), suggested_offset_s,
-    corr_at_best, corr_at_zero, likely_skew.
+    corr_at_best, corr_at_zero, likely_skew. ``engine``: "compiled" or "numpy" (None: the default engine); both
+    give the same numbers.
     """
     out = []
     step_us = int(step_s * US_PER_S)
     lags = np.arange(-int(max_lag_s / step_s), int(max_lag_s / step_s) + 1)
-    r_dev, (seg, seg_first), (t_count, t_min, t_max) = _devices(requests, telemetry, max_gap_s)
+    r_dev, segments, (t_count, t_min, t_max) = _devices(requests, telemetry, max_gap_s, engine)
+    compiled = _compiled_skew(engine)
     hosts, r_order, r_first = _by_host(requests)
-    r_start, r_end = ts_us(requests["started_at"]), ts_us(requests["ended_at"])
+    request_times = ts_us(requests["started_at"]), ts_us(requests["ended_at"])
     for k, host in enumerate(hosts):
         r = r_order[r_first[k] : r_first[k + 1]]
         devices = np.unique(r_dev[r])
@@ -131,10 +159,7 @@ def detect_clock_skew(
         n = int((t1 - t0) // step_us)
         if n < 4 * len(lags):
             continue
-        at = np.concatenate([np.arange(seg_first[d], seg_first[d + 1]) for d in devices])
-        # the host's power (its devices' segments may overlap, each device's do not) and its active request-devices
-        power = _held_on_grid(seg.start_us[at], seg.end_us[at], t0, n, step_us, weights=seg.power_w[at])
-        active = _held_on_grid(r_start[r], r_end[r], t0, n, step_us).astype(float)
+        power, active = _host_series(compiled, segments, devices, request_times, r, (t0, n, step_us))
         corrs = _lag_correlations(power, active, lags)
         if np.all(np.isnan(corrs)):
             continue
