@@ -100,12 +100,20 @@ def test_text_of_few_values_is_written_from_an_enum_and_read_back_as_the_same_te
     selects = []
     enums = publish_module._few_values_as_enums
     monkeypatch.setattr(publish_module, "_few_values_as_enums", lambda *a: selects.append(enums(*a)) or selects[-1])
+    estimated = []
+    first_rows = publish_module._not_many_in_first_rows
+    monkeypatch.setattr(
+        publish_module, "_not_many_in_first_rows", lambda *a: estimated.append(first_rows(*a)) or estimated[-1]
+    )
     target = publish(live, tmp_path / "published" / "warehouse.duckdb")
     _same(live, target, "raw_requests")
     selects = [s for s in selects if '"device_id"' in s]
     assert len(selects) == 5  # raw_requests: four days and the row without one
     assert sum('"device_id"::ENUM' in s for s in selects) == 5
     assert sum('"note"::ENUM' in s for s in selects) == 1  # ten values a day, over the limit; one without a day
+    # a day's ten notes are over the limit in its first rows already: only the part without a day estimates them
+    assert sum("note" in columns for columns in estimated) == 1
+    assert sum("device_id" in columns for columns in estimated) == 5
 
 
 def test_a_run_writes_only_the_days_it_changed(live, tmp_path):
