@@ -77,3 +77,20 @@ def test_rules_read_as_words_for_each_expectation_kind():
     assert _describe(rows, "power_w", None) == ["device_id=gpu-2 (power_w=2000)", "device_id=gpu-3 (power_w=nan)"]
     assert _rule("expect_column_values_to_be_between", kwargs) == "power_w must be between 0 and 1400"
     assert _rule("expect_table_row_count_to_be_between", {"min_value": 1}) == "the row count must be at least 1"
+
+
+def test_a_repeated_request_id_fails_the_valid_values_check_in_its_hour(loaded):
+    """The ingest keeps request ids unique; the check is defence in depth against rows written around it. Its
+    repeated ids are counted over the rows whose id hash repeats: a repeat in one hour fails that hour only, and
+    the same id in two hours is not a repeat within either (the check counts per hour)."""
+    outcomes = {o.name: o for o in run_suite(loaded, "requests", DAY, store=False)}
+    assert outcomes["requests_valid_values"].success
+    loaded.execute("INSERT INTO raw_requests SELECT * FROM raw_requests WHERE request_id IN ('r1', 'r2')")
+    loaded.execute(
+        "INSERT INTO raw_requests SELECT * REPLACE (started_at + INTERVAL 2 HOUR AS started_at, "
+        "ended_at + INTERVAL 2 HOUR AS ended_at) FROM raw_requests WHERE request_id = 'r3'"
+    )
+    check = {o.name: o for o in run_suite(loaded, "requests", DAY, store=False)}["requests_valid_values"]
+    (failure,) = check.failures()
+    assert failure.column == "repeated_ids" and failure.unexpected_count == 1 and failure.element_count == 2
+    assert "repeated_ids=2" in " ".join(failure.unexpected_sample)
