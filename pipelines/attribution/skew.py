@@ -91,18 +91,19 @@ def _compiled_skew(engine: str | None):
     return compiled_skew
 
 
-def _devices(requests: pa.Table, telemetry: pa.Table, max_gap_s: float, engine: str | None):
+def _devices(requests: pa.Table, telemetry: pa.Table, max_gap_s: float, compiled):
     """The request rows' device codes (coded as the kernel codes them: sorted, strings or dictionary-encoded; no
     null); every device's power segments at once (the kernel's sample semantics), in device order, with each code's
-    first segment (n_codes + 1); and each device's samples: how many, the first and the last time."""
+    first segment (n_codes + 1); and each device's samples: how many, the first and the last time. ``compiled``:
+    compiled_skew, or None for the numpy passes (and the numpy engine's segments)."""
     all_devices, (r_dev, t_codes) = device_codes(requests["device_id"], telemetry["device_id"])
     r_dev, t_codes = r_dev.astype(np.int64), t_codes.astype(np.int64)
     t_ts = ts_us(telemetry["ts"])
     t_power = float_array(telemetry["power_w"])
     t_window = window_us(telemetry["power_window_s"] if "power_window_s" in telemetry.column_names else None, len(t_ts))
-    seg = power_segments(t_codes, t_ts, t_power, t_window, int(max_gap_s * US_PER_S), engine=engine_name(engine))
+    engine = "numpy" if compiled is None else "compiled"
+    seg = power_segments(t_codes, t_ts, t_power, t_window, int(max_gap_s * US_PER_S), engine=engine)
     seg_first = np.searchsorted(seg.dev, np.arange(len(all_devices) + 1))
-    compiled = _compiled_skew(engine)
     if compiled is not None:
         return r_dev, (seg, seg_first), compiled.device_extents(t_codes, t_ts, len(all_devices))
     t_count = np.bincount(t_codes, minlength=len(all_devices))
@@ -145,8 +146,8 @@ def detect_clock_skew(
     out = []
     step_us = int(step_s * US_PER_S)
     lags = np.arange(-int(max_lag_s / step_s), int(max_lag_s / step_s) + 1)
-    r_dev, segments, (t_count, t_min, t_max) = _devices(requests, telemetry, max_gap_s, engine)
     compiled = _compiled_skew(engine)
+    r_dev, segments, (t_count, t_min, t_max) = _devices(requests, telemetry, max_gap_s, compiled)
     hosts, r_order, r_first = _by_host(requests)
     request_times = ts_us(requests["started_at"]), ts_us(requests["ended_at"])
     for k, host in enumerate(hosts):
