@@ -74,6 +74,37 @@ def test_requests_bad_lines_are_quarantined_with_reasons(con, landing):
     assert_row_identity(con, "requests")
 
 
+def test_requests_json_judged_by_one_parse_of_each_line(con, landing):
+    """A line is JSON or not by the same parse that reads its fields (try(json_extract_string)): text around an
+    object, comments, single quotes, lone surrogates are malformed; JSON that is not an object (null, a number, a
+    string, a deep array) says so; an object nested 3,000 deep, NaN, a trailing comma and a repeated key are JSON."""
+    deep_object = '{"a":' * 3000 + "1" + "}" * 3000
+    lines = [
+        good_request(1),  # 1 loads
+        good_request(2)[:-1],  # 2 cut short
+        good_request(3) + " // note",  # 3 a comment after the object
+        good_request(4) + good_request(5),  # 4 two objects on one line
+        "{'id': 'req-6'}",  # 5 single quotes
+        '{"id": "req-7", "model": "\\ud800"}',  # 6 a lone surrogate
+        "null",  # 7
+        "5",  # 8
+        '"text"',  # 9
+        "[" * 5000 + "]" * 5000,  # 10 a deep array
+        deep_object,  # 11 JSON, but no request_id
+        good_request(12, model=None)[:-1] + ',"id":"req-12b",}',  # 12 trailing comma and a repeated key: JSON
+        good_request(13, usage={"prompt_tokens": float("nan"), "completion_tokens": 2}),  # 13 NaN tokens
+    ]
+    (landing / "requests" / "2026-11-02.jsonl").write_text("\n".join(lines) + "\n")
+    report = ingest_feed(con, "requests", landing, DAY)
+    q = quarantine(con, "requests")
+    assert report.rows_read == 13 and report.rows_loaded == 1 and 1 not in q
+    assert all(q[line] == "malformed JSON" for line in (2, 3, 4, 5, 6)), q
+    assert all(q[line] == "not a JSON object" for line in (7, 8, 9, 10)), q
+    assert q[11] == "missing request_id"
+    assert q[12] == "missing model"  # parsed: the repeated key's first value is the one read
+    assert q[13].startswith("unparseable prompt_tokens")
+
+
 def test_rerunning_a_partition_replaces_it(con, landing):
     (landing / "requests" / "a.jsonl").write_text("\n".join(good_request(i) for i in range(5)) + "\n{bad\n")
     first = ingest_feed(con, "requests", landing, DAY)
