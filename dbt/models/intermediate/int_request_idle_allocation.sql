@@ -16,6 +16,33 @@ device_days as (
     select * from {{ ref('int_device_days') }} where {{ in_run_days('partition_date') }}
 ),
 
+{% if policy == 'proportional' %}
+-- each device-day's direct cost summed from its pieces
+device_day_direct_costs as (
+    select
+        partition_date,
+        device_id,
+        sum(direct_cost_usd) as direct_cost_usd
+    from pieces
+    group by all
+),
+
+-- a share proportional to direct cost is the sum of its pieces' shares, so each piece takes its own (its direct cost
+-- over its device-day's) and the pieces are grouped once, by day and request, below. Summed by (day, device,
+-- request) first, every piece was grouped twice: on a 1,000-accelerator day (15.9M pieces) 9.1 to 9.7 s against 5.6
+-- to 6.2 s, the same allocations within 1e-14
+shares as (
+    select
+        pieces.partition_date,
+        pieces.device_id,
+        pieces.request_id,
+        pieces.direct_cost_usd / nullif(device_day_direct_costs.direct_cost_usd, 0) as idle_share
+    from pieces
+    left join device_day_direct_costs
+        on pieces.partition_date = device_day_direct_costs.partition_date
+        and pieces.device_id = device_day_direct_costs.device_id
+)
+{% else %}
 request_device_days as (
     select
         partition_date,
@@ -26,36 +53,17 @@ request_device_days as (
     group by all
 ),
 
-{% if policy == 'proportional' %}
--- each device-day's direct cost summed from its pieces: a window sum over request_device_days made DuckDB group every
--- piece by (day, device, request) a second time
-device_day_direct_costs as (
-    select
-        partition_date,
-        device_id,
-        sum(direct_cost_usd) as direct_cost_usd
-    from pieces
-    group by all
-),
-{% endif %}
-
 shares as (
     select
         request_device_days.*,
-        {% if policy == 'proportional' %}
-        request_device_days.direct_cost_usd / nullif(device_day_direct_costs.direct_cost_usd, 0)
-        {% elif policy == 'even' %}
+        {% if policy == 'even' %}
         1.0 / count(*) over (partition by partition_date, device_id)
         {% else %}
         0.0
         {% endif %} as idle_share
     from request_device_days
-    {% if policy == 'proportional' %}
-    left join device_day_direct_costs
-        on request_device_days.partition_date = device_day_direct_costs.partition_date
-        and request_device_days.device_id = device_day_direct_costs.device_id
-    {% endif %}
 )
+{% endif %}
 
 select
     shares.partition_date,
