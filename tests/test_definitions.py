@@ -87,3 +87,22 @@ def test_daily_job_and_schedule_for_the_previous_day():
     schedule = defs.resolve_schedule_def("daily_cost_job_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone in (None, "UTC")
+
+
+def test_models_stored_without_a_column_they_gained_are_dropped_for_one_full_build(tmp_path):
+    import duckdb
+
+    from pipelines.defs.dbt import REGRAINED, drop_regrained_models
+
+    path = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE int_device_days (partition_date DATE, device_id VARCHAR, requests BIGINT)")
+    con.execute("CREATE TABLE int_request_idle_allocation (partition_date DATE, request_id VARCHAR)")
+    con.close()
+    assert REGRAINED["int_device_days"] == "request_direct_cost_usd"
+    assert drop_regrained_models(path) == ["int_device_days"]  # the other has its column: kept
+    con = duckdb.connect(str(path))
+    tables = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    con.close()
+    assert tables == {"int_request_idle_allocation"}
+    assert drop_regrained_models(tmp_path / "none.duckdb") == []

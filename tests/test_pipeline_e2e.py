@@ -10,7 +10,7 @@ import time
 import duckdb
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, cli_env, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -162,6 +162,50 @@ def test_idle_cost_is_reported_and_shared(warehouse):
     (allocated,) = one(con, "SELECT sum(idle_cost_allocated_usd) FROM fct_request_cost")
     assert idle_usd > 0
     assert allocated == pytest.approx(idle_usd, rel=1e-9)  # the default policy is proportional
+
+
+def test_each_request_takes_the_idle_share_its_allocation_rows_give(warehouse):
+    """fct_request_cost takes the proportional shares piece by piece, int_request_idle_allocation by day and
+    request: each request's idle cost is the same either way."""
+    rows, shared, worst = one(
+        warehouse["con"],
+        """SELECT count(*), count(*) FILTER (WHERE f.idle_cost_allocated_usd > 0),
+               max(abs(f.idle_cost_allocated_usd - coalesce(a.usd, 0)) / greatest(abs(a.usd), 1e-12))
+           FROM fct_request_cost f
+           LEFT JOIN (SELECT request_id, sum(idle_cost_allocated_usd) AS usd FROM int_request_idle_allocation
+                      GROUP BY ALL) a USING (request_id)""",
+    )
+    assert rows > 0 and shared > rows / 2 and worst < 1e-9
+
+
+def test_the_even_policy_shares_every_idle_dollar_through_the_allocation_rows(warehouse, tmp_path):
+    """Under the even policy fct_request_cost joins the requests' allocation rows (not the per-piece shares): the
+    day materialized again with it shares the same idle cost, split otherwise."""
+    home = tmp_path / "home"
+    shutil.copytree(warehouse["home"], home)
+    env = cli_env(home=home, landing=REPO / "sample_logs", INFERCOST_IDLE_SHARING_POLICY="even")
+    run_cli(["materialize", "--partition", "2026-11-02"], env=env, timeout=900)
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        (idle_usd,) = one(con, "SELECT sum(idle_cost_usd) FROM agg_idle_cost WHERE requests > 0")
+        allocated, worst = one(
+            con,
+            """SELECT sum(f.idle_cost_allocated_usd),
+                   max(abs(f.idle_cost_allocated_usd - coalesce(a.usd, 0)) / greatest(abs(a.usd), 1e-12))
+               FROM fct_request_cost f
+               LEFT JOIN (SELECT request_id, sum(idle_cost_allocated_usd) AS usd FROM int_request_idle_allocation
+                          GROUP BY ALL) a USING (request_id)""",
+        )
+        con.execute(f"ATTACH '{warehouse['home'] / 'warehouse.duckdb'}' AS proportional (READ_ONLY)")
+        (moved,) = one(
+            con,
+            """SELECT count(*) FROM fct_request_cost e JOIN proportional.fct_request_cost p USING (request_id)
+               WHERE abs(e.idle_cost_allocated_usd - p.idle_cost_allocated_usd) > 1e-9""",
+        )
+    finally:
+        con.close()
+    assert idle_usd > 0 and allocated == pytest.approx(idle_usd, rel=1e-9) and worst < 1e-9
+    assert moved > 0  # even shares are not proportional ones
 
 
 def test_sql_command_reads_the_warehouse_and_refuses_writes(warehouse):

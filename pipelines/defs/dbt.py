@@ -46,13 +46,14 @@ def dbt_target_path(run_id: str) -> Path:
     return root / f"build-{run_id[:8]}-{uuid.uuid4().hex[:6]}"
 
 
-# models whose rows gained a day column when they became incremental: a warehouse built before has them without it,
-# so they are dropped and dbt builds them once over every day
-REGRAINED = {"int_request_idle_allocation": "partition_date"}
+# incremental models that gained a column (int_request_idle_allocation its day column when it became incremental,
+# int_device_days the direct cost the idle shares are proportional to): a warehouse built before holds them without
+# it, so they are dropped and dbt builds them once over every day
+REGRAINED = {"int_request_idle_allocation": "partition_date", "int_device_days": "request_direct_cost_usd"}
 
 
 def drop_regrained_models(path) -> list[str]:
-    """Drop the REGRAINED models a warehouse holds without their day column; returns their names."""
+    """Drop the REGRAINED models a warehouse holds without their new column; returns their names."""
     if not path.exists():
         return []
     con = connect(path)
@@ -95,7 +96,7 @@ def cost_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     path = warehouse_path()
     wait_for_write_lock(path)
     for model in drop_regrained_models(path):
-        context.log.info(f"{model}: built before it was incremental; rebuilt over every day once")
+        context.log.info(f"{model}: built before it had {REGRAINED[model]}; rebuilt over every day once")
     try:
         target = dbt_target_path(context.run.run_id)
         yield from dbt.cli(

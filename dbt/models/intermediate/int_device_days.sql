@@ -57,7 +57,9 @@ request_totals as (
         sum(device_share_s) as request_share_s,
         sum(energy_cost_usd) as request_energy_cost_usd,
         sum(capex_cost_usd) as request_capex_cost_usd,
-        sum(overhead_cost_usd) as request_overhead_cost_usd
+        sum(overhead_cost_usd) as request_overhead_cost_usd,
+        -- what the proportional idle shares are proportional to (a piece without capex or overhead has none)
+        sum(coalesce(energy_cost_usd, 0) + capex_cost_usd + overhead_cost_usd) as request_direct_cost_usd
     from pieces
     group by all
 ),
@@ -94,6 +96,7 @@ select
     coalesce(request_totals.request_energy_cost_usd, 0) as request_energy_cost_usd,
     coalesce(request_totals.request_capex_cost_usd, 0) as request_capex_cost_usd,
     coalesce(request_totals.request_overhead_cost_usd, 0) as request_overhead_cost_usd,
+    coalesce(request_totals.request_direct_cost_usd, 0) as request_direct_cost_usd,
     coalesce(bucket_totals.idle_energy_cost_usd, 0) as idle_energy_cost_usd,
     (86400.0 - coalesce(request_totals.request_share_s, 0)) * device_days.capex_usd_per_s as idle_capex_cost_usd,
     (86400.0 - coalesce(request_totals.request_share_s, 0)) * device_days.overhead_usd_per_s

@@ -17,30 +17,20 @@ device_days as (
 ),
 
 {% if policy == 'proportional' %}
--- each device-day's direct cost summed from its pieces
-device_day_direct_costs as (
-    select
-        partition_date,
-        device_id,
-        sum(direct_cost_usd) as direct_cost_usd
-    from pieces
-    group by all
-),
-
 -- a share proportional to direct cost is the sum of its pieces' shares, so each piece takes its own (its direct cost
--- over its device-day's) and the pieces are grouped once, by day and request, below. Summed by (day, device,
--- request) first, every piece was grouped twice: on a 1,000-accelerator day (15.9M pieces) 9.1 to 9.7 s against 5.6
--- to 6.2 s, the same allocations within 1e-14
+-- over its device-day's: int_device_days) and the pieces are grouped once, by day and request, below. Summed by (day,
+-- device, request) first, every piece was grouped twice: on a 1,000-accelerator day (15.9M pieces) 9.1 to 9.7 s
+-- against 5.6 to 6.2 s, the same allocations within 1e-14. fct_request_cost takes the same shares piece by piece
 shares as (
     select
         pieces.partition_date,
         pieces.device_id,
         pieces.request_id,
-        pieces.direct_cost_usd / nullif(device_day_direct_costs.direct_cost_usd, 0) as idle_share
+        pieces.direct_cost_usd / nullif(device_days.request_direct_cost_usd, 0) as idle_share
     from pieces
-    left join device_day_direct_costs
-        on pieces.partition_date = device_day_direct_costs.partition_date
-        and pieces.device_id = device_day_direct_costs.device_id
+    inner join device_days
+        on pieces.partition_date = device_days.partition_date
+        and pieces.device_id = device_days.device_id
 )
 {% else %}
 request_device_days as (

@@ -2,12 +2,17 @@
 -- one row per request: its energy and what it cost, by component. A run rebuilds the requests of its days and the
 -- earlier requests that have energy in them (they ran past midnight): see macros/run_days.sql
 -- depends_on: {{ ref('stg_request_energy_pieces') }}
+-- depends_on: {{ ref('int_request_idle_allocation') }}
 -- a full build reads int_requests whole: not materialized, each use reads only the columns it needs (a materialized
 -- CTE holds every column of every request: on a 1,000-accelerator day it spilled twice as much and took 1.8x as
 -- long). A run of some days filters with subqueries, evaluated once into a materialized CTE (inlined into its uses
 -- it took 1.5x as long on a 64-accelerator day 10). Only such a run filters the pieces, idle shares and unattributed
 -- rows to its requests: a full build joins them to their requests once, at the end.
 {%- set of_run_requests = 'request_id in (select request_id from requests)' if run_days_limited() else 'true' %}
+{#- proportional idle shares are taken piece by piece (as int_request_idle_allocation takes them) and summed with the
+    pieces' other columns: joining the requests' allocation rows held a hash table of every request (on a
+    1,000-accelerator day 37.0-37.5 s against 38.9-41.4 s for this model); the other policies join them #}
+{%- set idle_per_piece = var('idle_sharing_policy') == 'proportional' %}
 {%- set summed = ['energy_j', 'facility_energy_j', 'prefill_energy_j', 'decode_energy_j', 'device_share_s',
     'unmetered_s', 'energy_uncertainty_j', 'energy_cost_usd', 'capex_cost_usd', 'overhead_cost_usd',
     'emissions_g_co2e'] %}
@@ -15,12 +20,40 @@ with requests as {{ 'materialized' if run_days_limited() else 'not materialized'
     select * from {{ ref('int_requests') }} where {{ in_run_requests() }}
 ),
 
+{% if idle_per_piece %}
+-- each device-day's idle cost and the direct cost its pieces share it by (stored for every day a piece can be in)
+device_day_idle as (
+    select
+        partition_date,
+        device_id,
+        request_direct_cost_usd,
+        idle_energy_cost_usd + idle_capex_cost_usd + idle_overhead_cost_usd as idle_cost_usd
+    from {{ ref('int_device_days') }}
+    where {{ in_run_days('partition_date', before=2, after=2) }}
+),
+{% endif %}
+
 -- read anew by each use (the columns it needs): materialized, every piece would be held whole
 pieces as not materialized (
+    {%- if idle_per_piece %}
+    select
+        cost_pieces.*,
+        -- a piece on no inventory device-day takes none (null), as it has no allocation row
+        coalesce((coalesce(cost_pieces.energy_cost_usd, 0) + cost_pieces.capex_cost_usd + cost_pieces.overhead_cost_usd)
+            / nullif(device_day_idle.request_direct_cost_usd, 0), 0) * device_day_idle.idle_cost_usd
+            as idle_cost_allocated_usd
+    from {{ ref('int_request_cost_pieces') }} as cost_pieces
+    left join device_day_idle
+        on cost_pieces.partition_date = device_day_idle.partition_date
+        and cost_pieces.device_id = device_day_idle.device_id
+    where {{ in_run_days('cost_pieces.partition_date', before=2, after=2) }} and {{ of_run_requests }}
+    {%- else %}
     select * from {{ ref('int_request_cost_pieces') }}
     where {{ in_run_days('partition_date', before=2, after=2) }} and {{ of_run_requests }}
+    {%- endif %}
 ),
 
+{% if not idle_per_piece %}
 -- one row per day and request: a request of one piece ran on one day, so it has one row at most; only the requests of
 -- several pieces sum theirs (request_totals). Summing every request's rows apart and joining them to the requests
 -- beside the pieces' totals held two hash tables of every request at once: on a 1,000-accelerator day under the
@@ -30,6 +63,7 @@ idle_allocation as not materialized (
     from {{ ref('int_request_idle_allocation') }}
     where {{ in_run_days('partition_date', before=2, after=2) }} and {{ of_run_requests }}
 ),
+{% endif %}
 
 unattributed as (
     select request_id, any_value(reason) as reason
@@ -67,16 +101,21 @@ request_totals as (
         min(in_service_from) filter (where before_in_service) as in_service_from,
         bool_or(amortization_ended) as amortization_ended,
         min(amortized_until) filter (where amortization_ended) as amortized_until
+        {%- if idle_per_piece %},
+        sum(idle_cost_allocated_usd) as idle_cost_allocated_usd
+        {%- endif %}
     from pieces
     where request_id in (select request_id from pieces_per_request)
     group by all
     ) as several_pieces
+    {%- if not idle_per_piece %}
     left join (
         select request_id, sum(idle_cost_allocated_usd) as idle_cost_allocated_usd
         from idle_allocation
         where request_id in (select request_id from pieces_per_request)
         group by all
     ) as several_pieces_idle using (request_id)
+    {%- endif %}
     union all
     select
         pieces.request_id,
@@ -93,9 +132,14 @@ request_totals as (
         case when before_in_service then in_service_from end as in_service_from,
         amortization_ended,
         case when amortization_ended then amortized_until end as amortized_until,
+        {%- if idle_per_piece %}
+        pieces.idle_cost_allocated_usd
+    from pieces
+        {%- else %}
         idle_allocation.idle_cost_allocated_usd
     from pieces
     left join idle_allocation on pieces.request_id = idle_allocation.request_id
+        {%- endif %}
     where pieces.request_id not in (select request_id from pieces_per_request)
 ),
 
