@@ -11,7 +11,7 @@
 {%- set of_run_requests = 'request_id in (select request_id from requests)' if run_days_limited() else 'true' %}
 {#- proportional idle shares are taken piece by piece (as int_request_idle_allocation takes them) and summed with the
     pieces' other columns: joining the requests' allocation rows held a hash table of every request (on a
-    1,000-accelerator day 37.0-37.5 s against 38.9-41.4 s for this model); the other policies join them #}
+    1,000-accelerator day, three interleaved pairs: CPU user 41-56 s against 46-59 s); the other policies join them #}
 {%- set idle_per_piece = var('idle_sharing_policy') == 'proportional' %}
 {%- set summed = ['energy_j', 'facility_energy_j', 'prefill_energy_j', 'decode_energy_j', 'device_share_s',
     'unmetered_s', 'energy_uncertainty_j', 'energy_cost_usd', 'capex_cost_usd', 'overhead_cost_usd',
