@@ -6,7 +6,7 @@ with allocated as (
     where {{ in_tested_days('partition_date') }}
 ),
 idle as (
-    select sum(idle_energy_cost_usd + idle_capex_cost_usd + idle_overhead_cost_usd) as usd
+    select sum({{ device_day_idle_cost_usd() }}) as usd
     from {{ ref('int_device_days') }}
     where requests > 0 and {{ in_tested_days('partition_date') }}
 )

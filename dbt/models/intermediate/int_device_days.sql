@@ -58,8 +58,8 @@ request_totals as (
         sum(energy_cost_usd) as request_energy_cost_usd,
         sum(capex_cost_usd) as request_capex_cost_usd,
         sum(overhead_cost_usd) as request_overhead_cost_usd,
-        -- what the proportional idle shares are proportional to (a piece without capex or overhead has none)
-        sum(coalesce(energy_cost_usd, 0) + capex_cost_usd + overhead_cost_usd) as request_direct_cost_usd
+        -- what the proportional idle shares are proportional to (macros/idle_shares.sql)
+        sum({{ piece_direct_cost_usd() }}) as request_direct_cost_usd
     from pieces
     group by all
 ),

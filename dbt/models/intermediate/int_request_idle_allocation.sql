@@ -7,15 +7,14 @@
 {% endif %}
 
 with pieces as (
-    -- a piece's direct cost, which the idle shares are proportional to
-    select *, coalesce(energy_cost_usd, 0) + capex_cost_usd + overhead_cost_usd as direct_cost_usd
-    from {{ ref('int_request_cost_pieces') }} where {{ in_run_days('partition_date') }}
+    select * from {{ ref('int_request_cost_pieces') }} where {{ in_run_days('partition_date') }}
 ),
 
 device_days as (
     select * from {{ ref('int_device_days') }} where {{ in_run_days('partition_date') }}
 ),
 
+-- each request's share of each device-day it ran on, beside that device-day's idle cost (macros/idle_shares.sql)
 {% if policy == 'proportional' %}
 -- a share proportional to direct cost is the sum of its pieces' shares, so each piece takes its own (its direct cost
 -- over its device-day's: int_device_days) and the pieces are grouped once, by day and request, below. Summed by (day,
@@ -24,9 +23,9 @@ device_days as (
 shares as (
     select
         pieces.partition_date,
-        pieces.device_id,
         pieces.request_id,
-        pieces.direct_cost_usd / nullif(device_days.request_direct_cost_usd, 0) as idle_share
+        {{ proportional_idle_share('pieces.', 'device_days.') }} as idle_share,
+        {{ device_day_idle_cost_usd('device_days.') }} as idle_cost_usd
     from pieces
     inner join device_days
         on pieces.partition_date = device_days.partition_date
@@ -37,31 +36,32 @@ request_device_days as (
     select
         partition_date,
         device_id,
-        request_id,
-        sum(direct_cost_usd) as direct_cost_usd
+        request_id
     from pieces
     group by all
 ),
 
 shares as (
     select
-        request_device_days.*,
+        request_device_days.partition_date,
+        request_device_days.request_id,
+        -- a device-day's rows are all joined or none (the join's key is the window's partition)
         {% if policy == 'even' %}
-        1.0 / count(*) over (partition by partition_date, device_id)
+        1.0 / count(*) over (partition by request_device_days.partition_date, request_device_days.device_id)
         {% else %}
         0.0
-        {% endif %} as idle_share
+        {% endif %} as idle_share,
+        {{ device_day_idle_cost_usd('device_days.') }} as idle_cost_usd
     from request_device_days
+    inner join device_days
+        on request_device_days.partition_date = device_days.partition_date
+        and request_device_days.device_id = device_days.device_id
 )
 {% endif %}
 
 select
-    shares.partition_date,
-    shares.request_id,
-    sum(coalesce(shares.idle_share, 0) * (device_days.idle_energy_cost_usd + device_days.idle_capex_cost_usd
-        + device_days.idle_overhead_cost_usd)) as idle_cost_allocated_usd
+    partition_date,
+    request_id,
+    sum(coalesce(idle_share, 0) * idle_cost_usd) as idle_cost_allocated_usd
 from shares
-inner join device_days
-    on shares.partition_date = device_days.partition_date
-    and shares.device_id = device_days.device_id
 group by all

@@ -22,6 +22,6 @@ select
     idle_energy_cost_usd,
     idle_capex_cost_usd,
     idle_overhead_cost_usd,
-    idle_energy_cost_usd + idle_capex_cost_usd + idle_overhead_cost_usd as idle_cost_usd,
+    {{ device_day_idle_cost_usd() }} as idle_cost_usd,
     request_energy_cost_usd + request_capex_cost_usd + request_overhead_cost_usd as request_cost_usd
 from device_days

@@ -27,7 +27,7 @@ device_day_idle as (
         partition_date,
         device_id,
         request_direct_cost_usd,
-        idle_energy_cost_usd + idle_capex_cost_usd + idle_overhead_cost_usd as idle_cost_usd
+        {{ device_day_idle_cost_usd() }} as idle_cost_usd
     from {{ ref('int_device_days') }}
     where {{ in_run_days('partition_date', before=2, after=2) }}
 ),
@@ -39,8 +39,7 @@ pieces as not materialized (
     select
         cost_pieces.*,
         -- a piece on no inventory device-day takes none (null), as it has no allocation row
-        coalesce((coalesce(cost_pieces.energy_cost_usd, 0) + cost_pieces.capex_cost_usd + cost_pieces.overhead_cost_usd)
-            / nullif(device_day_idle.request_direct_cost_usd, 0), 0) * device_day_idle.idle_cost_usd
+        coalesce({{ proportional_idle_share('cost_pieces.', 'device_day_idle.') }}, 0) * device_day_idle.idle_cost_usd
             as idle_cost_allocated_usd
     from {{ ref('int_request_cost_pieces') }} as cost_pieces
     left join device_day_idle
