@@ -164,17 +164,20 @@ def test_idle_cost_is_reported_and_shared(warehouse):
     assert allocated == pytest.approx(idle_usd, rel=1e-9)  # the default policy is proportional
 
 
+IDLE_AGAINST_ALLOCATION_ROWS = """
+    SELECT count(*), count(*) FILTER (WHERE f.idle_cost_allocated_usd > 0), sum(f.idle_cost_allocated_usd),
+           max(abs(f.idle_cost_allocated_usd - coalesce(a.usd, 0)) / greatest(abs(a.usd), 1e-12))
+    FROM fct_request_cost f
+    LEFT JOIN (SELECT request_id, sum(idle_cost_allocated_usd) AS usd FROM int_request_idle_allocation GROUP BY ALL) a
+        USING (request_id)"""
+"""Requests, those with idle cost, their idle cost, and the largest relative gap between a request's idle cost in
+fct_request_cost and the sum of its int_request_idle_allocation rows."""
+
+
 def test_each_request_takes_the_idle_share_its_allocation_rows_give(warehouse):
     """fct_request_cost takes the proportional shares piece by piece, int_request_idle_allocation by day and
     request: each request's idle cost is the same either way."""
-    rows, shared, worst = one(
-        warehouse["con"],
-        """SELECT count(*), count(*) FILTER (WHERE f.idle_cost_allocated_usd > 0),
-               max(abs(f.idle_cost_allocated_usd - coalesce(a.usd, 0)) / greatest(abs(a.usd), 1e-12))
-           FROM fct_request_cost f
-           LEFT JOIN (SELECT request_id, sum(idle_cost_allocated_usd) AS usd FROM int_request_idle_allocation
-                      GROUP BY ALL) a USING (request_id)""",
-    )
+    rows, shared, _, worst = one(warehouse["con"], IDLE_AGAINST_ALLOCATION_ROWS)
     assert rows > 0 and shared > rows / 2 and worst < 1e-9
 
 
@@ -188,14 +191,7 @@ def test_the_even_policy_shares_every_idle_dollar_through_the_allocation_rows(wa
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
         (idle_usd,) = one(con, "SELECT sum(idle_cost_usd) FROM agg_idle_cost WHERE requests > 0")
-        allocated, worst = one(
-            con,
-            """SELECT sum(f.idle_cost_allocated_usd),
-                   max(abs(f.idle_cost_allocated_usd - coalesce(a.usd, 0)) / greatest(abs(a.usd), 1e-12))
-               FROM fct_request_cost f
-               LEFT JOIN (SELECT request_id, sum(idle_cost_allocated_usd) AS usd FROM int_request_idle_allocation
-                          GROUP BY ALL) a USING (request_id)""",
-        )
+        _, _, allocated, worst = one(con, IDLE_AGAINST_ALLOCATION_ROWS)
         con.execute(f"ATTACH '{warehouse['home'] / 'warehouse.duckdb'}' AS proportional (READ_ONLY)")
         (moved,) = one(
             con,
