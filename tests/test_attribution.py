@@ -396,20 +396,21 @@ def test_a_windows_energy_is_placed_where_the_requests_ran(engine):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_the_segments_not_placed_are_flagged_as_the_placement_scan_flags_them(seed):
-    """compiled_placement.inner_events (what a segment not placed by activity needs: an instantaneous reading, or
-    the flat rule) flags the same segments as the full scan's n_in > 0: a weighted request starts or ends strictly
-    inside. Times on a coarse grid, so that events fall on segment bounds; zero weights and zero lengths among them."""
-    from pipelines.attribution import compiled_placement
-    from pipelines.attribution.engine_api import GroupRequests
-    from pipelines.attribution.engine_compiled import _prepared_requests
+def test_the_segments_not_placed_are_flagged_as_the_placement_scan_flags_them(seed, monkeypatch):
+    """A segment not placed by activity (an instantaneous reading, or the flat rule) has its shape modeled when a
+    weighted request starts or ends strictly inside it: the compiled sweep finds that itself as each segment begins.
+    Its pieces (energy_uncertainty_j is their share of the modeled segments' energy) are the same, to the bit, as
+    those of a sweep handed the full placement scan's flags (n_in > 0). Times on a coarse grid, so that events fall
+    on segment bounds; zero weights and zero lengths among them."""
+    from pipelines.attribution import compiled_placement, engine_compiled
+    from pipelines.attribution.engine_api import GroupRequests, Placement, PowerSegments
 
     rng = np.random.default_rng(seed)
     ndev, n = 5, 3_000
     start = rng.integers(0, 10_000, n) * 1_000
     end = start + rng.choice([0, 1, 3, 40], n) * 1_000
     req = GroupRequests(rng.integers(0, ndev, n), start, end, rng.choice([0.0, 1.0, 2.5], n))
-    r = _prepared_requests(req, 3_600_000_000, ndev)
+    r = engine_compiled._prepared_requests(req, 3_600_000_000, ndev)
     seg_dev, seg_a, seg_b = [], [], []
     for d in range(ndev):
         bounds = np.unique(rng.integers(0, 10_050, 600)) * 1_000
@@ -423,7 +424,16 @@ def test_the_segments_not_placed_are_flagged_as_the_placement_scan_flags_them(se
     n_in, cnt_a, t_idle, load = np.empty(nseg, np.int64), np.empty(nseg, np.int64), np.empty(nseg), np.empty(nseg)
     args = (r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"])
     compiled_placement.scan(g_first, g_a, g_b, *args, r["rate"], r["weighted"], 0.0, n_in, cnt_a, t_idle, load)
-    modeled = np.empty(nseg, np.bool_)
-    compiled_placement.inner_events(g_first, g_a, g_b, *args, r["weighted"], modeled)
-    assert modeled.any() and not modeled.all()
-    np.testing.assert_array_equal(modeled, n_in > 0)
+    scanned = n_in > 0
+    assert scanned.any() and not scanned.all()
+    segments = PowerSegments(np.array(seg_dev, np.int64), g_a, g_b, rng.uniform(50, 500, nseg), 0)
+
+    def swept():
+        return engine_compiled.sweep(req, segments, 3_600_000_000, ndev, Placement("flat"))
+
+    found = swept()
+    monkeypatch.setattr(engine_compiled, "place", lambda *_: (scanned, None, None))
+    given = swept()
+    assert (found.energy_uncertainty_j > 0).any() and (found.energy_uncertainty_j < found.energy_j).any()
+    for name in ("row", "bucket", "energy_j", "device_share_s", "unmetered_s", "energy_uncertainty_j"):
+        np.testing.assert_array_equal(getattr(found, name), getattr(given, name), err_msg=name)

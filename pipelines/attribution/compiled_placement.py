@@ -93,25 +93,6 @@ def scan(g_first, g_a, g_b, r_first, order_s, order_e, s, e, rate, weighted, exp
             load[k] = ld
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def inner_events(g_first, g_a, g_b, r_first, order_s, order_e, s, e, weighted, modeled):
-    """Per segment, whether a weighted request starts or ends strictly inside it (``scan``'s n_in > 0), and
-    nothing else: all that a segment not placed by activity needs (an instantaneous reading, or the flat rule).
-    Two pointers per device, each event passed once."""
-    for dev in prange(len(g_first) - 1):
-        i_s, i_e, i_end = r_first[dev], r_first[dev], r_first[dev + 1]
-        for k in range(g_first[dev], g_first[dev + 1]):
-            a, b = g_a[k], g_b[k]  # a device's segments are time-sorted and do not overlap
-            while i_s < i_end and (not weighted[order_s[i_s]] or s[order_s[i_s]] <= a):
-                i_s += 1
-            inside = i_s < i_end and s[order_s[i_s]] < b
-            if not inside:
-                while i_e < i_end and (not weighted[order_e[i_e]] or e[order_e[i_e]] <= a):
-                    i_e += 1
-                inside = i_e < i_end and e[order_e[i_e]] < b
-            modeled[k] = inside
-
-
 # fmt: off
 @njit(cache=True, nogil=True, parallel=True)
 def finish(g_first, g_p, g_avg, n_in, cnt_a, t_idle, load, dt_us, inventory_idle, min_quiet, placed_rule, g_m,

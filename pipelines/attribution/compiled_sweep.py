@@ -85,17 +85,19 @@ def _close_bucket(s_dev, s_bucket, s_vals, k, dev, bucket, v_span, v_met, v_busy
 
 # fmt: off
 @njit(cache=True, nogil=True, parallel=True)
-def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, order_s, order_e, s, e, r_rate, r_weighted, r_positive,
-              r_pieces_start, r_npieces, bucket_us, seg_first, p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev,
-              s_bucket, s_vals, st_f, st_i, active, active_pos):
+def run_sweep(g_first, g_a, g_b, g_p, g_m, find_m, g_scale, g_idle, exponent, r_first, order_s, order_e, s, e, r_rate, r_weighted,
+              r_positive, r_pieces_start, r_npieces, bucket_us, seg_first, p_bucket, p_energy, p_share, p_unmet, p_unc,
+              s_dev, s_bucket, s_vals, st_f, st_i, active, active_pos):
     # fmt: on
     """Merge, per device, three time-sorted streams (power segments, request starts, request ends) and integrate
     between consecutive event times. At one time, events apply in the order: segment off, segment on, starts, ends.
     Devices are 0..len(g_first)-2; g_first/r_first give each device's range in the segments and in
     order_s/order_e, seg_first its first device-bucket row. Energy from segments flagged in g_m (modeled shape)
-    is summed apart too: each piece's share of it is its energy_uncertainty_j (p_unc). A segment whose energy is
-    placed by activity (g_scale not NaN: compiled_placement.py) draws g_scale x D ** exponent while a weighted
-    request runs and g_idle otherwise. An active request's state (the sums when it began or its last piece was
+    is summed apart too: each piece's share of it is its energy_uncertainty_j (p_unc); with find_m, a segment's flag
+    is found here as the segment begins instead (a weighted request starts or ends strictly inside it, as
+    compiled_placement.scan's n_in > 0; read by two more pointers that only move forward). A segment whose energy is
+    placed by activity (g_scale not NaN: compiled_placement.py; g_scale and g_idle empty when none is) draws
+    g_scale x D ** exponent while a weighted request runs and g_idle otherwise. An active request's state (the sums when it began or its last piece was
     made) lives in a slot (st_f, st_i), not per request: a device's slots are base..base + n_active, compacted as
     requests end. Devices share nothing (each writes its own requests' pieces, its own slots and its own rows), so
     they run in parallel."""
@@ -112,6 +114,7 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, o
         k, k_end = g_first[dev], g_first[dev + 1]  # segment stream
         in_seg = False  # the head of the segment stream is g_b[k] (its end) when in_seg, else g_a[k]
         i_s, i_e, i_end = r_first[dev], r_first[dev], r_first[dev + 1]
+        m_s, m_e = i_s, i_e  # find_m's pointers: the next weighted start and end after the current segment's start
         t_cur = lo
         bucket = t_cur // bucket_us
         ge = 0.0
@@ -215,10 +218,14 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, o
             if not in_seg and k < k_end and g_a[k] == t_next:
                 metered = True
                 power = g_p[k]
-                modeled = g_m[k]
-                scale = g_scale[k]
-                placed = scale == scale  # not NaN
-                p_idle = g_idle[k]
+                if find_m:
+                    m_s, m_e, modeled = _inner_event(t_next, g_b[k], m_s, m_e, i_end, order_s, order_e, s, e, r_weighted)
+                else:
+                    modeled = g_m[k]
+                if len(g_scale):  # empty: no segment is placed
+                    scale = g_scale[k]
+                    placed = scale == scale  # not NaN
+                    p_idle = g_idle[k]
                 in_seg = True
             while i_s < i_end and s[order_s[i_s]] == t_next:
                 j = order_s[i_s]
@@ -267,6 +274,20 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r_first, o
                 i_e += 1
         # the device's last bucket
         _close_bucket(s_dev, s_bucket, s_vals, nseg, dev, bucket, v_span, v_met, v_busy, v_unmet, e_met, e_busy, e_idle)
+
+
+@njit(cache=True, inline="always")
+def _inner_event(a, b, m_s, m_e, i_end, order_s, order_e, s, e, weighted):
+    """Whether a weighted request starts or ends strictly inside (a, b), the pointers moved past events at or
+    before a (run_sweep's find_m)."""
+    while m_s < i_end and (not weighted[order_s[m_s]] or s[order_s[m_s]] <= a):
+        m_s += 1
+    inside = m_s < i_end and s[order_s[m_s]] < b
+    if not inside:
+        while m_e < i_end and (not weighted[order_e[m_e]] or e[order_e[m_e]] <= a):
+            m_e += 1
+        inside = m_e < i_end and e[order_e[m_e]] < b
+    return m_s, m_e, inside
 
 
 @njit(cache=True, nogil=True)

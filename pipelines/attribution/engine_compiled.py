@@ -90,18 +90,15 @@ def _prepared_requests(req: GroupRequests, bucket_us: int, ndev: int) -> dict:
 
 
 def place(r: dict, seg: PowerSegments, g_first: np.ndarray, placement: Placement):
-    """placement.py's rule, compiled: per segment, whether its shape is modeled, and where it is placed its idle
-    power and the scale of its active power (NaN: not placed), which the sweep applies as it integrates."""
+    """placement.py's rule, compiled: per segment, whether its shape is modeled (None: the sweep finds it), and
+    where it is placed its idle power and the scale of its active power (NaN: not placed), which the sweep applies
+    as it integrates."""
     g_a, g_b, g_p = _readonly(_as(seg.start_us, np.int64), _as(seg.end_us, np.int64), _as(seg.power_w, np.float64))
     nseg, ndev = len(g_a), len(g_first) - 1
     if placement.rule != "activity" or seg.averaged is None or not seg.averaged.any():
-        # nothing to place (instantaneous readings, or the flat rule): only whether each segment's shape is modeled
-        g_m = np.empty(nseg, np.bool_)
-        # fmt: off
-        compiled_placement.inner_events(g_first, g_a, g_b, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"],
-                                        r["weighted"], g_m)
-        # fmt: on
-        return g_m, np.full(nseg, np.nan), np.zeros(nseg)
+        # nothing to place (instantaneous readings, or the flat rule): whether each segment's shape is modeled is
+        # all the sweep needs, and it finds that itself as each segment begins (g_m None; no scale, no idle power)
+        return None, None, None
     n_in, cnt_a, t_idle, load = np.empty(nseg, np.int64), np.empty(nseg, np.int64), np.empty(nseg), np.empty(nseg)
     args = (r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"], r["weighted"])
     exponent = np.float64(placement.load_exponent)
@@ -126,10 +123,13 @@ def sweep(
     r = _prepared_requests(req, bucket_us, ndev)
     g_a, g_b, g_p = _readonly(_as(seg.start_us, np.int64), _as(seg.end_us, np.int64), _as(seg.power_w, np.float64))
     g_first = np.searchsorted(_as(seg.dev, np.int64), np.arange(ndev + 1)).astype(np.int64)
-    g_m, g_scale, g_idle = np.zeros(len(g_a), np.bool_), np.full(len(g_a), np.nan), np.zeros(len(g_a))
+    g_m, g_scale, g_idle = np.zeros(len(g_a), np.bool_), None, None  # no placement: nothing modeled or placed
     if placement is not None:
         g_m, g_scale, g_idle = place(r, seg, g_first, placement)
     exponent = np.float64(0.0 if placement is None else placement.load_exponent)
+    find_m = g_m is None
+    g_m = np.zeros(0, np.bool_) if find_m else g_m
+    g_scale, g_idle = (np.zeros(0), np.zeros(0)) if g_scale is None else (g_scale, g_idle)
     g_m, g_scale, g_idle = _readonly(g_m, g_scale, g_idle)
     seg_counts = count_segments(
         g_first, g_a, g_b, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], np.int64(bucket_us)
@@ -148,7 +148,7 @@ def sweep(
     active, active_pos = np.empty(n, np.int64), np.empty(n, np.int64)
     # the compiled pass takes its arguments positionally, in its own order; one per line would hide the order
     # fmt: off
-    run_sweep(g_first, g_a, g_b, g_p, g_m, g_scale, g_idle, exponent, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"],
+    run_sweep(g_first, g_a, g_b, g_p, g_m, find_m, g_scale, g_idle, exponent, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"],
               r["weighted"], r["positive"], r["pieces_start"], r["npieces"], np.int64(bucket_us), seg_first,
               p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev, s_bucket, s_vals, st_f, st_i, active, active_pos)
     # fmt: on
