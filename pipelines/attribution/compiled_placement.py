@@ -93,6 +93,20 @@ def scan(g_first, g_a, g_b, r_first, order_s, order_e, s, e, rate, weighted, exp
             load[k] = ld
 
 
+@njit(cache=True, inline="always")
+def inner_event(a, b, m_s, m_e, i_end, order_s, order_e, s, e, weighted):
+    """Whether a weighted request starts or ends strictly inside (a, b), the pointers moved past events at or
+    before a: compiled_sweep.run_sweep's find_m, for a segment not placed by activity (scan's n_in > 0 for it)."""
+    while m_s < i_end and (not weighted[order_s[m_s]] or s[order_s[m_s]] <= a):
+        m_s += 1
+    inside = m_s < i_end and s[order_s[m_s]] < b
+    if not inside:
+        while m_e < i_end and (not weighted[order_e[m_e]] or e[order_e[m_e]] <= a):
+            m_e += 1
+        inside = m_e < i_end and e[order_e[m_e]] < b
+    return m_s, m_e, inside
+
+
 # fmt: off
 @njit(cache=True, nogil=True, parallel=True)
 def finish(g_first, g_p, g_avg, n_in, cnt_a, t_idle, load, dt_us, inventory_idle, min_quiet, placed_rule, g_m,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from pipelines.attribution.compiled_placement import load_of
+from pipelines.attribution.compiled_placement import inner_event, load_of
 
 
 @njit(cache=True, inline="always")  # small helpers are inlined: a call costs more than they do
@@ -219,7 +219,7 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, find_m, g_scale, g_idle, exponent, r_
                 metered = True
                 power = g_p[k]
                 if find_m:
-                    m_s, m_e, modeled = _inner_event(t_next, g_b[k], m_s, m_e, i_end, order_s, order_e, s, e, r_weighted)
+                    m_s, m_e, modeled = inner_event(t_next, g_b[k], m_s, m_e, i_end, order_s, order_e, s, e, r_weighted)
                 else:
                     modeled = g_m[k]
                 if len(g_scale):  # empty: no segment is placed
@@ -274,20 +274,6 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, find_m, g_scale, g_idle, exponent, r_
                 i_e += 1
         # the device's last bucket
         _close_bucket(s_dev, s_bucket, s_vals, nseg, dev, bucket, v_span, v_met, v_busy, v_unmet, e_met, e_busy, e_idle)
-
-
-@njit(cache=True, inline="always")
-def _inner_event(a, b, m_s, m_e, i_end, order_s, order_e, s, e, weighted):
-    """Whether a weighted request starts or ends strictly inside (a, b), the pointers moved past events at or
-    before a (run_sweep's find_m)."""
-    while m_s < i_end and (not weighted[order_s[m_s]] or s[order_s[m_s]] <= a):
-        m_s += 1
-    inside = m_s < i_end and s[order_s[m_s]] < b
-    if not inside:
-        while m_e < i_end and (not weighted[order_e[m_e]] or e[order_e[m_e]] <= a):
-            m_e += 1
-        inside = m_e < i_end and e[order_e[m_e]] < b
-    return m_s, m_e, inside
 
 
 @njit(cache=True, nogil=True)
