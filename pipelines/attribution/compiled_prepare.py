@@ -135,15 +135,19 @@ def _in_part(x, t, parts, shift):
 @njit(cache=True, nogil=True)
 def _part_distinct(addresses, starts, seen, twice, t, parts, shift):
     """Whether the ids of hash part t occur once each. Pass 1 sets each id's bit (a slot of its hash) in ``seen``
-    and, where it was set before, in ``twice``; then the ids whose bit is in ``twice`` (the few that share a bit:
-    about 7% at 8 bits an id) are counted, taken and sorted: a repeated id lies beside itself there."""
+    and, where it was set before, in ``twice``, counting those second hits; pass 2 takes the ids whose bit is in
+    ``twice`` (the few that share a bit: about 7% at 8 bits an id; a bit hit m >= 2 times has m ids and m - 1
+    second hits, so at most twice the hits) and sorts them: a repeated id lies beside itself there."""
     mask = len(seen) * 64 - 1
     like = np.empty(0, np.int64)
+    hits = 0
+    candidates = np.empty(0, np.int64)
     n_candidates = 0
-    for step in range(3):  # mark, count, take
-        if step == 2:
-            candidates = np.empty(n_candidates, np.int64)
-            n_candidates = 0
+    for step in range(2):  # mark, take
+        if step == 1:
+            if hits == 0:
+                return True
+            candidates = np.empty(2 * hits, np.int64)
         for c in range(len(starts) - 1):
             values = _values_at(addresses[c], like)
             for i in range(starts[c + 1] - starts[c]):
@@ -155,15 +159,13 @@ def _part_distinct(addresses, starts, seen, twice, t, parts, shift):
                 if step == 0:
                     if seen[word] & bit:
                         twice[word] |= bit
+                        hits += 1
                     else:
                         seen[word] |= bit
                 elif twice[word] & bit:
-                    if step == 2:
-                        candidates[n_candidates] = x
+                    candidates[n_candidates] = x
                     n_candidates += 1
-    if n_candidates == 0:
-        return True
-    candidates = np.sort(candidates)
+    candidates = np.sort(candidates[:n_candidates])
     return not np.any(candidates[1:] == candidates[:-1])
 
 
