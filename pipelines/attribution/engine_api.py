@@ -87,6 +87,8 @@ class SweepResult:
     dropped: int = 0
     counter_intervals: int = 0
     counter_resets: int = 0
+    piece_dev: np.ndarray | None = None
+    """device code of each piece (int32), set by the kernel from its group's rows (None from an engine)"""
 
 
 _COUNTS = ("dropped", "counter_intervals", "counter_resets")
@@ -101,6 +103,10 @@ def concat_results(parts: list[SweepResult]) -> SweepResult:
     for f in fields(SweepResult):
         if f.name in _COUNTS:
             values[f.name] = sum(getattr(p, f.name) for p in parts)
+        elif f.name == "piece_dev":
+            values[f.name] = (
+                None if any(p.piece_dev is None for p in parts) else np.concatenate([p.piece_dev for p in parts])
+            )
         elif parts:
             values[f.name] = np.concatenate([getattr(p, f.name) for p in parts])
         else:

@@ -97,7 +97,8 @@ class _Inputs:
     ``devices`` (sorted device ids)."""
 
     devices: pa.Array
-    r_dev: np.ndarray
+    r_dev: np.ndarray | None
+    """None once the rows are in device order (_by_device)"""
     start_us: Chunked
     end_us: Chunked
     weight: Chunked
@@ -184,11 +185,11 @@ def _idle_by_code(devices: pa.Array, idle_w) -> np.ndarray | None:
 
 
 def _by_device(inp: _Inputs) -> tuple[_Inputs, RowsByDevice, RowsByDevice]:
-    """Both tables' rows in device order; the inputs without the telemetry's device codes (the order replaces them)."""
+    """Both tables' rows in device order; the inputs without their device codes (the orders replace them)."""
     ndev = len(inp.devices)
     with ThreadPoolExecutor(2) as pool:  # the compiled counting sorts release the GIL: both tables at once
         r_rows, t_rows = pool.map(lambda dev: rows_by_device(dev, ndev), (inp.r_dev, inp.t_dev))
-    return replace(inp, t_dev=None), r_rows, t_rows
+    return replace(inp, t_dev=None, r_dev=None), r_rows, t_rows
 
 
 def _sweep_groups(
@@ -203,13 +204,15 @@ def _sweep_groups(
 ) -> list[SweepResult]:
     """Devices are independent: sweep them in groups so that memory stays bounded whatever the input size. Each
     group's result keeps its own arrays (the output tables are chunked by group: nothing is concatenated), with
-    the table's request rows (int32 below 2**31 rows) and global device codes."""
-    row_type = np.int32 if len(inp.r_dev) < 2**31 else np.int64
+    the table's request rows (int32 below 2**31 rows) and global device codes, its pieces' too (gathered in the
+    group's thread from the group's rows)."""
+    row_type = np.int32 if len(inp.start_us) < 2**31 else np.int64
 
     def swept(bounds: tuple[int, int]) -> SweepResult:
         lo, hi = bounds
         ri = r_rows.rows(lo, hi)
-        requests = GroupRequests(r_rows.codes(lo, hi), inp.start_us.take(ri), inp.end_us.take(ri), inp.weight.take(ri))
+        dev = r_rows.codes(lo, hi)
+        requests = GroupRequests(dev, inp.start_us.take(ri), inp.end_us.take(ri), inp.weight.take(ri))
         segments = _group_segments(inp, t_rows, lo, hi, max_gap_us, engine)
         group_placement = placement
         if placement is not None and placement.idle_w is not None:
@@ -217,6 +220,7 @@ def _sweep_groups(
         part = engine.sweep(requests, segments, bucket_us, hi - lo, group_placement)
         return replace(
             part,
+            piece_dev=(dev.astype(np.int32) + np.int32(lo)).take(part.row),
             row=r_rows.table_rows(lo, hi, part.row).astype(row_type, copy=False),
             seg_dev=part.seg_dev + lo,
             dropped=segments.dropped,
@@ -312,9 +316,9 @@ def _attributed(
         parts = _sweep_groups(inp, r_rows, t_rows, chosen, bucket_us, max_gap_us, max_events, rule)
         del r_rows, t_rows
         lengths = request_lengths(requests, inp.start_us, inp.end_us)
-        devices, r_dev = inp.devices, inp.r_dev
+        devices = inp.devices
         del inp  # the input arrays are freed before the output tables are built
         release_freed_memory()
-        result = attribution_result(rid, devices, r_dev, lengths, parts, bucket_us)
+        result = attribution_result(rid, devices, lengths, parts, bucket_us)
     release_freed_memory()  # the tables' temporaries (device codes, row numbers)
     return result

@@ -99,12 +99,12 @@ def _piece_request_ids(rid: pa.Array | pa.ChunkedArray, parts: list[SweepResult]
 
 
 def _per_request_bucket(
-    rid: pa.Array, ids: list, devices: pa.Array, r_dev: np.ndarray, parts: list[SweepResult], bucket_us: int
+    rid: pa.Array, ids: list, devices: pa.Array, parts: list[SweepResult], bucket_us: int
 ) -> pa.Table:
     return pa.table(
         {
             "request_id": _chunked(ids, rid.type),
-            "device_id": _chunked([_device_ids(devices, r_dev[p.row]) for p in parts], pa.string()),
+            "device_id": _chunked([_device_ids(devices, p.piece_dev) for p in parts], pa.string()),
             "bucket_start": _chunked([_bucket_starts(p.bucket, bucket_us) for p in parts], TS_TYPE),
             **{name: _chunked([getattr(p, name) for p in parts], pa.float64()) for name in _SUMS},
         }
@@ -194,19 +194,18 @@ def _per_request(rid: pa.Array, ids: list, parts: list[SweepResult], lengths: Le
 def attribution_result(
     rid: pa.Array | pa.ChunkedArray,
     devices: pa.Array,
-    r_dev: np.ndarray,
     lengths: Lengths,
     parts: list[SweepResult],
     bucket_us: int,
 ) -> AttributionResult:
     """The tables of the device groups' sweeps (their pieces' rows are the table's request rows, their device codes
     global). rid: request_id per request row (the caller's type, kept; integer ids without nulls may come chunked);
-    devices: device ids by code; r_dev: device code per request row; lengths: the seconds of request rows (row
+    devices: device ids by code (a part's piece_dev codes its pieces); lengths: the seconds of request rows (row
     numbers or a slice of them).
     Columns stay chunked by group (no copies)."""
     ids = _piece_request_ids(rid, parts)
     return AttributionResult(
-        _per_request_bucket(rid, ids, devices, r_dev, parts, bucket_us),
+        _per_request_bucket(rid, ids, devices, parts, bucket_us),
         _per_device_bucket(devices, parts, bucket_us),
         sum(p.dropped for p in parts),
         sum(p.counter_intervals for p in parts),
