@@ -47,20 +47,9 @@ from itertools import pairwise
 import numpy as np
 import pyarrow as pa
 
-from pipelines.attribution.arrays import (
-    TS_TYPE,
-    US_PER_S,
-    float_array,
-    ts_us,
-    window_us,
-)
+from pipelines.attribution.arrays import TS_TYPE, US_PER_S, float_array, ts_us, window_us
 from pipelines.attribution.columns import Chunked, aligned, chunked, from_pieces, request_lengths
-from pipelines.attribution.engine_api import (
-    Engine,
-    GroupRequests,
-    Placement,
-    SweepResult,
-)
+from pipelines.attribution.engine_api import Engine, GroupRequests, Placement, SweepResult
 from pipelines.attribution.engines import default_engine, engine_name, get_engine
 from pipelines.attribution.group_threads import launch_lock, map_groups
 from pipelines.attribution.memory import release_freed_memory, small_pages
