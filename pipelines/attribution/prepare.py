@@ -65,13 +65,20 @@ def _encoded_chunks(cols: list) -> list[list[pa.DictionaryArray]]:
 
 
 def _remapped(chunks: list[pa.DictionaryArray], devices: pa.Array, n: int) -> np.ndarray:
+    """The column's rows as codes into ``devices``: each chunk's indices looked up through its dictionary's codes
+    (a parallel compiled gather when numba is installed)."""
     codes = np.empty(n, dtype=np.int32)
     at = 0
     for enc in chunks:
         lookup = pc.index_in(pc.cast(enc.dictionary, pa.string()), devices).to_numpy(zero_copy_only=False)
-        lookup = lookup.astype(np.int32)
         m = len(enc)
-        codes[at : at + m] = lookup[enc.indices.to_numpy(zero_copy_only=False)]
+        indices = enc.indices.to_numpy(zero_copy_only=False)
+        if compiled := _compiled():
+            compiled.gather(
+                _readonly(lookup.astype(np.int32)), _readonly(indices.astype(np.int32, copy=False)), codes[at : at + m]
+            )
+        else:
+            codes[at : at + m] = lookup.astype(np.int32)[indices]
         at += m
     return codes
 
