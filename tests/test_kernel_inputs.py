@@ -78,14 +78,27 @@ def test_repeated_int64_ids_are_one_request(monkeypatch, compiled):
     assert out[1]["energy_j"] == pytest.approx(200)
 
 
+@pytest.mark.parametrize("layout", ["one chunk", "chunks", "unaligned chunks"])
 @pytest.mark.parametrize("ts_type", [pa.timestamp("us", tz="UTC"), pa.timestamp("ns", tz="Europe/Paris")])
 @pytest.mark.parametrize("repeated", [False, True])
-def test_device_s_is_each_request_rows_seconds_whether_read_from_the_callers_columns_or_computed(ts_type, repeated):
-    """per_request's device_s: from the caller's own columns (microseconds, UTC: views, nothing copied) or from
-    lengths computed in the call (another unit or zone), built after the call, from ids repeated or not."""
+def test_device_s_is_each_request_rows_seconds_whether_read_from_the_callers_columns_or_computed(
+    ts_type, repeated, layout
+):
+    """per_request's device_s: from the caller's own columns (microseconds, UTC: views, nothing copied; read in
+    one pass over both when their chunks hold the same rows) or from lengths computed in the call (another unit or
+    zone), built after the call, from ids repeated or not, the columns in one chunk, in chunks, or in chunks that
+    differ between started_at and ended_at."""
     requests, telemetry = _as_logged(*_case(11))
     for name in ("started_at", "ended_at"):
         requests = requests.set_column(requests.schema.get_field_index(name), name, requests[name].cast(ts_type))
+    if layout != "one chunk":  # chunks of their own buffers (a read past a chunk's end finds no neighbour's rows)
+        batches = requests.to_batches(max_chunksize=7)
+        requests = pa.Table.from_batches([pa.RecordBatch.from_pylist(b.to_pylist(), requests.schema) for b in batches])
+    if layout == "unaligned chunks":
+        at = requests.schema.get_field_index("ended_at")
+        ended = requests["ended_at"].combine_chunks()
+        requests = requests.set_column(at, "ended_at", pa.chunked_array([ended[:5], ended[5:]]))
+        assert requests["ended_at"].num_chunks != requests["started_at"].num_chunks > 2
     if repeated:  # every id twice: each request's seconds summed over its two rows
         requests = requests.set_column(0, "request_id", pa.array(np.arange(len(requests)) // 2 * 7919, pa.int64()))
     got = attribute_energy(requests, telemetry, max_gap_s=5, bucket_s=60).per_request

@@ -269,3 +269,21 @@ def gather_chunks(addresses, starts, rows, out):
                 lo, hi = starts[c], starts[c + 1]
                 values = _values_at(addresses[c], out)
             out[i] = values[r - lo]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gather_lengths(start_addresses, end_addresses, starts, rows, out):
+    """out[i] = (end - start) / 1e6 of row rows[i]: the seconds of request rows from int64 microsecond columns
+    given as chunks of the same rows (gather_chunks' layout), in one pass and one output array."""
+    n = len(rows)
+    like = np.empty(0, np.int64)
+    for b in prange((n + _BLOCK - 1) // _BLOCK):
+        lo, hi = starts[0], starts[0]
+        first, last = _values_at(start_addresses[0], like), _values_at(end_addresses[0], like)
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            r = rows[i]
+            if r < lo or r >= hi:
+                c = np.searchsorted(starts, r, side="right") - 1
+                lo, hi = starts[c], starts[c + 1]
+                first, last = _values_at(start_addresses[c], like), _values_at(end_addresses[c], like)
+            out[i] = (last[r - lo] - first[r - lo]) / 1e6
