@@ -338,3 +338,36 @@ def test_ids_that_differ_only_in_high_bits_get_their_own_codes():
     ids = np.concatenate([np.arange(3_000, dtype=np.int64) << 40, [5 << 40]])
     codes, distinct = prepare.request_codes(pa.array(ids))
     assert len(distinct) == 3_000 and distinct.to_numpy()[codes].tolist() == ids.tolist()
+
+
+@pytest.mark.parametrize("n_devices", [300, 2**15 + 3])
+def test_each_piece_names_its_requests_device_whatever_the_number_of_devices(n_devices):
+    """The pieces' device codes are int16 below 2**15 devices and int32 above: either way each piece's device_id is
+    its request's, and a device's energy goes to its own requests (each request alone on its device, the devices
+    drawing different powers)."""
+    rng = np.random.default_rng(n_devices)
+    names = np.array([f"node-{i:05d}/gpu" for i in rng.permutation(n_devices)])
+    t0 = 1_800_000_000_000_000
+    requests = pa.table(
+        {
+            "request_id": pa.array(np.arange(n_devices, dtype=np.int64) * 3 + 1),
+            "device_id": pa.array(names),
+            "started_at": pa.array(np.full(n_devices, t0 + 1_000_000)).cast(pa.timestamp("us", "UTC")),
+            "ended_at": pa.array(np.full(n_devices, t0 + 3_000_000)).cast(pa.timestamp("us", "UTC")),
+            "weight": np.ones(n_devices),
+        }
+    )
+    power = 100.0 + np.arange(n_devices)  # device i draws 100 + i W
+    telemetry = pa.table(
+        {
+            "device_id": pa.array(np.tile(names, 5)),
+            "ts": pa.array(t0 + np.repeat(np.arange(5), n_devices) * 1_000_000).cast(pa.timestamp("us", "UTC")),
+            "power_w": np.tile(power, 5),
+        }
+    )
+    pieces = attribute_energy(requests, telemetry, max_gap_s=5, bucket_s=3600).per_request_bucket
+    assert pieces.num_rows == n_devices
+    device_of = dict(zip(requests["request_id"].to_pylist(), names.tolist(), strict=True))
+    assert [device_of[r] for r in pieces["request_id"].to_pylist()] == pieces["device_id"].to_pylist()
+    energy = dict(zip(pieces["device_id"].to_pylist(), pieces["energy_j"].to_pylist(), strict=True))
+    assert energy == pytest.approx(dict(zip(names.tolist(), (2 * power).tolist(), strict=True)), rel=1e-12)

@@ -88,7 +88,7 @@ class SweepResult:
     counter_intervals: int = 0
     counter_resets: int = 0
     piece_dev: np.ndarray | None = None
-    """device code of each piece (int32), set by the kernel from its group's rows (None from an engine)"""
+    """device code of each piece (int16 or int32), set by the kernel from its group's rows (None from an engine)"""
 
 
 _COUNTS = ("dropped", "counter_intervals", "counter_resets")

@@ -193,9 +193,10 @@ def _sweep_groups(
 ) -> list[SweepResult]:
     """Devices are independent: sweep them in groups so that memory stays bounded whatever the input size. Each
     group's result keeps its own arrays (the output tables are chunked by group: nothing is concatenated), with
-    the table's request rows (int32 below 2**31 rows) and global device codes, its pieces' too (gathered in the
-    group's thread from the group's rows)."""
+    the table's request rows (int32 below 2**31 rows) and global device codes, its pieces' too (int16 below 2**15
+    devices; gathered in the group's thread from the group's rows)."""
     row_type = np.int32 if len(inp.start_us) < 2**31 else np.int64
+    code_type = np.int16 if len(inp.devices) < 2**15 else np.int32
 
     def swept(bounds: tuple[int, int]) -> SweepResult:
         lo, hi = bounds
@@ -209,7 +210,7 @@ def _sweep_groups(
         part = engine.sweep(requests, segments, bucket_us, hi - lo, group_placement)
         return replace(
             part,
-            piece_dev=(dev.astype(np.int32) + np.int32(lo)).take(part.row),
+            piece_dev=(dev + lo).astype(code_type).take(part.row),
             row=r_rows.table_rows(lo, hi, part.row).astype(row_type, copy=False),
             seg_dev=part.seg_dev + lo,
             dropped=segments.dropped,

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from pipelines.attribution.arrays import chunk_addresses, chunk_starts
 from pipelines.attribution.engines import numba_installed
+from pipelines.attribution.group_threads import launch_lock
 
 _NOT_IMPORTED = object()
 # the compiled passes' module, imported by _compiled() on first use; None without numba (numba is optional)
@@ -66,20 +67,20 @@ def _encoded_chunks(cols: list) -> list[list[pa.DictionaryArray]]:
 
 def _remapped(chunks: list[pa.DictionaryArray], devices: pa.Array, n: int) -> np.ndarray:
     """The column's rows as codes into ``devices``: each chunk's indices looked up through its dictionary's codes
-    (a parallel compiled gather when numba is installed)."""
+    (a parallel compiled gather when numba is installed, taking turns where numba's threading layer needs it)."""
     codes = np.empty(n, dtype=np.int32)
     at = 0
-    for enc in chunks:
-        lookup = pc.index_in(pc.cast(enc.dictionary, pa.string()), devices).to_numpy(zero_copy_only=False)
-        m = len(enc)
-        indices = enc.indices.to_numpy(zero_copy_only=False)
-        if compiled := _compiled():
-            compiled.gather(
-                _readonly(lookup.astype(np.int32)), _readonly(indices.astype(np.int32, copy=False)), codes[at : at + m]
-            )
-        else:
-            codes[at : at + m] = lookup.astype(np.int32)[indices]
-        at += m
+    compiled = _compiled()
+    with launch_lock(compiled is not None):
+        for enc in chunks:
+            lookup = pc.index_in(pc.cast(enc.dictionary, pa.string()), devices).to_numpy(zero_copy_only=False)
+            lookup, indices = lookup.astype(np.int32), enc.indices.to_numpy(zero_copy_only=False)
+            m = len(enc)
+            if compiled is None:
+                codes[at : at + m] = lookup[indices]
+            else:
+                compiled.gather(_readonly(lookup), _readonly(indices.astype(np.int32, copy=False)), codes[at : at + m])
+            at += m
     return codes
 
 

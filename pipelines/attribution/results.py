@@ -6,7 +6,7 @@ Pure numpy/pyarrow; imports no Dagster.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -204,11 +204,12 @@ def attribution_result(
     numbers or a slice of them).
     Columns stay chunked by group (no copies)."""
     ids = _piece_request_ids(rid, parts)
+    pieces = _per_request_bucket(rid, ids, devices, parts, bucket_us)
     return AttributionResult(
-        _per_request_bucket(rid, ids, devices, parts, bucket_us),
+        pieces,
         _per_device_bucket(devices, parts, bucket_us),
         sum(p.dropped for p in parts),
         sum(p.counter_intervals for p in parts),
         sum(p.counter_resets for p in parts),
-        _per_request(rid, ids, parts, lengths),
+        _per_request(rid, ids, [replace(p, piece_dev=None) for p in parts], lengths),  # the codes are not kept
     )
