@@ -68,6 +68,15 @@ def test_clean_days_raise_no_alert(delivered):
 
 def test_telemetry_gap_is_flagged(delivered):
     assert {"telemetry_every_device_covered", "requests_inside_telemetry_gaps"} <= failed_checks(delivered, GAP_DAY)
+    # the coverage is the attribution's metered time: 23 of the day's 24 hours on the host's devices
+    (covered,) = [
+        a
+        for a in delivered
+        if a["kind"] == "quality_check"
+        and a["day"] == GAP_DAY
+        and a["details"]["check"] == "telemetry_every_device_covered"
+    ]
+    assert "(coverage=0.9583)" in covered["details"]["failures"]
 
 
 def test_request_log_loaded_twice_is_flagged(delivered):
