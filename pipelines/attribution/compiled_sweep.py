@@ -97,10 +97,10 @@ def run_sweep(g_first, g_a, g_b, g_p, g_m, find_m, g_scale, g_idle, exponent, r_
     is found here as the segment begins instead (a weighted request starts or ends strictly inside it, as
     compiled_placement.scan's n_in > 0; read by two more pointers that only move forward). A segment whose energy is
     placed by activity (g_scale not NaN: compiled_placement.py; g_scale and g_idle empty when none is) draws
-    g_scale x D ** exponent while a weighted request runs and g_idle otherwise. An active request's state (the sums when it began or its last piece was
-    made) lives in a slot (st_f, st_i), not per request: a device's slots are base..base + n_active, compacted as
-    requests end. Devices share nothing (each writes its own requests' pieces, its own slots and its own rows), so
-    they run in parallel."""
+    g_scale x D ** exponent while a weighted request runs and g_idle otherwise. An active request's state (the sums
+    when it began or its last piece was made) lives in a slot (st_f, st_i), not per request: a device's slots are
+    base..base + n_active, compacted as requests end. Devices share nothing (each writes its own requests' pieces,
+    its own slots and its own rows), so they run in parallel."""
     ndev = len(g_first) - 1
     big = np.iinfo(np.int64).max
 
