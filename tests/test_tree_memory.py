@@ -41,3 +41,25 @@ def test_a_grandchilds_cpu_counts_in_the_step_it_ran_in_and_not_in_one_after():
     )
     assert 0.8 <= cpu["spinning"] <= 1.5, cpu  # the interpreter's start-up adds a little
     assert cpu["sleeping"] < 0.1 and cpu["never ran"] == 0.0, cpu
+
+
+PEAKS = (
+    "import resource; from pipelines.devtools.bench.tree_memory import own_peak_bytes; "
+    "print(own_peak_bytes(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"
+)
+
+
+def test_a_process_peak_is_its_own_not_the_larger_parents_it_was_started_from():
+    # the bench's children are started by a parent that may hold GBs (the generated inputs): ru_maxrss carries the
+    # parent's peak across exec, VmHWM (own_peak_bytes) does not; the sampler keeps the largest one process reached
+    block = bytearray(400 * 2**20)
+    block[::4096] = b"x" * len(block[::4096])
+    child = subprocess.run([sys.executable, "-c", PEAKS], capture_output=True, text=True, check=True)
+    own, inherited = map(int, child.stdout.split())
+    assert inherited > 400 * 2**20  # the trap the bench fell into: a small child reported the parent's 400 MB
+    assert own < 200 * 2**20, own
+    del block
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_300MB])
+    with TreeSampler(holder.pid, interval_s=0.05) as memory:
+        holder.wait()
+    assert 300 * 2**20 < memory.process_peak_bytes < 400 * 2**20

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -51,7 +50,12 @@ def _materialize(landing: Path, home: Path, say) -> tuple[float, str, dict]:
             f"INFERCOST_LANDING={landing} INFERCOST_HOME={home} infercost materialize "
             f"--partition {FLEET_DAY}"
         )
-    usage = {"tree": memory.peak_bytes(), "steps": memory.step_peaks(windows), "cpu": memory.step_cpu_s(windows)}
+    usage = {
+        "tree": memory.peak_bytes(),
+        "process": memory.process_peak_bytes,
+        "steps": memory.step_peaks(windows),
+        "cpu": memory.step_cpu_s(windows),
+    }
     usage["seconds"] = {step: end - start for step, (start, end) in windows.items()}
     usage["cores"] = {step: cpu / max(usage["seconds"][step], 1e-9) for step, cpu in usage["cpu"].items()}
     return seconds, steps, usage
@@ -108,7 +112,7 @@ def fleet_day(devices: int = 1000, say=print, readers: bool = False) -> dict:
     if home.exists():
         shutil.rmtree(home)
     seconds, steps, memory = _materialize(landing, home, say)
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak_mb = memory["process"] / 2**20
     tree_peak_mb = memory["tree"] / 2**20
     counts = _published_counts(home)
     say(steps)

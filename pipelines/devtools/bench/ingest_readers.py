@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
 from datetime import date
 from pathlib import Path
+
+from pipelines.devtools.bench.tree_memory import own_peak_bytes
 
 READERS = ("python", "duckdb")
 FEEDS = ("requests", "telemetry")
@@ -52,7 +53,7 @@ def run_child(feed: str, landing: str, db: str, day: str) -> None:
     seconds = time.perf_counter() - started
     out = {
         "seconds": seconds,
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mb": own_peak_bytes() / 2**20,
         "read": report.rows_read,
         "loaded": report.rows_loaded,
         "quarantined": report.rows_quarantined,

@@ -11,7 +11,6 @@ DuckDB, a connection) is timed apart; the floor has none.
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -23,12 +22,13 @@ import pyarrow.parquet as pq
 from pipelines.devtools.bench.inputs import data_dir, ensure_data, load
 from pipelines.devtools.bench.methods import METHODS, STARTUP
 from pipelines.devtools.bench.sql_reference import exact_energy_j
+from pipelines.devtools.bench.tree_memory import own_peak_bytes
 
 
 def run_child(method: str, scale: str, check: bool) -> None:
     """One timed run in this process: prints JSON with seconds, peak RSS, and (optionally) writes the result."""
     requests, telemetry = load(data_dir(scale))
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_rss = own_peak_bytes()
     t0 = time.perf_counter()
     STARTUP[method](requests, telemetry)
     startup = time.perf_counter() - t0
@@ -41,14 +41,14 @@ def run_child(method: str, scale: str, check: bool) -> None:
         t0, c0 = time.perf_counter(), time.process_time()
         out = METHODS[method](requests, telemetry)
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = own_peak_bytes() / 2**20
     result = {
         "method": method,
         "seconds": seconds,
         "cpu_s": cpu,
         "first_s": startup + first,
         "peak_mb": peak_mb,
-        "input_mb": base_rss / 1024,
+        "input_mb": base_rss / 2**20,
     }
     if check and method in ("kernel", "sql"):
         pq.write_table(out.sort_by("request_id"), data_dir(scale) / f"result_{method}.parquet")

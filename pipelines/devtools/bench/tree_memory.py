@@ -29,14 +29,26 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _rss_bytes(pid: int) -> int:
+def _status_bytes(pid: int | str, field: str) -> int:
     try:
         for line in (PROC / str(pid) / "status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def _rss_bytes(pid: int) -> int:
+    return _status_bytes(pid, "VmRSS")
+
+
+def own_peak_bytes(pid: int | str = "self") -> int:
+    """The peak resident set of the process ``pid`` (this one by default) since it started its program: VmHWM.
+    Not getrusage's ru_maxrss, which a process started by a larger one inherits: Linux keeps the largest resident
+    set seen by the process across exec, the parent's (from which it was forked) included, so a child of a parent
+    that once held 1.8 GB reports at least 1.8 GB whatever it used itself."""
+    return _status_bytes(pid, "VmHWM")
 
 
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -81,6 +93,8 @@ class TreeSampler:
     def __init__(self, root: int, interval_s: float = 0.25):
         self.root, self.interval_s = root, interval_s
         self.samples: list[tuple[float, int, float]] = []  # (Unix seconds, bytes, CPU seconds so far)
+        self.process_peak_bytes = 0
+        """The largest peak resident set (own_peak_bytes) of any one process of the tree seen by a sample."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tree-memory", daemon=True)
 
@@ -88,6 +102,7 @@ class TreeSampler:
         while not self._stop.wait(self.interval_s):
             pids = _tree(self.root)
             self.samples.append((time.time(), sum(map(_rss_bytes, pids)), sum(map(_cpu_s, pids))))
+            self.process_peak_bytes = max([self.process_peak_bytes, *map(own_peak_bytes, pids)])
 
     def __enter__(self) -> TreeSampler:
         self._thread.start()
