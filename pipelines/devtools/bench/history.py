@@ -126,11 +126,11 @@ def history(devices: int = 64, days: int = 10, say=print) -> dict:
     for step in first_steps:
         a, b = first_steps[step], last_steps.get(step, float("nan"))
         say(f"{step:<24}{a:>10.1f}{b:>10.1f}{b / a if a else float('nan'):>8.2f}")
-    say(f"{'materialize (wall)':<24}{first_s:>10.1f}{last_s:>10.1f}{ratio:>8.2f}")
+    say(f"{'materialize (wall)':<24}{first_s:>10.1f}{last_s:>10.1f}{ratio:>8.3f}")
     sizes = {name: (h / "warehouse.duckdb").stat().st_size / 1e9 for name, h in (("day 1", empty), ("day N", home))}
     say(
         f"summary history ({devices} accelerators): day 1 {first_s:.1f} s, day {days} {last_s:.1f} s, ratio "
-        f"{ratio:.2f} (goal <= 1.25); warehouse file {sizes['day 1']:.2f} GB after day 1, "
+        f"{ratio:.3f} (goal <= 1.25); warehouse file {sizes['day 1']:.2f} GB after day 1, "
         f"{sizes['day N']:.2f} GB after {days} days"
     )
     return {"day1_s": first_s, "last_s": last_s, "ratio": ratio, "steps": (first_steps, last_steps)}
