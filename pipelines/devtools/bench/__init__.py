@@ -17,7 +17,8 @@ Run: ``infercost bench --scale S|M|L`` or ``make bench``.
 
 The package: inputs.py (the synthetic fleets), methods.py (kernel, floor), sql_reference.py (the exact SQL and the
 exact-arithmetic referee), kernel_bench.py (the rounds and the table), fleet_day.py (the whole pipeline on a
-generated fleet-day), command.py (the command line).
+generated fleet-day), where_run.py (the commit and load each bench prints with its figures), tree_memory.py (peak
+memory and CPU of a process tree), command.py (the command line).
 """
 
 from pipelines.devtools.bench.fleet_day import FLEET_DAY, fleet_day

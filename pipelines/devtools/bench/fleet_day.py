@@ -13,6 +13,7 @@ from pathlib import Path
 from pipelines.devtools.bench.ingest_readers import compare_readers
 from pipelines.devtools.bench.inputs import bench_dir, generate_landing
 from pipelines.devtools.bench.tree_memory import TreeSampler
+from pipelines.devtools.bench.where_run import where_run
 
 FLEET_DAY = "2026-11-02"
 CLI = [sys.executable, "-m", "pipelines.cli"]
@@ -111,6 +112,7 @@ def fleet_day(devices: int = 1000, say=print, readers: bool = False) -> dict:
     home = landing.parent / f"fleet-{devices}-home"
     if home.exists():
         shutil.rmtree(home)
+    say(where_run())
     seconds, steps, memory = _materialize(landing, home, say)
     peak_mb = memory["process"] / 2**20
     tree_peak_mb = memory["tree"] / 2**20

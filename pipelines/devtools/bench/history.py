@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pipelines.devtools.bench.inputs import bench_dir, generate_landing
+from pipelines.devtools.bench.where_run import where_run
 
 FIRST_DAY = date(2026, 8, 1)
 """Day 1 of the generated fleet: early enough that day 90 (2026-10-29) is a complete UTC day, which a run can
@@ -115,12 +116,14 @@ def history(devices: int = 64, days: int = 10, say=print) -> dict:
     build_history(landing, home, last - timedelta(days=1), say)
     empty = landing.parent / f"history-{devices}-day1"
     shutil.rmtree(empty, ignore_errors=True)
+    say(where_run())
     say(f"day 1 ({FIRST_DAY}) in an empty warehouse ...")
     first_s, first_steps = materialize_days(landing, empty, FIRST_DAY, FIRST_DAY)
     say(f"  {first_s:.1f} s")
     say(f"day {days} ({last}) on {days - 1} days of history ...")
     last_s, last_steps = materialize_days(landing, home, last, last)
     (home / BUILT_THROUGH).write_text(last.isoformat())
+    say(f"after day {days}: {where_run()}")
     ratio = last_s / first_s
     say(f"{'step':<24}{'day 1 s':>10}{f'day {days} s':>10}{'ratio':>8}")
     for step in first_steps:
