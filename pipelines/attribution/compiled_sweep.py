@@ -85,9 +85,9 @@ def _close_bucket(s_dev, s_bucket, s_vals, k, dev, bucket, v_span, v_met, v_busy
 
 # fmt: off
 @njit(cache=True, nogil=True, parallel=True)
-def run_sweep(g_first, g_a, g_b, g_p, g_m, find_m, g_scale, g_idle, exponent, r_first, order_s, order_e, s, e, r_rate, r_weighted,
-              r_positive, r_pieces_start, r_npieces, bucket_us, seg_first, p_bucket, p_energy, p_share, p_unmet, p_unc,
-              s_dev, s_bucket, s_vals, st_f, st_i, active, active_pos):
+def run_sweep(g_first, g_a, g_b, g_p, g_m, find_m, g_scale, g_idle, exponent, r_first, order_s, order_e, s, e,
+              r_rate, r_weighted, r_positive, r_pieces_start, r_npieces, bucket_us, seg_first, p_bucket, p_energy,
+              p_share, p_unmet, p_unc, s_dev, s_bucket, s_vals, st_f, st_i, active, active_pos):
     # fmt: on
     """Merge, per device, three time-sorted streams (power segments, request starts, request ends) and integrate
     between consecutive event times. At one time, events apply in the order: segment off, segment on, starts, ends.

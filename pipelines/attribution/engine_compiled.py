@@ -148,9 +148,10 @@ def sweep(
     active, active_pos = np.empty(n, np.int64), np.empty(n, np.int64)
     # the compiled pass takes its arguments positionally, in its own order; one per line would hide the order
     # fmt: off
-    run_sweep(g_first, g_a, g_b, g_p, g_m, find_m, g_scale, g_idle, exponent, r["r_first"], r["order_s"], r["order_e"], r["s"], r["e"], r["rate"],
-              r["weighted"], r["positive"], r["pieces_start"], r["npieces"], np.int64(bucket_us), seg_first,
-              p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev, s_bucket, s_vals, st_f, st_i, active, active_pos)
+    run_sweep(g_first, g_a, g_b, g_p, g_m, find_m, g_scale, g_idle, exponent, r["r_first"], r["order_s"], r["order_e"],
+              r["s"], r["e"], r["rate"], r["weighted"], r["positive"], r["pieces_start"], r["npieces"],
+              np.int64(bucket_us), seg_first, p_bucket, p_energy, p_share, p_unmet, p_unc, s_dev, s_bucket, s_vals,
+              st_f, st_i, active, active_pos)
     # fmt: on
     row = np.empty(n_pieces, np.int64)
     piece_rows(r["npieces"], r["pieces_start"], row)

@@ -224,7 +224,8 @@ def _sweep_groups(
 
 def warm_up():
     """Import numba and load the compiled engine in a background thread (once per process; see warmup.py): the
-    first call in a process then overlaps it with its own work (reading the inputs, in Arrow). Returns the thread (None without numba)."""
+    first call in a process then overlaps it with its own work (reading the inputs, in Arrow). Returns the thread
+    (None without numba)."""
     return start_warm_up(
         lambda requests, telemetry: attribute_energy(requests, telemetry, bucket_s=3600, engine="compiled").per_request
     )
