@@ -143,8 +143,8 @@ def _report(scale: str, rows: int, figures: dict, ratios: dict, agreement, exact
     say(
         "(seconds: median of the rounds, the kernel's warm call; vs kernel: median of the per-round ratios; first s: "
         "the first call in a fresh process, imports and loading compiled code included; cpu s: CPU seconds of the "
-        "timed call, all threads (steadier than seconds on a loaded machine); peak MB: the process's peak RSS, "
-        "inputs included)"
+        "timed call, all threads (steadier than seconds on a loaded machine); peak MB: the process's own peak RSS "
+        "(VmHWM), inputs included)"
     )
     summary = (
         f"summary {scale}: kernel {figures['kernel']['seconds']:.2f} s warm "
