@@ -138,16 +138,16 @@ BOMB_SCRIPT = textwrap.dedent("""
     from pipelines.warehouse.connection import connect
     from pipelines.ingest.loader import ingest_feed, ingest_fleet_table
     from pipelines.warehouse.contracts import FLEET_TABLES
+    from pipelines.devtools.bench.tree_memory import own_peak_bytes
 
     landing, db = Path(sys.argv[1]), Path(sys.argv[2])
     con = connect(db)
     for name in FLEET_TABLES:
         ingest_fleet_table(con, name, landing)
-    def peak_kib():  # this process's own peak (VmHWM): ru_maxrss would carry pytest's, inherited across exec
-        return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-    before = peak_kib()
+    # this process's own peak (VmHWM): ru_maxrss would carry pytest's, inherited across exec
+    before = own_peak_bytes() // 1024
     report = ingest_feed(con, "requests", landing, date(2026, 11, 2))
-    after = peak_kib()
+    after = own_peak_bytes() // 1024
     q = con.execute("SELECT source_file, source_line, reason FROM ingest_quarantine ORDER BY ALL").fetchall()
     print(json.dumps({"rss_before_kib": before, "rss_after_kib": after, "loaded": report.rows_loaded,
                       "read": report.rows_read, "quarantine": q}))
